@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the lab and the tests need, only when it is missing. Safe to run again.
+#  - Debian: kamailio (+ json, extra, utils modules) and sip-tester (sipp)
+#  - npm: the locked dependencies
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PKGS=(kamailio kamailio-json-modules kamailio-extra-modules kamailio-utils-modules sip-tester)
+MODDIR=""
+for d in /usr/lib/x86_64-linux-gnu/kamailio/modules /usr/lib/aarch64-linux-gnu/kamailio/modules /usr/lib/kamailio/modules; do
+  [ -d "$d" ] && MODDIR="$d" && break
+done
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "ensure-deps: installing Debian packages: ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The package enables a system Kamailio service; the lab runs its own instance.
+  if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now kamailio >/dev/null 2>&1 || true; fi
+fi
+command -v kamailio >/dev/null || { echo "ensure-deps: kamailio not found after install" >&2; exit 1; }
+command -v sipp >/dev/null || { echo "ensure-deps: sipp not found after install" >&2; exit 1; }
+
+# npm: install when node_modules is absent or older than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "ensure-deps: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
