@@ -1,0 +1,82 @@
+/**
+ * Service configuration: one JSON file plus environment overrides, validated once at
+ * startup (docs/service.md). The TypeBox schema is also the TypeScript type.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { PolicyConfigSchema } from './policy.js';
+
+export const XdmConfigSchema = Type.Object(
+  {
+    /** Absent/null: the embedded XCAP store. Otherwise the external XCAP root URL. */
+    url: Type.Union([Type.String({ pattern: '^https?://' }), Type.Null()], { default: null }),
+    /** RFC 4826 list holding the chat blacklist (spec-digest "Chat blacklist"). */
+    blacklistList: Type.String({ minLength: 1, default: 'oma_blockedcontacts' }),
+    /** Document name under each user's folder. */
+    document: Type.String({ minLength: 1, pattern: '^[^/]+$', default: 'index' }),
+    maxDocumentBytes: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 256 * 1024 }),
+    /** External XCAP fetch timeout. */
+    timeoutMs: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
+    /** How long a fetched external document is trusted before revalidation (If-None-Match). */
+    cacheTtlMs: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5000 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const RegistrarConfigSchema = Type.Object(
+  {
+    defaultExpires: Type.Integer({ minimum: 1, default: 3600 }),
+    maxExpires: Type.Integer({ minimum: 1, default: 7200 }),
+    minExpires: Type.Integer({ minimum: 0, default: 0 }),
+    /** Interval of the expired-device purge. */
+    purgeIntervalMs: Type.Integer({ minimum: 100, default: 30_000 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const SessionsConfigSchema = Type.Object(
+  {
+    /** At most this many tracked sessions; the oldest goes first. */
+    max: Type.Integer({ minimum: 1, default: 100_000 }),
+    /** A confirmed session not terminated within this time is dropped. */
+    staleMs: Type.Integer({ minimum: 1000, default: 24 * 3600 * 1000 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    /** Listen host for both servers; loopback by default. */
+    host: Type.String({ minLength: 1, default: '127.0.0.1' }),
+    rpcPort: Type.Integer({ minimum: 0, maximum: 65535, default: 9090 }),
+    httpPort: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+    /** Host written in Warning headers (`Warning: 399 <pfHost> "..."`). */
+    pfHost: Type.String({ minLength: 1, default: 'pf.example.net' }),
+    /** Canonical domain of served users. */
+    domain: Type.String({ minLength: 1, default: 'example.net' }),
+    /**
+     * `user`: users are keyed by the user part, any host is local, the key is
+     * `sip:<user>@<domain>` (lab default). `uri`: the full `sip:user@host` is the key.
+     */
+    identity: Type.Union([Type.Literal('user'), Type.Literal('uri')], { default: 'user' }),
+    /** Where lmdb keeps devices and XCAP documents. */
+    dataDir: Type.String({ minLength: 1, default: 'run/pf-data' }),
+    logLevel: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+      { default: 'info' },
+    ),
+    rpc: Type.Object(
+      {
+        /** Largest accepted netstring payload (bytes). */
+        maxFrameBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    xdm: XdmConfigSchema,
+    registrar: RegistrarConfigSchema,
+    sessions: SessionsConfigSchema,
+    policy: PolicyConfigSchema,
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;
