@@ -1,0 +1,130 @@
+// Conversation history (CR 8.5, spec-digest "Recording history"). Mirrors the
+// Message Storage Server's IMAP layout:
+//   <Conversation-ID>/                 conversation folder
+//     <Contribution-ID>/               session history folder
+//       uid 1: Application/X-CPM-Session   session info object
+//       uid n: message/cpim                each chat message / disposition notification
+// The embedded default keeps it in LMDB on disk, so it survives a restart.
+
+import { open, type RootDatabase } from 'lmdb';
+
+export const SESSION_INFO_TYPE = 'Application/X-CPM-Session';
+export const CPIM_OBJECT_TYPE = 'message/cpim';
+
+export interface StoredObject {
+  /** Per session folder, 1-based, increasing (IMAP UID). */
+  readonly uid: number;
+  readonly contentType: string;
+  readonly data: Buffer;
+  /** ISO time of storage. */
+  readonly storedAt: string;
+}
+
+export interface FolderRef {
+  readonly conversationId: string;
+  readonly contributionId: string;
+}
+
+export interface SessionInfo {
+  readonly from?: string;
+  readonly to?: string;
+  readonly callId?: string;
+  readonly startedAt?: string;
+}
+
+export interface MessageStore {
+  /** Ensure the session folder exists; on creation store the session info object (CR 8.5). */
+  ensureSessionFolder(ref: FolderRef, info: SessionInfo): Promise<{ created: boolean; infoUid: number }>;
+  /** Append one message/cpim object; returns its UID. */
+  append(ref: FolderRef, contentType: string, data: Buffer): Promise<number>;
+  list(ref: FolderRef): Promise<StoredObject[]>;
+  /** Session folders of a conversation. */
+  sessions(conversationId: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+interface Row {
+  contentType: string;
+  data: Buffer;
+  storedAt: string;
+}
+
+/** IMAP folder names may not hold the hierarchy separator; keys are arrays, so any string works. */
+export class LmdbMessageStore implements MessageStore {
+  private readonly db: RootDatabase<Row | number, (string | number)[]>;
+
+  constructor(path: string) {
+    this.db = open<Row | number, (string | number)[]>({ path, compression: false });
+  }
+
+  async ensureSessionFolder(ref: FolderRef, info: SessionInfo): Promise<{ created: boolean; infoUid: number }> {
+    const key = ['folder', ref.conversationId, ref.contributionId];
+    const text = formatSessionInfo(ref, info);
+    let created = false;
+    await this.db.transaction(() => {
+      if (this.db.get(key) !== undefined) return;
+      created = true;
+      this.db.putSync(key, 1);
+      this.db.putSync(['obj', ref.conversationId, ref.contributionId, 1], {
+        contentType: SESSION_INFO_TYPE,
+        data: Buffer.from(text, 'utf8'),
+        storedAt: new Date().toISOString(),
+      });
+    });
+    return { created, infoUid: 1 };
+  }
+
+  async append(ref: FolderRef, contentType: string, data: Buffer): Promise<number> {
+    const key = ['folder', ref.conversationId, ref.contributionId];
+    let uid = 0;
+    await this.db.transaction(() => {
+      const last = this.db.get(key);
+      uid = (typeof last === 'number' ? last : 0) + 1;
+      this.db.putSync(key, uid);
+      this.db.putSync(['obj', ref.conversationId, ref.contributionId, uid], {
+        contentType,
+        data,
+        storedAt: new Date().toISOString(),
+      });
+    });
+    return uid;
+  }
+
+  async list(ref: FolderRef): Promise<StoredObject[]> {
+    const out: StoredObject[] = [];
+    const start = ['obj', ref.conversationId, ref.contributionId, 0];
+    const end = ['obj', ref.conversationId, ref.contributionId, Number.MAX_SAFE_INTEGER];
+    for (const { key, value } of this.db.getRange({ start, end })) {
+      if (typeof value === 'number') continue;
+      out.push({ uid: Number(key[3]), contentType: value.contentType, data: Buffer.from(value.data), storedAt: value.storedAt });
+    }
+    return out;
+  }
+
+  async sessions(conversationId: string): Promise<string[]> {
+    const out: string[] = [];
+    const start = ['folder', conversationId, ''];
+    for (const { key } of this.db.getRange({ start })) {
+      if (key[0] !== 'folder' || key[1] !== conversationId) break;
+      out.push(String(key[2]));
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}
+
+function formatSessionInfo(ref: FolderRef, info: SessionInfo): string {
+  // A small header-style description; the object type is what the MSS indexes.
+  const lines = [
+    `Conversation-ID: ${ref.conversationId}`,
+    `Contribution-ID: ${ref.contributionId}`,
+    ...(info.from ? [`From: ${info.from}`] : []),
+    ...(info.to ? [`To: ${info.to}`] : []),
+    ...(info.callId ? [`Call-ID: ${info.callId}`] : []),
+    `DateTime: ${info.startedAt ?? new Date().toISOString()}`,
+  ];
+  return `${lines.join('\r\n')}\r\n`;
+}
