@@ -1,0 +1,71 @@
+/**
+ * Service-provider policy for the PF rules (docs/policy.md, "PF policy").
+ * The schema is the TypeScript type: config loading validates against it once.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+export const MediaRuleSchema = Type.Object(
+  {
+    /** SDP media type of the m= line, e.g. `message`. */
+    media: Type.String({ minLength: 1 }),
+    /** SDP transport protocols allowed for that media, e.g. `TCP/MSRP`, `TCP/TLS/MSRP`. */
+    protos: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+export const PolicySchema = Type.Object(
+  {
+    /** PF mode: proxy (CR 8.3.2.1 step 9) or B2BUA (step 8). */
+    mode: Type.Union([Type.Literal('proxy'), Type.Literal('b2bua')]),
+    /** CR step 1: release versions accepted in User-Agent, e.g. `OMA2.2`. Empty: no check. */
+    supportedVersions: Type.Array(Type.String({ pattern: '^OMA[0-9]+\\.[0-9]+$' })),
+    /** CR step 2: whether anonymous invitations are accepted. */
+    allowAnonymity: Type.Boolean(),
+    /** CR step 5: what SDP may offer. */
+    media: Type.Object(
+      {
+        /** Allowed m= lines (media + proto). */
+        allowed: Type.Array(MediaRuleSchema, { minItems: 1 }),
+        /** Allowed MIME types in a=accept-types (`type/*` wildcards allowed); null: any. */
+        acceptTypes: Type.Union([Type.Array(Type.String({ minLength: 1 })), Type.Null()]),
+      },
+      { additionalProperties: false },
+    ),
+    /** CR step 6: when no suitable client is registered: 480, or send to the ISF. */
+    noSuitableDevice: Type.Union([Type.Literal('reject'), Type.Literal('isf')]),
+    /** The ISF's SIP URI (CR 6.5). */
+    isfUri: Type.String({ pattern: '^sips?:' }),
+    /** CR 8.3.2.1.1: on 480/408/487/500/503/504 from every client, send to the ISF. */
+    interworkingOnFailure: Type.Boolean(),
+    /** CR step 7 iii: a non-CPM service value in P-Preferred/Asserted-Service. */
+    foreignService: Type.Union([Type.Literal('reject'), Type.Literal('allow')]),
+    /** CR 8.3.2.1.1 A, B or C (B2BUA mode). */
+    multiDevice: Type.Union([Type.Literal('A'), Type.Literal('B'), Type.Literal('C')]),
+    /** CR 8.3.2.1.4 3.C / 4.B: direct delivery of originated chat messages (B2BUA mode). */
+    directDelivery: Type.Boolean(),
+    /** CR step 3: the list name in the user's resource-lists document. */
+    blacklistListName: Type.String({ minLength: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+export type Policy = Static<typeof PolicySchema>;
+export type MediaRule = Static<typeof MediaRuleSchema>;
+
+export const defaultPolicy: Policy = {
+  mode: 'proxy',
+  supportedVersions: [],
+  allowAnonymity: true,
+  media: {
+    allowed: [{ media: 'message', protos: ['TCP/MSRP', 'TCP/TLS/MSRP'] }],
+    acceptTypes: null,
+  },
+  noSuitableDevice: 'reject',
+  isfUri: 'sip:isf@127.0.0.1:5090',
+  interworkingOnFailure: false,
+  foreignService: 'reject',
+  multiDevice: 'A',
+  directDelivery: false,
+  blacklistListName: 'oma_blockedcontacts',
+};

@@ -1,0 +1,246 @@
+/**
+ * A small, strict-enough SIP message parser (RFC 3261 §7) for the decision service.
+ * Kamailio has already parsed and accepted the message; this parser only needs the
+ * start line, the header fields (as a case-insensitive multi-map, compact forms
+ * expanded, RFC 3261 §7.3.3) and the body. It never throws anything but SipParseError.
+ */
+
+export type SipParseErrorCode =
+  | 'SIP_EMPTY'
+  | 'SIP_BAD_START_LINE'
+  | 'SIP_BAD_HEADER'
+  | 'SIP_TOO_LARGE';
+
+export class SipParseError extends Error {
+  override readonly name = 'SipParseError';
+  constructor(
+    readonly code: SipParseErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** RFC 3261 §7.3.3 and later RFCs' compact forms, lower-case -> canonical name. */
+const COMPACT: Readonly<Record<string, string>> = {
+  a: 'Accept-Contact', // RFC 3841
+  b: 'Referred-By', // RFC 3892
+  c: 'Content-Type',
+  d: 'Request-Disposition', // RFC 3841
+  e: 'Content-Encoding',
+  f: 'From',
+  i: 'Call-ID',
+  j: 'Reject-Contact', // RFC 3841
+  k: 'Supported',
+  l: 'Content-Length',
+  m: 'Contact',
+  o: 'Event', // RFC 6665
+  r: 'Refer-To', // RFC 3515
+  s: 'Subject',
+  t: 'To',
+  u: 'Allow-Events', // RFC 6665
+  v: 'Via',
+  x: 'Session-Expires', // RFC 4028
+  y: 'Identity', // RFC 8224
+};
+
+/** Header fields whose values may not be split at commas (RFC 3261 §7.3.1). */
+const NO_COMMA_SPLIT = new Set([
+  'www-authenticate',
+  'authorization',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'date',
+  'user-agent',
+  'server',
+  'subject',
+  'call-id',
+  'session-replaces',
+  'conversation-id',
+  'contribution-id',
+  'inreplyto-contribution-id',
+  'warning',
+]);
+
+/** Canonical (first-seen) spelling for a lower-case header name. */
+export function canonicalHeaderName(name: string): string {
+  const lower = name.toLowerCase();
+  return COMPACT[lower] ?? name;
+}
+
+export interface SipHeader {
+  /** The name as it should be printed: compact forms expanded, else as received. */
+  readonly name: string;
+  readonly value: string;
+}
+
+interface Common {
+  readonly headers: readonly SipHeader[];
+  readonly body: string;
+  /** First value of a header field, trimmed, or undefined. Case-insensitive, compact forms accepted. */
+  get(name: string): string | undefined;
+  /** Every header field line's value, in order (not split at commas). */
+  getAll(name: string): readonly string[];
+  /**
+   * Every comma-separated value of a header field, across all its lines, in order.
+   * Commas inside quotes and `<...>` do not split (RFC 3261 §7.3.1).
+   */
+  getValues(name: string): readonly string[];
+}
+
+export interface SipRequest extends Common {
+  readonly kind: 'request';
+  readonly method: string;
+  readonly ruri: string;
+}
+
+export interface SipResponse extends Common {
+  readonly kind: 'response';
+  readonly status: number;
+  readonly reason: string;
+}
+
+export type SipMessage = SipRequest | SipResponse;
+
+export const MAX_SIP_MESSAGE_BYTES = 256 * 1024;
+
+const REQUEST_LINE = /^([A-Za-z!%*_+`'~.-]+) (\S+) SIP\/2\.0$/;
+const STATUS_LINE = /^SIP\/2\.0 ([1-6]\d\d)(?: (.*))?$/;
+const HEADER_NAME = /^[A-Za-z0-9!%*_+`'~.-]+$/;
+
+/**
+ * Split a header field value at top-level commas (outside quotes and angle brackets).
+ * Linear in the input.
+ */
+export function splitCommaList(value: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  let inQuote = false;
+  let inAngle = false;
+  for (let i = 0; i < value.length; i++) {
+    const ch = value.charCodeAt(i);
+    if (inQuote) {
+      if (ch === 0x5c /* \ */) i++;
+      else if (ch === 0x22 /* " */) inQuote = false;
+    } else if (ch === 0x22) inQuote = true;
+    else if (ch === 0x3c /* < */) inAngle = true;
+    else if (ch === 0x3e /* > */) inAngle = false;
+    else if (ch === 0x2c /* , */ && !inAngle) {
+      const part = value.slice(start, i).trim();
+      if (part) out.push(part);
+      start = i + 1;
+    }
+  }
+  const last = value.slice(start).trim();
+  if (last) out.push(last);
+  return out;
+}
+
+class Parsed implements Common {
+  readonly #index = new Map<string, string[]>();
+  constructor(
+    readonly headers: readonly SipHeader[],
+    readonly body: string,
+  ) {
+    for (const h of headers) {
+      const key = h.name.toLowerCase();
+      const list = this.#index.get(key);
+      if (list) list.push(h.value);
+      else this.#index.set(key, [h.value]);
+    }
+  }
+  get(name: string): string | undefined {
+    return this.#index.get(canonicalHeaderName(name).toLowerCase())?.[0];
+  }
+  getAll(name: string): readonly string[] {
+    return this.#index.get(canonicalHeaderName(name).toLowerCase()) ?? [];
+  }
+  getValues(name: string): readonly string[] {
+    const key = canonicalHeaderName(name).toLowerCase();
+    const lines = this.#index.get(key) ?? [];
+    if (NO_COMMA_SPLIT.has(key)) return lines;
+    const out: string[] = [];
+    for (const l of lines) for (const v of splitCommaList(l)) out.push(v);
+    return out;
+  }
+}
+
+class Request extends Parsed implements SipRequest {
+  readonly kind = 'request';
+  constructor(
+    readonly method: string,
+    readonly ruri: string,
+    headers: readonly SipHeader[],
+    body: string,
+  ) {
+    super(headers, body);
+  }
+}
+
+class Response extends Parsed implements SipResponse {
+  readonly kind = 'response';
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    headers: readonly SipHeader[],
+    body: string,
+  ) {
+    super(headers, body);
+  }
+}
+
+/**
+ * Parse one SIP message. Accepts CRLF or bare LF line ends and folded header lines
+ * (RFC 3261 §7.3.1). The body is everything after the first empty line; Content-Length
+ * is not enforced (Kamailio framed the message already).
+ * @throws SipParseError
+ */
+export function parseSipMessage(raw: string): SipMessage {
+  if (raw.length > MAX_SIP_MESSAGE_BYTES) {
+    throw new SipParseError('SIP_TOO_LARGE', `SIP message longer than ${MAX_SIP_MESSAGE_BYTES} bytes`);
+  }
+  // Skip leading CRLFs (keep-alives, RFC 5626 §3.5.1).
+  let pos = 0;
+  while (pos < raw.length && (raw[pos] === '\r' || raw[pos] === '\n')) pos++;
+  if (pos >= raw.length) throw new SipParseError('SIP_EMPTY', 'empty SIP message');
+
+  let headEnd = raw.indexOf('\r\n\r\n', pos);
+  let bodyStart = headEnd + 4;
+  const lfEnd = raw.indexOf('\n\n', pos);
+  if (lfEnd !== -1 && (headEnd === -1 || lfEnd < headEnd)) {
+    headEnd = lfEnd;
+    bodyStart = lfEnd + 2;
+  }
+  if (headEnd === -1) {
+    headEnd = raw.length;
+    bodyStart = raw.length;
+  }
+  const lines = raw.slice(pos, headEnd).split(/\r?\n/);
+  const start = lines[0] ?? '';
+  const headers: SipHeader[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line === '') continue;
+    if (line[0] === ' ' || line[0] === '\t') {
+      // Folded continuation of the previous header line.
+      const prev = headers.pop();
+      if (!prev) throw new SipParseError('SIP_BAD_HEADER', 'continuation line without a header');
+      headers.push({ name: prev.name, value: `${prev.value} ${line.trim()}` });
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw new SipParseError('SIP_BAD_HEADER', `header line without a name: line ${i + 1}`);
+    const rawName = line.slice(0, colon).trim();
+    if (!HEADER_NAME.test(rawName)) {
+      throw new SipParseError('SIP_BAD_HEADER', `bad header name on line ${i + 1}`);
+    }
+    headers.push({ name: canonicalHeaderName(rawName), value: line.slice(colon + 1).trim() });
+  }
+  const body = raw.slice(bodyStart);
+
+  const req = REQUEST_LINE.exec(start);
+  if (req) return new Request(req[1]!.toUpperCase(), req[2]!, headers, body);
+  const res = STATUS_LINE.exec(start);
+  if (res) return new Response(Number(res[1]), res[2] ?? '', headers, body);
+  throw new SipParseError('SIP_BAD_START_LINE', 'neither a request line nor a status line');
+}
