@@ -84,7 +84,7 @@ export type MsrpErrorCode =
   | 'MSRP_IDLE_TIMEOUT'
   | 'MSRP_CONNECTION_CLOSED';
 
-/** RFC 4975 §6 URI. `host` is stored lower-case for names; IPv6 without brackets. */
+/** RFC 4975 §6 URI. Spelling is kept as received (compare with msrpUriEquals); IPv6 host without brackets. */
 export interface MsrpUri {
   scheme: 'msrp' | 'msrps';
   user?: string;
@@ -92,7 +92,7 @@ export interface MsrpUri {
   port?: number;
   /** Absent in relay URIs (RFC 4976). Case-sensitive. */
   sessionId?: string;
-  /** `tcp` or another token, lower-cased. */
+  /** `tcp` or another token, as received (compared case-insensitively). */
   transport: string;
   /** Extra `;name[=value]` parameters in order. */
   params: Array<{ name: string; value?: string }>;
@@ -136,10 +136,10 @@ export interface ConnectionOptions {
  */
 export interface SessionSink {
   /**
-   * Return nothing to accept. Return a status (403/413/415/...) to refuse a request: the
+   * Return undefined (or nothing) to accept. Return a status (403/413/415/...) to refuse a request: the
    * endpoint answers it (Failure-Report permitting) and drops the rest of that frame.
    */
-  frameStart(conn: MsrpConnectionLike, head: FrameHead): void | number;
+  frameStart(conn: MsrpConnectionLike, head: FrameHead): number | undefined;
   body(conn: MsrpConnectionLike, piece: Buffer): void;
   frameEnd(conn: MsrpConnectionLike, head: FrameHead, flag: ContinuationFlag): void;
   /** The connection carrying this session closed (error set when abnormal). */
