@@ -1,20 +1,34 @@
 /**
  * Wiring: build every part from the config, start the RPC and HTTP servers, stop them.
- * Rules stay pure (plugin/rules); this file only connects edges to them.
+ * Rules stay pure (plugin/rules); this file only connects the edges to them.
  */
+import { mkdirSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
+import { open, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
+import { servedUserKey } from './config/identity.js';
 import { ServiceMetrics } from './http/metrics.js';
 import { buildHttp } from './http/server.js';
+import { xcapRoutes } from './http/xcap.js';
 import { RpcServer } from './rpc/server.js';
 import { buildMethods } from './rpc/methods.js';
+import { LmdbDeviceStore, deviceKeyOf, type DeviceStore } from './devices/store.js';
+import type { Device } from './devices/types.js';
+import { SessionTracker } from './sessions/tracker.js';
+import { XcapStore, type StoredDocument } from './xdm/store.js';
+import { XcapClient } from './xdm/client.js';
+import { EmbeddedXdmSource, RemoteXdmSource, type XdmSource } from './xdm/source.js';
 
 export interface App {
   readonly config: Config;
   readonly metrics: ServiceMetrics;
   readonly rpc: RpcServer;
   readonly http: FastifyInstance;
+  readonly devices: DeviceStore;
+  readonly sessions: SessionTracker;
+  readonly xcap: XcapStore;
+  readonly xdm: XdmSource;
   /** Bound ports (differ from the config when it says 0). */
   rpcPort: number;
   httpPort: number;
@@ -22,26 +36,84 @@ export interface App {
   stop(): Promise<void>;
 }
 
-export async function createApp(config: Config, log: Logger): Promise<App> {
+export interface AppOptions {
+  /** Clock, epoch ms (tests move it). */
+  readonly now?: () => number;
+}
+
+export async function createApp(config: Config, log: Logger, opts: AppOptions = {}): Promise<App> {
+  const now = opts.now ?? Date.now;
   const metrics = new ServiceMetrics();
+  mkdirSync(config.dataDir, { recursive: true });
+  const db: RootDatabase = open({ path: config.dataDir, maxDbs: 4 });
+  const devices = new LmdbDeviceStore(db.openDB<readonly Device[], string>({ name: 'devices' }));
+  const xcap = new XcapStore(db.openDB<StoredDocument, string>({ name: 'xcap' }), config.xdm.maxDocumentBytes);
+  const sessions = new SessionTracker(config.sessions);
+  const xdmOpts = {
+    document: config.xdm.document,
+    blacklistList: config.policy.blacklistListName,
+    maxBytes: config.xdm.maxDocumentBytes,
+    log: log.child({ component: 'xdm' }),
+    metrics,
+  };
+  const xdm: XdmSource =
+    config.xdm.url === null
+      ? new EmbeddedXdmSource(xcap, xdmOpts)
+      : new RemoteXdmSource(
+          new XcapClient({
+            root: config.xdm.url,
+            timeoutMs: config.xdm.timeoutMs,
+            maxBytes: config.xdm.maxDocumentBytes,
+          }),
+          config.xdm.cacheTtlMs,
+          xdmOpts,
+        );
+
   const rpc = new RpcServer({
-    methods: buildMethods(),
+    methods: buildMethods({ config, devices, sessions, xdm, metrics, log: log.child({ component: 'rpc' }), now }),
     log: log.child({ component: 'rpc' }),
     metrics,
     maxFrameBytes: config.rpc.maxFrameBytes,
   });
-  const notReady = (): string[] => {
-    const reasons: string[] = [];
-    if (!rpc.listening) reasons.push('rpc not listening');
-    return reasons;
-  };
-  const http = await buildHttp({ log, metrics, notReady });
 
+  /** `bob`, `sip:bob@host`, `sip%3Abob%40host` -> served-user key. */
+  const userKey = (raw: string): string | null =>
+    servedUserKey(raw.includes(':') ? raw : `sip:${raw}@${config.domain}`, config.identity, config.domain);
+
+  const http = await buildHttp({
+    log,
+    metrics,
+    notReady: () => {
+      const reasons: string[] = [];
+      if (!devices.isOpen) reasons.push('device store closed');
+      if (!xcap.isOpen) reasons.push('xcap store closed');
+      if (!rpc.listening) reasons.push('rpc not listening');
+      return reasons;
+    },
+    plugins: [
+      xcapRoutes({ store: xcap, normaliseXui: userKey, now }),
+      (app) => {
+        app.get<{ Params: { user: string } }>('/users/:user/devices', async (req, reply) => {
+          const aor = userKey(req.params.user);
+          if (aor === null) return reply.code(404).send({ error: 'not a user' });
+          const list = devices.list(aor, now());
+          return { aor, devices: list.map((d) => ({ key: deviceKeyOf(d), ...d })) };
+        });
+        app.get('/sessions', async () => ({ sessions: sessions.list() }));
+      },
+    ],
+  });
+
+  let timer: NodeJS.Timeout | null = null;
   const app: App = {
     config,
     metrics,
     rpc,
     http,
+    devices,
+    sessions,
+    xcap,
+    xdm,
     rpcPort: config.rpcPort,
     httpPort: config.httpPort,
     async start() {
@@ -49,10 +121,20 @@ export async function createApp(config: Config, log: Logger): Promise<App> {
       await http.listen({ port: config.httpPort, host: config.host });
       const addr = http.server.address();
       app.httpPort = typeof addr === 'object' && addr ? addr.port : config.httpPort;
+      timer = setInterval(() => {
+        const t = now();
+        sessions.purge(t);
+        devices.purge(t).catch((err: unknown) => log.error({ err }, 'device purge failed'));
+      }, config.registrar.purgeIntervalMs);
+      timer.unref();
     },
     async stop() {
+      if (timer) clearInterval(timer);
       await rpc.close();
       await http.close();
+      await devices.close();
+      await xcap.close();
+      await db.close();
     },
   };
   return app;

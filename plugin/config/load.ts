@@ -7,6 +7,8 @@ import { Value, type ValueError } from '@sinclair/typebox/value';
 import { ValueErrorType } from '@sinclair/typebox/errors';
 import type { TSchema } from '@sinclair/typebox';
 import { ConfigSchema, type Config } from './schema.js';
+import { resolvePolicy } from './policy.js';
+import type { Static } from '@sinclair/typebox';
 
 export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
@@ -70,11 +72,11 @@ export function parseConfig(raw: unknown): Config {
   const first = Value.Errors(ConfigSchema, withDefaults).First();
   if (first) throw new ConfigError(describe(first));
   // Cross-field rules the schema cannot say.
-  const cfg = withDefaults as Config;
+  const cfg = withDefaults as Static<typeof ConfigSchema>;
   if (cfg.registrar.defaultExpires > cfg.registrar.maxExpires) {
     throw new ConfigError('config: /registrar/defaultExpires must not exceed /registrar/maxExpires');
   }
-  return cfg;
+  return { ...cfg, policy: resolvePolicy(cfg.policy) };
 }
 
 export interface LoadOptions {

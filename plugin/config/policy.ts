@@ -1,8 +1,13 @@
 /**
- * The `policy` section of the config. The schema belongs to the rules
- * (plugin/rules/policy.ts); this module is the one place the config imports it from.
+ * The `policy` section of the config. The schema and defaults belong to the rules
+ * (plugin/rules/policy.ts); the config may give any subset of the top-level fields,
+ * each replacing the default as a whole (so `media` is given complete or not at all).
  */
 import { Type } from '@sinclair/typebox';
+import { PolicySchema, defaultPolicy, type Policy } from '../rules/policy.js';
 
-// Placeholder until plugin/rules/policy.ts lands: accept an object, validated there.
-export const PolicyConfigSchema = Type.Object({}, { additionalProperties: true, default: {} });
+export const PolicyConfigSchema = Type.Partial(PolicySchema, { additionalProperties: false, default: {} });
+
+export function resolvePolicy(partial: Partial<Policy>): Policy {
+  return { ...defaultPolicy, ...partial };
+}

@@ -4,13 +4,12 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { PolicyConfigSchema } from './policy.js';
+import type { Policy } from '../rules/policy.js';
 
 export const XdmConfigSchema = Type.Object(
   {
     /** Absent/null: the embedded XCAP store. Otherwise the external XCAP root URL. */
     url: Type.Union([Type.String({ pattern: '^https?://' }), Type.Null()], { default: null }),
-    /** RFC 4826 list holding the chat blacklist (spec-digest "Chat blacklist"). */
-    blacklistList: Type.String({ minLength: 1, default: 'oma_blockedcontacts' }),
     /** Document name under each user's folder. */
     document: Type.String({ minLength: 1, pattern: '^[^/]+$', default: 'index' }),
     maxDocumentBytes: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 256 * 1024 }),
@@ -79,4 +78,5 @@ export const ConfigSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export type Config = Static<typeof ConfigSchema>;
+/** The validated config, with `policy` completed from the rules' defaults. */
+export type Config = Omit<Static<typeof ConfigSchema>, 'policy'> & { readonly policy: Policy };

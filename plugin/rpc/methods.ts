@@ -1,15 +1,172 @@
 /**
- * The JSON-RPC methods and their params schemas (docs/jsonrpc.md). Params are
- * validated here, at the boundary; handlers get typed values.
+ * The JSON-RPC methods (docs/jsonrpc.md) and their params schemas. Params are validated
+ * at the boundary by the dispatcher; handlers parse the SIP message once, gather the
+ * facts (documents, devices, sessions) and call the pure rules.
  */
 import { Type } from '@sinclair/typebox';
+import type { Logger } from 'pino';
 import { method, type RpcMethod } from './server.js';
+import { RpcCode, RpcError } from './errors.js';
+import { parseSipMessage, SipParseError, MAX_SIP_MESSAGE_BYTES, type SipRequest } from '../sip/message.js';
+import { parseRegister, RegisterError } from '../sip/register.js';
+import { parseNameAddr } from '../sip/uri.js';
+import { decideInvite } from '../rules/invite.js';
+import { selectForkTargets } from '../callerprefs/fork.js';
+import { deviceKeyOf, type DeviceStore } from '../devices/store.js';
+import type { SessionTracker } from '../sessions/tracker.js';
+import { XdmUnavailableError, type UserDocs } from '../xdm/source.js';
+import type { Config } from '../config/schema.js';
+import { servedUserKey } from '../config/identity.js';
+import type { ServiceMetrics } from '../http/metrics.js';
 
-/** `pf.ping`: health check over the RPC channel. */
-export const PingParams = Type.Object({ v: Type.Optional(Type.Literal(1)) });
+const V = Type.Literal(1);
+const Src = Type.String({ maxLength: 256 });
+const Msg = Type.String({ minLength: 1, maxLength: MAX_SIP_MESSAGE_BYTES });
 
-export function buildMethods(): Record<string, RpcMethod> {
+export const SipParams = Type.Object({ v: V, msg: Msg, src: Src });
+export const PingParams = Type.Object({ v: Type.Optional(V) });
+const Str = Type.String({ maxLength: 4096 });
+export const DialogParams = Type.Object({
+  v: V,
+  event: Type.Union([Type.Literal('confirmed'), Type.Literal('terminated')]),
+  callId: Type.String({ minLength: 1, maxLength: 1024 }),
+  fromTag: Str,
+  toTag: Str,
+  ruri: Type.Optional(Str),
+  contributionId: Type.Optional(Str),
+  contact: Type.Optional(Str),
+});
+
+export interface MethodDeps {
+  readonly config: Config;
+  readonly devices: DeviceStore;
+  readonly sessions: SessionTracker;
+  readonly xdm: { load(xui: string, now: number): UserDocs | Promise<UserDocs> };
+  readonly metrics: ServiceMetrics;
+  readonly log: Logger;
+  readonly now: () => number;
+}
+
+function parseRequest(raw: string, expected: string): SipRequest {
+  let msg;
+  try {
+    msg = parseSipMessage(raw);
+  } catch (err) {
+    if (err instanceof SipParseError) throw new RpcError(RpcCode.InvalidParams, 'Invalid params', err.code);
+    throw err;
+  }
+  if (msg.kind !== 'request' || msg.method !== expected) {
+    throw new RpcError(RpcCode.InvalidParams, 'Invalid params', `msg is not a ${expected} request`);
+  }
+  return msg;
+}
+
+export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
+  const { config, devices, sessions, metrics } = deps;
+  const userOf = (uri: string): string => {
+    const key = servedUserKey(uri, config.identity, config.domain);
+    if (key === null) throw new RpcError(RpcCode.InvalidParams, 'Invalid params', 'Request-URI has no user');
+    return key;
+  };
+
   return {
     'pf.ping': method(PingParams, () => ({ pong: true })),
+
+    /** Store the REGISTER's devices durably before Kamailio saves the binding. */
+    'pf.register': method(SipParams, async (p) => {
+      const msg = parseRequest(p.msg, 'REGISTER');
+      const now = deps.now();
+      let update;
+      try {
+        update = parseRegister(msg, p.src, now, {
+          defaultExpires: config.registrar.defaultExpires,
+          maxExpires: config.registrar.maxExpires,
+          identity: config.identity,
+          domain: config.domain,
+        });
+      } catch (err) {
+        if (err instanceof RegisterError) throw new RpcError(RpcCode.InvalidParams, 'Invalid params', err.code);
+        throw err;
+      }
+      let result;
+      try {
+        result = await devices.apply(update, now);
+      } catch (err) {
+        deps.log.error({ err, aor: update.aor }, 'device store write failed');
+        throw new RpcError(RpcCode.DependencyFailed, 'Device store unavailable');
+      }
+      const kind =
+        update.kind === 'fetch'
+          ? 'fetch'
+          : update.kind === 'remove-all' || (result.removed > 0 && result.added + result.refreshed === 0)
+            ? 'deregister'
+            : result.added > 0
+              ? 'register'
+              : 'refresh';
+      metrics.registers.inc({ kind });
+      return { aor: update.aor, devices: result.devices };
+    }),
+
+    /** CR 8.3.2.1: decide an incoming session invitation. */
+    'pf.invite': method(SipParams, async (p) => {
+      const msg = parseRequest(p.msg, 'INVITE');
+      const servedUser = userOf(msg.ruri);
+      const now = deps.now();
+      let docs: UserDocs;
+      try {
+        docs = await deps.xdm.load(servedUser, now);
+      } catch (err) {
+        if (err instanceof XdmUnavailableError) {
+          deps.log.warn({ err, servedUser }, 'xdm unavailable');
+          throw new RpcError(RpcCode.DependencyFailed, 'XDM unavailable');
+        }
+        throw err;
+      }
+      const decision = decideInvite({
+        msg,
+        servedUser,
+        docs,
+        devices: devices.list(servedUser, now),
+        sessionDevices: (cid) => sessions.devicesIn(servedUser, cid, now),
+        policy: config.policy,
+        pfHost: config.pfHost,
+        now,
+      });
+      metrics.decisions.inc({ action: decision.action, stage: decision.stage });
+      return decision;
+    }),
+
+    /** RFC 3841 forking for the lab core. */
+    'core.fork': method(SipParams, (p) => {
+      const msg = parseRequest(p.msg, 'INVITE');
+      const now = deps.now();
+      return selectForkTargets(msg, devices.list(userOf(msg.ruri), now), now);
+    }),
+
+    /** Dialog events: which device is in which session (CR 8.3.2.1 step 9, Session-Replaces). */
+    'pf.dialog': method(DialogParams, (p) => {
+      if (p.event === 'terminated') {
+        return { tracked: sessions.terminated(p) };
+      }
+      const aor = p.ruri ? servedUserKey(p.ruri, config.identity, config.domain) : null;
+      const na = p.contact ? parseNameAddr(p.contact) : null;
+      if (!aor || !na || !p.contributionId) return { tracked: false };
+      const now = deps.now();
+      const instance = na.params['+sip.instance'];
+      // The answering Contact may omit +sip.instance: find the registered device by URI.
+      const registered = devices.list(aor, now).find((d) => d.contact === na.uri);
+      const device =
+        typeof instance === 'string' ? instance : registered ? deviceKeyOf(registered) : na.uri;
+      sessions.confirmed({
+        aor,
+        contributionId: p.contributionId,
+        device,
+        callId: p.callId,
+        fromTag: p.fromTag,
+        toTag: p.toTag,
+        confirmedAt: now,
+      });
+      return { tracked: true };
+    }),
   };
 }

@@ -40,9 +40,12 @@ export class NetstringDecoder {
 
   constructor(private readonly maxBytes: number) {}
 
-  /** Append a chunk and return every complete payload; throws NetstringError on bad framing. */
+  /**
+   * Append a chunk and return every complete payload before any framing error. After an
+   * error, `error` is set and later pushes return nothing.
+   */
   push(chunk: Buffer): Buffer[] {
-    if (this.failed) throw this.failed;
+    if (this.failed) return [];
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     const out: Buffer[] = [];
     try {
@@ -58,10 +61,16 @@ export class NetstringDecoder {
         this.want = -1;
       }
     } catch (err) {
-      if (err instanceof NetstringError) this.failed = err;
-      throw err;
+      if (!(err instanceof NetstringError)) throw err;
+      this.failed = err;
+      this.buf = Buffer.alloc(0);
     }
     return out;
+  }
+
+  /** The framing error that stopped the stream, if any. */
+  get error(): NetstringError | null {
+    return this.failed;
   }
 
   /** Bytes received but not yet part of a complete frame. */

@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
-import { NetstringDecoder, NetstringError, encodeNetstring } from './netstring.js';
+import { NetstringDecoder, encodeNetstring } from './netstring.js';
 import { RpcCode, RpcError } from './errors.js';
 import type { ServiceMetrics } from '../http/metrics.js';
 
@@ -177,28 +177,37 @@ export class RpcServer {
     const log = this.opts.log.child({ peer: `${socket.remoteAddress}:${socket.remotePort}` });
     const decoder = new NetstringDecoder(this.opts.maxFrameBytes);
     let closing = false;
+    let inflight = 0;
     const send = (res: RpcResponse | null): void => {
       if (res === null || socket.destroyed || !socket.writable) return;
       socket.write(encodeNetstring(JSON.stringify(res)));
     };
+    /** After a framing error: answer what was already received, then the error, then close. */
+    const finishClosing = (): void => {
+      if (!closing || inflight > 0) return;
+      const err = decoder.error;
+      send(errorResponse(null, RpcCode.InvalidRequest, 'Invalid Request: malformed netstring', err?.code));
+      socket.end();
+    };
     socket.on('data', (chunk: Buffer) => {
       if (closing) return;
-      let frames: Buffer[];
-      try {
-        frames = decoder.push(chunk);
-      } catch (err) {
-        if (!(err instanceof NetstringError)) throw err;
+      const frames = decoder.push(chunk);
+      for (const frame of frames) {
+        inflight++;
+        this.dispatcher
+          .dispatch(frame)
+          .then(send, (err: unknown) => log.error({ err }, 'rpc dispatch failed'))
+          .finally(() => {
+            inflight--;
+            finishClosing();
+          });
+      }
+      const err = decoder.error;
+      if (err) {
         closing = true;
         this.opts.metrics.rpcFramingErrors.inc();
         log.warn({ code: err.code }, 'malformed netstring, closing connection');
-        send(errorResponse(null, RpcCode.InvalidRequest, 'Invalid Request: malformed netstring', err.code));
-        socket.end();
-        return;
-      }
-      for (const frame of frames) {
-        this.dispatcher.dispatch(frame).then(send, (err: unknown) => {
-          log.error({ err }, 'rpc dispatch failed');
-        });
+        finishClosing();
       }
     });
     socket.on('error', (err) => log.debug({ err }, 'rpc socket error'));

@@ -1,0 +1,145 @@
+/**
+ * The device registry: each served user's registered CPM Clients with their Contact
+ * feature tags and GRUUs (Kamailio's usrloc keeps neither). Reads are synchronous from
+ * memory (the INVITE hot path); writes go through to lmdb and are flushed to disk
+ * before `apply()` resolves, so a restart loses nothing (design.md "Real parts").
+ */
+import type { Database } from 'lmdb';
+import type { Device } from './types.js';
+
+/** The key a device is stored under: its `+sip.instance` if any, else its Contact URI (RFC 5626 §4.2). */
+export function deviceKeyOf(d: Pick<Device, 'instance' | 'contact'>): string {
+  return d.instance ?? d.contact;
+}
+
+/** One REGISTER's effect on a user's bindings (RFC 3261 §10.3). */
+export type DeviceChange =
+  | { readonly kind: 'fetch'; readonly aor: string }
+  | { readonly kind: 'remove-all'; readonly aor: string }
+  | {
+      readonly kind: 'update';
+      readonly aor: string;
+      readonly upsert: readonly Device[];
+      /** Device keys to remove (per-contact `expires=0`). */
+      readonly remove: readonly string[];
+    };
+
+export interface ApplyResult {
+  /** Devices still registered after the change. */
+  readonly devices: number;
+  readonly added: number;
+  readonly refreshed: number;
+  readonly removed: number;
+}
+
+/** What the rest of the service needs from a registry; an external store can implement it. */
+export interface DeviceStore {
+  /** Unexpired devices of a user, synchronously (hot path). */
+  list(aor: string, now: number): readonly Device[];
+  /** Apply one REGISTER; resolves once durable. */
+  apply(change: DeviceChange, now: number): Promise<ApplyResult>;
+  /** Users with at least one stored binding (expired or not). */
+  users(): readonly string[];
+  /** Drop expired devices; resolves with how many were removed. */
+  purge(now: number): Promise<number>;
+  readonly isOpen: boolean;
+  close(): Promise<void>;
+}
+
+/** Stored value: the user's bindings. */
+type Stored = readonly Device[];
+
+export class LmdbDeviceStore implements DeviceStore {
+  private readonly byUser = new Map<string, Stored>();
+  private open = true;
+
+  /** `db` is an lmdb database dedicated to devices (key: aor, value: Device[]). */
+  constructor(private readonly db: Database<Stored, string>) {
+    for (const { key, value } of db.getRange({})) {
+      if (typeof key === 'string' && Array.isArray(value)) this.byUser.set(key, value);
+    }
+  }
+
+  get isOpen(): boolean {
+    return this.open;
+  }
+
+  list(aor: string, now: number): readonly Device[] {
+    const all = this.byUser.get(aor);
+    if (!all) return [];
+    // Expired bindings are invisible at once; the purge deletes them later.
+    return all.every((d) => d.expiresAt > now) ? all : all.filter((d) => d.expiresAt > now);
+  }
+
+  users(): readonly string[] {
+    return [...this.byUser.keys()];
+  }
+
+  async apply(change: DeviceChange, now: number): Promise<ApplyResult> {
+    this.assertOpen();
+    const before = this.list(change.aor, now);
+    if (change.kind === 'fetch') return { devices: before.length, added: 0, refreshed: 0, removed: 0 };
+    if (change.kind === 'remove-all') {
+      // RFC 3261 §10.3 step 6: `Contact: *` with Expires: 0 removes every binding.
+      await this.write(change.aor, []);
+      return { devices: 0, added: 0, refreshed: 0, removed: before.length };
+    }
+    const next = new Map<string, Device>(before.map((d) => [deviceKeyOf(d), d]));
+    let added = 0;
+    let refreshed = 0;
+    let removed = 0;
+    for (const key of change.remove) if (next.delete(key)) removed++;
+    for (const d of change.upsert) {
+      const key = deviceKeyOf(d);
+      const old = next.get(key);
+      // RFC 3261 §10.3 step 7: same Call-ID and a CSeq not higher: stale, the binding stays.
+      if (old && old.callId === d.callId && d.cseq <= old.cseq) continue;
+      if (d.expiresAt <= now) {
+        if (next.delete(key)) removed++;
+        continue;
+      }
+      if (old) refreshed++;
+      else added++;
+      next.set(key, d);
+    }
+    const devices = [...next.values()];
+    await this.write(change.aor, devices);
+    return { devices: devices.length, added, refreshed, removed };
+  }
+
+  async purge(now: number): Promise<number> {
+    if (!this.open) return 0;
+    let removed = 0;
+    const writes: Promise<void>[] = [];
+    for (const [aor, all] of this.byUser) {
+      const live = all.filter((d) => d.expiresAt > now);
+      if (live.length === all.length) continue;
+      removed += all.length - live.length;
+      writes.push(this.write(aor, live));
+    }
+    await Promise.all(writes);
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    if (!this.open) return;
+    this.open = false;
+    await this.db.flushed;
+  }
+
+  private async write(aor: string, devices: readonly Device[]): Promise<void> {
+    // Memory first, so reads after this call (even before the commit) see the change.
+    if (devices.length === 0) {
+      this.byUser.delete(aor);
+      await this.db.remove(aor);
+    } else {
+      this.byUser.set(aor, devices);
+      await this.db.put(aor, devices);
+    }
+    await this.db.flushed;
+  }
+
+  private assertOpen(): void {
+    if (!this.open) throw new Error('device store is closed');
+  }
+}
