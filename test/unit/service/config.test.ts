@@ -1,0 +1,80 @@
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig, parseConfig, ConfigError } from '../../../plugin/config/load.js';
+import { defaultPolicy } from '../../../plugin/rules/policy.js';
+import { tempDir } from './helpers.js';
+
+t.test('defaults', async (t) => {
+  const c = loadConfig({ env: {} });
+  t.equal(c.host, '127.0.0.1');
+  t.equal(c.rpcPort, 9090);
+  t.equal(c.httpPort, 8080);
+  t.equal(c.identity, 'user');
+  t.equal(c.xdm.url, null);
+  t.equal(c.xdm.document, 'index');
+  t.equal(c.registrar.maxExpires, 7200);
+  t.same(c.policy, defaultPolicy);
+});
+
+t.test('file, then environment over it', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'pf.json');
+  writeFileSync(
+    file,
+    JSON.stringify({ rpcPort: 1000, pfHost: 'pf.lab', policy: { mode: 'b2bua', allowAnonymity: false } }),
+  );
+  const c = loadConfig({
+    file,
+    env: { PF_RPC_PORT: '2000', PF_HTTP_PORT: '3000', PF_XDM_URL: 'http://127.0.0.1:1/xcap-root', PF_DATA_DIR: dir },
+  });
+  t.equal(c.rpcPort, 2000);
+  t.equal(c.httpPort, 3000);
+  t.equal(c.pfHost, 'pf.lab');
+  t.equal(c.dataDir, dir);
+  t.equal(c.xdm.url, 'http://127.0.0.1:1/xcap-root');
+  t.equal(c.policy.mode, 'b2bua');
+  t.equal(c.policy.allowAnonymity, false);
+  t.equal(c.policy.noSuitableDevice, defaultPolicy.noSuitableDevice);
+  // PF_CONFIG names the file when no explicit one is given
+  t.equal(loadConfig({ env: { PF_CONFIG: file } }).rpcPort, 1000);
+});
+
+const bad: ReadonlyArray<readonly [string, unknown, RegExp]> = [
+  ['policy mode', { policy: { mode: 'relay' } }, /^config: \/policy\/mode must be one of proxy\|b2bua$/],
+  ['identity', { identity: 'host' }, /^config: \/identity must be one of user\|uri$/],
+  ['port type', { rpcPort: '9090' }, /^config: \/rpcPort expected integer/],
+  ['port range', { httpPort: 70000 }, /^config: \/httpPort .*65535/],
+  ['unknown field', { rpcport: 1 }, /^config: \/rpcport is not a known field$/],
+  ['unknown nested field', { xdm: { uri: 'x' } }, /^config: \/xdm\/uri is not a known field$/],
+  ['xdm url scheme', { xdm: { url: 'ftp://x' } }, /^config: \/xdm\/url/],
+  ['policy unknown field', { policy: { modes: 'proxy' } }, /^config: \/policy\/modes is not a known field$/],
+  ['policy isf uri', { policy: { isfUri: 'http://isf' } }, /^config: \/policy\/isfUri/],
+  ['expires order', { registrar: { defaultExpires: 9000, maxExpires: 100 } }, /defaultExpires must not exceed/],
+  ['not an object', [1, 2], /^config: \/ must be a JSON object$/],
+];
+
+for (const [name, raw, re] of bad) {
+  t.test(`rejects: ${name}`, async (t) => {
+    t.throws(() => parseConfig(raw), re);
+    t.throws(() => parseConfig(raw), ConfigError);
+  });
+}
+
+t.test('bad environment values and files', async (t) => {
+  t.throws(() => loadConfig({ env: { PF_RPC_PORT: 'abc' } }), /PF_RPC_PORT=abc must be an integer/);
+  t.throws(() => loadConfig({ env: { PF_POLICY_MODE: 'x' } }), /\/policy\/mode must be one of/);
+  const dir = tempDir(t);
+  t.throws(() => loadConfig({ file: join(dir, 'missing.json'), env: {} }), /cannot read/);
+  const broken = join(dir, 'broken.json');
+  writeFileSync(broken, '{"rpcPort": 1,');
+  t.throws(() => loadConfig({ file: broken, env: {} }), /is not valid JSON/);
+  const arr = join(dir, 'arr.json');
+  writeFileSync(arr, '[]');
+  t.throws(() => loadConfig({ file: arr, env: {} }), /must hold a JSON object/);
+});
+
+t.test('the example config is valid', async (t) => {
+  const c = loadConfig({ file: 'config/pf.example.json', env: {} });
+  t.equal(c.rpcPort, 9090);
+});

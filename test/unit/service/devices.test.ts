@@ -1,0 +1,116 @@
+import t from 'tap';
+import { open } from 'lmdb';
+import { LmdbDeviceStore } from '../../../plugin/devices/store.js';
+import type { Device } from '../../../plugin/devices/types.js';
+import { device, tempDir } from './helpers.js';
+
+const AOR = 'sip:bob@example.net';
+const I1 = '<urn:uuid:00000000-0000-0000-0000-000000000001>';
+const I2 = '<urn:uuid:00000000-0000-0000-0000-000000000002>';
+
+function openStore(dir: string) {
+  const root = open({ path: dir, maxDbs: 4 });
+  const store = new LmdbDeviceStore(root.openDB<readonly Device[], string>({ name: 'devices' }));
+  return {
+    store,
+    close: async () => {
+      await store.close();
+      await root.close();
+    },
+  };
+}
+
+t.test('add, refresh, per-contact removal, remove-all', async (t) => {
+  const { store, close } = openStore(tempDir(t));
+  t.teardown(close);
+  const a = device({ aor: AOR, contact: 'sip:bob@10.0.0.1:5060', instance: I1, params: { '+g.oma.sip-im': true } });
+  const b = device({ aor: AOR, contact: 'sip:bob@10.0.0.2:5060', instance: I2 });
+  const c = device({ aor: AOR, contact: 'sip:bob@10.0.0.3:5060' });
+
+  t.same(await store.apply({ kind: 'update', aor: AOR, upsert: [a, b, c], remove: [] }, 0), {
+    devices: 3,
+    added: 3,
+    refreshed: 0,
+    removed: 0,
+  });
+  // same instance, new contact URI (re-registration from another address) replaces it
+  const a2 = { ...a, contact: 'sip:bob@10.0.0.9:5060', cseq: 2 };
+  t.same(await store.apply({ kind: 'update', aor: AOR, upsert: [a2], remove: [] }, 10), {
+    devices: 3,
+    added: 0,
+    refreshed: 1,
+    removed: 0,
+  });
+  t.equal(store.list(AOR, 10).find((d) => d.instance === I1)?.contact, 'sip:bob@10.0.0.9:5060');
+
+  // RFC 3261 §10.3 step 7: same Call-ID and a CSeq not higher is ignored
+  const stale = { ...a, contact: 'sip:bob@stale', cseq: 1 };
+  await store.apply({ kind: 'update', aor: AOR, upsert: [stale], remove: [] }, 20);
+  t.equal(store.list(AOR, 20).find((d) => d.instance === I1)?.contact, 'sip:bob@10.0.0.9:5060');
+
+  // per-contact expires=0 (by device key: instance, or the Contact URI without one)
+  t.same(await store.apply({ kind: 'update', aor: AOR, upsert: [], remove: [I2, 'sip:bob@10.0.0.3:5060'] }, 30), {
+    devices: 1,
+    added: 0,
+    refreshed: 0,
+    removed: 2,
+  });
+  // a binding that arrives already expired removes the device
+  await store.apply({ kind: 'update', aor: AOR, upsert: [b], remove: [] }, 40);
+  t.equal(store.list(AOR, 40).length, 2);
+  await store.apply({ kind: 'update', aor: AOR, upsert: [{ ...b, cseq: 5, expiresAt: 40 }], remove: [] }, 40);
+  t.equal(store.list(AOR, 40).length, 1);
+
+  t.same(await store.apply({ kind: 'fetch', aor: AOR }, 50), { devices: 1, added: 0, refreshed: 0, removed: 0 });
+  t.same(await store.apply({ kind: 'remove-all', aor: AOR }, 60), { devices: 0, added: 0, refreshed: 0, removed: 1 });
+  t.same(store.list(AOR, 60), []);
+  t.same(store.users(), []);
+});
+
+t.test('expiry hides devices at once; purge deletes them', async (t) => {
+  const { store, close } = openStore(tempDir(t));
+  t.teardown(close);
+  await store.apply(
+    {
+      kind: 'update',
+      aor: AOR,
+      upsert: [
+        device({ aor: AOR, contact: 'sip:short@h', expiresAt: 1000 }),
+        device({ aor: AOR, contact: 'sip:long@h', expiresAt: 5000 }),
+      ],
+      remove: [],
+    },
+    0,
+  );
+  t.equal(store.list(AOR, 999).length, 2);
+  t.same(
+    store.list(AOR, 1000).map((d) => d.contact),
+    ['sip:long@h'],
+  );
+  t.equal(await store.purge(1000), 1);
+  t.equal(await store.purge(1000), 0);
+  t.equal(await store.purge(5000), 1);
+  t.same(store.users(), []);
+});
+
+t.test('a restart loses nothing: reopen the store', async (t) => {
+  const dir = tempDir(t);
+  const first = openStore(dir);
+  const d = device({
+    aor: AOR,
+    contact: 'sip:bob@10.0.0.1:5060;transport=tcp',
+    instance: I1,
+    params: { '+g.3gpp.icsi-ref': 'urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session', '+g.oma.sip-im': true },
+    pubGruu: `${AOR};gr=urn:uuid:00000000-0000-0000-0000-000000000001`,
+    path: ['sip:edge@127.0.0.1;lr'],
+    received: 'tcp:127.0.0.1:40000',
+  });
+  await first.store.apply({ kind: 'update', aor: AOR, upsert: [d], remove: [] }, 0);
+  await first.close();
+  await t.rejects(first.store.apply({ kind: 'fetch', aor: AOR }, 0), /closed/);
+
+  const second = openStore(dir);
+  t.teardown(second.close);
+  t.same(second.store.list(AOR, 1), [d]);
+  t.same(second.store.users(), [AOR]);
+});
