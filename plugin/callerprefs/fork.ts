@@ -1,10 +1,16 @@
-/** `core.fork` (docs/jsonrpc.md): RFC 3841 target selection for the lab's SIP/IP core, as rtjson. */
+/**
+ * `core.fork` (docs/jsonrpc.md): RFC 3841 target selection for the lab's SIP/IP core,
+ * returned as a routing document for Kamailio's `rtjson` module
+ * (`{"version":"1.0","routing":"serial"|"parallel","routes":[{"uri","dst_uri","path"}]}`).
+ */
 import type { Device } from '../devices/types.js';
-import type { SipMessage } from '../sip/message.js';
+import type { SipRequest } from '../sip/message.js';
+import { callerPrefsOf, dispositionOf, rankContacts } from './match.js';
 
 export interface RtjsonRoute {
   readonly uri: string;
   readonly dst_uri?: string;
+  /** Path header value to add (RFC 3327), e.g. `<sip:p1>,<sip:p2>`. */
   readonly path?: string;
 }
 
@@ -14,8 +20,43 @@ export interface Rtjson {
   readonly routes: readonly RtjsonRoute[];
 }
 
-export type ForkResult = { readonly code: 200; readonly rtjson: Rtjson } | { readonly code: 480; readonly reason: string };
+export type ForkResult =
+  | { readonly code: 200; readonly rtjson: Rtjson }
+  | { readonly code: 480; readonly reason: string };
 
-export function selectForkTargets(_msg: SipMessage, _devices: readonly Device[], _now: number): ForkResult {
-  throw new Error('not implemented');
+const RECEIVED = /^(udp|tcp|tls|sctp|ws|wss):(.+):([0-9]{1,5})$/i;
+
+/** `proto:ip:port` (Device.received) as a SIP URI for dst_uri, or null. */
+export function receivedToUri(received: string | null): string | null {
+  if (!received) return null;
+  const m = RECEIVED.exec(received);
+  if (!m) return null;
+  const proto = m[1]!.toLowerCase();
+  let host = m[2]!;
+  if (host.includes(':') && !host.startsWith('[')) host = `[${host}]`;
+  return proto === 'udp' ? `sip:${host}:${m[3]}` : `sip:${host}:${m[3]};transport=${proto}`;
+}
+
+/**
+ * Pick the contacts an INVITE (or other request) forks to: unexpired devices, filtered
+ * and ordered by the caller's preferences (RFC 3841 §7.2), then Request-Disposition:
+ * `no-fork` keeps the best one only, `sequential` gives serial routing, else parallel.
+ * `dst_uri` is where the REGISTER came from (so a client behind NAT or on TCP is reached
+ * over its own flow); `path` is its Path set (RFC 3327).
+ */
+export function selectForkTargets(msg: SipRequest, devices: readonly Device[], now: number): ForkResult {
+  const live = devices.filter((d) => d.expiresAt > now);
+  const ranked = rankContacts(callerPrefsOf(msg), live);
+  if (ranked.length === 0) return { code: 480, reason: 'Temporarily Unavailable' };
+  const disp = dispositionOf(msg);
+  const chosen = disp.fork ? ranked : ranked.slice(0, 1);
+  const routes = chosen.map(({ item: d }): RtjsonRoute => {
+    const dst = receivedToUri(d.received);
+    return {
+      uri: d.contact,
+      ...(dst ? { dst_uri: dst } : {}),
+      ...(d.path.length ? { path: d.path.map((p) => `<${p}>`).join(',') } : {}),
+    };
+  });
+  return { code: 200, rtjson: { version: '1.0', routing: disp.parallel ? 'parallel' : 'serial', routes } };
 }

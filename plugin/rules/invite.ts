@@ -8,6 +8,18 @@ import type { Device } from '../devices/types.js';
 import type { Blacklist, Ruleset } from '../xdm/documents.js';
 import type { Policy } from './policy.js';
 import type { SipRequest } from '../sip/message.js';
+import { sdpOffer } from '../sip/sdp.js';
+import { inviteFacts } from './facts.js';
+import { checkReleaseVersion } from './stages/release-version.js';
+import { checkAnonymity } from './stages/anonymity.js';
+import { checkBlacklist } from './stages/blacklist.js';
+import { checkDoNotDisturb } from './stages/do-not-disturb.js';
+import { checkMediaPolicy } from './stages/media-policy.js';
+import { checkSuitableDevice, suitableDevices } from './stages/no-suitable-device.js';
+import { identifyService } from './stages/service-identification.js';
+import { proxyDecision, sessionReplacesTargets } from './stages/proxy.js';
+
+export { suitableDevices } from './stages/no-suitable-device.js';
 
 export interface InviteDocs {
   /** The served user's chat blacklist; null when absent (or the document was rejected). */
@@ -35,6 +47,43 @@ export interface InviteInput {
   readonly now: number;
 }
 
-export function decideInvite(_input: InviteInput): Decision {
-  throw new Error('not implemented');
+/**
+ * Decide what to do with an incoming CPM session invitation (CR 8.3.2.1 steps 1-7, 9).
+ * Pure: no I/O, no clock (`now` is an input), no logger. Never throws for any message
+ * content; bad input ends in a reject decision.
+ *
+ * B2BUA mode (step 8) is not decided here: for `mode: 'b2bua'` this returns the same
+ * decision as proxy mode; the B2BUA uses `suitableDevices` for its own fan-out.
+ */
+export function decideInvite(input: InviteInput): Decision {
+  const { msg, policy, pfHost, now } = input;
+  const facts = inviteFacts(msg);
+  if (facts.icsi === null) return { action: 'pass', stage: 'not-cpm' };
+  const icsi = facts.icsi;
+
+  const early =
+    checkReleaseVersion(facts, policy, pfHost) ?? // step 1
+    checkAnonymity(facts, policy, pfHost) ?? // step 2
+    checkBlacklist(facts, input.docs.blacklist, pfHost) ?? // step 3
+    checkDoNotDisturb(facts, input.docs.ruleset, now); // step 4
+  if (early) return early;
+
+  const offer = sdpOffer(msg);
+  const media = checkMediaPolicy(offer, policy, pfHost); // step 5
+  if (media) return media;
+  const streams = offer.kind === 'ok' ? offer.streams : [];
+
+  const suitable = suitableDevices(facts, icsi, streams, input.devices, now);
+  const none = checkSuitableDevice(suitable, policy, pfHost); // step 6
+  if (none) return none;
+
+  const service = identifyService(facts, policy, pfHost); // step 7
+  if ('action' in service) return service;
+
+  // Step 9: Session-Replaces first, else the suitable devices.
+  if (facts.sessionReplaces !== null) {
+    const connected = sessionReplacesTargets(facts.sessionReplaces, input.sessionDevices, input.devices, now);
+    if (connected) return proxyDecision(connected, input.devices, service, facts.hasRequestDisposition, policy, now, 'session-replaces');
+  }
+  return proxyDecision(suitable, input.devices, service, facts.hasRequestDisposition, policy, now, 'proxy');
 }

@@ -4,7 +4,9 @@
  * tags, so the plugin keeps them (RFC 3840 §9, RFC 5626 `+sip.instance`, RFC 5627 GRUU).
  */
 import type { Device } from '../devices/types.js';
+import type { FeatureValue } from '../devices/types.js';
 import type { SipMessage } from './message.js';
+import { parseNameAddr, parseUri, type ParamValue } from './uri.js';
 
 export type RegisterErrorCode = 'REGISTER_NOT_A_REGISTER' | 'REGISTER_BAD_TO' | 'REGISTER_BAD_CONTACT' | 'REGISTER_BAD_CSEQ' | 'REGISTER_MISSING_HEADER';
 
@@ -54,9 +56,115 @@ export function deviceKey(d: Pick<Device, 'instance' | 'contact'>): string {
   return d.instance ?? d.contact;
 }
 
+/** Canonical served-user key for a To/Request-URI (config `identity`). Null when not a SIP URI with a user. */
+export function aorKey(uri: string, opts: Pick<RegisterOptions, 'identity' | 'domain'>): string | null {
+  const u = parseUri(uri);
+  if (!u || u.scheme === 'tel' || u.user === null || u.user === '') return null;
+  const user = u.user.split(';')[0]!;
+  return opts.identity === 'user' ? `sip:${user}@${opts.domain.toLowerCase()}` : `sip:${user}@${u.host}`;
+}
+
+const DIGITS = /^[0-9]{1,10}$/;
+
+function seconds(v: ParamValue | string | undefined): number | null {
+  if (typeof v !== 'string') return null;
+  const t = v.trim();
+  return DIGITS.test(t) ? Number(t) : null;
+}
+
+/** `+sip.instance` value as stored: unquoted, with angle brackets (RFC 5626 §4.1). */
+function instanceOf(v: ParamValue | undefined): string | null {
+  if (typeof v !== 'string') return null;
+  const t = v.trim();
+  if (!t) return null;
+  return t.startsWith('<') && t.endsWith('>') ? t : `<${t}>`;
+}
+
 /**
+ * Turn a REGISTER into a registry update (RFC 3261 §10.3). Expiry per contact: its
+ * `expires` param, else the Expires header, else `defaultExpires`; capped at
+ * `maxExpires`. A public GRUU (RFC 5627 §5.3) is recorded, as Kamailio's registrar
+ * builds it, when the REGISTER says `Supported: gruu` and the contact has `+sip.instance`.
  * @throws RegisterError
  */
-export function parseRegister(_msg: SipMessage, _src: string | null, _now: number, _opts: RegisterOptions): RegisterUpdate {
-  throw new Error('not implemented');
+export function parseRegister(msg: SipMessage, src: string | null, now: number, opts: RegisterOptions): RegisterUpdate {
+  if (msg.kind !== 'request' || msg.method !== 'REGISTER') {
+    throw new RegisterError('REGISTER_NOT_A_REGISTER', 'not a REGISTER request');
+  }
+  const to = msg.get('To');
+  if (to === undefined) throw new RegisterError('REGISTER_MISSING_HEADER', 'REGISTER without To');
+  const toAddr = parseNameAddr(to);
+  const aor = toAddr ? aorKey(toAddr.uri, opts) : null;
+  if (!aor) throw new RegisterError('REGISTER_BAD_TO', 'To is not a SIP URI with a user part');
+
+  const contacts = msg.getValues('Contact');
+  if (contacts.length === 0) return { kind: 'fetch', aor };
+
+  const callId = msg.get('Call-ID');
+  if (callId === undefined) throw new RegisterError('REGISTER_MISSING_HEADER', 'REGISTER without Call-ID');
+  const cseqMatch = /^([0-9]{1,10})\s+REGISTER$/i.exec(msg.get('CSeq') ?? '');
+  if (!cseqMatch) throw new RegisterError('REGISTER_BAD_CSEQ', 'CSeq is not "<number> REGISTER"');
+  const cseq = Number(cseqMatch[1]);
+
+  const headerExpires = msg.get('Expires');
+  const defaultExp = headerExpires === undefined ? opts.defaultExpires : seconds(headerExpires);
+  if (defaultExp === null) throw new RegisterError('REGISTER_BAD_CONTACT', 'Expires is not a number');
+
+  // RFC 3261 §10.2.2: "Contact: *" only alone and only with Expires: 0.
+  if (contacts.some((c) => c === '*')) {
+    if (contacts.length !== 1 || defaultExp !== 0) {
+      throw new RegisterError('REGISTER_BAD_CONTACT', 'Contact: * needs Expires: 0 and no other contact');
+    }
+    return { kind: 'remove-all', aor, callId, cseq };
+  }
+
+  const gruu = msg.getValues('Supported').some((s) => s.toLowerCase() === 'gruu');
+  const path: string[] = [];
+  for (const p of msg.getValues('Path')) {
+    const na = parseNameAddr(p);
+    if (!na) throw new RegisterError('REGISTER_BAD_CONTACT', 'unreadable Path');
+    path.push(na.uri);
+  }
+
+  const upsert: Device[] = [];
+  const remove: string[] = [];
+  for (const c of contacts) {
+    const na = parseNameAddr(c);
+    if (!na) throw new RegisterError('REGISTER_BAD_CONTACT', 'unreadable Contact');
+    let expires = defaultExp;
+    let q = 1;
+    const params: Record<string, FeatureValue> = {};
+    for (const [k, v] of Object.entries(na.params)) {
+      if (k === 'expires') {
+        const e = seconds(v);
+        if (e === null) throw new RegisterError('REGISTER_BAD_CONTACT', 'Contact expires is not a number');
+        expires = e;
+      } else if (k === 'q') {
+        const qv = typeof v === 'string' ? Number(v) : NaN;
+        if (!(qv >= 0 && qv <= 1)) throw new RegisterError('REGISTER_BAD_CONTACT', 'Contact q is not in 0..1');
+        q = qv;
+      } else params[k] = v;
+    }
+    if (opts.maxExpires > 0) expires = Math.min(expires, opts.maxExpires);
+    const instance = instanceOf(na.params['+sip.instance']);
+    if (expires === 0) {
+      remove.push(deviceKey({ instance, contact: na.uri }));
+      continue;
+    }
+    upsert.push({
+      aor,
+      instance,
+      contact: na.uri,
+      params,
+      q,
+      pubGruu: gruu && instance ? `${aor};gr=${instance.slice(1, -1)}` : null,
+      received: src,
+      path,
+      callId,
+      cseq,
+      registeredAt: now,
+      expiresAt: now + expires * 1000,
+    });
+  }
+  return { kind: 'update', aor, upsert, remove };
 }

@@ -1,0 +1,68 @@
+/**
+ * CR 8.3.2.1 step 9, proxy mode: fork to the suitable clients only.
+ * - One `Reject-Contact: *;+sip.instance="<...>"` per registered, unexpired device that is
+ *   not a target (spec-digest "Excluding a device in proxy mode"). A device without
+ *   `+sip.instance` cannot be named this way and is left to the core (docs/policy.md).
+ * - `Request-Disposition: fork, parallel` (RFC 3841 §10); a caller's own
+ *   Request-Disposition is removed first.
+ * - `failover` to the ISF on 480/408/487/500/503/504 when interworking is on
+ *   (CR 8.3.2.1.1, final responses other than 200).
+ * Record-Route is added by Kamailio.
+ */
+import type { Device } from '../../devices/types.js';
+import type { ProxyDecision, Stage } from '../decision.js';
+import type { Policy } from '../policy.js';
+import type { ServiceEdit } from './service-identification.js';
+import { deviceKey } from '../../sip/register.js';
+
+export const FAILOVER_CODES = '^(480|408|487|500|503|504)$';
+
+/** `+sip.instance` values only ever hold `<urn:...>`; refuse anything that could break the header. */
+const SAFE_INSTANCE = /^<[^<>"\r\n\\]+>$/;
+
+export function proxyDecision(
+  targets: readonly Device[],
+  devices: readonly Device[],
+  service: ServiceEdit,
+  callerDisposition: boolean,
+  policy: Policy,
+  now: number,
+  stage: Stage,
+): ProxyDecision {
+  const keep = new Set(targets.map(deviceKey));
+  const excluded = new Set<string>();
+  let hdrs = service.hdrs;
+  for (const d of devices) {
+    if (d.expiresAt <= now || keep.has(deviceKey(d)) || d.instance === null) continue;
+    if (excluded.has(d.instance) || !SAFE_INSTANCE.test(d.instance)) continue;
+    excluded.add(d.instance);
+    hdrs += `Reject-Contact: *;+sip.instance="${d.instance}"\r\n`;
+  }
+  hdrs += 'Request-Disposition: fork, parallel\r\n';
+  const remove = [...service.remove];
+  if (callerDisposition) remove.push('Request-Disposition');
+  return {
+    action: 'proxy',
+    remove,
+    hdrs,
+    failover: policy.interworkingOnFailure ? { codes: FAILOVER_CODES, ruri: policy.isfUri } : null,
+    stage,
+  };
+}
+
+/**
+ * CR step 9 Session-Replaces: the unexpired devices connected in the replaced session,
+ * or null when the session is unknown (or none of its devices is still registered).
+ */
+export function sessionReplacesTargets(
+  contributionId: string,
+  lookup: (contributionId: string) => readonly string[] | null,
+  devices: readonly Device[],
+  now: number,
+): Device[] | null {
+  const keys = lookup(contributionId);
+  if (!keys || keys.length === 0) return null;
+  const set = new Set(keys);
+  const targets = devices.filter((d) => d.expiresAt > now && set.has(deviceKey(d)));
+  return targets.length ? targets : null;
+}
