@@ -1,0 +1,661 @@
+// B2BUA-mode MSRP relay (CR 8.3.2.1.4, RFC 4975, RFC 6135).
+//
+// One relay session per originating call. It owns two relay URIs:
+//   orig URI    - given to the originating side in our SDP answer;
+//   device URI  - given to every device in our SDP offer.
+// Frames are matched by the session-id of the last To-Path URI (RFC 4975 §5.4);
+// on the device URI the sending device is told apart by its From-Path, which must
+// equal the a=path of its SDP answer. Every peer connects to us (a=setup:passive).
+//
+//   originator --SEND--> [orig URI]  relay  [device URI] --SEND--> each device
+//   originator <--SEND-- [orig URI]  relay  [device URI] <--SEND-- a device
+//                                      \--- copy with Message-Direction: sent --> other devices
+//
+// Each chunk is taken whole, then forwarded with To-Path/From-Path rewritten and a new
+// transaction-id; Message-ID and every other header keep their wire order. The stack's
+// endpoint answers each SEND hop by hop with 200 (481 for an unknown session).
+
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  MsrpEndpoint,
+  getHeader,
+  msrpUriEquals,
+  newTransactionId,
+  parseMsrpUri,
+  parsePath,
+  serializeFrame,
+  setHeader,
+  type ConnectionOptions,
+  type ContinuationFlag,
+  type FrameHead,
+  type MsrpConnectionLike,
+  type MsrpHeader,
+  type MsrpUri,
+  type RequestHead,
+  type SessionSink,
+} from '../msrp/index.js';
+import { cpimAddress, type PayloadKind } from '../cpim/head.js';
+import {
+  formatByteRange, injectIntoChunk, parseByteRange, planInjection, shiftRange, unshiftRange,
+  type ByteRange, type Injection,
+} from '../cpim/direction.js';
+import { HeadTracker, type HeadDecision } from '../cpim/tracker.js';
+import type { MessageStore } from '../history/store.js';
+import { relaySdp, readMsrpMedia } from './sdp.js';
+import { pauseConnection, resumeConnection } from './flow.js';
+import type {
+  AnswerParams, AnswerReply, DropParams, Failure, KeyParams, LegInfo, MultiDevicePolicy, OfferParams, OfferReply,
+  QueryReply, RelayEvent, SimpleReply, ControlErrorCode,
+} from './types.js';
+
+export interface RelayOptions {
+  host?: string;
+  /** MSRP listen port; 0 picks a free one. */
+  port?: number;
+  store?: MessageStore;
+  log?: Logger;
+  connection?: ConnectionOptions;
+  /** Largest chunk taken whole (bytes); larger chunks get 413 (RFC 4975 §7.3.1). Default 4 MiB. */
+  maxChunk?: number;
+  /** Bytes kept for a leg that has not connected yet. Default 1 MiB. */
+  maxPending?: number;
+  /** Largest message reassembled for history. Default 4 MiB. */
+  maxHistoryMessage?: number;
+  /** REPORT mappings kept per session (oldest forgotten first). Default 4096. */
+  maxTracked?: number;
+}
+
+interface Counters {
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  dropped: number;
+}
+
+interface Leg extends Counters {
+  readonly tag: string;
+  readonly role: 'originator' | 'device';
+  /** Peer a=path: the To-Path we use toward it. */
+  readonly path: MsrpUri[];
+  readonly pathText: string[];
+  conn?: MsrpConnectionLike;
+  state: 'waiting' | 'connected' | 'closed';
+  /** Frames queued before the peer connected, bounded by maxPending. */
+  pending: Buffer[];
+  pendingBytes: number;
+}
+
+/** One incoming message (per source leg and Message-ID) while its chunks flow. */
+interface InMessage {
+  readonly tracker: HeadTracker<Chunk>;
+  decision?: HeadDecision;
+  routes?: Route[];
+  history?: { parts: Buffer[]; size: number; overflow: boolean };
+}
+
+interface Route {
+  readonly leg: Leg;
+  readonly injection: Injection | null;
+}
+
+interface Chunk {
+  readonly head: RequestHead;
+  readonly body: Buffer;
+  readonly range: ByteRange;
+  readonly flag: ContinuationFlag;
+}
+
+interface Session {
+  readonly callId: string;
+  readonly policy: MultiDevicePolicy;
+  readonly directDelivery: boolean;
+  readonly record: boolean;
+  readonly servedUser?: string;
+  readonly conversationId?: string;
+  readonly contributionId?: string;
+  readonly origId: string;
+  readonly devId: string;
+  readonly origUri: string;
+  readonly devUri: string;
+  readonly originator: Leg;
+  readonly devices: Map<string, Leg>;
+  firstActive?: string;
+  readonly inbound: Map<string, InMessage>;
+  /** `${destTag}\0${messageId}` -> where REPORTs go back to, and how to map ranges. */
+  readonly sent: Map<string, { src: Leg; injection: Injection | null }>;
+  closed: boolean;
+}
+
+/** Per connection: the frame being received. */
+interface Receiving {
+  readonly session: Session;
+  readonly leg: Leg;
+  readonly head: FrameHead;
+  parts: Buffer[];
+  size: number;
+}
+
+const ORIGINATOR = 'originator';
+
+function fail(code: ControlErrorCode, reason: string): Failure {
+  return { result: 'error', 'error-code': code, 'error-reason': reason };
+}
+
+function freshId(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+function isNonEmpty(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0;
+}
+
+export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
+  readonly endpoint: MsrpEndpoint;
+  private readonly sessions = new Map<string, Session>();
+  private readonly receiving = new Map<string, Receiving>();
+  /** Source connection id -> destination connections it waits on. */
+  private readonly blockedOn = new Map<string, { src: MsrpConnectionLike; dests: Set<string> }>();
+  private readonly drainHooked = new WeakSet<MsrpConnectionLike>();
+  private readonly host: string;
+  private readonly opts: Required<Pick<RelayOptions, 'maxChunk' | 'maxPending' | 'maxHistoryMessage' | 'maxTracked'>>;
+  private port = 0;
+
+  constructor(private readonly options: RelayOptions = {}) {
+    super();
+    this.host = options.host ?? '127.0.0.1';
+    this.opts = {
+      maxChunk: options.maxChunk ?? 4 * 1024 * 1024,
+      maxPending: options.maxPending ?? 1024 * 1024,
+      maxHistoryMessage: options.maxHistoryMessage ?? 4 * 1024 * 1024,
+      maxTracked: options.maxTracked ?? 4096,
+    };
+    this.endpoint = new MsrpEndpoint({
+      host: this.host,
+      port: options.port ?? 2855,
+      ...(options.connection ? { connection: options.connection } : {}),
+    });
+  }
+
+  async listen(): Promise<number> {
+    this.port = await this.endpoint.listen();
+    return this.port;
+  }
+
+  get listenPort(): number {
+    return this.port;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  async close(): Promise<void> {
+    for (const s of [...this.sessions.values()]) this.deleteSession(s, 'relay stopped');
+    await this.endpoint.close();
+  }
+
+  // ---- control verbs ------------------------------------------------------------
+
+  /** Create a session from the originator's offer. */
+  offer(p: OfferParams): OfferReply {
+    if (!isNonEmpty(p['call-id']) || !isNonEmpty(p.sdp)) return fail('BAD_PARAMS', 'call-id and sdp are required');
+    if (p.policy !== undefined && !['A', 'B', 'C'].includes(p.policy)) return fail('BAD_PARAMS', 'policy must be A, B or C');
+    if (this.sessions.has(p['call-id'])) return fail('SESSION_EXISTS', 'session exists for this call-id');
+    const warnings: string[] = [];
+    let path: MsrpUri[];
+    let pathText: string[];
+    try {
+      const media = readMsrpMedia(p.sdp);
+      pathText = media.path;
+      path = media.path.map(u => parseMsrpUri(u));
+      // RFC 6135: we are always passive; a passive offerer cannot reach us.
+      if (media.setup === 'passive') warnings.push('offer has a=setup:passive; the relay only accepts connections');
+    } catch (err) {
+      return fail('BAD_SDP', (err as Error).message);
+    }
+    const origId = freshId();
+    const devId = freshId();
+    const origUri = this.endpoint.uriFor(origId);
+    const devUri = this.endpoint.uriFor(devId);
+    const s: Session = {
+      callId: p['call-id'],
+      policy: p.policy ?? 'C',
+      directDelivery: p['direct-delivery'] === true,
+      record: p.record === true,
+      ...(isNonEmpty(p['served-user']) ? { servedUser: cpimAddress(p['served-user'])! } : {}),
+      ...(isNonEmpty(p['conversation-id']) ? { conversationId: p['conversation-id'] } : {}),
+      ...(isNonEmpty(p['contribution-id']) ? { contributionId: p['contribution-id'] } : {}),
+      origId,
+      devId,
+      origUri,
+      devUri,
+      originator: newLeg(ORIGINATOR, 'originator', path, pathText),
+      devices: new Map(),
+      inbound: new Map(),
+      sent: new Map(),
+      closed: false,
+    };
+    if (s.directDelivery && !s.servedUser) warnings.push('direct-delivery without served-user: only device copies are marked');
+    if (s.record && (!s.conversationId || !s.contributionId)) warnings.push('record without conversation-id/contribution-id: history off');
+    this.sessions.set(s.callId, s);
+    this.endpoint.addSession(origId, this.sinkFor(s, 'orig'));
+    this.endpoint.addSession(devId, this.sinkFor(s, 'device'));
+    if (s.record && s.conversationId && s.contributionId && this.options.store) {
+      // CR 8.5: ensure the Session History Folder exists, with its session info object.
+      this.options.store
+        .ensureSessionFolder(
+          { conversationId: s.conversationId, contributionId: s.contributionId },
+          { callId: s.callId, ...(s.servedUser ? { to: s.servedUser } : {}), startedAt: new Date().toISOString() },
+        )
+        .catch((err: unknown) => this.options.log?.error({ err, callId: s.callId }, 'history folder failed'));
+    }
+    const sdp = relaySdp(p.sdp, { host: this.host, port: this.port, uri: origUri });
+    const deviceSdp = relaySdp(p.sdp, { host: this.host, port: this.port, uri: devUri });
+    return {
+      result: 'ok',
+      sdp,
+      'device-sdp': deviceSdp,
+      'relay-uri': origUri,
+      'device-relay-uri': devUri,
+      ...(warnings.length ? { warnings } : {}),
+    };
+  }
+
+  /** Add a device leg from its SDP answer. */
+  answer(p: AnswerParams): AnswerReply {
+    if (!isNonEmpty(p['call-id']) || !isNonEmpty(p.leg) || !isNonEmpty(p.sdp)) {
+      return fail('BAD_PARAMS', 'call-id, leg and sdp are required');
+    }
+    const s = this.sessions.get(p['call-id']);
+    if (!s) return fail('UNKNOWN_SESSION', 'no session for this call-id');
+    if (p.leg === ORIGINATOR || s.devices.has(p.leg)) return fail('LEG_EXISTS', 'leg exists');
+    // CR 8.3.2.1.1 A: keep only the first client that answered.
+    if (s.policy === 'A' && s.devices.size > 0) return fail('POLICY_REJECTED', 'policy A keeps only the first device');
+    let pathText: string[];
+    let path: MsrpUri[];
+    try {
+      pathText = readMsrpMedia(p.sdp).path;
+      path = pathText.map(u => parseMsrpUri(u));
+    } catch (err) {
+      return fail('BAD_SDP', (err as Error).message);
+    }
+    const last = path[path.length - 1]!;
+    for (const d of s.devices.values()) {
+      if (d.state !== 'closed' && msrpUriEquals(d.path[d.path.length - 1]!, last)) {
+        return fail('LEG_EXISTS', 'another leg has the same a=path');
+      }
+    }
+    s.devices.set(p.leg, newLeg(p.leg, 'device', path, pathText));
+    return { result: 'ok', leg: p.leg };
+  }
+
+  /** Drop a device leg (after its BYE): release its media. */
+  drop(p: DropParams): SimpleReply {
+    const s = this.sessions.get(p['call-id']);
+    if (!s) return fail('UNKNOWN_SESSION', 'no session for this call-id');
+    const leg = s.devices.get(p.leg);
+    if (!leg) return fail('UNKNOWN_LEG', 'no such device leg');
+    s.devices.delete(p.leg);
+    this.closeLeg(s, leg, 'dropped');
+    return { result: 'ok' };
+  }
+
+  delete(p: KeyParams): SimpleReply {
+    const s = this.sessions.get(p['call-id']);
+    if (!s) return fail('UNKNOWN_SESSION', 'no session for this call-id');
+    this.deleteSession(s, 'deleted');
+    return { result: 'ok' };
+  }
+
+  query(p: KeyParams): QueryReply {
+    const s = this.sessions.get(p['call-id']);
+    if (!s) return fail('UNKNOWN_SESSION', 'no session for this call-id');
+    return {
+      result: 'ok',
+      'call-id': s.callId,
+      policy: s.policy,
+      'direct-delivery': s.directDelivery,
+      record: s.record,
+      ...(s.firstActive !== undefined ? { 'first-active': s.firstActive } : {}),
+      legs: [s.originator, ...s.devices.values()].map(legInfo),
+    };
+  }
+
+  // ---- media plane --------------------------------------------------------------
+
+  private sinkFor(s: Session, side: 'orig' | 'device'): SessionSink {
+    return {
+      frameStart: (conn, head) => this.onFrameStart(s, side, conn, head),
+      body: (conn, piece) => {
+        const r = this.receiving.get(conn.id);
+        if (!r) return;
+        r.size += piece.length;
+        if (r.size <= this.opts.maxChunk) r.parts.push(piece);
+      },
+      frameEnd: (conn, head, flag) => this.onFrameEnd(conn, head, flag),
+      connectionClosed: (conn, err) => this.onConnectionClosed(s, conn, err),
+    };
+  }
+
+  private onFrameStart(s: Session, side: 'orig' | 'device', conn: MsrpConnectionLike, head: FrameHead): number | undefined {
+    if (s.closed) return 481;
+    const leg = side === 'orig' ? s.originator : this.deviceByFromPath(s, head);
+    // RFC 4975 §5.4: a frame that does not belong to a known peer of this session.
+    if (!leg || leg.state === 'closed') return 481;
+    if (head.kind === 'request' && head.method !== 'SEND' && head.method !== 'REPORT') return 501;
+    if (head.kind === 'request' && head.method === 'SEND') {
+      const range = parseByteRange(getHeader(head.headers, 'Byte-Range'));
+      if (range && range.end !== '*' && range.end - range.start + 1 > this.opts.maxChunk) return 413;
+    }
+    this.bind(s, leg, conn);
+    leg.framesIn += 1;
+    this.receiving.set(conn.id, { session: s, leg, head, parts: [], size: 0 });
+    return undefined;
+  }
+
+  private deviceByFromPath(s: Session, head: FrameHead): Leg | undefined {
+    const from = getHeader(head.headers, 'From-Path');
+    if (!from) return undefined;
+    let uris: MsrpUri[];
+    try {
+      uris = parsePath(from);
+    } catch {
+      return undefined;
+    }
+    // The first From-Path URI is the previous hop; the last is the device itself.
+    const last = uris[uris.length - 1];
+    if (!last) return undefined;
+    for (const d of s.devices.values()) {
+      if (msrpUriEquals(d.path[d.path.length - 1]!, last)) return d;
+    }
+    return undefined;
+  }
+
+  private bind(s: Session, leg: Leg, conn: MsrpConnectionLike): void {
+    if (leg.conn === conn) return;
+    leg.conn = conn;
+    leg.state = 'connected';
+    this.hookDrain(conn);
+    this.emitEvent({ event: 'leg-connected', 'call-id': s.callId, leg: leg.tag });
+    // Flush what waited for this peer.
+    const pending = leg.pending;
+    leg.pending = [];
+    leg.pendingBytes = 0;
+    for (const b of pending) this.write(leg, b, undefined);
+  }
+
+  private onFrameEnd(conn: MsrpConnectionLike, head: FrameHead, flag: ContinuationFlag): void {
+    const r = this.receiving.get(conn.id);
+    this.receiving.delete(conn.id);
+    if (!r || r.head !== head) return;
+    r.leg.bytesIn += r.size;
+    if (r.session.closed || head.kind !== 'request') return; // hop-by-hop responses end here
+    if (r.size > this.opts.maxChunk) {
+      r.leg.dropped += 1;
+      return;
+    }
+    const body = r.parts.length === 1 ? r.parts[0]! : Buffer.concat(r.parts, r.size);
+    try {
+      if (head.method === 'SEND') this.onSend(r.session, r.leg, conn, head, body, flag);
+      else if (head.method === 'REPORT') this.onReport(r.session, r.leg, head);
+    } catch (err) {
+      // A malformed frame costs the frame, never the relay.
+      r.leg.dropped += 1;
+      this.options.log?.warn({ err, callId: r.session.callId, leg: r.leg.tag }, 'frame not relayed');
+    }
+  }
+
+  private onSend(s: Session, src: Leg, conn: MsrpConnectionLike, head: RequestHead, body: Buffer, flag: ContinuationFlag): void {
+    const messageId = getHeader(head.headers, 'Message-ID');
+    // RFC 4975 §7.1: an empty SEND only binds the connection; nothing to relay.
+    if (!messageId || (!head.hasBody && body.length === 0)) return;
+    const range = parseByteRange(getHeader(head.headers, 'Byte-Range')) ?? { start: 1, end: body.length, total: body.length };
+    const fixed: ByteRange = { ...range, end: range.end === '*' && flag !== '+' ? range.start + body.length - 1 : range.end };
+    const key = `${src.tag}\0${messageId}`;
+    let m = s.inbound.get(key);
+    if (!m) {
+      m = { tracker: new HeadTracker<Chunk>(getHeader(head.headers, 'Content-Type')) };
+      s.inbound.set(key, m);
+    }
+    const final = flag !== '+';
+    const out = m.tracker.push({ head, body, range: fixed, flag }, body, fixed.start, final);
+    if (final) s.inbound.delete(key);
+    if (!out) return;
+    if (!m.routes) {
+      m.decision = out.decision;
+      m.routes = this.routesFor(s, src, out.decision);
+      if (s.record && this.options.store && (out.decision.kind === 'chat' || out.decision.kind === 'imdn')) {
+        m.history = { parts: [], size: 0, overflow: false };
+      }
+    }
+    for (const c of out.release) {
+      for (const route of m.routes) this.forward(s, src, route, c, messageId);
+      if (m.history) this.recordChunk(s, m, c);
+    }
+    this.throttle(conn, m.routes);
+  }
+
+  /** Where a message goes, and with which Message-Direction injection. */
+  private routesFor(s: Session, src: Leg, d: HeadDecision): Route[] {
+    const kind = d.kind;
+    if (src.role === 'originator') {
+      // CR 8.3.2.1.4 step 3: to every connected device. Step 3.C (our reading, see
+      // docs/media-relay.md): a message the served user sent is marked as sent.
+      const fromUser = s.directDelivery && kind === 'chat' && s.servedUser !== undefined && d.head !== undefined &&
+        cpimAddress(d.head.headers.find(h => h.name.toLowerCase() === 'from')?.value) === s.servedUser;
+      const inj = fromUser && d.head ? planInjection(d.head) : null;
+      return [...s.devices.values()].filter(l => l.state !== 'closed').map(leg => ({ leg, injection: inj }));
+    }
+    this.noteActivity(s, src, kind);
+    const routes: Route[] = [{ leg: s.originator, injection: null }];
+    // CR 8.3.2.1.4 step 4.B: copy the user's own chat message to the user's other devices.
+    if (s.directDelivery && kind === 'chat') {
+      const inj = d.head ? planInjection(d.head) : null;
+      for (const leg of s.devices.values()) {
+        if (leg !== src && leg.state !== 'closed') routes.push({ leg, injection: inj });
+      }
+    }
+    return routes;
+  }
+
+  /** CR 8.3.2.1.1 B (and A): the first device to send a chat message or isComposing. */
+  private noteActivity(s: Session, src: Leg, kind: PayloadKind): void {
+    if (s.firstActive !== undefined || s.policy === 'C') return;
+    if (kind !== 'chat' && kind !== 'isComposing') return;
+    s.firstActive = src.tag;
+    this.emitEvent({ event: 'first-active', 'call-id': s.callId, leg: src.tag, kind });
+  }
+
+  private forward(s: Session, src: Leg, route: Route, c: Chunk, messageId: string): void {
+    const dest = route.leg;
+    if (dest.state === 'closed') return;
+    const ownUri = dest.role === 'originator' ? s.origUri : s.devUri;
+    const range = shiftRange(c.range, route.injection);
+    const body = injectIntoChunk(c.body, c.range.start, route.injection);
+    let headers: MsrpHeader[] = setHeader(c.head.headers, 'To-Path', dest.pathText.join(' '));
+    headers = setHeader(headers, 'From-Path', ownUri);
+    if (getHeader(c.head.headers, 'Byte-Range') !== undefined || route.injection) {
+      headers = setHeader(headers, 'Byte-Range', formatByteRange(range));
+    }
+    const frame = serializeFrame({
+      head: { kind: 'request', method: 'SEND', transactionId: newTransactionId(), headers, hasBody: c.head.hasBody, raw: Buffer.alloc(0) },
+      body,
+      flag: c.flag,
+    });
+    // Remember where REPORTs for this message go back to (bounded).
+    const key = `${dest.tag}\0${messageId}`;
+    if (!s.sent.has(key)) {
+      s.sent.set(key, { src, injection: route.injection });
+      if (s.sent.size > this.opts.maxTracked) s.sent.delete(s.sent.keys().next().value!);
+    }
+    dest.framesOut += 1;
+    dest.bytesOut += body.length;
+    this.write(dest, frame, undefined);
+  }
+
+  /** RFC 4975 §7.1.2: a REPORT goes back to the message's sender, its Byte-Range mapped back. */
+  private onReport(s: Session, from: Leg, head: RequestHead): void {
+    const messageId = getHeader(head.headers, 'Message-ID');
+    if (!messageId) return;
+    const t = s.sent.get(`${from.tag}\0${messageId}`);
+    if (!t || t.src.state === 'closed') return;
+    const back = t.src;
+    let headers = setHeader(head.headers, 'To-Path', back.pathText.join(' '));
+    headers = setHeader(headers, 'From-Path', back.role === 'originator' ? s.origUri : s.devUri);
+    const range = parseByteRange(getHeader(head.headers, 'Byte-Range'));
+    if (range) headers = setHeader(headers, 'Byte-Range', formatByteRange(unshiftRange(range, t.injection)));
+    const frame = serializeFrame({
+      head: { kind: 'request', method: 'REPORT', transactionId: newTransactionId(), headers, hasBody: false, raw: Buffer.alloc(0) },
+      body: Buffer.alloc(0),
+      flag: '$',
+    });
+    back.framesOut += 1;
+    this.write(back, frame, undefined);
+  }
+
+  private recordChunk(s: Session, m: InMessage, c: Chunk): void {
+    const h = m.history!;
+    if (!h.overflow) {
+      h.size += c.body.length;
+      if (h.size > this.opts.maxHistoryMessage) {
+        h.overflow = true;
+        h.parts = [];
+      } else {
+        h.parts.push(c.body);
+      }
+    }
+    if (c.flag !== '$') {
+      if (c.flag === '#') h.parts = [];
+      return;
+    }
+    if (h.overflow || !s.conversationId || !s.contributionId) {
+      if (h.overflow) this.options.log?.warn({ callId: s.callId }, 'message too large for history');
+      return;
+    }
+    // Store the message as message/cpim (CR 8.5), in byte order.
+    const data = Buffer.concat(h.parts);
+    h.parts = [];
+    this.options.store!
+      .append({ conversationId: s.conversationId, contributionId: s.contributionId }, 'message/cpim', data)
+      .catch((err: unknown) => this.options.log?.error({ err, callId: s.callId }, 'history append failed'));
+  }
+
+  private write(leg: Leg, frame: Buffer, _src: MsrpConnectionLike | undefined): void {
+    const conn = leg.conn;
+    if (!conn || conn.closed) {
+      if (leg.state === 'closed') return;
+      // Not connected yet: keep a bounded backlog for when it binds.
+      if (leg.pendingBytes + frame.length > this.opts.maxPending) {
+        leg.dropped += 1;
+        return;
+      }
+      leg.pending.push(frame);
+      leg.pendingBytes += frame.length;
+      return;
+    }
+    conn.write(frame);
+  }
+
+  /** Backpressure: stop reading from `src` while a destination is over its high-water mark. */
+  private throttle(src: MsrpConnectionLike, routes: Route[]): void {
+    const hwm = this.options.connection?.highWaterMark ?? 256 * 1024;
+    for (const r of routes) {
+      const d = r.leg.conn;
+      if (!d || d.closed || d === src || d.queuedBytes <= hwm) continue;
+      let b = this.blockedOn.get(src.id);
+      if (!b) {
+        b = { src, dests: new Set() };
+        this.blockedOn.set(src.id, b);
+        pauseConnection(src);
+      }
+      b.dests.add(d.id);
+    }
+  }
+
+  private hookDrain(conn: MsrpConnectionLike): void {
+    if (this.drainHooked.has(conn)) return;
+    this.drainHooked.add(conn);
+    const release = (): void => {
+      for (const [id, b] of this.blockedOn) {
+        if (!b.dests.delete(conn.id)) continue;
+        if (b.dests.size === 0) {
+          this.blockedOn.delete(id);
+          resumeConnection(b.src);
+        }
+      }
+    };
+    conn.on('drain', release);
+    conn.on('close', () => {
+      release();
+      this.blockedOn.delete(conn.id);
+      this.receiving.delete(conn.id);
+    });
+  }
+
+  private onConnectionClosed(s: Session, conn: MsrpConnectionLike, err?: Error): void {
+    this.receiving.delete(conn.id);
+    for (const leg of [s.originator, ...s.devices.values()]) {
+      if (leg.conn !== conn) continue;
+      leg.conn = undefined;
+      if (leg.state === 'closed') continue;
+      leg.state = 'closed';
+      // Messages half-received from this leg will not complete.
+      for (const k of [...s.inbound.keys()]) if (k.startsWith(`${leg.tag}\0`)) s.inbound.delete(k);
+      this.emitEvent({ event: 'leg-closed', 'call-id': s.callId, leg: leg.tag, reason: err ? err.message : 'connection closed' });
+    }
+  }
+
+  private closeLeg(s: Session, leg: Leg, reason: string): void {
+    const conn = leg.conn;
+    const wasOpen = leg.state !== 'closed';
+    leg.state = 'closed';
+    leg.conn = undefined;
+    leg.pending = [];
+    leg.pendingBytes = 0;
+    for (const k of [...s.inbound.keys()]) if (k.startsWith(`${leg.tag}\0`)) s.inbound.delete(k);
+    // Close the connection unless another live leg still uses it.
+    const shared = [...this.sessions.values()].some(o =>
+      [o.originator, ...o.devices.values()].some(l => l !== leg && l.conn === conn));
+    if (conn && !shared) conn.close();
+    if (wasOpen) this.emitEvent({ event: 'leg-closed', 'call-id': s.callId, leg: leg.tag, reason });
+  }
+
+  private deleteSession(s: Session, reason: string): void {
+    s.closed = true;
+    this.sessions.delete(s.callId);
+    this.endpoint.removeSession(s.origId);
+    this.endpoint.removeSession(s.devId);
+    for (const leg of [...s.devices.values(), s.originator]) this.closeLeg(s, leg, reason);
+    s.inbound.clear();
+    s.sent.clear();
+  }
+
+  private emitEvent(e: RelayEvent): void {
+    this.options.log?.info(e, 'relay event');
+    this.emit('event', e);
+  }
+}
+
+function newLeg(tag: string, role: 'originator' | 'device', path: MsrpUri[], pathText: string[]): Leg {
+  return {
+    tag, role, path, pathText, state: 'waiting', pending: [], pendingBytes: 0,
+    framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0,
+  };
+}
+
+function legInfo(l: Leg): LegInfo {
+  return {
+    leg: l.tag,
+    role: l.role,
+    state: l.state,
+    path: l.pathText,
+    'frames-in': l.framesIn,
+    'frames-out': l.framesOut,
+    'bytes-in': l.bytesIn,
+    'bytes-out': l.bytesOut,
+    dropped: l.dropped,
+  };
+}

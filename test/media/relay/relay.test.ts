@@ -1,0 +1,199 @@
+// Relay over real TCP on loopback, driven by the MsrpPeer test client.
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { MsrpPeer, buildCpim } from '../../../media/client/peer.js';
+import { MsrpRelay } from '../../../media/relay/relay.js';
+import { rangesOf, sdpFor, until, world } from './helpers.js';
+
+const ALICE = 'sip:alice@example.net';
+const BOB = 'sip:bob@example.net'; // the served user
+
+t.test('unknown session gets 481', async t => {
+  const relay = new MsrpRelay({ port: 0 });
+  const port = await relay.listen();
+  const p = await MsrpPeer.connect({ host: '127.0.0.1', port, remotePath: `msrp://127.0.0.1:${port}/nosuchsession;tcp` });
+  t.equal(await p.bind(), 481);
+  const r = await p.sendMessage('hello', { contentType: 'text/plain' });
+  t.same(r.statuses, [481]);
+  await p.close();
+  await relay.close();
+});
+
+t.test('device with an unknown From-Path gets 481', async t => {
+  const w = await world(1);
+  const o = w.relay.query({ 'call-id': w.callId });
+  t.equal(o.result, 'ok');
+  const stranger = await MsrpPeer.connect({ host: '127.0.0.1', port: w.port, remotePath: w.devices[0]!.remotePath! });
+  t.equal(await stranger.bind(), 481);
+  await stranger.close();
+  await w.close();
+});
+
+t.test('one originator, three devices (policy C): 1 MB chunked both ways', async t => {
+  const w = await world(3, { policy: 'C' });
+  t.same(w.events.filter(e => e.event === 'leg-connected').map(e => e.leg), ['originator', 'dev1', 'dev2', 'dev3']);
+  const big = Buffer.concat([randomBytes(512 * 1024), Buffer.from('ü✓😀'.repeat(40000), 'utf8')]).subarray(0, 1024 * 1024);
+  const body = buildCpim({ from: ALICE, to: BOB, body: big, contentType: 'application/octet-stream' });
+  const sent = await w.origin.sendMessage(body, { chunkSize: 16 * 1024 });
+  t.ok(sent.statuses.every(s => s === 200), 'every chunk answered 200 hop by hop');
+  for (const d of w.devices) {
+    const m = await d.waitForMessage(m => m.messageId === sent.messageId, 20000);
+    t.ok(m.body.equals(body), 'device got the 1 MB message byte for byte');
+    t.equal(m.chunks, sent.statuses.length);
+    t.equal(m.fromPath, d.remotePath, 'From-Path is the relay URI');
+  }
+  // Each device answers with its own 1 MB message to the originator.
+  const bodies = w.devices.map((_d, i) => buildCpim({ from: BOB, to: ALICE, body: Buffer.alloc(1024 * 1024, 0x61 + i) }));
+  const back = await Promise.all(w.devices.map((d, i) => d.sendMessage(bodies[i]!, { chunkSize: 32 * 1024 })));
+  for (const [i, r] of back.entries()) {
+    const m = await w.origin.waitForMessage(m => m.messageId === r.messageId, 20000);
+    t.ok(m.body.equals(bodies[i]!), 'device message arrived intact, not interleaved');
+    t.equal(m.fromPath, w.origin.remotePath, 'From-Path toward the originator is the relay URI');
+  }
+  t.equal(w.origin.messages.length, 3, 'originator got exactly three messages');
+  for (const d of w.devices) t.equal(d.messages.length, 1, 'devices do not see each other without direct delivery');
+  await w.close();
+});
+
+t.test('policy A: only the first device leg is kept', async t => {
+  const w = await world(1, { policy: 'A' });
+  const d2 = await MsrpPeer.connect({ host: '127.0.0.1', port: w.port, remotePath: w.devices[0]!.remotePath! });
+  const a = w.relay.answer({ 'call-id': w.callId, leg: 'dev2', sdp: sdpFor(d2.localUri) });
+  t.equal(a.result, 'error');
+  t.equal(a.result === 'error' && a['error-code'], 'POLICY_REJECTED');
+  t.equal(await d2.bind(), 481, 'rejected device cannot bind');
+  const r = await w.origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: 'hi' }));
+  await w.devices[0]!.waitForMessage(m => m.messageId === r.messageId);
+  const m = await w.devices[0]!.sendMessage(buildCpim({ from: BOB, to: ALICE, body: 'yo' }));
+  await w.origin.waitForMessage(x => x.messageId === m.messageId);
+  const ev = await w.waitEvent(e => e.event === 'first-active');
+  t.match(ev, { leg: 'dev1', kind: 'chat' });
+  await d2.close();
+  await w.close();
+});
+
+t.test('policy B: first active device reported; others relayed until dropped', async t => {
+  const w = await world(3, { policy: 'B' });
+  const [d1, d2, d3] = w.devices as [MsrpPeer, MsrpPeer, MsrpPeer];
+  // An IMDN is not activity (CR 8.3.2.1.4 4.A.i): no event yet.
+  await d1.sendMessage(buildCpim({ from: BOB, to: ALICE, body: '<imdn/>', contentType: 'message/imdn+xml' }));
+  t.equal(w.events.filter(e => e.event === 'first-active').length, 0, 'IMDN does not pick a device');
+  await d2.sendMessage(buildCpim({ from: BOB, to: ALICE, body: '<isComposing/>', contentType: 'application/im-iscomposing+xml' }));
+  const ev = await w.waitEvent(e => e.event === 'first-active');
+  t.match(ev, { event: 'first-active', leg: 'dev2', kind: 'isComposing', 'call-id': w.callId });
+  await d3.sendMessage(buildCpim({ from: BOB, to: ALICE, body: 'late' }));
+  t.equal(w.events.filter(e => e.event === 'first-active').length, 1, 'reported once');
+  // Still relaying to every leg until the SIP side drops them.
+  const m1 = await w.origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: 'to all' }));
+  for (const d of w.devices) await d.waitForMessage(m => m.messageId === m1.messageId);
+  t.equal(w.relay.drop({ 'call-id': w.callId, leg: 'dev1' }).result, 'ok');
+  t.equal(w.relay.drop({ 'call-id': w.callId, leg: 'dev3' }).result, 'ok');
+  await w.waitEvent(e => e.event === 'leg-closed' && e.leg === 'dev3');
+  const m2 = await w.origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: 'only dev2' }));
+  await d2.waitForMessage(m => m.messageId === m2.messageId);
+  t.notOk(d1.messages.some(m => m.messageId === m2.messageId));
+  t.notOk(d3.messages.some(m => m.messageId === m2.messageId));
+  t.equal(w.relay.drop({ 'call-id': w.callId, leg: 'dev1' }).result, 'error', 'second drop: unknown leg');
+  const q = w.relay.query({ 'call-id': w.callId });
+  t.equal(q.result === 'ok' && q['first-active'], 'dev2');
+  await w.close();
+});
+
+t.test('direct delivery: Message-Direction injected across chunks, byte by byte', async t => {
+  const w = await world(3, { policy: 'C', 'direct-delivery': true, 'served-user': `<${BOB}>` });
+  const [d1, d2, d3] = w.devices as [MsrpPeer, MsrpPeer, MsrpPeer];
+  const payload = Buffer.from('Grüße 😀 '.repeat(300), 'utf8');
+  const body = buildCpim({ from: BOB, to: ALICE, body: payload, dispositionNotification: ['positive-delivery'] });
+  const blockEnd = body.indexOf('\r\n\r\n') + 2;
+  const marked = Buffer.concat([body.subarray(0, blockEnd), Buffer.from('Message-Direction: sent\r\n'), body.subarray(blockEnd)]);
+  // 37-byte chunks: the CPIM header block spans several chunks.
+  const r = await d1.sendMessage(body, { chunkSize: 37, successReport: true });
+  const toOrigin = await w.origin.waitForMessage(m => m.messageId === r.messageId, 10000);
+  t.ok(toOrigin.body.equals(body), 'originating side gets it unmarked');
+  for (const d of [d2, d3]) {
+    const m = await d.waitForMessage(x => x.messageId === r.messageId, 10000);
+    t.ok(m.body.equals(marked), 'other device gets Message-Direction: sent, byte for byte');
+    const ranges = rangesOf(d, r.messageId);
+    t.equal(ranges.length, Math.ceil(body.length / 37), 'one chunk out per chunk in');
+    t.ok(ranges.every(x => x.endsWith(`/${marked.length}`)), 'every total shifted');
+    let next = 1;
+    for (const x of ranges) {
+      const [a, b] = x.split('/')[0]!.split('-').map(Number) as [number, number];
+      if (a !== next) t.fail(`gap at ${x}`);
+      next = b + 1;
+    }
+    t.equal(next, marked.length + 1, 'ranges tile the marked message');
+  }
+  t.notOk(d1.messages.some(m => m.messageId === r.messageId), 'no echo to the sender');
+  // Success reports from all three receivers come back with ranges in the sender's terms.
+  await until(() => d1.reports.filter(x => x.messageId === r.messageId).length >= 3, 5000);
+  const reps = d1.reports.filter(x => x.messageId === r.messageId);
+  t.equal(reps.length, 3, 'three REPORTs');
+  t.ok(reps.every(x => x.byteRange === `1-${body.length}/${body.length}`), 'REPORT byte ranges mapped back');
+
+  // From the originating side: marked only when CPIM From is the served user.
+  const mine = buildCpim({ from: BOB, to: ALICE, body: 'mirrored' });
+  const peer = buildCpim({ from: ALICE, to: BOB, body: 'from alice' });
+  const odd = buildCpim({ from: BOB, to: ALICE, body: 'odd', extraHeaders: [['Message-Direction', 'sideways']] });
+  const s1 = await w.origin.sendMessage(mine, { chunkSize: 20 });
+  const s2 = await w.origin.sendMessage(peer, { chunkSize: 20 });
+  const s3 = await w.origin.sendMessage(odd, { chunkSize: 20 });
+  for (const d of w.devices) {
+    const a = await d.waitForMessage(m => m.messageId === s1.messageId);
+    t.match(a.body.toString(), /\r\nMessage-Direction: sent\r\n\r\nContent-Type/, 'served user mirror marked');
+    const b = await d.waitForMessage(m => m.messageId === s2.messageId);
+    t.ok(b.body.equals(peer), 'peer message unmarked');
+    const c = await d.waitForMessage(m => m.messageId === s3.messageId);
+    t.ok(c.body.equals(odd), 'unknown Message-Direction value kept, not doubled, not rejected');
+  }
+  // isComposing and IMDN are never copied to the other devices.
+  const ic = await d1.sendMessage(buildCpim({ from: BOB, to: ALICE, body: '<x/>', contentType: 'application/im-iscomposing+xml' }));
+  await w.origin.waitForMessage(m => m.messageId === ic.messageId);
+  t.notOk(d2.messages.some(m => m.messageId === ic.messageId), 'isComposing not copied');
+  await w.close();
+});
+
+t.test('slow reader: bounded relay memory, message still delivered', async t => {
+  const hwm = 64 * 1024;
+  const w = await world(2, {}, { connection: { highWaterMark: hwm, maxQueuedBytes: 8 * 1024 * 1024 } }, [{}, { readDelayMs: 5 }]);
+  const body = randomBytes(4 * 1024 * 1024);
+  const sent = await w.origin.sendMessage(body, { chunkSize: 64 * 1024, contentType: 'application/octet-stream', timeoutMs: 30000 });
+  t.ok(sent.statuses.every(s => s === 200));
+  const fast = await w.devices[0]!.waitForMessage(m => m.messageId === sent.messageId, 30000);
+  const slow = await w.devices[1]!.waitForMessage(m => m.messageId === sent.messageId, 30000);
+  t.ok(fast.body.equals(body) && slow.body.equals(body), 'both devices got 4 MB intact');
+  const peak = Math.max(...[...w.relay.endpoint.connections].map(c => c.peakQueuedBytes));
+  t.ok(peak < hwm + 3 * 64 * 1024, `relay output queue peaked at ${peak} bytes (< HWM + 3 chunks)`);
+  await w.close();
+});
+
+t.test('device disconnecting mid-message: the others still get it', async t => {
+  const w = await world(3);
+  const [d1, d2, d3] = w.devices as [MsrpPeer, MsrpPeer, MsrpPeer];
+  const body = randomBytes(1024 * 1024);
+  let closed = false;
+  const sending = w.origin.sendMessage(body, { chunkSize: 8 * 1024, contentType: 'application/octet-stream', timeoutMs: 20000 });
+  // Close dev3 once it has seen a few chunks.
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('dev3 saw no chunks')), 10000);
+    const poll = (): void => {
+      if (d3.requests.length >= 5) {
+        clearTimeout(timer);
+        closed = true;
+        void d3.close().then(resolve);
+      } else setImmediate(poll);
+    };
+    poll();
+  });
+  const sent = await sending;
+  t.ok(closed);
+  t.ok(sent.statuses.every(s => s === 200), 'sender unaffected');
+  for (const d of [d1, d2]) t.ok((await d.waitForMessage(m => m.messageId === sent.messageId, 20000)).body.equals(body));
+  const ev = await w.waitEvent(e => e.event === 'leg-closed' && e.leg === 'dev3');
+  t.equal(ev['call-id'], w.callId);
+  const q = w.relay.query({ 'call-id': w.callId });
+  t.same(q.result === 'ok' && q.legs.map(l => [l.leg, l.state]), [['originator', 'connected'], ['dev1', 'connected'], ['dev2', 'connected'], ['dev3', 'closed']]);
+  const again = await w.origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: 'still here' }));
+  await d1.waitForMessage(m => m.messageId === again.messageId);
+  await w.close();
+});
