@@ -69,8 +69,8 @@ class HeadBuffer {
     return this.buf.subarray(start, end);
   }
 
-  copyOut(): Buffer {
-    return Buffer.from(this.buf.subarray(0, this.len));
+  copyOut(n: number = this.len): Buffer {
+    return Buffer.from(this.buf.subarray(0, n));
   }
 
   reset(): void {
@@ -183,7 +183,8 @@ export class MsrpStreamParser {
     if (lineEnd < this.lineStart || this.head.byteAt(lineEnd) !== CR) {
       throw new MsrpError(this.tid === '' ? 'MSRP_BAD_START_LINE' : 'MSRP_BAD_HEADER', 'line not terminated by CRLF', this.partial());
     }
-    const line = this.head.slice(this.lineStart, lineEnd);
+    const lineBegin = this.lineStart;
+    const line = this.head.slice(lineBegin, lineEnd);
     this.lineStart = this.head.len;
     if (this.startLine === undefined) {
       this.parseStartLine(line);
@@ -197,7 +198,7 @@ export class MsrpStreamParser {
     if (line.length === END_DASHES.length + this.tid.length + 1 && line[0] === 0x2d) {
       const flag = line[line.length - 1];
       if (isFlag(flag) && line.toString('latin1', 0, line.length - 1) === END_DASHES + this.tid) {
-        this.emitHead(false);
+        this.emitHead(false, lineBegin);
         this.finishFrame(String.fromCharCode(flag) as ContinuationFlag);
         return;
       }
@@ -232,9 +233,10 @@ export class MsrpStreamParser {
     throw new MsrpError('MSRP_BAD_START_LINE', 'malformed start-line', this.partial());
   }
 
-  private emitHead(hasBody: boolean): void {
+  /** rawLen: head bytes to keep as `raw` (excludes the end-line of a bodiless frame). */
+  private emitHead(hasBody: boolean, rawLen: number = this.head.len): void {
     const sl = this.startLine!;
-    const base = { transactionId: this.tid, headers: this.headers, hasBody, raw: this.head.copyOut() };
+    const base = { transactionId: this.tid, headers: this.headers, hasBody, raw: this.head.copyOut(rawLen) };
     let head: FrameHead;
     if (sl.kind === 'request') {
       head = { kind: 'request', method: sl.method, ...base };
