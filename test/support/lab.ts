@@ -1,0 +1,322 @@
+/**
+ * Start the real parts on loopback: the decision service (plugin/main.ts), Kamailio
+ * with kamailio-cfg/lab.cfg, and the MSRP relay (media/main.ts, when present).
+ * Shared by `npm run lab` (scripts/lab.ts), the integration tests and the benchmark.
+ */
+import { mkdirSync, writeFileSync, existsSync, mkdtempSync } from 'node:fs';
+import { join, dirname, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Proc, freePort, until } from './proc.js';
+import { sipUdpRequest, token } from './sip.js';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const LAB_CFG = join(ROOT, 'kamailio-cfg', 'lab.cfg');
+
+const STARTUP_MS = 20_000;
+
+/** A fresh run dir under the OS tmp dir (tests) or under run/ (lab). */
+export function runDir(prefix: string, base = tmpdir()): string {
+  mkdirSync(base, { recursive: true });
+  return mkdtempSync(join(base, `${prefix}-`));
+}
+
+// ---------------------------------------------------------------- service
+
+export interface ServiceOptions {
+  dir: string;
+  rpcPort?: number;
+  httpPort?: number;
+  /** Policy fields (docs/policy.md); the rest are the service's defaults. */
+  policy?: Record<string, unknown>;
+  pfHost?: string;
+  domain?: string;
+  logLevel?: string;
+  /** Data dir; keep it across a restart to prove devices survive. */
+  dataDir?: string;
+  name?: string;
+}
+
+export class Service {
+  private constructor(
+    readonly proc: Proc,
+    readonly rpcPort: number,
+    readonly httpPort: number,
+    readonly opts: ServiceOptions,
+  ) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.httpPort}`;
+  }
+
+  static async start(o: ServiceOptions): Promise<Service> {
+    const rpcPort = o.rpcPort ?? (await freePort());
+    const httpPort = o.httpPort ?? (await freePort());
+    const name = o.name ?? 'service';
+    mkdirSync(o.dir, { recursive: true });
+    const config = {
+      host: '127.0.0.1',
+      rpcPort,
+      httpPort,
+      pfHost: o.pfHost ?? 'pf.example.net',
+      domain: o.domain ?? 'example.net',
+      identity: 'user',
+      dataDir: o.dataDir ?? join(o.dir, `${name}-data`),
+      logLevel: o.logLevel ?? 'info',
+      policy: o.policy ?? {},
+    };
+    const cfgFile = join(o.dir, `${name}.json`);
+    writeFileSync(cfgFile, JSON.stringify(config, null, 2));
+    const proc = new Proc(name, process.execPath, ['--import', 'tsx', join(ROOT, 'plugin', 'main.ts'), '--config', cfgFile], {
+      cwd: ROOT,
+      env: { ...process.env, PF_CONFIG: cfgFile },
+      logFile: join(o.dir, `${name}.log`),
+    });
+    await proc.waitFor(/"msg":"service ready"/, STARTUP_MS);
+    const svc = new Service(proc, rpcPort, httpPort, { ...o, rpcPort, httpPort, dataDir: config.dataDir });
+    await until(async () => ((await fetch(`${svc.url}/ready`)).status === 200 ? true : undefined), 5000, 'service /ready');
+    return svc;
+  }
+
+  /** Stop and start again on the same ports and data dir. */
+  async restart(): Promise<Service> {
+    await this.proc.stop();
+    return Service.start(this.opts);
+  }
+
+  async stop(): Promise<void> {
+    await this.proc.stop();
+  }
+
+  async getJson(path: string): Promise<{ status: number; body: unknown }> {
+    const r = await fetch(`${this.url}${path}`);
+    const text = await r.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // not JSON
+    }
+    return { status: r.status, body };
+  }
+
+  /** PUT an XDM document into the service's XCAP store (RFC 4825). */
+  async putXcap(auid: string, user: string, xml: string, contentType: string, doc = 'index'): Promise<number> {
+    const r = await fetch(`${this.url}/xcap-root/${auid}/users/${encodeURIComponent(user)}/${doc}`, {
+      method: 'PUT',
+      headers: { 'content-type': contentType },
+      body: xml,
+    });
+    await r.arrayBuffer();
+    return r.status;
+  }
+
+  async metrics(): Promise<string> {
+    return (await fetch(`${this.url}/metrics`)).text();
+  }
+}
+
+// ---------------------------------------------------------------- kamailio
+
+export interface RpcServer {
+  port: number;
+  priority?: number;
+  weight?: number;
+}
+
+export interface KamailioOptions {
+  dir: string;
+  sipPort?: number;
+  /** janssonrpcc servers of the "pf" group (at least one). */
+  rpc: readonly RpcServer[];
+  failsafe?: 'reject' | 'relay';
+  /** Leave the PF out (benchmark baseline). */
+  bare?: boolean;
+  rpcTimeoutMs?: number;
+  /** Extra `NAME` or `NAME=value` defines. */
+  defines?: readonly string[];
+  /** Kamailio log level (2: info, shows janssonrpcc connects). */
+  debug?: number;
+  children?: number;
+  memMb?: number;
+  /** Wait for janssonrpcc to connect to the first server (default true). */
+  waitRpc?: boolean;
+}
+
+export class Kamailio {
+  private constructor(
+    readonly proc: Proc,
+    readonly sipPort: number,
+    readonly opts: KamailioOptions,
+  ) {}
+
+  static async start(o: KamailioOptions): Promise<Kamailio> {
+    const sipPort = o.sipPort ?? (await freePort());
+    const work = join(o.dir, 'kamailio');
+    mkdirSync(work, { recursive: true });
+    const defs: string[] = [`LAB_SIP_PORT=${sipPort}`, `LAB_DEBUG=${o.debug ?? 2}`];
+    o.rpc.forEach((s, i) => {
+      defs.push(
+        `PF_RPC_SERVER${i + 1}="conn=pf;addr=127.0.0.1;port=${s.port};priority=${s.priority ?? 10 * (i + 1)};weight=${s.weight ?? 10}"`,
+      );
+    });
+    if (o.failsafe === 'relay') defs.push('PF_FAILSAFE_RELAY');
+    if (o.bare) defs.push('LAB_BARE');
+    if (o.rpcTimeoutMs !== undefined) defs.push(`PF_RPC_TIMEOUT=${o.rpcTimeoutMs}`);
+    if (o.children !== undefined) defs.push(`LAB_CHILDREN=${o.children}`);
+    defs.push(...(o.defines ?? []));
+    const args = ['-f', LAB_CFG, '-DD', '-E', '-m', String(o.memMb ?? 512), '-w', work, '-Y', work];
+    for (const d of defs) args.push('-A', d);
+    const proc = new Proc('kamailio', 'kamailio', args, { cwd: work, logFile: join(o.dir, 'kamailio.log') });
+    const k = new Kamailio(proc, sipPort, o);
+    await proc.waitFor(/Listening on/, STARTUP_MS);
+    // readiness: the SIP socket answers (lab.cfg answers OPTIONS to itself)
+    await until(
+      async () => {
+        const r = await sipUdpRequest(sipPort, (lp) => options(sipPort, lp), 500);
+        return r.final.status === 200 ? true : undefined;
+      },
+      STARTUP_MS,
+      'kamailio OPTIONS 200',
+    );
+    const first = o.rpc[0];
+    if ((o.waitRpc ?? true) && first && !o.bare) await k.waitRpcConnected(first.port);
+    return k;
+  }
+
+  /** Wait for janssonrpcc's "Connected to host" line for `port` (after output offset `from`). */
+  async waitRpcConnected(port: number, from = 0, timeoutMs = STARTUP_MS): Promise<void> {
+    await this.proc.waitFor(new RegExp(`Connected to host 127\\.0\\.0\\.1:${port}\\b`), timeoutMs, from);
+  }
+
+  get outputLength(): number {
+    return this.proc.output.length;
+  }
+
+  /** Kamailio still up and answering SIP. */
+  async alive(): Promise<boolean> {
+    if (!this.proc.running) return false;
+    try {
+      const r = await sipUdpRequest(this.sipPort, (lp) => options(this.sipPort, lp), 2000);
+      return r.final.status === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.proc.stop(5000);
+  }
+}
+
+function options(sipPort: number, localPort: number): string {
+  return [
+    `OPTIONS sip:127.0.0.1:${sipPort} SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${localPort};branch=z9hG4bK${token()};rport`,
+    'Max-Forwards: 70',
+    `From: <sip:probe@127.0.0.1>;tag=${token(4)}`,
+    `To: <sip:127.0.0.1:${sipPort}>`,
+    `Call-ID: ${token()}`,
+    'CSeq: 1 OPTIONS',
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
+}
+
+// ---------------------------------------------------------------- relay
+
+export const RELAY_MAIN = join(ROOT, 'media', 'main.ts');
+
+export class Relay {
+  private constructor(
+    readonly proc: Proc,
+    readonly port: number,
+  ) {}
+
+  static available(): boolean {
+    return existsSync(RELAY_MAIN);
+  }
+
+  /** Start media/main.ts; ready when its MSRP port accepts connections. */
+  static async start(dir: string, port?: number, controlPort?: number): Promise<Relay> {
+    const msrpPort = port ?? (await freePort());
+    const ctl = controlPort ?? (await freePort());
+    const proc = new Proc('relay', process.execPath, ['--import', 'tsx', RELAY_MAIN], {
+      cwd: ROOT,
+      env: { ...process.env, MSRP_PORT: String(msrpPort), MSRP_HOST: '127.0.0.1', RELAY_CONTROL_PORT: String(ctl) },
+      logFile: join(dir, 'relay.log'),
+    });
+    const { waitTcp } = await import('./proc.js');
+    const ready = waitTcp(msrpPort, STARTUP_MS);
+    await Promise.race([ready, proc.exited.then((c) => Promise.reject(new Error(`relay exited (${String(c)}): ${proc.tail()}`)))]);
+    return new Relay(proc, msrpPort);
+  }
+
+  async stop(): Promise<void> {
+    await this.proc.stop();
+  }
+}
+
+// ---------------------------------------------------------------- the whole lab
+
+export interface LabOptions {
+  dir: string;
+  sipPort?: number;
+  rpcPort?: number;
+  httpPort?: number;
+  msrpPort?: number;
+  policy?: Record<string, unknown>;
+  failsafe?: 'reject' | 'relay';
+  bare?: boolean;
+  rpcTimeoutMs?: number;
+  relay?: boolean;
+  kamailioDebug?: number;
+  children?: number;
+  serviceLogLevel?: string;
+}
+
+export class Lab {
+  constructor(
+    readonly service: Service,
+    readonly kamailio: Kamailio,
+    readonly relay: Relay | null,
+  ) {}
+
+  static async start(o: LabOptions): Promise<Lab> {
+    const service = await Service.start({
+      dir: o.dir,
+      rpcPort: o.rpcPort,
+      httpPort: o.httpPort,
+      policy: o.policy,
+      logLevel: o.serviceLogLevel,
+    });
+    let relay: Relay | null = null;
+    let kamailio: Kamailio | null = null;
+    try {
+      if (o.relay && Relay.available()) relay = await Relay.start(o.dir, o.msrpPort);
+      kamailio = await Kamailio.start({
+        dir: o.dir,
+        sipPort: o.sipPort,
+        rpc: [{ port: service.rpcPort }],
+        failsafe: o.failsafe,
+        bare: o.bare,
+        rpcTimeoutMs: o.rpcTimeoutMs,
+        debug: o.kamailioDebug,
+        children: o.children,
+      });
+    } catch (err) {
+      await Promise.all([service.stop(), relay?.stop(), kamailio?.stop()]);
+      throw err;
+    }
+    return new Lab(service, kamailio, relay);
+  }
+
+  get sipPort(): number {
+    return this.kamailio.sipPort;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.kamailio.stop(), this.service.stop(), this.relay?.stop()]);
+  }
+}
