@@ -195,6 +195,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
   async close(): Promise<void> {
     for (const s of [...this.sessions.values()]) this.deleteSession(s, 'relay stopped');
     await this.endpoint.close();
+    await this.flushHistory();
   }
 
   // ---- control verbs ------------------------------------------------------------
@@ -245,12 +246,10 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     this.endpoint.addSession(devId, this.sinkFor(s, 'device'));
     if (s.record && s.conversationId && s.contributionId && this.options.store) {
       // CR 8.5: ensure the Session History Folder exists, with its session info object.
-      this.options.store
-        .ensureSessionFolder(
-          { conversationId: s.conversationId, contributionId: s.contributionId },
-          { callId: s.callId, ...(s.servedUser ? { to: s.servedUser } : {}), startedAt: new Date().toISOString() },
-        )
-        .catch((err: unknown) => this.options.log?.error({ err, callId: s.callId }, 'history folder failed'));
+      this.track(this.options.store.ensureSessionFolder(
+        { conversationId: s.conversationId, contributionId: s.contributionId },
+        { callId: s.callId, ...(s.servedUser ? { to: s.servedUser } : {}), startedAt: new Date().toISOString() },
+      ), s);
     }
     const sdp = relaySdp(p.sdp, { host: this.host, port: this.port, uri: origUri });
     const deviceSdp = relaySdp(p.sdp, { host: this.host, port: this.port, uri: devUri });
@@ -538,9 +537,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     // Store the message as message/cpim (CR 8.5), in byte order.
     const data = Buffer.concat(h.parts);
     h.parts = [];
-    this.options.store!
-      .append({ conversationId: s.conversationId, contributionId: s.contributionId }, 'message/cpim', data)
-      .catch((err: unknown) => this.options.log?.error({ err, callId: s.callId }, 'history append failed'));
+    this.track(this.options.store!.append({ conversationId: s.conversationId, contributionId: s.contributionId }, 'message/cpim', data), s);
   }
 
   private write(leg: Leg, frame: Buffer, _src: MsrpConnectionLike | undefined): void {
@@ -631,6 +628,19 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     for (const leg of [...s.devices.values(), s.originator]) this.closeLeg(s, leg, reason);
     s.inbound.clear();
     s.sent.clear();
+  }
+
+  /** History writes in flight; `flushHistory()` waits for them. */
+  private readonly writes = new Set<Promise<unknown>>();
+
+  private track(p: Promise<unknown>, s: Session): void {
+    const w = p.catch((err: unknown) => this.options.log?.error({ err, callId: s.callId }, 'history write failed'));
+    this.writes.add(w);
+    void w.finally(() => this.writes.delete(w));
+  }
+
+  async flushHistory(): Promise<void> {
+    while (this.writes.size > 0) await Promise.all([...this.writes]);
   }
 
   private emitEvent(e: RelayEvent): void {
