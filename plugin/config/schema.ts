@@ -25,7 +25,6 @@ export const RegistrarConfigSchema = Type.Object(
   {
     defaultExpires: Type.Integer({ minimum: 1, default: 3600 }),
     maxExpires: Type.Integer({ minimum: 1, default: 7200 }),
-    minExpires: Type.Integer({ minimum: 0, default: 0 }),
     /** Interval of the expired-device purge. */
     purgeIntervalMs: Type.Integer({ minimum: 100, default: 30_000 }),
   },

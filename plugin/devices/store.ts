@@ -6,11 +6,10 @@
  */
 import type { Database } from 'lmdb';
 import type { Device } from './types.js';
+import { deviceKey } from '../sip/register.js';
 
 /** The key a device is stored under: its `+sip.instance` if any, else its Contact URI (RFC 5626 §4.2). */
-export function deviceKeyOf(d: Pick<Device, 'instance' | 'contact'>): string {
-  return d.instance ?? d.contact;
-}
+export const deviceKeyOf = deviceKey;
 
 /** One REGISTER's effect on a user's bindings (RFC 3261 §10.3). */
 export type DeviceChange =

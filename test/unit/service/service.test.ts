@@ -1,0 +1,219 @@
+/**
+ * The wired service in-process: the real netstring TCP server with the real methods,
+ * lmdb stores, and the HTTP endpoints through inject().
+ */
+import t from 'tap';
+import net from 'node:net';
+import { createApp, type App } from '../../../plugin/app.js';
+import { encodeNetstring, NetstringDecoder } from '../../../plugin/rpc/netstring.js';
+import type { RpcResponse } from '../../../plugin/rpc/server.js';
+import { quietLog, tempDir, testConfig, type Teardown } from './helpers.js';
+import { inviteText, registerText } from './sip.js';
+
+/** One request over a fresh connection; resolves with the response (bounded). */
+function call(port: number, method: string, params: unknown, id: number | null = 1): Promise<RpcResponse | null> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    const decoder = new NetstringDecoder(1 << 20);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('rpc timeout'));
+    }, 5000);
+    const body = id === null ? { jsonrpc: '2.0', method, params } : { jsonrpc: '2.0', id, method, params };
+    socket.write(encodeNetstring(JSON.stringify(body)));
+    if (id === null) {
+      // a notification gets no answer: follow it with a ping and return once that is answered
+      socket.write(encodeNetstring(JSON.stringify({ jsonrpc: '2.0', id: 'sync', method: 'pf.ping', params: {} })));
+    }
+    socket.on('data', (chunk: Buffer) => {
+      for (const f of decoder.push(chunk)) {
+        const res = JSON.parse(f.toString('utf8')) as RpcResponse;
+        clearTimeout(timer);
+        socket.end();
+        resolve(id === null ? (res.id === 'sync' ? null : res) : res);
+      }
+    });
+    socket.on('error', reject);
+  });
+}
+
+let clock = Date.UTC(2026, 0, 1);
+
+async function started(t: Teardown, dir = tempDir(t), overrides: Record<string, unknown> = {}): Promise<App> {
+  const app = await createApp(testConfig(dir, overrides), quietLog, { now: () => clock });
+  t.teardown(() => app.stop());
+  await app.start();
+  return app;
+}
+
+t.test('readiness follows the RPC listener', async (t) => {
+  const app = await createApp(testConfig(tempDir(t)), quietLog);
+  t.teardown(() => app.stop());
+  const before = await app.http.inject({ url: '/ready' });
+  t.equal(before.statusCode, 503);
+  t.same(before.json().reasons, ['rpc not listening']);
+  t.equal((await app.http.inject({ url: '/health' })).statusCode, 200);
+  await app.start();
+  t.equal((await app.http.inject({ url: '/ready' })).statusCode, 200);
+});
+
+t.test('pf.register -> devices listing -> pf.invite -> core.fork -> pf.dialog', async (t) => {
+  const app = await started(t);
+  const port = app.rpcPort;
+
+  const r1 = await call(port, 'pf.register', { v: 1, msg: registerText({ port: 6001 }), src: 'tcp:127.0.0.1:40001' });
+  t.same(r1?.result, { aor: 'sip:bob@example.net', devices: 1 });
+  const r2 = await call(port, 'pf.register', {
+    v: 1,
+    msg: registerText({ port: 6002, instance: '00000000-0000-0000-0000-000000000002' }),
+    src: 'tcp:127.0.0.1:40002',
+  });
+  t.same(r2?.result, { aor: 'sip:bob@example.net', devices: 2 });
+
+  const list = await app.http.inject({ url: '/users/bob/devices' });
+  t.equal(list.statusCode, 200);
+  const body = list.json() as { aor: string; devices: Array<{ key: string; pubGruu: string; params: object }> };
+  t.equal(body.aor, 'sip:bob@example.net');
+  t.same(
+    body.devices.map((d) => d.key).sort(),
+    ['<urn:uuid:00000000-0000-0000-0000-000000000001>', '<urn:uuid:00000000-0000-0000-0000-000000000002>'],
+  );
+  t.equal(body.devices[0]?.pubGruu?.startsWith('sip:bob@example.net;gr=urn:uuid:'), true);
+  t.match(body.devices[0]?.params, { '+g.oma.sip-im': true });
+  // same user by full URI, percent-encoded
+  t.equal((await app.http.inject({ url: '/users/sip%3Abob%40example.net/devices' })).json().devices.length, 2);
+
+  const inv = await call(port, 'pf.invite', { v: 1, msg: inviteText(), src: 'udp:127.0.0.1:5070' });
+  t.equal(inv?.error, undefined);
+  t.match(inv?.result, { action: 'proxy', stage: 'proxy' });
+
+  const fork = await call(port, 'core.fork', { v: 1, msg: inviteText(), src: 'udp:127.0.0.1:5070' });
+  t.match(fork?.result, { code: 200, rtjson: { version: '1.0', routing: 'parallel' } });
+  t.equal((fork?.result as { rtjson: { routes: unknown[] } }).rtjson.routes.length, 2);
+
+  // nobody registered for carol
+  const none = await call(port, 'pf.invite', { v: 1, msg: inviteText({ to: 'carol' }), src: 'udp:127.0.0.1:5070' });
+  t.match(none?.result, { action: 'reject', code: 480, stage: 'no-suitable-device' });
+  const noFork = await call(port, 'core.fork', { v: 1, msg: inviteText({ to: 'carol' }), src: 'udp:127.0.0.1:5070' });
+  t.same(noFork?.result, { code: 480, reason: 'Temporarily Unavailable' });
+
+  // pf.dialog is a notification: no answer, the session is tracked
+  const dialog = {
+    v: 1,
+    event: 'confirmed',
+    callId: 'c1@127.0.0.1',
+    fromTag: 'a1',
+    toTag: 'b1',
+    ruri: 'sip:bob@example.net',
+    contributionId: 'abcdef-1234',
+    contact: '<sip:bob@127.0.0.1:6001;transport=tcp>',
+  };
+  t.equal(await call(port, 'pf.dialog', dialog, null), null);
+  const sessions = (await app.http.inject({ url: '/sessions' })).json() as { sessions: Array<{ device: string }> };
+  // the answering Contact had no +sip.instance: the device is found by its registered URI
+  t.same(
+    sessions.sessions.map((s) => s.device),
+    ['<urn:uuid:00000000-0000-0000-0000-000000000001>'],
+  );
+  t.same(app.sessions.devicesIn('sip:bob@example.net', 'abcdef-1234', clock), [
+    '<urn:uuid:00000000-0000-0000-0000-000000000001>',
+  ]);
+  // Session-Replaces: a group INVITE goes only to the device in the replaced session
+  const replaces = await call(port, 'pf.invite', {
+    v: 1,
+    msg: inviteText({ contributionId: 'group-1', extra: ['Session-Replaces: abcdef-1234'] }),
+    src: 'udp:127.0.0.1:5070',
+  });
+  t.match(replaces?.result, { action: 'proxy', stage: 'session-replaces' });
+  t.equal(await call(port, 'pf.dialog', { ...dialog, event: 'terminated', contact: '' }, null), null);
+  t.equal(app.sessions.size, 0);
+
+  // de-register one device by expires=0, then every one by Contact: *
+  const dereg = await call(port, 'pf.register', {
+    v: 1,
+    msg: registerText({ port: 6002, instance: '00000000-0000-0000-0000-000000000002', expires: 0, cseq: 2 }),
+    src: 'tcp:127.0.0.1:40002',
+  });
+  t.same(dereg?.result, { aor: 'sip:bob@example.net', devices: 1 });
+  const all = await call(port, 'pf.register', {
+    v: 1,
+    msg: registerText({ contact: '*', cseq: 3 }).replace('Content-Length', 'Expires: 0\r\nContent-Length'),
+    src: 'tcp:127.0.0.1:40001',
+  });
+  t.same(all?.result, { aor: 'sip:bob@example.net', devices: 0 });
+
+  const metrics = (await app.http.inject({ url: '/metrics' })).body;
+  t.match(metrics, /pf_rpc_requests_total\{method="pf.invite",outcome="ok"\} 3/);
+  t.match(metrics, /pf_decisions_total\{action="proxy",stage="proxy"\} 1/);
+  t.match(metrics, /pf_decisions_total\{action="reject",stage="no-suitable-device"\} 1/);
+  t.match(metrics, /pf_decision_duration_seconds_count\{method="pf.invite"\} 3/);
+  t.match(metrics, /pf_register_total\{kind="register"\} 2/);
+  t.match(metrics, /pf_register_total\{kind="deregister"\} 2/);
+});
+
+t.test('XDM documents drive the decision and a new document takes effect at once', async (t) => {
+  const app = await started(t);
+  const port = app.rpcPort;
+  await call(port, 'pf.register', { v: 1, msg: registerText({}), src: 'tcp:127.0.0.1:40001' });
+  const url = '/xcap-root/resource-lists/users/sip:bob@example.net/index';
+  const doc = (uri: string) =>
+    `<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list name="oma_blockedcontacts"><entry uri="${uri}"/></list></resource-lists>`;
+  const put = (payload: string) =>
+    app.http.inject({ method: 'PUT', url, headers: { 'content-type': 'application/resource-lists+xml' }, payload });
+
+  t.match((await call(port, 'pf.invite', { v: 1, msg: inviteText(), src: 'udp:127.0.0.1:5070' }))?.result, { action: 'proxy' });
+  t.equal((await put(doc('sip:alice@example.net'))).statusCode, 201);
+  const blocked = await call(port, 'pf.invite', { v: 1, msg: inviteText(), src: 'udp:127.0.0.1:5070' });
+  t.match(blocked?.result, { action: 'reject', code: 403, stage: 'blacklist' });
+  t.match((blocked?.result as { hdrs: string }).hdrs, /Warning: 399 pf\.example\.net "122 Function not allowed"/);
+  t.equal((await put(doc('sip:someone-else@example.net'))).statusCode, 200);
+  t.match((await call(port, 'pf.invite', { v: 1, msg: inviteText(), src: 'udp:127.0.0.1:5070' }))?.result, { action: 'proxy' });
+});
+
+t.test('bad params on the wire', async (t) => {
+  const app = await started(t);
+  const port = app.rpcPort;
+  const cases: ReadonlyArray<readonly [string, string, unknown, string | RegExp]> = [
+    ['wrong version', 'pf.invite', { v: 2, msg: inviteText(), src: 'udp:1.2.3.4:5060' }, /^\/v/],
+    ['missing msg', 'pf.invite', { v: 1, src: 'udp:1.2.3.4:5060' }, /^\/msg/],
+    ['msg not a string', 'pf.register', { v: 1, msg: 42, src: 'x' }, /^\/msg/],
+    ['empty msg', 'pf.invite', { v: 1, msg: '', src: 'x' }, /^\/msg/],
+    ['garbage msg', 'pf.invite', { v: 1, msg: 'hello world', src: 'x' }, 'SIP_BAD_START_LINE'],
+    ['a response', 'pf.invite', { v: 1, msg: 'SIP/2.0 200 OK\r\n\r\n', src: 'x' }, 'msg is not a INVITE request'],
+    ['REGISTER to pf.invite', 'pf.invite', { v: 1, msg: registerText({}), src: 'x' }, 'msg is not a INVITE request'],
+    ['INVITE to pf.register', 'pf.register', { v: 1, msg: inviteText(), src: 'x' }, 'msg is not a REGISTER request'],
+    [
+      'REGISTER with a bad Contact',
+      'pf.register',
+      { v: 1, msg: registerText({ contact: '<sip:bob@h;expires=abc' }), src: 'x' },
+      'REGISTER_BAD_CONTACT',
+    ],
+    [
+      'Request-URI without user',
+      'pf.invite',
+      { v: 1, msg: inviteText().replace('INVITE sip:bob@example.net', 'INVITE sip:example.net'), src: 'x' },
+      'Request-URI has no user',
+    ],
+    ['dialog event unknown', 'pf.dialog', { v: 1, event: 'early', callId: 'c', fromTag: 'a', toTag: 'b' }, /^\/event/],
+  ];
+  for (const [name, m, params, data] of cases) {
+    const res = await call(port, m, params);
+    t.equal(res?.error?.code, -32602, name);
+    t.match(res?.error?.data, data, `${name}: data`);
+  }
+  t.equal((await call(port, 'pf.ping', {}))?.error, undefined);
+});
+
+t.test('devices survive a restart of the service', async (t) => {
+  const dir = tempDir(t);
+  const first = await createApp(testConfig(dir), quietLog, { now: () => clock });
+  await first.start();
+  await call(first.rpcPort, 'pf.register', { v: 1, msg: registerText({}), src: 'tcp:127.0.0.1:40001' });
+  await first.stop();
+  const second = await started(t, dir);
+  t.equal(second.devices.list('sip:bob@example.net', clock).length, 1);
+  // and expire on time
+  clock += 3600 * 1000;
+  t.equal(second.devices.list('sip:bob@example.net', clock).length, 0);
+  t.equal((await second.http.inject({ url: '/users/bob/devices' })).json().devices.length, 0);
+});
