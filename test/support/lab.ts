@@ -278,7 +278,7 @@ export interface LabOptions {
 
 export class Lab {
   constructor(
-    readonly service: Service,
+    public service: Service,
     readonly kamailio: Kamailio,
     readonly relay: Relay | null,
   ) {}
@@ -314,6 +314,14 @@ export class Lab {
 
   get sipPort(): number {
     return this.kamailio.sipPort;
+  }
+
+  /** Restart the service (same ports and data) and wait until Kamailio reconnected. */
+  async restartService(timeoutMs = 30_000): Promise<Service> {
+    const from = this.kamailio.outputLength;
+    this.service = await this.service.restart();
+    await this.kamailio.waitRpcConnected(this.service.rpcPort, from, timeoutMs);
+    return this.service;
   }
 
   async stop(): Promise<void> {
