@@ -179,6 +179,10 @@ export class MsrpEndpoint extends EventEmitter<EndpointEvents> {
     const sid = toPathSessionId(head);
     const sink = sid === undefined ? undefined : this.sinks.get(sid);
     if (head.kind === 'response') {
+      // Responses to our own requests come back to the session that sent them.
+      if (sink === undefined || sid === undefined) return { head, sink: undefined, status: undefined };
+      this.bind(sid, conn);
+      sink.frameStart(conn, head);
       return { head, sink, status: undefined };
     }
     try {
