@@ -1,0 +1,135 @@
+/**
+ * `plugin/main.ts` as Kamailio's lab starts it: a child process, readiness by its log
+ * line, a real TCP round trip of pf.invite, clean stop on SIGTERM, and a bad config.
+ */
+import t from 'tap';
+import net from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { encodeNetstring, NetstringDecoder } from '../../../plugin/rpc/netstring.js';
+import type { RpcResponse } from '../../../plugin/rpc/server.js';
+import { tempDir } from './helpers.js';
+import { inviteText, registerText } from './sip.js';
+
+const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
+
+/** The environment without PF_* overrides, so only the test's config applies. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PF_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly rpcPort: number;
+  readonly httpPort: number;
+  readonly exited: Promise<number | null>;
+}
+
+/** Start main.ts and resolve on its "service ready" line (bounded). */
+function startMain(configFile: string, env: Record<string, string> = {}): Promise<Running> {
+  const child = spawn(TSX, ['plugin/main.ts', '--config', configFile], {
+    env: cleanEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`no ready line in time; stdout=${out} stderr=${err}`));
+    }, 30_000);
+    child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+    child.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      for (const line of out.split('\n')) {
+        if (!line.includes('"service ready"')) continue;
+        const j = JSON.parse(line) as { rpcPort: number; httpPort: number };
+        clearTimeout(timer);
+        resolve({ child, rpcPort: j.rpcPort, httpPort: j.httpPort, exited });
+        return;
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited ${code} before ready; stderr=${err}`));
+    });
+  });
+}
+
+function rpc(port: number, method: string, params: unknown): Promise<RpcResponse> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    const d = new NetstringDecoder(1 << 20);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error('rpc timeout'));
+    }, 5000);
+    s.on('data', (c: Buffer) => {
+      const [f] = d.push(c);
+      if (!f) return;
+      clearTimeout(timer);
+      s.end();
+      resolve(JSON.parse(f.toString('utf8')) as RpcResponse);
+    });
+    s.on('error', reject);
+    s.write(encodeNetstring(JSON.stringify({ jsonrpc: '2.0', id: 42, method, params })));
+  });
+}
+
+t.test('starts, answers pf.invite over TCP, keeps devices across a restart, stops on SIGTERM', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'pf.json');
+  writeFileSync(file, JSON.stringify({ rpcPort: 0, httpPort: 0, dataDir: join(dir, 'data'), logLevel: 'info' }));
+
+  const first = await startMain(file);
+  t.teardown(() => first.child.kill('SIGKILL'));
+  t.equal((await fetch(`http://127.0.0.1:${first.httpPort}/ready`)).status, 200);
+  const reg = await rpc(first.rpcPort, 'pf.register', { v: 1, msg: registerText({}), src: 'tcp:127.0.0.1:40001' });
+  t.same(reg, { jsonrpc: '2.0', id: 42, result: { aor: 'sip:bob@example.net', devices: 1 } });
+  const inv = await rpc(first.rpcPort, 'pf.invite', { v: 1, msg: inviteText(), src: 'udp:127.0.0.1:5070' });
+  t.equal(inv.id, 42);
+  t.match(inv.result, { action: 'proxy' });
+  first.child.kill('SIGTERM');
+  t.equal(await first.exited, 0);
+
+  // restart: the device registered before is still there
+  const second = await startMain(file);
+  t.teardown(() => second.child.kill('SIGKILL'));
+  const devices = (await (await fetch(`http://127.0.0.1:${second.httpPort}/users/bob/devices`)).json()) as {
+    devices: unknown[];
+  };
+  t.equal(devices.devices.length, 1);
+  t.match((await rpc(second.rpcPort, 'pf.invite', { v: 1, msg: inviteText(), src: 'udp:127.0.0.1:5070' })).result, {
+    action: 'proxy',
+  });
+  second.child.kill('SIGTERM');
+  t.equal(await second.exited, 0);
+});
+
+t.test('an invalid config stops startup with the field named', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'bad.json');
+  writeFileSync(file, JSON.stringify({ policy: { mode: 'relay' } }));
+  const child = spawn(TSX, ['plugin/main.ts', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  t.equal(code, 2);
+  t.match(err, 'config: /policy/mode must be one of proxy|b2bua');
+
+  // an environment override is validated the same way
+  const ok = join(dir, 'ok.json');
+  writeFileSync(ok, '{}');
+  const child2 = spawn(TSX, ['plugin/main.ts', '--config', ok], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: cleanEnv({ PF_RPC_PORT: '99999' }),
+  });
+  let err2 = '';
+  child2.stderr.on('data', (c: Buffer) => (err2 += c.toString()));
+  t.equal(await new Promise<number | null>((resolve) => child2.on('exit', resolve)), 2);
+  t.match(err2, /config: \/rpcPort/);
+});
