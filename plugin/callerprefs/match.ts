@@ -29,6 +29,8 @@ export interface CallerPrefs {
   readonly method: string | null;
 }
 
+const INSTANCE = '+sip.instance';
+
 const implicitCache = new Map<string, FeatureTerm>();
 
 function methodTerm(method: string): FeatureTerm {
@@ -165,6 +167,15 @@ export function rankContacts<T extends { readonly params: Readonly<Record<string
   prefs: CallerPrefs,
   contacts: readonly T[],
 ): Ranked<T>[] {
+  // The common `*;+sip.instance="<...>"` form is looked up in a set (linear overall).
+  const rejectedInstances = new Set<string>();
+  const otherRejects: FeaturePredicate[] = [];
+  for (const r of prefs.reject) {
+    const only = r.terms.length === 1 ? r.terms[0]! : null;
+    const v = only && only.tag === INSTANCE && only.values.length === 1 ? only.values[0]! : null;
+    if (v && !v.negated && v.atom.kind === 'string') rejectedInstances.add(v.atom.value);
+    else otherRejects.push(r);
+  }
   const kept: { item: T; qa: number; idx: number }[] = [];
   contacts.forEach((c, idx) => {
     const set = featureSetOf(c.params);
@@ -176,7 +187,9 @@ export function rankContacts<T extends { readonly params: Readonly<Record<string
       const methods = set.get('methods');
       if (methods && !termSatisfied(methodTerm(prefs.method), methods)) return;
     }
-    for (const r of prefs.reject) if (rejects(r, set)) return;
+    const inst = set.get(INSTANCE);
+    if (inst && rejectedInstances.size > 0 && inst.some((a) => a.kind === 'string' && rejectedInstances.has(a.value))) return;
+    for (const r of otherRejects) if (rejects(r, set)) return;
     const qa = acceptScore(prefs.accept, set);
     if (qa !== null) kept.push({ item: c, qa, idx });
   });

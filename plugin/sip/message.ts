@@ -102,7 +102,7 @@ export interface SipResponse extends Common {
 
 export type SipMessage = SipRequest | SipResponse;
 
-export const MAX_SIP_MESSAGE_BYTES = 256 * 1024;
+export const MAX_SIP_MESSAGE_BYTES = 1024 * 1024;
 
 const REQUEST_LINE = /^([A-Za-z!%*_+`'~.-]+) (\S+) SIP\/2\.0$/;
 const STATUS_LINE = /^SIP\/2\.0 ([1-6]\d\d)(?: (.*))?$/;

@@ -19,7 +19,7 @@ export function chooseBestResponse(codes: readonly number[]): number {
   if (ok !== undefined) return ok;
   const global = finals.find((c) => c >= 600);
   if (global !== undefined) return global;
-  const lowestClass = Math.min(...finals.map((c) => Math.floor(c / 100)));
+  const lowestClass = finals.reduce((m, c) => Math.min(m, Math.floor(c / 100)), 9);
   const inClass = finals.filter((c) => Math.floor(c / 100) === lowestClass);
   if (lowestClass === 4) {
     const info = inClass.find((c) => RESUBMIT_INFO.has(c));

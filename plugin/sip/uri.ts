@@ -20,7 +20,8 @@ export interface NameAddr {
  * unterminated quote or an empty name.
  */
 export function parseParams(s: string): Record<string, ParamValue> | null {
-  const out: Record<string, ParamValue> = Object.create(null) as Record<string, ParamValue>;
+  // A literal is much faster than Object.create(null); `__proto__` is dropped below.
+  const out: Record<string, ParamValue> = {};
   let i = 0;
   const n = s.length;
   while (i < n) {
@@ -31,6 +32,10 @@ export function parseParams(s: string): Record<string, ParamValue> | null {
     while (i < n && s[i] !== '=' && s[i] !== ';') i++;
     const name = s.slice(nameStart, i).trim().toLowerCase();
     if (!name) return null;
+    if (name === '__proto__') {
+      while (i < n && s[i] !== ';') i++;
+      continue;
+    }
     if (i >= n || s[i] === ';') {
       out[name] = true;
       continue;
@@ -39,6 +44,15 @@ export function parseParams(s: string): Record<string, ParamValue> | null {
     while (i < n && (s[i] === ' ' || s[i] === '\t')) i++;
     if (s[i] === '"') {
       i++;
+      // Fast path: no escapes before the closing quote.
+      const close = s.indexOf('"', i);
+      const bs = s.indexOf('\\', i);
+      if (close !== -1 && (bs === -1 || bs > close)) {
+        out[name] = s.slice(i, close);
+        i = close + 1;
+        while (i < n && s[i] !== ';') i++;
+        continue;
+      }
       let v = '';
       let closed = false;
       while (i < n) {
