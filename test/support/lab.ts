@@ -274,6 +274,8 @@ export interface LabOptions {
   kamailioDebug?: number;
   children?: number;
   serviceLogLevel?: string;
+  /** Extra Kamailio defines, e.g. `LAB_CORE_LOOKUP`. */
+  defines?: readonly string[];
 }
 
 export class Lab {
@@ -304,6 +306,7 @@ export class Lab {
         rpcTimeoutMs: o.rpcTimeoutMs,
         debug: o.kamailioDebug,
         children: o.children,
+        defines: o.defines,
       });
     } catch (err) {
       await Promise.all([service.stop(), relay?.stop(), kamailio?.stop()]);

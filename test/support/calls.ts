@@ -1,0 +1,185 @@
+/**
+ * CPM session invitations and devices for the integration tests: a caller INVITE
+ * (sipp uac-invite.xml / uac-call.xml) built from the spec's example, and devices
+ * (sipp UAS) registered through Kamailio with their feature tags.
+ */
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { runSipp, SippAgent, responsesIn, requestsIn, type SippResult } from './sipp.js';
+import { register, CPM_DEVICE_PARAMS, ICSI_SESSION, icsiTag, type SipResponse } from './sip.js';
+
+export const MSRP_SDP = [
+  'v=0',
+  'o=- 1 1 IN IP4 127.0.0.1',
+  's=-',
+  'c=IN IP4 127.0.0.1',
+  't=0 0',
+  'm=message 7654 TCP/MSRP *',
+  'a=path:msrp://127.0.0.1:7654/s1a2b3;tcp',
+  'a=accept-types:message/cpim application/im-iscomposing+xml',
+  'a=accept-wrapped-types:text/plain message/imdn+xml',
+  'a=setup:active',
+].join('\n');
+
+export interface InviteOptions {
+  dir: string;
+  sipPort: number;
+  to: string;
+  from?: string;
+  /** Header name -> value; `null` leaves a default header out. Order kept. */
+  headers?: Record<string, string | null>;
+  /** Extra raw header lines (repeated headers, garbage). */
+  extraLines?: readonly string[];
+  bodyType?: string;
+  body?: string;
+  contributionId?: string;
+  timeoutMs?: number;
+}
+
+export function cpmHeaders(o: { from?: string; contributionId?: string }): Record<string, string> {
+  const from = o.from ?? 'alice';
+  return {
+    'P-Asserted-Identity': `<sip:${from}@example.net>`,
+    'P-Preferred-Service': ICSI_SESSION,
+    'Accept-Contact': `*;${icsiTag(ICSI_SESSION)}`,
+    'Conversation-ID': randomUUID(),
+    'Contribution-ID': o.contributionId ?? randomUUID(),
+    'User-Agent': 'CPM-client/OMA2.2 RCS-client/UP_2.4',
+    Supported: 'timer',
+    'Session-Expires': '1800',
+  };
+}
+
+function vars(o: InviteOptions, code: number | null, holdMs = 0): Record<string, string | number> {
+  const base: Record<string, string | null> = { ...cpmHeaders(o), ...(o.headers ?? {}) };
+  const lines = Object.entries(base)
+    .filter((e): e is [string, string] => e[1] !== null)
+    .map(([k, v]) => `${k}: ${v}`);
+  lines.push(...(o.extraLines ?? []));
+  return {
+    USER: o.to,
+    FROM: o.from ?? 'alice',
+    DOMAIN: 'example.net',
+    EXTRA: lines.map((l) => `${l}\n`).join(''),
+    BODY_TYPE: o.bodyType ?? 'application/sdp',
+    BODY: o.body ?? MSRP_SDP,
+    CODE: code ?? 200,
+    HOLD_MS: holdMs,
+  };
+}
+
+export interface CallResult extends SippResult {
+  /** The final response the caller got (undefined if none). */
+  final: SipResponse | undefined;
+}
+
+const withFinal = (r: SippResult): CallResult => ({
+  ...r,
+  final: responsesIn(r.messages).find((x) => x.status >= 200 && /CSeq:\s*1 INVITE/i.test(x.raw)),
+});
+
+/** An INVITE that must end with final status `code` (non-2xx). */
+export async function inviteExpecting(o: InviteOptions, code: number): Promise<CallResult> {
+  return withFinal(
+    await runSipp({
+      scenario: 'uac-invite.xml',
+      dir: o.dir,
+      remote: `127.0.0.1:${o.sipPort}`,
+      vars: vars(o, code),
+      timeoutMs: o.timeoutMs ?? 20_000,
+      name: `inv-${o.to}`,
+    }),
+  );
+}
+
+/** A whole call: 200, ACK and BYE along the Record-Route set, holding `holdMs` in between. */
+export async function call(o: InviteOptions, holdMs = 0): Promise<CallResult> {
+  return withFinal(
+    await runSipp({
+      scenario: 'uac-call.xml',
+      dir: o.dir,
+      remote: `127.0.0.1:${o.sipPort}`,
+      vars: vars(o, 200, holdMs),
+      timeoutMs: o.timeoutMs ?? 20_000 + holdMs,
+      name: `call-${o.to}`,
+    }),
+  );
+}
+
+export type DeviceBehaviour =
+  | { kind: 'answer' }
+  | { kind: 'ring' }
+  | { kind: 'reply'; code: number; reason: string; extra?: readonly string[] };
+
+export interface DeviceOptions {
+  dir: string;
+  sipPort: number;
+  user: string;
+  instance: string;
+  /** Contact feature parameters (default: a CPM chat device). */
+  params?: string;
+  behaviour: DeviceBehaviour;
+  register?: boolean;
+}
+
+/** A device: a sipp UAS playing `behaviour`, registered for `user` with `instance`. */
+export class Device {
+  private constructor(
+    readonly agent: SippAgent,
+    readonly o: DeviceOptions,
+    readonly registration: SipResponse | null,
+  ) {}
+
+  get port(): number {
+    return this.agent.port;
+  }
+
+  get contact(): string {
+    return `sip:${this.o.user}@127.0.0.1:${this.agent.port}`;
+  }
+
+  static async start(o: DeviceOptions): Promise<Device> {
+    const inst = `;+sip.instance="<${o.instance}>"`;
+    const b = o.behaviour;
+    const agent =
+      b.kind === 'reply'
+        ? await SippAgent.start({
+            scenario: 'uas-reply.xml',
+            dir: join(o.dir, 'devices'),
+            vars: { CODE: b.code, REASON: b.reason, EXTRA: (b.extra ?? []).map((l) => `${l}\n`).join('') },
+            name: `dev-${o.user}`,
+          })
+        : await SippAgent.start({
+            scenario: b.kind === 'answer' ? 'uas-answer.xml' : 'uas-ring.xml',
+            dir: join(o.dir, 'devices'),
+            vars: { CONTACT_PARAMS: inst },
+            name: `dev-${o.user}`,
+          });
+    let reg: SipResponse | null = null;
+    if (o.register ?? true) {
+      reg = await register(o.sipPort, {
+        user: o.user,
+        contactPort: agent.port,
+        instance: o.instance,
+        params: o.params ?? CPM_DEVICE_PARAMS,
+      });
+      if (reg.status !== 200) throw new Error(`device registration failed: ${reg.status} ${reg.reason}`);
+    }
+    return new Device(agent, o, reg);
+  }
+
+  /** INVITEs this device received so far. */
+  invites(): string[] {
+    return requestsIn(this.agent.messages(), 'INVITE');
+  }
+
+  messages(): string {
+    return this.agent.messages();
+  }
+
+  async stop(): Promise<void> {
+    await this.agent.stop();
+  }
+}
+
+export const newInstance = (): string => `urn:uuid:${randomUUID()}`;
