@@ -1,6 +1,6 @@
 import t from 'tap';
 import { decideInvite } from '../../../plugin/rules/invite.js';
-import { input, invite } from './fixtures.js';
+import { input, invite } from './fixtures/build.js';
 
 const WARN = 'Warning: 399 pf.example.net "119 Anonymity not allowed"\r\n';
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { decideInvite } from '../../../plugin/rules/invite.js';
-import { blacklist, ICSI_GROUP, input, invite } from './fixtures.js';
+import { blacklist, ICSI_GROUP, input, invite } from './fixtures/build.js';
 
 const WARN = 'Warning: 399 pf.example.net "122 Function not allowed"\r\n';
 

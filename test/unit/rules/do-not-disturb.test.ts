@@ -1,6 +1,6 @@
 import t from 'tap';
 import { decideInvite } from '../../../plugin/rules/invite.js';
-import { CPM_SERVICE, DND, input, invite, NOW, ruleset } from './fixtures.js';
+import { CPM_SERVICE, DND, input, invite, NOW, ruleset } from './fixtures/build.js';
 
 const cond = (...c: string[]): string => `<cp:conditions>${c.join('')}</cp:conditions>`;
 const ALICE = '<cp:identity><cp:one id="sip:alice@example.net"/></cp:identity>';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { decideInvite } from '../../../plugin/rules/invite.js';
-import { CHAT_SDP, input, invite } from './fixtures.js';
+import { CHAT_SDP, input, invite } from './fixtures/build.js';
 
 const warn = (text: string): string => `Warning: 399 pf.example.net "${text}"\r\n`;
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import type { Device } from '../../../plugin/devices/types.js';
 import { decideInvite } from '../../../plugin/rules/invite.js';
 import { deviceCapable } from '../../../plugin/rules/stages/no-suitable-device.js';
-import { CHAT_SDP, device, ENC, FT_SDP, ICSI, ICSI_GROUP, input, invite, NOW, TAGS } from './fixtures.js';
+import { CHAT_SDP, device, ENC, FT_SDP, ICSI, ICSI_GROUP, input, invite, NOW, TAGS } from './fixtures/build.js';
 
 const rejectContacts = (hdrs: string): string[] => hdrs.split('\r\n').filter((l) => l.startsWith('Reject-Contact:'));
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { decideInvite } from '../../../plugin/rules/invite.js';
-import { device, ICSI, ICSI_GROUP, input, invite, NOW, TAGS } from './fixtures.js';
+import { device, ICSI, ICSI_GROUP, input, invite, NOW, TAGS } from './fixtures/build.js';
 
 t.test('CR step 9: proxy decision (spec-digest example shape)', async (t) => {
   const devices = [device('phone', TAGS.cpm), device('tv', TAGS.mmtel)];

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { decideInvite } from '../../../plugin/rules/invite.js';
 import { releaseVersions } from '../../../plugin/rules/facts.js';
-import { input, invite } from './fixtures.js';
+import { input, invite } from './fixtures/build.js';
 
 const WARN = 'Warning: 399 pf.example.net "132 Version not supported"\r\n';
 

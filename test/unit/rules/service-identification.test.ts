@@ -1,6 +1,6 @@
 import t from 'tap';
 import { decideInvite } from '../../../plugin/rules/invite.js';
-import { ICSI, ICSI_GROUP, input, invite, device, TAGS } from './fixtures.js';
+import { ICSI, ICSI_GROUP, input, invite, device, TAGS } from './fixtures/build.js';
 
 const WARN = 'Warning: 399 pf.example.net "122 Function not allowed"\r\n';
 const MMTEL = 'urn:urn-7:3gpp-service.ims.icsi.mmtel';
