@@ -31,3 +31,33 @@ export function pauseConnection(conn: MsrpConnectionLike): void {
 export function resumeConnection(conn: MsrpConnectionLike): void {
   if (!conn.closed) target(conn)?.resume();
 }
+
+interface Corkable {
+  cork(): void;
+  uncork(): void;
+  destroyed: boolean;
+}
+
+function socketOf(conn: MsrpConnectionLike): Corkable | undefined {
+  const s: unknown = (conn as unknown as { socket?: unknown }).socket;
+  return typeof s === 'object' && s !== null && typeof (s as Partial<Corkable>).cork === 'function' ? (s as Corkable) : undefined;
+}
+
+const corked = new Set<Corkable>();
+
+/**
+ * Coalesce the writes made while one batch of inbound bytes is processed into one
+ * syscall per socket: cork now, uncork on the next tick (frames and their 200s alike).
+ */
+export function corkUntilNextTick(conn: MsrpConnectionLike): void {
+  const s = socketOf(conn);
+  if (!s || corked.has(s) || s.destroyed) return;
+  s.cork();
+  corked.add(s);
+  if (corked.size === 1) {
+    process.nextTick(() => {
+      for (const c of corked) c.uncork();
+      corked.clear();
+    });
+  }
+}

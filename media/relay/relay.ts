@@ -22,11 +22,8 @@ import {
   MsrpEndpoint,
   getHeader,
   msrpUriEquals,
-  newTransactionId,
   parseMsrpUri,
   parsePath,
-  serializeFrame,
-  setHeader,
   type ConnectionOptions,
   type ContinuationFlag,
   type FrameHead,
@@ -44,7 +41,8 @@ import {
 import { HeadTracker, type HeadDecision } from '../cpim/tracker.js';
 import type { MessageStore } from '../history/store.js';
 import { relaySdp, readMsrpMedia } from './sdp.js';
-import { pauseConnection, resumeConnection } from './flow.js';
+import { corkUntilNextTick, pauseConnection, resumeConnection } from './flow.js';
+import { fastTransactionId } from './ids.js';
 import type {
   AnswerParams, AnswerReply, DropParams, Failure, KeyParams, LegInfo, MultiDevicePolicy, OfferParams, OfferReply,
   QueryReply, RelayEvent, SimpleReply, ControlErrorCode,
@@ -84,7 +82,7 @@ interface Leg extends Counters {
   conn?: MsrpConnectionLike;
   state: 'waiting' | 'connected' | 'closed';
   /** Frames queued before the peer connected, bounded by maxPending. */
-  pending: Buffer[];
+  pending: Buffer[][];
   pendingBytes: number;
 }
 
@@ -104,6 +102,8 @@ interface Route {
 interface Chunk {
   readonly head: RequestHead;
   readonly body: Buffer;
+  /** The frame had a Byte-Range header (else it is not added unless the range changes). */
+  readonly hasRange: boolean;
   readonly range: ByteRange;
   readonly flag: ContinuationFlag;
 }
@@ -350,6 +350,8 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       if (range && range.end !== '*' && range.end - range.start + 1 > this.opts.maxChunk) return 413;
     }
     this.bind(s, leg, conn);
+    // The endpoint's hop-by-hop 200 and our forwards leave in one write per tick.
+    corkUntilNextTick(conn);
     leg.framesIn += 1;
     this.receiving.set(conn.id, { session: s, leg, head, parts: [], size: 0 });
     return undefined;
@@ -383,7 +385,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     const pending = leg.pending;
     leg.pending = [];
     leg.pendingBytes = 0;
-    for (const b of pending) this.write(leg, b, undefined);
+    for (const b of pending) this.write(leg, b);
   }
 
   private onFrameEnd(conn: MsrpConnectionLike, head: FrameHead, flag: ContinuationFlag): void {
@@ -411,7 +413,8 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     const messageId = getHeader(head.headers, 'Message-ID');
     // RFC 4975 §7.1: an empty SEND only binds the connection; nothing to relay.
     if (!messageId || (!head.hasBody && body.length === 0)) return;
-    const range = parseByteRange(getHeader(head.headers, 'Byte-Range')) ?? { start: 1, end: body.length, total: body.length };
+    const rangeText = getHeader(head.headers, 'Byte-Range');
+    const range = parseByteRange(rangeText) ?? { start: 1, end: body.length, total: body.length };
     const fixed: ByteRange = { ...range, end: range.end === '*' && flag !== '+' ? range.start + body.length - 1 : range.end };
     const key = `${src.tag}\0${messageId}`;
     let m = s.inbound.get(key);
@@ -420,7 +423,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       s.inbound.set(key, m);
     }
     const final = flag !== '+';
-    const out = m.tracker.push({ head, body, range: fixed, flag }, body, fixed.start, final);
+    const out = m.tracker.push({ head, body, range: fixed, flag, hasRange: rangeText !== undefined }, body, fixed.start, final);
     if (final) s.inbound.delete(key);
     if (!out) return;
     if (!m.routes) {
@@ -472,18 +475,8 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     const dest = route.leg;
     if (dest.state === 'closed') return;
     const ownUri = dest.role === 'originator' ? s.origUri : s.devUri;
-    const range = shiftRange(c.range, route.injection);
     const body = injectIntoChunk(c.body, c.range.start, route.injection);
-    let headers: MsrpHeader[] = setHeader(c.head.headers, 'To-Path', dest.pathText.join(' '));
-    headers = setHeader(headers, 'From-Path', ownUri);
-    if (getHeader(c.head.headers, 'Byte-Range') !== undefined || route.injection) {
-      headers = setHeader(headers, 'Byte-Range', formatByteRange(range));
-    }
-    const frame = serializeFrame({
-      head: { kind: 'request', method: 'SEND', transactionId: newTransactionId(), headers, hasBody: c.head.hasBody, raw: Buffer.alloc(0) },
-      body,
-      flag: c.flag,
-    });
+    const range = c.hasRange || route.injection ? formatByteRange(shiftRange(c.range, route.injection)) : undefined;
     // Remember where REPORTs for this message go back to (bounded).
     const key = `${dest.tag}\0${messageId}`;
     if (!s.sent.has(key)) {
@@ -492,7 +485,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     }
     dest.framesOut += 1;
     dest.bytesOut += body.length;
-    this.write(dest, frame, undefined);
+    this.write(dest, frameParts('SEND', c.head.headers, dest.pathText, ownUri, range, body, c.head.hasBody, c.flag));
   }
 
   /** RFC 4975 §7.1.2: a REPORT goes back to the message's sender, its Byte-Range mapped back. */
@@ -502,17 +495,11 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     const t = s.sent.get(`${from.tag}\0${messageId}`);
     if (!t || t.src.state === 'closed') return;
     const back = t.src;
-    let headers = setHeader(head.headers, 'To-Path', back.pathText.join(' '));
-    headers = setHeader(headers, 'From-Path', back.role === 'originator' ? s.origUri : s.devUri);
-    const range = parseByteRange(getHeader(head.headers, 'Byte-Range'));
-    if (range) headers = setHeader(headers, 'Byte-Range', formatByteRange(unshiftRange(range, t.injection)));
-    const frame = serializeFrame({
-      head: { kind: 'request', method: 'REPORT', transactionId: newTransactionId(), headers, hasBody: false, raw: Buffer.alloc(0) },
-      body: Buffer.alloc(0),
-      flag: '$',
-    });
+    const r = parseByteRange(getHeader(head.headers, 'Byte-Range'));
+    const range = r ? formatByteRange(unshiftRange(r, t.injection)) : undefined;
     back.framesOut += 1;
-    this.write(back, frame, undefined);
+    const own = back.role === 'originator' ? s.origUri : s.devUri;
+    this.write(back, frameParts('REPORT', head.headers, back.pathText, own, range, EMPTY, false, '$'));
   }
 
   private recordChunk(s: Session, m: InMessage, c: Chunk): void {
@@ -540,20 +527,22 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     this.track(this.options.store!.append({ conversationId: s.conversationId, contributionId: s.contributionId }, 'message/cpim', data), s);
   }
 
-  private write(leg: Leg, frame: Buffer, _src: MsrpConnectionLike | undefined): void {
+  private write(leg: Leg, parts: Buffer[]): void {
     const conn = leg.conn;
     if (!conn || conn.closed) {
       if (leg.state === 'closed') return;
       // Not connected yet: keep a bounded backlog for when it binds.
-      if (leg.pendingBytes + frame.length > this.opts.maxPending) {
+      const size = parts.reduce((n, b) => n + b.length, 0);
+      if (leg.pendingBytes + size > this.opts.maxPending) {
         leg.dropped += 1;
         return;
       }
-      leg.pending.push(frame);
-      leg.pendingBytes += frame.length;
+      leg.pending.push(parts);
+      leg.pendingBytes += size;
       return;
     }
-    conn.write(frame);
+    corkUntilNextTick(conn);
+    for (const b of parts) if (b.length > 0) conn.write(b);
   }
 
   /** Backpressure: stop reading from `src` while a destination is over its high-water mark. */
@@ -647,6 +636,37 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     this.options.log?.info(e, 'relay event');
     this.emit('event', e);
   }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * A relayed frame as buffers to write (RFC 4975 §7.1): the start-line with a fresh
+ * transaction-id, the headers in wire order with To-Path, From-Path and Byte-Range
+ * rewritten, the body, and the end-line. Written with writev, never concatenated.
+ * Header values come from the parser (no CR/LF) or from our own SDP-derived URIs.
+ */
+function frameParts(
+  method: string, headers: readonly MsrpHeader[], toPath: readonly string[], fromPath: string,
+  range: string | undefined, body: Buffer, hasBody: boolean, flag: ContinuationFlag,
+): Buffer[] {
+  const tid = fastTransactionId();
+  let head = `MSRP ${tid} ${method}\r\n`;
+  let rangeDone = range === undefined;
+  for (const h of headers) {
+    const n = h.name.length === 7 || h.name.length === 9 || h.name.length === 10 ? h.name.toLowerCase() : '';
+    if (n === 'to-path') head += `To-Path: ${toPath.join(' ')}\r\n`;
+    else if (n === 'from-path') head += `From-Path: ${fromPath}\r\n`;
+    else if (n === 'byte-range' && range !== undefined) {
+      if (!rangeDone) head += `Byte-Range: ${range}\r\n`;
+      rangeDone = true;
+    } else head += `${h.name}: ${h.value}\r\n`;
+  }
+  if (!rangeDone) head += `Byte-Range: ${range}\r\n`;
+  const withBody = hasBody || body.length > 0;
+  if (withBody) head += '\r\n';
+  const end = `${withBody ? '\r\n' : ''}-------${tid}${flag}\r\n`;
+  return [Buffer.from(head, 'utf8'), body, Buffer.from(end, 'latin1')];
 }
 
 function newLeg(tag: string, role: 'originator' | 'device', path: MsrpUri[], pathText: string[]): Leg {
