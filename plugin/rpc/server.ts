@@ -180,7 +180,11 @@ export class RpcServer {
     let inflight = 0;
     const send = (res: RpcResponse | null): void => {
       if (res === null || socket.destroyed || !socket.writable) return;
-      socket.write(encodeNetstring(JSON.stringify(res)));
+      // A peer that does not read its answers stops being read from (backpressure).
+      if (!socket.write(encodeNetstring(JSON.stringify(res))) && !socket.isPaused()) {
+        socket.pause();
+        socket.once('drain', () => socket.resume());
+      }
     };
     /** After a framing error: answer what was already received, then the error, then close. */
     const finishClosing = (): void => {
