@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { encodeNetstring, NetstringDecoder } from '../plugin/rpc/netstring.js';
-import { inviteText, registerText } from '../test/unit/service/sip.js';
+import { inviteText, registerText } from '../test/unit/service/fixtures/sip.js';
 
 const { values } = parseArgs({
   options: {

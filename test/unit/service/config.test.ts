@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, parseConfig, ConfigError } from '../../../plugin/config/load.js';
 import { defaultPolicy } from '../../../plugin/rules/policy.js';
-import { tempDir } from './helpers.js';
+import { tempDir } from './fixtures/helpers.js';
 
 t.test('defaults', async (t) => {
   const c = loadConfig({ env: {} });

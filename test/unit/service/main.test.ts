@@ -9,8 +9,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeNetstring, NetstringDecoder } from '../../../plugin/rpc/netstring.js';
 import type { RpcResponse } from '../../../plugin/rpc/server.js';
-import { tempDir } from './helpers.js';
-import { inviteText, registerText } from './sip.js';
+import { tempDir } from './fixtures/helpers.js';
+import { inviteText, registerText } from './fixtures/sip.js';
 
 const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
 

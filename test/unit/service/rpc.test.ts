@@ -5,7 +5,7 @@ import { RpcDispatcher, RpcServer, method, type RpcResponse } from '../../../plu
 import { RpcCode, RpcError } from '../../../plugin/rpc/errors.js';
 import { encodeNetstring, NetstringDecoder } from '../../../plugin/rpc/netstring.js';
 import { ServiceMetrics } from '../../../plugin/http/metrics.js';
-import { quietLog } from './helpers.js';
+import { quietLog } from './fixtures/helpers.js';
 
 /** Methods to exercise the dispatcher: echo, a slow one, failures. */
 function methods() {

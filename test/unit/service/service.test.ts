@@ -7,8 +7,8 @@ import net from 'node:net';
 import { createApp, type App } from '../../../plugin/app.js';
 import { encodeNetstring, NetstringDecoder } from '../../../plugin/rpc/netstring.js';
 import type { RpcResponse } from '../../../plugin/rpc/server.js';
-import { quietLog, tempDir, testConfig, type Teardown } from './helpers.js';
-import { inviteText, registerText } from './sip.js';
+import { quietLog, tempDir, testConfig, type Teardown } from './fixtures/helpers.js';
+import { inviteText, registerText } from './fixtures/sip.js';
 
 /** One request over a fresh connection; resolves with the response (bounded). */
 function call(port: number, method: string, params: unknown, id: number | null = 1): Promise<RpcResponse | null> {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createApp, type App } from '../../../plugin/app.js';
-import { quietLog, tempDir, testConfig, type Teardown } from './helpers.js';
+import { quietLog, tempDir, testConfig, type Teardown } from './fixtures/helpers.js';
 
 const RL = 'application/resource-lists+xml';
 const AR = 'application/auth-policy+xml';

@@ -10,7 +10,7 @@ import { ServiceMetrics } from '../../../plugin/http/metrics.js';
 import { XcapStore, etagOf, type StoredDocument } from '../../../plugin/xdm/store.js';
 import { XcapClient } from '../../../plugin/xdm/client.js';
 import { EmbeddedXdmSource, RemoteXdmSource, XdmUnavailableError } from '../../../plugin/xdm/source.js';
-import { quietLog, tempDir, testConfig, type Teardown } from './helpers.js';
+import { quietLog, tempDir, testConfig, type Teardown } from './fixtures/helpers.js';
 
 const BOB = 'sip:bob@example.net';
 const list = (...uris: string[]) =>
