@@ -112,7 +112,8 @@ async function bindPeer(p: LoadPeer, toPath: string): Promise<void> {
 async function startOurs(): Promise<Target> {
   const msrpPort = await freePort();
   const controlPort = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'media/main.ts'),
+  const flags = (process.env.RELAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...flags, '--import', 'tsx', join(ROOT, 'media/main.ts'),
     '--msrp-port', String(msrpPort), '--control-port', String(controlPort), '--history', 'off'], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_ENV: 'production' },
   });
@@ -225,11 +226,30 @@ function cpimBody(size: number, from: string): Buffer {
 interface RunResult {
   seconds: number;
   lost: number;
+  /** CPU seconds the relay under test used during the run (user + system). */
+  cpu: number;
+}
+
+/** utime + stime of the processes, in seconds (clock ticks of 1/100 s). */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      /* gone */
+    }
+  }
+  return ticks / 100;
 }
 
 async function throughput(t: Target, receivers: number, count: number, size: number, direct: boolean): Promise<RunResult> {
   const { a, bs, toPath } = await t.session(receivers, { directDelivery: direct });
   const body = cpimBody(size, direct ? SERVED : 'sip:carol@example.net');
+  const pids = t.pids();
+  const c0 = cpuSeconds(pids);
   const t0 = process.hrtime.bigint();
   const sending = blast(a, { count, body, contentType: 'message/cpim', toPath, fromPath: a.localUri, window: WINDOW });
   let lost = 0;
@@ -239,12 +259,13 @@ async function throughput(t: Target, receivers: number, count: number, size: num
     lost = bs.reduce((n, b) => n + Math.max(0, count - b.stats.messages), 0);
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = cpuSeconds(pids) - c0;
   if (lost === 0) await sending;
   const extra = direct ? 'Message-Direction: sent\r\n'.length : 0;
   for (const b of bs) if (lost === 0 && b.stats.bytes !== count * (body.length + extra)) lost += 1;
   a.close();
   for (const b of bs) b.close();
-  return { seconds, lost };
+  return { seconds, lost, cpu };
 }
 
 /** One message of `size` bytes in a single chunk: delivered intact? */
@@ -298,17 +319,29 @@ function stats(xs: number[]): { median: number; min: number; max: number } {
 
 const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
-async function series(label: string, fn: () => Promise<RunResult>, per: (r: RunResult) => number): Promise<{ median: number; min: number; max: number; lost: number }> {
+interface Series {
+  median: number;
+  min: number;
+  max: number;
+  lost: number;
+  /** Median relay CPU per message, microseconds. */
+  cpuUs: number;
+}
+
+async function series(label: string, count: number, fn: () => Promise<RunResult>, per: (r: RunResult) => number): Promise<Series> {
   const vals: number[] = [];
+  const cpus: number[] = [];
   let lost = 0;
   for (let i = 0; i < RUNS; i++) {
     const r = await fn();
     lost += r.lost;
     vals.push(per(r));
+    cpus.push((r.cpu / count) * 1e6);
   }
   const s = stats(vals);
-  process.stderr.write(`  ${label}: median ${fmt(s.median, 1)} (min ${fmt(s.min, 1)}, max ${fmt(s.max, 1)}), lost ${lost}\n`);
-  return { ...s, lost };
+  const cpuUs = stats(cpus).median;
+  process.stderr.write(`  ${label}: median ${fmt(s.median, 1)} (min ${fmt(s.min, 1)}, max ${fmt(s.max, 1)}), lost ${lost}, relay CPU ${fmt(cpuUs, 1)} us/msg\n`);
+  return { ...s, lost, cpuUs };
 }
 
 async function main(): Promise<void> {
@@ -333,11 +366,11 @@ async function main(): Promise<void> {
     rows.push('|---|---|---|---|---|');
     for (const c of cases) {
       process.stderr.write(`${c.label}\n`);
-      const o = await series('ours 1-1', () => throughput(ours, 1, c.count, c.size, false), per(c));
-      const k = await series('kamailio 1-1', () => throughput(kam, 1, c.count, c.size, false), per(c));
-      const f = await series('ours 1-3 + MD', () => throughput(ours, 3, c.count, c.size, true), per(c));
-      const cell = (s: { median: number; min: number; max: number; lost: number }): string =>
-        `${fmt(s.median, c.unit === 'MB/s' ? 1 : 0)} ${c.unit} (${fmt(s.min, c.unit === 'MB/s' ? 1 : 0)}–${fmt(s.max, c.unit === 'MB/s' ? 1 : 0)})${s.lost ? `, **${s.lost} lost**` : ', 0 lost'}`;
+      const o = await series('ours 1-1', c.count, () => throughput(ours, 1, c.count, c.size, false), per(c));
+      const k = await series('kamailio 1-1', c.count, () => throughput(kam, 1, c.count, c.size, false), per(c));
+      const f = await series('ours 1-3 + MD', c.count, () => throughput(ours, 3, c.count, c.size, true), per(c));
+      const cell = (s: Series): string =>
+        `${fmt(s.median, c.unit === 'MB/s' ? 1 : 0)} ${c.unit} (${fmt(s.min, c.unit === 'MB/s' ? 1 : 0)}–${fmt(s.max, c.unit === 'MB/s' ? 1 : 0)})${s.lost ? `, **${s.lost} lost**` : ', 0 lost'}; relay CPU ${fmt(s.cpuUs, 0)} µs/msg`;
       rows.push(`| ${c.label} (${c.count} per run) | ${cell(o)} | ${cell(k)} | ${fmt(o.median / k.median, 2)}× | ${cell(f)} |`);
     }
     process.stderr.write('idle memory\n');

@@ -88,7 +88,7 @@ interface Leg extends Counters {
 
 /** One incoming message (per source leg and Message-ID) while its chunks flow. */
 interface InMessage {
-  readonly tracker: HeadTracker<Chunk>;
+  readonly tracker?: HeadTracker<Chunk>;
   decision?: HeadDecision;
   routes?: Route[];
   history?: { parts: Buffer[]; size: number; overflow: boolean };
@@ -126,6 +126,8 @@ interface Session {
   readonly inbound: Map<string, InMessage>;
   /** `${destTag}\0${messageId}` -> where REPORTs go back to, and how to map ranges. */
   readonly sent: Map<string, { src: Leg; injection: Injection | null }>;
+  /** From-Path value -> device leg, for frames on the device URI. */
+  readonly fromCache: Map<string, Leg>;
   closed: boolean;
 }
 
@@ -237,6 +239,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       devices: new Map(),
       inbound: new Map(),
       sent: new Map(),
+      fromCache: new Map(),
       closed: false,
     };
     if (s.directDelivery && !s.servedUser) warnings.push('direct-delivery without served-user: only device copies are marked');
@@ -288,6 +291,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       }
     }
     s.devices.set(p.leg, newLeg(p.leg, 'device', path, pathText));
+    s.fromCache.clear();
     return { result: 'ok', leg: p.leg };
   }
 
@@ -298,6 +302,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     const leg = s.devices.get(p.leg);
     if (!leg) return fail('UNKNOWN_LEG', 'no such device leg');
     s.devices.delete(p.leg);
+    s.fromCache.clear();
     this.closeLeg(s, leg, 'dropped');
     return { result: 'ok' };
   }
@@ -360,6 +365,15 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
   private deviceByFromPath(s: Session, head: FrameHead): Leg | undefined {
     const from = getHeader(head.headers, 'From-Path');
     if (!from) return undefined;
+    const cached = s.fromCache.get(from);
+    if (cached) return cached;
+    const found = this.matchDevice(s, from);
+    // Bounded: only exact strings that matched a leg; cleared when legs change.
+    if (found && s.fromCache.size < 64) s.fromCache.set(from, found);
+    return found;
+  }
+
+  private matchDevice(s: Session, from: string): Leg | undefined {
     let uris: MsrpUri[];
     try {
       uris = parsePath(from);
@@ -417,23 +431,34 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     const range = parseByteRange(rangeText) ?? { start: 1, end: body.length, total: body.length };
     const fixed: ByteRange = { ...range, end: range.end === '*' && flag !== '+' ? range.start + body.length - 1 : range.end };
     const key = `${src.tag}\0${messageId}`;
+    const final = flag !== '+';
     let m = s.inbound.get(key);
     if (!m) {
-      m = { tracker: new HeadTracker<Chunk>(getHeader(head.headers, 'Content-Type')) };
-      s.inbound.set(key, m);
+      // The CPIM head is read only when something depends on it.
+      const needHead = s.directDelivery || (s.record && this.options.store !== undefined) ||
+        (src.role === 'device' && s.policy !== 'C' && s.firstActive === undefined);
+      m = needHead ? { tracker: new HeadTracker<Chunk>(getHeader(head.headers, 'Content-Type')) } : {};
+      if (!final) s.inbound.set(key, m);
+    } else if (final) {
+      s.inbound.delete(key);
     }
-    const final = flag !== '+';
-    const out = m.tracker.push({ head, body, range: fixed, flag, hasRange: rangeText !== undefined }, body, fixed.start, final);
-    if (final) s.inbound.delete(key);
-    if (!out) return;
+    const chunk: Chunk = { head, body, range: fixed, flag, hasRange: rangeText !== undefined };
+    let release: Chunk[] = [chunk];
+    let decision: HeadDecision = { kind: 'chat', prefix: EMPTY };
+    if (m.tracker) {
+      const out = m.tracker.push(chunk, body, fixed.start, final);
+      if (!out) return;
+      release = out.release;
+      decision = out.decision;
+    }
     if (!m.routes) {
-      m.decision = out.decision;
-      m.routes = this.routesFor(s, src, out.decision);
-      if (s.record && this.options.store && (out.decision.kind === 'chat' || out.decision.kind === 'imdn')) {
+      m.decision = decision;
+      m.routes = this.routesFor(s, src, decision);
+      if (s.record && this.options.store && (decision.kind === 'chat' || decision.kind === 'imdn')) {
         m.history = { parts: [], size: 0, overflow: false };
       }
     }
-    for (const c of out.release) {
+    for (const c of release) {
       for (const route of m.routes) this.forward(s, src, route, c, messageId);
       if (m.history) this.recordChunk(s, m, c);
     }
