@@ -69,6 +69,11 @@ export const SEEDS: readonly string[] = [
     `--b1\r\nContent-Type: application/sdp\r\n\r\n${SDP}\r\n--b1\r\nContent-Type: application/resource-lists+xml\r\n\r\n<x/>\r\n--b1--\r\n`,
     'multipart/mixed;boundary=b1',
   ),
+  inviteOf(['P-Preferred-Service: urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session']).replace(
+    'P-Asserted-Identity: <sip:alice@example.net>, <tel:+1-555-000-0001>',
+    'P-Asserted-Identity: <sip:+15550000002@example.net;user=phone>',
+  ),
+  inviteOf([`Accept-Contact: *;+g.3gpp.icsi-ref="${ICSI}"`]).replace('P-Asserted-Identity: <sip:alice@example.net>', 'P-Asserted-Identity: <sip:dnd@example.net>'),
 ];
 
 function dev(i: number, params: Record<string, string | true>): Device {
