@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { MsrpEndpoint } from '../../../media/msrp/endpoint.js';
 import { getHeader } from '../../../media/msrp/headers.js';
 import type { ContinuationFlag, FrameHead, MsrpConnectionLike, SessionSink } from '../../../media/msrp/types.js';
@@ -40,7 +40,7 @@ function recorder(refuse?: (h: FrameHead) => number | undefined): Rec {
   return r;
 }
 
-async function setup(t: Tap.Test, opts: ConstructorParameters<typeof MsrpEndpoint>[0] = {}): Promise<{ ep: MsrpEndpoint; port: number }> {
+async function setup(t: Test, opts: ConstructorParameters<typeof MsrpEndpoint>[0] = {}): Promise<{ ep: MsrpEndpoint; port: number }> {
   const ep = new MsrpEndpoint(opts);
   const port = await ep.listen();
   t.teardown(() => ep.close());
