@@ -82,7 +82,7 @@ t.test('ranking: removal, Qa then q then order; immune contacts last', async (t)
 });
 
 t.test('implicit method preference (§7.2.2)', async (t) => {
-  const contacts = [
+  const contacts: { name: string; params: Record<string, string | true>; q: number }[] = [
     { name: 'msg-only', params: { methods: 'MESSAGE', '+x': true }, q: 1 },
     { name: 'invite', params: { methods: 'INVITE,MESSAGE', '+x': true }, q: 1 },
     { name: 'unsaid', params: { '+x': true }, q: 1 },

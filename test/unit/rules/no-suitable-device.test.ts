@@ -94,3 +94,11 @@ t.test('a user with 50 devices', async (t) => {
   t.equal(rejectContacts(d.hdrs).length, 20);
   t.ok(rejectContacts(d.hdrs).every((l) => /^Reject-Contact: \*;\+sip\.instance="<urn:uuid:d[0-9]+>"$/.test(l)));
 });
+
+t.test('suitableDevicesForInvite (B2BUA fan-out), best first', async (t) => {
+  const { suitableDevicesForInvite } = await import('../../../plugin/rules/invite.js');
+  const devices = [device('im', TAGS.simpleIm), device('cpm', TAGS.cpm, { q: 0.1 }), device('mm', TAGS.mmtel)];
+  t.same(suitableDevicesForInvite(invite(), devices, NOW).map((d) => d.instance), ['<urn:uuid:cpm>', '<urn:uuid:im>'], 'Qa (ICSI match) before q');
+  t.same(suitableDevicesForInvite(invite({}, ''), devices, NOW), [], 'no SDP');
+  t.same(suitableDevicesForInvite(invite({ 'P-Preferred-Service': null, 'Accept-Contact': null }), devices, NOW), [], 'not CPM');
+});

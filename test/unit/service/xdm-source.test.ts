@@ -24,7 +24,7 @@ function opts(metrics = new ServiceMetrics()) {
 
 async function embedded(t: Teardown) {
   const root = open({ path: tempDir(t), maxDbs: 2 });
-  const store = new XcapStore(root.openDB<StoredDocument, string>({ name: 'xcap' }), 65536);
+  const store = new XcapStore(root.openDB<StoredDocument | string, string>({ name: 'xcap' }), 65536);
   t.teardown(() => root.close());
   return store;
 }
