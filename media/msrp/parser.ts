@@ -349,9 +349,17 @@ export class MsrpFrameParser {
     return this.stream.state;
   }
 
-  /** Returns the frames completed by this chunk (possibly none). */
+  /**
+   * Returns the frames completed by this chunk (possibly none). When it throws, frames
+   * completed earlier in the same chunk are kept for takeCompleted().
+   */
   feed(chunk: Buffer): Frame[] {
     this.stream.feed(chunk);
+    return this.takeCompleted();
+  }
+
+  /** Frames completed but not yet returned (non-empty only after feed() threw). */
+  takeCompleted(): Frame[] {
     const done = this.out;
     this.out = [];
     return done;

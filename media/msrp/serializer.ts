@@ -58,12 +58,14 @@ export function serializeEnd(transactionId: string, flag: ContinuationFlag, hasB
   return Buffer.from(`${hasBody ? '\r\n' : ''}-------${transactionId}${flag}\r\n`, 'latin1');
 }
 
-/** True when `CRLF -------tid` followed by a flag occurs in body. */
+/** True when the body holds this frame's end-line (`CRLF -------tid flag CRLF`), as the parser sees it. */
 export function bodyHasEndLine(body: Buffer, transactionId: string): boolean {
   const marker = Buffer.from(`\r\n-------${transactionId}`, 'latin1');
   for (let i = body.indexOf(marker); i !== -1; i = body.indexOf(marker, i + 1)) {
     const f = body[i + marker.length];
-    if (f === 0x24 || f === 0x2b || f === 0x23) return true;
+    const j = i + marker.length + 1;
+    // At the very end of the body, the CRLF that closes the body section follows.
+    if ((f === 0x24 || f === 0x2b || f === 0x23) && (j === body.length || (body[j] === 0x0d && body[j + 1] === 0x0a))) return true;
   }
   return false;
 }
