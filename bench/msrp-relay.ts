@@ -109,7 +109,7 @@ async function bindPeer(p: LoadPeer, toPath: string): Promise<void> {
   }));
 }
 
-async function startOurs(): Promise<Target> {
+export async function startOurs(): Promise<Target> {
   const msrpPort = await freePort();
   const controlPort = await freePort();
   const flags = (process.env.RELAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
@@ -245,7 +245,7 @@ function cpuSeconds(pids: number[]): number {
   return ticks / 100;
 }
 
-async function throughput(t: Target, receivers: number, count: number, size: number, direct: boolean): Promise<RunResult> {
+export async function throughput(t: Target, receivers: number, count: number, size: number, direct: boolean): Promise<RunResult> {
   const { a, bs, toPath } = await t.session(receivers, { directDelivery: direct });
   const body = cpimBody(size, direct ? SERVED : 'sip:carol@example.net');
   const pids = t.pids();
@@ -406,7 +406,9 @@ async function main(): Promise<void> {
   }
 }
 
-void main().catch(err => {
-  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
-});
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  void main().catch(err => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });
+}
