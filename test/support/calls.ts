@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { runSipp, SippAgent, responsesIn, requestsIn, type SippResult } from './sipp.js';
-import { register, CPM_DEVICE_PARAMS, ICSI_SESSION, icsiTag, type SipResponse } from './sip.js';
+import { register, sipUdpRequest, token, CPM_DEVICE_PARAMS, ICSI_SESSION, icsiTag, type SipResponse } from './sip.js';
+import { freePort } from './proc.js';
 
 export const MSRP_SDP = [
   'v=0',
@@ -66,6 +67,37 @@ function vars(o: InviteOptions, code: number | null, holdMs = 0): Record<string,
     CODE: code ?? 200,
     HOLD_MS: holdMs,
   };
+}
+
+/**
+ * Send the INVITE from a plain UDP socket and return whatever final response comes
+ * back (bad-input tests, where any clear answer will do). No ACK is sent: Kamailio's
+ * retransmissions of a non-2xx simply end at its timer.
+ */
+export async function inviteAnyFinal(o: InviteOptions): Promise<SipResponse> {
+  const v = vars(o, null);
+  const body = String(v.BODY).replace(/\n/g, '\r\n') + '\r\n';
+  const r = await sipUdpRequest(
+    o.sipPort,
+    (lp) =>
+      [
+        `INVITE sip:${o.to}@example.net SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${lp};branch=z9hG4bK${token()};rport`,
+        `From: <sip:${o.from ?? 'alice'}@example.net>;tag=${token(4)}`,
+        `To: <sip:${o.to}@example.net>`,
+        `Call-ID: ${token()}`,
+        'CSeq: 1 INVITE',
+        `Contact: <sip:${o.from ?? 'alice'}@127.0.0.1:${lp}>`,
+        'Max-Forwards: 70',
+        ...String(v.EXTRA).split('\n').filter((l) => l !== ''),
+        `Content-Type: ${String(v.BODY_TYPE)}`,
+        `Content-Length: ${Buffer.byteLength(body)}`,
+        '',
+        body,
+      ].join('\r\n'),
+    o.timeoutMs ?? 10_000,
+  );
+  return r.final;
 }
 
 export interface CallResult extends SippResult {
@@ -141,30 +173,33 @@ export class Device {
   static async start(o: DeviceOptions): Promise<Device> {
     const inst = `;+sip.instance="<${o.instance}>"`;
     const b = o.behaviour;
-    const agent =
-      b.kind === 'reply'
-        ? await SippAgent.start({
-            scenario: 'uas-reply.xml',
-            dir: join(o.dir, 'devices'),
-            vars: { CODE: b.code, REASON: b.reason, EXTRA: (b.extra ?? []).map((l) => `${l}\n`).join('') },
-            name: `dev-${o.user}`,
-          })
-        : await SippAgent.start({
-            scenario: b.kind === 'answer' ? 'uas-answer.xml' : 'uas-ring.xml',
-            dir: join(o.dir, 'devices'),
-            vars: { CONTACT_PARAMS: inst },
-            name: `dev-${o.user}`,
-          });
+    // register from the device's own port first (the service routes to the source
+    // address of the REGISTER), then let the device's sipp take the port
+    const port = await freePort();
     let reg: SipResponse | null = null;
     if (o.register ?? true) {
       reg = await register(o.sipPort, {
         user: o.user,
-        contactPort: agent.port,
+        contactPort: port,
+        fromPort: port,
         instance: o.instance,
         params: o.params ?? CPM_DEVICE_PARAMS,
       });
       if (reg.status !== 200) throw new Error(`device registration failed: ${reg.status} ${reg.reason}`);
     }
+    const common = { dir: join(o.dir, 'devices'), name: `dev-${o.user}`, port };
+    const agent =
+      b.kind === 'reply'
+        ? await SippAgent.start({
+            ...common,
+            scenario: 'uas-reply.xml',
+            vars: { CODE: b.code, REASON: b.reason, EXTRA: (b.extra ?? []).map((l) => `${l}\n`).join('') },
+          })
+        : await SippAgent.start({
+            ...common,
+            scenario: b.kind === 'answer' ? 'uas-answer.xml' : 'uas-ring.xml',
+            vars: { CONTACT_PARAMS: inst },
+          });
     return new Device(agent, o, reg);
   }
 

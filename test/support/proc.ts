@@ -8,6 +8,31 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import net from 'node:net';
 import dgram from 'node:dgram';
 
+/** Every live process group, so a crash of the test or lab process leaves none behind. */
+const live = new Set<number>();
+
+/** SIGKILL every process group still running (sync: usable in an 'exit' handler). */
+export function killAllSync(): void {
+  for (const pid of live) killGroup(pid, 'SIGKILL');
+  live.clear();
+}
+
+let exitHooked = false;
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on('exit', killAllSync);
+  // a signal ends the process without 'exit': clean up unless the host script handles it
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    if (process.listenerCount(sig) === 0) {
+      process.once(sig, () => {
+        killAllSync();
+        process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15));
+      });
+    }
+  }
+}
+
 export class Proc {
   readonly child: ChildProcess;
   readonly name: string;
@@ -21,7 +46,10 @@ export class Proc {
   constructor(name: string, cmd: string, args: readonly string[], opts: SpawnOptions & { logFile?: string } = {}) {
     this.name = name;
     this.log = opts.logFile ? createWriteStream(opts.logFile, { flags: 'a' }) : null;
+    hookExit();
     this.child = spawn(cmd, args, { ...opts, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const pid = this.child.pid;
+    if (pid !== undefined) live.add(pid);
     const onData = (d: Buffer): void => {
       this.log?.write(d);
       this.output += d.toString('utf8');
@@ -33,6 +61,7 @@ export class Proc {
     this.exited = new Promise((resolve) => {
       this.child.on('exit', (code, signal) => {
         this.exitCode = code ?? (signal ? -1 : null);
+        if (pid !== undefined) live.delete(pid);
         this.log?.end();
         for (const w of this.waiters) w();
         resolve(this.exitCode);

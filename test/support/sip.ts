@@ -46,9 +46,13 @@ export async function sipUdpRequest(
   port: number,
   build: (localPort: number) => string,
   timeoutMs = 5000,
+  localPort = 0,
 ): Promise<{ final: SipResponse; provisional: SipResponse[] }> {
   const sock = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind(localPort, '127.0.0.1', resolve);
+  });
   const local = sock.address().port;
   try {
     return await new Promise((resolve, reject) => {
@@ -84,6 +88,11 @@ export interface RegisterOptions {
   cseq?: number;
   /** Replaces the whole Contact header value (bad-input tests). */
   rawContact?: string;
+  /**
+   * Send from this local port (the device's own SIP port, before its sipp binds it):
+   * the registrar and the service then see the device's real source address.
+   */
+  fromPort?: number;
 }
 
 export function buildRegister(o: RegisterOptions, localPort: number): string {
@@ -109,7 +118,7 @@ export function buildRegister(o: RegisterOptions, localPort: number): string {
 }
 
 export function register(sipPort: number, o: RegisterOptions): Promise<SipResponse> {
-  return sipUdpRequest(sipPort, (lp) => buildRegister(o, lp)).then((r) => r.final);
+  return sipUdpRequest(sipPort, (lp) => buildRegister(o, lp), 5000, o.fromPort ?? 0).then((r) => r.final);
 }
 
 /** The CPM feature tags (spec-digest "Identifiers"). */

@@ -88,10 +88,16 @@ export async function runSipp(o: SippOptions): Promise<SippResult> {
   const { args, msgFile, errFile } = await buildArgs(o);
   const proc = new Proc(`sipp ${o.scenario}`, 'sipp', args, { cwd: o.dir });
   const timeoutMs = o.timeoutMs ?? 30_000;
-  const timer = setTimeout(() => void proc.stop(1000), timeoutMs);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void proc.stop(1000);
+  }, timeoutMs);
   const code = await proc.exited;
   clearTimeout(timer);
-  return { code, messages: readIf(msgFile), errors: readIf(errFile), output: proc.output };
+  const errors = readIf(errFile) + (timedOut ? `\n[runner] sipp killed after ${timeoutMs} ms` : '');
+  // a run that had to be killed failed, whatever sipp's exit status
+  return { code: timedOut ? -2 : code, messages: readIf(msgFile), errors, output: proc.output };
 }
 
 /** A long-running sipp (a UAS playing a device or the ISF). */
