@@ -131,7 +131,6 @@ t.test('proxy: the suitable devices get the INVITE, the MMTEL-only one never', a
 
 t.test('Session-Replaces reaches only the replaced session\'s device', async (t) => {
   const cid = randomUUID();
-  const a0 = A.invites().length;
   const b0 = B.invites().length;
   // a 1-1 session with A, held open while the group INVITE arrives
   const first = call({ dir, sipPort: sip, to: 'bob', contributionId: cid }, 4000);
