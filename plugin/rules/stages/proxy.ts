@@ -1,7 +1,7 @@
 /**
  * CR 8.3.2.1 step 9, proxy mode: fork to the suitable clients only.
- * - One `Reject-Contact: *;+sip.instance="<...>"` per registered, unexpired device that is
- *   not a target (spec-digest "Excluding a device in proxy mode"). A device without
+ * - One `Reject-Contact: *;+sip.instance="<...>"` per known device (expired ones too) that
+ *   is not a target (spec-digest "Excluding a device in proxy mode"). A device without
  *   `+sip.instance` cannot be named this way and is left to the core (docs/policy.md).
  * - `Request-Disposition: fork, parallel` (RFC 3841 §10); a caller's own
  *   Request-Disposition is removed first.
@@ -26,14 +26,14 @@ export function proxyDecision(
   service: ServiceEdit,
   callerDisposition: boolean,
   policy: Policy,
-  now: number,
   stage: Stage,
 ): ProxyDecision {
   const keep = new Set(targets.map(deviceKey));
   const excluded = new Set<string>();
   let hdrs = service.hdrs;
   for (const d of devices) {
-    if (d.expiresAt <= now || keep.has(deviceKey(d)) || d.instance === null) continue;
+    // Expired devices are excluded too: usrloc may still hold them for a moment.
+    if (keep.has(deviceKey(d)) || d.instance === null) continue;
     if (excluded.has(d.instance) || !SAFE_INSTANCE.test(d.instance)) continue;
     excluded.add(d.instance);
     hdrs += `Reject-Contact: *;+sip.instance="${d.instance}"\r\n`;
