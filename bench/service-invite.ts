@@ -30,8 +30,6 @@ const cfg = join(dir, 'pf.json');
 writeFileSync(cfg, JSON.stringify({ rpcPort: 0, httpPort: 0, dataDir: join(dir, 'data'), logLevel: 'warn' }));
 const env: NodeJS.ProcessEnv = {};
 for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PF_')) env[k] = v;
-// logLevel warn hides the ready line; ask for info only for startup through the env override
-env.PF_LOG_LEVEL = 'info';
 const child = spawn(join('node_modules', '.bin', 'tsx'), ['plugin/main.ts', '--config', cfg], {
   env,
   stdio: ['ignore', 'pipe', 'inherit'],

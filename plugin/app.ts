@@ -47,7 +47,10 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
   mkdirSync(config.dataDir, { recursive: true });
   const db: RootDatabase = open({ path: config.dataDir, maxDbs: 4 });
   const devices = new LmdbDeviceStore(db.openDB<readonly Device[], string>({ name: 'devices' }));
-  const xcap = new XcapStore(db.openDB<StoredDocument, string>({ name: 'xcap' }), config.xdm.maxDocumentBytes);
+  const xcap = new XcapStore(
+    db.openDB<StoredDocument | string, string>({ name: 'xcap' }),
+    config.xdm.maxDocumentBytes,
+  );
   const sessions = new SessionTracker(config.sessions);
   const xdmOpts = {
     document: config.xdm.document,

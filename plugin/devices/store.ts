@@ -48,93 +48,96 @@ export interface DeviceStore {
 /** Stored value: the user's bindings. */
 type Stored = readonly Device[];
 
+function live(all: Stored | undefined, now: number): readonly Device[] {
+  if (!all) return [];
+  // Expired bindings are invisible at once; the purge deletes them later.
+  return all.every((d) => d.expiresAt > now) ? all : all.filter((d) => d.expiresAt > now);
+}
+
+/**
+ * Devices in lmdb, key: aor, value: Device[]. Reads go to lmdb directly (memory-mapped,
+ * a few µs, no disk I/O once warm), so service instances on one host that share
+ * `dataDir` see each other's registrations; each REGISTER is one write transaction
+ * (read-modify-write is atomic across processes).
+ */
 export class LmdbDeviceStore implements DeviceStore {
-  private readonly byUser = new Map<string, Stored>();
   private open = true;
 
-  /** `db` is an lmdb database dedicated to devices (key: aor, value: Device[]). */
-  constructor(private readonly db: Database<Stored, string>) {
-    for (const { key, value } of db.getRange({})) {
-      if (typeof key === 'string' && Array.isArray(value)) this.byUser.set(key, value);
-    }
-  }
+  constructor(private readonly db: Database<Stored, string>) {}
 
   get isOpen(): boolean {
     return this.open;
   }
 
   list(aor: string, now: number): readonly Device[] {
-    const all = this.byUser.get(aor);
-    if (!all) return [];
-    // Expired bindings are invisible at once; the purge deletes them later.
-    return all.every((d) => d.expiresAt > now) ? all : all.filter((d) => d.expiresAt > now);
+    if (!this.open) return [];
+    return live(this.db.get(aor), now);
   }
 
   users(): readonly string[] {
-    return [...this.byUser.keys()];
+    return [...this.db.getKeys()].filter((k): k is string => typeof k === 'string');
   }
 
   async apply(change: DeviceChange, now: number): Promise<ApplyResult> {
     this.assertOpen();
-    const before = this.list(change.aor, now);
-    if (change.kind === 'fetch') return { devices: before.length, added: 0, refreshed: 0, removed: 0 };
-    if (change.kind === 'remove-all') {
-      // RFC 3261 §10.3 step 6: `Contact: *` with Expires: 0 removes every binding.
-      await this.write(change.aor, []);
-      return { devices: 0, added: 0, refreshed: 0, removed: before.length };
+    if (change.kind === 'fetch') {
+      return { devices: this.list(change.aor, now).length, added: 0, refreshed: 0, removed: 0 };
     }
-    const next = new Map<string, Device>(before.map((d) => [deviceKeyOf(d), d]));
-    let added = 0;
-    let refreshed = 0;
-    let removed = 0;
-    for (const key of change.remove) if (next.delete(key)) removed++;
-    for (const d of change.upsert) {
-      const key = deviceKeyOf(d);
-      const old = next.get(key);
-      // RFC 3261 §10.3 step 7: same Call-ID and a CSeq not higher: stale, the binding stays.
-      if (old && old.callId === d.callId && d.cseq <= old.cseq) continue;
-      if (d.expiresAt <= now) {
-        if (next.delete(key)) removed++;
-        continue;
+    const result = await this.db.transaction((): ApplyResult => {
+      const before = live(this.db.get(change.aor), now);
+      if (change.kind === 'remove-all') {
+        // RFC 3261 §10.3 step 6: `Contact: *` with Expires: 0 removes every binding.
+        void this.db.remove(change.aor);
+        return { devices: 0, added: 0, refreshed: 0, removed: before.length };
       }
-      if (old) refreshed++;
-      else added++;
-      next.set(key, d);
-    }
-    const devices = [...next.values()];
-    await this.write(change.aor, devices);
-    return { devices: devices.length, added, refreshed, removed };
+      const next = new Map<string, Device>(before.map((d) => [deviceKeyOf(d), d]));
+      let added = 0;
+      let refreshed = 0;
+      let removed = 0;
+      for (const key of change.remove) if (next.delete(key)) removed++;
+      for (const d of change.upsert) {
+        const key = deviceKeyOf(d);
+        const old = next.get(key);
+        // RFC 3261 §10.3 step 7: same Call-ID and a CSeq not higher: stale, the binding stays.
+        if (old && old.callId === d.callId && d.cseq <= old.cseq) continue;
+        if (d.expiresAt <= now) {
+          if (next.delete(key)) removed++;
+          continue;
+        }
+        if (old) refreshed++;
+        else added++;
+        next.set(key, d);
+      }
+      const devices = [...next.values()];
+      if (devices.length === 0) void this.db.remove(change.aor);
+      else void this.db.put(change.aor, devices);
+      return { devices: devices.length, added, refreshed, removed };
+    });
+    // Durable before the caller answers (pf.register precedes the 200 OK).
+    await this.db.flushed;
+    return result;
   }
 
   async purge(now: number): Promise<number> {
     if (!this.open) return 0;
-    let removed = 0;
-    const writes: Promise<void>[] = [];
-    for (const [aor, all] of this.byUser) {
-      const live = all.filter((d) => d.expiresAt > now);
-      if (live.length === all.length) continue;
-      removed += all.length - live.length;
-      writes.push(this.write(aor, live));
-    }
-    await Promise.all(writes);
+    const removed = await this.db.transaction((): number => {
+      let n = 0;
+      for (const { key, value } of this.db.getRange({})) {
+        const kept = live(value, now);
+        if (kept.length === value.length) continue;
+        n += value.length - kept.length;
+        if (kept.length === 0) void this.db.remove(key);
+        else void this.db.put(key, kept);
+      }
+      return n;
+    });
+    await this.db.flushed;
     return removed;
   }
 
   async close(): Promise<void> {
     if (!this.open) return;
     this.open = false;
-    await this.db.flushed;
-  }
-
-  private async write(aor: string, devices: readonly Device[]): Promise<void> {
-    // Memory first, so reads after this call (even before the commit) see the change.
-    if (devices.length === 0) {
-      this.byUser.delete(aor);
-      await this.db.remove(aor);
-    } else {
-      this.byUser.set(aor, devices);
-      await this.db.put(aor, devices);
-    }
     await this.db.flushed;
   }
 

@@ -41,6 +41,17 @@ export interface XdmSourceOptions {
   readonly metrics: ServiceMetrics;
 }
 
+/** Parsed documents kept per AUID (the oldest user's entry goes first). */
+const MAX_CACHED = 100_000;
+
+function remember<T>(cache: Map<string, Cached<T>>, xui: string, entry: Cached<T>): void {
+  if (cache.size >= MAX_CACHED && !cache.has(xui)) {
+    const oldest = cache.keys().next();
+    if (oldest.done !== true) cache.delete(oldest.value);
+  }
+  cache.set(xui, entry);
+}
+
 abstract class CachingSource {
   protected readonly blacklists = new Map<string, Cached<Blacklist>>();
   protected readonly rulesets = new Map<string, Cached<Ruleset>>();
@@ -76,24 +87,17 @@ abstract class CachingSource {
   }
 }
 
-function markStale<T>(map: Map<string, Cached<T>>, xui: string): void {
-  const cur = map.get(xui);
-  if (cur) map.set(xui, { ...cur, checkedAt: -1 });
-}
-
-/** The embedded store, read synchronously; the cache is dropped on every store change. */
+/**
+ * The embedded store, read synchronously. Each load reads only the two ETags; a
+ * document is fetched and parsed only when its ETag changed (also when another
+ * instance sharing `dataDir` changed it).
+ */
 export class EmbeddedXdmSource extends CachingSource {
   constructor(
     private readonly store: XcapStore,
     opts: XdmSourceOptions,
   ) {
     super(opts);
-    store.onChange((auid, xui, doc) => {
-      if (doc !== opts.document) return;
-      // Keep the entry as "last good" but mark it stale by forcing an ETag check on next load.
-      if (auid === BLACKLIST_AUID) markStale(this.blacklists, xui);
-      else if (auid === RULES_AUID) markStale(this.rulesets, xui);
-    });
   }
 
   load(xui: string, now: number): UserDocs {
@@ -105,13 +109,13 @@ export class EmbeddedXdmSource extends CachingSource {
 
   private one<T>(auid: string, xui: string, cache: Map<string, Cached<T>>, now: number): T | null {
     const cached = cache.get(xui);
-    if (cached && cached.checkedAt >= 0) return cached.value;
-    const stored = this.store.get(auid, xui, this.opts.document);
+    const etag = this.store.etag(auid, xui, this.opts.document) ?? null;
+    if (cached && cached.etag === etag) return cached.value;
+    const stored = etag === null ? undefined : this.store.get(auid, xui, this.opts.document);
     let next: Cached<T>;
     if (!stored) next = { etag: null, value: null, checkedAt: now };
-    else if (cached && cached.etag === stored.etag) next = { ...cached, checkedAt: now };
     else next = this.parse<T>(auid, xui, stored.etag, stored.body, cached, now);
-    cache.set(xui, next);
+    remember(cache, xui, next);
     return next.value;
   }
 }
@@ -162,7 +166,7 @@ export class RemoteXdmSource extends CachingSource {
         next = { etag: null, value: null, checkedAt: now };
       } else if (cached && out.etag !== null && cached.etag === out.etag) next = { ...cached, checkedAt: now };
       else next = this.parse<T>(auid, xui, out.etag, out.body, cached, now);
-      cache.set(xui, next);
+      remember(cache, xui, next);
       return next.value;
     } catch (err) {
       if (!(err instanceof XcapClientError)) throw err;

@@ -55,8 +55,13 @@ export function etagOf(body: string): string {
   return `"${createHash('sha256').update(body, 'utf8').digest('base64url').slice(0, 27)}"`;
 }
 
-function storeKey(auid: string, xui: string, doc: string): string {
-  return `${auid}\u0000${xui}\u0000${doc}`;
+/** Documents under `d\0auid\0xui\0doc`; their ETags alone under `e\0...` (cheap to check). */
+function docKey(auid: string, xui: string, doc: string): string {
+  return `d\u0000${auid}\u0000${xui}\u0000${doc}`;
+}
+
+function etagKey(auid: string, xui: string, doc: string): string {
+  return `e\u0000${auid}\u0000${xui}\u0000${doc}`;
 }
 
 /** Check a document for an AUID; returns its parsed root. @throws XcapRejectError */
@@ -85,14 +90,15 @@ export function checkDocument(auid: Auid, body: string, maxBytes: number): XmlEl
   return root;
 }
 
-export type DocumentListener = (auid: string, xui: string, doc: string) => void;
-
+/**
+ * Documents in lmdb. Reads go to lmdb directly, so service instances sharing `dataDir`
+ * see each other's changes; `etag()` reads only the tag, for the XDM source's cache check.
+ */
 export class XcapStore {
-  private readonly listeners: DocumentListener[] = [];
   private open = true;
 
   constructor(
-    private readonly db: Database<StoredDocument, string>,
+    private readonly db: Database<StoredDocument | string, string>,
     readonly maxBytes: number,
   ) {}
 
@@ -102,7 +108,14 @@ export class XcapStore {
 
   /** Synchronous read (lmdb reads are memory-mapped). */
   get(auid: string, xui: string, doc: string): StoredDocument | undefined {
-    return this.db.get(storeKey(auid, xui, doc));
+    const v = this.db.get(docKey(auid, xui, doc));
+    return typeof v === 'object' ? v : undefined;
+  }
+
+  /** The current ETag only, or undefined when there is no document. */
+  etag(auid: string, xui: string, doc: string): string | undefined {
+    const v = this.db.get(etagKey(auid, xui, doc));
+    return typeof v === 'string' ? v : undefined;
   }
 
   /**
@@ -114,31 +127,28 @@ export class XcapStore {
     if (!auid) throw new Error(`unknown auid ${auidName}`);
     checkDocument(auid, body, this.maxBytes);
     const stored: StoredDocument = { body, etag: etagOf(body), mime: auid.mime, updatedAt: now };
-    await this.db.put(storeKey(auidName, xui, doc), stored);
+    await this.db.transaction(() => {
+      void this.db.put(docKey(auidName, xui, doc), stored);
+      void this.db.put(etagKey(auidName, xui, doc), stored.etag);
+    });
     await this.db.flushed;
-    this.emit(auidName, xui, doc);
     return stored;
   }
 
   async delete(auid: string, xui: string, doc: string): Promise<boolean> {
-    const removed = await this.db.remove(storeKey(auid, xui, doc));
+    const removed = await this.db.transaction(() => {
+      const existed = this.db.get(docKey(auid, xui, doc)) !== undefined;
+      void this.db.remove(docKey(auid, xui, doc));
+      void this.db.remove(etagKey(auid, xui, doc));
+      return existed;
+    });
     await this.db.flushed;
-    if (removed) this.emit(auid, xui, doc);
     return removed;
-  }
-
-  /** Called after every change (the XDM source drops its cache entry). */
-  onChange(l: DocumentListener): void {
-    this.listeners.push(l);
   }
 
   async close(): Promise<void> {
     if (!this.open) return;
     this.open = false;
     await this.db.flushed;
-  }
-
-  private emit(auid: string, xui: string, doc: string): void {
-    for (const l of this.listeners) l(auid, xui, doc);
   }
 }

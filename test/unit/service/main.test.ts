@@ -133,3 +133,38 @@ t.test('an invalid config stops startup with the field named', async (t) => {
   t.equal(await new Promise<number | null>((resolve) => child2.on('exit', resolve)), 2);
   t.match(err2, /config: \/rpcPort/);
 });
+
+t.test('two instances sharing dataDir see each other\'s devices and documents', async (t) => {
+  const dir = tempDir(t);
+  const data = join(dir, 'data');
+  const fa = join(dir, 'a.json');
+  const fb = join(dir, 'b.json');
+  writeFileSync(fa, JSON.stringify({ rpcPort: 0, httpPort: 0, dataDir: data }));
+  // B logs at warn: the ready line is printed all the same
+  writeFileSync(fb, JSON.stringify({ rpcPort: 0, httpPort: 0, dataDir: data, logLevel: 'warn' }));
+  const [a, b] = await Promise.all([startMain(fa), startMain(fb)]);
+  t.teardown(() => {
+    a.child.kill('SIGKILL');
+    b.child.kill('SIGKILL');
+  });
+  const reg = await rpc(a.rpcPort, 'pf.register', { v: 1, msg: registerText({}), src: 'tcp:127.0.0.1:40001' });
+  t.same(reg.result, { aor: 'sip:bob@example.net', devices: 1 });
+  const listed = (await (await fetch(`http://127.0.0.1:${b.httpPort}/users/bob/devices`)).json()) as { devices: unknown[] };
+  t.equal(listed.devices.length, 1, 'B lists the device A stored');
+  t.match((await rpc(b.rpcPort, 'pf.invite', { v: 1, msg: inviteText(), src: 'udp:127.0.0.1:5070' })).result, {
+    action: 'proxy',
+  });
+  const put = await fetch(`http://127.0.0.1:${a.httpPort}/xcap-root/resource-lists/users/sip:bob@example.net/index`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/resource-lists+xml' },
+    body: '<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list name="oma_blockedcontacts"><entry uri="sip:alice@example.net"/></list></resource-lists>',
+  });
+  t.equal(put.status, 201);
+  t.match((await rpc(b.rpcPort, 'pf.invite', { v: 1, msg: inviteText(), src: 'udp:127.0.0.1:5070' })).result, {
+    action: 'reject',
+    stage: 'blacklist',
+  });
+  a.child.kill('SIGTERM');
+  b.child.kill('SIGTERM');
+  t.same(await Promise.all([a.exited, b.exited]), [0, 0]);
+});
