@@ -3,6 +3,7 @@
 // chunk awaited, REPORTs collected). Built on the real stack in media/msrp.
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type tls from 'node:tls';
 import { MsrpEndpoint } from '../msrp/endpoint.js';
 import type { MsrpConnection } from '../msrp/connection.js';
@@ -81,7 +82,17 @@ function randomSessionId(): string {
   return randomBytes(9).toString('base64url').replace(/[-_]/g, 'z');
 }
 
-export class MsrpPeer {
+export interface PeerEvents {
+  /** A request head arrived (SEND chunk, REPORT, ...), before its body. */
+  request: [head: FrameHead];
+  response: [head: ResponseHead];
+  message: [message: ReceivedMessage];
+  report: [report: ReceivedReport];
+  /** The peer's connection closed. */
+  close: [err?: Error];
+}
+
+export class MsrpPeer extends EventEmitter<PeerEvents> {
   readonly endpoint: MsrpEndpoint;
   readonly sessionId: string;
   localUri = '';
@@ -101,6 +112,7 @@ export class MsrpPeer {
   private readonly maxMessageSize: number;
 
   private constructor(endpoint: MsrpEndpoint, sessionId: string, opts: PeerCommon) {
+    super();
     this.endpoint = endpoint;
     this.sessionId = sessionId;
     this.readDelayMs = opts.readDelayMs ?? 0;
@@ -233,6 +245,31 @@ export class MsrpPeer {
     return this.wait(this.reportWaiters, match, timeoutMs, 'report');
   }
 
+  /**
+   * Resolve once cond() holds; re-checked on every peer event (request, response,
+   * message, report, close), so no polling. Rejects after timeoutMs.
+   */
+  until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const events = ['request', 'response', 'message', 'report', 'close'] as const;
+      const check = (): void => {
+        if (!cond()) return;
+        done();
+        resolve();
+      };
+      const done = (): void => {
+        clearTimeout(timer);
+        for (const e of events) this.off(e, check);
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`condition not met within ${timeoutMs} ms`));
+      }, timeoutMs);
+      for (const e of events) this.on(e, check);
+    });
+  }
+
   pauseReading(): void {
     this.needConn().pauseReading();
   }
@@ -300,7 +337,8 @@ export class MsrpPeer {
         }, this.readDelayMs);
       });
     }
-    c.on('close', () => {
+    c.on('close', (cause) => {
+      this.emit('close', cause);
       const err = new Error('connection closed');
       for (const [tid, p] of this.pending) {
         clearTimeout(p.timer);
@@ -321,6 +359,7 @@ export class MsrpPeer {
         if (head.kind === 'request') {
           this.requests.push(head);
           if (this.remotePath === undefined) this.remotePath = getHeader(head, 'From-Path');
+          this.emit('request', head);
         }
         return undefined;
       },
@@ -339,6 +378,7 @@ export class MsrpPeer {
             this.pending.delete(head.transactionId);
             p.resolve(head);
           }
+          this.emit('response', head);
           return;
         }
         if (head.method === 'REPORT') {
@@ -352,6 +392,7 @@ export class MsrpPeer {
           const r: ReceivedReport = { messageId: getHeader(head, 'Message-ID'), status, byteRange: getHeader(head, 'Byte-Range'), head };
           this.reports.push(r);
           this.notify(this.reportWaiters, r);
+          this.emit('report', r);
           return;
         }
         const res = this.assembler.add(head, body, flag);
@@ -363,6 +404,7 @@ export class MsrpPeer {
         const rep = successReportFor(res.message.head, { start: 1, end: total, total }, pathTokens(getHeader(head, 'To-Path') ?? '').pop());
         if (rep) conn.sendFrame(rep);
         this.notify(this.msgWaiters, msg);
+        this.emit('message', msg);
       },
     };
   }

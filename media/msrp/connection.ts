@@ -170,6 +170,15 @@ export class MsrpConnection extends EventEmitter<MsrpConnectionEvents> implement
     this.socket.resume();
   }
 
+  /** Same as pauseReading() (read-side flow control for relays). */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
   /**
    * Close. Without error: flush what is queued, then end. With an error: destroy at once
    * (queue overflow, timeouts, protocol errors after the 400 was queued are flushed first).

@@ -159,6 +159,9 @@ export interface MsrpConnectionLike {
   readonly queuedBytes: number;
   close(err?: Error): void;
   readonly closed: boolean;
+  /** Stop / restart reading from the peer (read-side backpressure). Present on MsrpConnection. */
+  pause?(): void;
+  resume?(): void;
   on(event: 'drain', fn: () => void): this;
   on(event: 'close', fn: (err?: Error) => void): this;
 }
