@@ -55,3 +55,19 @@ parseRounds.sort((a, b) => a - b);
 console.log(`parseSipMessage: median ${parseRounds[2]!.toFixed(1)} us/msg, min ${parseRounds[0]!.toFixed(1)}, max ${parseRounds[4]!.toFixed(1)}`);
 
 process.exitCode = stats.findings.length ? 1 : 0;
+
+// A hostile INVITE: 10,000 Reject-Contact values, a user with 50 devices.
+{
+  const rc = Array.from({ length: 10_000 }, (_, i) => `*;+sip.instance="<urn:uuid:x${i}>"`).join(', ');
+  const raw = SEEDS[0]!.replace('\r\nContent-Type:', `\r\nReject-Contact: ${rc}\r\nContent-Type:`);
+  const many = Array.from({ length: 50 }, (_, i) => ({ ...DEVICES[i % DEVICES.length]!, instance: `<urn:uuid:y${i}>`, contact: `sip:bob@127.0.0.1:${7000 + i}` }));
+  const times: number[] = [];
+  for (let round = 0; round < 6; round++) {
+    const start = performance.now();
+    const msg = parseSipMessage(raw) as SipRequest;
+    decideInvite({ msg, servedUser: 'sip:bob@example.net', docs: DOCS, devices: many, sessionDevices: () => null, policy: POLICY, pfHost: 'pf.example.net', now: NOW });
+    if (round > 0) times.push(performance.now() - start);
+  }
+  times.sort((a, b) => a - b);
+  console.log(`hostile INVITE (${Math.round(raw.length / 1024)} KiB, 10,000 Reject-Contact, 50 devices), parse + decide: median ${times[2]!.toFixed(1)} ms, min ${times[0]!.toFixed(1)}, max ${times[4]!.toFixed(1)}`);
+}

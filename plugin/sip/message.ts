@@ -196,7 +196,8 @@ class Response extends Parsed implements SipResponse {
  * @throws SipParseError
  */
 export function parseSipMessage(raw: string): SipMessage {
-  if (raw.length > MAX_SIP_MESSAGE_BYTES) {
+  // Count bytes, not characters (a character is at most 3 UTF-8 bytes in a JS string unit).
+  if (raw.length > MAX_SIP_MESSAGE_BYTES || (raw.length * 3 > MAX_SIP_MESSAGE_BYTES && Buffer.byteLength(raw, 'utf8') > MAX_SIP_MESSAGE_BYTES)) {
     throw new SipParseError('SIP_TOO_LARGE', `SIP message longer than ${MAX_SIP_MESSAGE_BYTES} bytes`);
   }
   // Skip leading CRLFs (keep-alives, RFC 5626 §3.5.1).

@@ -87,6 +87,7 @@ t.test('coded errors', async (t) => {
     ['INVITE sip:x SIP/2.0\r\nBad Name: x\r\n\r\n', 'SIP_BAD_HEADER'],
     ['INVITE sip:x SIP/2.0\r\n folded-first\r\n\r\n', 'SIP_BAD_HEADER'],
     [`INVITE sip:x SIP/2.0\r\nX: ${'a'.repeat(MAX_SIP_MESSAGE_BYTES)}\r\n\r\n`, 'SIP_TOO_LARGE'],
+    [`INVITE sip:x SIP/2.0\r\nX: ${'é'.repeat(MAX_SIP_MESSAGE_BYTES / 2)}\r\n\r\n`, 'SIP_TOO_LARGE'],
   ];
   for (const [raw, code] of cases) {
     t.throws(() => parseSipMessage(raw), { name: 'SipParseError', code }, `${JSON.stringify(raw.slice(0, 40))} -> ${code}`);
