@@ -138,6 +138,9 @@ interface Receiving {
   readonly head: FrameHead;
   parts: Buffer[];
   size: number;
+  /** Byte-Range as read at frame start (SEND only). */
+  readonly range: ByteRange | undefined;
+  readonly rangeText: string | undefined;
 }
 
 const ORIGINATOR = 'originator';
@@ -350,15 +353,18 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     // RFC 4975 §5.4: a frame that does not belong to a known peer of this session.
     if (!leg || leg.state === 'closed') return 481;
     if (head.kind === 'request' && head.method !== 'SEND' && head.method !== 'REPORT') return 501;
+    let range: ByteRange | undefined;
+    let rangeText: string | undefined;
     if (head.kind === 'request' && head.method === 'SEND') {
-      const range = parseByteRange(getHeader(head.headers, 'Byte-Range'));
+      rangeText = getHeader(head.headers, 'Byte-Range');
+      range = parseByteRange(rangeText);
       if (range && range.end !== '*' && range.end - range.start + 1 > this.opts.maxChunk) return 413;
     }
     this.bind(s, leg, conn);
     // The endpoint's hop-by-hop 200 and our forwards leave in one write per tick.
     corkUntilNextTick(conn);
     leg.framesIn += 1;
-    this.receiving.set(conn.id, { session: s, leg, head, parts: [], size: 0 });
+    this.receiving.set(conn.id, { session: s, leg, head, parts: [], size: 0, range, rangeText });
     return undefined;
   }
 
@@ -414,7 +420,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     }
     const body = r.parts.length === 1 ? r.parts[0]! : Buffer.concat(r.parts, r.size);
     try {
-      if (head.method === 'SEND') this.onSend(r.session, r.leg, conn, head, body, flag);
+      if (head.method === 'SEND') this.onSend(r.session, r.leg, conn, head, body, flag, r.range, r.rangeText);
       else if (head.method === 'REPORT') this.onReport(r.session, r.leg, head);
     } catch (err) {
       // A malformed frame costs the frame, never the relay.
@@ -423,12 +429,14 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     }
   }
 
-  private onSend(s: Session, src: Leg, conn: MsrpConnectionLike, head: RequestHead, body: Buffer, flag: ContinuationFlag): void {
+  private onSend(
+    s: Session, src: Leg, conn: MsrpConnectionLike, head: RequestHead, body: Buffer, flag: ContinuationFlag,
+    parsed: ByteRange | undefined, rangeText: string | undefined,
+  ): void {
     const messageId = getHeader(head.headers, 'Message-ID');
     // RFC 4975 §7.1: an empty SEND only binds the connection; nothing to relay.
     if (!messageId || (!head.hasBody && body.length === 0)) return;
-    const rangeText = getHeader(head.headers, 'Byte-Range');
-    const range = parseByteRange(rangeText) ?? { start: 1, end: body.length, total: body.length };
+    const range = parsed ?? { start: 1, end: body.length, total: body.length };
     const fixed: ByteRange = { ...range, end: range.end === '*' && flag !== '+' ? range.start + body.length - 1 : range.end };
     const key = `${src.tag}\0${messageId}`;
     const final = flag !== '+';
@@ -691,6 +699,15 @@ function frameParts(
   const withBody = hasBody || body.length > 0;
   if (withBody) head += '\r\n';
   const end = `${withBody ? '\r\n' : ''}-------${tid}${flag}\r\n`;
+  // Small frames go out as one buffer (one socket write); large bodies are not copied.
+  if (body.length <= 4096) {
+    const hl = Buffer.byteLength(head, 'utf8');
+    const out = Buffer.allocUnsafe(hl + body.length + end.length);
+    out.write(head, 0, 'utf8');
+    body.copy(out, hl);
+    out.write(end, hl + body.length, 'latin1');
+    return [out];
+  }
   return [Buffer.from(head, 'utf8'), body, Buffer.from(end, 'latin1')];
 }
 
