@@ -32,7 +32,7 @@ if (!isMainThread) {
     options: {
       cases: { type: 'string', default: '100000' },
       seed: { type: 'string', default: String(Date.now() % 2 ** 31) },
-      'per-case-ms': { type: 'string', default: '250' },
+      'per-case-ms': { type: 'string', default: '1000' },
     },
   });
   const job: Job = { cases: Number(values.cases), seed: Number(values.seed), perCaseMs: Number(values['per-case-ms']) };

@@ -50,6 +50,7 @@ export class MsrpConnection extends EventEmitter<MsrpConnectionEvents> implement
   private headerTimer: NodeJS.Timeout | undefined;
   private current: FrameHead | undefined;
   private needDrain = false;
+  private sawFrame = false;
   private isClosed = false;
   private closeErr: Error | undefined;
   /** Highest queuedBytes seen (for tests and metrics). */
@@ -65,6 +66,7 @@ export class MsrpConnection extends EventEmitter<MsrpConnectionEvents> implement
     this.parser = new MsrpStreamParser(
       {
         frameStart: (head) => {
+          this.sawFrame = true;
           this.clearHeaderTimer();
           this.current = head;
           this.emit('frameStart', head);
@@ -79,6 +81,13 @@ export class MsrpConnection extends EventEmitter<MsrpConnectionEvents> implement
       opts.limits,
     );
     socket.setNoDelay(true);
+    if (opts.firstFrameTimeoutMs) {
+      // Counts as an unfinished head until the first frame head completes.
+      this.headerTimer = setTimeout(() => {
+        this.headerTimer = undefined;
+        this.close(new MsrpError('MSRP_HEADER_TIMEOUT', `no frame within ${opts.firstFrameTimeoutMs} ms of connecting`));
+      }, opts.firstFrameTimeoutMs);
+    }
     if (opts.idleTimeoutMs) {
       socket.setTimeout(opts.idleTimeoutMs, () => this.close(new MsrpError('MSRP_IDLE_TIMEOUT', 'connection idle')));
     }
@@ -212,6 +221,7 @@ export class MsrpConnection extends EventEmitter<MsrpConnectionEvents> implement
       }
       return;
     }
+    if (!this.sawFrame && this.headerTimer !== undefined) return; // first-frame timer still runs
     if (this.parser.state === 'head' && this.headerTimeoutMs > 0) {
       if (this.headerTimer === undefined) {
         this.headerTimer = setTimeout(() => {

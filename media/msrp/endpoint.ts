@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
-import { MsrpConnection, type ConnectTarget } from './connection.js';
+import { DEFAULT_HEADER_TIMEOUT_MS, MsrpConnection, type ConnectTarget } from './connection.js';
 import type { MsrpError } from './errors.js';
 import { getHeader, parseByteRange, parsePath, toPathSessionId } from './headers.js';
 import { responseFor } from './transactions.js';
@@ -27,6 +27,8 @@ export interface EndpointOptions {
   connection?: ConnectionOptions;
   /** Answer accepted SENDs with 200 at their end-line. Default true. */
   autoRespond?: boolean;
+  /** Refuse inbound connections above this many (net.Server maxConnections). Default unlimited. */
+  maxConnections?: number;
 }
 
 export interface EndpointEvents {
@@ -67,12 +69,16 @@ export class MsrpEndpoint extends EventEmitter<EndpointEvents> {
 
   /** Start listening; resolves to the bound port. */
   listen(): Promise<number> {
+    // Accepted connections must send a frame head within the header timeout (silent slowloris).
+    const co = this.opts.connection ?? {};
+    const accepted: ConnectionOptions = { ...co, firstFrameTimeoutMs: co.firstFrameTimeoutMs ?? co.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS };
     const onSocket = (socket: net.Socket): void => {
-      this.attach(new MsrpConnection(socket, this.opts.connection));
+      this.attach(new MsrpConnection(socket, accepted));
     };
     const server = this.opts.tls
       ? tls.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert }, onSocket)
       : net.createServer(onSocket);
+    if (this.opts.maxConnections !== undefined) server.maxConnections = this.opts.maxConnections;
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);

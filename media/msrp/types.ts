@@ -128,6 +128,12 @@ export interface ConnectionOptions {
   headerTimeoutMs?: number;
   /** Close after this long without any inbound byte. Default 0 = off. */
   idleTimeoutMs?: number;
+  /**
+   * Close if no frame head completes this long after the connection opened (a peer that
+   * connects and stays silent). MsrpEndpoint uses headerTimeoutMs for accepted connections;
+   * default 0 (off) for MsrpConnection.connect().
+   */
+  firstFrameTimeoutMs?: number;
 }
 
 /**

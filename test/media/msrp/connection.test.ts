@@ -154,3 +154,26 @@ t.test('a complete head in time clears the header timer', async (t) => {
   const f = await c.nextFrame(3000);
   t.equal(f.head.kind === 'response' && f.head.status, 200);
 });
+
+t.test('silent connection (connects, sends nothing) closed by the header timeout', async (t) => {
+  const { ep, port } = await setup(t, { headerTimeoutMs: 200 });
+  const closed = new Promise<Error | undefined>((resolve) => ep.once('connection', (conn) => conn.once('close', resolve)));
+  const c = await rawClient(port);
+  const err = await Promise.race([closed, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 5000).unref())]);
+  t.ok(err instanceof MsrpError && err.code === 'MSRP_HEADER_TIMEOUT');
+  await c.closed();
+});
+
+t.test('maxConnections refuses connections past the cap', async (t) => {
+  const ep = new MsrpEndpoint({ maxConnections: 1 });
+  const port = await ep.listen();
+  t.teardown(() => ep.close());
+  ep.addSession('sessA', { frameStart: () => undefined, body: () => undefined, frameEnd: () => undefined });
+  const a = await rawClient(port);
+  t.teardown(() => a.socket.destroy());
+  a.send(sendFrame('cap00001', 'sessA', port));
+  await a.nextFrame();
+  const b = await rawClient(port);
+  await b.closed();
+  t.equal(ep.connections.size, 1);
+});
