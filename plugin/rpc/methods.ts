@@ -153,8 +153,9 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
       if (!aor || !na || !p.contributionId) return { tracked: false };
       const now = deps.now();
       const instance = na.params['+sip.instance'];
-      // The answering Contact may omit +sip.instance: find the registered device by URI.
-      const registered = devices.list(aor, now).find((d) => d.contact === na.uri);
+      // The answering Contact may omit +sip.instance: find the registered device by its
+      // Contact URI or its public GRUU (RFC 5627 §5.1: a UA may use its GRUU as Contact).
+      const registered = devices.list(aor, now).find((d) => d.contact === na.uri || d.pubGruu === na.uri);
       const device =
         typeof instance === 'string' ? instance : registered ? deviceKeyOf(registered) : na.uri;
       sessions.confirmed({

@@ -127,6 +127,16 @@ t.test('pf.register -> devices listing -> pf.invite -> core.fork -> pf.dialog', 
   t.match(replaces?.result, { action: 'proxy', stage: 'session-replaces' });
   t.equal(await call(port, 'pf.dialog', { ...dialog, event: 'terminated', contact: '' }, null), null);
   t.equal(app.sessions.size, 0);
+  // a device answering with its public GRUU as Contact is found by it
+  await call(port, 'pf.dialog', {
+    ...dialog,
+    toTag: 'b2',
+    contact: '<sip:bob@example.net;gr=urn:uuid:00000000-0000-0000-0000-000000000002>',
+  }, null);
+  t.same(app.sessions.devicesIn('sip:bob@example.net', 'abcdef-1234', clock), [
+    '<urn:uuid:00000000-0000-0000-0000-000000000002>',
+  ]);
+  t.ok(app.sessions.terminated({ callId: dialog.callId, fromTag: dialog.fromTag, toTag: 'b2' }));
 
   // de-register one device by expires=0, then every one by Contact: *
   const dereg = await call(port, 'pf.register', {
