@@ -232,25 +232,25 @@ export class Relay {
   private constructor(
     readonly proc: Proc,
     readonly port: number,
+    readonly controlPort: number,
   ) {}
 
   static available(): boolean {
     return existsSync(RELAY_MAIN);
   }
 
-  /** Start media/main.ts; ready when its MSRP port accepts connections. */
+  /** Start media/main.ts and wait for its `relay ready` line. */
   static async start(dir: string, port?: number, controlPort?: number): Promise<Relay> {
     const msrpPort = port ?? (await freePort());
     const ctl = controlPort ?? (await freePort());
-    const proc = new Proc('relay', process.execPath, ['--import', 'tsx', RELAY_MAIN], {
-      cwd: ROOT,
-      env: { ...process.env, MSRP_PORT: String(msrpPort), MSRP_HOST: '127.0.0.1', RELAY_CONTROL_PORT: String(ctl) },
-      logFile: join(dir, 'relay.log'),
-    });
-    const { waitTcp } = await import('./proc.js');
-    const ready = waitTcp(msrpPort, STARTUP_MS);
-    await Promise.race([ready, proc.exited.then((c) => Promise.reject(new Error(`relay exited (${String(c)}): ${proc.tail()}`)))]);
-    return new Relay(proc, msrpPort);
+    const proc = new Proc(
+      'relay',
+      process.execPath,
+      ['--import', 'tsx', RELAY_MAIN, '--host', '127.0.0.1', '--msrp-port', String(msrpPort), '--control-port', String(ctl), '--history', join(dir, 'history.mdb')],
+      { cwd: ROOT, logFile: join(dir, 'relay.log') },
+    );
+    await proc.waitFor(/"msg":"relay ready"/, STARTUP_MS);
+    return new Relay(proc, msrpPort, ctl);
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,123 @@
+/**
+ * `npm run lab`: the whole PF on loopback — the decision service, the MSRP relay (when
+ * media/main.ts exists) and Kamailio with kamailio-cfg/lab.cfg (the PF plus a small
+ * SIP/IP core), working dir run/lab/. Seeds the demo users' XDM documents, prints a
+ * summary, and stops everything on Ctrl-C / SIGTERM (process groups; checked after).
+ *
+ * Ports (env): LAB_SIP_PORT 5060, PF_HTTP_PORT 8080, PF_RPC_PORT 9090, MSRP_PORT 2855,
+ * B2BUA_PORT 5070 (passed on to the service).
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { Lab, ROOT, Relay } from '../test/support/lab.js';
+import { blacklistDoc, policyDoc, RESOURCE_LISTS, AUTH_POLICY } from '../test/support/xdm.js';
+
+const env = (name: string, def: number): number => {
+  const v = process.env[name];
+  if (v === undefined || v === '') return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) {
+    console.error(`lab: ${name} must be a port number, got "${v}"`);
+    process.exit(2);
+  }
+  return n;
+};
+const ports = {
+  sip: env('LAB_SIP_PORT', 5060),
+  http: env('PF_HTTP_PORT', 8080),
+  rpc: env('PF_RPC_PORT', 9090),
+  msrp: env('MSRP_PORT', 2855),
+  b2bua: env('B2BUA_PORT', 5070),
+};
+process.env.B2BUA_PORT = String(ports.b2bua);
+
+const dir = join(ROOT, 'run', 'lab');
+// Kamailio's working dir is fresh each time; the service's data (devices, XDM) is kept
+rmSync(join(dir, 'kamailio'), { recursive: true, force: true });
+mkdirSync(dir, { recursive: true });
+
+let lab: Lab | null = null;
+let stopping = false;
+const stop = async (code: number): Promise<void> => {
+  if (stopping) return;
+  stopping = true;
+  console.log('\nlab: stopping...');
+  const pids = lab ? [lab.kamailio.proc.pid, lab.service.proc.pid, lab.relay?.proc.pid] : [];
+  await lab?.stop();
+  const left = pids.filter((p): p is number => p !== undefined && groupAlive(p));
+  console.log(left.length ? `lab: still running: process groups ${left.join(', ')}` : 'lab: stopped, no processes left');
+  process.exit(left.length ? 1 : code);
+};
+process.once('SIGINT', () => void stop(0));
+process.once('SIGTERM', () => void stop(0));
+
+function groupAlive(pgid: number): boolean {
+  try {
+    execFileSync('pgrep', ['-g', String(pgid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+try {
+  lab = await Lab.start({
+    dir,
+    sipPort: ports.sip,
+    rpcPort: ports.rpc,
+    httpPort: ports.http,
+    msrpPort: ports.msrp,
+    relay: true,
+    policy: { supportedVersions: ['OMA2.0', 'OMA2.1', 'OMA2.2'], allowAnonymity: false },
+  });
+} catch (err) {
+  console.error(`lab: start failed: ${err instanceof Error ? err.message : String(err)}`);
+  await stop(1);
+}
+const l = lab!;
+
+// demo users: alice (no documents), bob (blacklists spam@example.net and a number), carol (do not disturb)
+const seed: [string, string, string, string][] = [
+  ['resource-lists', 'sip:alice@example.net', blacklistDoc([]), RESOURCE_LISTS],
+  ['resource-lists', 'sip:bob@example.net', blacklistDoc(['sip:spam@example.net', 'tel:+15550000002']), RESOURCE_LISTS],
+  ['org.openmobilealliance.access-rules', 'sip:bob@example.net', policyDoc({ dnd: false, offlineStorage: true }), AUTH_POLICY],
+  ['org.openmobilealliance.access-rules', 'sip:carol@example.net', policyDoc({ dnd: true }), AUTH_POLICY],
+];
+for (const [auid, user, xml, type] of seed) {
+  const status = await l.service.putXcap(auid, user, xml, type);
+  if (status !== 200 && status !== 201) console.error(`lab: XCAP PUT ${auid} ${user} -> ${status}`);
+}
+
+const relayLine = l.relay
+  ? `MSRP relay     msrp://127.0.0.1:${l.relay.port}  (control ${l.relay.controlPort})`
+  : `MSRP relay     not started (${Relay.available() ? 'failed' : 'media/main.ts absent'})`;
+console.log(`
+CPM PF lab is up (run dir run/lab/, logs: run/lab/*.log)
+
+  Kamailio       sip:127.0.0.1:${l.sipPort} (UDP and TCP), config kamailio-cfg/lab.cfg
+  PF service     JSON-RPC 127.0.0.1:${l.service.rpcPort}, HTTP http://127.0.0.1:${l.service.httpPort}
+  XCAP root      http://127.0.0.1:${l.service.httpPort}/xcap-root
+  ${relayLine}
+
+  Users (any host part is local, e.g. sip:bob@example.net):
+    alice   no documents
+    bob     blacklist: sip:spam@example.net, tel:+15550000002; offline storage on
+    carol   do-not-disturb on
+
+  Try it (another shell):
+    LAB_SIP_PORT=${l.sipPort} npx tsx scripts/lab/device.ts bob            # a device of bob that answers
+    LAB_SIP_PORT=${l.sipPort} npx tsx scripts/lab/device.ts bob --ring     # a second one that only rings
+    sipp -sf scripts/lab/invite.xml -key to bob -key from alice -i 127.0.0.1 -m 1 -trace_msg 127.0.0.1:${l.sipPort}
+    sipp -sf scripts/lab/invite.xml -key to bob -key from spam -i 127.0.0.1 -m 1 -trace_msg 127.0.0.1:${l.sipPort}   # 403 "122 Function not allowed"
+    curl http://127.0.0.1:${l.service.httpPort}/users/bob/devices
+    curl http://127.0.0.1:${l.service.httpPort}/xcap-root/resource-lists/users/sip:bob@example.net/index
+
+Ctrl-C stops everything.`);
+
+// stay up; a part that dies takes the lab down
+await Promise.race([l.kamailio.proc.exited, l.service.proc.exited, ...(l.relay ? [l.relay.proc.exited] : [])]);
+if (!stopping) {
+  console.error('lab: a part exited unexpectedly; see run/lab/*.log');
+  await stop(1);
+}
