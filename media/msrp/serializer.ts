@@ -118,3 +118,64 @@ export function buildRequest(spec: RequestSpec): Frame {
     flag: spec.flag ?? '$',
   };
 }
+
+export interface HeadRewrite {
+  /** New transaction id for the start-line (the end-line must use it too). */
+  transactionId?: string;
+  /** Replace the value of these headers (case-insensitive names), in place. */
+  set?: Record<string, string>;
+  /** Drop these headers. */
+  remove?: string[];
+  /** Add these headers before the blank line / end of the head. */
+  append?: MsrpHeader[];
+}
+
+/**
+ * Head bytes for forwarding: the received `head.raw` with only the named fields changed;
+ * every other line (spelling, spacing, order) goes out byte-exact. Falls back to
+ * serializeHead when the head was built in code (raw empty). Headers named in `set` but
+ * absent are appended.
+ */
+export function rewriteHead(head: FrameHead, rw: HeadRewrite): Buffer {
+  const set = new Map(Object.entries(rw.set ?? {}).map(([k, v]) => [k.toLowerCase(), { name: k, value: v }]));
+  const remove = new Set((rw.remove ?? []).map((n) => n.toLowerCase()));
+  if (head.raw.length === 0) {
+    let headers = head.headers.filter((h) => !remove.has(h.name.toLowerCase()));
+    const seen = new Set<string>();
+    headers = headers.map((h) => {
+      const s = set.get(h.name.toLowerCase());
+      if (!s) return h;
+      seen.add(h.name.toLowerCase());
+      return { name: h.name, value: s.value };
+    });
+    for (const [k, s] of set) if (!seen.has(k)) headers.push(s);
+    headers.push(...(rw.append ?? []));
+    return serializeHead({ ...head, transactionId: rw.transactionId ?? head.transactionId, headers });
+  }
+  const parts: Buffer[] = [];
+  const raw = head.raw;
+  let pos = raw.indexOf('\r\n') + 2;
+  parts.push(rw.transactionId === undefined ? raw.subarray(0, pos) : Buffer.from(serializeStartLine({ ...head, transactionId: rw.transactionId }), 'utf8'));
+  const seen = new Set<string>();
+  const end = head.hasBody ? raw.length - 2 : raw.length; // keep the blank line for last
+  while (pos < end) {
+    const eol = raw.indexOf('\r\n', pos) + 2;
+    const line = raw.subarray(pos, eol);
+    const colon = line.indexOf(0x3a);
+    const name = line.toString('latin1', 0, colon).toLowerCase();
+    const s = set.get(name);
+    if (remove.has(name)) {
+      // dropped
+    } else if (s && !seen.has(name)) {
+      seen.add(name);
+      parts.push(Buffer.from(headerLines([{ name: line.toString('latin1', 0, colon), value: s.value }]), 'utf8'));
+    } else if (!s) {
+      parts.push(line);
+    }
+    pos = eol;
+  }
+  const extra: MsrpHeader[] = [...[...set].filter(([k]) => !seen.has(k)).map(([, v]) => v), ...(rw.append ?? [])];
+  if (extra.length > 0) parts.push(Buffer.from(headerLines(extra), 'utf8'));
+  if (head.hasBody) parts.push(Buffer.from('\r\n', 'latin1'));
+  return Buffer.concat(parts);
+}
