@@ -46,7 +46,10 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
   const metrics = new ServiceMetrics();
   mkdirSync(config.dataDir, { recursive: true });
   const db: RootDatabase = open({ path: config.dataDir, maxDbs: 4 });
-  const devices = new LmdbDeviceStore(db.openDB<readonly Device[], string>({ name: 'devices' }));
+  const devices = new LmdbDeviceStore(
+    db.openDB<readonly Device[], string>({ name: 'devices' }),
+    config.registrar.maxContacts,
+  );
   const xcap = new XcapStore(
     db.openDB<StoredDocument | string, string>({ name: 'xcap' }),
     config.xdm.maxDocumentBytes,

@@ -35,7 +35,7 @@ export interface ApplyResult {
 export interface DeviceStore {
   /** Unexpired devices of a user, synchronously (hot path). */
   list(aor: string, now: number): readonly Device[];
-  /** Apply one REGISTER; resolves once durable. */
+  /** Apply one REGISTER; resolves once durable. @throws DeviceLimitError (nothing stored) */
   apply(change: DeviceChange, now: number): Promise<ApplyResult>;
   /** Users with at least one stored binding (expired or not). */
   users(): readonly string[];
@@ -43,6 +43,12 @@ export interface DeviceStore {
   purge(now: number): Promise<number>;
   readonly isOpen: boolean;
   close(): Promise<void>;
+}
+
+/** A REGISTER would leave the user with more devices than allowed; nothing was stored. */
+export class DeviceLimitError extends Error {
+  override readonly name = 'DeviceLimitError';
+  readonly code = 'REGISTER_TOO_MANY_CONTACTS';
 }
 
 /** Stored value: the user's bindings. */
@@ -63,7 +69,11 @@ function live(all: Stored | undefined, now: number): readonly Device[] {
 export class LmdbDeviceStore implements DeviceStore {
   private open = true;
 
-  constructor(private readonly db: Database<Stored, string>) {}
+  /** `maxDevices`: bindings per user, as Kamailio's registrar `max_contacts`. */
+  constructor(
+    private readonly db: Database<Stored, string>,
+    private readonly maxDevices = 64,
+  ) {}
 
   get isOpen(): boolean {
     return this.open;
@@ -109,6 +119,9 @@ export class LmdbDeviceStore implements DeviceStore {
         next.set(key, d);
       }
       const devices = [...next.values()];
+      if (devices.length > this.maxDevices) {
+        throw new DeviceLimitError(`${devices.length} devices for ${change.aor}, at most ${this.maxDevices}`);
+      }
       if (devices.length === 0) void this.db.remove(change.aor);
       else void this.db.put(change.aor, devices);
       return { devices: devices.length, added, refreshed, removed };

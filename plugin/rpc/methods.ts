@@ -12,7 +12,7 @@ import { parseRegister, RegisterError } from '../sip/register.js';
 import { parseNameAddr } from '../sip/uri.js';
 import { decideInvite } from '../rules/invite.js';
 import { selectForkTargets } from '../callerprefs/fork.js';
-import { deviceKeyOf, type DeviceStore } from '../devices/store.js';
+import { DeviceLimitError, deviceKeyOf, type DeviceStore } from '../devices/store.js';
 import type { SessionTracker } from '../sessions/tracker.js';
 import { XdmUnavailableError, type UserDocs } from '../xdm/source.js';
 import type { Config } from '../config/schema.js';
@@ -92,6 +92,7 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
       try {
         result = await devices.apply(update, now);
       } catch (err) {
+        if (err instanceof DeviceLimitError) throw new RpcError(RpcCode.InvalidParams, 'Invalid params', err.code);
         deps.log.error({ err, aor: update.aor }, 'device store write failed');
         throw new RpcError(RpcCode.DependencyFailed, 'Device store unavailable');
       }

@@ -114,3 +114,20 @@ t.test('a restart loses nothing: reopen the store', async (t) => {
   t.same(second.store.list(AOR, 1), [d]);
   t.same(second.store.users(), [AOR]);
 });
+
+t.test('a REGISTER over the device cap stores nothing', async (t) => {
+  const root = open({ path: tempDir(t), maxDbs: 4 });
+  const store = new LmdbDeviceStore(root.openDB<readonly Device[], string>({ name: 'devices' }), 2);
+  t.teardown(() => root.close());
+  const mk = (n: number) => device({ aor: AOR, contact: `sip:bob@10.0.0.${n}` });
+  await store.apply({ kind: 'update', aor: AOR, upsert: [mk(1), mk(2)], remove: [] }, 0);
+  await t.rejects(store.apply({ kind: 'update', aor: AOR, upsert: [mk(3)], remove: [] }, 0), {
+    code: 'REGISTER_TOO_MANY_CONTACTS',
+  });
+  t.same(
+    store.list(AOR, 0).map((d) => d.contact),
+    ['sip:bob@10.0.0.1', 'sip:bob@10.0.0.2'],
+  );
+  // replacing one within the same REGISTER stays under the cap
+  t.same((await store.apply({ kind: 'update', aor: AOR, upsert: [mk(3)], remove: ['sip:bob@10.0.0.1'] }, 0)).devices, 2);
+});

@@ -204,6 +204,16 @@ t.test('bad params on the wire', async (t) => {
       { v: 1, msg: inviteText().replace('INVITE sip:bob@example.net', 'INVITE sip:example.net'), src: 'x' },
       'Request-URI has no user',
     ],
+    [
+      'REGISTER with more contacts than allowed',
+      'pf.register',
+      {
+        v: 1,
+        msg: registerText({ contact: Array.from({ length: 65 }, (_, i) => `<sip:bob@10.0.0.1:${7000 + i}>`).join(', ') }),
+        src: 'x',
+      },
+      'REGISTER_TOO_MANY_CONTACTS',
+    ],
     ['dialog event unknown', 'pf.dialog', { v: 1, event: 'early', callId: 'c', fromTag: 'a', toTag: 'b' }, /^\/event/],
   ];
   for (const [name, m, params, data] of cases) {
@@ -212,6 +222,7 @@ t.test('bad params on the wire', async (t) => {
     t.match(res?.error?.data, data, `${name}: data`);
   }
   t.equal((await call(port, 'pf.ping', {}))?.error, undefined);
+  t.equal(app.devices.list('sip:bob@example.net', clock).length, 0, 'nothing stored from refused REGISTERs');
 });
 
 t.test('devices survive a restart of the service', async (t) => {
