@@ -326,22 +326,27 @@ interface Series {
   lost: number;
   /** Median relay CPU per message, microseconds. */
   cpuUs: number;
+  /** Runs that lost messages (excluded from the rate). */
+  lossyRuns: number;
 }
 
 async function series(label: string, count: number, fn: () => Promise<RunResult>, per: (r: RunResult) => number): Promise<Series> {
   const vals: number[] = [];
   const cpus: number[] = [];
   let lost = 0;
+  let lossyRuns = 0;
   for (let i = 0; i < RUNS; i++) {
     const r = await fn();
     lost += r.lost;
-    vals.push(per(r));
+    // A run that lost messages has no meaningful rate: counted as lost, left out of the median.
+    if (r.lost === 0) vals.push(per(r));
+    else lossyRuns += 1;
     cpus.push((r.cpu / count) * 1e6);
   }
-  const s = stats(vals);
+  const s = vals.length ? stats(vals) : { median: NaN, min: NaN, max: NaN };
   const cpuUs = stats(cpus).median;
   process.stderr.write(`  ${label}: median ${fmt(s.median, 1)} (min ${fmt(s.min, 1)}, max ${fmt(s.max, 1)}), lost ${lost}, relay CPU ${fmt(cpuUs, 1)} us/msg\n`);
-  return { ...s, lost, cpuUs };
+  return { ...s, lost, cpuUs, lossyRuns };
 }
 
 async function main(): Promise<void> {
@@ -370,7 +375,7 @@ async function main(): Promise<void> {
       const k = await series('kamailio 1-1', c.count, () => throughput(kam, 1, c.count, c.size, false), per(c));
       const f = await series('ours 1-3 + MD', c.count, () => throughput(ours, 3, c.count, c.size, true), per(c));
       const cell = (s: Series): string =>
-        `${fmt(s.median, c.unit === 'MB/s' ? 1 : 0)} ${c.unit} (${fmt(s.min, c.unit === 'MB/s' ? 1 : 0)}–${fmt(s.max, c.unit === 'MB/s' ? 1 : 0)})${s.lost ? `, **${s.lost} lost**` : ', 0 lost'}; relay CPU ${fmt(s.cpuUs, 0)} µs/msg`;
+        `${fmt(s.median, c.unit === 'MB/s' ? 1 : 0)} ${c.unit} (${fmt(s.min, c.unit === 'MB/s' ? 1 : 0)}–${fmt(s.max, c.unit === 'MB/s' ? 1 : 0)})${s.lost ? `, **${s.lost} lost in ${s.lossyRuns} of ${RUNS} runs**` : ', 0 lost'}; relay CPU ${fmt(s.cpuUs, 0)} µs/msg`;
       rows.push(`| ${c.label} (${c.count} per run) | ${cell(o)} | ${cell(k)} | ${fmt(o.median / k.median, 2)}× | ${cell(f)} |`);
     }
     process.stderr.write('idle memory\n');
