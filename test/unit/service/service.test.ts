@@ -55,6 +55,15 @@ t.test('readiness follows the RPC listener', async (t) => {
   t.equal((await app.http.inject({ url: '/health' })).statusCode, 200);
   await app.start();
   t.equal((await app.http.inject({ url: '/ready' })).statusCode, 200);
+  const metrics = await app.http.inject({ url: '/metrics' });
+  t.equal(metrics.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');
+  t.match(metrics.body, /# TYPE pf_decision_duration_seconds histogram/);
+  t.equal((await app.http.inject({ url: '/users/sip%3Aexample.net/devices' })).statusCode, 404, 'no user part');
+  t.equal((await app.http.inject({ url: '/nope' })).statusCode, 404);
+  await Promise.all([app.devices.close(), app.xcap.close(), app.rpc.close()]);
+  const after = await app.http.inject({ url: '/ready' });
+  t.equal(after.statusCode, 503);
+  t.same(after.json().reasons, ['device store closed', 'xcap store closed', 'rpc not listening']);
 });
 
 t.test('pf.register -> devices listing -> pf.invite -> core.fork -> pf.dialog', async (t) => {
