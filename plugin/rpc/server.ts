@@ -65,6 +65,7 @@ export class RpcDispatcher {
   }
 
   async dispatch(payload: Buffer | string): Promise<RpcResponse | null> {
+    const started = process.hrtime.bigint();
     let req: unknown;
     try {
       req = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
@@ -106,7 +107,6 @@ export class RpcDispatcher {
       this.count(name, RpcCode.InvalidParams);
       return notification ? null : errorResponse(id, RpcCode.InvalidParams, 'Invalid params', detail);
     }
-    const started = process.hrtime.bigint();
     let response: RpcResponse;
     try {
       const result = await m.handler(params);
@@ -122,6 +122,7 @@ export class RpcDispatcher {
         response = errorResponse(id, RpcCode.Internal, 'Internal error');
       }
     }
+    // From the payload to the answer: JSON, schema check, SIP parse, facts, rules.
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.opts.metrics.decisionSeconds.observe(seconds, { method: name });
     return notification ? null : response;
