@@ -6,7 +6,7 @@ import { MsrpEndpoint } from '../../../media/msrp/endpoint.js';
 import { MsrpError } from '../../../media/msrp/errors.js';
 import { buildRequest, serializeFrame } from '../../../media/msrp/serializer.js';
 import type { ConnectionOptions } from '../../../media/msrp/types.js';
-import { once, rawClient, sendFrame } from './helpers.js';
+import { once, rawClient, sendFrame } from '../../fixtures/msrp/helpers.js';
 
 async function setup(t: Test, connection: ConnectionOptions): Promise<{ ep: MsrpEndpoint; port: number }> {
   const ep = new MsrpEndpoint({ connection });

@@ -10,7 +10,7 @@ import { MsrpEndpoint } from '../../../media/msrp/endpoint.js';
 import { getHeader } from '../../../media/msrp/headers.js';
 import type { ContinuationFlag, FrameHead, MsrpConnectionLike, SessionSink } from '../../../media/msrp/types.js';
 import { MsrpPeer } from '../../../media/client/peer.js';
-import { rawClient, sendFrame } from './helpers.js';
+import { rawClient, sendFrame } from '../../fixtures/msrp/helpers.js';
 
 interface Rec {
   sink: SessionSink;

@@ -1,7 +1,7 @@
 // Short fuzz run for CI (npm run fuzz:msrp runs >= 100,000 cases).
 import t from 'tap';
 import { runFuzz } from '../../../bench/fuzz-msrp-core.js';
-import { FIXTURE_DIR } from './helpers.js';
+import { FIXTURE_DIR } from '../../fixtures/msrp/helpers.js';
 
 t.test('3,000 mutated frames: only coded errors, split-invariant, round trip, bounded time', async (t) => {
   const seed = 20260101;

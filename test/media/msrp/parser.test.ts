@@ -5,7 +5,7 @@ import { MsrpError } from '../../../media/msrp/errors.js';
 import { MsrpFrameParser, MsrpStreamParser, parseFrames } from '../../../media/msrp/parser.js';
 import { rewriteHead, serializeEnd, serializeFrame, serializeHead } from '../../../media/msrp/serializer.js';
 import type { ContinuationFlag, Frame, FrameHead } from '../../../media/msrp/types.js';
-import { describeFrame, loadFixtures } from './helpers.js';
+import { describeFrame, loadFixtures } from '../../fixtures/msrp/helpers.js';
 
 const fixtures = loadFixtures();
 

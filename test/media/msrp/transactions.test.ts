@@ -6,7 +6,7 @@ import { parseFrames } from '../../../media/msrp/parser.js';
 import { serializeFrame } from '../../../media/msrp/serializer.js';
 import { failureReportFor, MessageAssembler, responseFor, successReportFor } from '../../../media/msrp/transactions.js';
 import type { RequestHead } from '../../../media/msrp/types.js';
-import { loadFixtures } from './helpers.js';
+import { loadFixtures } from '../../fixtures/msrp/helpers.js';
 
 const TO = 'msrp://relay.example.net:2855;tcp msrp://bob.example.com:8888/9di4eae923wzd;tcp';
 const FROM = 'msrp://relay2.example.net:2855;tcp msrp://alice.example.com:7777/iau39soe2843z;tcp';
