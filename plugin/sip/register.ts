@@ -3,8 +3,7 @@
  * REGISTER into the devices to store. Kamailio's usrloc does not keep Contact feature
  * tags, so the plugin keeps them (RFC 3840 §9, RFC 5626 `+sip.instance`, RFC 5627 GRUU).
  */
-import type { Device } from '../devices/types.js';
-import type { FeatureValue } from '../devices/types.js';
+import type { Device, FeatureValue } from '../devices/types.js';
 import type { SipMessage } from './message.js';
 import { parseNameAddr, parseUri, type ParamValue } from './uri.js';
 
