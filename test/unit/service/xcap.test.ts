@@ -25,7 +25,7 @@ async function makeApp(t: Teardown, dir = tempDir(t), overrides: Record<string, 
 
 t.test('PUT creates, GET returns it with a strong ETag and the AUID MIME type', async (t) => {
   const app = await makeApp(t);
-  const body = blacklist(['sip:spam@example.net']);
+  const body = blacklist(['sip:spam@example.net', 'sip:%C3%A9l%C3%A9onore@example.net', 'sip:zoë@example.net']);
   const put = await app.http.inject({ method: 'PUT', url: BL_URL, headers: { 'content-type': RL }, payload: body });
   t.equal(put.statusCode, 201);
   const etag = put.headers.etag as string;
@@ -45,7 +45,12 @@ t.test('PUT creates, GET returns it with a strong ETag and the AUID MIME type', 
   t.equal(enc.statusCode, 200);
   t.equal(enc.body, body);
 
-  const rules = await app.http.inject({ method: 'PUT', url: RULES_URL, headers: { 'content-type': AR }, payload: ruleset });
+  const rules = await app.http.inject({
+    method: 'PUT',
+    url: RULES_URL,
+    headers: { 'content-type': `${AR}; charset=UTF-8` },
+    payload: ruleset,
+  });
   t.equal(rules.statusCode, 201);
   const getRules = await app.http.inject({ method: 'GET', url: RULES_URL });
   t.equal(getRules.headers['content-type'], AR);
@@ -117,6 +122,8 @@ t.test('bad documents are refused and the previous one stays', async (t) => {
     ['wrong root', '<ruleset xmlns="urn:ietf:params:xml:ns:common-policy"/>', 409, /<schema-validation-error\/>/],
     ['no namespace', '<resource-lists/>', 409, /<schema-validation-error\/>/],
     ['oversized', blacklist(Array.from({ length: 200 }, (_, i) => `sip:u${i}@example.net`)), 413, null],
+    // under the limit in characters, over it in UTF-8 bytes
+    ['oversized in bytes', blacklist([`sip:${'é'.repeat(2000)}@example.net`]), 413, null],
   ];
   for (const [name, body, code, re] of cases) {
     const res = await put(body);
