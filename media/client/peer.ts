@@ -49,7 +49,19 @@ export interface PeerCommon {
   connection?: ConnectionOptions;
   /** Pause reading for this long after every inbound read (a slow device). */
   readDelayMs?: number;
+  /** Messages whose Byte-Range total exceeds this are refused with 413. Default 16 MiB. */
   maxMessageSize?: number;
+  /** Content types accepted in SENDs (`*`, `type/*` allowed); others get 415. Default all. */
+  acceptTypes?: string[];
+}
+
+function typeAccepted(accept: readonly string[], ct: string | undefined): boolean {
+  if (ct === undefined) return true; // no body
+  const t = ct.split(';')[0]!.trim().toLowerCase();
+  return accept.some((a) => {
+    const x = a.toLowerCase();
+    return x === '*' || x === t || (x.endsWith('/*') && t.startsWith(x.slice(0, -1)));
+  });
 }
 
 export interface ConnectOptions extends PeerCommon {
@@ -110,6 +122,7 @@ export class MsrpPeer extends EventEmitter<PeerEvents> {
   private reportWaiters: Array<Waiter<ReceivedReport>> = [];
   private connWaiters: Array<Waiter<MsrpConnection>> = [];
   private readonly maxMessageSize: number;
+  private readonly acceptTypes: readonly string[];
 
   private constructor(endpoint: MsrpEndpoint, sessionId: string, opts: PeerCommon) {
     super();
@@ -117,6 +130,7 @@ export class MsrpPeer extends EventEmitter<PeerEvents> {
     this.sessionId = sessionId;
     this.readDelayMs = opts.readDelayMs ?? 0;
     this.maxMessageSize = opts.maxMessageSize ?? 16 * 1024 * 1024;
+    this.acceptTypes = opts.acceptTypes ?? ['*'];
     this.assembler = new MessageAssembler({ maxMessageSize: this.maxMessageSize });
     endpoint.addSession(sessionId, this.sink());
     endpoint.on('connection', (c) => this.onConnection(c));
@@ -360,6 +374,12 @@ export class MsrpPeer extends EventEmitter<PeerEvents> {
           this.requests.push(head);
           if (this.remotePath === undefined) this.remotePath = getHeader(head, 'From-Path');
           this.emit('request', head);
+          if (head.method === 'SEND') {
+            // RFC 4975 §7.3.1: 415 for a type we do not take, 413 for a message too large.
+            if (!typeAccepted(this.acceptTypes, getHeader(head, 'Content-Type'))) return 415;
+            const total = /\/(\d+)$/.exec(getHeader(head, 'Byte-Range') ?? '')?.[1];
+            if (total !== undefined && Number(total) > this.maxMessageSize) return 413;
+          }
         }
         return undefined;
       },

@@ -106,3 +106,15 @@ t.test('CLI: listen + send, JSON lines, no bodies printed', async (t) => {
   t.equal(msg.sha256, createHash('sha256').update('top secret ünïcode').digest('hex'));
   t.notMatch(lines.join('\n'), /secret/, 'body never printed');
 });
+
+t.test('device refuses unknown types with 415 and oversized messages with 413', async (t) => {
+  const dev = await MsrpPeer.listen({ acceptTypes: ['message/cpim', 'text/*'], maxMessageSize: 1000 });
+  t.teardown(() => dev.close());
+  const orig = await MsrpPeer.connect({ host: '127.0.0.1', port: dev.endpoint.port, remotePath: dev.localUri });
+  t.teardown(() => orig.close());
+  await orig.bind();
+  t.same((await orig.sendMessage('x', { contentType: 'image/png' })).statuses, [415]);
+  t.same((await orig.sendMessage('x', { contentType: 'text/plain; charset=utf-8' })).statuses, [200]);
+  t.same((await orig.sendMessage(Buffer.alloc(2000), { contentType: 'message/cpim', chunkSize: 500 })).statuses, [413], 'stops at the first refused chunk');
+  t.equal(dev.messages.length, 1);
+});
