@@ -13,8 +13,8 @@ export const XdmConfigSchema = Type.Object(
     /** Document name under each user's folder. */
     document: Type.String({ minLength: 1, pattern: '^[^/]+$', default: 'index' }),
     maxDocumentBytes: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 256 * 1024 }),
-    /** External XCAP fetch timeout. */
-    timeoutMs: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
+    /** External XCAP fetch timeout; keep it below Kamailio's PF_RPC_TIMEOUT (1000 ms). */
+    timeoutMs: Type.Integer({ minimum: 10, maximum: 60_000, default: 500 }),
     /** How long a fetched external document is trusted before revalidation (If-None-Match). */
     cacheTtlMs: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5000 }),
   },

@@ -140,15 +140,30 @@ export class RemoteXdmSource extends CachingSource {
     return { blacklist, ruleset };
   }
 
+  /**
+   * A fresh cached document is used as is. A stale one is used too while it is
+   * revalidated in the background (the INVITE never waits for the XDMS once a user's
+   * document has been seen); only a first load waits for the fetch.
+   */
   private one<T>(auid: string, xui: string, cache: Map<string, Cached<T>>, now: number): T | null | Promise<T | null> {
     const cached = cache.get(xui);
     if (cached && now - cached.checkedAt < this.ttlMs) return cached.value;
     const key = `${auid}\u0000${xui}`;
-    const running = this.inflight.get(key) as Promise<T | null> | undefined;
-    if (running) return running;
-    const p = this.refresh(auid, xui, cache, cached, now).finally(() => this.inflight.delete(key));
-    this.inflight.set(key, p);
-    return p;
+    let running = this.inflight.get(key) as Promise<T | null> | undefined;
+    if (!running) {
+      running = this.refresh(auid, xui, cache, cached, now).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, running);
+    }
+    if (cached) {
+      running.catch(() => undefined); // logged in refresh()
+      return cached.value;
+    }
+    return running;
+  }
+
+  /** Resolves when every background revalidation started so far has finished. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.inflight.values()]);
   }
 
   private async refresh<T>(
@@ -173,6 +188,8 @@ export class RemoteXdmSource extends CachingSource {
       this.opts.metrics.xdmLoads.inc({ auid, outcome: 'unavailable' });
       if (cached) {
         this.opts.log.warn({ err, auid, xui }, 'xdm fetch failed, using the cached document');
+        // Retry after another TTL, not on every request.
+        remember(cache, xui, { ...cached, checkedAt: now });
         return cached.value;
       }
       throw new XdmUnavailableError(err.message);
