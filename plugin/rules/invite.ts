@@ -96,7 +96,7 @@ export function decideInvite(input: InviteInput): Decision {
   // Step 9: Session-Replaces first, else the suitable devices.
   if (facts.sessionReplaces !== null) {
     const connected = sessionReplacesTargets(facts.sessionReplaces, input.sessionDevices, input.devices, now);
-    if (connected) return proxyDecision(connected, input.devices, service, facts.hasRequestDisposition, policy, 'session-replaces');
+    if (connected) return proxyDecision(connected, input.devices, service, facts.hasRequestDisposition, policy, icsi, 'session-replaces');
   }
-  return proxyDecision(suitable, input.devices, service, facts.hasRequestDisposition, policy, 'proxy');
+  return proxyDecision(suitable, input.devices, service, facts.hasRequestDisposition, policy, icsi, 'proxy');
 }

@@ -1,8 +1,11 @@
 /**
  * CR 8.3.2.1 step 9, proxy mode: fork to the suitable clients only.
  * - One `Reject-Contact: *;+sip.instance="<...>"` per known device (expired ones too) that
- *   is not a target (spec-digest "Excluding a device in proxy mode"). A device without
- *   `+sip.instance` cannot be named this way and is left to the core (docs/policy.md).
+ *   is not a target (spec-digest "Excluding a device in proxy mode").
+ * - A non-target device without a usable `+sip.instance` cannot be named; then (only then)
+ *   `Accept-Contact: *;+g.3gpp.icsi-ref="<ICSI>";require` is added, which makes an RFC 3841
+ *   core drop devices whose icsi-ref lacks the session's ICSI (e.g. MMTEL-only), while
+ *   devices without icsi-ref (SIMPLE IM) stay (docs/policy.md).
  * - `Request-Disposition: fork, parallel` (RFC 3841 §10); a caller's own
  *   Request-Disposition is removed first.
  * - `failover` to the ISF on 480/408/487/500/503/504 when interworking is on
@@ -14,6 +17,7 @@ import type { ProxyDecision, Stage } from '../decision.js';
 import type { Policy } from '../policy.js';
 import type { ServiceEdit } from './service-identification.js';
 import { deviceKey } from '../../sip/register.js';
+import { TAG_ICSI, type SessionIcsi } from '../cpm.js';
 
 export const FAILOVER_CODES = '^(480|408|487|500|503|504)$';
 
@@ -26,18 +30,25 @@ export function proxyDecision(
   service: ServiceEdit,
   callerDisposition: boolean,
   policy: Policy,
+  icsi: SessionIcsi,
   stage: Stage,
 ): ProxyDecision {
   const keep = new Set(targets.map(deviceKey));
   const excluded = new Set<string>();
+  let unnamed = false;
   let hdrs = service.hdrs;
   for (const d of devices) {
     // Expired devices are excluded too: usrloc may still hold them for a moment.
-    if (keep.has(deviceKey(d)) || d.instance === null) continue;
-    if (excluded.has(d.instance) || !SAFE_INSTANCE.test(d.instance)) continue;
+    if (keep.has(deviceKey(d))) continue;
+    if (d.instance === null || !SAFE_INSTANCE.test(d.instance)) {
+      unnamed = true;
+      continue;
+    }
+    if (excluded.has(d.instance)) continue;
     excluded.add(d.instance);
     hdrs += `Reject-Contact: *;+sip.instance="${d.instance}"\r\n`;
   }
+  if (unnamed) hdrs += `Accept-Contact: *;${TAG_ICSI}="${icsi.replaceAll(':', '%3A')}";require\r\n`;
   hdrs += 'Request-Disposition: fork, parallel\r\n';
   const remove = [...service.remove];
   if (callerDisposition) remove.push('Request-Disposition');
