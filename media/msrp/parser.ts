@@ -27,6 +27,7 @@ export const DEFAULT_MAX_BODY = 1024 * 1024;
 const CR = 0x0d;
 const LF = 0x0a;
 const END_DASHES = '-------';
+const EMPTY = Buffer.alloc(0);
 
 // RFC 4975 §9: transact-id = ident = ALPHANUM 3*31ident-char.
 const TID = '[A-Za-z0-9][A-Za-z0-9.\\-+%=]{3,31}';
@@ -265,12 +266,37 @@ export class MsrpStreamParser {
   }
 
   private feedBody(chunk: Buffer, off: number): number {
+    const full = this.marker.length + 3; // marker + flag + CRLF
     const held = this.tail.length;
-    const data = held === 0 ? chunk.subarray(off) : Buffer.concat([this.tail, chunk.subarray(off)]);
+    if (held > 0) {
+      const avail = chunk.length - off;
+      if (avail < full - 1) {
+        // Small read: search tail + read together (both short).
+        return this.searchBody(Buffer.concat([this.tail, chunk.subarray(off)]), chunk, off, held);
+      }
+      // End-lines starting inside the held bytes are complete in tail + (full - 1) bytes.
+      const region = Buffer.concat([this.tail, chunk.subarray(off, off + full - 1)]);
+      for (let from = 0; ; ) {
+        const idx = region.indexOf(this.marker, from);
+        if (idx === -1 || idx >= held) break;
+        if (this.isEndAt(region, idx)) {
+          this.emitBody(region.subarray(0, idx));
+          return this.endFrame(region, idx, off, held);
+        }
+        from = idx + 1;
+      }
+      // No end-line starts in the held bytes: they are body. Search the read itself, uncopied.
+      this.emitBody(this.tail);
+      this.tail = EMPTY;
+    }
+    return this.searchBody(chunk.subarray(off), chunk, off, 0);
+  }
+
+  /** Search `data` (= held tail bytes + chunk[off..]) for this frame's end-line. */
+  private searchBody(data: Buffer, chunk: Buffer, off: number, held: number): number {
     const marker = this.marker;
-    const full = marker.length + 3; // marker + flag + CRLF
-    let from = 0;
-    for (;;) {
+    const full = marker.length + 3;
+    for (let from = 0; ; ) {
       const idx = data.indexOf(marker, from);
       if (idx === -1) {
         // Hold back a suffix that might start the marker.
@@ -284,16 +310,27 @@ export class MsrpStreamParser {
         this.tail = Buffer.from(data.subarray(idx));
         return chunk.length;
       }
-      const flag = data[idx + marker.length];
-      if (isFlag(flag) && data[idx + marker.length + 1] === CR && data[idx + marker.length + 2] === LF) {
+      if (this.isEndAt(data, idx)) {
         this.emitBody(data.subarray(0, idx));
-        this.tail = Buffer.alloc(0);
-        this.finishFrame(String.fromCharCode(flag) as ContinuationFlag);
-        return off + idx + full - held;
+        return this.endFrame(data, idx, off, held);
       }
       // `-------<tid>` inside the body not followed by flag CRLF: it is data.
       from = idx + 1;
     }
+  }
+
+  private isEndAt(data: Buffer, idx: number): boolean {
+    const m = this.marker.length;
+    return isFlag(data[idx + m]) && data[idx + m + 1] === CR && data[idx + m + 2] === LF;
+  }
+
+  /** Finish the frame whose end-line starts at data[idx]; returns the chunk offset after it. */
+  private endFrame(data: Buffer, idx: number, off: number, held: number): number {
+    const flag = String.fromCharCode(data[idx + this.marker.length]!) as ContinuationFlag;
+    const after = off + idx + this.marker.length + 3 - held;
+    this.tail = EMPTY;
+    this.finishFrame(flag);
+    return after;
   }
 
   private emitBody(piece: Buffer): void {

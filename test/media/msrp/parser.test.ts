@@ -252,3 +252,21 @@ t.test('rewriteHead: only the named fields change, the rest is byte-exact', asyn
   const bind = parseFrames(Buffer.from('MSRP bnd00001 SEND\r\nTo-Path: msrp://b:2/s;tcp\r\nFrom-Path: msrp://a:3/t;tcp\r\n-------bnd00001$\r\n'))[0]!;
   t.equal(rewriteHead(bind.head, { set: { 'To-Path': 'msrp://c:4/u;tcp' } }).toString(), 'MSRP bnd00001 SEND\r\nTo-Path: msrp://c:4/u;tcp\r\nFrom-Path: msrp://a:3/t;tcp\r\n');
 });
+
+t.test('a 32 MiB body streams through with flat memory', async (t) => {
+  const head = Buffer.from('MSRP huge0001 SEND\r\nTo-Path: msrp://b:1/s;tcp\r\nFrom-Path: msrp://a:1/t;tcp\r\nContent-Type: application/octet-stream\r\n\r\n');
+  const block = Buffer.alloc(64 * 1024, 0x2d); // dashes: the end-line search sees many near-misses
+  let got = 0;
+  let ended = false;
+  const p = new MsrpStreamParser({ frameStart: () => undefined, body: (x) => (got += x.length), frameEnd: () => (ended = true) });
+  global.gc?.();
+  const before = process.memoryUsage();
+  p.feed(head);
+  for (let i = 0; i < 512; i++) p.feed(block);
+  p.feed(Buffer.from('\r\n-------huge0001$\r\n'));
+  const after = process.memoryUsage();
+  t.ok(ended);
+  t.equal(got, 512 * block.length);
+  const grew = after.heapUsed + after.arrayBuffers - (before.heapUsed + before.arrayBuffers);
+  t.ok(grew < 16 * 1024 * 1024, `memory grew ${(grew / 1048576).toFixed(1)} MiB for a 32 MiB body`);
+});
