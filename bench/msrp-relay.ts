@@ -6,7 +6,7 @@
 // Each figure is the median of RUNS runs, with min and max. Every run checks that no
 // message was lost. Chunks above 12 KB are checked on both relays.
 //
-// Env: RUNS (5), N_SMALL (20000), N_10K (4000), IDLE (400), WINDOW (32).
+// Env: RUNS (5), N_SMALL (20000), N_10K (4000), IDLE (1000), WINDOW (32).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -22,7 +22,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RUNS = Number(process.env.RUNS ?? 5);
 const N_SMALL = Number(process.env.N_SMALL ?? 20000);
 const N_10K = Number(process.env.N_10K ?? 4000);
-const IDLE = Number(process.env.IDLE ?? 400);
+const IDLE = Number(process.env.IDLE ?? 1000);
 const WINDOW = Number(process.env.WINDOW ?? 32);
 const KAMAILIO = '/usr/sbin/kamailio';
 const SERVED = 'sip:bob@example.net';
@@ -330,23 +330,35 @@ interface Series {
   lossyRuns: number;
 }
 
-async function series(label: string, count: number, fn: () => Promise<RunResult>, per: (r: RunResult) => number): Promise<Series> {
-  const vals: number[] = [];
-  const cpus: number[] = [];
-  let lost = 0;
-  let lossyRuns = 0;
+/**
+ * Run the labelled cases RUNS times, interleaved (a, b, c, a, b, c, ...), so that all of
+ * them see the same background load on a shared machine.
+ */
+async function series(
+  count: number, fns: Array<{ label: string; fn: () => Promise<RunResult> }>, per: (r: RunResult) => number,
+): Promise<{ series: Series[]; ratios: number[] }> {
+  const acc = fns.map(() => ({ vals: [] as number[], cpus: [] as number[], lost: 0, lossyRuns: 0, all: [] as number[] }));
   for (let i = 0; i < RUNS; i++) {
-    const r = await fn();
-    lost += r.lost;
-    // A run that lost messages has no meaningful rate: counted as lost, left out of the median.
-    if (r.lost === 0) vals.push(per(r));
-    else lossyRuns += 1;
-    cpus.push((r.cpu / count) * 1e6);
+    for (const [j, f] of fns.entries()) {
+      const r = await f.fn();
+      const a = acc[j]!;
+      a.lost += r.lost;
+      // A run that lost messages has no meaningful rate: counted as lost, left out of the median.
+      if (r.lost === 0) a.vals.push(per(r));
+      else a.lossyRuns += 1;
+      a.all.push(r.lost === 0 ? per(r) : NaN);
+      a.cpus.push((r.cpu / count) * 1e6);
+    }
   }
-  const s = vals.length ? stats(vals) : { median: NaN, min: NaN, max: NaN };
-  const cpuUs = stats(cpus).median;
-  process.stderr.write(`  ${label}: median ${fmt(s.median, 1)} (min ${fmt(s.min, 1)}, max ${fmt(s.max, 1)}), lost ${lost}, relay CPU ${fmt(cpuUs, 1)} us/msg\n`);
-  return { ...s, lost, cpuUs, lossyRuns };
+  const out = acc.map((a, j) => {
+    const s = a.vals.length ? stats(a.vals) : { median: NaN, min: NaN, max: NaN };
+    const cpuUs = stats(a.cpus).median;
+    process.stderr.write(`  ${fns[j]!.label}: median ${fmt(s.median, 1)} (min ${fmt(s.min, 1)}, max ${fmt(s.max, 1)}), lost ${a.lost}, relay CPU ${fmt(cpuUs, 1)} us/msg\n`);
+    return { ...s, lost: a.lost, cpuUs, lossyRuns: a.lossyRuns };
+  });
+  // Paired ratio of the first two cases, run by run (both ran back to back).
+  const ratios = acc[0]!.all.map((v, i) => v / acc[1]!.all[i]!).filter(Number.isFinite);
+  return { series: out, ratios };
 }
 
 async function main(): Promise<void> {
@@ -367,16 +379,20 @@ async function main(): Promise<void> {
       await throughput(ours, 3, 1000, size, true);
       await throughput(kam, 1, 3000, size, false);
     }
-    rows.push('| Case | Our relay 1→1 | Kamailio msrp 1→1 | Ratio | Our relay 1→3 + Message-Direction |');
+    rows.push('| Case | Our relay 1→1 | Kamailio msrp 1→1 | Ratio ours/Kamailio (paired runs); relay CPU ratio | Our relay 1→3 + Message-Direction |');
     rows.push('|---|---|---|---|---|');
     for (const c of cases) {
       process.stderr.write(`${c.label}\n`);
-      const o = await series('ours 1-1', c.count, () => throughput(ours, 1, c.count, c.size, false), per(c));
-      const k = await series('kamailio 1-1', c.count, () => throughput(kam, 1, c.count, c.size, false), per(c));
-      const f = await series('ours 1-3 + MD', c.count, () => throughput(ours, 3, c.count, c.size, true), per(c));
+      const r = await series(c.count, [
+        { label: 'ours 1-1', fn: () => throughput(ours, 1, c.count, c.size, false) },
+        { label: 'kamailio 1-1', fn: () => throughput(kam, 1, c.count, c.size, false) },
+        { label: 'ours 1-3 + MD', fn: () => throughput(ours, 3, c.count, c.size, true) },
+      ], per(c));
+      const [o, k, f] = r.series as [Series, Series, Series];
+      const rs = r.ratios.length ? stats(r.ratios) : { median: NaN, min: NaN, max: NaN };
       const cell = (s: Series): string =>
         `${fmt(s.median, c.unit === 'MB/s' ? 1 : 0)} ${c.unit} (${fmt(s.min, c.unit === 'MB/s' ? 1 : 0)}–${fmt(s.max, c.unit === 'MB/s' ? 1 : 0)})${s.lost ? `, **${s.lost} lost in ${s.lossyRuns} of ${RUNS} runs**` : ', 0 lost'}; relay CPU ${fmt(s.cpuUs, 0)} µs/msg`;
-      rows.push(`| ${c.label} (${c.count} per run) | ${cell(o)} | ${cell(k)} | ${fmt(o.median / k.median, 2)}× | ${cell(f)} |`);
+      rows.push(`| ${c.label} (${c.count} per run) | ${cell(o)} | ${cell(k)} | ${fmt(rs.median, 2)}× (${fmt(rs.min, 2)}–${fmt(rs.max, 2)}); CPU ${fmt(o.cpuUs / k.cpuUs, 2)}× | ${cell(f)} |`);
     }
     process.stderr.write('idle memory\n');
     const memO: number[] = [];

@@ -144,6 +144,8 @@ interface Receiving {
 }
 
 const ORIGINATOR = 'originator';
+/** Chunked messages in progress per session; the oldest is forgotten beyond this. */
+const MAX_OPEN_MESSAGES = 32;
 
 function fail(code: ControlErrorCode, reason: string): Failure {
   return { result: 'error', 'error-code': code, 'error-reason': reason };
@@ -446,7 +448,14 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       const needHead = s.directDelivery || (s.record && this.options.store !== undefined) ||
         (src.role === 'device' && s.policy !== 'C' && s.firstActive === undefined);
       m = needHead ? { tracker: new HeadTracker<Chunk>(getHeader(head.headers, 'Content-Type')) } : {};
-      if (!final) s.inbound.set(key, m);
+      if (!final) {
+        // Bound the messages left open (interleaved or never finished) per session.
+        if (s.inbound.size >= MAX_OPEN_MESSAGES) {
+          s.inbound.delete(s.inbound.keys().next().value!);
+          src.dropped += 1;
+        }
+        s.inbound.set(key, m);
+      }
     } else if (final) {
       s.inbound.delete(key);
     }
@@ -635,10 +644,11 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     leg.pending = [];
     leg.pendingBytes = 0;
     for (const k of [...s.inbound.keys()]) if (k.startsWith(`${leg.tag}\0`)) s.inbound.delete(k);
-    // Close the connection unless another live leg still uses it.
-    const shared = [...this.sessions.values()].some(o =>
-      [o.originator, ...o.devices.values()].some(l => l !== leg && l.conn === conn));
-    if (conn && !shared) conn.close();
+    // Close the connection unless it also carries another session (RFC 4975 §5.4 sharing),
+    // or another leg of this one.
+    const others = conn ? [...conn.sessions].some(id => id !== s.origId && id !== s.devId) : false;
+    const sibling = [s.originator, ...s.devices.values()].some(l => l !== leg && l.conn === conn);
+    if (conn && !others && !sibling) conn.close();
     if (wasOpen) this.emitEvent({ event: 'leg-closed', 'call-id': s.callId, leg: leg.tag, reason });
   }
 
