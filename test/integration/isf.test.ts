@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { Lab, runDir } from '../support/lab.js';
-import { call, inviteExpecting, Device, newInstance } from '../support/calls.js';
+import { call, inviteExpecting, Device, newInstance, ringing } from '../support/calls.js';
 import { SippAgent, headerValues, requestsIn } from '../support/sipp.js';
 import { freePort } from '../support/proc.js';
 import { ICSI_SESSION } from '../support/sip.js';
@@ -17,7 +17,7 @@ const lab = await Lab.start({
   dir,
   policy: { noSuitableDevice: 'isf', isfUri: `sip:isf@127.0.0.1:${isfPort}`, interworkingOnFailure: true },
 });
-const isf = await SippAgent.start({ scenario: 'uas-answer.xml', dir, port: isfPort, vars: { CONTACT_PARAMS: '' }, name: 'isf' });
+const isf = await SippAgent.start({ scenario: 'uas-answer.xml', dir, port: isfPort, vars: { CONTACT_PARAMS: '', RINGING: ringing('') }, name: 'isf' });
 const devices: Device[] = [];
 t.teardown(async () => {
   await Promise.all([isf.stop(), ...devices.map((d) => d.stop())]);

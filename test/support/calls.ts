@@ -51,7 +51,8 @@ export function cpmHeaders(o: { from?: string; contributionId?: string }): Recor
   };
 }
 
-function vars(o: InviteOptions, code: number | null, holdMs = 0): Record<string, string | number> {
+/** The placeholder values of uac-invite.xml / uac-call.xml for this INVITE. */
+export function vars(o: InviteOptions, code: number | null, holdMs = 0): Record<string, string | number> {
   const base: Record<string, string | null> = { ...cpmHeaders(o), ...(o.headers ?? {}) };
   const lines = Object.entries(base)
     .filter((e): e is [string, string] => e[1] !== null)
@@ -143,6 +144,23 @@ export type DeviceBehaviour =
   | { kind: 'ring' }
   | { kind: 'reply'; code: number; reason: string; extra?: readonly string[] };
 
+/** The 180 a device sends before answering (sipp <send>), with its Contact parameters. */
+export function ringing(contactParams: string): string {
+  return `<send>
+    <![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port]>${contactParams}
+Content-Length: 0
+
+    ]]>
+  </send>`;
+}
+
 export interface DeviceOptions {
   dir: string;
   sipPort: number;
@@ -152,6 +170,14 @@ export interface DeviceOptions {
   params?: string;
   behaviour: DeviceBehaviour;
   register?: boolean;
+  /**
+   * Send 180 before answering / while ringing (default true). The benchmark turns it
+   * off: under load a branch's 180 and the other branch's 200 are relayed by different
+   * Kamailio processes and may reach the caller in either order.
+   */
+  ringing?: boolean;
+  /** Trace the device's messages (default true; off under load). */
+  trace?: boolean;
 }
 
 /** A device: a sipp UAS playing `behaviour`, registered for `user` with `instance`. */
@@ -187,7 +213,7 @@ export class Device {
       });
       if (reg.status !== 200) throw new Error(`device registration failed: ${reg.status} ${reg.reason}`);
     }
-    const common = { dir: join(o.dir, 'devices'), name: `dev-${o.user}`, port };
+    const common = { dir: join(o.dir, 'devices'), name: `dev-${o.user}`, port, trace: o.trace };
     const agent =
       b.kind === 'reply'
         ? await SippAgent.start({
@@ -198,7 +224,7 @@ export class Device {
         : await SippAgent.start({
             ...common,
             scenario: b.kind === 'answer' ? 'uas-answer.xml' : 'uas-ring.xml',
-            vars: { CONTACT_PARAMS: inst },
+            vars: { CONTACT_PARAMS: inst, RINGING: o.ringing === false ? '' : ringing(inst) },
           });
     return new Device(agent, o, reg);
   }

@@ -180,7 +180,8 @@ export class Kamailio {
       'kamailio OPTIONS 200',
     );
     const first = o.rpc[0];
-    if ((o.waitRpc ?? true) && first && !o.bare) await k.waitRpcConnected(first.port);
+    // the bare variant still calls the service for core.fork
+    if ((o.waitRpc ?? true) && first) await k.waitRpcConnected(first.port);
     return k;
   }
 

@@ -6,6 +6,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
+import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { Proc, freePort } from './proc.js';
 import { parseResponse, type SipResponse } from './sip.js';
@@ -31,6 +32,8 @@ export interface SippOptions {
   timeoutMs?: number;
   /** Tag for the trace file names. */
   name?: string;
+  /** Trace every message (-trace_msg); default true. Off under load. */
+  trace?: boolean;
 }
 
 export interface SippResult {
@@ -68,7 +71,7 @@ async function buildArgs(o: SippOptions): Promise<{ args: string[]; msgFile: str
     '-p', String(port),
     '-t', o.transport ?? 'u1',
     '-nostdin',
-    '-trace_msg', '-message_file', p.msgFile,
+    ...(o.trace === false ? [] : ['-trace_msg', '-message_file', p.msgFile]),
     '-trace_err', '-error_file', p.errFile,
     // sipp's own UDP control and media sockets: free ones, so runs do not collide
     '-cp', String(await freePort()),
@@ -82,6 +85,14 @@ async function buildArgs(o: SippOptions): Promise<{ args: string[]; msgFile: str
 }
 
 const readIf = (f: string): string => (existsSync(f) ? readFileSync(f, 'utf8') : '');
+
+function udpPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', () => resolve(false));
+    s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
 
 /** Run a scenario to completion (UAC, or a UAS with a bounded -m). */
 export async function runSipp(o: SippOptions): Promise<SippResult> {
@@ -113,10 +124,9 @@ export class SippAgent {
     const { args, msgFile, errFile, port } = await buildArgs({ calls: 0, ...o });
     const proc = new Proc(`sipp ${o.scenario}`, 'sipp', args, { cwd: o.dir });
     const agent = new SippAgent(proc, port, msgFile, errFile);
-    // sipp is ready once its SIP socket is bound: a UDP probe it answers or ignores
-    // cannot tell, so wait for the message file it creates at start.
+    // sipp is ready once its SIP socket is bound: our own bind of that port fails then
     const deadline = Date.now() + 5000;
-    while (!existsSync(msgFile)) {
+    while (await udpPortFree(port)) {
       if (!proc.running) throw new Error(`sipp ${o.scenario} exited: ${proc.tail()}`);
       if (Date.now() > deadline) throw new Error(`sipp ${o.scenario} did not start`);
       await new Promise((r) => setTimeout(r, 20));

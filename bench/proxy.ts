@@ -1,0 +1,189 @@
+/**
+ * `npm run bench:proxy` — proxy-mode cost on real Kamailio (not a test).
+ *
+ * Side by side, in one run: Kamailio with kamailio-cfg/lab.cfg built "bare" (LAB_BARE:
+ * no PF call, the core still forks via core.fork) and the PF in proxy mode, both
+ * forking to a user with 2 devices (two sipp UAS registered as the devices: one
+ * answers, one rings and gets CANCEL). sipp drives whole calls (INVITE/200/ACK/BYE)
+ * at stepped rates; the highest rate with zero failed calls is what each sustains.
+ * The decision round trip (pf.invite handling time as the service's histogram sees
+ * it) is read from /metrics during a run at 1,000 calls/s. Each figure is the median
+ * over REPS repetitions, with min and max.
+ *
+ * Env: REPS (3), STEP_S seconds per rate step (5), RATES (comma list), CHILDREN (4).
+ */
+import { join } from 'node:path';
+import { Service, Kamailio, runDir } from '../test/support/lab.js';
+import { Device, newInstance, vars } from '../test/support/calls.js';
+import { runSipp } from '../test/support/sipp.js';
+
+const REPS = Number(process.env.REPS ?? 3);
+const STEP_S = Number(process.env.STEP_S ?? 5);
+const RATES = (process.env.RATES ?? '200,400,600,800,1000,1200,1400,1700,2000').split(',').map(Number);
+const CHILDREN = Number(process.env.CHILDREN ?? 4);
+const DECISION_RATE = 1000;
+
+type Mode = 'bare' | 'pf';
+
+interface Setup {
+  service: Service;
+  kamailio: Kamailio;
+  devices: Device[];
+  dir: string;
+  stop(): Promise<void>;
+}
+
+async function setup(mode: Mode, dir: string): Promise<Setup> {
+  const service = await Service.start({ dir, logLevel: 'warn' });
+  const kamailio = await Kamailio.start({
+    dir,
+    rpc: [{ port: service.rpcPort }],
+    bare: mode === 'bare',
+    children: CHILDREN,
+    rpcTimeoutMs: 2000,
+    defines: ['PF_XLOG_LEVEL="L_DBG"'],
+  });
+  const devices = [
+    await Device.start({ dir, sipPort: kamailio.sipPort, user: 'bench', instance: newInstance(), behaviour: { kind: 'answer' }, ringing: false, trace: false }),
+    await Device.start({ dir, sipPort: kamailio.sipPort, user: 'bench', instance: newInstance(), behaviour: { kind: 'ring' }, ringing: false, trace: false }),
+  ];
+  return {
+    service,
+    kamailio,
+    devices,
+    dir,
+    stop: async () => {
+      await Promise.all(devices.map((d) => d.stop()));
+      await kamailio.stop();
+      await service.stop();
+    },
+  };
+}
+
+/** One step: `rate` calls/s for STEP_S seconds; true when no call failed. */
+async function step(s: Setup, rate: number, seconds = STEP_S): Promise<{ ok: boolean; detail: string }> {
+  const calls = Math.max(1, Math.round(rate * seconds));
+  const r = await runSipp({
+    scenario: 'uac-call.xml',
+    dir: join(s.dir, 'calls'),
+    remote: `127.0.0.1:${s.kamailio.sipPort}`,
+    vars: vars({ dir: s.dir, sipPort: s.kamailio.sipPort, to: 'bench' }, 200, 0),
+    calls,
+    // message tracing off under load: only the error log
+    extraArgs: ['-r', String(rate), '-rp', '1000', '-recv_timeout', '10000', '-trace_stat', '-stf', join(s.dir, `stat-${rate}.csv`)],
+    timeoutMs: (seconds + 40) * 1000,
+    name: `load-${rate}`,
+    trace: false,
+  });
+  const failed = /Failed call[^\n]*/.exec(r.output)?.[0] ?? '';
+  return { ok: r.code === 0, detail: `exit ${String(r.code)} ${failed}`.trim() };
+}
+
+async function maxRate(s: Setup, label: string): Promise<number> {
+  let best = 0;
+  for (const rate of RATES) {
+    const r = await step(s, rate);
+    console.log(`  ${label} ${rate} calls/s: ${r.ok ? 'ok' : `FAILED (${r.detail})`}`);
+    if (!r.ok) break;
+    best = rate;
+  }
+  return best;
+}
+
+interface Hist {
+  bounds: number[];
+  cum: number[];
+  count: number;
+}
+
+function histogram(text: string, method: string): Hist {
+  const re = new RegExp(`^pf_decision_duration_seconds_bucket\\{([^}]*)\\} (\\d+)`, 'gm');
+  const rows: [number, number][] = [];
+  for (const m of text.matchAll(re)) {
+    const labels = m[1] ?? '';
+    if (!labels.includes(`method="${method}"`)) continue;
+    const le = /le="([^"]+)"/.exec(labels)?.[1] ?? '';
+    rows.push([le === '+Inf' ? Infinity : Number(le), Number(m[2])]);
+  }
+  rows.sort((a, b) => a[0] - b[0]);
+  return { bounds: rows.map((r) => r[0]), cum: rows.map((r) => r[1]), count: rows.at(-1)?.[1] ?? 0 };
+}
+
+const minus = (a: Hist, b: Hist): Hist => ({
+  bounds: a.bounds,
+  cum: a.cum.map((c, i) => c - (b.cum[i] ?? 0)),
+  count: a.count - b.count,
+});
+
+/** Quantile in ms by linear interpolation inside the bucket (Prometheus histogram_quantile). */
+function quantileMs(h: Hist, q: number): number {
+  const rank = q * h.count;
+  for (let i = 0; i < h.bounds.length; i++) {
+    const c = h.cum[i] ?? 0;
+    if (c >= rank) {
+      const hi = h.bounds[i] ?? Infinity;
+      const lo = i === 0 ? 0 : (h.bounds[i - 1] ?? 0);
+      const prev = i === 0 ? 0 : (h.cum[i - 1] ?? 0);
+      if (hi === Infinity) return lo * 1000;
+      return (lo + ((hi - lo) * (rank - prev)) / Math.max(1, c - prev)) * 1000;
+    }
+  }
+  return NaN;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
+};
+const spread = (xs: number[], digits = 0): string =>
+  `${median(xs).toFixed(digits)} (min ${Math.min(...xs).toFixed(digits)}, max ${Math.max(...xs).toFixed(digits)})`;
+
+const root = runDir('bench-proxy');
+const results = { bare: [] as number[], pf: [] as number[], ratio: [] as number[], p50: [] as number[], p99: [] as number[], fork50: [] as number[], fork99: [] as number[], decisionOk: [] as boolean[] };
+
+for (let rep = 1; rep <= REPS; rep++) {
+  console.log(`repetition ${rep}/${REPS}`);
+  const rateOf: Record<Mode, number> = { bare: 0, pf: 0 };
+  for (const mode of ['bare', 'pf'] as const) {
+    const s = await setup(mode, join(root, `${mode}-${rep}`));
+    try {
+      rateOf[mode] = await maxRate(s, mode);
+      if (mode === 'pf') {
+        // decision round trip at 1,000 calls/s
+        const before = await s.service.metrics();
+        const r = await step(s, DECISION_RATE);
+        const after = await s.service.metrics();
+        const inv = minus(histogram(after, 'pf.invite'), histogram(before, 'pf.invite'));
+        const fork = minus(histogram(after, 'core.fork'), histogram(before, 'core.fork'));
+        results.p50.push(quantileMs(inv, 0.5));
+        results.p99.push(quantileMs(inv, 0.99));
+        results.fork50.push(quantileMs(fork, 0.5));
+        results.fork99.push(quantileMs(fork, 0.99));
+        results.decisionOk.push(r.ok);
+        console.log(
+          `  pf.invite at ${DECISION_RATE}/s (${inv.count} decisions, calls ${r.ok ? 'all ok' : 'some failed'}): p50 ${quantileMs(inv, 0.5).toFixed(3)} ms, p99 ${quantileMs(inv, 0.99).toFixed(3)} ms`,
+        );
+      }
+    } finally {
+      await s.stop();
+    }
+  }
+  results.bare.push(rateOf.bare);
+  results.pf.push(rateOf.pf);
+  results.ratio.push(rateOf.bare ? rateOf.pf / rateOf.bare : NaN);
+}
+
+console.log(`
+Proxy mode on real Kamailio, ${REPS} repetitions, ${STEP_S} s per rate step, rates ${RATES.join('/')} calls/s
+(median (min, max); highest step with zero failed calls)
+
+  bare Kamailio (core.fork only)   ${spread(results.bare)} calls/s
+  PF proxy mode                    ${spread(results.pf)} calls/s
+  ratio PF / bare                  ${spread(results.ratio, 2)}   (target >= 0.9)
+  pf.invite p50 at ${DECISION_RATE}/s          ${spread(results.p50, 3)} ms
+  pf.invite p99 at ${DECISION_RATE}/s          ${spread(results.p99, 3)} ms   (target <= 2 ms)
+  core.fork p50 / p99 at ${DECISION_RATE}/s    ${spread(results.fork50, 3)} / ${spread(results.fork99, 3)} ms
+  calls at ${DECISION_RATE}/s all completed   ${results.decisionOk.map(String).join(', ')}
+  (round trip = the service's pf_decision_duration_seconds histogram, interpolated within buckets)
+`);
