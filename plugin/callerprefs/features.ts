@@ -1,6 +1,6 @@
 /**
  * RFC 3840 §9 feature parameters: parsing Contact feature sets and Accept/Reject-Contact
- * predicates (RFC 3841 §9). Parsers are single-pass, no backtracking regexes.
+ * predicates (RFC 3841 §9.2). Parsers are single-pass, no backtracking regexes.
  */
 import type { FeatureValue } from '../devices/types.js';
 import { parseParams } from '../sip/uri.js';
@@ -24,7 +24,7 @@ export interface FeatureTerm {
   readonly values: readonly FeatureTermValue[];
 }
 
-/** A caller-preference predicate: one Accept-Contact / Reject-Contact value (RFC 3841 §9). */
+/** A caller-preference predicate: one Accept-Contact / Reject-Contact value (RFC 3841 §9.2). */
 export interface FeaturePredicate {
   readonly terms: readonly FeatureTerm[];
   readonly require: boolean;
@@ -171,7 +171,7 @@ export function featureSetOf(params: Readonly<Record<string, FeatureValue>>): Fe
 }
 
 /**
- * Parse one Accept-Contact / Reject-Contact value (RFC 3841 §9: `"*" *(SEMI ac-params)`).
+ * Parse one Accept-Contact / Reject-Contact value (RFC 3841 §9.2: `"*" *(SEMI ac-params)`).
  * Non-feature generic parameters are ignored. Null when the value is unreadable.
  */
 export function parsePredicate(value: string): FeaturePredicate | null {

@@ -1,12 +1,12 @@
 /**
  * RFC 3841 §7.2 caller-preference processing against contact feature sets.
  *
- * Our reading of §7.2.4/§7.2.5 (docs/policy.md, "RFC 3841 matcher"):
+ * Our reading of §7.2.4 "Matching" (docs/policy.md, "RFC 3841 matcher"):
  * - A contact with no feature tags at all is *immune*: never removed by caller
  *   preferences, and ranked with Qa = 0 (after contacts that matched something).
  * - Reject-Contact (§7.2.4): a contact is removed when some predicate matches it AND every
  *   feature tag of that predicate is present in the contact's feature set.
- * - Accept-Contact (§7.2.5), per predicate: terms whose tag the contact lacks are left
+ * - Accept-Contact (§7.2.4), per predicate: terms whose tag the contact lacks are left
  *   out of the match; the rest must all be satisfied. Score = (terms whose tag the
  *   contact has) / (all terms). No match: removed if `require`, else score 0. A match
  *   with `explicit` and a score below 1 counts as no match.
@@ -23,7 +23,7 @@ export interface CallerPrefs {
   /** Header values that could not be read and were ignored. */
   readonly ignored: number;
   /**
-   * RFC 3841 §7.2.2 implicit preference, lower-cased method: a contact whose `methods`
+   * RFC 3841 §7.2.2.1 implicit preference, lower-cased method: a contact whose `methods`
    * tag lacks it is removed. A filter only; it does not count in Qa.
    */
   readonly method: string | null;
@@ -42,7 +42,7 @@ function methodTerm(method: string): FeatureTerm {
   return t;
 }
 
-/** RFC 3841 §10: Request-Disposition directives this matcher uses. */
+/** RFC 3841 §7.1, §9.1: Request-Disposition directives this matcher uses. */
 export interface Disposition {
   readonly fork: boolean;
   readonly parallel: boolean;
@@ -67,7 +67,7 @@ export function callerPrefsOf(msg: SipRequest): CallerPrefs {
 }
 
 /**
- * RFC 3841 §10 Request-Disposition. Defaults (our core's policy): fork, parallel.
+ * RFC 3841 §7.1 and §9.1 Request-Disposition. Defaults (our core's policy): fork, parallel.
  * Unknown directives are ignored.
  */
 export function dispositionOf(msg: SipRequest): Disposition {
@@ -137,7 +137,7 @@ export function rejects(p: FeaturePredicate, set: FeatureSet): boolean {
   return r.matched && r.coverage === 1;
 }
 
-/** §7.2.5: Qa of a contact, or null when the contact is removed. */
+/** §7.2.4: Qa of a contact, or null when the contact is removed. */
 export function acceptScore(accept: readonly FeaturePredicate[], set: FeatureSet): number | null {
   if (accept.length === 0) return 1;
   let sum = 0;

@@ -1,5 +1,5 @@
 /**
- * RFC 4745 §10 rule matching with the OMA extensions (CR 8.4.1), as used by CR step 4.
+ * RFC 4745 rule matching (§7 conditions, §10 combining) with the OMA extensions (CR 8.4.1), as used by CR step 4.
  * Our readings (docs/policy.md "Policy rules"):
  * - `<identity>` matches only a non-anonymous request with an originator identity
  *   (`<one id>` by identity key, `<many domain>` by domain minus `<except>`).

@@ -1,6 +1,6 @@
 /**
  * CR 8.3.2.1 step 4, do not disturb: a policy rule whose conditions match this request
- * (RFC 4745 §10), whose `<service-list>` names enabler CPM, and whose actions set
+ * (RFC 4745 §7), whose `<service-list>` names enabler CPM, and whose actions set
  * `<allow-do-not-disturb>` true -> 480.
  */
 import type { RejectDecision } from '../decision.js';

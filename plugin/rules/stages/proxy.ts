@@ -6,7 +6,7 @@
  *   `Accept-Contact: *;+g.3gpp.icsi-ref="<ICSI>";require` is added, which makes an RFC 3841
  *   core drop devices whose icsi-ref lacks the session's ICSI (e.g. MMTEL-only), while
  *   devices without icsi-ref (SIMPLE IM) stay (docs/policy.md).
- * - `Request-Disposition: fork, parallel` (RFC 3841 §10); a caller's own
+ * - `Request-Disposition: fork, parallel` (RFC 3841 §9.1); a caller's own
  *   Request-Disposition is removed first.
  * - `failover` to the ISF on 480/408/487/500/503/504 when interworking is on
  *   (CR 8.3.2.1.1, final responses other than 200).

@@ -36,7 +36,7 @@ t.test('RFC 3841 §7.2.4 Reject-Contact: all predicate tags must be present', as
   for (const [pred, params, want] of cases) t.equal(rejects(p(pred), featureSetOf(params)), want, `${pred} vs ${JSON.stringify(params)}`);
 });
 
-t.test('RFC 3841 §7.2.5 Accept-Contact scores, explicit and require', async (t) => {
+t.test('RFC 3841 §7.2.4 Accept-Contact scores, explicit and require', async (t) => {
   const cases: [string[], Record<string, string | true>, number | null][] = [
     [[AC_CPM], CPM, 1],
     [[AC_CPM], IM, 0], // tag absent, not explicit: kept with score 0
@@ -81,7 +81,7 @@ t.test('ranking: removal, Qa then q then order; immune contacts last', async (t)
   ]);
 });
 
-t.test('implicit method preference (§7.2.2)', async (t) => {
+t.test('implicit method preference (§7.2.2.1)', async (t) => {
   const contacts: { name: string; params: Record<string, string | true>; q: number }[] = [
     { name: 'msg-only', params: { methods: 'MESSAGE', '+x': true }, q: 1 },
     { name: 'invite', params: { methods: 'INVITE,MESSAGE', '+x': true }, q: 1 },
@@ -98,7 +98,7 @@ t.test('garbled Accept-Contact / Reject-Contact values are skipped and counted',
   t.equal(prefs.reject.length, 1);
 });
 
-t.test('Request-Disposition (RFC 3841 §10)', async (t) => {
+t.test('Request-Disposition (RFC 3841 §7.1, §9.1)', async (t) => {
   const cases: [string[], { fork: boolean; parallel: boolean }][] = [
     [[], { fork: true, parallel: true }],
     [['Request-Disposition: fork, parallel'], { fork: true, parallel: true }],
