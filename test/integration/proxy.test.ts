@@ -161,6 +161,13 @@ t.test('Session-Replaces reaches only the replaced session\'s device', async (t)
   t.ok(groupInvite, 'A got the group INVITE');
   t.same(headerValues(groupInvite ?? '', 'P-Asserted-Service'), [ICSI_GROUP]);
   t.equal((await first).code, 0, 'the 1-1 session ended normally');
+  // its BYE ended the dialog: pf.dialog "terminated" took it out of the service's sessions
+  await until(
+    async () => (JSON.stringify((await lab.service.getJson('/sessions')).body).includes(cid) ? undefined : true),
+    5000,
+    'service drops the ended session',
+  );
+  t.pass('the ended 1-1 session is no longer tracked');
 });
 
 t.test('all devices fail: the best error reaches the caller', async (t) => {

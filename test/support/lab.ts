@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync, existsSync, mkdtempSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { Proc, freePort, until } from './proc.js';
+import { Proc, freePort, until, findBinary } from './proc.js';
 import { sipUdpRequest, token } from './sip.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -167,7 +167,7 @@ export class Kamailio {
     defs.push(...(o.defines ?? []));
     const args = ['-f', LAB_CFG, '-DD', '-E', '-m', String(o.memMb ?? 512), '-w', work, '-Y', work];
     for (const d of defs) args.push('-A', d);
-    const proc = new Proc('kamailio', 'kamailio', args, { cwd: work, logFile: join(o.dir, 'kamailio.log') });
+    const proc = new Proc('kamailio', findBinary('kamailio'), args, { cwd: work, logFile: join(o.dir, 'kamailio.log') });
     const k = new Kamailio(proc, sipPort, o);
     await proc.waitFor(/Listening on/, STARTUP_MS);
     // readiness: the SIP socket answers (lab.cfg answers OPTIONS to itself)

@@ -4,7 +4,7 @@
  * its output is kept for assertions and logs, and every wait is bounded.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, accessSync, constants, type WriteStream } from 'node:fs';
 import net from 'node:net';
 import dgram from 'node:dgram';
 
@@ -145,6 +145,25 @@ function killGroup(pid: number, sig: NodeJS.Signals): void {
   } catch {
     // already gone
   }
+}
+
+/**
+ * Absolute path of a system binary: PATH first, then the sbin dirs Debian installs
+ * kamailio into (not on a normal user's PATH).
+ */
+export function findBinary(name: string): string {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/sbin', '/usr/bin', '/usr/local/bin'];
+  for (const d of dirs) {
+    if (!d) continue;
+    const p = `${d}/${name}`;
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  throw new Error(`${name} not found (run scripts/ensure-deps.sh)`);
 }
 
 /** A port free for both TCP and UDP on 127.0.0.1 (SIP listens on both). */

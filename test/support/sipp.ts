@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
-import { Proc, freePort } from './proc.js';
+import { Proc, freePort, findBinary } from './proc.js';
 import { parseResponse, type SipResponse } from './sip.js';
 
 export const SIPP_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'sipp');
@@ -97,7 +97,7 @@ function udpPortFree(port: number): Promise<boolean> {
 /** Run a scenario to completion (UAC, or a UAS with a bounded -m). */
 export async function runSipp(o: SippOptions): Promise<SippResult> {
   const { args, msgFile, errFile } = await buildArgs(o);
-  const proc = new Proc(`sipp ${o.scenario}`, 'sipp', args, { cwd: o.dir });
+  const proc = new Proc(`sipp ${o.scenario}`, findBinary('sipp'), args, { cwd: o.dir });
   const timeoutMs = o.timeoutMs ?? 30_000;
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -122,7 +122,7 @@ export class SippAgent {
 
   static async start(o: SippOptions): Promise<SippAgent> {
     const { args, msgFile, errFile, port } = await buildArgs({ calls: 0, ...o });
-    const proc = new Proc(`sipp ${o.scenario}`, 'sipp', args, { cwd: o.dir });
+    const proc = new Proc(`sipp ${o.scenario}`, findBinary('sipp'), args, { cwd: o.dir });
     const agent = new SippAgent(proc, port, msgFile, errFile);
     // sipp is ready once its SIP socket is bound: our own bind of that port fails then
     const deadline = Date.now() + 5000;
