@@ -21,7 +21,7 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: 16 * 1024 * 1024,
+    bodyLimit: 1024 * 1024, // XCAP PUT routes set their own (xdm.maxDocumentBytes)
   });
 
   app.get('/health', async () => ({ status: 'ok' }));
