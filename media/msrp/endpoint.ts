@@ -51,6 +51,7 @@ export class MsrpEndpoint extends EventEmitter<EndpointEvents> {
   private readonly sinks = new Map<string, SessionSink>();
   private readonly bound = new Map<string, Set<MsrpConnection>>();
   private readonly conns = new Set<MsrpConnection>();
+  private readonly rawSockets = new Set<net.Socket>();
   private server: net.Server | undefined;
   private boundPort = 0;
 
@@ -76,8 +77,21 @@ export class MsrpEndpoint extends EventEmitter<EndpointEvents> {
       this.attach(new MsrpConnection(socket, accepted));
     };
     const server = this.opts.tls
-      ? tls.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert }, onSocket)
+      ? tls.createServer(
+          // A TLS peer that never finishes its handshake is dropped like a silent one.
+          { key: this.opts.tls.key, cert: this.opts.tls.cert, handshakeTimeout: accepted.firstFrameTimeoutMs || 120_000 },
+          onSocket,
+        )
       : net.createServer(onSocket);
+    if (server instanceof tls.Server) {
+      // Handshake timeout or failure: Node only reports it; drop the socket.
+      server.on('tlsClientError', (_err, sock) => sock.destroy());
+    }
+    // Every raw socket, including TLS ones still in their handshake, so close() ends them all.
+    server.on('connection', (sock: net.Socket) => {
+      this.rawSockets.add(sock);
+      sock.once('close', () => this.rawSockets.delete(sock));
+    });
     if (this.opts.maxConnections !== undefined) server.maxConnections = this.opts.maxConnections;
     this.server = server;
     return new Promise((resolve, reject) => {
@@ -138,6 +152,7 @@ export class MsrpEndpoint extends EventEmitter<EndpointEvents> {
 
   async close(): Promise<void> {
     for (const c of this.conns) c.close(new Error('endpoint closed'));
+    for (const sock of this.rawSockets) sock.destroy();
     const server = this.server;
     this.server = undefined;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));

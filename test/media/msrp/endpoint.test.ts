@@ -178,4 +178,11 @@ t.test('msrps: TLS endpoint with a certificate generated for this test', async (
   const r = await orig.sendMessage('secret 🙂', { contentType: 'text/plain', chunkSize: 4 });
   t.same(r.statuses, [200, 200, 200]);
   t.equal((await dev.waitForMessage()).body.toString(), 'secret 🙂');
+  // A client that opens TCP and never starts the TLS handshake is dropped.
+  const strict = new MsrpEndpoint({ tls: { key, cert }, connection: { headerTimeoutMs: 300 } });
+  const sport = await strict.listen();
+  t.teardown(() => strict.close());
+  const silent = await rawClient(sport);
+  await silent.closed(5000);
+  t.pass('silent TLS client closed by the handshake timeout');
 });
