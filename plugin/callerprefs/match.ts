@@ -1,17 +1,19 @@
 /**
  * RFC 3841 §7.2 caller-preference processing against contact feature sets.
  *
- * Our reading of §7.2.4 "Matching" (docs/policy.md, "RFC 3841 matcher"):
+ * Our reading of §7.2.4 "Matching" (docs/policy.md, "RFC 3841 matcher"; it agrees with
+ * what mature stacks such as Sofia-SIP do):
  * - A contact with no feature tags at all is *immune*: never removed by caller
- *   preferences, and ranked with Qa = 0 (after contacts that matched something).
- * - Reject-Contact (§7.2.4): a contact is removed when some predicate matches it AND every
+ *   preferences, Qa = 1.
+ * - Reject-Contact: a contact is removed when some predicate matches it AND every
  *   feature tag of that predicate is present in the contact's feature set.
- * - Accept-Contact (§7.2.4), per predicate: terms whose tag the contact lacks are left
- *   out of the match; the rest must all be satisfied. Score = (terms whose tag the
- *   contact has) / (all terms). No match: removed if `require`, else score 0. A match
- *   with `explicit` and a score below 1 counts as no match.
- * - Qa = mean of the predicate scores. Targets are ordered by Qa, then q, then
- *   registration order.
+ * - Accept-Contact, per predicate: terms whose tag the contact lacks are left out of the
+ *   match; the rest must all be satisfied. No match: the contact is removed if
+ *   `require`, else the predicate is left out of Qa. A match scores the share of the
+ *   predicate's terms whose tag the contact has; with `explicit`, a score below 1 becomes
+ *   0 (and removes the contact if also `require`).
+ * - Qa = mean score over the matching predicates (0 when none matched; 1 when the
+ *   request has no Accept-Contact). Targets are ordered by Qa, then q, then input order.
  */
 import type { SipRequest } from '../sip/message.js';
 import { featureSetOf, parsePredicate, type FeatureAtom, type FeaturePredicate, type FeatureSet, type FeatureTerm } from './features.js';
@@ -141,16 +143,21 @@ export function rejects(p: FeaturePredicate, set: FeatureSet): boolean {
 export function acceptScore(accept: readonly FeaturePredicate[], set: FeatureSet): number | null {
   if (accept.length === 0) return 1;
   let sum = 0;
+  let matched = 0;
   for (const p of accept) {
     const r = evaluatePredicate(p, set);
-    const ok = r.matched && (!p.explicit || r.coverage === 1);
-    if (!ok) {
+    if (!r.matched) {
       if (p.require) return null;
       continue;
     }
+    matched++;
+    if (p.explicit && r.coverage < 1) {
+      if (p.require) return null;
+      continue; // scores 0
+    }
     sum += r.coverage;
   }
-  return sum / accept.length;
+  return matched ? sum / matched : 0;
 }
 
 export interface Ranked<T> {
@@ -180,7 +187,7 @@ export function rankContacts<T extends { readonly params: Readonly<Record<string
   contacts.forEach((c, idx) => {
     const set = featureSetOf(c.params);
     if (set.size === 0) {
-      kept.push({ item: c, qa: 0, idx }); // immune (our reading, see top of file)
+      kept.push({ item: c, qa: 1, idx }); // immune (see top of file)
       return;
     }
     if (prefs.method !== null) {

@@ -40,11 +40,13 @@ t.test('RFC 3841 §7.2.4 Accept-Contact scores, explicit and require', async (t)
   const cases: [string[], Record<string, string | true>, number | null][] = [
     [[AC_CPM], CPM, 1],
     [[AC_CPM], IM, 0], // tag absent, not explicit: kept with score 0
-    [[AC_CPM], MMTEL, 0], // tag present, mismatched, no require: score 0
+    [[AC_CPM], MMTEL, 0], // tag present, mismatched, no require: left out, nothing matched
+    [[AC_CPM, '*;audio'], MMTEL, 1], // the mismatched predicate is left out of the mean
     [[`${AC_CPM};require`], MMTEL, null], // mismatched + require: dropped
     [[`${AC_CPM};require`], IM, 0], // absent tag is not a mismatch
     [[`${AC_CPM};explicit;require`], IM, null], // explicit needs the tag
     [[`${AC_CPM};explicit`], IM, 0],
+    [[`${AC_CPM};explicit`, '*;+g.oma.sip-im'], IM, 0.5], // explicit miss scores 0 but counts
     [[`${AC_CPM};+g.oma.sip-im`], CPM, 0.5], // one of two tags present
     [[`${AC_CPM};+g.oma.sip-im;explicit`], CPM, 0], // explicit with partial coverage: no match
     [[AC_CPM, '*;+g.oma.sip-im'], IM, 0.5], // mean of two predicates
@@ -64,7 +66,7 @@ t.test('RFC 3841 §7.2.4 Accept-Contact scores, explicit and require', async (t)
   }
 });
 
-t.test('ranking: removal, Qa then q then order; immune contacts last', async (t) => {
+t.test('ranking: removal, Qa then q then order; immune contacts have Qa 1', async (t) => {
   const contacts = [
     { name: 'im', params: IM, q: 1 },
     { name: 'cpm-low', params: { ...CPM, '+sip.instance': '<urn:uuid:d>' }, q: 0.5 },
@@ -74,10 +76,10 @@ t.test('ranking: removal, Qa then q then order; immune contacts last', async (t)
   ];
   const prefs = callerPrefsOf(req([`Accept-Contact: ${AC_CPM}`, 'Reject-Contact: *;audio']));
   t.same(rankContacts(prefs, contacts).map((r) => [r.item.name, r.qa]), [
+    ['plain', 1],
     ['cpm', 1],
     ['cpm-low', 1],
     ['im', 0],
-    ['plain', 0],
   ]);
 });
 
