@@ -6,10 +6,11 @@ import { pino } from 'pino';
 import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from './config/load.js';
 import { createApp } from './app.js';
+import type { Config } from './config/schema.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, strict: true });
-  let config;
+  let config: Config;
   try {
     config = loadConfig({ file: values.config });
   } catch (err) {
