@@ -167,6 +167,20 @@ export function loadSeeds(fixtureDir: string): Buffer[] {
     .map((f) => readFileSync(join(fixtureDir, f)));
 }
 
+/** `count` mutated inputs (same mutators as runFuzz), for fuzzing other layers. */
+export function mutatedInputs(seed: number, count: number, fixtureDir: string): Buffer[] {
+  const r = rng(seed);
+  const seeds = loadSeeds(fixtureDir);
+  const names = Object.keys(MUTATORS);
+  const out: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    let input = seeds[int(r, seeds.length)]!;
+    for (let k = 1 + int(r, 3); k > 0; k--) input = MUTATORS[names[int(r, names.length)]!]!(input, r, seeds);
+    out.push(input);
+  }
+  return out;
+}
+
 export function runFuzz(opts: FuzzOptions): FuzzStats {
   const r = rng(opts.seed);
   const seeds = loadSeeds(opts.fixtureDir);

@@ -181,8 +181,12 @@ export class MsrpEndpoint extends EventEmitter<EndpointEvents> {
       // RFC 4975 §7.3: 400 when the request is unintelligible and we can address the answer.
       const p = err.partialHead;
       if (p?.method !== undefined) {
-        const resp = responseFor(p, 400);
-        if (resp) conn.sendFrame(resp);
+        try {
+          const resp = responseFor(p, 400);
+          if (resp) conn.sendFrame(resp);
+        } catch {
+          // unanswerable (e.g. unusable paths): the connection closes anyway
+        }
       }
       this.emit('protocolError', conn, err);
     });
