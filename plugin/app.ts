@@ -82,6 +82,9 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     maxFrameBytes: config.rpc.maxFrameBytes,
   });
 
+  metrics.gauge('pf_rpc_connections', 'Open JSON-RPC connections', () => rpc.connections);
+  metrics.gauge('pf_sessions_tracked', 'Dialogs tracked for Session-Replaces', () => sessions.size);
+
   /** `bob`, `sip:bob@host`, `sip%3Abob%40host` -> served-user key. */
   const userKey = (raw: string): string | null =>
     servedUserKey(raw.includes(':') ? raw : `sip:${raw}@${config.domain}`, config.identity, config.domain);

@@ -144,4 +144,9 @@ export class ServiceMetrics {
   readonly xdmLoads = this.registry.register(
     new Counter('pf_xdm_documents_total', 'XDM document loads by auid and outcome'),
   );
+
+  /** Gauges read at scrape time (the wiring supplies the readers). */
+  gauge(name: string, help: string, read: () => number): void {
+    this.registry.register(new Gauge(name, help, read));
+  }
 }

@@ -151,6 +151,11 @@ export class RpcServer {
     return this.server.listening;
   }
 
+  /** Open JSON-RPC connections (janssonrpcc keeps one or a few per server). */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
   /** Listen and resolve with the bound port (pass 0 for a free one). */
   listen(port: number, host: string): Promise<number> {
     return new Promise((resolve, reject) => {

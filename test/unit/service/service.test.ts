@@ -168,6 +168,8 @@ t.test('pf.register -> devices listing -> pf.invite -> core.fork -> pf.dialog', 
   t.match(metrics, /pf_decision_duration_seconds_count\{method="pf.invite"\} 3/);
   t.match(metrics, /pf_register_total\{kind="register"\} 2/);
   t.match(metrics, /pf_register_total\{kind="deregister"\} 2/);
+  t.match(metrics, /\npf_sessions_tracked 0\n/);
+  t.match(metrics, /\npf_rpc_connections \d+\n/);
 });
 
 t.test('XDM documents drive the decision and a new document takes effect at once', async (t) => {
