@@ -1,7 +1,7 @@
 // Header access and typed header values (RFC 4975 §8, ABNF §9).
 import { Buffer } from 'node:buffer';
 import { MsrpError } from './errors.js';
-import { formatMsrpUri, parseMsrpUri } from './uri.js';
+import { formatMsrpUri, msrpUriEquals, parseMsrpUri } from './uri.js';
 import type { ByteRange, FrameHead, MsrpHeader, MsrpUri, ReportMode, StatusValue } from './types.js';
 
 type HasHeaders = FrameHead | readonly MsrpHeader[];
@@ -75,6 +75,19 @@ export function toPathSessionId(head: FrameHead): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * RFC 4976 §7.3.2 relay forwarding: the first To-Path URI must be the relay's own; it is
+ * removed, and the relay's URI is put first in From-Path. Returns undefined when the
+ * request is not addressed to `self` or nothing is left to forward to.
+ */
+export function forwardPaths(h: HasHeaders, self: MsrpUri | string): { toPath: string; fromPath: string } | undefined {
+  const to = pathTokens(getHeader(h, 'To-Path') ?? '');
+  const from = getHeader(h, 'From-Path');
+  if (to.length < 2 || from === undefined || !msrpUriEquals(to[0]!, self)) return undefined;
+  const selfText = typeof self === 'string' ? self : formatMsrpUri(self);
+  return { toPath: to.slice(1).join(' '), fromPath: `${selfText} ${pathTokens(from).join(' ')}` };
 }
 
 const BR = /^([0-9]{1,15})-([0-9]{1,15}|\*)\/([0-9]{1,15}|\*)$/;

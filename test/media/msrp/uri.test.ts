@@ -1,7 +1,7 @@
 // RFC 4975 §6 URI parse/format and the §6.1 comparison table.
 import t from 'tap';
 import { formatMsrpUri, msrpUriEquals, parseMsrpUri } from '../../../media/msrp/uri.js';
-import { parseByteRange, formatByteRange, parseStatus, formatStatus, parsePath, reportMode, setHeader, toPathSessionId } from '../../../media/msrp/headers.js';
+import { forwardPaths, parseByteRange, formatByteRange, parseStatus, formatStatus, parsePath, reportMode, setHeader, toPathSessionId } from '../../../media/msrp/headers.js';
 import { parseFrames } from '../../../media/msrp/parser.js';
 
 t.test('parse and format round trip', async (t) => {
@@ -90,4 +90,12 @@ t.test('report modes and session lookup', async (t) => {
   t.equal(reportMode(mk('Failure-Report: bogus\r\n'), 'Failure-Report'), 'yes');
   t.equal(reportMode(mk('Success-Report: yes\r\n'), 'Success-Report'), 'yes');
   t.equal(toPathSessionId(mk('')), 'Sess1', 'last To-Path URI decides (§5.4)');
+});
+
+t.test('forwardPaths (RFC 4976 relay hop)', async (t) => {
+  const head = parseFrames(Buffer.from(`MSRP abcd1234 REPORT\r\nTo-Path: msrp://Relay.example:2855;tcp msrp://b:2/s;tcp\r\nFrom-Path: msrp://a:3/x;tcp\r\nStatus: 000 200 OK\r\n-------abcd1234$\r\n`))[0]!.head;
+  t.same(forwardPaths(head, 'msrp://relay.example:2855;tcp'), { toPath: 'msrp://b:2/s;tcp', fromPath: 'msrp://relay.example:2855;tcp msrp://a:3/x;tcp' });
+  t.equal(forwardPaths(head, 'msrp://other:2855;tcp'), undefined, 'not addressed to us');
+  const last = parseFrames(Buffer.from(`MSRP abcd1234 SEND\r\nTo-Path: msrp://b:2/s;tcp\r\nFrom-Path: msrp://a:3/x;tcp\r\n-------abcd1234$\r\n`))[0]!.head;
+  t.equal(forwardPaths(last, 'msrp://b:2/s;tcp'), undefined, 'we are the last hop');
 });
