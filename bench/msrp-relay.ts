@@ -113,7 +113,9 @@ export async function startOurs(): Promise<Target> {
   const msrpPort = await freePort();
   const controlPort = await freePort();
   const flags = (process.env.RELAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...flags, '--import', 'tsx', join(ROOT, 'media/main.ts'),
+  // RELAY_MAIN: a compiled media/main.js (npm run build) instead of running the TypeScript through tsx.
+  const entry = process.env.RELAY_MAIN ? [process.env.RELAY_MAIN] : ['--import', 'tsx', join(ROOT, 'media/main.ts')];
+  const child = spawn(process.execPath, [...flags, ...entry,
     '--msrp-port', String(msrpPort), '--control-port', String(controlPort), '--history', 'off'], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_ENV: 'production' },
   });
