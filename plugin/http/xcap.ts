@@ -4,7 +4,7 @@
  * headers of RFC 9110 §13. Node selectors (`~~`) and global documents are not served (404).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AUIDS, XcapRejectError, type StoredDocument, type XcapStore } from '../xdm/store.js';
+import { AUIDS, XcapRejectError, etagOf, type StoredDocument, type XcapStore } from '../xdm/store.js';
 
 export interface XcapRouteDeps {
   readonly store: XcapStore;
@@ -14,6 +14,16 @@ export interface XcapRouteDeps {
 }
 
 const XCAP_ERROR_MIME = 'application/xcap-error+xml';
+
+const XCAP_CAPS =
+  '<?xml version="1.0" encoding="UTF-8"?>\n' +
+  '<xcap-caps xmlns="urn:ietf:params:xml:ns:xcap-caps">\n' +
+  `  <auids>${['xcap-caps', ...Object.keys(AUIDS)].map((a) => `<auid>${a}</auid>`).join('')}</auids>\n` +
+  '  <extensions/>\n' +
+  `  <namespaces>${['urn:ietf:params:xml:ns:xcap-caps', ...Object.values(AUIDS).map((a) => a.rootNs)]
+    .map((n) => `<namespace>${n}</namespace>`)
+    .join('')}</namespaces>\n` +
+  '</xcap-caps>\n';
 
 /** RFC 4825 §11 error document. */
 function xcapError(condition: string, phrase?: string): string {
@@ -93,6 +103,11 @@ export function xcapRoutes(deps: XcapRouteDeps) {
         Object.values(AUIDS).map((a) => a.mime),
         { parseAs: 'string', bodyLimit: store.maxBytes },
         (_req, body, done) => done(null, body),
+      );
+
+      // RFC 4825 §12: the server's capabilities, a global read-only document.
+      xcap.get('/xcap-root/xcap-caps/global/index', async (_req, reply) =>
+        reply.type('application/xcap-caps+xml').header('etag', etagOf(XCAP_CAPS)).send(XCAP_CAPS),
       );
 
       xcap.get<{ Params: XcapParams }>('/xcap-root/:auid/users/:xui/*', async (req, reply) => {

@@ -143,6 +143,10 @@ t.test('bad documents are refused and the previous one stays', async (t) => {
 
 t.test('only the two AUIDs and whole documents are served', async (t) => {
   const app = await makeApp(t);
+  const caps = await app.http.inject({ url: '/xcap-root/xcap-caps/global/index' });
+  t.equal(caps.statusCode, 200);
+  t.equal(caps.headers['content-type'], 'application/xcap-caps+xml');
+  t.match(caps.body, /<auid>resource-lists<\/auid><auid>org\.openmobilealliance\.access-rules<\/auid>/);
   for (const url of [
     '/xcap-root/pres-rules/users/sip:bob@example.net/index',
     '/xcap-root/resource-lists/global/index',
