@@ -131,3 +131,23 @@ t.test('a REGISTER over the device cap stores nothing', async (t) => {
   // replacing one within the same REGISTER stays under the cap
   t.same((await store.apply({ kind: 'update', aor: AOR, upsert: [mk(3)], remove: ['sip:bob@10.0.0.1'] }, 0)).devices, 2);
 });
+
+t.test('concurrent REGISTERs of one user all land (one transaction each)', async (t) => {
+  const { store, close } = openStore(tempDir(t));
+  t.teardown(close);
+  const results = await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      store.apply(
+        { kind: 'update', aor: AOR, upsert: [device({ aor: AOR, contact: `sip:bob@10.0.1.${i}`, instance: `<urn:uuid:${i}>` })], remove: [] },
+        0,
+      ),
+    ),
+  );
+  t.same(results.map((r) => r.added), Array(20).fill(1));
+  t.equal(store.list(AOR, 0).length, 20);
+  t.same(
+    results.map((r) => r.devices).sort((a, b) => a - b),
+    Array.from({ length: 20 }, (_, i) => i + 1),
+    'each saw the ones before it',
+  );
+});
