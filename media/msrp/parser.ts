@@ -85,6 +85,15 @@ function isFlag(b: number | undefined): b is 0x24 | 0x2b | 0x23 {
 }
 
 function decodeUtf8(b: Buffer, what: string, partial?: PartialHead): string {
+  // ASCII fast path: most heads are pure ASCII.
+  let ascii = true;
+  for (let i = 0; i < b.length; i++) {
+    if (b[i]! >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return b.toString('latin1');
   try {
     return utf8.decode(b);
   } catch {
