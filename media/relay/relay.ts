@@ -99,9 +99,22 @@ interface Route {
   readonly injection: Injection | null;
 }
 
+/** Body pieces as read from the socket; joined only when something needs one buffer. */
+class Body {
+  private joined: Buffer | undefined;
+  constructor(readonly parts: Buffer[], readonly length: number) {
+    if (parts.length === 1) this.joined = parts[0];
+    else if (parts.length === 0) this.joined = EMPTY;
+  }
+  get buffer(): Buffer {
+    this.joined ??= Buffer.concat(this.parts, this.length);
+    return this.joined;
+  }
+}
+
 interface Chunk {
   readonly head: RequestHead;
-  readonly body: Buffer;
+  readonly body: Body;
   /** The frame had a Byte-Range header (else it is not added unless the range changes). */
   readonly hasRange: boolean;
   readonly range: ByteRange;
@@ -420,7 +433,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       r.leg.dropped += 1;
       return;
     }
-    const body = r.parts.length === 1 ? r.parts[0]! : Buffer.concat(r.parts, r.size);
+    const body = new Body(r.parts, r.size);
     try {
       if (head.method === 'SEND') this.onSend(r.session, r.leg, conn, head, body, flag, r.range, r.rangeText);
       else if (head.method === 'REPORT') this.onReport(r.session, r.leg, head);
@@ -432,7 +445,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
   }
 
   private onSend(
-    s: Session, src: Leg, conn: MsrpConnectionLike, head: RequestHead, body: Buffer, flag: ContinuationFlag,
+    s: Session, src: Leg, conn: MsrpConnectionLike, head: RequestHead, body: Body, flag: ContinuationFlag,
     parsed: ByteRange | undefined, rangeText: string | undefined,
   ): void {
     const messageId = getHeader(head.headers, 'Message-ID');
@@ -459,11 +472,15 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     } else if (final) {
       s.inbound.delete(key);
     }
-    const chunk: Chunk = { head, body, range: fixed, flag, hasRange: rangeText !== undefined };
+    // A chunk that may be held (head not known yet) gets its own copy, so it does not pin
+    // the socket's read buffer.
+    const held = m.tracker !== undefined && m.tracker.decided === undefined;
+    const own = held ? new Body([Buffer.from(body.buffer)], body.length) : body;
+    const chunk: Chunk = { head, body: own, range: fixed, flag, hasRange: rangeText !== undefined };
     let release: Chunk[] = [chunk];
     let decision: HeadDecision = { kind: 'chat', prefix: EMPTY };
     if (m.tracker) {
-      const out = m.tracker.push(chunk, body, fixed.start, final);
+      const out = m.tracker.push(chunk, own.buffer, fixed.start, final);
       if (!out) return;
       release = out.release;
       decision = out.decision;
@@ -517,7 +534,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     const dest = route.leg;
     if (dest.state === 'closed') return;
     const ownUri = dest.role === 'originator' ? s.origUri : s.devUri;
-    const body = injectIntoChunk(c.body, c.range.start, route.injection);
+    const body = route.injection ? injectIntoChunk(c.body.buffer, c.range.start, route.injection) : c.body;
     const range = c.hasRange || route.injection ? formatByteRange(shiftRange(c.range, route.injection)) : undefined;
     // Remember where REPORTs for this message go back to (bounded).
     const key = `${dest.tag}\0${messageId}`;
@@ -552,7 +569,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
         h.overflow = true;
         h.parts = [];
       } else {
-        h.parts.push(c.body);
+        h.parts.push(c.body.buffer);
       }
     }
     if (c.flag !== '$') {
@@ -579,7 +596,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
         leg.dropped += 1;
         return;
       }
-      leg.pending.push(parts);
+      leg.pending.push(parts.map(b => Buffer.from(b))); // copies: do not pin read buffers
       leg.pendingBytes += size;
       return;
     }
@@ -691,7 +708,7 @@ const EMPTY = Buffer.alloc(0);
  */
 function frameParts(
   method: string, headers: readonly MsrpHeader[], toPath: readonly string[], fromPath: string,
-  range: string | undefined, body: Buffer, hasBody: boolean, flag: ContinuationFlag,
+  range: string | undefined, body: Buffer | Body, hasBody: boolean, flag: ContinuationFlag,
 ): Buffer[] {
   const tid = fastTransactionId();
   let head = `MSRP ${tid} ${method}\r\n`;
@@ -710,15 +727,17 @@ function frameParts(
   if (withBody) head += '\r\n';
   const end = `${withBody ? '\r\n' : ''}-------${tid}${flag}\r\n`;
   // Small frames go out as one buffer (one socket write); large bodies are not copied.
+  const parts = body instanceof Body ? body.parts : [body];
   if (body.length <= 4096) {
     const hl = Buffer.byteLength(head, 'utf8');
     const out = Buffer.allocUnsafe(hl + body.length + end.length);
     out.write(head, 0, 'utf8');
-    body.copy(out, hl);
-    out.write(end, hl + body.length, 'latin1');
+    let at = hl;
+    for (const p of parts) at += p.copy(out, at);
+    out.write(end, at, 'latin1');
     return [out];
   }
-  return [Buffer.from(head, 'utf8'), body, Buffer.from(end, 'latin1')];
+  return [Buffer.from(head, 'utf8'), ...parts, Buffer.from(end, 'latin1')];
 }
 
 function newLeg(tag: string, role: 'originator' | 'device', path: MsrpUri[], pathText: string[]): Leg {
