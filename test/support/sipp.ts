@@ -75,13 +75,24 @@ async function buildArgs(o: SippOptions): Promise<{ args: string[]; msgFile: str
     '-trace_err', '-error_file', p.errFile,
     // sipp's own UDP control and media sockets: free ones, so runs do not collide
     '-cp', String(await freePort()),
-    '-mp', String(await freePort()),
+    '-mp', String(await freeMediaBase()),
     '-max_recv_loops', '1000',
     ...(o.calls === 0 ? [] : ['-m', String(o.calls ?? 1)]),
     ...(o.extraArgs ?? []),
   ];
   if (o.remote) args.push(o.remote);
   return { args, msgFile: p.msgFile, errFile: p.errFile, port };
+}
+
+/** sipp binds its media ports at mp, mp+1, mp+2, mp+3 (audio, video, RTCP): all free. */
+async function freeMediaBase(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const p = await freePort();
+    if (p > 65530) continue;
+    const rest = await Promise.all([1, 2, 3].map((d) => udpPortFree(p + d)));
+    if (rest.every(Boolean)) return p;
+  }
+  throw new Error('no free media port range for sipp');
 }
 
 const readIf = (f: string): string => (existsSync(f) ? readFileSync(f, 'utf8') : '');
