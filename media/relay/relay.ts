@@ -512,9 +512,11 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     }
     this.noteActivity(s, src, kind);
     const routes: Route[] = [{ leg: s.originator, injection: null }];
-    // CR 8.3.2.1.4 step 4.B: copy the user's own chat message to the user's other devices.
-    if (s.directDelivery && kind === 'chat') {
-      const inj = d.head ? planInjection(d.head) : null;
+    // CR 8.3.2.1.4 step 4.B: copy the user's own chat message to the user's other devices,
+    // marked sent. Only CPIM can carry the mark, so a message without a readable CPIM head
+    // is not copied (the other devices would show it as received).
+    if (s.directDelivery && kind === 'chat' && d.head) {
+      const inj = planInjection(d.head);
       for (const leg of s.devices.values()) {
         if (leg !== src && leg.state !== 'closed') routes.push({ leg, injection: inj });
       }
