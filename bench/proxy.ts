@@ -13,15 +13,52 @@
  * Env: REPS (3), STEP_S seconds per rate step (5), RATES (comma list), CHILDREN (4).
  */
 import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Service, Kamailio, runDir } from '../test/support/lab.js';
 import { Device, newInstance, vars } from '../test/support/calls.js';
 import { runSipp } from '../test/support/sipp.js';
 
 const REPS = Number(process.env.REPS ?? 3);
 const STEP_S = Number(process.env.STEP_S ?? 5);
-const RATES = (process.env.RATES ?? '200,400,600,800,1000,1200,1400,1700,2000').split(',').map(Number);
+const RATES = (process.env.RATES ?? '200,400,600,800,1000,1200,1400,1700,2000,2400,2800,3200').split(',').map(Number);
 const CHILDREN = Number(process.env.CHILDREN ?? 4);
 const DECISION_RATE = 1000;
+/** Rate of the CPU accounting step (both modes). */
+const CPU_RATE = 800;
+
+/** CPU time (ms) used so far by every process of a process group (/proc/<pid>/stat). */
+function groupCpuMs(pgid: number | undefined): number {
+  if (pgid === undefined) return 0;
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // fields after the ")" of comm: state ppid pgrp ... utime(14) stime(15)
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(f[2]) !== pgid) continue;
+    ticks += Number(f[11]) + Number(f[12]);
+  }
+  return (ticks * 1000) / 100; // USER_HZ 100 on Linux
+}
+
+interface CpuSample {
+  kamailio: number;
+  service: number;
+  devices: number;
+}
+
+function sampleCpu(s: Setup): CpuSample {
+  return {
+    kamailio: groupCpuMs(s.kamailio.proc.pid),
+    service: groupCpuMs(s.service.proc.pid),
+    devices: s.devices.reduce((a, d) => a + groupCpuMs(d.agent.proc.pid), 0),
+  };
+}
 
 type Mode = 'bare' | 'pf';
 
@@ -140,6 +177,10 @@ const spread = (xs: number[], digits = 0): string =>
   `${median(xs).toFixed(digits)} (min ${Math.min(...xs).toFixed(digits)}, max ${Math.max(...xs).toFixed(digits)})`;
 
 const root = runDir('bench-proxy');
+const cpu: Record<Mode, { kamailio: number[]; service: number[]; devices: number[] }> = {
+  bare: { kamailio: [], service: [], devices: [] },
+  pf: { kamailio: [], service: [], devices: [] },
+};
 const results = { bare: [] as number[], pf: [] as number[], ratio: [] as number[], p50: [] as number[], p99: [] as number[], fork50: [] as number[], fork99: [] as number[], decisionOk: [] as boolean[] };
 
 for (let rep = 1; rep <= REPS; rep++) {
@@ -148,6 +189,17 @@ for (let rep = 1; rep <= REPS; rep++) {
   for (const mode of ['bare', 'pf'] as const) {
     const s = await setup(mode, join(root, `${mode}-${rep}`));
     try {
+      // CPU per call by component at a rate both sustain
+      const c0 = sampleCpu(s);
+      const rc = await step(s, CPU_RATE);
+      const c1 = sampleCpu(s);
+      const n = CPU_RATE * STEP_S;
+      cpu[mode].kamailio.push((c1.kamailio - c0.kamailio) / n);
+      cpu[mode].service.push((c1.service - c0.service) / n);
+      cpu[mode].devices.push((c1.devices - c0.devices) / n);
+      console.log(
+        `  ${mode} CPU per call at ${CPU_RATE}/s${rc.ok ? '' : ' (some calls failed)'}: Kamailio ${((c1.kamailio - c0.kamailio) / n).toFixed(3)} ms, service ${((c1.service - c0.service) / n).toFixed(3)} ms, devices ${((c1.devices - c0.devices) / n).toFixed(3)} ms`,
+      );
       rateOf[mode] = await maxRate(s, mode);
       if (mode === 'pf') {
         // decision round trip at 1,000 calls/s
@@ -185,5 +237,8 @@ Proxy mode on real Kamailio, ${REPS} repetitions, ${STEP_S} s per rate step, rat
   pf.invite p99 at ${DECISION_RATE}/s          ${spread(results.p99, 3)} ms   (target <= 2 ms)
   core.fork p50 / p99 at ${DECISION_RATE}/s    ${spread(results.fork50, 3)} / ${spread(results.fork99, 3)} ms
   calls at ${DECISION_RATE}/s all completed   ${results.decisionOk.map(String).join(', ')}
+  CPU ms per call at ${CPU_RATE}/s (all processes of each part):
+    bare  Kamailio ${spread(cpu.bare.kamailio, 3)}, service ${spread(cpu.bare.service, 3)}, devices ${spread(cpu.bare.devices, 3)}
+    pf    Kamailio ${spread(cpu.pf.kamailio, 3)}, service ${spread(cpu.pf.service, 3)}, devices ${spread(cpu.pf.devices, 3)}
   (round trip = the service's pf_decision_duration_seconds histogram, interpolated within buckets)
 `);
