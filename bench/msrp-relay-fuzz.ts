@@ -34,6 +34,8 @@ export interface FuzzOptions {
   cases: number;
   seed?: number;
   casesPerRound?: number;
+  /** Record history in some sessions (default true). */
+  record?: boolean;
   log?: (s: string) => void;
 }
 
@@ -216,7 +218,7 @@ export async function fuzzRelay(o: FuzzOptions): Promise<FuzzReport> {
     const offer = relay.offer({
       'call-id': callId, sdp: sdp(orig.localUri), policy: (['A', 'B', 'C'] as const)[seq % 3]!,
       'direct-delivery': seq % 2 === 0, 'served-user': 'sip:bob@example.net',
-      record: seq % 5 === 0, 'conversation-id': `conv-${seq % 7}`, 'contribution-id': `c-${seq}`,
+      record: (o.record ?? true) && seq % 5 === 0, 'conversation-id': `conv-${seq % 7}`, 'contribution-id': `c-${seq}`,
     });
     if (offer.result !== 'ok') throw new Error(offer['error-reason']);
     relay.answer({ 'call-id': callId, leg: 'dev', sdp: sdp(dev.localUri) });
@@ -299,7 +301,8 @@ async function probe(relay: MsrpRelay, port: number): Promise<boolean> {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const cases = Number(process.env.CASES ?? 100000);
   const seed = Number(process.env.SEED ?? 4975);
-  void fuzzRelay({ cases, seed, log: s => process.stderr.write(`${s}\n`) }).then(rep => {
+  const record = process.env.RECORD !== '0';
+  void fuzzRelay({ cases, seed, record, log: s => process.stderr.write(`${s}\n`) }).then(rep => {
     process.stdout.write(`${JSON.stringify({ ...rep, uncaught: rep.uncaught.length }, null, 2)}\n`);
     for (const u of rep.uncaught.slice(0, 3)) process.stderr.write(`${u}\n`);
     const ok = rep.uncaught.length === 0 && rep.hung === 0 && rep.probeFailures === 0 && rep.sessionsLeft === 0 && rep.heapEndMiB - rep.heapStartMiB < 64;
