@@ -6,7 +6,7 @@
 // Each figure is the median of RUNS runs, with min and max. Every run checks that no
 // message was lost. Chunks above 12 KB are checked on both relays.
 //
-// Env: RUNS (5), N_SMALL (20000), N_10K (4000), IDLE (1000), WINDOW (32).
+// Env: RUNS (5), N_SMALL (10000), N_10K (2000), IDLE (1000), WINDOW (32), RELAY_MAIN, RELAY_NODE_FLAGS.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -20,8 +20,8 @@ import { LoadPeer, blast } from './msrp-load.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RUNS = Number(process.env.RUNS ?? 5);
-const N_SMALL = Number(process.env.N_SMALL ?? 20000);
-const N_10K = Number(process.env.N_10K ?? 4000);
+const N_SMALL = Number(process.env.N_SMALL ?? 10000);
+const N_10K = Number(process.env.N_10K ?? 2000);
 const IDLE = Number(process.env.IDLE ?? 1000);
 const WINDOW = Number(process.env.WINDOW ?? 32);
 const KAMAILIO = '/usr/sbin/kamailio';
