@@ -141,6 +141,8 @@ interface Session {
   readonly sent: Map<string, { src: Leg; injection: Injection | null }>;
   /** From-Path value -> device leg, for frames on the device URI. */
   readonly fromCache: Map<string, Leg>;
+  /** From-Path value -> connection that bound before its device was answered. */
+  readonly early: Map<string, MsrpConnectionLike>;
   closed: boolean;
 }
 
@@ -258,6 +260,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       inbound: new Map(),
       sent: new Map(),
       fromCache: new Map(),
+      early: new Map(),
       closed: false,
     };
     if (s.directDelivery && !s.servedUser) warnings.push('direct-delivery without served-user: only device copies are marked');
@@ -308,9 +311,37 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
         return fail('LEG_EXISTS', 'another leg has the same a=path');
       }
     }
-    s.devices.set(p.leg, newLeg(p.leg, 'device', path, pathText));
+    const leg = newLeg(p.leg, 'device', path, pathText);
+    s.devices.set(p.leg, leg);
     s.fromCache.clear();
+    // A device that connected and bound before its answer reached us.
+    for (const [from, conn] of s.early) {
+      const uris = pathUris(from);
+      if (!uris || !msrpUriEquals(uris[uris.length - 1]!, last)) continue;
+      s.early.delete(from);
+      if (!conn.closed) this.bind(s, leg, conn);
+      break;
+    }
     return { result: 'ok', leg: p.leg };
+  }
+
+  /**
+   * The device is active (RFC 6135) and may connect and send its binding empty SEND
+   * before the B2BUA has passed on its 200's SDP. Such an empty SEND is accepted (200)
+   * and its connection parked until `answer` names the device; anything with a body
+   * still gets 481. At most 16 parked connections per session.
+   */
+  private parkEarlyBind(s: Session, conn: MsrpConnectionLike, head: FrameHead): boolean {
+    if (head.kind !== 'request' || head.method !== 'SEND' || head.hasBody) return false;
+    const from = getHeader(head.headers, 'From-Path');
+    if (!from || !pathUris(from) || s.early.size >= 16) return false;
+    if (!s.early.has(from)) {
+      s.early.set(from, conn);
+      conn.on('close', () => {
+        if (s.early.get(from) === conn) s.early.delete(from);
+      });
+    }
+    return true;
   }
 
   /** Drop a device leg (after its BYE): release its media. */
@@ -365,6 +396,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
   private onFrameStart(s: Session, side: 'orig' | 'device', conn: MsrpConnectionLike, head: FrameHead): number | undefined {
     if (s.closed) return 481;
     const leg = side === 'orig' ? s.originator : this.deviceByFromPath(s, head);
+    if (!leg && side === 'device' && this.parkEarlyBind(s, conn, head)) return undefined;
     // RFC 4975 §5.4: a frame that does not belong to a known peer of this session.
     if (!leg || leg.state === 'closed') return 481;
     if (head.kind === 'request' && head.method !== 'SEND' && head.method !== 'REPORT') return 501;
@@ -395,12 +427,8 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
   }
 
   private matchDevice(s: Session, from: string): Leg | undefined {
-    let uris: MsrpUri[];
-    try {
-      uris = parsePath(from);
-    } catch {
-      return undefined;
-    }
+    const uris = pathUris(from);
+    if (!uris) return undefined;
     // The first From-Path URI is the previous hop; the last is the device itself.
     const last = uris[uris.length - 1];
     if (!last) return undefined;
@@ -679,6 +707,8 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     for (const leg of [...s.devices.values(), s.originator]) this.closeLeg(s, leg, reason);
     s.inbound.clear();
     s.sent.clear();
+    for (const c of s.early.values()) c.close();
+    s.early.clear();
   }
 
   /** History writes in flight; `flushHistory()` waits for them. */
@@ -701,6 +731,14 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function pathUris(value: string): MsrpUri[] | undefined {
+  try {
+    return parsePath(value);
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * A relayed frame as buffers to write (RFC 4975 §7.1): the start-line with a fresh

@@ -62,7 +62,8 @@ t.test('frames matched to sessions and legs', async t => {
       if (f.head.kind === 'response') statuses.push(f.head.status);
     };
     const tid = `tid${Math.random().toString(36).slice(2, 10)}`;
-    p.write(`MSRP ${tid} ${c.method ?? 'SEND'}\r\nTo-Path: ${c.to}\r\nFrom-Path: ${c.from}\r\nMessage-ID: m${tid}\r\nByte-Range: 1-0/0\r\n-------${tid}$\r\n`);
+    // With a body: an empty SEND from a not-yet-answered device would be parked (200).
+    p.write(`MSRP ${tid} ${c.method ?? 'SEND'}\r\nTo-Path: ${c.to}\r\nFrom-Path: ${c.from}\r\nMessage-ID: m${tid}\r\nByte-Range: 1-2/2\r\nContent-Type: text/plain\r\n\r\nhi\r\n-------${tid}$\r\n`);
     // A second, valid frame to our own unknown session: its 481 proves the first was handled.
     const tid2 = `${tid}x`;
     p.write(`MSRP ${tid2} SEND\r\nTo-Path: msrp://127.0.0.1:${port}/fence;tcp\r\nFrom-Path: ${c.from}\r\nMessage-ID: f\r\nByte-Range: 1-0/0\r\n-------${tid2}$\r\n`);

@@ -21,11 +21,28 @@ t.test('unknown session gets 481', async t => {
 
 t.test('device with an unknown From-Path gets 481', async t => {
   const w = await world(1);
-  const o = w.relay.query({ 'call-id': w.callId });
-  t.equal(o.result, 'ok');
   const stranger = await MsrpPeer.connect({ host: '127.0.0.1', port: w.port, remotePath: w.devices[0]!.remotePath! });
-  t.equal(await stranger.bind(), 481);
+  const r = await stranger.sendMessage(buildCpim({ from: BOB, to: ALICE, body: 'let me in' }));
+  t.same(r.statuses, [481]);
+  t.equal(w.origin.messages.length, 0, 'nothing relayed');
   await stranger.close();
+  await w.close();
+});
+
+t.test('device that binds before its answer is parked, then bound by answer', async t => {
+  const w = await world(1);
+  const early = await MsrpPeer.connect({ host: '127.0.0.1', port: w.port, remotePath: w.devices[0]!.remotePath! });
+  t.equal(await early.bind(), 200, 'empty SEND accepted while the answer is on its way');
+  t.notOk(w.events.some(e => e.event === 'leg-connected' && e.leg === 'late'));
+  const a = w.relay.answer({ 'call-id': w.callId, leg: 'late', sdp: sdpFor(early.localUri) });
+  t.equal(a.result, 'ok');
+  await w.waitEvent(e => e.event === 'leg-connected' && e.leg === 'late');
+  const m = await w.origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: 'hello late device' }));
+  t.ok((await early.waitForMessage(x => x.messageId === m.messageId)).body.length > 0, 'relayed to the late device');
+  const back = await early.sendMessage(buildCpim({ from: BOB, to: ALICE, body: 'hi' }));
+  t.same(back.statuses, [200]);
+  await w.origin.waitForMessage(x => x.messageId === back.messageId);
+  await early.close();
   await w.close();
 });
 
@@ -61,7 +78,7 @@ t.test('policy A: only the first device leg is kept', async t => {
   const a = w.relay.answer({ 'call-id': w.callId, leg: 'dev2', sdp: sdpFor(d2.localUri) });
   t.equal(a.result, 'error');
   t.equal(a.result === 'error' && a['error-code'], 'POLICY_REJECTED');
-  t.equal(await d2.bind(), 481, 'rejected device cannot bind');
+  t.same((await d2.sendMessage(buildCpim({ from: BOB, to: ALICE, body: 'x' }))).statuses, [481], 'rejected device cannot send');
   const r = await w.origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: 'hi' }));
   await w.devices[0]!.waitForMessage(m => m.messageId === r.messageId);
   const m = await w.devices[0]!.sendMessage(buildCpim({ from: BOB, to: ALICE, body: 'yo' }));
