@@ -166,29 +166,39 @@ export function findBinary(name: string): string {
   throw new Error(`${name} not found (run scripts/ensure-deps.sh)`);
 }
 
-/** A port free for both TCP and UDP on 127.0.0.1 (SIP listens on both). */
-export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = net.createServer();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const a = srv.address();
-        const p = typeof a === 'object' && a ? a.port : 0;
-        srv.close(() => resolve(p));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const s = dgram.createSocket('udp4');
-      s.once('error', () => resolve(false));
-      s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (udpFree && !reserved.has(port)) {
-      reserved.add(port);
+/**
+ * A port free for both TCP and UDP on 127.0.0.1 (SIP listens on both), with `span - 1`
+ * free UDP ports after it (sipp's media ports). Picked at random below Linux's
+ * ephemeral range (32768+), where the kernel does not hand out ports to other
+ * sockets between our check and the child's bind.
+ */
+export async function freePort(span = 1): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * (32700 - 20000 - span));
+    let ok = !reserved.has(port) && (await tcpFree(port));
+    for (let d = 0; ok && d < span; d++) ok = !reserved.has(port + d) && (await udpFree(port + d));
+    if (ok) {
+      for (let d = 0; d < span; d++) reserved.add(port + d);
       return port;
     }
   }
   throw new Error('no free port found');
+}
+
+function tcpFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+export function udpFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', () => resolve(false));
+    s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
 }
 const reserved = new Set<number>();
 

@@ -6,9 +6,8 @@
  */
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
-import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
-import { Proc, freePort, findBinary } from './proc.js';
+import { Proc, freePort, findBinary, udpFree } from './proc.js';
 import { parseResponse, type SipResponse } from './sip.js';
 
 export const SIPP_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'sipp');
@@ -75,7 +74,8 @@ async function buildArgs(o: SippOptions): Promise<{ args: string[]; msgFile: str
     '-trace_err', '-error_file', p.errFile,
     // sipp's own UDP control and media sockets: free ones, so runs do not collide
     '-cp', String(await freePort()),
-    '-mp', String(await freeMediaBase()),
+    // sipp binds its media ports at mp .. mp+3 (audio, video, RTCP)
+    '-mp', String(await freePort(4)),
     '-max_recv_loops', '1000',
     ...(o.calls === 0 ? [] : ['-m', String(o.calls ?? 1)]),
     ...(o.extraArgs ?? []),
@@ -84,26 +84,8 @@ async function buildArgs(o: SippOptions): Promise<{ args: string[]; msgFile: str
   return { args, msgFile: p.msgFile, errFile: p.errFile, port };
 }
 
-/** sipp binds its media ports at mp, mp+1, mp+2, mp+3 (audio, video, RTCP): all free. */
-async function freeMediaBase(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const p = await freePort();
-    if (p > 65530) continue;
-    const rest = await Promise.all([1, 2, 3].map((d) => udpPortFree(p + d)));
-    if (rest.every(Boolean)) return p;
-  }
-  throw new Error('no free media port range for sipp');
-}
-
 const readIf = (f: string): string => (existsSync(f) ? readFileSync(f, 'utf8') : '');
 
-function udpPortFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket('udp4');
-    s.once('error', () => resolve(false));
-    s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
 
 /** Run a scenario to completion (UAC, or a UAS with a bounded -m). */
 export async function runSipp(o: SippOptions): Promise<SippResult> {
@@ -137,7 +119,7 @@ export class SippAgent {
     const agent = new SippAgent(proc, port, msgFile, errFile);
     // sipp is ready once its SIP socket is bound: our own bind of that port fails then
     const deadline = Date.now() + 5000;
-    while (await udpPortFree(port)) {
+    while (await udpFree(port)) {
       if (!proc.running) throw new Error(`sipp ${o.scenario} exited: ${proc.tail()}`);
       if (Date.now() > deadline) throw new Error(`sipp ${o.scenario} did not start`);
       await new Promise((r) => setTimeout(r, 20));
