@@ -5,7 +5,7 @@
 //
 // Works on Buffers: body bytes are passed through as they arrive, never decoded,
 // never buffered whole. Only the head (bounded by ParserLimits) is accumulated.
-import { Buffer } from 'node:buffer';
+import { Buffer, isAscii } from 'node:buffer';
 import { MsrpError, type PartialHead } from './errors.js';
 import type {
   ContinuationFlag,
@@ -41,6 +41,8 @@ const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*)$/s;
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+// For a header value alone: a leading U+FEFF is data there, not a byte order mark.
+const utf8Keep = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export type ParserState = 'idle' | 'head' | 'body';
 
@@ -62,8 +64,9 @@ class HeadBuffer {
     this.len += n;
   }
 
-  byteAt(i: number): number {
-    return this.buf[i]!;
+  /** The backing bytes (valid up to len). */
+  get bytes(): Buffer {
+    return this.buf;
   }
 
   slice(start: number, end: number): Buffer {
@@ -84,22 +87,43 @@ function isFlag(b: number | undefined): b is 0x24 | 0x2b | 0x23 {
   return b === 0x24 || b === 0x2b || b === 0x23;
 }
 
-function decodeUtf8(b: Buffer, what: string, partial?: PartialHead): string {
+function decodeUtf8(b: Buffer, what: string, partial: () => PartialHead | undefined): string {
   // ASCII fast path: most heads are pure ASCII.
-  let ascii = true;
-  for (let i = 0; i < b.length; i++) {
-    if (b[i]! >= 0x80) {
-      ascii = false;
-      break;
-    }
-  }
-  if (ascii) return b.toString('latin1');
+  if (isAscii(b)) return b.toString('latin1');
   try {
     return utf8.decode(b);
   } catch {
-    throw new MsrpError('MSRP_BAD_ENCODING', `${what} is not valid UTF-8`, partial);
+    throw new MsrpError('MSRP_BAD_ENCODING', `${what} is not valid UTF-8`, partial());
   }
 }
+
+function isDigit(b: number | undefined): boolean {
+  return b !== undefined && b >= 0x30 && b <= 0x39;
+}
+
+/** Byte class table: 1 for the bytes `chars` lists (ASCII). */
+function byteTable(chars: string): Uint8Array {
+  const t = new Uint8Array(256);
+  for (let i = 0; i < chars.length; i++) t[chars.charCodeAt(i)] = 1;
+  return t;
+}
+
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+// RFC 7230 token (the header name), ident first char and ident-char (RFC 4975 §9).
+const TOKEN = byteTable(`${ALNUM}!#$%&'*+.^_\`|~-`);
+const TID_FIRST = byteTable(ALNUM);
+const TID_CHAR = byteTable(`${ALNUM}.-+%=`);
+// Control characters not allowed in utf8text (HTAB is allowed).
+const VALUE_CTL = (() => {
+  const t = new Uint8Array(256);
+  for (let b = 0; b < 0x20; b++) if (b !== 0x09) t[b] = 1;
+  t[0x7f] = 1;
+  return t;
+})();
+const LINE_HEADER = 0;
+const LINE_BLANK = 1;
+const LINE_END = 2;
+const MARKER_PREFIX = 2 + END_DASHES.length;
 
 /**
  * Streaming parser: emits frameStart(head) / body(piece)* / frameEnd(flag) per frame.
@@ -117,9 +141,16 @@ export class MsrpStreamParser {
   private startLine: { kind: 'request'; method: string } | { kind: 'response'; status: number; comment?: string } | undefined;
   private headers: MsrpHeader[] = [];
   /** `CRLF "-------" tid` for the frame in its body. */
-  private marker = Buffer.alloc(0);
+  private marker = EMPTY;
+  /** Backing store of `marker`: `CRLF "-------"` then the transaction id (at most 32 bytes). */
+  private readonly markerBuf = Buffer.from(`\r\n${END_DASHES}${'x'.repeat(32)}`, 'latin1');
   /** Body bytes held back because they may begin the end-line. */
-  private tail = Buffer.alloc(0);
+  private tail = EMPTY;
+  /** The read holding the start-line being parsed in place (see partial()). */
+  private scanSrc: Buffer | undefined;
+  private scanOff = 0;
+  /** Flag of the end-line just matched in the head (bodiless frame). */
+  private endFlag: ContinuationFlag = '$';
 
   constructor(handler: ParserHandler, limits?: Partial<ParserLimits>) {
     this.handler = handler;
@@ -164,12 +195,16 @@ export class MsrpStreamParser {
       return p;
     }
     // Start-line unfinished or too long: recover the transaction id if it is readable.
-    const m = TID_PREFIX.exec(this.head.slice(0, Math.min(this.head.len, 64)).toString('latin1'));
+    const src = this.head.len > 0 || this.scanSrc === undefined
+      ? this.head.slice(0, Math.min(this.head.len, 64))
+      : this.scanSrc.subarray(this.scanOff, this.scanOff + 64);
+    const m = TID_PREFIX.exec(src.toString('latin1'));
     return m ? { transactionId: m[1]!, headers: [] } : undefined;
   }
 
   private feedHead(chunk: Buffer, off: number): number {
     this.st = 'head';
+    if (this.head.len === 0) return this.scanHead(chunk, off);
     const lf = chunk.indexOf(LF, off);
     const end = lf === -1 ? chunk.length : lf + 1;
     const n = end - off;
@@ -183,40 +218,116 @@ export class MsrpStreamParser {
       throw new MsrpError('MSRP_HEADER_TOO_LARGE', `head exceeds ${this.limits.maxHeaderBlock} bytes`, this.partial());
     }
     this.head.append(chunk, off, end);
-    if (lf !== -1) this.onLine();
+    if (lf === -1) return end;
+    // A full line sits at head[lineStart, len).
+    const lineBegin = this.lineStart;
+    this.lineStart = this.head.len;
+    const buf = this.head.bytes;
+    const r = this.onLine(buf, lineBegin, this.head.len);
+    if (r === LINE_BLANK) this.emitHead(true, this.head.copyOut());
+    else if (r === LINE_END) this.endBodiless(this.head.copyOut(lineBegin));
     return end;
   }
 
-  /** A full line (ending in LF) sits at head[lineStart, len). */
-  private onLine(): void {
-    const lineEnd = this.head.len - 2;
-    if (lineEnd < this.lineStart || this.head.byteAt(lineEnd) !== CR) {
+  /**
+   * Fast path for a head that starts at chunk[off]: lines are parsed in place and the head
+   * copied once, as `raw`. Falls back to the buffered path when the head is cut by the read.
+   */
+  private scanHead(chunk: Buffer, off: number): number {
+    const { maxStartLine, maxHeaderBlock } = this.limits;
+    let pos = off;
+    // For partial(), should the start-line be bad.
+    this.scanSrc = chunk;
+    this.scanOff = off;
+    for (;;) {
+      const lf = chunk.indexOf(LF, pos);
+      const end = lf === -1 ? chunk.length : lf + 1;
+      const size = end - off;
+      if (this.startLine === undefined && size > maxStartLine) {
+        // Keep what fits so partial() can still read the transaction id.
+        this.head.append(chunk, off, off + Math.min(size, 64));
+        throw new MsrpError('MSRP_START_LINE_TOO_LARGE', `start-line exceeds ${maxStartLine} bytes`, this.partial());
+      }
+      if (size > maxHeaderBlock) {
+        throw new MsrpError('MSRP_HEADER_TOO_LARGE', `head exceeds ${maxHeaderBlock} bytes`, this.partial());
+      }
+      if (lf === -1) {
+        // Head continues in a later read: buffer it and go on line by line.
+        this.head.append(chunk, off, end);
+        this.lineStart = pos - off;
+        this.scanSrc = undefined;
+        return end;
+      }
+      const r = this.onLine(chunk, pos, end);
+      this.scanSrc = undefined;
+      if (r === LINE_BLANK) {
+        this.emitHead(true, Buffer.from(chunk.subarray(off, end)));
+        return end;
+      }
+      if (r === LINE_END) {
+        this.endBodiless(Buffer.from(chunk.subarray(off, pos)));
+        return end;
+      }
+      pos = end;
+    }
+  }
+
+  /** Line buf[begin, end) ends in LF: start-line, header, blank line or end-line. */
+  private onLine(buf: Buffer, begin: number, end: number): number {
+    const lineEnd = end - 2;
+    if (lineEnd < begin || buf[lineEnd] !== CR) {
       throw new MsrpError(this.tid === '' ? 'MSRP_BAD_START_LINE' : 'MSRP_BAD_HEADER', 'line not terminated by CRLF', this.partial());
     }
-    const lineBegin = this.lineStart;
-    const line = this.head.slice(lineBegin, lineEnd);
-    this.lineStart = this.head.len;
     if (this.startLine === undefined) {
-      this.parseStartLine(line);
-      return;
+      if (!this.fastStartLine(buf, begin, lineEnd)) this.parseStartLine(buf.subarray(begin, lineEnd));
+      return LINE_HEADER;
     }
-    if (line.length === 0) {
-      // Blank line: a body section follows (RFC 4975 §9 content-stuff).
-      this.emitHead(true);
-      return;
-    }
-    if (line.length === END_DASHES.length + this.tid.length + 1 && line[0] === 0x2d) {
-      const flag = line[line.length - 1];
-      if (isFlag(flag) && line.toString('latin1', 0, line.length - 1) === END_DASHES + this.tid) {
-        this.emitHead(false, lineBegin);
-        this.finishFrame(String.fromCharCode(flag) as ContinuationFlag);
-        return;
+    const len = lineEnd - begin;
+    // Blank line: a body section follows (RFC 4975 §9 content-stuff).
+    if (len === 0) return LINE_BLANK;
+    if (len === END_DASHES.length + this.tid.length + 1 && buf[begin] === 0x2d) {
+      const flag = buf[lineEnd - 1];
+      if (isFlag(flag) && buf.toString('latin1', begin, lineEnd - 1) === END_DASHES + this.tid) {
+        this.endFlag = String.fromCharCode(flag) as ContinuationFlag;
+        return LINE_END;
       }
     }
     if (this.headers.length >= this.limits.maxHeaders) {
       throw new MsrpError('MSRP_TOO_MANY_HEADERS', `more than ${this.limits.maxHeaders} headers`, this.partial());
     }
-    const text = decodeUtf8(line, 'header line', this.partial());
+    if (!this.fastHeader(buf, begin, lineEnd)) this.slowHeader(buf.subarray(begin, lineEnd));
+    return LINE_HEADER;
+  }
+
+  /** `Name: value` parsed on bytes; false when anything is unusual (the slow path decides). */
+  private fastHeader(buf: Buffer, begin: number, end: number): boolean {
+    let i = begin;
+    while (i < end && TOKEN[buf[i]!] === 1) i++;
+    if (i === begin || i === end || buf[i] !== 0x3a) return false;
+    const colon = i++;
+    while (i < end && (buf[i] === 0x20 || buf[i] === 0x09)) i++;
+    const vstart = i;
+    let ascii = true;
+    for (; i < end; i++) {
+      const b = buf[i]!;
+      if (b >= 0x80) ascii = false;
+      else if (VALUE_CTL[b] === 1) return false;
+    }
+    let value: string;
+    if (ascii) value = buf.toString('latin1', vstart, end);
+    else {
+      try {
+        value = utf8Keep.decode(buf.subarray(vstart, end));
+      } catch {
+        return false;
+      }
+    }
+    this.headers.push({ name: buf.toString('latin1', begin, colon), value });
+    return true;
+  }
+
+  private slowHeader(line: Buffer): void {
+    const text = decodeUtf8(line, 'header line', () => this.partial());
     const m = HEADER_LINE.exec(text);
     if (!m || CONTROL.test(m[2]!)) {
       throw new MsrpError('MSRP_BAD_HEADER', 'malformed header line', this.partial());
@@ -224,8 +335,46 @@ export class MsrpStreamParser {
     this.headers.push({ name: m[1]!, value: m[2]! });
   }
 
+  /** `MSRP tid METHOD` / `MSRP tid NNN [comment]` in plain ASCII; false leaves it to the regexes. */
+  private fastStartLine(buf: Buffer, begin: number, end: number): boolean {
+    if (end - begin < 11 || buf[begin] !== 0x4d || buf[begin + 1] !== 0x53 || buf[begin + 2] !== 0x52 ||
+      buf[begin + 3] !== 0x50 || buf[begin + 4] !== 0x20) return false;
+    const t0 = begin + 5;
+    if (TID_FIRST[buf[t0]!] !== 1) return false;
+    let i = t0 + 1;
+    while (i < end && TID_CHAR[buf[i]!] === 1) i++;
+    const tlen = i - t0;
+    if (tlen < 4 || tlen > 32 || i === end || buf[i] !== 0x20) return false;
+    const m0 = i + 1;
+    let j = m0;
+    while (j < end && buf[j]! >= 0x41 && buf[j]! <= 0x5a) j++;
+    if (j === end && j > m0) {
+      const method = j - m0 === 4 && buf[m0] === 0x53 && buf[m0 + 1] === 0x45 && buf[m0 + 2] === 0x4e && buf[m0 + 3] === 0x44
+        ? 'SEND' : buf.toString('latin1', m0, j);
+      this.tid = buf.toString('latin1', t0, i);
+      this.method = method;
+      this.startLine = { kind: 'request', method };
+      return true;
+    }
+    if (end - m0 < 3 || !isDigit(buf[m0]) || !isDigit(buf[m0 + 1]) || !isDigit(buf[m0 + 2])) return false;
+    const status = (buf[m0]! - 0x30) * 100 + (buf[m0 + 1]! - 0x30) * 10 + (buf[m0 + 2]! - 0x30);
+    if (m0 + 3 === end) {
+      this.tid = buf.toString('latin1', t0, i);
+      this.startLine = { kind: 'response', status };
+      return true;
+    }
+    if (buf[m0 + 3] !== 0x20) return false;
+    for (let k = m0 + 4; k < end; k++) {
+      const b = buf[k]!;
+      if (b >= 0x80 || VALUE_CTL[b] === 1) return false;
+    }
+    this.tid = buf.toString('latin1', t0, i);
+    this.startLine = { kind: 'response', status, comment: buf.toString('latin1', m0 + 4, end) };
+    return true;
+  }
+
   private parseStartLine(line: Buffer): void {
-    const text = decodeUtf8(line, 'start-line', this.partial());
+    const text = decodeUtf8(line, 'start-line', () => this.partial());
     const req = REQ_LINE.exec(text);
     if (req) {
       this.tid = req[1]!;
@@ -243,25 +392,31 @@ export class MsrpStreamParser {
     throw new MsrpError('MSRP_BAD_START_LINE', 'malformed start-line', this.partial());
   }
 
-  /** rawLen: head bytes to keep as `raw` (excludes the end-line of a bodiless frame). */
-  private emitHead(hasBody: boolean, rawLen: number = this.head.len): void {
+  /** raw: the head bytes (without the end-line of a bodiless frame). */
+  private emitHead(hasBody: boolean, raw: Buffer): void {
     const sl = this.startLine!;
-    const base = { transactionId: this.tid, headers: this.headers, hasBody, raw: this.head.copyOut(rawLen) };
     let head: FrameHead;
     if (sl.kind === 'request') {
-      head = { kind: 'request', method: sl.method, ...base };
+      head = { kind: 'request', method: sl.method, transactionId: this.tid, headers: this.headers, hasBody, raw };
     } else {
-      head = { kind: 'response', status: sl.status, ...base };
+      head = { kind: 'response', status: sl.status, transactionId: this.tid, headers: this.headers, hasBody, raw };
       if (sl.comment !== undefined) head.comment = sl.comment;
     }
     this.head.reset();
     this.lineStart = 0;
     if (hasBody) {
       this.st = 'body';
-      this.marker = Buffer.from(`\r\n${END_DASHES}${this.tid}`, 'latin1');
-      this.tail = Buffer.alloc(0);
+      const n = MARKER_PREFIX + this.tid.length;
+      this.markerBuf.write(this.tid, MARKER_PREFIX, 'latin1');
+      this.marker = this.markerBuf.subarray(0, n);
+      this.tail = EMPTY;
     }
     this.handler.frameStart(head);
+  }
+
+  private endBodiless(raw: Buffer): void {
+    this.emitHead(false, raw);
+    this.finishFrame(this.endFlag);
   }
 
   private finishFrame(flag: ContinuationFlag): void {
@@ -270,7 +425,7 @@ export class MsrpStreamParser {
     this.method = undefined;
     this.startLine = undefined;
     this.headers = [];
-    this.tail = Buffer.alloc(0);
+    this.tail = EMPTY;
     this.handler.frameEnd(flag);
   }
 
