@@ -232,19 +232,23 @@ interface RunResult {
   cpu: number;
 }
 
-/** utime + stime of the processes, in seconds (clock ticks of 1/100 s). */
+/**
+ * CPU time of the processes and all their threads, in seconds: the run time the scheduler
+ * accounted (/proc/<pid>/task/<tid>/schedstat, nanoseconds), which does not round to
+ * clock ticks as utime + stime do.
+ */
 function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
+  let ns = 0;
   for (const pid of pids) {
     try {
-      const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      }
     } catch {
       /* gone */
     }
   }
-  return ticks / 100;
+  return ns / 1e9;
 }
 
 export async function throughput(t: Target, receivers: number, count: number, size: number, direct: boolean): Promise<RunResult> {

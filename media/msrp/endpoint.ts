@@ -8,12 +8,14 @@
 //     │─ sink.frameStart returns a status ─▶ that status, body dropped
 //     └─ accepted ─▶ sink; SEND answered 200 at its end-line (autoRespond)
 // Responses are subject to Failure-Report (responseFor).
+import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import { DEFAULT_HEADER_TIMEOUT_MS, MsrpConnection, type ConnectTarget } from './connection.js';
 import type { MsrpError } from './errors.js';
-import { getHeader, parseByteRange, parsePath, toPathSessionId } from './headers.js';
+import { parseByteRange, parsePath, pathTokens, reportMode } from './headers.js';
+import { parseMsrpUri } from './uri.js';
 import { responseFor } from './transactions.js';
 import type { ConnectionOptions, ContinuationFlag, FrameHead, SessionSink } from './types.js';
 
@@ -44,6 +46,8 @@ interface Routing {
   sink: SessionSink | undefined;
   /** Response to send at the end-line, if any. */
   status: number | undefined;
+  /** The 200 to send at the end-line, ready to write (accepted SENDs). */
+  reply: string | undefined;
 }
 
 export class MsrpEndpoint extends EventEmitter<EndpointEvents> {
@@ -171,7 +175,8 @@ export class MsrpEndpoint extends EventEmitter<EndpointEvents> {
       const r = cur;
       cur = undefined;
       if (!r) return;
-      if (r.status !== undefined && head.kind === 'request') {
+      if (r.reply !== undefined) conn.write(Buffer.from(r.reply, 'utf8'));
+      else if (r.status !== undefined && head.kind === 'request') {
         const resp = responseFor(head, r.status);
         if (resp) conn.sendFrame(resp);
       }
@@ -200,36 +205,134 @@ export class MsrpEndpoint extends EventEmitter<EndpointEvents> {
     this.emit('connection', conn);
   }
 
+  /**
+   * Path header value -> what route() needs from it, parsed once per distinct value
+   * (a session sends the same To-Path/From-Path text in every frame). Bounded: cleared
+   * when full.
+   */
+  private readonly paths = new Map<string, PathInfo>();
+
+  private pathInfo(value: string): PathInfo {
+    let info = this.paths.get(value);
+    if (info === undefined) {
+      info = analysePath(value);
+      if (this.paths.size >= MAX_CACHED_PATHS) this.paths.clear();
+      this.paths.set(value, info);
+    }
+    return info;
+  }
+
   private route(conn: MsrpConnection, head: FrameHead): Routing {
-    const sid = toPathSessionId(head);
+    const f = pickHeaders(head);
+    const to = f.toPath === undefined ? undefined : this.pathInfo(f.toPath);
+    const sid = to?.sessionId;
     const sink = sid === undefined ? undefined : this.sinks.get(sid);
     if (head.kind === 'response') {
       // Responses to our own requests come back to the session that sent them.
-      if (sink === undefined || sid === undefined) return { head, sink: undefined, status: undefined };
-      this.bind(sid, conn);
+      if (sink === undefined || sid === undefined) return { head, sink: undefined, status: undefined, reply: undefined };
+      if (!conn.sessions.has(sid)) this.bind(sid, conn);
       sink.frameStart(conn, head);
-      return { head, sink, status: undefined };
+      return { head, sink, status: undefined, reply: undefined };
     }
-    try {
-      parsePath(getHeader(head, 'To-Path') ?? '');
-      parsePath(getHeader(head, 'From-Path') ?? '');
-      const br = getHeader(head, 'Byte-Range');
-      if (br !== undefined) parseByteRange(br);
-    } catch {
-      return { head, sink: undefined, status: 400 };
+    const from = f.fromPath === undefined ? undefined : this.pathInfo(f.fromPath);
+    if (to?.valid !== true || from?.valid !== true || (f.byteRange !== undefined && !validByteRange(f.byteRange))) {
+      return { head, sink: undefined, status: 400, reply: undefined };
     }
     if (sink === undefined || sid === undefined) {
       // RFC 4975 §7.3.1 / §5.4: no such session.
       this.emit('unknownSession', conn, sid, head);
-      return { head, sink: undefined, status: head.method === 'REPORT' ? undefined : 481 };
+      return { head, sink: undefined, status: head.method === 'REPORT' ? undefined : 481, reply: undefined };
     }
     if (head.method !== 'SEND' && head.method !== 'REPORT') {
-      return { head, sink: undefined, status: 501 };
+      return { head, sink: undefined, status: 501, reply: undefined };
     }
-    this.bind(sid, conn);
+    if (!conn.sessions.has(sid)) this.bind(sid, conn);
     const refused = sink.frameStart(conn, head);
-    if (typeof refused === 'number') return { head, sink: undefined, status: refused };
+    if (typeof refused === 'number') return { head, sink: undefined, status: refused, reply: undefined };
     const auto = this.opts.autoRespond ?? true;
-    return { head, sink, status: head.method === 'SEND' && auto ? 200 : undefined };
+    if (head.method !== 'SEND' || !auto) return { head, sink, status: undefined, reply: undefined };
+    // RFC 4975 §7.2: the 200, addressed from the paths already validated, unless
+    // Failure-Report is no/partial (responseFor's rules).
+    const mode = f.failureReport === undefined ? 'yes' : reportMode(head.headers, 'Failure-Report');
+    if (mode !== 'yes') return { head, sink, status: undefined, reply: undefined };
+    const tid = head.transactionId;
+    return {
+      head, sink, status: undefined,
+      reply: `MSRP ${tid} 200 OK\r\nTo-Path: ${from.first}\r\nFrom-Path: ${to.first}\r\n-------${tid}$\r\n`,
+    };
   }
+}
+
+/** Parsed once per distinct path header value. */
+interface PathInfo {
+  /** Every URI parses (parsePath succeeds). */
+  valid: boolean;
+  /** Session-id of the last URI (RFC 4975 §5.4), when that URI parses. */
+  sessionId: string | undefined;
+  /** First URI text (where a hop-by-hop response goes). */
+  first: string;
+}
+
+const MAX_CACHED_PATHS = 4096;
+
+function analysePath(value: string): PathInfo {
+  const t = pathTokens(value);
+  let valid = true;
+  try {
+    parsePath(value);
+  } catch {
+    valid = false;
+  }
+  let sessionId: string | undefined;
+  const last = t[t.length - 1];
+  if (last !== undefined) {
+    try {
+      sessionId = parseMsrpUri(last).sessionId;
+    } catch {
+      sessionId = undefined;
+    }
+  }
+  return { valid, sessionId, first: t[0] ?? '' };
+}
+
+function validByteRange(v: string): boolean {
+  try {
+    parseByteRange(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface Picked {
+  toPath: string | undefined;
+  fromPath: string | undefined;
+  byteRange: string | undefined;
+  failureReport: string | undefined;
+}
+
+/** The first To-Path, From-Path, Byte-Range and Failure-Report values, in one pass. */
+function pickHeaders(head: FrameHead): Picked {
+  const out: Picked = { toPath: undefined, fromPath: undefined, byteRange: undefined, failureReport: undefined };
+  for (const h of head.headers) {
+    const n = h.name;
+    // Compare lower-cased only names of a matching length.
+    switch (n.length) {
+      case 7:
+        if (out.toPath === undefined && n.toLowerCase() === 'to-path') out.toPath = h.value;
+        break;
+      case 9:
+        if (out.fromPath === undefined && n.toLowerCase() === 'from-path') out.fromPath = h.value;
+        break;
+      case 10:
+        if (out.byteRange === undefined && n.toLowerCase() === 'byte-range') out.byteRange = h.value;
+        break;
+      case 14:
+        if (out.failureReport === undefined && n.toLowerCase() === 'failure-report') out.failureReport = h.value;
+        break;
+      default:
+        break;
+    }
+  }
+  return out;
 }
