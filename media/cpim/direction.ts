@@ -94,8 +94,11 @@ export function parseByteRange(v: string | undefined): ByteRange | undefined {
   if (v === undefined) return undefined;
   const m = /^\s*(\d+)-(\d+|\*)\/(\d+|\*)\s*$/.exec(v);
   if (!m) return undefined;
-  const num = (s: string): number | '*' => (s === '*' ? '*' : Number(s));
   const start = Number(m[1]);
   if (!Number.isSafeInteger(start) || start < 1) return undefined;
-  return { start, end: num(m[2]!), total: num(m[3]!) };
+  return { start, end: rangeNum(m[2]!), total: rangeNum(m[3]!) };
+}
+
+function rangeNum(s: string): number | '*' {
+  return s === '*' ? '*' : Number(s);
 }

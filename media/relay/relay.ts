@@ -139,6 +139,13 @@ interface Session {
   readonly inbound: Map<string, InMessage>;
   /** `${destTag}\0${messageId}` -> where REPORTs go back to, and how to map ranges. */
   readonly sent: Map<string, { src: Leg; injection: Injection | null }>;
+  /** Keys of `sent` in insertion order (a ring of maxTracked slots): the oldest is evicted. */
+  readonly sentOrder: Array<string | undefined>;
+  sentPos: number;
+  /** Routes from the originator without injection, while the device set is unchanged. */
+  origRoutes: Route[] | undefined;
+  /** Route from a device to the originator alone. */
+  readonly toOriginator: Route[];
   /** From-Path value -> device leg, for frames on the device URI. */
   readonly fromCache: Map<string, Leg>;
   /** From-Path value -> connection that bound before its device was answered. */
@@ -259,10 +266,15 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       devices: new Map(),
       inbound: new Map(),
       sent: new Map(),
+      sentOrder: [],
+      sentPos: 0,
+      origRoutes: undefined,
+      toOriginator: [],
       fromCache: new Map(),
       early: new Map(),
       closed: false,
     };
+    s.toOriginator.push({ leg: s.originator, injection: null });
     if (s.directDelivery && !s.servedUser) warnings.push('direct-delivery without served-user: only device copies are marked');
     if (s.record && (!s.conversationId || !s.contributionId)) warnings.push('record without conversation-id/contribution-id: history off');
     this.sessions.set(s.callId, s);
@@ -314,6 +326,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     const leg = newLeg(p.leg, 'device', path, pathText);
     s.devices.set(p.leg, leg);
     s.fromCache.clear();
+    s.origRoutes = undefined;
     // A device that connected and bound before its answer reached us.
     for (const [from, conn] of s.early) {
       const uris = pathUris(from);
@@ -352,6 +365,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     if (!leg) return fail('UNKNOWN_LEG', 'no such device leg');
     s.devices.delete(p.leg);
     s.fromCache.clear();
+    s.origRoutes = undefined;
     this.closeLeg(s, leg, 'dropped');
     return { result: 'ok' };
   }
@@ -536,9 +550,15 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       const fromUser = s.directDelivery && kind === 'chat' && s.servedUser !== undefined && d.head !== undefined &&
         cpimAddress(d.head.headers.find(h => h.name.toLowerCase() === 'from')?.value) === s.servedUser;
       const inj = fromUser && d.head ? planInjection(d.head) : null;
-      return [...s.devices.values()].filter(l => l.state !== 'closed').map(leg => ({ leg, injection: inj }));
+      // Without injection the routes only depend on the device set (forward() skips legs
+      // closed since): kept until answer/drop changes it.
+      if (inj === null && s.origRoutes !== undefined) return s.origRoutes;
+      const routes = [...s.devices.values()].filter(l => l.state !== 'closed').map(leg => ({ leg, injection: inj }));
+      if (inj === null) s.origRoutes = routes;
+      return routes;
     }
     this.noteActivity(s, src, kind);
+    if (!(s.directDelivery && kind === 'chat' && d.head)) return s.toOriginator;
     const routes: Route[] = [{ leg: s.originator, injection: null }];
     // CR 8.3.2.1.4 step 4.B: copy the user's own chat message to the user's other devices,
     // marked sent. Only CPIM can carry the mark, so a message without a readable CPIM head
@@ -569,8 +589,12 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     // Remember where REPORTs for this message go back to (bounded).
     const key = `${dest.tag}\0${messageId}`;
     if (!s.sent.has(key)) {
+      // Evict the oldest through the ring: Map.keys() would walk the deleted slots.
+      const old = s.sentOrder[s.sentPos];
+      if (old !== undefined) s.sent.delete(old);
+      s.sentOrder[s.sentPos] = key;
+      s.sentPos = (s.sentPos + 1) % this.opts.maxTracked;
       s.sent.set(key, { src, injection: route.injection });
-      if (s.sent.size > this.opts.maxTracked) s.sent.delete(s.sent.keys().next().value!);
     }
     dest.framesOut += 1;
     dest.bytesOut += body.length;
@@ -707,6 +731,8 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     for (const leg of [...s.devices.values(), s.originator]) this.closeLeg(s, leg, reason);
     s.inbound.clear();
     s.sent.clear();
+    s.sentOrder.length = 0;
+    s.sentPos = 0;
     for (const c of s.early.values()) c.close();
     s.early.clear();
   }
