@@ -13,7 +13,11 @@ function list(h: HasHeaders): readonly MsrpHeader[] {
 /** First header of that name (case-insensitive). */
 export function getHeader(h: HasHeaders, name: string): string | undefined {
   const n = name.toLowerCase();
-  return list(h).find((x) => x.name.toLowerCase() === n)?.value;
+  for (const x of list(h)) {
+    // Lower-case only the names of the right length.
+    if (x.name.length === n.length && x.name.toLowerCase() === n) return x.value;
+  }
+  return undefined;
 }
 
 export function getHeaders(h: HasHeaders, name: string): string[] {

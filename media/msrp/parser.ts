@@ -120,6 +120,30 @@ const VALUE_CTL = (() => {
   t[0x7f] = 1;
   return t;
 })();
+/** buf[start, end) in a buffer of its own (from the pool). */
+function copyBytes(buf: Buffer, start: number, end: number): Buffer {
+  const out = Buffer.allocUnsafe(end - start);
+  buf.copy(out, 0, start, end);
+  return out;
+}
+
+// Header names as usually written: reused instead of a new string per header line.
+const KNOWN_NAMES = ['To-Path', 'From-Path', 'Message-ID', 'Byte-Range', 'Content-Type', 'Success-Report', 'Failure-Report', 'Status'];
+const KNOWN_BY_LENGTH: Array<string[] | undefined> = [];
+for (const n of KNOWN_NAMES) (KNOWN_BY_LENGTH[n.length] ??= []).push(n);
+
+/** The known name spelled exactly as buf[begin, end), if any. */
+function knownName(buf: Buffer, begin: number, end: number): string | undefined {
+  const cands = KNOWN_BY_LENGTH[end - begin];
+  if (cands === undefined) return undefined;
+  for (const n of cands) {
+    let i = 0;
+    while (i < n.length && n.charCodeAt(i) === buf[begin + i]) i++;
+    if (i === n.length) return n;
+  }
+  return undefined;
+}
+
 const LINE_HEADER = 0;
 const LINE_BLANK = 1;
 const LINE_END = 2;
@@ -261,11 +285,11 @@ export class MsrpStreamParser {
       const r = this.onLine(chunk, pos, end);
       this.scanSrc = undefined;
       if (r === LINE_BLANK) {
-        this.emitHead(true, Buffer.from(chunk.subarray(off, end)));
+        this.emitHead(true, copyBytes(chunk, off, end));
         return end;
       }
       if (r === LINE_END) {
-        this.endBodiless(Buffer.from(chunk.subarray(off, pos)));
+        this.endBodiless(copyBytes(chunk, off, pos));
         return end;
       }
       pos = end;
@@ -322,7 +346,7 @@ export class MsrpStreamParser {
         return false;
       }
     }
-    this.headers.push({ name: buf.toString('latin1', begin, colon), value });
+    this.headers.push({ name: knownName(buf, begin, colon) ?? buf.toString('latin1', begin, colon), value });
     return true;
   }
 

@@ -414,6 +414,12 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     // RFC 4975 §5.4: a frame that does not belong to a known peer of this session.
     if (!leg || leg.state === 'closed') return 481;
     if (head.kind === 'request' && head.method !== 'SEND' && head.method !== 'REPORT') return 501;
+    if (head.kind === 'response' && !head.hasBody) {
+      // A hop-by-hop response ends here: it only binds and counts.
+      this.bind(s, leg, conn);
+      leg.framesIn += 1;
+      return undefined;
+    }
     let range: ByteRange | undefined;
     let rangeText: string | undefined;
     if (head.kind === 'request' && head.method === 'SEND') {
@@ -497,7 +503,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     const fixed: ByteRange = { ...range, end: range.end === '*' && flag !== '+' ? range.start + body.length - 1 : range.end };
     const key = `${src.tag}\0${messageId}`;
     const final = flag !== '+';
-    let m = s.inbound.get(key);
+    let m = s.inbound.size === 0 ? undefined : s.inbound.get(key);
     if (!m) {
       // The CPIM head is read only when something depends on it.
       const needHead = s.directDelivery || (s.record && this.options.store !== undefined) ||
