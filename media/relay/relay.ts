@@ -83,6 +83,8 @@ interface Leg extends Counters {
   state: 'waiting' | 'connected' | 'closed';
   /** Frames queued before the peer connected, bounded by maxPending. */
   pending: Buffer[][];
+  /** Message-ID of a message forwarded to this leg -> where its REPORTs go back to. */
+  readonly sent: Map<string, { src: Leg; injection: Injection | null }>;
   pendingBytes: number;
 }
 
@@ -137,10 +139,12 @@ interface Session {
   readonly devices: Map<string, Leg>;
   firstActive?: string;
   readonly inbound: Map<string, InMessage>;
-  /** `${destTag}\0${messageId}` -> where REPORTs go back to, and how to map ranges. */
-  readonly sent: Map<string, { src: Leg; injection: Injection | null }>;
-  /** Keys of `sent` in insertion order (a ring of maxTracked slots): the oldest is evicted. */
-  readonly sentOrder: Array<string | undefined>;
+  /**
+   * The REPORT mappings of all legs (Leg.sent) in insertion order, as a ring of maxTracked
+   * slots: the oldest is evicted.
+   */
+  readonly sentLegs: Array<Leg | undefined>;
+  readonly sentIds: Array<string | undefined>;
   sentPos: number;
   /** Routes from the originator without injection, while the device set is unchanged. */
   origRoutes: Route[] | undefined;
@@ -265,8 +269,8 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       originator: newLeg(ORIGINATOR, 'originator', path, pathText),
       devices: new Map(),
       inbound: new Map(),
-      sent: new Map(),
-      sentOrder: [],
+      sentLegs: [],
+      sentIds: [],
       sentPos: 0,
       origRoutes: undefined,
       toOriginator: [],
@@ -592,15 +596,15 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     const ownUri = dest.role === 'originator' ? s.origUri : s.devUri;
     const body = route.injection ? injectIntoChunk(c.body.buffer, c.range.start, route.injection) : c.body;
     const range = c.hasRange || route.injection ? formatByteRange(shiftRange(c.range, route.injection)) : undefined;
-    // Remember where REPORTs for this message go back to (bounded).
-    const key = `${dest.tag}\0${messageId}`;
-    if (!s.sent.has(key)) {
+    // Remember where REPORTs for this message go back to (bounded per session).
+    if (!dest.sent.has(messageId)) {
       // Evict the oldest through the ring: Map.keys() would walk the deleted slots.
-      const old = s.sentOrder[s.sentPos];
-      if (old !== undefined) s.sent.delete(old);
-      s.sentOrder[s.sentPos] = key;
-      s.sentPos = (s.sentPos + 1) % this.opts.maxTracked;
-      s.sent.set(key, { src, injection: route.injection });
+      const p = s.sentPos;
+      s.sentLegs[p]?.sent.delete(s.sentIds[p]!);
+      s.sentLegs[p] = dest;
+      s.sentIds[p] = messageId;
+      s.sentPos = (p + 1) % this.opts.maxTracked;
+      dest.sent.set(messageId, { src, injection: route.injection });
     }
     dest.framesOut += 1;
     dest.bytesOut += body.length;
@@ -611,7 +615,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
   private onReport(s: Session, from: Leg, head: RequestHead): void {
     const messageId = getHeader(head.headers, 'Message-ID');
     if (!messageId) return;
-    const t = s.sent.get(`${from.tag}\0${messageId}`);
+    const t = from.sent.get(messageId);
     if (!t || t.src.state === 'closed') return;
     const back = t.src;
     const r = parseByteRange(getHeader(head.headers, 'Byte-Range'));
@@ -736,8 +740,9 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     this.endpoint.removeSession(s.devId);
     for (const leg of [...s.devices.values(), s.originator]) this.closeLeg(s, leg, reason);
     s.inbound.clear();
-    s.sent.clear();
-    s.sentOrder.length = 0;
+    for (const leg of [s.originator, ...s.devices.values()]) leg.sent.clear();
+    s.sentLegs.length = 0;
+    s.sentIds.length = 0;
     s.sentPos = 0;
     for (const c of s.early.values()) c.close();
     s.early.clear();
@@ -814,7 +819,7 @@ function frameParts(
 
 function newLeg(tag: string, role: 'originator' | 'device', path: MsrpUri[], pathText: string[]): Leg {
   return {
-    tag, role, path, pathText, state: 'waiting', pending: [], pendingBytes: 0,
+    tag, role, path, pathText, state: 'waiting', pending: [], pendingBytes: 0, sent: new Map(),
     framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0,
   };
 }
