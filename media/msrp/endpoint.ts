@@ -175,7 +175,8 @@ export class MsrpEndpoint extends EventEmitter<EndpointEvents> {
       const r = cur;
       cur = undefined;
       if (!r) return;
-      if (r.reply !== undefined) conn.write(Buffer.from(r.reply, 'utf8'));
+      // ASCII only: URIs that parsed and a transaction id.
+      if (r.reply !== undefined) conn.write(Buffer.from(r.reply, 'latin1'));
       else if (r.status !== undefined && head.kind === 'request') {
         const resp = responseFor(head, r.status);
         if (resp) conn.sendFrame(resp);

@@ -120,6 +120,14 @@ const VALUE_CTL = (() => {
   t[0x7f] = 1;
   return t;
 })();
+// Buffer#latin1Slice skips toString()'s argument and encoding dispatch (Node's own
+// binding, present in every supported Node; toString() is the fallback).
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: (this: Buffer, start: number, end: number) => string }).latin1Slice;
+
+function latin1(buf: Buffer, start: number, end: number): string {
+  return latin1Slice !== undefined ? latin1Slice.call(buf, start, end) : buf.toString('latin1', start, end);
+}
+
 /** buf[start, end) in a buffer of its own (from the pool). */
 function copyBytes(buf: Buffer, start: number, end: number): Buffer {
   const out = Buffer.allocUnsafe(end - start);
@@ -311,7 +319,7 @@ export class MsrpStreamParser {
     if (len === 0) return LINE_BLANK;
     if (len === END_DASHES.length + this.tid.length + 1 && buf[begin] === 0x2d) {
       const flag = buf[lineEnd - 1];
-      if (isFlag(flag) && buf.toString('latin1', begin, lineEnd - 1) === END_DASHES + this.tid) {
+      if (isFlag(flag) && latin1(buf, begin, lineEnd - 1) === END_DASHES + this.tid) {
         this.endFlag = String.fromCharCode(flag) as ContinuationFlag;
         return LINE_END;
       }
@@ -338,7 +346,7 @@ export class MsrpStreamParser {
       else if (VALUE_CTL[b] === 1) return false;
     }
     let value: string;
-    if (ascii) value = buf.toString('latin1', vstart, end);
+    if (ascii) value = latin1(buf, vstart, end);
     else {
       try {
         value = utf8Keep.decode(buf.subarray(vstart, end));
@@ -346,7 +354,7 @@ export class MsrpStreamParser {
         return false;
       }
     }
-    this.headers.push({ name: knownName(buf, begin, colon) ?? buf.toString('latin1', begin, colon), value });
+    this.headers.push({ name: knownName(buf, begin, colon) ?? latin1(buf, begin, colon), value });
     return true;
   }
 
@@ -374,8 +382,8 @@ export class MsrpStreamParser {
     while (j < end && buf[j]! >= 0x41 && buf[j]! <= 0x5a) j++;
     if (j === end && j > m0) {
       const method = j - m0 === 4 && buf[m0] === 0x53 && buf[m0 + 1] === 0x45 && buf[m0 + 2] === 0x4e && buf[m0 + 3] === 0x44
-        ? 'SEND' : buf.toString('latin1', m0, j);
-      this.tid = buf.toString('latin1', t0, i);
+        ? 'SEND' : latin1(buf, m0, j);
+      this.tid = latin1(buf, t0, i);
       this.method = method;
       this.startLine = { kind: 'request', method };
       return true;
@@ -383,7 +391,7 @@ export class MsrpStreamParser {
     if (end - m0 < 3 || !isDigit(buf[m0]) || !isDigit(buf[m0 + 1]) || !isDigit(buf[m0 + 2])) return false;
     const status = (buf[m0]! - 0x30) * 100 + (buf[m0 + 1]! - 0x30) * 10 + (buf[m0 + 2]! - 0x30);
     if (m0 + 3 === end) {
-      this.tid = buf.toString('latin1', t0, i);
+      this.tid = latin1(buf, t0, i);
       this.startLine = { kind: 'response', status };
       return true;
     }
@@ -392,8 +400,8 @@ export class MsrpStreamParser {
       const b = buf[k]!;
       if (b >= 0x80 || VALUE_CTL[b] === 1) return false;
     }
-    this.tid = buf.toString('latin1', t0, i);
-    this.startLine = { kind: 'response', status, comment: buf.toString('latin1', m0 + 4, end) };
+    this.tid = latin1(buf, t0, i);
+    this.startLine = { kind: 'response', status, comment: latin1(buf, m0 + 4, end) };
     return true;
   }
 
