@@ -271,9 +271,13 @@ export class MsrpStreamParser {
     // For partial(), should the start-line be bad.
     this.scanSrc = chunk;
     this.scanOff = off;
+    const len = chunk.length;
     for (;;) {
-      const lf = chunk.indexOf(LF, pos);
-      const end = lf === -1 ? chunk.length : lf + 1;
+      // Head lines are short: a plain loop costs less than indexOf()'s call.
+      let lf = pos;
+      while (lf < len && chunk[lf] !== LF) lf++;
+      if (lf === len) lf = -1;
+      const end = lf === -1 ? len : lf + 1;
       const size = end - off;
       if (this.startLine === undefined && size > maxStartLine) {
         // Keep what fits so partial() can still read the transaction id.
