@@ -79,6 +79,8 @@ interface Leg extends Counters {
   /** Peer a=path: the To-Path we use toward it. */
   readonly path: MsrpUri[];
   readonly pathText: string[];
+  /** pathText as one To-Path value. */
+  readonly toPathText: string;
   conn?: MsrpConnectionLike;
   state: 'waiting' | 'connected' | 'closed';
   /** Frames queued before the peer connected, bounded by maxPending. */
@@ -511,7 +513,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     // RFC 4975 §7.1: an empty SEND only binds the connection; nothing to relay.
     if (!messageId || (!head.hasBody && body.length === 0)) return;
     const range = parsed ?? { start: 1, end: body.length, total: body.length };
-    const fixed: ByteRange = { ...range, end: range.end === '*' && flag !== '+' ? range.start + body.length - 1 : range.end };
+    const fixed: ByteRange = { start: range.start, end: range.end === '*' && flag !== '+' ? range.start + body.length - 1 : range.end, total: range.total };
     const key = `${src.tag}\0${messageId}`;
     const final = flag !== '+';
     let m = s.inbound.size === 0 ? undefined : s.inbound.get(key);
@@ -617,7 +619,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     }
     dest.framesOut += 1;
     dest.bytesOut += body.length;
-    this.write(dest, frameParts('SEND', c.head.headers, dest.pathText, ownUri, range, body, c.head.hasBody, c.flag));
+    this.write(dest, frameParts('SEND', c.head.headers, dest.toPathText, ownUri, range, body, c.head.hasBody, c.flag));
   }
 
   /** RFC 4975 §7.1.2: a REPORT goes back to the message's sender, its Byte-Range mapped back. */
@@ -631,7 +633,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     const range = r ? formatByteRange(unshiftRange(r, t.injection)) : undefined;
     back.framesOut += 1;
     const own = back.role === 'originator' ? s.origUri : s.devUri;
-    this.write(back, frameParts('REPORT', head.headers, back.pathText, own, range, EMPTY, false, '$'));
+    this.write(back, frameParts('REPORT', head.headers, back.toPathText, own, range, EMPTY, false, '$'));
   }
 
   private recordChunk(s: Session, m: InMessage, c: Chunk): void {
@@ -794,7 +796,7 @@ function pathUris(value: string): MsrpUri[] | undefined {
  * Header values come from the parser (no CR/LF) or from our own SDP-derived URIs.
  */
 function frameParts(
-  method: string, headers: readonly MsrpHeader[], toPath: readonly string[], fromPath: string,
+  method: string, headers: readonly MsrpHeader[], toPath: string, fromPath: string,
   range: string | undefined, body: Buffer | Body, hasBody: boolean, flag: ContinuationFlag,
 ): Buffer[] {
   const tid = fastTransactionId();
@@ -802,7 +804,7 @@ function frameParts(
   let rangeDone = range === undefined;
   for (const h of headers) {
     const n = h.name.length === 7 || h.name.length === 9 || h.name.length === 10 ? h.name.toLowerCase() : '';
-    if (n === 'to-path') head += `To-Path: ${toPath.join(' ')}\r\n`;
+    if (n === 'to-path') head += `To-Path: ${toPath}\r\n`;
     else if (n === 'from-path') head += `From-Path: ${fromPath}\r\n`;
     else if (n === 'byte-range' && range !== undefined) {
       if (!rangeDone) head += `Byte-Range: ${range}\r\n`;
@@ -829,7 +831,7 @@ function frameParts(
 
 function newLeg(tag: string, role: 'originator' | 'device', path: MsrpUri[], pathText: string[]): Leg {
   return {
-    tag, role, path, pathText, state: 'waiting', pending: [], pendingBytes: 0, sent: new Map(),
+    tag, role, path, pathText, toPathText: pathText.join(' '), state: 'waiting', pending: [], pendingBytes: 0, sent: new Map(),
     framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0,
   };
 }
