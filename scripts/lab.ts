@@ -33,8 +33,10 @@ const ports = {
 process.env.B2BUA_PORT = String(ports.b2bua);
 
 const dir = join(ROOT, 'run', 'lab');
-// Kamailio's working dir is fresh each time; the service's data (devices, XDM) is kept
+// Fresh each time: Kamailio's usrloc is in memory, so the service's devices start
+// empty too (its XDM documents are seeded again below)
 rmSync(join(dir, 'kamailio'), { recursive: true, force: true });
+rmSync(join(dir, 'service-data'), { recursive: true, force: true });
 mkdirSync(dir, { recursive: true });
 
 let lab: Lab | null = null;
