@@ -7,7 +7,7 @@ import { Type } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import { method, type RpcMethod } from './server.js';
 import { RpcCode, RpcError } from './errors.js';
-import { parseSipMessage, SipParseError, MAX_SIP_MESSAGE_BYTES, type SipRequest } from '../sip/message.js';
+import { canonicalHeaderName, parseSipMessage, SipParseError, MAX_SIP_MESSAGE_BYTES, type SipRequest } from '../sip/message.js';
 import { parseRegister, RegisterError } from '../sip/register.js';
 import { parseNameAddr } from '../sip/uri.js';
 import { decideInvite } from '../rules/invite.js';
@@ -24,6 +24,8 @@ const Src = Type.String({ maxLength: 256 });
 const Msg = Type.String({ minLength: 1, maxLength: MAX_SIP_MESSAGE_BYTES });
 
 export const SipParams = Type.Object({ v: V, msg: Msg, src: Src });
+/** `fork: true`: the result also carries the co-located core's `core.fork` answer (docs/jsonrpc.md). */
+export const InviteParams = Type.Object({ v: V, msg: Msg, src: Src, fork: Type.Optional(Type.Boolean()) });
 export const PingParams = Type.Object({ v: Type.Optional(V) });
 const Str = Type.String({ maxLength: 4096 });
 export const DialogParams = Type.Object({
@@ -59,6 +61,22 @@ function parseRequest(raw: string, expected: string): SipRequest {
     throw new RpcError(RpcCode.InvalidParams, 'Invalid params', `msg is not a ${expected} request`);
   }
   return msg;
+}
+
+/**
+ * The INVITE as Kamailio forwards it after a proxy decision: `remove` header fields
+ * dropped (remove_hf), `hdrs` appended after the others (append_hf), i.e. the `msg`
+ * `core.fork` gets as `$mbu`.
+ */
+export function applyDecisionEdits(msg: SipRequest, remove: readonly string[], hdrs: string): SipRequest {
+  const drop = new Set(remove.map((r) => canonicalHeaderName(r).toLowerCase()));
+  let head = `${msg.method} ${msg.ruri} SIP/2.0\r\n`;
+  for (const h of msg.headers) {
+    if (!drop.has(canonicalHeaderName(h.name).toLowerCase())) head += `${h.name}: ${h.value}\r\n`;
+  }
+  const edited = parseSipMessage(`${head}${hdrs}\r\n${msg.body}`);
+  if (edited.kind !== 'request') throw new Error('edited INVITE is not a request');
+  return edited;
 }
 
 export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
@@ -109,7 +127,7 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
     }),
 
     /** CR 8.3.2.1: decide an incoming session invitation. */
-    'pf.invite': method(SipParams, async (p) => {
+    'pf.invite': method(InviteParams, async (p) => {
       const msg = parseRequest(p.msg, 'INVITE');
       const servedUser = userOf(msg.ruri);
       const now = deps.now();
@@ -134,7 +152,11 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
         now,
       });
       metrics.decisions.inc({ action: decision.action, stage: decision.stage });
-      return decision;
+      if (p.fork !== true || (decision.action !== 'proxy' && decision.action !== 'pass')) return decision;
+      // One round trip for a co-located core: the same answer core.fork gives on the
+      // request as forwarded (the PF's Reject-Contact / Request-Disposition applied).
+      const forwarded = decision.action === 'proxy' ? applyDecisionEdits(msg, decision.remove, decision.hdrs) : msg;
+      return { ...decision, fork: selectForkTargets(forwarded, devices.list(servedUser, now), now) };
     }),
 
     /** RFC 3841 forking for the lab core. */
