@@ -31,5 +31,8 @@ command -v sipp >/dev/null || { echo "ensure-deps: sipp not found after install"
 # npm: install when node_modules is absent or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "ensure-deps: npm ci" >&2
-  npm ci --no-audit --no-fund --loglevel=error
+  # Some npm 11 releases reject their own lock file over other platforms' optional
+  # packages (msgpackr-extract); fall back to a lock-respecting npm install then.
+  npm ci --no-audit --no-fund --loglevel=error \
+    || npm install --no-audit --no-fund --loglevel=error --no-save
 fi
