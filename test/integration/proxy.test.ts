@@ -107,6 +107,9 @@ for (const c of rejects) {
 
 t.test('proxy: the suitable devices get the INVITE, the MMTEL-only one never', async (t) => {
   const before = { a: A.invites().length, b: B.invites().length, m: M.invites().length };
+  const forks = async (): Promise<number> =>
+    Number(/^pf_rpc_requests_total\{[^}]*method="core\.fork"[^}]*\} (\d+)/m.exec(await lab.service.metrics())?.[1] ?? 0);
+  const forksBefore = await forks();
   const r = await call({ dir, sipPort: sip, to: 'bob' });
   t.equal(r.code, 0, `call completed: 200, ACK and BYE along the Record-Route ${r.errors}`);
   const inv = A.invites().slice(before.a);
@@ -122,6 +125,8 @@ t.test('proxy: the suitable devices get the INVITE, the MMTEL-only one never', a
   t.match(headerValues(msg, 'Record-Route')[0] ?? '', new RegExp(`127\\.0\\.0\\.1:${sip};lr`));
   t.same(headerValues(msg, 'Reject-Contact'), [`*;+sip.instance="<${M.o.instance}>"`], 'exactly the MMTEL device rejected');
   t.same(headerValues(msg, 'Request-Disposition'), ['fork, parallel']);
+  // one round trip: pf.invite carried the core's fork (pf.invite "fork": true), no core.fork
+  t.equal(await forks(), forksBefore, 'no separate core.fork call');
   // ACK and BYE followed the Record-Route to A
   const ackByes = A.messages();
   t.ok(requestsIn(ackByes, 'ACK').length >= 1, 'A got the ACK');
