@@ -10,7 +10,10 @@
  * it) is read from /metrics during a run at 1,000 calls/s. Each figure is the median
  * over REPS repetitions, with min and max.
  *
- * Env: REPS (3), STEP_S seconds per rate step (5), RATES (comma list), CHILDREN (4).
+ * Env: REPS (3), STEP_S seconds per rate step (5), RATES (comma list), CHILDREN (4),
+ * MODES (comma list of bare, pf, pf-2rt; default bare,pf; pf-2rt is the PF with the
+ * fork asked in a second round trip, core.fork, as before pf.invite carried it),
+ * SERVICE_NODE_OPTIONS (NODE_OPTIONS for the service process, e.g. --max-semi-space-size=16).
  */
 import { join } from 'node:path';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -22,6 +25,8 @@ const REPS = Number(process.env.REPS ?? 3);
 const STEP_S = Number(process.env.STEP_S ?? 5);
 const RATES = (process.env.RATES ?? '200,400,600,800,1000,1200,1400,1700,2000,2400,2800,3200').split(',').map(Number);
 const CHILDREN = Number(process.env.CHILDREN ?? 4);
+const MODES = (process.env.MODES ?? 'bare,pf').split(',') as Mode[];
+if (process.env.SERVICE_NODE_OPTIONS) process.env.NODE_OPTIONS = process.env.SERVICE_NODE_OPTIONS;
 const DECISION_RATE = 1000;
 /** Rate of the CPU accounting step (both modes). */
 const CPU_RATE = 800;
@@ -60,7 +65,7 @@ function sampleCpu(s: Setup): CpuSample {
   };
 }
 
-type Mode = 'bare' | 'pf';
+type Mode = 'bare' | 'pf' | 'pf-2rt';
 
 interface Setup {
   service: Service;
@@ -78,7 +83,7 @@ async function setup(mode: Mode, dir: string): Promise<Setup> {
     bare: mode === 'bare',
     children: CHILDREN,
     rpcTimeoutMs: 2000,
-    defines: ['PF_XLOG_LEVEL="L_DBG"'],
+    defines: ['PF_XLOG_LEVEL="L_DBG"', ...(mode === 'pf-2rt' ? ['LAB_FORK_RPC'] : [])],
   });
   const devices = [
     await Device.start({ dir, sipPort: kamailio.sipPort, user: 'bench', instance: newInstance(), behaviour: { kind: 'answer' }, ringing: false, trace: false }),
@@ -180,13 +185,20 @@ const root = runDir('bench-proxy');
 const cpu: Record<Mode, { kamailio: number[]; service: number[]; devices: number[] }> = {
   bare: { kamailio: [], service: [], devices: [] },
   pf: { kamailio: [], service: [], devices: [] },
+  'pf-2rt': { kamailio: [], service: [], devices: [] },
 };
-const results = { bare: [] as number[], pf: [] as number[], ratio: [] as number[], p50: [] as number[], p99: [] as number[], fork50: [] as number[], fork99: [] as number[], decisionOk: [] as boolean[] };
+interface Decisions { p50: number[]; p99: number[]; fork50: number[]; fork99: number[]; ok: boolean[] }
+const noDecisions = (): Decisions => ({ p50: [], p99: [], fork50: [], fork99: [], ok: [] });
+const rates: Record<Mode, number[]> = { bare: [], pf: [], 'pf-2rt': [] };
+const ratios: Record<Mode, number[]> = { bare: [], pf: [], 'pf-2rt': [] };
+const decisions: Record<Mode, Decisions> = { bare: noDecisions(), pf: noDecisions(), 'pf-2rt': noDecisions() };
 
 for (let rep = 1; rep <= REPS; rep++) {
   console.log(`repetition ${rep}/${REPS}`);
-  const rateOf: Record<Mode, number> = { bare: 0, pf: 0 };
-  for (const mode of ['bare', 'pf'] as const) {
+  const rateOf: Record<Mode, number> = { bare: 0, pf: 0, 'pf-2rt': 0 };
+  // interleaved: every repetition runs each mode once, the order rotating
+  const order = MODES.map((_, i) => MODES[(i + rep - 1) % MODES.length]!);
+  for (const mode of order) {
     const s = await setup(mode, join(root, `${mode}-${rep}`));
     try {
       // CPU per call by component at a rate both sustain
@@ -201,44 +213,52 @@ for (let rep = 1; rep <= REPS; rep++) {
         `  ${mode} CPU per call at ${CPU_RATE}/s${rc.ok ? '' : ' (some calls failed)'}: Kamailio ${((c1.kamailio - c0.kamailio) / n).toFixed(3)} ms, service ${((c1.service - c0.service) / n).toFixed(3)} ms, devices ${((c1.devices - c0.devices) / n).toFixed(3)} ms`,
       );
       rateOf[mode] = await maxRate(s, mode);
-      if (mode === 'pf') {
+      if (mode !== 'bare') {
         // decision round trip at 1,000 calls/s
         const before = await s.service.metrics();
         const r = await step(s, DECISION_RATE);
         const after = await s.service.metrics();
         const inv = minus(histogram(after, 'pf.invite'), histogram(before, 'pf.invite'));
         const fork = minus(histogram(after, 'core.fork'), histogram(before, 'core.fork'));
-        results.p50.push(quantileMs(inv, 0.5));
-        results.p99.push(quantileMs(inv, 0.99));
-        results.fork50.push(quantileMs(fork, 0.5));
-        results.fork99.push(quantileMs(fork, 0.99));
-        results.decisionOk.push(r.ok);
+        const d = decisions[mode];
+        d.p50.push(quantileMs(inv, 0.5));
+        d.p99.push(quantileMs(inv, 0.99));
+        d.fork50.push(fork.count ? quantileMs(fork, 0.5) : 0);
+        d.fork99.push(fork.count ? quantileMs(fork, 0.99) : 0);
+        d.ok.push(r.ok);
         console.log(
-          `  pf.invite at ${DECISION_RATE}/s (${inv.count} decisions, calls ${r.ok ? 'all ok' : 'some failed'}): p50 ${quantileMs(inv, 0.5).toFixed(3)} ms, p99 ${quantileMs(inv, 0.99).toFixed(3)} ms`,
+          `  ${mode} pf.invite at ${DECISION_RATE}/s (${inv.count} decisions, ${fork.count} core.fork, calls ${r.ok ? 'all ok' : 'some failed'}): p50 ${quantileMs(inv, 0.5).toFixed(3)} ms, p99 ${quantileMs(inv, 0.99).toFixed(3)} ms`,
         );
       }
     } finally {
       await s.stop();
     }
   }
-  results.bare.push(rateOf.bare);
-  results.pf.push(rateOf.pf);
-  results.ratio.push(rateOf.bare ? rateOf.pf / rateOf.bare : NaN);
+  for (const mode of MODES) {
+    rates[mode].push(rateOf[mode]);
+    ratios[mode].push(rateOf.bare ? rateOf[mode] / rateOf.bare : NaN);
+  }
 }
 
-console.log(`
-Proxy mode on real Kamailio, ${REPS} repetitions, ${STEP_S} s per rate step, rates ${RATES.join('/')} calls/s
-(median (min, max); highest step with zero failed calls)
+const pfModes = MODES.filter((m) => m !== 'bare');
 
-  bare Kamailio (core.fork only)   ${spread(results.bare)} calls/s
-  PF proxy mode                    ${spread(results.pf)} calls/s
-  ratio PF / bare                  ${spread(results.ratio, 2)}   (target >= 0.9)
-  pf.invite p50 at ${DECISION_RATE}/s          ${spread(results.p50, 3)} ms
-  pf.invite p99 at ${DECISION_RATE}/s          ${spread(results.p99, 3)} ms   (target <= 2 ms)
-  core.fork p50 / p99 at ${DECISION_RATE}/s    ${spread(results.fork50, 3)} / ${spread(results.fork99, 3)} ms
-  calls at ${DECISION_RATE}/s all completed   ${results.decisionOk.map(String).join(', ')}
-  CPU ms per call at ${CPU_RATE}/s (all processes of each part):
-    bare  Kamailio ${spread(cpu.bare.kamailio, 3)}, service ${spread(cpu.bare.service, 3)}, devices ${spread(cpu.bare.devices, 3)}
-    pf    Kamailio ${spread(cpu.pf.kamailio, 3)}, service ${spread(cpu.pf.service, 3)}, devices ${spread(cpu.pf.devices, 3)}
-  (round trip = the service's pf_decision_duration_seconds histogram, interpolated within buckets)
+console.log(`
+Proxy mode on real Kamailio, ${REPS} repetitions (modes interleaved: ${MODES.join(', ')}), ${STEP_S} s per rate step,
+rates ${RATES.join('/')} calls/s, service NODE_OPTIONS ${process.env.NODE_OPTIONS ?? '-'}
+(median (min, max); highest step with zero failed calls)
 `);
+for (const mode of MODES) console.log(`  ${mode.padEnd(7)} highest rate  ${spread(rates[mode])} calls/s`);
+for (const mode of pfModes) {
+  const d = decisions[mode];
+  console.log(`  ${mode.padEnd(7)} ratio / bare  ${spread(ratios[mode], 2)}   (target >= 0.9)
+  ${mode.padEnd(7)} pf.invite p50 at ${DECISION_RATE}/s  ${spread(d.p50, 3)} ms
+  ${mode.padEnd(7)} pf.invite p99 at ${DECISION_RATE}/s  ${spread(d.p99, 3)} ms   (target <= 2 ms)
+  ${mode.padEnd(7)} core.fork p50 / p99 at ${DECISION_RATE}/s  ${spread(d.fork50, 3)} / ${spread(d.fork99, 3)} ms (0: not called)
+  ${mode.padEnd(7)} calls at ${DECISION_RATE}/s all completed  ${d.ok.map(String).join(', ')}`);
+}
+console.log(`  CPU ms per call at ${CPU_RATE}/s (all processes of each part):`);
+for (const mode of MODES) {
+  const c = cpu[mode];
+  console.log(`    ${mode.padEnd(7)} Kamailio ${spread(c.kamailio, 3)}, service ${spread(c.service, 3)}, devices ${spread(c.devices, 3)}`);
+}
+console.log('  (round trip = the service\'s pf_decision_duration_seconds histogram, interpolated within buckets)');
