@@ -13,44 +13,34 @@ import { defaultPolicy, type Policy } from '../plugin/rules/policy.js';
 import type { Device } from '../plugin/devices/types.js';
 import { parseXml } from '../plugin/xdm/xml.js';
 import { parseBlacklist, parseRuleset } from '../plugin/xdm/documents.js';
+import { chatSdpLines, encodeTag, ICSI_GROUP as ICSI_SESSION_GROUP, ICSI_SESSION, sdpBody, sipMessage } from '../test/fixtures/sip/build.js';
 
 export const NOW = Date.UTC(2026, 0, 1);
 
-const ICSI = 'urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session';
-const ICSI_GROUP = 'urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session.group';
+const ICSI = encodeTag(ICSI_SESSION);
+const ICSI_GROUP = encodeTag(ICSI_SESSION_GROUP);
 
-const SDP = [
-  'v=0',
-  'o=- 1 1 IN IP4 127.0.0.1',
-  's=-',
-  'c=IN IP4 127.0.0.1',
-  't=0 0',
-  'm=message 7654 TCP/MSRP *',
-  'a=path:msrp://127.0.0.1:7654/s1a2b3;tcp',
-  'a=accept-types:message/cpim application/im-iscomposing+xml',
-  'a=setup:active',
-  '',
-].join('\r\n');
+const SDP = sdpBody(chatSdpLines({ wrappedTypes: false }));
 
 function inviteOf(extra: string[], body = SDP, ct = 'application/sdp'): string {
-  return [
+  return sipMessage(
     'INVITE sip:bob@example.net SIP/2.0',
-    'Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1',
-    'From: "Alice" <sip:alice@example.net>;tag=a1',
-    'To: <sip:bob@example.net>',
-    'Call-ID: c1@127.0.0.1',
-    'CSeq: 1 INVITE',
-    'Contact: <sip:alice@127.0.0.1:5070>',
-    'P-Asserted-Identity: <sip:alice@example.net>, <tel:+1-555-000-0001>',
-    'User-Agent: CPM-client/OMA2.2 RCS-client/UP_2.4',
-    'Conversation-ID: f81d4fae',
-    'Contribution-ID: abcdef-1234',
-    ...extra,
-    `Content-Type: ${ct}`,
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    '',
+    [
+      'Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1',
+      'From: "Alice" <sip:alice@example.net>;tag=a1',
+      'To: <sip:bob@example.net>',
+      'Call-ID: c1@127.0.0.1',
+      'CSeq: 1 INVITE',
+      'Contact: <sip:alice@127.0.0.1:5070>',
+      'P-Asserted-Identity: <sip:alice@example.net>, <tel:+1-555-000-0001>',
+      'User-Agent: CPM-client/OMA2.2 RCS-client/UP_2.4',
+      'Conversation-ID: f81d4fae',
+      'Contribution-ID: abcdef-1234',
+      ...extra,
+      `Content-Type: ${ct}`,
+    ],
     body,
-  ].join('\r\n');
+  );
 }
 
 export const SEEDS: readonly string[] = [

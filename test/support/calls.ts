@@ -8,19 +8,10 @@ import { join } from 'node:path';
 import { runSipp, SippAgent, responsesIn, requestsIn, type SippResult } from './sipp.js';
 import { register, sipUdpRequest, token, CPM_DEVICE_PARAMS, ICSI_SESSION, icsiTag, type SipResponse } from './sip.js';
 import { freePort } from './proc.js';
+import { chatSdpLines, sipMessage } from '../fixtures/sip/build.js';
 
-export const MSRP_SDP = [
-  'v=0',
-  'o=- 1 1 IN IP4 127.0.0.1',
-  's=-',
-  'c=IN IP4 127.0.0.1',
-  't=0 0',
-  'm=message 7654 TCP/MSRP *',
-  'a=path:msrp://127.0.0.1:7654/s1a2b3;tcp',
-  'a=accept-types:message/cpim application/im-iscomposing+xml',
-  'a=accept-wrapped-types:text/plain message/imdn+xml',
-  'a=setup:active',
-].join('\n');
+/** The chat offer as sipp's BODY (LF line ends, sipp sends CRLF). */
+export const MSRP_SDP = chatSdpLines().join('\n');
 
 export interface InviteOptions {
   dir: string;
@@ -81,21 +72,21 @@ export async function inviteAnyFinal(o: InviteOptions): Promise<SipResponse> {
   const r = await sipUdpRequest(
     o.sipPort,
     (lp) =>
-      [
+      sipMessage(
         `INVITE sip:${o.to}@example.net SIP/2.0`,
-        `Via: SIP/2.0/UDP 127.0.0.1:${lp};branch=z9hG4bK${token()};rport`,
-        `From: <sip:${o.from ?? 'alice'}@example.net>;tag=${token(4)}`,
-        `To: <sip:${o.to}@example.net>`,
-        `Call-ID: ${token()}`,
-        'CSeq: 1 INVITE',
-        `Contact: <sip:${o.from ?? 'alice'}@127.0.0.1:${lp}>`,
-        'Max-Forwards: 70',
-        ...String(v.EXTRA).split('\n').filter((l) => l !== ''),
-        `Content-Type: ${String(v.BODY_TYPE)}`,
-        `Content-Length: ${Buffer.byteLength(body)}`,
-        '',
+        [
+          `Via: SIP/2.0/UDP 127.0.0.1:${lp};branch=z9hG4bK${token()};rport`,
+          `From: <sip:${o.from ?? 'alice'}@example.net>;tag=${token(4)}`,
+          `To: <sip:${o.to}@example.net>`,
+          `Call-ID: ${token()}`,
+          'CSeq: 1 INVITE',
+          `Contact: <sip:${o.from ?? 'alice'}@127.0.0.1:${lp}>`,
+          'Max-Forwards: 70',
+          ...String(v.EXTRA).split('\n').filter((l) => l !== ''),
+          `Content-Type: ${String(v.BODY_TYPE)}`,
+        ],
         body,
-      ].join('\r\n'),
+      ),
     o.timeoutMs ?? 10_000,
   );
   return r.final;

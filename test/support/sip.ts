@@ -4,6 +4,7 @@
  */
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
+import { ICSI_GROUP, ICSI_SESSION, sipMessage } from '../fixtures/sip/build.js';
 
 export interface SipResponse {
   readonly raw: string;
@@ -100,8 +101,7 @@ export function buildRegister(o: RegisterOptions, localPort: number): string {
   const aor = `sip:${o.user}@${domain}`;
   const inst = o.instance ? `;+sip.instance="<${o.instance}>"` : '';
   const contact = o.rawContact ?? `<sip:${o.user}@127.0.0.1:${o.contactPort}>${inst}${o.params ?? ''};expires=${o.expires ?? 600}`;
-  return [
-    `REGISTER sip:${domain} SIP/2.0`,
+  return sipMessage(`REGISTER sip:${domain} SIP/2.0`, [
     `Via: SIP/2.0/UDP 127.0.0.1:${localPort};branch=z9hG4bK${token()};rport`,
     `Max-Forwards: 70`,
     `From: <${aor}>;tag=${token(4)}`,
@@ -111,10 +111,7 @@ export function buildRegister(o: RegisterOptions, localPort: number): string {
     ...(o.gruu === false ? [] : ['Supported: gruu, path, outbound']),
     `Contact: ${contact}`,
     `User-Agent: CPM-client/OMA2.2`,
-    `Content-Length: 0`,
-    '',
-    '',
-  ].join('\r\n');
+  ]);
 }
 
 export function register(sipPort: number, o: RegisterOptions): Promise<SipResponse> {
@@ -122,8 +119,7 @@ export function register(sipPort: number, o: RegisterOptions): Promise<SipRespon
 }
 
 /** The CPM feature tags (spec-digest "Identifiers"). */
-export const ICSI_SESSION = 'urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session';
-export const ICSI_GROUP = 'urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session.group';
+export { ICSI_GROUP, ICSI_SESSION };
 export const icsiTag = (icsi: string): string => `+g.3gpp.icsi-ref="${encodeURIComponent(icsi)}"`;
 /** Contact params of a CPM chat device (session + group ICSI, OMA SIMPLE IM). */
 export const CPM_DEVICE_PARAMS = `;+g.oma.sip-im;${icsiTag(ICSI_SESSION)}`;
