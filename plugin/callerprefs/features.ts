@@ -3,7 +3,7 @@
  * predicates (RFC 3841 §9.2). Parsers are single-pass, no backtracking regexes.
  */
 import type { FeatureValue } from '../devices/types.js';
-import { parseParams } from '../sip/uri.js';
+import { parseParams, pctDecode } from '../sip/uri.js';
 
 /** One value of a feature tag (RFC 3840 §9 `tag-value` / `string-value`). */
 export type FeatureAtom =
@@ -61,15 +61,6 @@ const BASE_TAGS = new Set([
 /** Whether a Contact/Accept-Contact parameter name is a feature tag (RFC 3840 §9 `enc-feature-tag`). */
 export function isFeatureTag(name: string): boolean {
   return name.startsWith('+') ? name.length > 1 : BASE_TAGS.has(name);
-}
-
-function pctDecode(s: string): string {
-  if (!s.includes('%')) return s;
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
 }
 
 const ENCODED_COMMA = /%2c/i;

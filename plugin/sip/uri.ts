@@ -15,6 +15,28 @@ export interface NameAddr {
 }
 
 /**
+ * Read a quoted-string from just after its opening quote at `start` (RFC 3261 §25.1
+ * quoted-pair: a backslash takes the next character as it is). Returns the unquoted
+ * value and the index after the closing quote, or null when the quote is unterminated.
+ */
+function readQuoted(s: string, start: number): { value: string; end: number } | null {
+  let v = '';
+  let i = start;
+  while (i < s.length) {
+    const ch = s[i]!;
+    if (ch === '\\' && i + 1 < s.length) {
+      v += s[i + 1];
+      i += 2;
+      continue;
+    }
+    if (ch === '"') return { value: v, end: i + 1 };
+    v += ch;
+    i++;
+  }
+  return null;
+}
+
+/**
  * Parse `;name=value;flag` parameters (RFC 3261 §25.1 generic-param). Quoted values are
  * unquoted (backslash escapes removed); names are lower-cased. Returns null on an
  * unterminated quote or an empty name.
@@ -53,25 +75,10 @@ export function parseParams(s: string): Record<string, ParamValue> | null {
         while (i < n && s[i] !== ';') i++;
         continue;
       }
-      let v = '';
-      let closed = false;
-      while (i < n) {
-        const ch = s[i]!;
-        if (ch === '\\' && i + 1 < n) {
-          v += s[i + 1];
-          i += 2;
-          continue;
-        }
-        if (ch === '"') {
-          closed = true;
-          i++;
-          break;
-        }
-        v += ch;
-        i++;
-      }
-      if (!closed) return null;
-      out[name] = v;
+      const q = readQuoted(s, i);
+      if (!q) return null;
+      out[name] = q.value;
+      i = q.end;
       while (i < n && s[i] !== ';') i++;
     } else {
       const vStart = i;
@@ -92,26 +99,10 @@ export function parseNameAddr(value: string): NameAddr | null {
   let display: string | null = null;
   let i = 0;
   if (v[0] === '"') {
-    i = 1;
-    let d = '';
-    let closed = false;
-    while (i < v.length) {
-      const ch = v[i]!;
-      if (ch === '\\' && i + 1 < v.length) {
-        d += v[i + 1];
-        i += 2;
-        continue;
-      }
-      if (ch === '"') {
-        closed = true;
-        i++;
-        break;
-      }
-      d += ch;
-      i++;
-    }
-    if (!closed) return null;
-    display = d;
+    const q = readQuoted(v, 1);
+    if (!q) return null;
+    display = q.value;
+    i = q.end;
   }
   const lt = v.indexOf('<', i);
   if (lt !== -1) {
@@ -156,7 +147,8 @@ export interface TelUri {
 
 export type Uri = SipUri | TelUri;
 
-function pctDecode(s: string): string {
+/** Percent-decode; malformed escapes leave the text as it is. */
+export function pctDecode(s: string): string {
   if (!s.includes('%')) return s;
   try {
     return decodeURIComponent(s);
