@@ -7,6 +7,7 @@
 import type { Database } from 'lmdb';
 import type { Device } from './types.js';
 import { deviceKey } from '../sip/register.js';
+import { DurableLmdbStore } from '../lmdb/durable.js';
 
 /** The key a device is stored under: its `+sip.instance` if any, else its Contact URI (RFC 5626 §4.2). */
 export const deviceKeyOf = deviceKey;
@@ -66,21 +67,17 @@ function live(all: Stored | undefined, now: number): readonly Device[] {
  * `dataDir` see each other's registrations; each REGISTER is one write transaction
  * (read-modify-write is atomic across processes).
  */
-export class LmdbDeviceStore implements DeviceStore {
-  private open = true;
-
+export class LmdbDeviceStore extends DurableLmdbStore<Stored, string> implements DeviceStore {
   /** `maxDevices`: bindings per user, as Kamailio's registrar `max_contacts`. */
   constructor(
-    private readonly db: Database<Stored, string>,
+    db: Database<Stored, string>,
     private readonly maxDevices = 64,
-  ) {}
-
-  get isOpen(): boolean {
-    return this.open;
+  ) {
+    super(db);
   }
 
   list(aor: string, now: number): readonly Device[] {
-    if (!this.open) return [];
+    if (!this.isOpen) return [];
     return live(this.db.get(aor), now);
   }
 
@@ -93,7 +90,8 @@ export class LmdbDeviceStore implements DeviceStore {
     if (change.kind === 'fetch') {
       return { devices: this.list(change.aor, now).length, added: 0, refreshed: 0, removed: 0 };
     }
-    const result = await this.db.transaction((): ApplyResult => {
+    // Durable before the caller answers (pf.register precedes the 200 OK).
+    return this.writeDurably((): ApplyResult => {
       const before = live(this.db.get(change.aor), now);
       if (change.kind === 'remove-all') {
         // RFC 3261 §10.3 step 6: `Contact: *` with Expires: 0 removes every binding.
@@ -126,14 +124,11 @@ export class LmdbDeviceStore implements DeviceStore {
       else void this.db.put(change.aor, devices);
       return { devices: devices.length, added, refreshed, removed };
     });
-    // Durable before the caller answers (pf.register precedes the 200 OK).
-    await this.db.flushed;
-    return result;
   }
 
   async purge(now: number): Promise<number> {
-    if (!this.open) return 0;
-    const removed = await this.db.transaction((): number => {
+    if (!this.isOpen) return 0;
+    return this.writeDurably((): number => {
       let n = 0;
       for (const { key, value } of this.db.getRange({})) {
         const kept = live(value, now);
@@ -144,17 +139,9 @@ export class LmdbDeviceStore implements DeviceStore {
       }
       return n;
     });
-    await this.db.flushed;
-    return removed;
-  }
-
-  async close(): Promise<void> {
-    if (!this.open) return;
-    this.open = false;
-    await this.db.flushed;
   }
 
   private assertOpen(): void {
-    if (!this.open) throw new Error('device store is closed');
+    if (!this.isOpen) throw new Error('device store is closed');
   }
 }

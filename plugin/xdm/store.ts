@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Database } from 'lmdb';
 import { parseXml, XmlError, type XmlElement } from './xml.js';
+import { DurableLmdbStore } from '../lmdb/durable.js';
 
 export interface Auid {
   readonly mime: string;
@@ -94,16 +95,12 @@ export function checkDocument(auid: Auid, body: string, maxBytes: number): XmlEl
  * Documents in lmdb. Reads go to lmdb directly, so service instances sharing `dataDir`
  * see each other's changes; `etag()` reads only the tag, for the XDM source's cache check.
  */
-export class XcapStore {
-  private open = true;
-
+export class XcapStore extends DurableLmdbStore<StoredDocument | string, string> {
   constructor(
-    private readonly db: Database<StoredDocument | string, string>,
+    db: Database<StoredDocument | string, string>,
     readonly maxBytes: number,
-  ) {}
-
-  get isOpen(): boolean {
-    return this.open;
+  ) {
+    super(db);
   }
 
   /** Synchronous read (lmdb reads are memory-mapped). */
@@ -127,28 +124,19 @@ export class XcapStore {
     if (!auid) throw new Error(`unknown auid ${auidName}`);
     checkDocument(auid, body, this.maxBytes);
     const stored: StoredDocument = { body, etag: etagOf(body), mime: auid.mime, updatedAt: now };
-    await this.db.transaction(() => {
+    await this.writeDurably(() => {
       void this.db.put(docKey(auidName, xui, doc), stored);
       void this.db.put(etagKey(auidName, xui, doc), stored.etag);
     });
-    await this.db.flushed;
     return stored;
   }
 
   async delete(auid: string, xui: string, doc: string): Promise<boolean> {
-    const removed = await this.db.transaction(() => {
+    return this.writeDurably(() => {
       const existed = this.db.get(docKey(auid, xui, doc)) !== undefined;
       void this.db.remove(docKey(auid, xui, doc));
       void this.db.remove(etagKey(auid, xui, doc));
       return existed;
     });
-    await this.db.flushed;
-    return removed;
-  }
-
-  async close(): Promise<void> {
-    if (!this.open) return;
-    this.open = false;
-    await this.db.flushed;
   }
 }

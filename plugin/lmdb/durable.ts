@@ -1,0 +1,29 @@
+/**
+ * What the lmdb-backed stores share: writes resolve only once they are on disk, and
+ * closing lets pending writes reach the disk (design.md "Real parts").
+ */
+import type { Database, Key } from 'lmdb';
+
+export abstract class DurableLmdbStore<V, K extends Key> {
+  private open = true;
+
+  constructor(protected readonly db: Database<V, K>) {}
+
+  get isOpen(): boolean {
+    return this.open;
+  }
+
+  /** Run `action` as one write transaction; resolves with its result once flushed. */
+  protected async writeDurably<T>(action: () => T): Promise<T> {
+    const result = await this.db.transaction(action);
+    await this.db.flushed;
+    return result;
+  }
+
+  /** Stop; resolves once earlier writes are on disk. The database stays the caller's. */
+  async close(): Promise<void> {
+    if (!this.open) return;
+    this.open = false;
+    await this.db.flushed;
+  }
+}
