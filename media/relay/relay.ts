@@ -16,7 +16,7 @@
 // endpoint answers each SEND hop by hop with 200 (481 for an unknown session).
 
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   MsrpEndpoint,
@@ -40,7 +40,7 @@ import {
 } from '../cpim/direction.js';
 import { HeadTracker, type HeadDecision } from '../cpim/tracker.js';
 import type { MessageStore } from '../history/store.js';
-import { relaySdp, readMsrpMedia } from './sdp.js';
+import { relaySdp, readMsrpMedia, type RelayEndpoint } from './sdp.js';
 import { corkUntilNextTick, pauseConnection, resumeConnection } from './flow.js';
 import { fastTransactionId } from './ids.js';
 import type {
@@ -52,6 +52,13 @@ export interface RelayOptions {
   host?: string;
   /** MSRP listen port; 0 picks a free one. */
   port?: number;
+  /**
+   * Serve msrps (RFC 4975 §6, TCP/TLS/MSRP) on a second listener with this key and
+   * certificate (PEM). Without it, TLS offers are answered with TCP/MSRP and a warning.
+   */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+  /** TLS listen port (with `tls`); 0 picks a free one. Default 0. */
+  tlsPort?: number;
   store?: MessageStore;
   log?: Logger;
   connection?: ConnectionOptions;
@@ -81,6 +88,10 @@ interface Leg extends Counters {
   readonly pathText: string[];
   /** pathText as one To-Path value. */
   readonly toPathText: string;
+  /** Our URI toward this peer (its To-Path ends with it; our From-Path). */
+  ownUri: string;
+  /** The leg runs over TLS (msrps): its frames are taken on the TLS listener only. */
+  tls: boolean;
   conn?: MsrpConnectionLike;
   state: 'waiting' | 'connected' | 'closed';
   /** Frames queued before the peer connected, bounded by maxPending. */
@@ -144,8 +155,11 @@ interface Session {
   readonly contributionId?: string;
   readonly origId: string;
   readonly devId: string;
+  /** The originator's relay URI (msrp or msrps, as its offer asked and we can serve). */
   readonly origUri: string;
+  /** The device session-id's URI on the TCP listener, and on the TLS listener if any. */
   readonly devUri: string;
+  readonly devTlsUri?: string;
   readonly originator: Leg;
   readonly devices: Map<string, Leg>;
   firstActive?: string;
@@ -164,7 +178,7 @@ interface Session {
   /** From-Path value -> device leg, for frames on the device URI. */
   readonly fromCache: Map<string, Leg>;
   /** From-Path value -> connection that bound before its device was answered. */
-  readonly early: Map<string, MsrpConnectionLike>;
+  readonly early: Map<string, { conn: MsrpConnectionLike; tls: boolean }>;
   closed: boolean;
 }
 
@@ -198,6 +212,10 @@ function isNonEmpty(v: unknown): v is string {
 
 export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
   readonly endpoint: MsrpEndpoint;
+  /** The msrps listener, when TLS is configured. */
+  readonly tlsEndpoint: MsrpEndpoint | undefined;
+  /** RFC 4572 fingerprint of our certificate (a=fingerprint), when TLS is configured. */
+  private readonly fingerprint: string | undefined;
   private readonly sessions = new Map<string, Session>();
   private readonly receiving = new Map<string, Receiving>();
   /** Source connection id -> destination connections it waits on. */
@@ -206,6 +224,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
   private readonly host: string;
   private readonly opts: Required<Pick<RelayOptions, 'maxChunk' | 'maxPending' | 'maxHistoryMessage' | 'maxTracked'>>;
   private port = 0;
+  private tlsPort = 0;
 
   constructor(private readonly options: RelayOptions = {}) {
     super();
@@ -221,15 +240,31 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       port: options.port ?? 2855,
       ...(options.connection ? { connection: options.connection } : {}),
     });
+    this.tlsEndpoint = options.tls
+      ? new MsrpEndpoint({
+          host: this.host,
+          port: options.tlsPort ?? 0,
+          tls: options.tls,
+          ...(options.connection ? { connection: options.connection } : {}),
+        })
+      : undefined;
+    this.fingerprint = options.tls ? `sha-256 ${new X509Certificate(options.tls.cert).fingerprint256}` : undefined;
   }
 
+  /** Listen on the TCP port and, with TLS configured, the TLS port; resolves to the TCP port. */
   async listen(): Promise<number> {
     this.port = await this.endpoint.listen();
+    if (this.tlsEndpoint) this.tlsPort = await this.tlsEndpoint.listen();
     return this.port;
   }
 
   get listenPort(): number {
     return this.port;
+  }
+
+  /** The TLS listener's port; 0 without TLS. */
+  get tlsListenPort(): number {
+    return this.tlsPort;
   }
 
   get sessionCount(): number {
@@ -239,6 +274,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
   async close(): Promise<void> {
     for (const s of [...this.sessions.values()]) this.deleteSession(s, 'relay stopped');
     await this.endpoint.close();
+    await this.tlsEndpoint?.close();
     await this.flushHistory();
   }
 
@@ -252,19 +288,26 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     const warnings: string[] = [];
     let path: MsrpUri[];
     let pathText: string[];
+    let offeredTls: boolean;
     try {
       const media = readMsrpMedia(p.sdp);
       pathText = media.path;
       path = media.path.map(u => parseMsrpUri(u));
+      offeredTls = isTlsProtocol(media.protocol);
       // RFC 6135: we are always passive; a passive offerer cannot reach us.
       if (media.setup === 'passive') warnings.push('offer has a=setup:passive; the relay only accepts connections');
     } catch (err) {
       return fail('BAD_SDP', (err as Error).message);
     }
+    if (offeredTls && !this.tlsEndpoint) {
+      warnings.push('offer is TCP/TLS/MSRP but the relay has no TLS configured: answered with TCP/MSRP (unencrypted)');
+    }
+    const origTls = offeredTls && this.tlsEndpoint !== undefined;
     const origId = freshId();
     const devId = freshId();
-    const origUri = this.endpoint.uriFor(origId);
+    const origUri = origTls ? this.tlsEndpoint!.uriFor(origId) : this.endpoint.uriFor(origId);
     const devUri = this.endpoint.uriFor(devId);
+    const devTlsUri = this.tlsEndpoint?.uriFor(devId);
     const s: Session = {
       callId: p['call-id'],
       policy: p.policy ?? 'C',
@@ -277,7 +320,8 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       devId,
       origUri,
       devUri,
-      originator: newLeg(ORIGINATOR, 'originator', path, pathText),
+      ...(devTlsUri !== undefined ? { devTlsUri } : {}),
+      originator: newLeg(ORIGINATOR, 'originator', path, pathText, origUri, origTls),
       devices: new Map(),
       inbound: new Map(),
       sentCount: 0,
@@ -291,8 +335,11 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     if (s.directDelivery && !s.servedUser) warnings.push('direct-delivery without served-user: only device copies are marked');
     if (s.record && (!s.conversationId || !s.contributionId)) warnings.push('record without conversation-id/contribution-id: history off');
     this.sessions.set(s.callId, s);
-    this.endpoint.addSession(origId, this.sinkFor(s, 'orig'));
-    this.endpoint.addSession(devId, this.sinkFor(s, 'device'));
+    // Both session-ids on both listeners; a leg's frames are taken on its own transport only.
+    this.endpoint.addSession(origId, this.sinkFor(s, 'orig', false));
+    this.endpoint.addSession(devId, this.sinkFor(s, 'device', false));
+    this.tlsEndpoint?.addSession(origId, this.sinkFor(s, 'orig', true));
+    this.tlsEndpoint?.addSession(devId, this.sinkFor(s, 'device', true));
     if (s.record && s.conversationId && s.contributionId && this.options.store) {
       // CR 8.5: ensure the Session History Folder exists, with its session info object.
       this.track(this.options.store.ensureSessionFolder(
@@ -300,16 +347,28 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
         { callId: s.callId, ...(s.servedUser ? { to: s.servedUser } : {}), startedAt: new Date().toISOString() },
       ), s);
     }
-    const sdp = relaySdp(p.sdp, { host: this.host, port: this.port, uri: origUri });
-    const deviceSdp = relaySdp(p.sdp, { host: this.host, port: this.port, uri: devUri });
+    const sdp = relaySdp(p.sdp, this.own(origUri, origTls));
+    // Devices are offered the originator's transport; with TLS configured both variants
+    // are returned, so a B2BUA may offer each device either (each leg independently).
+    const deviceTcpSdp = relaySdp(p.sdp, this.own(devUri, false));
+    const deviceTlsSdp = devTlsUri !== undefined ? relaySdp(p.sdp, this.own(devTlsUri, true)) : undefined;
     return {
       result: 'ok',
       sdp,
-      'device-sdp': deviceSdp,
+      'device-sdp': origTls && deviceTlsSdp !== undefined ? deviceTlsSdp : deviceTcpSdp,
       'relay-uri': origUri,
-      'device-relay-uri': devUri,
+      'device-relay-uri': origTls && devTlsUri !== undefined ? devTlsUri : devUri,
+      ...(deviceTlsSdp !== undefined && devTlsUri !== undefined
+        ? { 'device-sdp-tcp': deviceTcpSdp, 'device-sdp-tls': deviceTlsSdp, 'device-relay-uri-tcp': devUri, 'device-relay-uri-tls': devTlsUri }
+        : {}),
       ...(warnings.length ? { warnings } : {}),
     };
+  }
+
+  private own(uri: string, tls: boolean): RelayEndpoint {
+    return tls
+      ? { host: this.host, port: this.tlsPort, uri, tls: true, ...(this.fingerprint ? { fingerprint: this.fingerprint } : {}) }
+      : { host: this.host, port: this.port, uri, tls: false };
   }
 
   /** Add a device leg from its SDP answer. */
@@ -324,11 +383,21 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     if (s.policy === 'A' && s.devices.size > 0) return fail('POLICY_REJECTED', 'policy A keeps only the first device');
     let pathText: string[];
     let path: MsrpUri[];
+    let answeredTls: boolean;
     try {
-      pathText = readMsrpMedia(p.sdp).path;
+      const media = readMsrpMedia(p.sdp);
+      pathText = media.path;
       path = pathText.map(u => parseMsrpUri(u));
+      answeredTls = isTlsProtocol(media.protocol);
     } catch (err) {
       return fail('BAD_SDP', (err as Error).message);
+    }
+    const warnings: string[] = [];
+    // The answer's protocol (RFC 4566 O/A: that of the offer it answers) picks the
+    // device's transport and so which of our URIs it talks to.
+    const tls = answeredTls && s.devTlsUri !== undefined;
+    if (answeredTls && !tls) {
+      warnings.push('answer is TCP/TLS/MSRP but the relay has no TLS configured: the leg is TCP/MSRP (unencrypted)');
     }
     const last = path[path.length - 1]!;
     for (const d of s.devices.values()) {
@@ -336,19 +405,19 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
         return fail('LEG_EXISTS', 'another leg has the same a=path');
       }
     }
-    const leg = newLeg(p.leg, 'device', path, pathText);
+    const leg = newLeg(p.leg, 'device', path, pathText, tls ? s.devTlsUri! : s.devUri, tls);
     s.devices.set(p.leg, leg);
     s.fromCache.clear();
     s.origRoutes = undefined;
-    // A device that connected and bound before its answer reached us.
-    for (const [from, conn] of s.early) {
+    // A device that connected and bound before its answer reached us (on its own transport).
+    for (const [from, early] of s.early) {
       const uris = pathUris(from);
-      if (!uris || !msrpUriEquals(uris[uris.length - 1]!, last)) continue;
+      if (!uris || !msrpUriEquals(uris[uris.length - 1]!, last) || early.tls !== tls) continue;
       s.early.delete(from);
-      if (!conn.closed) this.bind(s, leg, conn);
+      if (!early.conn.closed) this.bind(s, leg, early.conn);
       break;
     }
-    return { result: 'ok', leg: p.leg };
+    return { result: 'ok', leg: p.leg, ...(warnings.length ? { warnings } : {}) };
   }
 
   /**
@@ -357,14 +426,14 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
    * and its connection parked until `answer` names the device; anything with a body
    * still gets 481. At most 16 parked connections per session.
    */
-  private parkEarlyBind(s: Session, conn: MsrpConnectionLike, head: FrameHead): boolean {
+  private parkEarlyBind(s: Session, conn: MsrpConnectionLike, head: FrameHead, tls: boolean): boolean {
     if (head.kind !== 'request' || head.method !== 'SEND' || head.hasBody) return false;
     const from = getHeader(head.headers, 'From-Path');
     if (!from || !pathUris(from) || s.early.size >= 16) return false;
     if (!s.early.has(from)) {
-      s.early.set(from, conn);
+      s.early.set(from, { conn, tls });
       conn.on('close', () => {
-        if (s.early.get(from) === conn) s.early.delete(from);
+        if (s.early.get(from)?.conn === conn) s.early.delete(from);
       });
     }
     return true;
@@ -406,9 +475,9 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
 
   // ---- media plane --------------------------------------------------------------
 
-  private sinkFor(s: Session, side: 'orig' | 'device'): SessionSink {
+  private sinkFor(s: Session, side: 'orig' | 'device', tls: boolean): SessionSink {
     return {
-      frameStart: (conn, head) => this.onFrameStart(s, side, conn, head),
+      frameStart: (conn, head) => this.onFrameStart(s, side, tls, conn, head),
       body: (conn, piece) => {
         const r = this.receiving.get(conn.id);
         if (!r) return;
@@ -420,12 +489,15 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     };
   }
 
-  private onFrameStart(s: Session, side: 'orig' | 'device', conn: MsrpConnectionLike, head: FrameHead): number | undefined {
+  private onFrameStart(
+    s: Session, side: 'orig' | 'device', tls: boolean, conn: MsrpConnectionLike, head: FrameHead,
+  ): number | undefined {
     if (s.closed) return 481;
     const leg = side === 'orig' ? s.originator : this.deviceByFromPath(s, head);
-    if (!leg && side === 'device' && this.parkEarlyBind(s, conn, head)) return undefined;
-    // RFC 4975 §5.4: a frame that does not belong to a known peer of this session.
-    if (!leg || leg.state === 'closed') return 481;
+    if (!leg && side === 'device' && this.parkEarlyBind(s, conn, head, tls)) return undefined;
+    // RFC 4975 §5.4: a frame that does not belong to a known peer of this session. §6.1:
+    // msrp and msrps URIs differ, so a TLS leg is not reached over plain TCP (nor back).
+    if (!leg || leg.state === 'closed' || leg.tls !== tls) return 481;
     if (head.kind === 'request' && head.method !== 'SEND' && head.method !== 'REPORT') return 501;
     if (head.kind === 'response' && !head.hasBody) {
       // A hop-by-hop response ends here: it only binds and counts.
@@ -602,7 +674,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
   private forward(s: Session, src: Leg, route: Route, c: Chunk, messageId: string): void {
     const dest = route.leg;
     if (dest.state === 'closed') return;
-    const ownUri = dest.role === 'originator' ? s.origUri : s.devUri;
+    const ownUri = dest.ownUri;
     const body = route.injection ? injectIntoChunk(c.body.buffer, c.range.start, route.injection) : c.body;
     const range = c.hasRange || route.injection ? formatByteRange(shiftRange(c.range, route.injection)) : undefined;
     // Remember where REPORTs for this message go back to (bounded per session).
@@ -632,7 +704,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     const r = parseByteRange(getHeader(head.headers, 'Byte-Range'));
     const range = r ? formatByteRange(unshiftRange(r, t.injection)) : undefined;
     back.framesOut += 1;
-    const own = back.role === 'originator' ? s.origUri : s.devUri;
+    const own = back.ownUri;
     this.write(back, frameParts('REPORT', head.headers, back.toPathText, own, range, EMPTY, false, '$'));
   }
 
@@ -749,6 +821,8 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     this.sessions.delete(s.callId);
     this.endpoint.removeSession(s.origId);
     this.endpoint.removeSession(s.devId);
+    this.tlsEndpoint?.removeSession(s.origId);
+    this.tlsEndpoint?.removeSession(s.devId);
     for (const leg of [...s.devices.values(), s.originator]) this.closeLeg(s, leg, reason);
     s.inbound.clear();
     for (const leg of [s.originator, ...s.devices.values()]) {
@@ -756,7 +830,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       leg.sentOld = undefined;
     }
     s.sentCount = 0;
-    for (const c of s.early.values()) c.close();
+    for (const e of s.early.values()) e.conn.close();
     s.early.clear();
   }
 
@@ -780,6 +854,11 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** TCP/TLS/MSRP (RFC 4975 §8.1); protocol names compare case-insensitively. */
+function isTlsProtocol(protocol: string): boolean {
+  return protocol.toUpperCase() === 'TCP/TLS/MSRP';
+}
 
 function pathUris(value: string): MsrpUri[] | undefined {
   try {
@@ -829,9 +908,9 @@ function frameParts(
   return [Buffer.from(head, 'utf8'), ...parts, Buffer.from(end, 'latin1')];
 }
 
-function newLeg(tag: string, role: 'originator' | 'device', path: MsrpUri[], pathText: string[]): Leg {
+function newLeg(tag: string, role: 'originator' | 'device', path: MsrpUri[], pathText: string[], ownUri: string, tls: boolean): Leg {
   return {
-    tag, role, path, pathText, toPathText: pathText.join(' '), state: 'waiting', pending: [], pendingBytes: 0, sent: new Map(),
+    tag, role, path, pathText, toPathText: pathText.join(' '), ownUri, tls, state: 'waiting', pending: [], pendingBytes: 0, sent: new Map(),
     framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0,
   };
 }
@@ -840,6 +919,7 @@ function legInfo(l: Leg): LegInfo {
   return {
     leg: l.tag,
     role: l.role,
+    transport: l.tls ? 'tls' : 'tcp',
     state: l.state,
     path: l.pathText,
     'frames-in': l.framesIn,

@@ -68,8 +68,12 @@ export function readMsrpMedia(sdp: string): MsrpMedia {
 export interface RelayEndpoint {
   readonly host: string;
   readonly port: number;
-  /** The relay's own URI for this leg: msrp://host:port/<session-id>;tcp */
+  /** The relay's own URI for this leg: msrp(s)://host:port/<session-id>;tcp */
   readonly uri: string;
+  /** The leg runs over TLS: TCP/TLS/MSRP and an msrps URI (RFC 4975 §6, §8.1). */
+  readonly tls?: boolean;
+  /** a=fingerprint value of our certificate, "sha-256 AB:CD:..." (RFC 4572 §5), TLS only. */
+  readonly fingerprint?: string;
 }
 
 let version = 0;
@@ -77,6 +81,7 @@ let version = 0;
 /**
  * The relay's SDP for a leg, built from the peer SDP it answers or mirrors:
  * own origin, c= and port, a=path with the relay URI, a=setup:passive (RFC 6135),
+ * on TLS legs TCP/TLS/MSRP and a=fingerprint of our certificate (RFC 4572),
  * accept-types, accept-wrapped-types and max-size kept (spec-digest "SDP handling").
  */
 export function relaySdp(peerSdp: string, own: RelayEndpoint): string {
@@ -88,9 +93,10 @@ export function relaySdp(peerSdp: string, own: RelayEndpoint): string {
     's=-',
     `c=IN IP4 ${own.host}`,
     't=0 0',
-    `m=message ${own.port} ${/TLS/i.test(media.protocol) ? 'TCP/MSRP' : media.protocol} *`,
+    `m=message ${own.port} ${own.tls ? 'TCP/TLS/MSRP' : /TLS/i.test(media.protocol) ? 'TCP/MSRP' : media.protocol} *`,
     `a=path:${own.uri}`,
   ];
+  if (own.tls && own.fingerprint) lines.push(`a=fingerprint:${own.fingerprint}`);
   if (media.acceptTypes) lines.push(`a=accept-types:${media.acceptTypes}`);
   if (media.acceptWrappedTypes) lines.push(`a=accept-wrapped-types:${media.acceptWrappedTypes}`);
   if (media.maxSize) lines.push(`a=max-size:${media.maxSize}`);

@@ -59,13 +59,27 @@ export type ControlErrorCode =
   | 'POLICY_REJECTED'
   | 'UNKNOWN_METHOD';
 
-export type OfferReply = (Ok & { sdp: string; 'device-sdp': string; 'relay-uri': string; 'device-relay-uri': string }) | Failure;
+export type OfferReply =
+  | (Ok & {
+      sdp: string;
+      'device-sdp': string;
+      'relay-uri': string;
+      'device-relay-uri': string;
+      /** With TLS configured: the device offer for each transport (any device may get either). */
+      'device-sdp-tcp'?: string;
+      'device-sdp-tls'?: string;
+      'device-relay-uri-tcp'?: string;
+      'device-relay-uri-tls'?: string;
+    })
+  | Failure;
 export type AnswerReply = (Ok & { leg: string }) | Failure;
 export type SimpleReply = Ok | Failure;
 
 export interface LegInfo {
   leg: string;
   role: 'originator' | 'device';
+  /** tls: msrps on the TLS listener (TCP/TLS/MSRP). */
+  transport: 'tcp' | 'tls';
   state: 'waiting' | 'connected' | 'closed';
   path: string[];
   'frames-in': number;
