@@ -89,7 +89,7 @@ async function main(): Promise<void> {
       ...(tls && cfg.tls ? { tls, tlsPort: cfg.tls.port } : {}),
     });
   } catch (err) {
-    log.fatal({ err }, 'bad TLS certificate');
+    log.fatal({ err }, 'bad TLS certificate or key');
     process.exit(2);
   }
   const msrpPort = await relay.listen();

@@ -17,6 +17,7 @@
 
 import { EventEmitter } from 'node:events';
 import { X509Certificate, randomBytes } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import {
   MsrpEndpoint,
@@ -248,6 +249,8 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
           ...(options.connection ? { connection: options.connection } : {}),
         })
       : undefined;
+    // Fails here, not at listen(), on a bad certificate or a key that does not match it.
+    if (options.tls) createSecureContext(options.tls);
     this.fingerprint = options.tls ? `sha-256 ${new X509Certificate(options.tls.cert).fingerprint256}` : undefined;
   }
 

@@ -1,14 +1,26 @@
 // msrps through the relay (RFC 4975 §6, TCP/TLS/MSRP): each leg on TLS or TCP on its own,
 // real TLS connections with a certificate generated for this test.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import { MsrpPeer } from '../../../media/client/peer.js';
 import { readConfig } from '../../../media/main.js';
 import { MsrpRelay } from '../../../media/relay/relay.js';
 import { sdpFor } from './helpers.js';
+
+function makeCert(dir: string, name: string): { key: Buffer; cert: Buffer; keyFile: string; certFile: string } {
+  const keyFile = join(dir, `${name}-key.pem`);
+  const certFile = join(dir, `${name}-cert.pem`);
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
+  ], { stdio: 'ignore' });
+  return { key: readFileSync(keyFile), cert: readFileSync(certFile), keyFile, certFile };
+}
 
 function tlsSdp(path: string): string {
   return sdpFor(path).replace('TCP/MSRP', 'TCP/TLS/MSRP');
@@ -19,14 +31,7 @@ function pathOf(sdp: string): string {
 }
 
 t.test('msrps relay: TLS originator, one TLS and one TCP device, chunked both ways', async t => {
-  const dir = t.testdir();
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1',
-    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-  ], { stdio: 'ignore' });
-  const key = readFileSync(join(dir, 'key.pem'));
-  const cert = readFileSync(join(dir, 'cert.pem'));
+  const { key, cert } = makeCert(t.testdir(), 'relay');
   const relay = new MsrpRelay({ port: 0, tls: { key, cert } });
   const port = await relay.listen();
   t.teardown(() => relay.close());
@@ -124,12 +129,8 @@ t.test('TLS offer without TLS configured: TCP answer with a warning', async t =>
 });
 
 t.test('TCP offer on a TLS relay stays TCP', async t => {
-  const dir = t.testdir();
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-  ], { stdio: 'ignore' });
-  const relay = new MsrpRelay({ port: 0, tls: { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) } });
+  const { key, cert } = makeCert(t.testdir(), 'relay');
+  const relay = new MsrpRelay({ port: 0, tls: { key, cert } });
   const port = await relay.listen();
   t.teardown(() => relay.close());
   const o = relay.offer({ 'call-id': 'tls-4', sdp: sdpFor('msrp://127.0.0.1:40003/jkl;tcp') });
@@ -148,4 +149,59 @@ t.test('readConfig: TLS flags and environment', async t => {
   t.throws(() => readConfig([], { MSRP_TLS_KEY: 'k' }), /go together/);
   t.throws(() => readConfig([], { MSRP_TLS_PORT: '2857' }), /needs msrp-tls-cert/);
   t.throws(() => readConfig([], { MSRP_TLS_CERT: 'c', MSRP_TLS_KEY: 'k', MSRP_TLS_PORT: 'x' }), /msrp-tls-port must be a port/);
+});
+
+t.test('bad certificate or key: refused at construction', async t => {
+  const dir = t.testdir();
+  const a = makeCert(dir, 'a');
+  const b = makeCert(dir, 'b');
+  t.throws(() => new MsrpRelay({ port: 0, tls: { key: b.key, cert: a.cert } }), /key values mismatch/);
+  t.throws(() => new MsrpRelay({ port: 0, tls: { key: a.key, cert: Buffer.from('junk') } }));
+});
+
+t.test('process: TLS listener from the environment, refuses a mismatched key', async t => {
+  const dir = t.testdir();
+  const a = makeCert(dir, 'a');
+  const b = makeCert(dir, 'b');
+  const main = fileURLToPath(new URL('../../../media/main.ts', import.meta.url));
+  const args = ['--import', 'tsx', main, '--msrp-port', '0', '--control-port', '0', '--history', 'off'];
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, MSRP_TLS_CERT: a.certFile, MSRP_TLS_KEY: a.keyFile, MSRP_TLS_PORT: '0' },
+  });
+  const ready = await new Promise<{ msrpPort: number; msrpTlsPort: number }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no ready line')), 20000);
+    let buf = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (const line of buf.split('\n')) {
+        if (!line.includes('"relay ready"')) continue;
+        clearTimeout(timer);
+        resolve(JSON.parse(line) as { msrpPort: number; msrpTlsPort: number });
+      }
+    });
+  });
+  t.ok(ready.msrpTlsPort > 0 && ready.msrpTlsPort !== ready.msrpPort);
+  // A real handshake against the configured certificate.
+  const peer = await new Promise<string | undefined>((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port: ready.msrpTlsPort, ca: a.cert }, () => {
+      const fp = s.getPeerX509Certificate()?.fingerprint256;
+      s.destroy();
+      resolve(fp);
+    });
+    s.once('error', reject);
+  });
+  t.equal(peer, new X509Certificate(a.cert).fingerprint256);
+  t.equal(await new Promise<number | null>(resolve => {
+    child.once('exit', c => resolve(c));
+    child.kill('SIGTERM');
+  }), 0, 'clean exit');
+
+  const bad = spawn(process.execPath, [...args, '--msrp-tls-cert', a.certFile, '--msrp-tls-key', b.keyFile, '--msrp-tls-port', '0'], {
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
+  t.equal(await new Promise<number | null>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no exit')), 20000);
+    bad.once('exit', c => { clearTimeout(timer); resolve(c); });
+  }), 2, 'exit 2 on a key that does not match the certificate');
 });
