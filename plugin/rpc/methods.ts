@@ -127,36 +127,45 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
     }),
 
     /** CR 8.3.2.1: decide an incoming session invitation. */
-    'pf.invite': method(InviteParams, async (p) => {
+    'pf.invite': method(InviteParams, (p) => {
       const msg = parseRequest(p.msg, 'INVITE');
       const servedUser = userOf(msg.ruri);
       const now = deps.now();
-      let docs: UserDocs;
+      const unavailable = (err: unknown): unknown => {
+        if (!(err instanceof XdmUnavailableError)) return err;
+        deps.log.warn({ err, servedUser }, 'xdm unavailable');
+        return new RpcError(RpcCode.DependencyFailed, 'XDM unavailable');
+      };
+      const decide = (docs: UserDocs): unknown => {
+        const decision = decideInvite({
+          msg,
+          servedUser,
+          docs,
+          devices: devices.list(servedUser, now),
+          sessionDevices: (cid) => sessions.devicesIn(servedUser, cid, now),
+          policy: config.policy,
+          pfHost: config.pfHost,
+          now,
+        });
+        metrics.decisions.inc({ action: decision.action, stage: decision.stage });
+        if (p.fork !== true || (decision.action !== 'proxy' && decision.action !== 'pass')) return decision;
+        // One round trip for a co-located core: the same answer core.fork gives on the
+        // request as forwarded (the PF's Reject-Contact / Request-Disposition applied).
+        const forwarded = decision.action === 'proxy' ? applyDecisionEdits(msg, decision.remove, decision.hdrs) : msg;
+        return { ...decision, fork: selectForkTargets(forwarded, devices.list(servedUser, now), now) };
+      };
+      // The embedded XDM answers synchronously: then so does pf.invite (no await), and
+      // its answer leaves before the next request of the same read is handled.
+      let loaded: UserDocs | Promise<UserDocs>;
       try {
-        docs = await deps.xdm.load(servedUser, now);
+        loaded = deps.xdm.load(servedUser, now);
       } catch (err) {
-        if (err instanceof XdmUnavailableError) {
-          deps.log.warn({ err, servedUser }, 'xdm unavailable');
-          throw new RpcError(RpcCode.DependencyFailed, 'XDM unavailable');
-        }
-        throw err;
+        throw unavailable(err);
       }
-      const decision = decideInvite({
-        msg,
-        servedUser,
-        docs,
-        devices: devices.list(servedUser, now),
-        sessionDevices: (cid) => sessions.devicesIn(servedUser, cid, now),
-        policy: config.policy,
-        pfHost: config.pfHost,
-        now,
+      if (!(loaded instanceof Promise)) return decide(loaded);
+      return loaded.then(decide, (err: unknown) => {
+        throw unavailable(err);
       });
-      metrics.decisions.inc({ action: decision.action, stage: decision.stage });
-      if (p.fork !== true || (decision.action !== 'proxy' && decision.action !== 'pass')) return decision;
-      // One round trip for a co-located core: the same answer core.fork gives on the
-      // request as forwarded (the PF's Reject-Contact / Request-Disposition applied).
-      const forwarded = decision.action === 'proxy' ? applyDecisionEdits(msg, decision.remove, decision.hdrs) : msg;
-      return { ...decision, fork: selectForkTargets(forwarded, devices.list(servedUser, now), now) };
     }),
 
     /** RFC 3841 forking for the lab core. */

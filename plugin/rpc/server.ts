@@ -65,6 +65,14 @@ export class RpcDispatcher {
   }
 
   async dispatch(payload: Buffer | string): Promise<RpcResponse | null> {
+    return this.dispatchNow(payload);
+  }
+
+  /**
+   * As dispatch(), but synchronous when the method's handler is: the answer can be
+   * written at once instead of after every other frame of the same read.
+   */
+  dispatchNow(payload: Buffer | string): RpcResponse | null | Promise<RpcResponse | null> {
     const started = process.hrtime.bigint();
     let req: unknown;
     try {
@@ -107,25 +115,32 @@ export class RpcDispatcher {
       this.count(name, RpcCode.InvalidParams);
       return notification ? null : errorResponse(id, RpcCode.InvalidParams, 'Invalid params', detail);
     }
-    let response: RpcResponse;
-    try {
-      const result = await m.handler(params);
+    const done = (response: RpcResponse): RpcResponse | null => {
+      // From the payload to the answer: JSON, schema check, SIP parse, facts, rules.
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.opts.metrics.decisionSeconds.observe(seconds, { method: name });
+      return notification ? null : response;
+    };
+    const ok = (result: unknown): RpcResponse | null => {
       this.count(name, 'ok');
-      response = { jsonrpc: '2.0', id, result };
-    } catch (err) {
+      return done({ jsonrpc: '2.0', id, result });
+    };
+    const failed = (err: unknown): RpcResponse | null => {
       if (err instanceof RpcError) {
         this.count(name, err.code);
-        response = errorResponse(id, err.code, err.message, err.data);
-      } else {
-        this.opts.log.error({ err, method: name }, 'rpc method failed');
-        this.count(name, RpcCode.Internal);
-        response = errorResponse(id, RpcCode.Internal, 'Internal error');
+        return done(errorResponse(id, err.code, err.message, err.data));
       }
+      this.opts.log.error({ err, method: name }, 'rpc method failed');
+      this.count(name, RpcCode.Internal);
+      return done(errorResponse(id, RpcCode.Internal, 'Internal error'));
+    };
+    let result: unknown;
+    try {
+      result = m.handler(params);
+    } catch (err) {
+      return failed(err);
     }
-    // From the payload to the answer: JSON, schema check, SIP parse, facts, rules.
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    this.opts.metrics.decisionSeconds.observe(seconds, { method: name });
-    return notification ? null : response;
+    return result instanceof Promise ? result.then(ok, failed) : ok(result);
   }
 
   private count(method: string, outcome: 'ok' | number): void {
@@ -203,9 +218,20 @@ export class RpcServer {
       if (closing) return;
       const frames = decoder.push(chunk);
       for (const frame of frames) {
+        let res: RpcResponse | null | Promise<RpcResponse | null>;
+        try {
+          res = this.dispatcher.dispatchNow(frame);
+        } catch (err) {
+          log.error({ err }, 'rpc dispatch failed');
+          continue;
+        }
+        // a synchronous method's answer leaves now, before the next frame is handled
+        if (!(res instanceof Promise)) {
+          send(res);
+          continue;
+        }
         inflight++;
-        this.dispatcher
-          .dispatch(frame)
+        res
           .then(send, (err: unknown) => log.error({ err }, 'rpc dispatch failed'))
           .finally(() => {
             inflight--;
