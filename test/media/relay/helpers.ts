@@ -1,5 +1,8 @@
 // Shared set-up for relay integration tests: a real relay on a free loopback port and
 // MsrpPeer test clients playing the originator and the served user's devices.
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { MsrpPeer } from '../../../media/client/peer.js';
 import { MsrpRelay, type RelayOptions } from '../../../media/relay/relay.js';
 import type { OfferParams, RelayEvent } from '../../../media/relay/types.js';
@@ -103,4 +106,31 @@ export async function until(cond: () => boolean, ms: number): Promise<void> {
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise(resolve => setTimeout(resolve, 5));
   }
+}
+
+/** Starts `media/main.ts` as its own process and resolves with it and its `relay ready` line. */
+export async function startRelayProcess<R extends { msrpPort: number }>(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ child: ChildProcessByStdio<null, Readable, null>; ready: R }> {
+  const main = fileURLToPath(new URL('../../../media/main.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env,
+  });
+  const ready = await new Promise<R>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no ready line')), 20000);
+    let buf = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? ''; // only whole lines are parsed
+      for (const line of lines) {
+        if (!line.includes('"relay ready"')) continue;
+        clearTimeout(timer);
+        resolve(JSON.parse(line) as R);
+      }
+    });
+  });
+  return { child, ready };
 }

@@ -1,10 +1,9 @@
 // The relay process: configuration, start-up line, control reachable, clean stop.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { readConfig } from '../../../media/main.js';
 import { NetstringDecoder, encodeNetstring } from '../../../media/relay/netstring.js';
+import { startRelayProcess } from './helpers.js';
 
 t.test('readConfig', async t => {
   t.same(readConfig([], {}), { host: '127.0.0.1', msrpPort: 2855, controlPort: 2856, history: 'run/history.mdb' });
@@ -17,22 +16,9 @@ t.test('readConfig', async t => {
 
 t.test('process starts, answers ping, stops on SIGTERM', async t => {
   const dir = t.testdir();
-  const main = fileURLToPath(new URL('../../../media/main.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', main, '--msrp-port', '0', '--control-port', '0', '--history', `${dir}/h.mdb`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const ready = await new Promise<{ msrpPort: number; controlPort: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no ready line')), 20000);
-    let buf = '';
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      for (const line of buf.split('\n')) {
-        if (!line.includes('"relay ready"')) continue;
-        clearTimeout(timer);
-        resolve(JSON.parse(line) as { msrpPort: number; controlPort: number });
-      }
-    });
-  });
+  const { child, ready } = await startRelayProcess<{ msrpPort: number; controlPort: number }>(
+    ['--msrp-port', '0', '--control-port', '0', '--history', `${dir}/h.mdb`],
+  );
   t.ok(ready.msrpPort > 0 && ready.controlPort > 0);
   const sock = net.connect({ host: '127.0.0.1', port: ready.controlPort });
   const dec = new NetstringDecoder();

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { MsrpPeer } from '../../../media/client/peer.js';
 import { readConfig } from '../../../media/main.js';
 import { MsrpRelay } from '../../../media/relay/relay.js';
-import { sdpFor } from './helpers.js';
+import { sdpFor, startRelayProcess } from './helpers.js';
 
 function makeCert(dir: string, name: string): { key: Buffer; cert: Buffer; keyFile: string; certFile: string } {
   const keyFile = join(dir, `${name}-key.pem`);
@@ -163,24 +163,10 @@ t.test('process: TLS listener from the environment, refuses a mismatched key', a
   const dir = t.testdir();
   const a = makeCert(dir, 'a');
   const b = makeCert(dir, 'b');
-  const main = fileURLToPath(new URL('../../../media/main.ts', import.meta.url));
-  const args = ['--import', 'tsx', main, '--msrp-port', '0', '--control-port', '0', '--history', 'off'];
-  const child = spawn(process.execPath, args, {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, MSRP_TLS_CERT: a.certFile, MSRP_TLS_KEY: a.keyFile, MSRP_TLS_PORT: '0' },
-  });
-  const ready = await new Promise<{ msrpPort: number; msrpTlsPort: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no ready line')), 20000);
-    let buf = '';
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      for (const line of buf.split('\n')) {
-        if (!line.includes('"relay ready"')) continue;
-        clearTimeout(timer);
-        resolve(JSON.parse(line) as { msrpPort: number; msrpTlsPort: number });
-      }
-    });
-  });
+  const { child, ready } = await startRelayProcess<{ msrpPort: number; msrpTlsPort: number }>(
+    ['--msrp-port', '0', '--control-port', '0', '--history', 'off'],
+    { ...process.env, MSRP_TLS_CERT: a.certFile, MSRP_TLS_KEY: a.keyFile, MSRP_TLS_PORT: '0' },
+  );
   t.ok(ready.msrpTlsPort > 0 && ready.msrpTlsPort !== ready.msrpPort);
   // A real handshake against the configured certificate.
   const peer = await new Promise<string | undefined>((resolve, reject) => {
@@ -197,6 +183,8 @@ t.test('process: TLS listener from the environment, refuses a mismatched key', a
     child.kill('SIGTERM');
   }), 0, 'clean exit');
 
+  const main = fileURLToPath(new URL('../../../media/main.ts', import.meta.url));
+  const args = ['--import', 'tsx', main, '--msrp-port', '0', '--control-port', '0', '--history', 'off'];
   const bad = spawn(process.execPath, [...args, '--msrp-tls-cert', a.certFile, '--msrp-tls-key', b.keyFile, '--msrp-tls-port', '0'], {
     stdio: ['ignore', 'ignore', 'ignore'],
   });
