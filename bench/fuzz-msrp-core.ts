@@ -15,6 +15,7 @@ import { MsrpError } from '../media/msrp/errors.js';
 import { MsrpFrameParser } from '../media/msrp/parser.js';
 import { serializeFrame } from '../media/msrp/serializer.js';
 import type { Frame } from '../media/msrp/types.js';
+import { rng } from './rng.js';
 
 export interface FuzzOptions {
   cases: number;
@@ -48,17 +49,6 @@ export interface FuzzStats {
   failures: FuzzFailure[];
 }
 
-/** mulberry32: small seeded PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const INTERESTING = [0x00, 0x0d, 0x0a, 0x2d, 0x24, 0x2b, 0x23, 0x3a, 0x20, 0x09, 0x7f, 0x80, 0xc3, 0xe2, 0xf0, 0xff, 0x2f, 0x3b];
 const TOKENS = ['\r\n', '-------', '\r\n\r\n', 'MSRP ', ' SEND\r\n', ': ', '$\r\n', '+\r\n', '#\r\n', 'To-Path: ', 'Byte-Range: 1-*/*\r\n', '\xf0\x9f\x98', '\xff\xfe'];

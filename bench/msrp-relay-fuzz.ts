@@ -17,18 +17,8 @@ import { buildRequest, newMessageId, serializeFrame } from '../media/msrp/index.
 import { LmdbMessageStore } from '../media/history/store.js';
 import { MsrpRelay } from '../media/relay/relay.js';
 import { LoadPeer } from './msrp-load.js';
+import { rng } from './rng.js';
 
-/** Small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface FuzzOptions {
   cases: number;
