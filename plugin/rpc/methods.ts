@@ -7,7 +7,7 @@ import { Type } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import { method, type RpcMethod } from './server.js';
 import { RpcCode, RpcError } from './errors.js';
-import { canonicalHeaderName, parseSipMessage, SipParseError, MAX_SIP_MESSAGE_BYTES, type SipRequest } from '../sip/message.js';
+import { canonicalHeaderName, editedRequest, parseSipMessage, SipParseError, MAX_SIP_MESSAGE_BYTES, type SipRequest } from '../sip/message.js';
 import { parseRegister, RegisterError } from '../sip/register.js';
 import { parseNameAddr } from '../sip/uri.js';
 import { decideInvite } from '../rules/invite.js';
@@ -66,9 +66,15 @@ function parseRequest(raw: string, expected: string): SipRequest {
 /**
  * The INVITE as Kamailio forwards it after a proxy decision: `remove` header fields
  * dropped (remove_hf), `hdrs` appended after the others (append_hf), i.e. the `msg`
- * `core.fork` gets as `$mbu`.
+ * `core.fork` gets as `$mbu`. Built from the parsed INVITE (editedRequest); the text is
+ * printed and parsed again only when that cannot give the same result.
  */
 export function applyDecisionEdits(msg: SipRequest, remove: readonly string[], hdrs: string): SipRequest {
+  return editedRequest(msg, remove, hdrs) ?? reparseDecisionEdits(msg, remove, hdrs);
+}
+
+/** applyDecisionEdits by printing the edited INVITE and parsing it (the reference). */
+export function reparseDecisionEdits(msg: SipRequest, remove: readonly string[], hdrs: string): SipRequest {
   const drop = new Set(remove.map((r) => canonicalHeaderName(r).toLowerCase()));
   let head = `${msg.method} ${msg.ruri} SIP/2.0\r\n`;
   for (const h of msg.headers) {
@@ -137,11 +143,13 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
         return new RpcError(RpcCode.DependencyFailed, 'XDM unavailable');
       };
       const decide = (docs: UserDocs): unknown => {
+        // One read for the decision and the fork (same `now`, same tick).
+        const registered = devices.list(servedUser, now);
         const decision = decideInvite({
           msg,
           servedUser,
           docs,
-          devices: devices.list(servedUser, now),
+          devices: registered,
           sessionDevices: (cid) => sessions.devicesIn(servedUser, cid, now),
           policy: config.policy,
           pfHost: config.pfHost,
@@ -152,7 +160,7 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
         // One round trip for a co-located core: the same answer core.fork gives on the
         // request as forwarded (the PF's Reject-Contact / Request-Disposition applied).
         const forwarded = decision.action === 'proxy' ? applyDecisionEdits(msg, decision.remove, decision.hdrs) : msg;
-        return { ...decision, fork: selectForkTargets(forwarded, devices.list(servedUser, now), now) };
+        return { ...decision, fork: selectForkTargets(forwarded, registered, now) };
       };
       // The embedded XDM answers synchronously: then so does pf.invite (no await), and
       // its answer leaves before the next request of the same read is handled.

@@ -64,8 +64,10 @@ const NO_COMMA_SPLIT = new Set([
 
 /** Canonical (first-seen) spelling for a lower-case header name. */
 export function canonicalHeaderName(name: string): string {
+  // Compact forms are one letter; an own-property check keeps `constructor` & co. names.
+  if (name.length !== 1) return name;
   const lower = name.toLowerCase();
-  return COMPACT[lower] ?? name;
+  return Object.hasOwn(COMPACT, lower) ? COMPACT[lower]! : name;
 }
 
 export interface SipHeader {
@@ -190,6 +192,72 @@ class Response extends Parsed implements SipResponse {
 }
 
 /**
+ * Header lines `lines[from..]` appended to `headers` (folded lines joined, RFC 3261
+ * §7.3.1; empty lines skipped). Error line numbers count `lines` from 1.
+ * @throws SipParseError
+ */
+function parseHeaderLines(lines: readonly string[], from: number, headers: SipHeader[]): void {
+  for (let i = from; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line === '') continue;
+    if (line[0] === ' ' || line[0] === '\t') {
+      // Folded continuation of the previous header line.
+      const prev = headers.pop();
+      if (!prev) throw new SipParseError('SIP_BAD_HEADER', 'continuation line without a header');
+      headers.push({ name: prev.name, value: `${prev.value} ${line.trim()}` });
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw new SipParseError('SIP_BAD_HEADER', `header line without a name: line ${i + 1}`);
+    const rawName = line.slice(0, colon).trim();
+    if (!HEADER_NAME.test(rawName)) {
+      throw new SipParseError('SIP_BAD_HEADER', `bad header name on line ${i + 1}`);
+    }
+    headers.push({ name: canonicalHeaderName(rawName), value: line.slice(colon + 1).trim() });
+  }
+}
+
+/**
+ * The request as a proxy forwards it after `remove_hf` of `remove` (names, compact forms
+ * accepted, case-insensitive) and `append_hf` of `hdrs` (whole `Name: value` CRLF lines):
+ * the same SipRequest `parseSipMessage` gives on that edited text, without printing and
+ * re-parsing the message. Null when `hdrs` is not plain header lines or the edited
+ * message could exceed MAX_SIP_MESSAGE_BYTES (the caller then re-parses the text).
+ */
+export function editedRequest(msg: SipRequest, remove: readonly string[], hdrs: string): SipRequest | null {
+  const headers: SipHeader[] = [];
+  // Upper bound of the edited text's length: start line, header lines, blank line, body.
+  let length = msg.method.length + msg.ruri.length + 12 + hdrs.length + 2 + msg.body.length;
+  if (remove.length === 0) {
+    for (const h of msg.headers) {
+      headers.push(h);
+      length += h.name.length + h.value.length + 4;
+    }
+  } else {
+    const drop = new Set(remove.map((r) => canonicalHeaderName(r).toLowerCase()));
+    for (const h of msg.headers) {
+      if (drop.has(canonicalHeaderName(h.name).toLowerCase())) continue;
+      headers.push(h);
+      length += h.name.length + h.value.length + 4;
+    }
+  }
+  if (length * 3 > MAX_SIP_MESSAGE_BYTES) return null;
+  if (hdrs !== '') {
+    // Only whole lines, none empty (an empty one would start the body) or folded.
+    if (!hdrs.endsWith('\r\n') || hdrs.startsWith(' ') || hdrs.startsWith('\t') || hdrs.includes('\n\n') || hdrs.includes('\r\n\r\n')) return null;
+    const lines = hdrs.slice(0, -2).split('\r\n');
+    for (const l of lines) if (l === '' || l.includes('\n') || l[0] === ' ' || l[0] === '\t') return null;
+    try {
+      parseHeaderLines(lines, 0, headers);
+    } catch (err) {
+      if (err instanceof SipParseError) return null;
+      throw err;
+    }
+  }
+  return new Request(msg.method, msg.ruri, headers, msg.body);
+}
+
+/**
  * Parse one SIP message. Accepts CRLF or bare LF line ends and folded header lines
  * (RFC 3261 §7.3.1). The body is everything after the first empty line; Content-Length
  * is not enforced (Kamailio framed the message already).
@@ -219,24 +287,7 @@ export function parseSipMessage(raw: string): SipMessage {
   const lines = raw.slice(pos, headEnd).split(/\r?\n/);
   const start = lines[0] ?? '';
   const headers: SipHeader[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (line === '') continue;
-    if (line[0] === ' ' || line[0] === '\t') {
-      // Folded continuation of the previous header line.
-      const prev = headers.pop();
-      if (!prev) throw new SipParseError('SIP_BAD_HEADER', 'continuation line without a header');
-      headers.push({ name: prev.name, value: `${prev.value} ${line.trim()}` });
-      continue;
-    }
-    const colon = line.indexOf(':');
-    if (colon <= 0) throw new SipParseError('SIP_BAD_HEADER', `header line without a name: line ${i + 1}`);
-    const rawName = line.slice(0, colon).trim();
-    if (!HEADER_NAME.test(rawName)) {
-      throw new SipParseError('SIP_BAD_HEADER', `bad header name on line ${i + 1}`);
-    }
-    headers.push({ name: canonicalHeaderName(rawName), value: line.slice(colon + 1).trim() });
-  }
+  parseHeaderLines(lines, 1, headers);
   const body = raw.slice(bodyStart);
 
   const req = REQUEST_LINE.exec(start);
