@@ -52,6 +52,9 @@ export class DeviceLimitError extends Error {
   readonly code = 'REGISTER_TOO_MANY_CONTACTS';
 }
 
+/** Users whose decoded bindings list() keeps (the oldest entry makes room). */
+const DECODED_MAX = 4096;
+
 /** Stored value: the user's bindings. */
 type Stored = readonly Device[];
 
@@ -76,9 +79,30 @@ export class LmdbDeviceStore extends DurableLmdbStore<Stored, string> implements
     super(db);
   }
 
+  /**
+   * Decoded values by key, with the stored bytes they were decoded from: a read that
+   * finds the same bytes (another process may have written) skips the decode.
+   */
+  private readonly decoded = new Map<string, { readonly raw: Buffer; readonly value: Stored }>();
+
   list(aor: string, now: number): readonly Device[] {
     if (!this.isOpen) return [];
-    return live(this.db.get(aor), now);
+    // Both reads below see the same read transaction (same tick).
+    const raw = this.db.getBinary(aor);
+    if (raw === undefined) {
+      this.decoded.delete(aor);
+      return [];
+    }
+    const hit = this.decoded.get(aor);
+    if (hit && hit.raw.equals(raw)) return live(hit.value, now);
+    const value = this.db.get(aor);
+    if (value === undefined) return [];
+    if (!hit && this.decoded.size >= DECODED_MAX) {
+      const oldest = this.decoded.keys().next();
+      if (oldest.done !== true) this.decoded.delete(oldest.value);
+    }
+    this.decoded.set(aor, { raw, value });
+    return live(value, now);
   }
 
   users(): readonly string[] {

@@ -151,3 +151,26 @@ t.test('concurrent REGISTERs of one user all land (one transaction each)', async
     'each saw the ones before it',
   );
 });
+
+t.test('reads reuse a decoded list only while the stored bytes are the same', async (t) => {
+  const dir = tempDir(t);
+  const { store, close } = openStore(dir);
+  t.teardown(close);
+  const a = device({ aor: AOR, contact: 'sip:bob@10.0.0.1:5060', instance: I1, params: { '+g.oma.sip-im': true } });
+  const b = device({ aor: AOR, contact: 'sip:bob@10.0.0.2:5060', instance: I2 });
+  await store.apply({ kind: 'update', aor: AOR, upsert: [a], remove: [] }, 0);
+  const first = store.list(AOR, 1);
+  t.same(first, [a]);
+  t.equal(store.list(AOR, 1), first, 'same bytes: the decoded list again');
+  // Another writer (another service instance on the same dataDir) changes the value.
+  const other = open({ path: dir, maxDbs: 4 });
+  const raw = other.openDB<readonly Device[], string>({ name: 'devices' });
+  await raw.put(AOR, [a, b]);
+  t.same(store.list(AOR, 1), [a, b], 'the other writer is seen at once');
+  await raw.put(AOR, [{ ...a, q: 0.5 }]);
+  t.same(store.list(AOR, 1), [{ ...a, q: 0.5 }]);
+  await raw.remove(AOR);
+  t.same(store.list(AOR, 1), []);
+  t.same(store.list('sip:nobody@example.net', 1), []);
+  await other.close();
+});
