@@ -161,11 +161,30 @@ export function featureSetOf(params: Readonly<Record<string, FeatureValue>>): Fe
   return set;
 }
 
+/** Parsed predicates by header value (a deployment sends few distinct ones); FIFO-capped. */
+const predicateCache = new Map<string, FeaturePredicate | null>();
+const PREDICATE_CACHE_MAX = 1024;
+const PREDICATE_CACHE_VALUE_MAX = 512;
+
 /**
  * Parse one Accept-Contact / Reject-Contact value (RFC 3841 §9.2: `"*" *(SEMI ac-params)`).
  * Non-feature generic parameters are ignored. Null when the value is unreadable.
+ * The result is shared (cached per value): read-only.
  */
 export function parsePredicate(value: string): FeaturePredicate | null {
+  if (value.length > PREDICATE_CACHE_VALUE_MAX) return readPredicate(value);
+  const hit = predicateCache.get(value);
+  if (hit !== undefined) return hit;
+  const p = readPredicate(value);
+  if (predicateCache.size >= PREDICATE_CACHE_MAX) {
+    const oldest = predicateCache.keys().next();
+    if (oldest.done !== true) predicateCache.delete(oldest.value);
+  }
+  predicateCache.set(value, p);
+  return p;
+}
+
+function readPredicate(value: string): FeaturePredicate | null {
   const v = value.trim();
   if (v[0] !== '*') return null;
   const rest = v.slice(1).trim();

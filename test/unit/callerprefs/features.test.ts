@@ -49,3 +49,17 @@ t.test('Accept-Contact / Reject-Contact predicates', async (t) => {
   t.same(parsePredicate(' * ; +sip.instance="<urn:uuid:x>"')?.terms[0]?.values[0]?.atom, { kind: 'string', value: 'urn:uuid:x' });
   for (const bad of ['', 'audio', '<sip:x>', '*;+a="unterminated', '*;+a="#>="', '*x', '*;=1']) t.equal(parsePredicate(bad), null, JSON.stringify(bad));
 });
+
+t.test('parsePredicate: the same value gives the same (shared) predicate; long values are parsed too', async (t) => {
+  const v = '*;+g.3gpp.icsi-ref="urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session";require';
+  const a = parsePredicate(v);
+  t.ok(a);
+  t.equal(parsePredicate(v), a);
+  t.same(parsePredicate(` ${v}`), a, 'another spelling parses alike');
+  t.equal(parsePredicate('garbage'), null);
+  t.equal(parsePredicate('garbage'), null, 'unreadable values are remembered as unreadable');
+  const long = `*;+g.oma.sip-im;+x.pad="${'p'.repeat(600)}"`;
+  t.same(parsePredicate(long)?.terms.map((x) => x.tag), ['+g.oma.sip-im', '+x.pad']);
+  for (let i = 0; i < 1100; i++) parsePredicate(`*;+x.n${i}`);
+  t.same(parsePredicate(v), a, 'still right after the cache turned over');
+});
