@@ -27,6 +27,7 @@ const RATES = (process.env.RATES ?? '200,400,600,800,1000,1200,1400,1700,2000,24
 const CHILDREN = Number(process.env.CHILDREN ?? 4);
 const MODES = (process.env.MODES ?? 'bare,pf').split(',') as Mode[];
 if (process.env.SERVICE_NODE_OPTIONS) process.env.NODE_OPTIONS = process.env.SERVICE_NODE_OPTIONS;
+const MEM_MANAGER = process.env.MEM_MANAGER as 'qm' | 'fm' | 'tlsf' | undefined;
 const DECISION_RATE = 1000;
 /** Rate of the CPU accounting step (both modes). */
 const CPU_RATE = 800;
@@ -83,6 +84,7 @@ async function setup(mode: Mode, dir: string): Promise<Setup> {
     bare: mode === 'bare',
     children: CHILDREN,
     rpcTimeoutMs: 2000,
+    ...(MEM_MANAGER ? { memManager: MEM_MANAGER } : {}),
     defines: ['PF_XLOG_LEVEL="L_DBG"', ...(mode === 'pf-2rt' ? ['LAB_FORK_RPC'] : [])],
   });
   const devices = [

@@ -139,6 +139,8 @@ export interface KamailioOptions {
   debug?: number;
   children?: number;
   memMb?: number;
+  /** Kamailio's memory manager (`-x`, default `tlsf`); Kamailio's own default is `qm`. */
+  memManager?: 'qm' | 'fm' | 'tlsf';
   /** Wait for janssonrpcc to connect to the first server (default true). */
   waitRpc?: boolean;
 }
@@ -166,6 +168,8 @@ export class Kamailio {
     if (o.children !== undefined) defs.push(`LAB_CHILDREN=${o.children}`);
     defs.push(...(o.defines ?? []));
     const args = ['-f', LAB_CFG, '-DD', '-E', '-m', String(o.memMb ?? 512), '-w', work, '-Y', work];
+    // TLSF: Kamailio's default q_malloc made every PF call markedly dearer (docs/benchmarks.md)
+    args.push('-x', o.memManager ?? 'tlsf');
     for (const d of defs) args.push('-A', d);
     const proc = new Proc('kamailio', findBinary('kamailio'), args, { cwd: work, logFile: join(o.dir, 'kamailio.log') });
     const k = new Kamailio(proc, sipPort, o);
