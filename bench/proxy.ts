@@ -10,7 +10,8 @@
  * it) is read from /metrics during a run at 1,000 calls/s. Each figure is the median
  * over REPS repetitions, with min and max.
  *
- * Env: REPS (3), STEP_S seconds per rate step (5), RATES (comma list), CHILDREN (4),
+ * Env: REPS (3), STEP_S seconds per rate step (5), RATES (comma list), REFINE bisection
+ * probes after the first failed step (2), CHILDREN (4), MEM_MANAGER (Kamailio -x; tlsf),
  * MODES (comma list of bare, pf, pf-2rt; default bare,pf; pf-2rt is the PF with the
  * fork asked in a second round trip, core.fork, as before pf.invite carried it),
  * SERVICE_NODE_OPTIONS (NODE_OPTIONS for the service process, e.g. --max-semi-space-size=16).
@@ -25,6 +26,7 @@ const REPS = Number(process.env.REPS ?? 3);
 const STEP_S = Number(process.env.STEP_S ?? 5);
 const RATES = (process.env.RATES ?? '200,400,600,800,1000,1200,1400,1700,2000,2400,2800,3200').split(',').map(Number);
 const CHILDREN = Number(process.env.CHILDREN ?? 4);
+const REFINE = Number(process.env.REFINE ?? 2);
 const MODES = (process.env.MODES ?? 'bare,pf').split(',') as Mode[];
 if (process.env.SERVICE_NODE_OPTIONS) process.env.NODE_OPTIONS = process.env.SERVICE_NODE_OPTIONS;
 const MEM_MANAGER = process.env.MEM_MANAGER as 'qm' | 'fm' | 'tlsf' | undefined;
@@ -123,13 +125,30 @@ async function step(s: Setup, rate: number, seconds = STEP_S): Promise<{ ok: boo
   return { ok: r.code === 0, detail: `exit ${String(r.code)} ${failed}`.trim() };
 }
 
+/**
+ * The highest rate with zero failed calls: up the RATES steps until one fails, then
+ * REFINE bisection probes between the last good step and the failed one (rounded to
+ * 50 calls/s), so a ratio is not quantised by the step list.
+ */
 async function maxRate(s: Setup, label: string): Promise<number> {
   let best = 0;
+  let failedAt = 0;
   for (const rate of RATES) {
     const r = await step(s, rate);
     console.log(`  ${label} ${rate} calls/s: ${r.ok ? 'ok' : `FAILED (${r.detail})`}`);
-    if (!r.ok) break;
+    if (!r.ok) {
+      failedAt = rate;
+      break;
+    }
     best = rate;
+  }
+  for (let i = 0; i < REFINE && failedAt > 0; i++) {
+    const mid = Math.round((best + failedAt) / 100) * 50;
+    if (mid <= best || mid >= failedAt) break;
+    const r = await step(s, mid);
+    console.log(`  ${label} ${mid} calls/s (refine): ${r.ok ? 'ok' : `FAILED (${r.detail})`}`);
+    if (r.ok) best = mid;
+    else failedAt = mid;
   }
   return best;
 }
@@ -246,7 +265,7 @@ const pfModes = MODES.filter((m) => m !== 'bare');
 
 console.log(`
 Proxy mode on real Kamailio, ${REPS} repetitions (modes interleaved: ${MODES.join(', ')}), ${STEP_S} s per rate step,
-rates ${RATES.join('/')} calls/s, service NODE_OPTIONS ${process.env.NODE_OPTIONS ?? '-'}
+rates ${RATES.join("/")} calls/s (+${REFINE} bisection probes), Kamailio -x ${MEM_MANAGER ?? "tlsf"}, service NODE_OPTIONS ${process.env.NODE_OPTIONS ?? '-'}
 (median (min, max); highest step with zero failed calls)
 `);
 for (const mode of MODES) console.log(`  ${mode.padEnd(7)} highest rate  ${spread(rates[mode])} calls/s`);
