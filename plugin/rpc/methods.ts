@@ -93,6 +93,38 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
     return key;
   };
 
+  // Hot-path helpers are declared once here, not as closures per call.
+  function xdmUnavailable(err: unknown, servedUser: string): unknown {
+    if (!(err instanceof XdmUnavailableError)) return err;
+    deps.log.warn({ err, servedUser }, 'xdm unavailable');
+    return new RpcError(RpcCode.DependencyFailed, 'XDM unavailable');
+  }
+
+  function sessionDevicesOf(servedUser: string, now: number): (contributionId: string) => readonly string[] | null {
+    return (cid) => sessions.devicesIn(servedUser, cid, now);
+  }
+
+  function decide(msg: SipRequest, servedUser: string, now: number, fork: boolean, docs: UserDocs): unknown {
+    // One read for the decision and the fork (same `now`, same tick).
+    const registered = devices.list(servedUser, now);
+    const decision = decideInvite({
+      msg,
+      servedUser,
+      docs,
+      devices: registered,
+      sessionDevices: sessionDevicesOf(servedUser, now),
+      policy: config.policy,
+      pfHost: config.pfHost,
+      now,
+    });
+    metrics.decisions.inc({ action: decision.action, stage: decision.stage });
+    if (!fork || (decision.action !== 'proxy' && decision.action !== 'pass')) return decision;
+    // One round trip for a co-located core: the same answer core.fork gives on the
+    // request as forwarded (the PF's Reject-Contact / Request-Disposition applied).
+    const forwarded = decision.action === 'proxy' ? applyDecisionEdits(msg, decision.remove, decision.hdrs) : msg;
+    return { ...decision, fork: selectForkTargets(forwarded, registered, now) };
+  }
+
   return {
     'pf.ping': method(PingParams, () => ({ pong: true })),
 
@@ -137,43 +169,21 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
       const msg = parseRequest(p.msg, 'INVITE');
       const servedUser = userOf(msg.ruri);
       const now = deps.now();
-      const unavailable = (err: unknown): unknown => {
-        if (!(err instanceof XdmUnavailableError)) return err;
-        deps.log.warn({ err, servedUser }, 'xdm unavailable');
-        return new RpcError(RpcCode.DependencyFailed, 'XDM unavailable');
-      };
-      const decide = (docs: UserDocs): unknown => {
-        // One read for the decision and the fork (same `now`, same tick).
-        const registered = devices.list(servedUser, now);
-        const decision = decideInvite({
-          msg,
-          servedUser,
-          docs,
-          devices: registered,
-          sessionDevices: (cid) => sessions.devicesIn(servedUser, cid, now),
-          policy: config.policy,
-          pfHost: config.pfHost,
-          now,
-        });
-        metrics.decisions.inc({ action: decision.action, stage: decision.stage });
-        if (p.fork !== true || (decision.action !== 'proxy' && decision.action !== 'pass')) return decision;
-        // One round trip for a co-located core: the same answer core.fork gives on the
-        // request as forwarded (the PF's Reject-Contact / Request-Disposition applied).
-        const forwarded = decision.action === 'proxy' ? applyDecisionEdits(msg, decision.remove, decision.hdrs) : msg;
-        return { ...decision, fork: selectForkTargets(forwarded, registered, now) };
-      };
       // The embedded XDM answers synchronously: then so does pf.invite (no await), and
       // its answer leaves before the next request of the same read is handled.
       let loaded: UserDocs | Promise<UserDocs>;
       try {
         loaded = deps.xdm.load(servedUser, now);
       } catch (err) {
-        throw unavailable(err);
+        throw xdmUnavailable(err, servedUser);
       }
-      if (!(loaded instanceof Promise)) return decide(loaded);
-      return loaded.then(decide, (err: unknown) => {
-        throw unavailable(err);
-      });
+      if (!(loaded instanceof Promise)) return decide(msg, servedUser, now, p.fork === true, loaded);
+      return loaded.then(
+        (docs) => decide(msg, servedUser, now, p.fork === true, docs),
+        (err: unknown) => {
+          throw xdmUnavailable(err, servedUser);
+        },
+      );
     }),
 
     /** RFC 3841 forking for the lab core. */
@@ -193,11 +203,14 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
       if (!aor || !na || !p.contributionId) return { tracked: false };
       const now = deps.now();
       const instance = na.params['+sip.instance'];
-      // The answering Contact may omit +sip.instance: find the registered device by its
-      // Contact URI or its public GRUU (RFC 5627 §5.1: a UA may use its GRUU as Contact).
-      const registered = devices.list(aor, now).find((d) => d.contact === na.uri || d.pubGruu === na.uri);
-      const device =
-        typeof instance === 'string' ? instance : registered ? deviceKeyOf(registered) : na.uri;
+      let device: string;
+      if (typeof instance === 'string') device = instance;
+      else {
+        // The answering Contact may omit +sip.instance: find the registered device by its
+        // Contact URI or its public GRUU (RFC 5627 §5.1: a UA may use its GRUU as Contact).
+        const registered = devices.list(aor, now).find((d) => d.contact === na.uri || d.pubGruu === na.uri);
+        device = registered ? deviceKeyOf(registered) : na.uri;
+      }
       sessions.confirmed({
         aor,
         contributionId: p.contributionId,
