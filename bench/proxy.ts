@@ -14,7 +14,9 @@
  * probes after the first failed step (2), CHILDREN (4), MEM_MANAGER (Kamailio -x; tlsf),
  * MODES (comma list of bare, pf, pf-2rt; default bare,pf; pf-2rt is the PF with the
  * fork asked in a second round trip, core.fork, as before pf.invite carried it),
- * SERVICE_NODE_OPTIONS (NODE_OPTIONS for the service process, e.g. --max-semi-space-size=16).
+ * SERVICE_NODE_OPTIONS (NODE_OPTIONS for the service process, e.g. --max-semi-space-size=16),
+ * SERVICE_NODE_ARGS (node options on the service's command line, e.g. --trace-gc: its
+ * service.log in the run directory then shows every pause).
  */
 import { join } from 'node:path';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -29,6 +31,7 @@ const CHILDREN = Number(process.env.CHILDREN ?? 4);
 const REFINE = Number(process.env.REFINE ?? 2);
 const MODES = (process.env.MODES ?? 'bare,pf').split(',') as Mode[];
 if (process.env.SERVICE_NODE_OPTIONS) process.env.NODE_OPTIONS = process.env.SERVICE_NODE_OPTIONS;
+const SERVICE_NODE_ARGS = (process.env.SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const MEM_MANAGER = process.env.MEM_MANAGER as 'qm' | 'fm' | 'tlsf' | undefined;
 const DECISION_RATE = 1000;
 /** Rate of the CPU accounting step (both modes). */
@@ -79,7 +82,7 @@ interface Setup {
 }
 
 async function setup(mode: Mode, dir: string): Promise<Setup> {
-  const service = await Service.start({ dir, logLevel: 'warn' });
+  const service = await Service.start({ dir, logLevel: 'warn', nodeArgs: SERVICE_NODE_ARGS });
   const kamailio = await Kamailio.start({
     dir,
     rpc: [{ port: service.rpcPort }],

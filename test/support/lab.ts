@@ -35,6 +35,8 @@ export interface ServiceOptions {
   /** Data dir; keep it across a restart to prove devices survive. */
   dataDir?: string;
   name?: string;
+  /** Extra node options before the script (e.g. `--trace-gc`, not allowed in NODE_OPTIONS). */
+  nodeArgs?: readonly string[];
 }
 
 export class Service {
@@ -67,7 +69,7 @@ export class Service {
     };
     const cfgFile = join(o.dir, `${name}.json`);
     writeFileSync(cfgFile, JSON.stringify(config, null, 2));
-    const proc = new Proc(name, process.execPath, ['--import', 'tsx', join(ROOT, 'plugin', 'main.ts'), '--config', cfgFile], {
+    const proc = new Proc(name, process.execPath, [...(o.nodeArgs ?? []), '--import', 'tsx', join(ROOT, 'plugin', 'main.ts'), '--config', cfgFile], {
       cwd: ROOT,
       env: { ...process.env, PF_CONFIG: cfgFile },
       logFile: join(o.dir, `${name}.log`),
