@@ -59,6 +59,28 @@ function attr(invalid: readonly { value: string }[] | undefined, name: string): 
   return null;
 }
 
+/** sdp-transform's line split and line filter (lib/parser.js). */
+const TRANSFORM_SPLIT = /\r\n|\r|\n/;
+const TRANSFORM_LINE = /^[a-z]=/;
+const READ_ATTR = /^a=(?:accept-types|file-selector):/i;
+
+/**
+ * The lines of `body` whose parse sdpOffer reads: o=, m= and the a= attributes below.
+ * sdp-transform parses each line on its own into the session or the current m= section,
+ * and only these lines write `origin`, a section's `type`/`port`/`protocol`, or an
+ * `invalid` entry that attr() looks for: parsing them alone gives the same values.
+ */
+function linesRead(body: string): string {
+  let out = '';
+  for (const l of body.split(TRANSFORM_SPLIT)) {
+    const type = l[0];
+    if ((type === 'o' || type === 'm' || (type === 'a' && READ_ATTR.test(l))) && TRANSFORM_LINE.test(l)) {
+      out += out === '' ? l : `\r\n${l}`;
+    }
+  }
+  return out;
+}
+
 /** Read the SDP offer. Never throws. */
 export function sdpOffer(msg: SipMessage): SdpOffer {
   const body = sdpBody(msg);
@@ -69,7 +91,7 @@ export function sdpOffer(msg: SipMessage): SdpOffer {
   if (!lines.every((l) => LINE.test(l))) return { kind: 'malformed', why: 'SDP line not of the form x=...' };
   let parsed: sdpTransform.SessionDescription;
   try {
-    parsed = sdpTransform.parse(body);
+    parsed = sdpTransform.parse(linesRead(body));
   } catch {
     return { kind: 'malformed', why: 'SDP unparsable' };
   }
