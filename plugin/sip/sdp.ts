@@ -52,33 +52,53 @@ function sdpBody(msg: SipMessage): string | null {
   return null;
 }
 
-function attr(invalid: readonly { value: string }[] | undefined, name: string): string | null {
-  if (!invalid) return null;
-  const prefix = `${name}:`;
-  for (const a of invalid) if (a.value.toLowerCase().startsWith(prefix)) return a.value.slice(prefix.length);
-  return null;
-}
-
 /** sdp-transform's line split and line filter (lib/parser.js). */
 const TRANSFORM_SPLIT = /\r\n|\r|\n/;
 const TRANSFORM_LINE = /^[a-z]=/;
-const READ_ATTR = /^a=(?:accept-types|file-selector):/i;
+/** sdp-transform's catch-all `a=` rule: the line's value as stored in `invalid`. */
+const ANY = /(.*)/;
+const ACCEPT_TYPES = 'accept-types:';
+const FILE_SELECTOR = 'file-selector:';
+
+interface SdpLines {
+  /** The o= and m= lines, for sdp-transform. */
+  readonly text: string;
+  /** Per m= section: its first a=accept-types value, and whether it has an a=file-selector. */
+  readonly acceptTypes: (string | null)[];
+  readonly fileSelector: boolean[];
+}
 
 /**
- * The lines of `body` whose parse sdpOffer reads: o=, m= and the a= attributes below.
- * sdp-transform parses each line on its own into the session or the current m= section,
- * and only these lines write `origin`, a section's `type`/`port`/`protocol`, or an
- * `invalid` entry that attr() looks for: parsing them alone gives the same values.
+ * One pass over the lines as sdp-transform splits and filters them (lib/parser.js).
+ * sdp-transform parses each line on its own into the session or the current m= section;
+ * only o= and m= lines write `origin` or a section's `type`/`port`/`protocol`, so parsing
+ * them alone gives the same values. `a=accept-types:` and `a=file-selector:` match no
+ * named a= rule of its grammar (every other rule starts with another literal name), so
+ * they always land in the section's `invalid` list, read here as sdp-transform would.
  */
-function linesRead(body: string): string {
-  let out = '';
+function sdpLines(body: string): SdpLines {
+  let text = '';
+  const acceptTypes: (string | null)[] = [];
+  const fileSelector: boolean[] = [];
+  let section = -1;
   for (const l of body.split(TRANSFORM_SPLIT)) {
+    if (!TRANSFORM_LINE.test(l)) continue;
     const type = l[0];
-    if ((type === 'o' || type === 'm' || (type === 'a' && READ_ATTR.test(l))) && TRANSFORM_LINE.test(l)) {
-      out += out === '' ? l : `\r\n${l}`;
+    if (type === 'm') {
+      section++;
+      acceptTypes.push(null);
+      fileSelector.push(false);
+    }
+    if (type === 'o' || type === 'm') {
+      text += text === '' ? l : `\r\n${l}`;
+    } else if (type === 'a' && section >= 0) {
+      const value = ANY.exec(l.slice(2))![1]!;
+      const lower = value.toLowerCase();
+      if (acceptTypes[section] === null && lower.startsWith(ACCEPT_TYPES)) acceptTypes[section] = value.slice(ACCEPT_TYPES.length);
+      else if (lower.startsWith(FILE_SELECTOR)) fileSelector[section] = true;
     }
   }
-  return out;
+  return { text, acceptTypes, fileSelector };
 }
 
 /** Read the SDP offer. Never throws. */
@@ -89,26 +109,28 @@ export function sdpOffer(msg: SipMessage): SdpOffer {
   const lines = body.split(/\r?\n/).filter((l) => l.length > 0);
   if (lines[0] !== 'v=0') return { kind: 'malformed', why: 'SDP does not start with v=0' };
   if (!lines.every((l) => LINE.test(l))) return { kind: 'malformed', why: 'SDP line not of the form x=...' };
+  const read = sdpLines(body);
   let parsed: sdpTransform.SessionDescription;
   try {
-    parsed = sdpTransform.parse(linesRead(body));
+    parsed = sdpTransform.parse(read.text);
   } catch {
     return { kind: 'malformed', why: 'SDP unparsable' };
   }
   if (!parsed.origin) return { kind: 'malformed', why: 'SDP without o=' };
   if (parsed.media.length === 0) return { kind: 'malformed', why: 'SDP without m=' };
   const streams: SdpStream[] = [];
-  for (const m of parsed.media) {
+  for (let i = 0; i < parsed.media.length; i++) {
+    const m = parsed.media[i]!;
     if (typeof m.type !== 'string' || typeof m.protocol !== 'string' || !Number.isInteger(m.port)) {
       return { kind: 'malformed', why: 'unreadable m= line' };
     }
-    const accept = attr(m.invalid, 'accept-types');
+    const accept = read.acceptTypes[i] ?? null;
     streams.push({
       media: m.type.toLowerCase(),
       port: m.port,
       proto: m.protocol,
       acceptTypes: accept === null ? null : accept.trim().toLowerCase().split(/\s+/).filter(Boolean),
-      fileTransfer: attr(m.invalid, 'file-selector') !== null,
+      fileTransfer: read.fileSelector[i] === true,
     });
   }
   return { kind: 'ok', streams };

@@ -74,6 +74,8 @@ t.test('the offer equals the one read from a parse of the whole SDP', async (t) 
     'numeric media, empty port': `${head}m=123 5 TCP/MSRP *\r\n`,
     'empty port': `${head}m=message  TCP/MSRP *\r\n`,
     'line separator in a value': `${head}m=message 7654 TCP/MSRP *\r\na=accept-types:a/b\u2028c/d\r\na=file-selector\r\na=file-selector:name:"x"\r\n`,
+    'accept-types twice, file-selector first, odd case': `${head}m=message 7654 TCP/MSRP *\r\na=FILE-Selector:type:x\r\na=accept-TYPES:\r\na=accept-types:second/one\r\na=accept-wrapped-types:*\r\n`,
+    'attribute names alike but not the same': `${head}m=message 7654 TCP/MSRP *\r\na=accept-types\r\na=accept-typesx:y/z\r\na=file-selectors:q\r\na=x-accept-types:a/b\r\n`,
     'two sections': `${head}m=message 7654 TCP/MSRP *\r\na=accept-types:message/cpim\r\nm=video 0 RTP/AVP 96\r\na=accept-types:x/y\r\na=file-selector:size:1\r\n`,
   };
   for (const [name, body] of Object.entries(bodies)) {
