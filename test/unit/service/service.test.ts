@@ -146,6 +146,19 @@ t.test('pf.register -> devices listing -> pf.invite -> core.fork -> pf.dialog', 
     '<urn:uuid:00000000-0000-0000-0000-000000000002>',
   ]);
   t.ok(app.sessions.terminated({ callId: dialog.callId, fromTag: dialog.fromTag, toTag: 'b2' }));
+  // +sip.instance in the answering Contact names the device (even one not registered)
+  t.same((await call(port, 'pf.dialog', {
+    ...dialog,
+    toTag: 'b3',
+    contact: '<sip:127.0.0.1:26727>;+sip.instance="<urn:uuid:00000000-0000-0000-0000-0000000000ff>"',
+  }))?.result, { tracked: true });
+  t.same(app.sessions.devicesIn('sip:bob@example.net', 'abcdef-1234', clock), [
+    '<urn:uuid:00000000-0000-0000-0000-0000000000ff>',
+  ]);
+  // terminated with the dialog id only (no ruri, contributionId, contact)
+  const ended = { v: 1, event: 'terminated', callId: dialog.callId, fromTag: dialog.fromTag, toTag: 'b3' };
+  t.same((await call(port, 'pf.dialog', ended))?.result, { tracked: true });
+  t.same((await call(port, 'pf.dialog', ended))?.result, { tracked: false });
 
   // de-register one device by expires=0, then every one by Contact: *
   const dereg = await call(port, 'pf.register', {
