@@ -139,17 +139,40 @@ export function splitCommaList(value: string): string[] {
 }
 
 class Parsed implements Common {
-  readonly #index = new Map<string, string[]>();
+  /** Lower-cased name -> values in order. Never changed once built (lists may be shared). */
+  readonly #index: Map<string, string[]>;
   constructor(
     readonly headers: readonly SipHeader[],
     readonly body: string,
+    /** The index of `headers`, when the caller derived it (Parsed.derivedIndex). */
+    index?: Map<string, string[]>,
   ) {
+    if (index) {
+      this.#index = index;
+      return;
+    }
+    this.#index = new Map();
     for (const h of headers) {
       const key = h.name.toLowerCase();
       const list = this.#index.get(key);
       if (list) list.push(h.value);
       else this.#index.set(key, [h.value]);
     }
+  }
+  /**
+   * The index of `from`'s headers without those whose lower-cased name is in `drop`,
+   * followed by `appended`; null when `from` was not built by this parser.
+   */
+  static derivedIndex(from: SipMessage, drop: ReadonlySet<string>, appended: readonly SipHeader[]): Map<string, string[]> | null {
+    if (!(from instanceof Parsed)) return null;
+    const index = new Map<string, string[]>();
+    for (const [key, list] of from.#index) if (!drop.has(key)) index.set(key, list);
+    for (const h of appended) {
+      const key = h.name.toLowerCase();
+      const list = index.get(key);
+      index.set(key, list ? [...list, h.value] : [h.value]);
+    }
+    return index;
   }
   get(name: string): string | undefined {
     return this.#index.get(canonicalHeaderName(name).toLowerCase())?.[0];
@@ -174,8 +197,9 @@ class Request extends Parsed implements SipRequest {
     readonly ruri: string,
     headers: readonly SipHeader[],
     body: string,
+    index?: Map<string, string[]>,
   ) {
-    super(headers, body);
+    super(headers, body, index);
   }
 }
 
@@ -228,13 +252,13 @@ export function editedRequest(msg: SipRequest, remove: readonly string[], hdrs: 
   const headers: SipHeader[] = [];
   // Upper bound of the edited text's length: start line, header lines, blank line, body.
   let length = msg.method.length + msg.ruri.length + 12 + hdrs.length + 2 + msg.body.length;
-  if (remove.length === 0) {
+  const drop = new Set(remove.map((r) => canonicalHeaderName(r).toLowerCase()));
+  if (drop.size === 0) {
     for (const h of msg.headers) {
       headers.push(h);
       length += h.name.length + h.value.length + 4;
     }
   } else {
-    const drop = new Set(remove.map((r) => canonicalHeaderName(r).toLowerCase()));
     for (const h of msg.headers) {
       if (drop.has(canonicalHeaderName(h.name).toLowerCase())) continue;
       headers.push(h);
@@ -242,6 +266,7 @@ export function editedRequest(msg: SipRequest, remove: readonly string[], hdrs: 
     }
   }
   if (length * 3 > MAX_SIP_MESSAGE_BYTES) return null;
+  const kept = headers.length;
   if (hdrs !== '') {
     // Only whole lines, none empty (an empty one would start the body) or folded.
     if (!hdrs.endsWith('\r\n') || hdrs.startsWith(' ') || hdrs.startsWith('\t') || hdrs.includes('\n\n') || hdrs.includes('\r\n\r\n')) return null;
@@ -254,7 +279,9 @@ export function editedRequest(msg: SipRequest, remove: readonly string[], hdrs: 
       throw err;
     }
   }
-  return new Request(msg.method, msg.ruri, headers, msg.body);
+  // Parsed names are canonical, so the index keys are the names `drop` holds.
+  const index = Parsed.derivedIndex(msg, drop, headers.slice(kept));
+  return new Request(msg.method, msg.ruri, headers, msg.body, index ?? undefined);
 }
 
 /**
