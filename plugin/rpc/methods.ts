@@ -87,8 +87,20 @@ export function reparseDecisionEdits(msg: SipRequest, remove: readonly string[],
 
 export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
   const { config, devices, sessions, metrics } = deps;
+  // Served-user keys by URI text (pure for this config; a user's calls repeat the URI).
+  const keys = new Map<string, string | null>();
+  function keyOf(uri: string): string | null {
+    let key = keys.get(uri);
+    if (key !== undefined) return key;
+    key = servedUserKey(uri, config.identity, config.domain);
+    if (uri.length <= 512) {
+      if (keys.size >= 1024) keys.delete(keys.keys().next().value!);
+      keys.set(uri, key);
+    }
+    return key;
+  }
   const userOf = (uri: string): string => {
-    const key = servedUserKey(uri, config.identity, config.domain);
+    const key = keyOf(uri);
     if (key === null) throw new RpcError(RpcCode.InvalidParams, 'Invalid params', 'Request-URI has no user');
     return key;
   };
@@ -198,7 +210,7 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
       if (p.event === 'terminated') {
         return { tracked: sessions.terminated(p) };
       }
-      const aor = p.ruri ? servedUserKey(p.ruri, config.identity, config.domain) : null;
+      const aor = p.ruri ? keyOf(p.ruri) : null;
       const na = p.contact ? parseNameAddr(p.contact) : null;
       if (!aor || !na || !p.contributionId) return { tracked: false };
       const now = deps.now();
