@@ -115,32 +115,42 @@ export class RpcDispatcher {
       this.count(name, RpcCode.InvalidParams);
       return notification ? null : errorResponse(id, RpcCode.InvalidParams, 'Invalid params', detail);
     }
-    const done = (response: RpcResponse): RpcResponse | null => {
-      // From the payload to the answer: JSON, schema check, SIP parse, facts, rules.
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      this.opts.metrics.decisionSeconds.observe(seconds, { method: name });
-      return notification ? null : response;
-    };
-    const ok = (result: unknown): RpcResponse | null => {
-      this.count(name, 'ok');
-      return done({ jsonrpc: '2.0', id, result });
-    };
-    const failed = (err: unknown): RpcResponse | null => {
-      if (err instanceof RpcError) {
-        this.count(name, err.code);
-        return done(errorResponse(id, err.code, err.message, err.data));
-      }
-      this.opts.log.error({ err, method: name }, 'rpc method failed');
-      this.count(name, RpcCode.Internal);
-      return done(errorResponse(id, RpcCode.Internal, 'Internal error'));
-    };
     let result: unknown;
     try {
       result = m.handler(params);
     } catch (err) {
-      return failed(err);
+      return this.failed(name, id, notification, started, err);
     }
-    return result instanceof Promise ? result.then(ok, failed) : ok(result);
+    // no closures on the synchronous path: it runs for every request
+    if (result instanceof Promise) {
+      return result.then(
+        (r: unknown) => this.ok(name, id, notification, started, r),
+        (err: unknown) => this.failed(name, id, notification, started, err),
+      );
+    }
+    return this.ok(name, id, notification, started, result);
+  }
+
+  private ok(name: string, id: RpcId, notification: boolean, started: bigint, result: unknown): RpcResponse | null {
+    this.count(name, 'ok');
+    return this.done(name, notification, started, { jsonrpc: '2.0', id, result });
+  }
+
+  private failed(name: string, id: RpcId, notification: boolean, started: bigint, err: unknown): RpcResponse | null {
+    if (err instanceof RpcError) {
+      this.count(name, err.code);
+      return this.done(name, notification, started, errorResponse(id, err.code, err.message, err.data));
+    }
+    this.opts.log.error({ err, method: name }, 'rpc method failed');
+    this.count(name, RpcCode.Internal);
+    return this.done(name, notification, started, errorResponse(id, RpcCode.Internal, 'Internal error'));
+  }
+
+  /** From the payload to the answer: JSON, schema check, SIP parse, facts, rules. */
+  private done(name: string, notification: boolean, started: bigint, response: RpcResponse): RpcResponse | null {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.opts.metrics.decisionSeconds.observe(seconds, { method: name });
+    return notification ? null : response;
   }
 
   private count(method: string, outcome: 'ok' | number): void {
