@@ -12,6 +12,7 @@
  *
  * Env: REPS (3), STEP_S seconds per rate step (5), RATES (comma list), REFINE bisection
  * probes after the first failed step (2), CHILDREN (4), MEM_MANAGER (Kamailio -x; tlsf),
+ * SHM_MB (Kamailio -m; 2048),
  * MODES (comma list of bare, pf, pf-2rt; default bare,pf; pf-2rt is the PF with the
  * fork asked in a second round trip, core.fork, as before pf.invite carried it),
  * SERVICE_NODE_OPTIONS (NODE_OPTIONS for the service process, e.g. --max-semi-space-size=16),
@@ -32,6 +33,8 @@ const REFINE = Number(process.env.REFINE ?? 2);
 const MODES = (process.env.MODES ?? 'bare,pf').split(',') as Mode[];
 if (process.env.SERVICE_NODE_OPTIONS) process.env.NODE_OPTIONS = process.env.SERVICE_NODE_OPTIONS;
 const SERVICE_NODE_ARGS = (process.env.SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/** Kamailio shared memory (-m): at 512 MB both modes ran out of it above ~3,000 calls/s. */
+const SHM_MB = Number(process.env.SHM_MB ?? 2048);
 const MEM_MANAGER = process.env.MEM_MANAGER as 'qm' | 'fm' | 'tlsf' | undefined;
 const DECISION_RATE = 1000;
 /** Rate of the CPU accounting step (both modes). */
@@ -90,6 +93,7 @@ async function setup(mode: Mode, dir: string): Promise<Setup> {
     children: CHILDREN,
     rpcTimeoutMs: 2000,
     ...(MEM_MANAGER ? { memManager: MEM_MANAGER } : {}),
+    memMb: SHM_MB,
     defines: ['PF_XLOG_LEVEL="L_DBG"', ...(mode === 'pf-2rt' ? ['LAB_FORK_RPC'] : [])],
   });
   const devices = [
@@ -285,7 +289,7 @@ const pfModes = MODES.filter((m) => m !== 'bare');
 
 console.log(`
 Proxy mode on real Kamailio, ${REPS} repetitions (modes interleaved: ${MODES.join(', ')}), ${STEP_S} s per rate step,
-rates ${RATES.join("/")} calls/s (+${REFINE} bisection probes), Kamailio -x ${MEM_MANAGER ?? "tlsf"}, service NODE_OPTIONS ${process.env.NODE_OPTIONS ?? '-'}
+rates ${RATES.join("/")} calls/s (+${REFINE} bisection probes), Kamailio -x ${MEM_MANAGER ?? "tlsf"} -m ${SHM_MB}, service NODE_OPTIONS ${process.env.NODE_OPTIONS ?? '-'}
 (median (min, max); highest step with zero failed calls)
 `);
 for (const mode of MODES) console.log(`  ${mode.padEnd(7)} highest rate  ${spread(rates[mode])} calls/s`);
