@@ -73,6 +73,9 @@ export function parseConfig(raw: unknown): Config {
   if (first) throw new ConfigError(describe(first));
   // Cross-field rules the schema cannot say.
   const cfg = withDefaults as Static<typeof ConfigSchema>;
+  if (cfg.registrar.minExpires > cfg.registrar.defaultExpires) {
+    throw new ConfigError('config: /registrar/minExpires must not exceed /registrar/defaultExpires');
+  }
   if (cfg.registrar.defaultExpires > cfg.registrar.maxExpires) {
     throw new ConfigError('config: /registrar/defaultExpires must not exceed /registrar/maxExpires');
   }

@@ -25,6 +25,8 @@ export const RegistrarConfigSchema = Type.Object(
   {
     defaultExpires: Type.Integer({ minimum: 1, default: 3600 }),
     maxExpires: Type.Integer({ minimum: 1, default: 7200 }),
+    /** Kamailio registrar `min_expires` (its default 60): shorter expiries are raised to it. */
+    minExpires: Type.Integer({ minimum: 0, default: 60 }),
     /** Devices per user (Kamailio registrar `max_contacts`); a REGISTER over it stores nothing. */
     maxContacts: Type.Integer({ minimum: 1, maximum: 10_000, default: 64 }),
     /** Interval of the expired-device purge. */

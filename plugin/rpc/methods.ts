@@ -149,6 +149,7 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
         update = parseRegister(msg, p.src, now, {
           defaultExpires: config.registrar.defaultExpires,
           maxExpires: config.registrar.maxExpires,
+          minExpires: config.registrar.minExpires,
           identity: config.identity,
           domain: config.domain,
         });

@@ -22,8 +22,11 @@ export class RegisterError extends Error {
 export interface RegisterOptions {
   /** Registrar default expiry, seconds (Kamailio `registrar` `default_expires`). */
   readonly defaultExpires: number;
-  /** Registrar maximum expiry, seconds. */
+  /** Registrar maximum expiry, seconds (Kamailio `max_expires`; 0: no cap). */
   readonly maxExpires: number;
+  /** Registrar minimum expiry, seconds (Kamailio `min_expires`, `min_expires_mode` 0: a
+   * shorter non-zero expiry is raised to it; 0: no minimum). */
+  readonly minExpires?: number;
   /** How a served-user key is built from the To URI (config `identity`): `user@domain` or `user` (+ `domain`). */
   readonly identity: 'uri' | 'user';
   /** Domain used when identity is `user`. */
@@ -82,7 +85,7 @@ function instanceOf(v: ParamValue | undefined): string | null {
 /**
  * Turn a REGISTER into a registry update (RFC 3261 §10.3). Expiry per contact: its
  * `expires` param, else the Expires header, else `defaultExpires`; capped at
- * `maxExpires`. A public GRUU (RFC 5627 §5.3) is recorded, as Kamailio's registrar
+ * `maxExpires`, and a non-zero one raised to `minExpires`, as Kamailio's registrar does. A public GRUU (RFC 5627 §5.3) is recorded, as Kamailio's registrar
  * builds it, when the REGISTER says `Supported: gruu` and the contact has `+sip.instance`.
  * @throws RegisterError
  */
@@ -145,6 +148,7 @@ export function parseRegister(msg: SipMessage, src: string | null, now: number, 
       } else params[k] = v;
     }
     if (opts.maxExpires > 0) expires = Math.min(expires, opts.maxExpires);
+    if (expires > 0 && opts.minExpires !== undefined && expires < opts.minExpires) expires = opts.minExpires;
     const instance = instanceOf(na.params['+sip.instance']);
     if (expires === 0) {
       remove.push(deviceKey({ instance, contact: na.uri }));

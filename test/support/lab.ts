@@ -65,6 +65,8 @@ export class Service {
       identity: 'user',
       dataDir: o.dataDir ?? join(o.dir, `${name}-data`),
       logLevel: o.logLevel ?? 'info',
+      // as lab.cfg's registrar modparams (default_expires, max_expires, min_expires)
+      registrar: { defaultExpires: 3600, maxExpires: 7200, minExpires: 10 },
       policy: o.policy ?? {},
     };
     const cfgFile = join(o.dir, `${name}.json`);

@@ -14,6 +14,7 @@ t.test('defaults', async (t) => {
   t.equal(c.xdm.url, null);
   t.equal(c.xdm.document, 'index');
   t.equal(c.registrar.maxExpires, 7200);
+  t.equal(c.registrar.minExpires, 60, "Kamailio registrar's min_expires default");
   t.same(c.policy, defaultPolicy);
 });
 
@@ -51,6 +52,8 @@ const bad: ReadonlyArray<readonly [string, unknown, RegExp]> = [
   ['policy unknown field', { policy: { modes: 'proxy' } }, /^config: \/policy\/modes is not a known field$/],
   ['policy isf uri', { policy: { isfUri: 'http://isf' } }, /^config: \/policy\/isfUri/],
   ['expires order', { registrar: { defaultExpires: 9000, maxExpires: 100 } }, /defaultExpires must not exceed/],
+  ['min expires order', { registrar: { minExpires: 4000 } }, /minExpires must not exceed/],
+  ['min expires negative', { registrar: { minExpires: -1 } }, /^config: \/registrar\/minExpires/],
   ['not an object', [1, 2], /^config: \/ must be a JSON object$/],
 ];
 

@@ -94,3 +94,25 @@ t.test('coded errors', async (t) => {
   ];
   for (const [raw, code] of cases) t.throws(() => parseRegister(parseSipMessage(raw), null, NOW, OPTS), { name: 'RegisterError', code }, code);
 });
+
+t.test('minExpires: a shorter non-zero expiry is raised to it, 0 still removes (Kamailio min_expires)', async (t) => {
+  const opts: RegisterOptions = { ...OPTS, minExpires: 60 };
+  const u = parseRegister(
+    parseSipMessage(
+      register([
+        'Contact: <sip:bob@127.0.0.1:6001>;+sip.instance="<urn:uuid:1>";expires=5',
+        'Contact: <sip:bob@127.0.0.1:6002>;+sip.instance="<urn:uuid:2>";expires=0',
+        'Contact: <sip:bob@127.0.0.1:6003>;+sip.instance="<urn:uuid:3>";expires=61',
+      ]),
+    ),
+    null,
+    NOW,
+    opts,
+  );
+  if (u.kind !== 'update') throw new Error('expected update');
+  t.same(
+    u.upsert.map((d) => d.expiresAt - NOW),
+    [60_000, 61_000],
+  );
+  t.same(u.remove, ['<urn:uuid:2>']);
+});
