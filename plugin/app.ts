@@ -16,6 +16,8 @@ import { buildMethods } from './rpc/methods.js';
 import { LmdbDeviceStore, deviceKeyOf, type DeviceStore } from './devices/store.js';
 import type { Device } from './devices/types.js';
 import { SessionTracker } from './sessions/tracker.js';
+import { EvapiDialogClient } from './sessions/evapi.js';
+import { parseEndpoint, type EvapiEndpoint } from './sessions/endpoint.js';
 import { XcapStore, type StoredDocument } from './xdm/store.js';
 import { XcapClient } from './xdm/client.js';
 import { EmbeddedXdmSource, RemoteXdmSource, type XdmSource } from './xdm/source.js';
@@ -27,6 +29,8 @@ export interface App {
   readonly http: FastifyInstance;
   readonly devices: DeviceStore;
   readonly sessions: SessionTracker;
+  /** Dialog events from Kamailio's evapi (config sessions.evapi). */
+  readonly evapi: EvapiDialogClient;
   readonly xcap: XcapStore;
   readonly xdm: XdmSource;
   /** Bound ports (differ from the config when it says 0). */
@@ -75,14 +79,30 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
           xdmOpts,
         );
 
+  const methods = buildMethods({ config, devices, sessions, xdm, metrics, log: log.child({ component: 'rpc' }), now });
   const rpc = new RpcServer({
-    methods: buildMethods({ config, devices, sessions, xdm, metrics, log: log.child({ component: 'rpc' }), now }),
+    methods,
     log: log.child({ component: 'rpc' }),
     metrics,
     maxFrameBytes: config.rpc.maxFrameBytes,
   });
 
+  // The same pf.dialog handler, fed by evapi frames (validated against its params schema).
+  const dialogHandler = methods['pf.dialog']?.handler;
+  if (!dialogHandler) throw new Error('pf.dialog method missing');
+  const evapi = new EvapiDialogClient({
+    endpoints: config.sessions.evapi.map((e) => parseEndpoint(e)).filter((e): e is EvapiEndpoint => e !== null),
+    maxFrameBytes: config.rpc.maxFrameBytes,
+    log: log.child({ component: 'evapi' }),
+    onEvent: (e) => {
+      dialogHandler(e);
+      metrics.evapiEvents.inc({ outcome: 'ok' });
+    },
+    onInvalid: (reason) => metrics.evapiEvents.inc({ outcome: reason }),
+  });
+
   metrics.gauge('pf_rpc_connections', 'Open JSON-RPC connections', () => rpc.connections);
+  metrics.gauge('pf_evapi_connections', 'Kamailio evapi endpoints connected (dialog events)', () => evapi.connected);
   metrics.gauge('pf_sessions_tracked', 'Dialogs tracked for Session-Replaces', () => sessions.size);
 
   /** `bob`, `sip:bob@host`, `sip%3Abob%40host` -> served-user key. */
@@ -121,6 +141,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     http,
     devices,
     sessions,
+    evapi,
     xcap,
     xdm,
     rpcPort: config.rpcPort,
@@ -136,9 +157,11 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
         devices.purge(t).catch((err: unknown) => log.error({ err }, 'device purge failed'));
       }, config.registrar.purgeIntervalMs);
       timer.unref();
+      evapi.start();
     },
     async stop() {
       if (timer) clearInterval(timer);
+      evapi.stop();
       await rpc.close();
       await http.close();
       await devices.close();

@@ -8,6 +8,7 @@ import { ValueErrorType } from '@sinclair/typebox/errors';
 import type { TSchema } from '@sinclair/typebox';
 import { ConfigSchema, type Config } from './schema.js';
 import { resolvePolicy } from './policy.js';
+import { parseEndpoint } from '../sessions/endpoint.js';
 import type { Static } from '@sinclair/typebox';
 
 export class ConfigError extends Error {
@@ -19,7 +20,7 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
 
 /** Environment variable -> config path and how to read it. */
-const ENV: ReadonlyArray<readonly [string, readonly string[], 'int' | 'string']> = [
+const ENV: ReadonlyArray<readonly [string, readonly string[], 'int' | 'string' | 'list']> = [
   ['PF_HOST', ['host'], 'string'],
   ['PF_RPC_PORT', ['rpcPort'], 'int'],
   ['PF_HTTP_PORT', ['httpPort'], 'int'],
@@ -30,6 +31,7 @@ const ENV: ReadonlyArray<readonly [string, readonly string[], 'int' | 'string']>
   ['PF_LOG_LEVEL', ['logLevel'], 'string'],
   ['PF_XDM_URL', ['xdm', 'url'], 'string'],
   ['PF_POLICY_MODE', ['policy', 'mode'], 'string'],
+  ['PF_EVAPI', ['sessions', 'evapi'], 'list'],
 ];
 
 function isObject(v: unknown): v is JsonObject {
@@ -73,6 +75,9 @@ export function parseConfig(raw: unknown): Config {
   if (first) throw new ConfigError(describe(first));
   // Cross-field rules the schema cannot say.
   const cfg = withDefaults as Static<typeof ConfigSchema>;
+  cfg.sessions.evapi.forEach((ep, i) => {
+    if (parseEndpoint(ep) === null) throw new ConfigError(`config: /sessions/evapi/${String(i)} must be host:port`);
+  });
   if (cfg.registrar.minExpires > cfg.registrar.defaultExpires) {
     throw new ConfigError('config: /registrar/minExpires must not exceed /registrar/defaultExpires');
   }
@@ -113,6 +118,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     if (kind === 'int') {
       if (!/^\d+$/.test(v)) throw new ConfigError(`config: ${name}=${v} must be an integer`);
       setPath(merged, path, Number(v));
+    } else if (kind === 'list') {
+      setPath(merged, path, v.split(',').map((x) => x.trim()));
     } else {
       setPath(merged, path, v);
     }
