@@ -1,0 +1,85 @@
+/**
+ * Dialog events on real Kamailio (CR 8.3.2.1 step 9: the PF knows who is in which
+ * session), both ways pf.cfg can send them: evapi (PF_DIALOG_EVAPI, the lab default),
+ * which reaches every connected service instance, and pf.dialog notifications over
+ * janssonrpcc.
+ */
+import t, { type Test } from 'tap';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { Kamailio, Lab, Service, runDir } from '../support/lab.js';
+import { call, Device, newInstance } from '../support/calls.js';
+import { until } from '../support/proc.js';
+
+const dir = runDir('it-dialog-events');
+
+async function tracked(service: Service, cid: string): Promise<boolean> {
+  return JSON.stringify((await service.getJson('/sessions')).body).includes(cid);
+}
+
+/** A held call to `user` with a fresh Contribution-ID: tracked while up, dropped after. */
+async function trackedWhileUp(t: Test, lab: Lab, services: readonly Service[], user: string): Promise<void> {
+  const cid = randomUUID();
+  const up = call({ dir: lab.kamailio.opts.dir, sipPort: lab.sipPort, to: user, contributionId: cid }, 3000);
+  for (const [i, s] of services.entries()) {
+    await until(async () => ((await tracked(s, cid)) ? true : undefined), 10_000, `instance ${String(i)} tracks the session`);
+    t.pass(`instance ${String(i)}: the confirmed dialog is tracked`);
+  }
+  const r = await up;
+  t.equal(r.code, 0, `call completed ${r.errors}`);
+  for (const [i, s] of services.entries()) {
+    await until(async () => ((await tracked(s, cid)) ? undefined : true), 10_000, `instance ${String(i)} drops the session`);
+    t.pass(`instance ${String(i)}: the ended dialog is dropped`);
+  }
+}
+
+t.test('evapi: every connected service instance gets every dialog event', async (t) => {
+  const lab = await Lab.start({ dir: join(dir, 'evapi') });
+  const evapi = lab.service.opts.evapi ?? [];
+  // a second instance on the same Kamailio evapi endpoint (janssonrpcc only knows the first)
+  const second = await Service.start({ dir: join(dir, 'evapi'), name: 'second', evapi });
+  const d = await Device.start({ dir: join(dir, 'evapi'), sipPort: lab.sipPort, user: 'ivy', instance: newInstance(), behaviour: { kind: 'answer' } });
+  t.teardown(async () => {
+    await d.stop();
+    await second.stop();
+    await lab.stop();
+  });
+  await second.waitEvapi(1);
+  await trackedWhileUp(t, lab, [lab.service, second], 'ivy');
+  const m = await second.metrics();
+  t.match(m, /^pf_evapi_events_total\{outcome="ok"\} [1-9]/m, 'events counted');
+});
+
+t.test('janssonrpcc: pf.dialog notifications when PF_DIALOG_EVAPI is not set', async (t) => {
+  const lab = await Lab.start({ dir: join(dir, 'rpc'), dialogEvents: 'rpc' });
+  const d = await Device.start({ dir: join(dir, 'rpc'), sipPort: lab.sipPort, user: 'ivy', instance: newInstance(), behaviour: { kind: 'answer' } });
+  t.teardown(async () => {
+    await d.stop();
+    await lab.stop();
+  });
+  t.notMatch(await lab.service.metrics(), /^pf_evapi_connections [1-9]/m, 'no evapi link');
+  await trackedWhileUp(t, lab, [lab.service], 'ivy');
+});
+
+t.test('evapi: the service reconnects when Kamailio comes back', async (t) => {
+  const lab = await Lab.start({ dir: join(dir, 'restart') });
+  let back: Kamailio | null = null;
+  t.teardown(async () => {
+    await back?.stop();
+    await lab.stop();
+  });
+  await lab.kamailio.stop();
+  await until(async () => (/^pf_evapi_connections 0$/m.test(await lab.service.metrics()) ? true : undefined), 10_000, 'link down');
+  t.pass('the service saw the link go down');
+  // the same evapi port again (a new SIP port: the old one may linger)
+  back = await Kamailio.start({ ...lab.kamailio.opts, sipPort: undefined, dir: join(dir, 'restart', 'again') });
+  await lab.service.waitEvapi(1, 15_000);
+  t.pass('reconnected');
+  const d = await Device.start({ dir: join(dir, 'restart'), sipPort: back.sipPort, user: 'ivy', instance: newInstance(), behaviour: { kind: 'answer' } });
+  t.teardown(() => d.stop());
+  const cid = randomUUID();
+  const r = call({ dir: join(dir, 'restart'), sipPort: back.sipPort, to: 'ivy', contributionId: cid }, 2000);
+  await until(async () => ((await tracked(lab.service, cid)) ? true : undefined), 10_000, 'tracked after reconnect');
+  t.pass('events flow again');
+  t.equal((await r).code, 0, 'call completed');
+});
