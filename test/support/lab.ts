@@ -299,6 +299,8 @@ export interface LabOptions {
   defines?: readonly string[];
   /** How dialog events reach the service: Kamailio evapi (default) or pf.dialog notifications. */
   dialogEvents?: 'evapi' | 'rpc';
+  /** Kamailio's evapi port (default: a free one). */
+  evapiPort?: number;
 }
 
 export class Lab {
@@ -309,7 +311,7 @@ export class Lab {
   ) {}
 
   static async start(o: LabOptions): Promise<Lab> {
-    const evapiPort = (o.dialogEvents ?? 'evapi') === 'evapi' ? await freePort() : undefined;
+    const evapiPort = (o.dialogEvents ?? 'evapi') === 'evapi' ? (o.evapiPort ?? (await freePort())) : undefined;
     const service = await Service.start({
       dir: o.dir,
       rpcPort: o.rpcPort,
