@@ -12,8 +12,8 @@
  *
  * Env: REPS (3), STEP_S seconds per rate step (5), RATES (comma list), REFINE bisection
  * probes after the first failed step (2), CHILDREN (4), MEM_MANAGER (Kamailio -x; tlsf),
- * SHM_MB (Kamailio -m; 2048), DIALOG_EVENTS (evapi, the lab's way, or rpc: pf.dialog
- * notifications over janssonrpcc),
+ * SHM_MB (Kamailio -m; 2048), DIALOG_EVENTS (rpc: pf.dialog notifications over
+ * janssonrpcc, the lab's way; or evapi),
  * MODES (comma list of bare, pf, pf-2rt; default bare,pf; pf-2rt is the PF with the
  * fork asked in a second round trip, core.fork, as before pf.invite carried it),
  * SERVICE_NODE_OPTIONS (NODE_OPTIONS for the service process, e.g. --max-semi-space-size=16),
@@ -37,7 +37,7 @@ if (process.env.SERVICE_NODE_OPTIONS) process.env.NODE_OPTIONS = process.env.SER
 const SERVICE_NODE_ARGS = (process.env.SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 /** Kamailio shared memory (-m): at 512 MB both modes ran out of it above ~3,000 calls/s. */
 const SHM_MB = Number(process.env.SHM_MB ?? 2048);
-const DIALOG_EVENTS = process.env.DIALOG_EVENTS === 'rpc' ? 'rpc' : 'evapi';
+const DIALOG_EVENTS = process.env.DIALOG_EVENTS === 'evapi' ? 'evapi' : 'rpc';
 const MEM_MANAGER = process.env.MEM_MANAGER as 'qm' | 'fm' | 'tlsf' | undefined;
 const DECISION_RATE = 1000;
 /** Rate of the CPU accounting step (both modes). */
@@ -88,7 +88,7 @@ interface Setup {
 }
 
 async function setup(mode: Mode, dir: string): Promise<Setup> {
-  // dialog events as the lab sends them (evapi), unless DIALOG_EVENTS=rpc
+  // dialog events as the lab sends them (pf.dialog notifications), or DIALOG_EVENTS=evapi
   const evapiPort = DIALOG_EVENTS === 'evapi' ? await freePort() : undefined;
   const service = await Service.start({
     dir,

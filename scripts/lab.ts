@@ -5,8 +5,7 @@
  * summary, and stops everything on Ctrl-C / SIGTERM (process groups; checked after).
  *
  * Ports (env): LAB_SIP_PORT 5060, PF_HTTP_PORT 8080, PF_RPC_PORT 9090, MSRP_PORT 2855,
- * B2BUA_PORT 5070 (passed on to the service), LAB_EVAPI_PORT 8448 (Kamailio evapi: dialog
- * events to the service).
+ * B2BUA_PORT 5070 (passed on to the service).
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,7 +29,6 @@ const ports = {
   rpc: env('PF_RPC_PORT', 9090),
   msrp: env('MSRP_PORT', 2855),
   b2bua: env('B2BUA_PORT', 5070),
-  evapi: env('LAB_EVAPI_PORT', 8448),
 };
 process.env.B2BUA_PORT = String(ports.b2bua);
 
@@ -72,7 +70,6 @@ try {
     rpcPort: ports.rpc,
     httpPort: ports.http,
     msrpPort: ports.msrp,
-    evapiPort: ports.evapi,
     relay: true,
     policy: { supportedVersions: ['OMA2.0', 'OMA2.1', 'OMA2.2'], allowAnonymity: false },
   });

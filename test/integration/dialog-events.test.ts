@@ -1,8 +1,8 @@
 /**
  * Dialog events on real Kamailio (CR 8.3.2.1 step 9: the PF knows who is in which
- * session), both ways pf.cfg can send them: evapi (PF_DIALOG_EVAPI, the lab default),
- * which reaches every connected service instance, and pf.dialog notifications over
- * janssonrpcc.
+ * session), both ways pf.cfg can send them: pf.dialog notifications over janssonrpcc
+ * (the lab default), and evapi (PF_DIALOG_EVAPI), which reaches every connected
+ * service instance.
  */
 import t, { type Test } from 'tap';
 import { randomUUID } from 'node:crypto';
@@ -34,7 +34,7 @@ async function trackedWhileUp(t: Test, lab: Lab, services: readonly Service[], u
 }
 
 t.test('evapi: every connected service instance gets every dialog event', async (t) => {
-  const lab = await Lab.start({ dir: join(dir, 'evapi') });
+  const lab = await Lab.start({ dir: join(dir, 'evapi'), dialogEvents: 'evapi' });
   const evapi = lab.service.opts.evapi ?? [];
   // a second instance on the same Kamailio evapi endpoint (janssonrpcc only knows the first)
   const second = await Service.start({ dir: join(dir, 'evapi'), name: 'second', evapi });
@@ -50,8 +50,8 @@ t.test('evapi: every connected service instance gets every dialog event', async 
   t.match(m, /^pf_evapi_events_total\{outcome="ok"\} [1-9]/m, 'events counted');
 });
 
-t.test('janssonrpcc: pf.dialog notifications when PF_DIALOG_EVAPI is not set', async (t) => {
-  const lab = await Lab.start({ dir: join(dir, 'rpc'), dialogEvents: 'rpc' });
+t.test('janssonrpcc: pf.dialog notifications when PF_DIALOG_EVAPI is not set (the lab default)', async (t) => {
+  const lab = await Lab.start({ dir: join(dir, 'rpc') });
   const d = await Device.start({ dir: join(dir, 'rpc'), sipPort: lab.sipPort, user: 'ivy', instance: newInstance(), behaviour: { kind: 'answer' } });
   t.teardown(async () => {
     await d.stop();
@@ -62,7 +62,7 @@ t.test('janssonrpcc: pf.dialog notifications when PF_DIALOG_EVAPI is not set', a
 });
 
 t.test('evapi: the service reconnects when Kamailio comes back', async (t) => {
-  const lab = await Lab.start({ dir: join(dir, 'restart') });
+  const lab = await Lab.start({ dir: join(dir, 'restart'), dialogEvents: 'evapi' });
   let back: Kamailio | null = null;
   t.teardown(async () => {
     await back?.stop();

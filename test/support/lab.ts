@@ -297,7 +297,7 @@ export interface LabOptions {
   serviceLogLevel?: string;
   /** Extra Kamailio defines, e.g. `LAB_CORE_LOOKUP`. */
   defines?: readonly string[];
-  /** How dialog events reach the service: Kamailio evapi (default) or pf.dialog notifications. */
+  /** How dialog events reach the service: pf.dialog notifications (default) or Kamailio evapi. */
   dialogEvents?: 'evapi' | 'rpc';
   /** Kamailio's evapi port (default: a free one). */
   evapiPort?: number;
@@ -311,7 +311,7 @@ export class Lab {
   ) {}
 
   static async start(o: LabOptions): Promise<Lab> {
-    const evapiPort = (o.dialogEvents ?? 'evapi') === 'evapi' ? (o.evapiPort ?? (await freePort())) : undefined;
+    const evapiPort = o.dialogEvents === 'evapi' ? (o.evapiPort ?? (await freePort())) : undefined;
     const service = await Service.start({
       dir: o.dir,
       rpcPort: o.rpcPort,
