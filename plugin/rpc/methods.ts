@@ -4,12 +4,13 @@
  * facts (documents, devices, sessions) and call the pure rules.
  */
 import { Type } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { Logger } from 'pino';
 import { method, type RpcMethod } from './server.js';
 import { RpcCode, RpcError } from './errors.js';
 import { canonicalHeaderName, editedRequest, parseSipMessage, SipParseError, MAX_SIP_MESSAGE_BYTES, type SipRequest } from '../sip/message.js';
 import { parseRegister, RegisterError } from '../sip/register.js';
-import { parseNameAddr } from '../sip/uri.js';
+import { parseNameAddr, type NameAddr } from '../sip/uri.js';
 import { decideInvite } from '../rules/invite.js';
 import { selectForkTargets } from '../callerprefs/fork.js';
 import { DeviceLimitError, deviceKeyOf, type DeviceStore } from '../devices/store.js';
@@ -25,7 +26,17 @@ const Msg = Type.String({ minLength: 1, maxLength: MAX_SIP_MESSAGE_BYTES });
 
 export const SipParams = Type.Object({ v: V, msg: Msg, src: Src });
 /** `fork: true`: the result also carries the co-located core's `core.fork` answer (docs/jsonrpc.md). */
-export const InviteParams = Type.Object({ v: V, msg: Msg, src: Src, fork: Type.Optional(Type.Boolean()) });
+/**
+ * `sessions`: with Session-Replaces, the replaced session's dialogs as Kamailio keeps
+ * them (pf.cfg's htable): one `pf.dialog` "confirmed" params object per line.
+ */
+export const InviteParams = Type.Object({
+  v: V,
+  msg: Msg,
+  src: Src,
+  fork: Type.Optional(Type.Boolean()),
+  sessions: Type.Optional(Type.String({ maxLength: 256 * 1024 })),
+});
 export const PingParams = Type.Object({ v: Type.Optional(V) });
 const Str = Type.String({ maxLength: 4096 });
 export const DialogParams = Type.Object({
@@ -38,6 +49,8 @@ export const DialogParams = Type.Object({
   contributionId: Type.Optional(Str),
   contact: Type.Optional(Str),
 });
+
+const checkDialog = TypeCompiler.Compile(DialogParams);
 
 export interface MethodDeps {
   readonly config: Config;
@@ -112,11 +125,44 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
     return new RpcError(RpcCode.DependencyFailed, 'XDM unavailable');
   }
 
-  function sessionDevicesOf(servedUser: string, now: number): (contributionId: string) => readonly string[] | null {
-    return (cid) => sessions.devicesIn(servedUser, cid, now);
+  /** The device that answered a dialog, by its Contact (see `pf.dialog`). */
+  function answeringDevice(aor: string, contact: NameAddr, now: number): string {
+    const instance = contact.params['+sip.instance'];
+    if (typeof instance === 'string') return instance;
+    // The answering Contact may omit +sip.instance: find the registered device by its
+    // Contact URI or its public GRUU (RFC 5627 §5.1: a UA may use its GRUU as Contact).
+    const registered = devices.list(aor, now).find((d) => d.contact === contact.uri || d.pubGruu === contact.uri);
+    return registered ? deviceKeyOf(registered) : contact.uri;
   }
 
-  function decide(msg: SipRequest, servedUser: string, now: number, fork: boolean, docs: UserDocs): unknown {
+  /**
+   * CR 8.3.2.1 step 9: the devices of `servedUser` connected in a session, from the
+   * dialogs Kamailio sent with the INVITE (`sessions`), else from the dialog events.
+   */
+  function sessionDevicesOf(servedUser: string, now: number, lines: string | undefined): (contributionId: string) => readonly string[] | null {
+    if (lines === undefined) return (cid) => sessions.devicesIn(servedUser, cid, now);
+    return (cid) => {
+      const out: string[] = [];
+      for (const line of lines.split('\n')) {
+        if (line.trim() === '') continue;
+        let d: unknown;
+        try {
+          d = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        if (!checkDialog.Check(d) || d.contributionId !== cid || !d.ruri || !d.contact) continue;
+        if (keyOf(d.ruri) !== servedUser) continue;
+        const na = parseNameAddr(d.contact);
+        if (!na) continue;
+        const device = answeringDevice(servedUser, na, now);
+        if (!out.includes(device)) out.push(device);
+      }
+      return out.length > 0 ? out : null;
+    };
+  }
+
+  function decide(msg: SipRequest, servedUser: string, now: number, fork: boolean, docs: UserDocs, lines?: string): unknown {
     // One read for the decision and the fork (same `now`, same tick).
     const registered = devices.list(servedUser, now);
     const decision = decideInvite({
@@ -124,7 +170,7 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
       servedUser,
       docs,
       devices: registered,
-      sessionDevices: sessionDevicesOf(servedUser, now),
+      sessionDevices: sessionDevicesOf(servedUser, now, lines),
       policy: config.policy,
       pfHost: config.pfHost,
       now,
@@ -190,9 +236,9 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
       } catch (err) {
         throw xdmUnavailable(err, servedUser);
       }
-      if (!(loaded instanceof Promise)) return decide(msg, servedUser, now, p.fork === true, loaded);
+      if (!(loaded instanceof Promise)) return decide(msg, servedUser, now, p.fork === true, loaded, p.sessions);
       return loaded.then(
-        (docs) => decide(msg, servedUser, now, p.fork === true, docs),
+        (docs) => decide(msg, servedUser, now, p.fork === true, docs, p.sessions),
         (err: unknown) => {
           throw xdmUnavailable(err, servedUser);
         },
@@ -215,15 +261,7 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
       const na = p.contact ? parseNameAddr(p.contact) : null;
       if (!aor || !na || !p.contributionId) return { tracked: false };
       const now = deps.now();
-      const instance = na.params['+sip.instance'];
-      let device: string;
-      if (typeof instance === 'string') device = instance;
-      else {
-        // The answering Contact may omit +sip.instance: find the registered device by its
-        // Contact URI or its public GRUU (RFC 5627 §5.1: a UA may use its GRUU as Contact).
-        const registered = devices.list(aor, now).find((d) => d.contact === na.uri || d.pubGruu === na.uri);
-        device = registered ? deviceKeyOf(registered) : na.uri;
-      }
+      const device = answeringDevice(aor, na, now);
       sessions.confirmed({
         aor,
         contributionId: p.contributionId,

@@ -160,6 +160,35 @@ t.test('pf.register -> devices listing -> pf.invite -> core.fork -> pf.dialog', 
   t.same((await call(port, 'pf.dialog', ended))?.result, { tracked: true });
   t.same((await call(port, 'pf.dialog', ended))?.result, { tracked: false });
 
+  // sessions kept by Kamailio (pf.cfg's htable) come with the INVITE: one dialog per line
+  const line = (o: Record<string, unknown>): string => JSON.stringify({ ...dialog, ...o });
+  const withSessions = async (sessions: string): Promise<unknown> =>
+    (
+      await call(port, 'pf.invite', {
+        v: 1,
+        msg: inviteText({ contributionId: 'group-2', extra: ['Session-Replaces: abcdef-1234'] }),
+        src: 'udp:127.0.0.1:5070',
+        sessions,
+      })
+    )?.result;
+  const dev2 = '<urn:uuid:00000000-0000-0000-0000-000000000002>';
+  const onlyDev1 = await withSessions(
+    [
+      line({ contact: '<sip:x@127.0.0.1:7000>;+sip.instance="<urn:uuid:00000000-0000-0000-0000-000000000001>"' }),
+      'not json',
+      JSON.stringify({ v: 1, event: 'confirmed' }),
+      line({ ruri: 'sip:someone-else@example.net', contact: `<sip:y@127.0.0.1:7001>;+sip.instance="${dev2}"` }),
+      line({ contributionId: 'other', contact: `<sip:y@127.0.0.1:7001>;+sip.instance="${dev2}"` }),
+      '',
+    ].join('\n'),
+  );
+  t.match(onlyDev1, { action: 'proxy', stage: 'session-replaces' }, 'the replaced session\'s device, from the lines');
+  t.match((onlyDev1 as { hdrs: string }).hdrs, `Reject-Contact: *;+sip.instance="${dev2}"`, 'the other device is left out');
+  t.notMatch((onlyDev1 as { hdrs: string }).hdrs, '000000000001>"', 'the connected device is not rejected');
+  // no line for this user and session: normal selection (the tracker is not asked)
+  t.match(await withSessions(line({ contributionId: 'other' })), { action: 'proxy', stage: 'proxy' });
+  t.match(await withSessions(''), { action: 'proxy', stage: 'proxy' });
+
   // de-register one device by expires=0, then every one by Contact: *
   const dereg = await call(port, 'pf.register', {
     v: 1,
@@ -175,10 +204,11 @@ t.test('pf.register -> devices listing -> pf.invite -> core.fork -> pf.dialog', 
   t.same(all?.result, { aor: 'sip:bob@example.net', devices: 0 });
 
   const metrics = (await app.http.inject({ url: '/metrics' })).body;
-  t.match(metrics, /pf_rpc_requests_total\{method="pf.invite",outcome="ok"\} 3/);
-  t.match(metrics, /pf_decisions_total\{action="proxy",stage="proxy"\} 1/);
+  // 3 + the 3 with Kamailio's session lines
+  t.match(metrics, /pf_rpc_requests_total\{method="pf.invite",outcome="ok"\} 6/);
+  t.match(metrics, /pf_decisions_total\{action="proxy",stage="proxy"\} 3/);
   t.match(metrics, /pf_decisions_total\{action="reject",stage="no-suitable-device"\} 1/);
-  t.match(metrics, /pf_decision_duration_seconds_count\{method="pf.invite"\} 3/);
+  t.match(metrics, /pf_decision_duration_seconds_count\{method="pf.invite"\} 6/);
   t.match(metrics, /pf_register_total\{kind="register"\} 2/);
   t.match(metrics, /pf_register_total\{kind="deregister"\} 2/);
   t.match(metrics, /\npf_sessions_tracked 0\n/);
