@@ -12,8 +12,8 @@
  *
  * Env: REPS (3), STEP_S seconds per rate step (5), RATES (comma list), REFINE bisection
  * probes after the first failed step (2), CHILDREN (4), MEM_MANAGER (Kamailio -x; tlsf),
- * SHM_MB (Kamailio -m; 2048), DIALOG_EVENTS (rpc: pf.dialog notifications over
- * janssonrpcc, the lab's way; or evapi),
+ * SHM_MB (Kamailio -m; 2048), DIALOG_EVENTS (where sessions are kept: htable, the lab's
+ * way; rpc: pf.dialog notifications over janssonrpcc; evapi),
  * MODES (comma list of bare, pf, pf-2rt; default bare,pf; pf-2rt is the PF with the
  * fork asked in a second round trip, core.fork, as before pf.invite carried it),
  * SERVICE_NODE_OPTIONS (NODE_OPTIONS for the service process, e.g. --max-semi-space-size=16),
@@ -37,7 +37,7 @@ if (process.env.SERVICE_NODE_OPTIONS) process.env.NODE_OPTIONS = process.env.SER
 const SERVICE_NODE_ARGS = (process.env.SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 /** Kamailio shared memory (-m): at 512 MB both modes ran out of it above ~3,000 calls/s. */
 const SHM_MB = Number(process.env.SHM_MB ?? 2048);
-const DIALOG_EVENTS = process.env.DIALOG_EVENTS === 'evapi' ? 'evapi' : 'rpc';
+const DIALOG_EVENTS = process.env.DIALOG_EVENTS === 'evapi' || process.env.DIALOG_EVENTS === 'rpc' ? process.env.DIALOG_EVENTS : 'htable';
 const MEM_MANAGER = process.env.MEM_MANAGER as 'qm' | 'fm' | 'tlsf' | undefined;
 const DECISION_RATE = 1000;
 /** Rate of the CPU accounting step (both modes). */
@@ -88,7 +88,7 @@ interface Setup {
 }
 
 async function setup(mode: Mode, dir: string): Promise<Setup> {
-  // dialog events as the lab sends them (pf.dialog notifications), or DIALOG_EVENTS=evapi
+  // sessions kept as the lab keeps them (Kamailio's htable), or DIALOG_EVENTS=rpc / evapi
   const evapiPort = DIALOG_EVENTS === 'evapi' ? await freePort() : undefined;
   const service = await Service.start({
     dir,
@@ -105,7 +105,11 @@ async function setup(mode: Mode, dir: string): Promise<Setup> {
     rpcTimeoutMs: 2000,
     ...(MEM_MANAGER ? { memManager: MEM_MANAGER } : {}),
     memMb: SHM_MB,
-    defines: ['PF_XLOG_LEVEL="L_DBG"', ...(mode === 'pf-2rt' ? ['LAB_FORK_RPC'] : [])],
+    defines: [
+      'PF_XLOG_LEVEL="L_DBG"',
+      ...(mode === 'pf-2rt' ? ['LAB_FORK_RPC'] : []),
+      ...(DIALOG_EVENTS === 'rpc' ? ['PF_DIALOG_NOTIFY'] : []),
+    ],
   });
   if (evapiPort !== undefined) await service.waitEvapi(1);
   const devices = [

@@ -1,8 +1,9 @@
 /**
  * Dialog events on real Kamailio (CR 8.3.2.1 step 9: the PF knows who is in which
- * session), both ways pf.cfg can send them: pf.dialog notifications over janssonrpcc
- * (the lab default), and evapi (PF_DIALOG_EVAPI), which reaches every connected
- * service instance.
+ * session), both ways pf.cfg can send them to the service: pf.dialog notifications
+ * over janssonrpcc (PF_DIALOG_NOTIFY), and evapi (PF_DIALOG_EVAPI), which reaches every
+ * connected service instance. (The default, sessions kept in Kamailio's htable, is
+ * proven by the Session-Replaces test in proxy.test.ts.)
  */
 import t, { type Test } from 'tap';
 import { randomUUID } from 'node:crypto';
@@ -50,8 +51,8 @@ t.test('evapi: every connected service instance gets every dialog event', async 
   t.match(m, /^pf_evapi_events_total\{outcome="ok"\} [1-9]/m, 'events counted');
 });
 
-t.test('janssonrpcc: pf.dialog notifications when PF_DIALOG_EVAPI is not set (the lab default)', async (t) => {
-  const lab = await Lab.start({ dir: join(dir, 'rpc') });
+t.test('janssonrpcc: pf.dialog notifications (PF_DIALOG_NOTIFY)', async (t) => {
+  const lab = await Lab.start({ dir: join(dir, 'rpc'), dialogEvents: 'rpc' });
   const d = await Device.start({ dir: join(dir, 'rpc'), sipPort: lab.sipPort, user: 'ivy', instance: newInstance(), behaviour: { kind: 'answer' } });
   t.teardown(async () => {
     await d.stop();

@@ -297,8 +297,11 @@ export interface LabOptions {
   serviceLogLevel?: string;
   /** Extra Kamailio defines, e.g. `LAB_CORE_LOOKUP`. */
   defines?: readonly string[];
-  /** How dialog events reach the service: pf.dialog notifications (default) or Kamailio evapi. */
-  dialogEvents?: 'evapi' | 'rpc';
+  /**
+   * Where sessions are kept (pf.cfg): Kamailio's htable, sent with Session-Replaces
+   * INVITEs (default); pf.dialog notifications to the service (`rpc`); evapi.
+   */
+  dialogEvents?: 'htable' | 'rpc' | 'evapi';
   /** Kamailio's evapi port (default: a free one). */
   evapiPort?: number;
 }
@@ -333,7 +336,7 @@ export class Lab {
         rpcTimeoutMs: o.rpcTimeoutMs,
         debug: o.kamailioDebug,
         children: o.children,
-        defines: o.defines,
+        defines: [...(o.defines ?? []), ...(o.dialogEvents === 'rpc' ? ['PF_DIALOG_NOTIFY'] : [])],
         evapiPort,
       });
       if (evapiPort !== undefined) await service.waitEvapi(1);
