@@ -152,7 +152,8 @@ async function step(s: Setup, rate: number, settle = true): Promise<{ ok: boolea
     scenario: 'uac-call.xml',
     dir: join(s.dir, 'calls'),
     remote: `127.0.0.1:${s.kamailio.sipPort}`,
-    vars: vars({ dir: s.dir, sipPort: s.kamailio.sipPort, to: 'bench' }, 200, 0),
+    // a Contribution-ID of its own per call, as real sessions have (sipp fills it in)
+    vars: vars({ dir: s.dir, sipPort: s.kamailio.sipPort, to: 'bench', contributionId: 'bench-[pid]-[call_number]' }, 200, 0),
     calls,
     // message tracing off under load: only the error log
     extraArgs: ['-r', String(rate), '-rp', '1000', '-recv_timeout', '10000', '-trace_stat', '-stf', join(s.dir, `stat-${rate}.csv`)],
