@@ -3,7 +3,7 @@
  * at the boundary by the dispatcher; handlers parse the SIP message once, gather the
  * facts (documents, devices, sessions) and call the pure rules.
  */
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { Logger } from 'pino';
 import { method, type RpcMethod } from './server.js';
@@ -25,10 +25,11 @@ const Src = Type.String({ maxLength: 256 });
 const Msg = Type.String({ minLength: 1, maxLength: MAX_SIP_MESSAGE_BYTES });
 
 export const SipParams = Type.Object({ v: V, msg: Msg, src: Src });
-/** `fork: true`: the result also carries the co-located core's `core.fork` answer (docs/jsonrpc.md). */
 /**
+ * `fork: true`: the result also carries the co-located core's `core.fork` answer.
  * `sessions`: with Session-Replaces, the replaced session's dialogs as Kamailio keeps
  * them (pf.cfg's htable): one `pf.dialog` "confirmed" params object per line.
+ * (docs/jsonrpc.md)
  */
 export const InviteParams = Type.Object({
   v: V,
@@ -50,7 +51,9 @@ export const DialogParams = Type.Object({
   contact: Type.Optional(Str),
 });
 
-const checkDialog = TypeCompiler.Compile(DialogParams);
+export type DialogEvent = Static<typeof DialogParams>;
+/** `pf.dialog` params check, also for dialog events from evapi and Kamailio's session lines. */
+export const checkDialog = TypeCompiler.Compile(DialogParams);
 
 export interface MethodDeps {
   readonly config: Config;

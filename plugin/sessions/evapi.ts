@@ -8,15 +8,11 @@
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
-import type { Static } from '@sinclair/typebox';
 import { NetstringDecoder } from '../rpc/netstring.js';
-import { DialogParams } from '../rpc/methods.js';
+import { checkDialog, type DialogEvent } from '../rpc/methods.js';
 import type { EvapiEndpoint } from './endpoint.js';
 
-export type DialogEvent = Static<typeof DialogParams>;
-
-const checkEvent = TypeCompiler.Compile(DialogParams);
+export type { DialogEvent };
 
 export interface EvapiClientOptions {
   readonly endpoints: readonly EvapiEndpoint[];
@@ -99,7 +95,7 @@ class Link {
       this.opts.onInvalid('json');
       return;
     }
-    if (!checkEvent.Check(value)) {
+    if (!checkDialog.Check(value)) {
       this.opts.onInvalid('schema');
       return;
     }
