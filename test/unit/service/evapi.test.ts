@@ -3,7 +3,7 @@
  * evapi (netstring frames, as with netstring_format 1): valid events, bad frames,
  * reconnects.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
 import { pino } from 'pino';
@@ -94,15 +94,21 @@ const confirmed = {
   contact: '<sip:bob@127.0.0.1:6001>;+sip.instance="<urn:uuid:1>"',
 };
 
-t.test('valid frames become events; bad ones are counted and dropped', async (t) => {
+/** A started client on a fake evapi endpoint, both stopped at the end of `t`. */
+async function started(t: Test, maxFrameBytes: number): Promise<{ srv: Awaited<ReturnType<typeof fakeEvapi>>; seen: ReturnType<typeof recorder>; client: EvapiDialogClient }> {
   const srv = await fakeEvapi();
   const seen = recorder();
-  const client = new EvapiDialogClient({ endpoints: [{ host: '127.0.0.1', port: srv.port }], maxFrameBytes: 4096, log, ...seen });
+  const client = new EvapiDialogClient({ endpoints: [{ host: '127.0.0.1', port: srv.port }], maxFrameBytes, log, ...seen });
   t.teardown(async () => {
     client.stop();
     await srv.close();
   });
   client.start();
+  return { srv, seen, client };
+}
+
+t.test('valid frames become events; bad ones are counted and dropped', async (t) => {
+  const { srv, seen, client } = await started(t, 4096);
   const s = await srv.next();
   await t.resolves(async () => {
     while (client.connected !== 1) await new Promise((r) => setTimeout(r, 10));
@@ -133,14 +139,7 @@ t.test('valid frames become events; bad ones are counted and dropped', async (t)
 });
 
 t.test('a framing error or an oversize frame drops the connection, which comes back', async (t) => {
-  const srv = await fakeEvapi();
-  const seen = recorder();
-  const client = new EvapiDialogClient({ endpoints: [{ host: '127.0.0.1', port: srv.port }], maxFrameBytes: 1024, log, ...seen });
-  t.teardown(async () => {
-    client.stop();
-    await srv.close();
-  });
-  client.start();
+  const { srv, seen } = await started(t, 1024);
   const first = await srv.next();
   first.write('12x:garbage,');
   const second = await srv.next();
