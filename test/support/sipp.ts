@@ -77,6 +77,9 @@ async function buildArgs(o: SippOptions): Promise<{ args: string[]; msgFile: str
     // sipp binds its media ports at mp .. mp+3 (audio, video, RTCP)
     '-mp', String(await freePort(4)),
     '-max_recv_loops', '1000',
+    // a load generator's own socket must not drop datagrams in a burst (sipp's default
+    // buffer is 64 KiB; the kernel caps this at net.core.rmem_max / wmem_max)
+    '-buff_size', '4194304',
     ...(o.calls === 0 ? [] : ['-m', String(o.calls ?? 1)]),
     ...(o.extraArgs ?? []),
   ];
