@@ -3,7 +3,8 @@
  * session), both ways pf.cfg can send them to the service: pf.dialog notifications
  * over janssonrpcc (PF_DIALOG_NOTIFY), and evapi (PF_DIALOG_EVAPI), which reaches every
  * connected service instance. (The default, sessions kept in Kamailio's htable, is
- * proven by the Session-Replaces test in proxy.test.ts.)
+ * proven by the Session-Replaces test in proxy.test.ts.) A dialog ends with a BYE
+ * either way, or when its pfdlg item expires.
  */
 import t, { type Test } from 'tap';
 import { randomUUID } from 'node:crypto';
@@ -19,9 +20,9 @@ async function tracked(service: Service, cid: string): Promise<boolean> {
 }
 
 /** A held call to `user` with a fresh Contribution-ID: tracked while up, dropped after. */
-async function trackedWhileUp(t: Test, lab: Lab, services: readonly Service[], user: string): Promise<void> {
+async function trackedWhileUp(t: Test, lab: Lab, services: readonly Service[], user: string, calleeHangsUp = false): Promise<void> {
   const cid = randomUUID();
-  const up = call({ dir: lab.kamailio.opts.dir, sipPort: lab.sipPort, to: user, contributionId: cid }, 3000);
+  const up = call({ dir: lab.kamailio.opts.dir, sipPort: lab.sipPort, to: user, contributionId: cid }, 3000, calleeHangsUp);
   for (const [i, s] of services.entries()) {
     await until(async () => ((await tracked(s, cid)) ? true : undefined), 10_000, `instance ${String(i)} tracks the session`);
     t.pass(`instance ${String(i)}: the confirmed dialog is tracked`);
@@ -83,4 +84,38 @@ t.test('evapi: the service reconnects when Kamailio comes back', async (t) => {
   await until(async () => ((await tracked(lab.service, cid)) ? true : undefined), 10_000, 'tracked after reconnect');
   t.pass('events flow again');
   t.equal((await r).code, 0, 'call completed');
+});
+
+t.test("the device's own BYE ends its dialog", async (t) => {
+  const lab = await Lab.start({ dir: join(dir, 'callee-bye'), dialogEvents: 'rpc' });
+  const d = await Device.start({ dir: join(dir, 'callee-bye'), sipPort: lab.sipPort, user: 'ivy', instance: newInstance(), behaviour: { kind: 'answer-bye', holdMs: 3000 } });
+  t.teardown(async () => {
+    await d.stop();
+    await lab.stop();
+  });
+  await trackedWhileUp(t, lab, [lab.service], 'ivy', true);
+});
+
+t.test('a dialog that never sees its BYE ends when its pfdlg item expires', async (t) => {
+  const lab = await Lab.start({
+    dir: join(dir, 'expiry'),
+    dialogEvents: 'rpc',
+    defines: ['PF_DIALOG_HTABLE="pfdlg=>size=8;autoexpire=2;"', 'LAB_HTABLE_TIMER=1'],
+  });
+  const d = await Device.start({ dir: join(dir, 'expiry'), sipPort: lab.sipPort, user: 'ivy', instance: newInstance(), behaviour: { kind: 'answer' } });
+  t.teardown(async () => {
+    await d.stop();
+    await lab.stop();
+  });
+  const cid = randomUUID();
+  let done = false;
+  const up = call({ dir: join(dir, 'expiry'), sipPort: lab.sipPort, to: 'ivy', contributionId: cid }, 9000).finally(() => {
+    done = true;
+  });
+  await until(async () => ((await tracked(lab.service, cid)) ? true : undefined), 10_000, 'tracked');
+  t.pass('the confirmed dialog is tracked');
+  await until(async () => ((await tracked(lab.service, cid)) ? undefined : true), 7000, 'expired');
+  t.notOk(done, 'dropped while the call is still up (no BYE yet)');
+  const r = await up;
+  t.equal(r.code, 0, `the call itself is unaffected ${r.errors}`);
 });

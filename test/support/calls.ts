@@ -116,11 +116,14 @@ export async function inviteExpecting(o: InviteOptions, code: number): Promise<C
   );
 }
 
-/** A whole call: 200, ACK and BYE along the Record-Route set, holding `holdMs` in between. */
-export async function call(o: InviteOptions, holdMs = 0): Promise<CallResult> {
+/**
+ * A whole call: 200, ACK and BYE along the Record-Route set, holding `holdMs` in between;
+ * with `calleeHangsUp`, the callee's BYE ends it (a device with behaviour `answer-bye`).
+ */
+export async function call(o: InviteOptions, holdMs = 0, calleeHangsUp = false): Promise<CallResult> {
   return withFinal(
     await runSipp({
-      scenario: 'uac-call.xml',
+      scenario: calleeHangsUp ? 'uac-call-callee-bye.xml' : 'uac-call.xml',
       dir: o.dir,
       remote: `127.0.0.1:${o.sipPort}`,
       vars: vars(o, 200, holdMs),
@@ -132,6 +135,8 @@ export async function call(o: InviteOptions, holdMs = 0): Promise<CallResult> {
 
 export type DeviceBehaviour =
   | { kind: 'answer' }
+  /** answers, then hangs up itself after `holdMs` (its BYE along the Record-Route set) */
+  | { kind: 'answer-bye'; holdMs: number }
   | { kind: 'ring' }
   | { kind: 'reply'; code: number; reason: string; extra?: readonly string[] };
 
@@ -214,8 +219,12 @@ export class Device {
           })
         : await SippAgent.start({
             ...common,
-            scenario: b.kind === 'answer' ? 'uas-answer.xml' : 'uas-ring.xml',
-            vars: { CONTACT_PARAMS: inst, RINGING: o.ringing === false ? '' : ringing(inst) },
+            scenario: b.kind === 'answer' ? 'uas-answer.xml' : b.kind === 'answer-bye' ? 'uas-answer-bye.xml' : 'uas-ring.xml',
+            vars: {
+              CONTACT_PARAMS: inst,
+              RINGING: o.ringing === false ? '' : ringing(inst),
+              ...(b.kind === 'answer-bye' ? { HOLD_MS: b.holdMs } : {}),
+            },
           });
     return new Device(agent, o, reg);
   }
