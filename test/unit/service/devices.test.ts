@@ -1,4 +1,5 @@
 import t from 'tap';
+import { isDeepStrictEqual } from 'node:util';
 import { open } from 'lmdb';
 import { LmdbDeviceStore } from '../../../plugin/devices/store.js';
 import type { Device } from '../../../plugin/devices/types.js';
@@ -165,12 +166,19 @@ t.test('reads reuse a decoded list only while the stored bytes are the same', as
   // Another writer (another service instance on the same dataDir) changes the value.
   const other = open({ path: dir, maxDbs: 4 });
   const raw = other.openDB<readonly Device[], string>({ name: 'devices' });
+  // lmdb-js renews a reader's snapshot between event-loop turns: another process's
+  // commit is seen a turn or a few ms later (polled here, for at most 1 s)
+  const seen = async (want: readonly Device[], msg: string): Promise<void> => {
+    const deadline = Date.now() + 1000;
+    while (!isDeepStrictEqual(store.list(AOR, 1), want) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    t.same(store.list(AOR, 1), want, msg);
+  };
   await raw.put(AOR, [a, b]);
-  t.same(store.list(AOR, 1), [a, b], 'the other writer is seen at once');
+  await seen([a, b], 'the other writer is seen');
   await raw.put(AOR, [{ ...a, q: 0.5 }]);
-  t.same(store.list(AOR, 1), [{ ...a, q: 0.5 }]);
+  await seen([{ ...a, q: 0.5 }], 'a changed value is decoded again');
   await raw.remove(AOR);
-  t.same(store.list(AOR, 1), []);
+  await seen([], 'a removed one is gone');
   t.same(store.list('sip:nobody@example.net', 1), []);
   await other.close();
 });
