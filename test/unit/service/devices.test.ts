@@ -4,6 +4,7 @@ import { open } from 'lmdb';
 import { LmdbDeviceStore } from '../../../plugin/devices/store.js';
 import type { Device } from '../../../plugin/devices/types.js';
 import { device, tempDir } from './fixtures/helpers.js';
+import { until } from '../../support/proc.js';
 
 const AOR = 'sip:bob@example.net';
 const I1 = '<urn:uuid:00000000-0000-0000-0000-000000000001>';
@@ -169,8 +170,7 @@ t.test('reads reuse a decoded list only while the stored bytes are the same', as
   // lmdb-js renews a reader's snapshot between event-loop turns: another process's
   // commit is seen a turn or a few ms later (polled here, for at most 1 s)
   const seen = async (want: readonly Device[], msg: string): Promise<void> => {
-    const deadline = Date.now() + 1000;
-    while (!isDeepStrictEqual(store.list(AOR, 1), want) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    await until(async () => (isDeepStrictEqual(store.list(AOR, 1), want) ? true : undefined), 1000, msg, 1);
     t.same(store.list(AOR, 1), want, msg);
   };
   await raw.put(AOR, [a, b]);
