@@ -90,8 +90,22 @@ async function buildArgs(o: SippOptions): Promise<{ args: string[]; msgFile: str
 const readIf = (f: string): string => (existsSync(f) ? readFileSync(f, 'utf8') : '');
 
 
-/** Run a scenario to completion (UAC, or a UAS with a bounded -m). */
+/**
+ * sipp could not bind one of its ports at start-up (nothing sent yet): another test
+ * process took a port freePort() had found free (ports are reserved per process only).
+ */
+const BIND_RACE = /Unable to bind[^\n]*errno = 98/;
+const BIND_ATTEMPTS = 3;
+
+/** Run a scenario to completion (UAC, or a UAS with a bounded -m); fresh ports on a bind race. */
 export async function runSipp(o: SippOptions): Promise<SippResult> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await runSippOnce(o);
+    if (r.code === 0 || attempt >= BIND_ATTEMPTS || !BIND_RACE.test(r.errors + r.output)) return r;
+  }
+}
+
+async function runSippOnce(o: SippOptions): Promise<SippResult> {
   const { args, msgFile, errFile } = await buildArgs(o);
   const proc = new Proc(`sipp ${o.scenario}`, findBinary('sipp'), args, { cwd: o.dir });
   const timeoutMs = o.timeoutMs ?? 30_000;
