@@ -10,7 +10,8 @@
  * it) is read from /metrics during a run at 1,000 calls/s. Each figure is the median
  * over REPS repetitions, with min and max.
  *
- * Env: REPS (3), STEP_S seconds per rate step (5), RATES (comma list), REFINE bisection
+ * Env: REPS (3), STEP_S seconds per rate step (5), RATES (comma list), CPU_RATE (rate of
+ * the CPU accounting step; 800), REFINE bisection
  * probes after the first failed step (2), CHILDREN (4), MEM_MANAGER (Kamailio -x; tlsf),
  * SHM_MB (Kamailio -m; 2048), DIALOG_EVENTS (where sessions are kept: htable, the lab's
  * way; rpc: pf.dialog notifications over janssonrpcc; evapi),
@@ -42,7 +43,7 @@ const DIALOG_EVENTS = process.env.DIALOG_EVENTS === 'evapi' || process.env.DIALO
 const MEM_MANAGER = process.env.MEM_MANAGER as 'qm' | 'fm' | 'tlsf' | undefined;
 const DECISION_RATE = 1000;
 /** Rate of the CPU accounting step (both modes). */
-const CPU_RATE = 800;
+const CPU_RATE = Number(process.env.CPU_RATE ?? 800);
 
 /** CPU time (ms) used so far by every process of a process group (/proc/<pid>/stat). */
 function groupCpuMs(pgid: number | undefined): number {
@@ -108,6 +109,7 @@ async function setup(mode: Mode, dir: string): Promise<Setup> {
     memMb: SHM_MB,
     defines: [
       'PF_XLOG_LEVEL="L_DBG"',
+      ...(mode !== 'bare' ? (process.env.PF_DEFINES ?? '').split(',').filter(Boolean) : []),
       ...(mode === 'pf-2rt' ? ['LAB_FORK_RPC'] : []),
       ...(DIALOG_EVENTS === 'rpc' ? ['PF_DIALOG_NOTIFY'] : []),
     ],
