@@ -185,7 +185,13 @@ class Parsed implements Common {
     const lines = this.#index.get(key) ?? [];
     if (NO_COMMA_SPLIT.has(key)) return lines;
     const out: string[] = [];
-    for (const l of lines) for (const v of splitCommaList(l)) out.push(v);
+    for (const l of lines) {
+      // no comma: one value (splitCommaList would give the same)
+      if (!l.includes(',')) {
+        const v = l.trim();
+        if (v) out.push(v);
+      } else for (const v of splitCommaList(l)) out.push(v);
+    }
     return out;
   }
 }

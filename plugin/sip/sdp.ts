@@ -52,8 +52,7 @@ function sdpBody(msg: SipMessage): string | null {
   return null;
 }
 
-/** sdp-transform's line split and line filter (lib/parser.js). */
-const TRANSFORM_SPLIT = /\r\n|\r|\n/;
+/** sdp-transform's line filter (lib/parser.js); it splits lines at CRLF, CR or LF. */
 const TRANSFORM_LINE = /^[a-z]=/;
 /** sdp-transform's catch-all `a=` rule: the line's value as stored in `invalid`. */
 const ANY = /(.*)/;
@@ -62,43 +61,66 @@ const FILE_SELECTOR = 'file-selector:';
 
 interface SdpLines {
   /** The o= and m= lines, for sdp-transform. */
-  readonly text: string;
+  text: string;
   /** Per m= section: its first a=accept-types value, and whether it has an a=file-selector. */
   readonly acceptTypes: (string | null)[];
   readonly fileSelector: boolean[];
+  section: number;
 }
 
 /**
- * One pass over the lines as sdp-transform splits and filters them (lib/parser.js).
- * sdp-transform parses each line on its own into the session or the current m= section;
- * only o= and m= lines write `origin` or a section's `type`/`port`/`protocol`, so parsing
- * them alone gives the same values. `a=accept-types:` and `a=file-selector:` match no
- * named a= rule of its grammar (every other rule starts with another literal name), so
- * they always land in the section's `invalid` list, read here as sdp-transform would.
+ * One line as sdp-transform splits and filters them (lib/parser.js). sdp-transform
+ * parses each line on its own into the session or the current m= section; only o= and
+ * m= lines write `origin` or a section's `type`/`port`/`protocol`, so parsing them alone
+ * gives the same values. `a=accept-types:` and `a=file-selector:` match no named a= rule
+ * of its grammar (every other rule starts with another literal name), so they always
+ * land in the section's `invalid` list, read here as sdp-transform would.
  */
-function sdpLines(body: string): SdpLines {
-  let text = '';
-  const acceptTypes: (string | null)[] = [];
-  const fileSelector: boolean[] = [];
-  let section = -1;
-  for (const l of body.split(TRANSFORM_SPLIT)) {
-    if (!TRANSFORM_LINE.test(l)) continue;
-    const type = l[0];
-    if (type === 'm') {
-      section++;
-      acceptTypes.push(null);
-      fileSelector.push(false);
-    }
-    if (type === 'o' || type === 'm') {
-      text += text === '' ? l : `\r\n${l}`;
-    } else if (type === 'a' && section >= 0) {
-      const value = ANY.exec(l.slice(2))![1]!;
-      const lower = value.toLowerCase();
-      if (acceptTypes[section] === null && lower.startsWith(ACCEPT_TYPES)) acceptTypes[section] = value.slice(ACCEPT_TYPES.length);
-      else if (lower.startsWith(FILE_SELECTOR)) fileSelector[section] = true;
-    }
+function readLine(l: string, read: SdpLines): void {
+  if (!TRANSFORM_LINE.test(l)) return;
+  const type = l[0];
+  if (type === 'm') {
+    read.section++;
+    read.acceptTypes.push(null);
+    read.fileSelector.push(false);
   }
-  return { text, acceptTypes, fileSelector };
+  if (type === 'o' || type === 'm') {
+    read.text += read.text === '' ? l : `\r\n${l}`;
+  } else if (type === 'a' && read.section >= 0) {
+    const value = ANY.exec(l.slice(2))![1]!;
+    const lower = value.toLowerCase();
+    if (read.acceptTypes[read.section] === null && lower.startsWith(ACCEPT_TYPES)) read.acceptTypes[read.section] = value.slice(ACCEPT_TYPES.length);
+    else if (lower.startsWith(FILE_SELECTOR)) read.fileSelector[read.section] = true;
+  }
+}
+
+/**
+ * One pass over the body: our checks on its lines as split at CRLF or LF (the first one
+ * non-empty must be `v=0`, every non-empty one `x=...`), and readLine on each line as
+ * sdp-transform splits them (at CRLF, CR or LF: a lone CR inside one of our lines starts
+ * another of its lines). Returns the lines read, or why the SDP is malformed.
+ */
+function scanSdp(body: string): SdpLines | string {
+  const read: SdpLines = { text: '', acceptTypes: [], fileSelector: [], section: -1 };
+  let first = true;
+  let pos = 0;
+  while (pos < body.length) {
+    let nl = body.indexOf('\n', pos);
+    if (nl === -1) nl = body.length;
+    // /\r?\n/: a CR right before the LF belongs to the line end
+    const end = nl < body.length && nl > pos && body.charCodeAt(nl - 1) === 0x0d ? nl - 1 : nl;
+    if (end > pos) {
+      const line = body.slice(pos, end);
+      if (first) {
+        if (line !== 'v=0') return 'SDP does not start with v=0';
+        first = false;
+      } else if (!LINE.test(line)) return 'SDP line not of the form x=...';
+      if (line.includes('\r')) for (const part of line.split('\r')) readLine(part, read);
+      else readLine(line, read);
+    }
+    pos = nl + 1;
+  }
+  return first ? 'SDP does not start with v=0' : read;
 }
 
 /** Read the SDP offer. Never throws. */
@@ -106,10 +128,8 @@ export function sdpOffer(msg: SipMessage): SdpOffer {
   const body = sdpBody(msg);
   if (body === null) return { kind: 'missing', why: 'no application/sdp body' };
   if (body.length > MAX_SDP_BYTES) return { kind: 'malformed', why: 'SDP too large' };
-  const lines = body.split(/\r?\n/).filter((l) => l.length > 0);
-  if (lines[0] !== 'v=0') return { kind: 'malformed', why: 'SDP does not start with v=0' };
-  if (!lines.every((l) => LINE.test(l))) return { kind: 'malformed', why: 'SDP line not of the form x=...' };
-  const read = sdpLines(body);
+  const read = scanSdp(body);
+  if (typeof read === 'string') return { kind: 'malformed', why: read };
   let parsed: sdpTransform.SessionDescription;
   try {
     parsed = sdpTransform.parse(read.text);
