@@ -144,13 +144,7 @@ class Parsed implements Common {
   constructor(
     readonly headers: readonly SipHeader[],
     readonly body: string,
-    /** The index of `headers`, when the caller derived it (Parsed.derivedIndex). */
-    index?: Map<string, string[]>,
   ) {
-    if (index) {
-      this.#index = index;
-      return;
-    }
     this.#index = new Map();
     for (const h of headers) {
       const key = h.name.toLowerCase();
@@ -158,21 +152,6 @@ class Parsed implements Common {
       if (list) list.push(h.value);
       else this.#index.set(key, [h.value]);
     }
-  }
-  /**
-   * The index of `from`'s headers without those whose lower-cased name is in `drop`,
-   * followed by `appended`; null when `from` was not built by this parser.
-   */
-  static derivedIndex(from: SipMessage, drop: ReadonlySet<string>, appended: readonly SipHeader[]): Map<string, string[]> | null {
-    if (!(from instanceof Parsed)) return null;
-    const index = new Map<string, string[]>();
-    for (const [key, list] of from.#index) if (!drop.has(key)) index.set(key, list);
-    for (const h of appended) {
-      const key = h.name.toLowerCase();
-      const list = index.get(key);
-      index.set(key, list ? [...list, h.value] : [h.value]);
-    }
-    return index;
   }
   get(name: string): string | undefined {
     return this.#index.get(canonicalHeaderName(name).toLowerCase())?.[0];
@@ -182,17 +161,82 @@ class Parsed implements Common {
   }
   getValues(name: string): readonly string[] {
     const key = canonicalHeaderName(name).toLowerCase();
-    const lines = this.#index.get(key) ?? [];
-    if (NO_COMMA_SPLIT.has(key)) return lines;
-    const out: string[] = [];
-    for (const l of lines) {
-      // no comma: one value (splitCommaList would give the same)
-      if (!l.includes(',')) {
-        const v = l.trim();
-        if (v) out.push(v);
-      } else for (const v of splitCommaList(l)) out.push(v);
+    return valuesOf(key, this.#index.get(key) ?? []);
+  }
+  /** The lines of a lower-cased canonical name (an index key). */
+  linesOf(key: string): readonly string[] {
+    return this.#index.get(key) ?? [];
+  }
+}
+
+/** getValues of the lines of one header field (`key`: lower-cased canonical name). */
+function valuesOf(key: string, lines: readonly string[]): readonly string[] {
+  if (NO_COMMA_SPLIT.has(key)) return lines;
+  const out: string[] = [];
+  for (const l of lines) {
+    // no comma: one value (splitCommaList would give the same)
+    if (!l.includes(',')) {
+      const v = l.trim();
+      if (v) out.push(v);
+    } else for (const v of splitCommaList(l)) out.push(v);
+  }
+  return out;
+}
+
+/**
+ * A parsed request with header fields removed (`drop`: lower-cased canonical names) and
+ * others appended: reads go to the original's index, nothing is copied; `headers` is
+ * built on first use.
+ */
+class EditedRequest implements SipRequest {
+  readonly kind = 'request';
+  #headers: readonly SipHeader[] | null = null;
+  readonly #added = new Map<string, string[]>();
+  constructor(
+    private readonly base: Request,
+    private readonly drop: ReadonlySet<string>,
+    private readonly appended: readonly SipHeader[],
+  ) {
+    for (const h of appended) {
+      const key = h.name.toLowerCase();
+      const list = this.#added.get(key);
+      if (list) list.push(h.value);
+      else this.#added.set(key, [h.value]);
     }
-    return out;
+  }
+  get method(): string {
+    return this.base.method;
+  }
+  get ruri(): string {
+    return this.base.ruri;
+  }
+  get body(): string {
+    return this.base.body;
+  }
+  get headers(): readonly SipHeader[] {
+    if (this.#headers === null) {
+      const out: SipHeader[] = [];
+      for (const h of this.base.headers) if (!this.drop.has(h.name.toLowerCase())) out.push(h);
+      for (const h of this.appended) out.push(h);
+      this.#headers = out;
+    }
+    return this.#headers;
+  }
+  #lines(key: string): readonly string[] {
+    const kept = this.drop.has(key) ? [] : this.base.linesOf(key);
+    const added = this.#added.get(key);
+    if (!added) return kept;
+    return kept.length === 0 ? added : [...kept, ...added];
+  }
+  get(name: string): string | undefined {
+    return this.#lines(canonicalHeaderName(name).toLowerCase())[0];
+  }
+  getAll(name: string): readonly string[] {
+    return this.#lines(canonicalHeaderName(name).toLowerCase());
+  }
+  getValues(name: string): readonly string[] {
+    const key = canonicalHeaderName(name).toLowerCase();
+    return valuesOf(key, this.#lines(key));
   }
 }
 
@@ -203,9 +247,8 @@ class Request extends Parsed implements SipRequest {
     readonly ruri: string,
     headers: readonly SipHeader[],
     body: string,
-    index?: Map<string, string[]>,
   ) {
-    super(headers, body, index);
+    super(headers, body);
   }
 }
 
@@ -255,39 +298,31 @@ function parseHeaderLines(lines: readonly string[], from: number, headers: SipHe
  * message could exceed MAX_SIP_MESSAGE_BYTES (the caller then re-parses the text).
  */
 export function editedRequest(msg: SipRequest, remove: readonly string[], hdrs: string): SipRequest | null {
-  const headers: SipHeader[] = [];
   // Upper bound of the edited text's length: start line, header lines, blank line, body.
   let length = msg.method.length + msg.ruri.length + 12 + hdrs.length + 2 + msg.body.length;
   const drop = new Set(remove.map((r) => canonicalHeaderName(r).toLowerCase()));
-  if (drop.size === 0) {
-    for (const h of msg.headers) {
-      headers.push(h);
-      length += h.name.length + h.value.length + 4;
-    }
-  } else {
-    for (const h of msg.headers) {
-      if (drop.has(canonicalHeaderName(h.name).toLowerCase())) continue;
-      headers.push(h);
-      length += h.name.length + h.value.length + 4;
-    }
+  for (const h of msg.headers) {
+    if (drop.size !== 0 && drop.has(canonicalHeaderName(h.name).toLowerCase())) continue;
+    length += h.name.length + h.value.length + 4;
   }
   if (length * 3 > MAX_SIP_MESSAGE_BYTES) return null;
-  const kept = headers.length;
+  const appended: SipHeader[] = [];
   if (hdrs !== '') {
     // Only whole lines, none empty (an empty one would start the body) or folded.
     if (!hdrs.endsWith('\r\n') || hdrs.startsWith(' ') || hdrs.startsWith('\t') || hdrs.includes('\n\n') || hdrs.includes('\r\n\r\n')) return null;
     const lines = hdrs.slice(0, -2).split('\r\n');
     for (const l of lines) if (l === '' || l.includes('\n') || l[0] === ' ' || l[0] === '\t') return null;
     try {
-      parseHeaderLines(lines, 0, headers);
+      parseHeaderLines(lines, 0, appended);
     } catch (err) {
       if (err instanceof SipParseError) return null;
       throw err;
     }
   }
-  // Parsed names are canonical, so the index keys are the names `drop` holds.
-  const index = Parsed.derivedIndex(msg, drop, headers.slice(kept));
-  return new Request(msg.method, msg.ruri, headers, msg.body, index ?? undefined);
+  // Parsed names are canonical, so its index keys are the names `drop` holds.
+  if (msg instanceof Request) return new EditedRequest(msg, drop, appended);
+  const headers = msg.headers.filter((h) => !drop.has(canonicalHeaderName(h.name).toLowerCase()));
+  return new Request(msg.method, msg.ruri, [...headers, ...appended], msg.body);
 }
 
 /**
