@@ -26,6 +26,11 @@ export function encodeNetstring(payload: string | Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${body.length}:`, 'ascii'), body, Buffer.from(',', 'ascii')]);
 }
 
+/** As encodeNetstring, as text: one string for socket.write(), no Buffer copies. */
+export function netstringText(payload: string): string {
+  return `${Buffer.byteLength(payload, 'utf8')}:${payload},`;
+}
+
 const COLON = 0x3a;
 const COMMA = 0x2c;
 const ZERO = 0x30;

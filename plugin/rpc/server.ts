@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
-import { NetstringDecoder, encodeNetstring } from './netstring.js';
+import { NetstringDecoder, netstringText } from './netstring.js';
 import { RpcCode, RpcError } from './errors.js';
 import type { ServiceMetrics } from '../http/metrics.js';
 
@@ -212,7 +212,7 @@ export class RpcServer {
     const send = (res: RpcResponse | null): void => {
       if (res === null || socket.destroyed || !socket.writable) return;
       // A peer that does not read its answers stops being read from (backpressure).
-      if (!socket.write(encodeNetstring(JSON.stringify(res))) && !socket.isPaused()) {
+      if (!socket.write(netstringText(JSON.stringify(res))) && !socket.isPaused()) {
         socket.pause();
         socket.once('drain', () => socket.resume());
       }

@@ -1,11 +1,13 @@
 import t from 'tap';
-import { NetstringDecoder, encodeNetstring } from '../../../plugin/rpc/netstring.js';
+import { NetstringDecoder, encodeNetstring, netstringText } from '../../../plugin/rpc/netstring.js';
 
 const s = (b: Buffer[]): string[] => b.map((x) => x.toString('utf8'));
 
 t.test('encodes byte lengths, not characters', async (t) => {
   t.equal(encodeNetstring('hello').toString(), '5:hello,');
   t.equal(encodeNetstring('').toString(), '0:,');
+  // the text form counts bytes, not characters
+  for (const p of ['hello', '', 'é€😀', '{"a":"\\r\\n"}']) t.equal(netstringText(p), encodeNetstring(p).toString('utf8'), p);
   // "é" is 2 bytes, "😀" is 4 in UTF-8
   t.equal(encodeNetstring('é😀').toString(), '6:é😀,');
 });
