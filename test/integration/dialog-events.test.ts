@@ -4,13 +4,15 @@
  * over janssonrpcc (PF_DIALOG_NOTIFY), and evapi (PF_DIALOG_EVAPI), which reaches every
  * connected service instance. (The default, sessions kept in Kamailio's htable, is
  * proven by the Session-Replaces test in proxy.test.ts.) A dialog ends with a BYE
- * either way, or when its pfdlg item expires.
+ * either way, or when its pfdlg item expires (in every mode, the default included).
  */
 import t, { type Test } from 'tap';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Kamailio, Lab, Service, runDir } from '../support/lab.js';
-import { call, Device, newInstance } from '../support/calls.js';
+import { call, cpmHeaders, Device, newInstance } from '../support/calls.js';
+import { requestsIn } from '../support/sipp.js';
+import { ICSI_GROUP, icsiTag } from '../support/sip.js';
 import { until } from '../support/proc.js';
 
 const dir = runDir('it-dialog-events');
@@ -116,6 +118,55 @@ t.test('a dialog that never sees its BYE ends when its pfdlg item expires', asyn
   t.pass('the confirmed dialog is tracked');
   await until(async () => ((await tracked(lab.service, cid)) ? undefined : true), 7000, 'expired');
   t.notOk(done, 'dropped while the call is still up (no BYE yet)');
+  const r = await up;
+  t.equal(r.code, 0, `the call itself is unaffected ${r.errors}`);
+});
+
+t.test('sessions kept in Kamailio (the default): an expired pfdlg item takes its dialog out of the session', async (t) => {
+  const d = join(dir, 'htable-expiry');
+  const lab = await Lab.start({
+    dir: d,
+    defines: ['PF_DIALOG_HTABLE="pfdlg=>size=8;autoexpire=3;"', 'LAB_HTABLE_TIMER=1'],
+  });
+  // A answers, B only rings: a Session-Replaces INVITE alerts B only when the session is unknown
+  const A = await Device.start({ dir: d, sipPort: lab.sipPort, user: 'jay', instance: newInstance(), behaviour: { kind: 'answer' } });
+  const B = await Device.start({ dir: d, sipPort: lab.sipPort, user: 'jay', instance: newInstance(), behaviour: { kind: 'ring' } });
+  t.teardown(async () => {
+    await Promise.all([A.stop(), B.stop()]);
+    await lab.stop();
+  });
+  // a Contribution-ID with a colon: the pfdlg item's length prefix must not split at it
+  const cid = `${randomUUID()}:x`;
+  const acks0 = requestsIn(A.messages(), 'ACK').length;
+  let done = false;
+  const up = call({ dir: d, sipPort: lab.sipPort, to: 'jay', contributionId: cid }, 12_000).finally(() => {
+    done = true;
+  });
+  await until(async () => (requestsIn(A.messages(), 'ACK').length > acks0 ? true : undefined), 10_000, 'the 1-1 session is up');
+  const group = (): ReturnType<typeof call> =>
+    call({
+      dir: d,
+      sipPort: lab.sipPort,
+      to: 'jay',
+      from: 'conf',
+      headers: {
+        ...cpmHeaders({ from: 'conf' }),
+        'P-Preferred-Service': ICSI_GROUP,
+        'Accept-Contact': `*;${icsiTag(ICSI_GROUP)}`,
+        'Referred-By': '<sip:alice@example.net>',
+        'Session-Replaces': cid,
+      },
+    });
+  const b0 = B.invites().length;
+  const g = await group();
+  t.equal(g.code, 0, `group session answered ${g.errors}`);
+  t.equal(B.invites().length, b0, 'while tracked: only the session\'s device is alerted');
+  // the item expires (autoexpire 3 s, htable timer 1 s) while the call is still up
+  await new Promise((r) => setTimeout(r, 5000));
+  const again = await group();
+  t.equal(again.code, 0, `group session answered ${again.errors}`);
+  t.notOk(done, 'the 1-1 call is still up (no BYE yet)');
+  t.equal(B.invites().length, b0 + 1, 'after expiry the session is unknown: normal selection, B alerted too');
   const r = await up;
   t.equal(r.code, 0, `the call itself is unaffected ${r.errors}`);
 });
