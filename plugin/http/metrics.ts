@@ -17,6 +17,31 @@ function labelKey(labels: Labels): string {
   return key;
 }
 
+/**
+ * labelKey, remembered per label set: a metric's observations repeat a few label sets
+ * (method and outcome, action and stage). The probe is the names and values in
+ * insertion order, separated by NUL (no label name has one; a value with one is not
+ * remembered).
+ */
+const labelKeys = new Map<string, string>();
+const MAX_LABEL_KEYS = 4096;
+
+function cachedLabelKey(labels: Labels): string {
+  let probe = '';
+  for (const n in labels) {
+    const v = labels[n] as string;
+    // a value with a NUL could make two label sets one probe
+    if (v.includes('\0')) return labelKey(labels);
+    probe += `${n}\0${v}\0`;
+  }
+  let key = labelKeys.get(probe);
+  if (key === undefined) {
+    key = labelKey(labels);
+    if (labelKeys.size < MAX_LABEL_KEYS) labelKeys.set(probe, key);
+  }
+  return key;
+}
+
 const NEEDS_ESCAPE = /[\\\n"]/;
 
 function escapeLabel(v: string): string {
@@ -36,7 +61,7 @@ export class Counter implements Metric {
   ) {}
 
   inc(labels: Labels = {}, by = 1): void {
-    const k = labelKey(labels);
+    const k = cachedLabelKey(labels);
     this.values.set(k, (this.values.get(k) ?? 0) + by);
   }
 
@@ -81,7 +106,7 @@ export class Histogram implements Metric {
   ) {}
 
   observe(value: number, labels: Labels = {}): void {
-    const k = labelKey(labels);
+    const k = cachedLabelKey(labels);
     let s = this.series.get(k);
     if (!s) {
       s = { counts: this.buckets.map(() => 0), sum: 0, count: 0 };

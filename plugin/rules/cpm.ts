@@ -15,6 +15,9 @@ export type SessionIcsi = typeof ICSI_SESSION | typeof ICSI_GROUP;
 
 /** The two CPM session ICSIs, lower-cased (compare case-insensitively). */
 export function cpmIcsiOf(value: string): SessionIcsi | null {
+  // as sent, usually: no copy
+  if (value === ICSI_SESSION) return ICSI_SESSION;
+  if (value === ICSI_GROUP) return ICSI_GROUP;
   const v = value.trim().toLowerCase();
   if (v === ICSI_SESSION) return ICSI_SESSION;
   if (v === ICSI_GROUP) return ICSI_GROUP;

@@ -298,14 +298,12 @@ function parseHeaderLines(lines: readonly string[], from: number, headers: SipHe
  * message could exceed MAX_SIP_MESSAGE_BYTES (the caller then re-parses the text).
  */
 export function editedRequest(msg: SipRequest, remove: readonly string[], hdrs: string): SipRequest | null {
-  // Upper bound of the edited text's length: start line, header lines, blank line, body.
+  // Upper bound of the edited text's length: start line, header lines (removed ones
+  // too), blank line, body.
   let length = msg.method.length + msg.ruri.length + 12 + hdrs.length + 2 + msg.body.length;
-  const drop = new Set(remove.map((r) => canonicalHeaderName(r).toLowerCase()));
-  for (const h of msg.headers) {
-    if (drop.size !== 0 && drop.has(canonicalHeaderName(h.name).toLowerCase())) continue;
-    length += h.name.length + h.value.length + 4;
-  }
+  for (const h of msg.headers) length += h.name.length + h.value.length + 4;
   if (length * 3 > MAX_SIP_MESSAGE_BYTES) return null;
+  const drop = new Set(remove.map((r) => canonicalHeaderName(r).toLowerCase()));
   const appended: SipHeader[] = [];
   if (hdrs !== '') {
     // Only whole lines, none empty (an empty one would start the body) or folded.

@@ -15,6 +15,15 @@ t.test('label keys: names sorted, values escaped, one series per label set', asy
   );
 });
 
+t.test('label sets that would read alike with NUL separators stay apart', async (t) => {
+  const c = new Counter('y_total', 'y');
+  c.inc({ a: 'x\0b\0y' });
+  c.inc({ a: 'x', b: 'y' });
+  c.inc({ a: 'x', b: 'y' });
+  t.equal(c.get({ a: 'x', b: 'y' }), 2);
+  t.equal(c.get({ a: 'x\0b\0y' }), 1);
+});
+
 t.test('pf_decision_duration_seconds resolves 1-5 ms finely', async (t) => {
   const m = new ServiceMetrics();
   const h = m.decisionSeconds;
