@@ -10,9 +10,8 @@ import t, { type Test } from 'tap';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Kamailio, Lab, Service, runDir } from '../support/lab.js';
-import { call, cpmHeaders, Device, newInstance } from '../support/calls.js';
+import { call, replacingGroupInvite, Device, newInstance } from '../support/calls.js';
 import { requestsIn } from '../support/sipp.js';
-import { ICSI_GROUP, icsiTag } from '../support/sip.js';
 import { until } from '../support/proc.js';
 
 const dir = runDir('it-dialog-events');
@@ -143,20 +142,7 @@ t.test('sessions kept in Kamailio (the default): an expired pfdlg item takes its
     done = true;
   });
   await until(async () => (requestsIn(A.messages(), 'ACK').length > acks0 ? true : undefined), 10_000, 'the 1-1 session is up');
-  const group = (): ReturnType<typeof call> =>
-    call({
-      dir: d,
-      sipPort: lab.sipPort,
-      to: 'jay',
-      from: 'conf',
-      headers: {
-        ...cpmHeaders({ from: 'conf' }),
-        'P-Preferred-Service': ICSI_GROUP,
-        'Accept-Contact': `*;${icsiTag(ICSI_GROUP)}`,
-        'Referred-By': '<sip:alice@example.net>',
-        'Session-Replaces': cid,
-      },
-    });
+  const group = (): ReturnType<typeof call> => call(replacingGroupInvite({ dir: d, sipPort: lab.sipPort, to: 'jay', contributionId: cid }));
   const b0 = B.invites().length;
   const g = await group();
   t.equal(g.code, 0, `group session answered ${g.errors}`);

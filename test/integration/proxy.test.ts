@@ -6,9 +6,9 @@
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
 import { Lab, runDir } from '../support/lab.js';
-import { call, inviteExpecting, inviteAnyFinal, Device, newInstance, cpmHeaders } from '../support/calls.js';
+import { call, inviteExpecting, inviteAnyFinal, Device, newInstance, replacingGroupInvite } from '../support/calls.js';
 import { headerValues, requestsIn } from '../support/sipp.js';
-import { ICSI_SESSION, ICSI_GROUP, icsiTag, MMTEL_DEVICE_PARAMS } from '../support/sip.js';
+import { ICSI_SESSION, ICSI_GROUP, MMTEL_DEVICE_PARAMS } from '../support/sip.js';
 import { blacklistDoc, policyDoc, RESOURCE_LISTS, AUTH_POLICY } from '../support/xdm.js';
 import { until } from '../support/proc.js';
 
@@ -146,20 +146,7 @@ t.test('Session-Replaces reaches only the replaced session\'s device', async (t)
   await until(async () => (requestsIn(A.messages(), 'ACK').length > acks0 ? true : undefined), 10_000, 'the 1-1 session is up');
   const b1 = B.invites().length;
   t.equal(b1 - b0, 1, 'B was alerted for the 1-1 session');
-  const group = (): Promise<Awaited<ReturnType<typeof call>>> =>
-    call({
-      dir,
-      sipPort: sip,
-      to: 'bob',
-      from: 'conf',
-      headers: {
-        ...cpmHeaders({ from: 'conf' }),
-        'P-Preferred-Service': ICSI_GROUP,
-        'Accept-Contact': `*;${icsiTag(ICSI_GROUP)}`,
-        'Referred-By': '<sip:alice@example.net>',
-        'Session-Replaces': cid,
-      },
-    });
+  const group = (): ReturnType<typeof call> => call(replacingGroupInvite({ dir, sipPort: sip, to: 'bob', contributionId: cid }));
   const g = await group();
   t.equal(g.code, 0, `group session answered ${g.errors}`);
   t.equal(B.invites().length, b1, 'B not alerted for the group session');

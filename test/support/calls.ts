@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { runSipp, SippAgent, responsesIn, requestsIn, type SippResult } from './sipp.js';
-import { register, sipUdpRequest, token, CPM_DEVICE_PARAMS, ICSI_SESSION, icsiTag, type SipResponse } from './sip.js';
+import { register, sipUdpRequest, token, CPM_DEVICE_PARAMS, ICSI_GROUP, ICSI_SESSION, icsiTag, type SipResponse } from './sip.js';
 import { freePort } from './proc.js';
 import { chatSdpLines, sipMessage } from '../fixtures/sip/build.js';
 
@@ -39,6 +39,26 @@ export function cpmHeaders(o: { from?: string; contributionId?: string }): Recor
     'User-Agent': 'CPM-client/OMA2.2 RCS-client/UP_2.4',
     Supported: 'timer',
     'Session-Expires': '1800',
+  };
+}
+
+/**
+ * A group session invitation from the Controlling Function (`conf`) on behalf of alice,
+ * replacing the session `contributionId` (CR 8.3.2.1 step 9, Session-Replaces).
+ */
+export function replacingGroupInvite(o: { dir: string; sipPort: number; to: string; contributionId: string }): InviteOptions {
+  return {
+    dir: o.dir,
+    sipPort: o.sipPort,
+    to: o.to,
+    from: 'conf',
+    headers: {
+      ...cpmHeaders({ from: 'conf' }),
+      'P-Preferred-Service': ICSI_GROUP,
+      'Accept-Contact': `*;${icsiTag(ICSI_GROUP)}`,
+      'Referred-By': '<sip:alice@example.net>',
+      'Session-Replaces': o.contributionId,
+    },
   };
 }
 
