@@ -138,49 +138,57 @@ export function splitCommaList(value: string): string[] {
   return out;
 }
 
-class Parsed implements Common {
-  /** Lower-cased name -> values in order. Never changed once built (lists may be shared). */
+/** Lower-cased name -> values in order. */
+function indexHeaders(headers: readonly SipHeader[]): Map<string, string[]> {
+  const index = new Map<string, string[]>();
+  for (const h of headers) {
+    const key = h.name.toLowerCase();
+    const list = index.get(key);
+    if (list) list.push(h.value);
+    else index.set(key, [h.value]);
+  }
+  return index;
+}
+
+/** get / getAll / getValues over the lines of one lower-cased canonical name. */
+abstract class HeaderFields {
+  /** The lines of a lower-cased canonical name (an index key), in order. */
+  abstract linesOf(key: string): readonly string[];
+  get(name: string): string | undefined {
+    return this.linesOf(canonicalHeaderName(name).toLowerCase())[0];
+  }
+  getAll(name: string): readonly string[] {
+    return this.linesOf(canonicalHeaderName(name).toLowerCase());
+  }
+  getValues(name: string): readonly string[] {
+    const key = canonicalHeaderName(name).toLowerCase();
+    const lines = this.linesOf(key);
+    if (NO_COMMA_SPLIT.has(key)) return lines;
+    const out: string[] = [];
+    for (const l of lines) {
+      // no comma: one value (splitCommaList would give the same)
+      if (!l.includes(',')) {
+        const v = l.trim();
+        if (v) out.push(v);
+      } else for (const v of splitCommaList(l)) out.push(v);
+    }
+    return out;
+  }
+}
+
+class Parsed extends HeaderFields implements Common {
+  /** Never changed once built (lists may be shared). */
   readonly #index: Map<string, string[]>;
   constructor(
     readonly headers: readonly SipHeader[],
     readonly body: string,
   ) {
-    this.#index = new Map();
-    for (const h of headers) {
-      const key = h.name.toLowerCase();
-      const list = this.#index.get(key);
-      if (list) list.push(h.value);
-      else this.#index.set(key, [h.value]);
-    }
+    super();
+    this.#index = indexHeaders(headers);
   }
-  get(name: string): string | undefined {
-    return this.#index.get(canonicalHeaderName(name).toLowerCase())?.[0];
-  }
-  getAll(name: string): readonly string[] {
-    return this.#index.get(canonicalHeaderName(name).toLowerCase()) ?? [];
-  }
-  getValues(name: string): readonly string[] {
-    const key = canonicalHeaderName(name).toLowerCase();
-    return valuesOf(key, this.#index.get(key) ?? []);
-  }
-  /** The lines of a lower-cased canonical name (an index key). */
   linesOf(key: string): readonly string[] {
     return this.#index.get(key) ?? [];
   }
-}
-
-/** getValues of the lines of one header field (`key`: lower-cased canonical name). */
-function valuesOf(key: string, lines: readonly string[]): readonly string[] {
-  if (NO_COMMA_SPLIT.has(key)) return lines;
-  const out: string[] = [];
-  for (const l of lines) {
-    // no comma: one value (splitCommaList would give the same)
-    if (!l.includes(',')) {
-      const v = l.trim();
-      if (v) out.push(v);
-    } else for (const v of splitCommaList(l)) out.push(v);
-  }
-  return out;
 }
 
 /**
@@ -188,21 +196,17 @@ function valuesOf(key: string, lines: readonly string[]): readonly string[] {
  * others appended: reads go to the original's index, nothing is copied; `headers` is
  * built on first use.
  */
-class EditedRequest implements SipRequest {
+class EditedRequest extends HeaderFields implements SipRequest {
   readonly kind = 'request';
   #headers: readonly SipHeader[] | null = null;
-  readonly #added = new Map<string, string[]>();
+  readonly #added: Map<string, string[]>;
   constructor(
     private readonly base: Request,
     private readonly drop: ReadonlySet<string>,
     private readonly appended: readonly SipHeader[],
   ) {
-    for (const h of appended) {
-      const key = h.name.toLowerCase();
-      const list = this.#added.get(key);
-      if (list) list.push(h.value);
-      else this.#added.set(key, [h.value]);
-    }
+    super();
+    this.#added = indexHeaders(appended);
   }
   get method(): string {
     return this.base.method;
@@ -222,21 +226,11 @@ class EditedRequest implements SipRequest {
     }
     return this.#headers;
   }
-  #lines(key: string): readonly string[] {
+  linesOf(key: string): readonly string[] {
     const kept = this.drop.has(key) ? [] : this.base.linesOf(key);
     const added = this.#added.get(key);
     if (!added) return kept;
     return kept.length === 0 ? added : [...kept, ...added];
-  }
-  get(name: string): string | undefined {
-    return this.#lines(canonicalHeaderName(name).toLowerCase())[0];
-  }
-  getAll(name: string): readonly string[] {
-    return this.#lines(canonicalHeaderName(name).toLowerCase());
-  }
-  getValues(name: string): readonly string[] {
-    const key = canonicalHeaderName(name).toLowerCase();
-    return valuesOf(key, this.#lines(key));
   }
 }
 
