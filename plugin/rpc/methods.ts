@@ -28,7 +28,7 @@ export const SipParams = Type.Object({ v: V, msg: Msg, src: Src });
 /**
  * `fork: true`: the result also carries the co-located core's `core.fork` answer.
  * `sessions`: with Session-Replaces, the replaced session's dialogs as Kamailio keeps
- * them (pf.cfg's htable): one `pf.dialog` "confirmed" params object per line.
+ * them (pf.cfg's htable): one line per dialog (`sessionDialogs`).
  * (docs/jsonrpc.md)
  */
 export const InviteParams = Type.Object({
@@ -101,6 +101,36 @@ export function reparseDecisionEdits(msg: SipRequest, remove: readonly string[],
   return edited;
 }
 
+/** One dialog of a session entry as pf.cfg keeps it (htable `pfsess`, docs/jsonrpc.md). */
+export interface SessionDialog {
+  /** `<Call-ID>;<device tag>` */
+  readonly dialog: string;
+  readonly ruri: string;
+  /** The answering device's Contact header field value, unfolded. */
+  readonly contact: string;
+}
+
+/**
+ * The dialogs of a `sessions` entry: one per line, `<Call-ID>;<device tag> TAB <R-URI>
+ * TAB <Contact>`. A line ends at an LF not followed by SP or HTAB (a folded Contact keeps
+ * its CRLF + WSP, RFC 3261 §7.3.1); a line without two TABs or with an empty field is
+ * skipped.
+ */
+export function sessionDialogs(entry: string): SessionDialog[] {
+  const out: SessionDialog[] = [];
+  for (const raw of entry.split(/\n(?![ \t])/)) {
+    const t1 = raw.indexOf('\t');
+    const t2 = t1 === -1 ? -1 : raw.indexOf('\t', t1 + 1);
+    if (t2 === -1) continue;
+    const dialog = raw.slice(0, t1);
+    const ruri = raw.slice(t1 + 1, t2).trim();
+    const contact = raw.slice(t2 + 1).replace(/\r?\n[ \t]+/g, ' ').trim();
+    if (!dialog || !ruri || !contact) continue;
+    out.push({ dialog, ruri, contact });
+  }
+  return out;
+}
+
 export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
   const { config, devices, sessions, metrics } = deps;
   // Served-user keys by URI text (pure for this config; a user's calls repeat the URI).
@@ -140,23 +170,16 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
 
   /**
    * CR 8.3.2.1 step 9: the devices of `servedUser` connected in a session, from the
-   * dialogs Kamailio sent with the INVITE (`sessions`), else from the dialog events.
+   * dialogs Kamailio sent with the INVITE (`sessions`: the replaced session's entry),
+   * else from the dialog events.
    */
   function sessionDevicesOf(servedUser: string, now: number, lines: string | undefined): (contributionId: string) => readonly string[] | null {
     if (lines === undefined) return (cid) => sessions.devicesIn(servedUser, cid, now);
-    return (cid) => {
+    return () => {
       const out: string[] = [];
-      for (const line of lines.split('\n')) {
-        if (line.trim() === '') continue;
-        let d: unknown;
-        try {
-          d = JSON.parse(line);
-        } catch {
-          continue;
-        }
-        if (!checkDialog.Check(d) || d.contributionId !== cid || !d.ruri || !d.contact) continue;
-        if (keyOf(d.ruri) !== servedUser) continue;
-        const na = parseNameAddr(d.contact);
+      for (const dialog of sessionDialogs(lines)) {
+        if (keyOf(dialog.ruri) !== servedUser) continue;
+        const na = parseNameAddr(dialog.contact);
         if (!na) continue;
         const device = answeringDevice(servedUser, na, now);
         if (!out.includes(device)) out.push(device);

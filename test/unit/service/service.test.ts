@@ -160,8 +160,9 @@ t.test('pf.register -> devices listing -> pf.invite -> core.fork -> pf.dialog', 
   t.same((await call(port, 'pf.dialog', ended))?.result, { tracked: true });
   t.same((await call(port, 'pf.dialog', ended))?.result, { tracked: false });
 
-  // sessions kept by Kamailio (pf.cfg's htable) come with the INVITE: one dialog per line
-  const line = (o: Record<string, unknown>): string => JSON.stringify({ ...dialog, ...o });
+  // sessions kept by Kamailio (pf.cfg's htable) come with the INVITE: one dialog per line,
+  // "<Call-ID>;<device tag> TAB <R-URI> TAB <Contact>"
+  const line = (dialogId: string, ruri: string, contact: string): string => `${dialogId}\t${ruri}\t${contact}`;
   const withSessions = async (sessions: string): Promise<unknown> =>
     (
       await call(port, 'pf.invite', {
@@ -171,22 +172,25 @@ t.test('pf.register -> devices listing -> pf.invite -> core.fork -> pf.dialog', 
         sessions,
       })
     )?.result;
+  const dev1 = '<urn:uuid:00000000-0000-0000-0000-000000000001>';
   const dev2 = '<urn:uuid:00000000-0000-0000-0000-000000000002>';
   const onlyDev1 = await withSessions(
     [
-      line({ contact: '<sip:x@127.0.0.1:7000>;+sip.instance="<urn:uuid:00000000-0000-0000-0000-000000000001>"' }),
-      'not json',
-      JSON.stringify({ v: 1, event: 'confirmed' }),
-      line({ ruri: 'sip:someone-else@example.net', contact: `<sip:y@127.0.0.1:7001>;+sip.instance="${dev2}"` }),
-      line({ contributionId: 'other', contact: `<sip:y@127.0.0.1:7001>;+sip.instance="${dev2}"` }),
+      line('c1;b1', 'sip:bob@example.net', `<sip:x@127.0.0.1:7000>;+sip.instance="${dev1}"`),
+      'no tabs here',
+      JSON.stringify({ v: 1, event: 'confirmed', contact: `<sip:y@127.0.0.1:7001>;+sip.instance="${dev2}"` }),
+      line('c2;b2', 'sip:bob@example.net', ''),
+      line('c3;b3', 'sip:someone-else@example.net', `<sip:y@127.0.0.1:7001>;+sip.instance="${dev2}"`),
+      // a folded Contact (RFC 3261 §7.3.1) is one line; the same device once
+      line('c4;b4', 'sip:bob@example.net', `<sip:x@127.0.0.1:7000>\r\n ;+sip.instance="${dev1}"`),
       '',
     ].join('\n'),
   );
   t.match(onlyDev1, { action: 'proxy', stage: 'session-replaces' }, 'the replaced session\'s device, from the lines');
   t.match((onlyDev1 as { hdrs: string }).hdrs, `Reject-Contact: *;+sip.instance="${dev2}"`, 'the other device is left out');
   t.notMatch((onlyDev1 as { hdrs: string }).hdrs, '000000000001>"', 'the connected device is not rejected');
-  // no line for this user and session: normal selection (the tracker is not asked)
-  t.match(await withSessions(line({ contributionId: 'other' })), { action: 'proxy', stage: 'proxy' });
+  // no line for this user: normal selection (the tracker is not asked)
+  t.match(await withSessions(line('c3;b3', 'sip:someone-else@example.net', `<sip:y@127.0.0.1:7001>;+sip.instance="${dev2}"`)), { action: 'proxy', stage: 'proxy' });
   t.match(await withSessions(''), { action: 'proxy', stage: 'proxy' });
 
   // de-register one device by expires=0, then every one by Contact: *
