@@ -13,6 +13,7 @@ import { parseRegister, RegisterError } from '../sip/register.js';
 import { parseNameAddr, type NameAddr } from '../sip/uri.js';
 import { decideInvite } from '../rules/invite.js';
 import { selectForkTargets } from '../callerprefs/fork.js';
+import { proxyDecisionText } from './decision-text.js';
 import { DeviceLimitError, deviceKeyOf, type DeviceStore } from '../devices/store.js';
 import type { SessionTracker } from '../sessions/tracker.js';
 import { XdmUnavailableError, type UserDocs } from '../xdm/source.js';
@@ -36,6 +37,7 @@ export const InviteParams = Type.Object({
   msg: Msg,
   src: Src,
   fork: Type.Optional(Type.Boolean()),
+  text: Type.Optional(Type.Boolean()),
   sessions: Type.Optional(Type.String({ maxLength: 256 * 1024 })),
 });
 export const PingParams = Type.Object({ v: Type.Optional(V) });
@@ -188,7 +190,7 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
     };
   }
 
-  function decide(msg: SipRequest, servedUser: string, now: number, fork: boolean, docs: UserDocs, lines?: string): unknown {
+  function decide(msg: SipRequest, servedUser: string, now: number, p: Static<typeof InviteParams>, docs: UserDocs): unknown {
     // One read for the decision and the fork (same `now`, same tick).
     const registered = devices.list(servedUser, now);
     const decision = decideInvite({
@@ -196,17 +198,23 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
       servedUser,
       docs,
       devices: registered,
-      sessionDevices: sessionDevicesOf(servedUser, now, lines),
+      sessionDevices: sessionDevicesOf(servedUser, now, p.sessions),
       policy: config.policy,
       pfHost: config.pfHost,
       now,
     });
     metrics.decisions.inc({ action: decision.action, stage: decision.stage });
-    if (!fork || (decision.action !== 'proxy' && decision.action !== 'pass')) return decision;
+    const withFork = p.fork === true && (decision.action === 'proxy' || decision.action === 'pass');
     // One round trip for a co-located core: the same answer core.fork gives on the
     // request as forwarded (the PF's Reject-Contact / Request-Disposition applied).
-    const forwarded = decision.action === 'proxy' ? applyDecisionEdits(msg, decision.remove, decision.hdrs) : msg;
-    return { ...decision, fork: selectForkTargets(forwarded, registered, now) };
+    const fork = !withFork
+      ? undefined
+      : selectForkTargets(decision.action === 'proxy' ? applyDecisionEdits(msg, decision.remove, decision.hdrs) : msg, registered, now);
+    if (p.text === true && decision.action === 'proxy') {
+      const text = proxyDecisionText(decision, fork);
+      if (text !== null) return text;
+    }
+    return fork === undefined ? decision : { ...decision, fork };
   }
 
   return {
@@ -262,9 +270,9 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
       } catch (err) {
         throw xdmUnavailable(err, servedUser);
       }
-      if (!(loaded instanceof Promise)) return decide(msg, servedUser, now, p.fork === true, loaded, p.sessions);
+      if (!(loaded instanceof Promise)) return decide(msg, servedUser, now, p, loaded);
       return loaded.then(
-        (docs) => decide(msg, servedUser, now, p.fork === true, docs, p.sessions),
+        (docs) => decide(msg, servedUser, now, p, docs),
         (err: unknown) => {
           throw xdmUnavailable(err, servedUser);
         },

@@ -28,6 +28,8 @@ export interface RejectDecision {
 export interface Failover {
   /** Regex over the winning final status, for `t_check_status`. */
   readonly codes: string;
+  /** The same statuses as a list (the decision's text form). */
+  readonly statuses: readonly number[];
   readonly ruri: string;
 }
 

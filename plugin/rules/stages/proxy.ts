@@ -19,7 +19,9 @@ import type { ServiceEdit } from './service-identification.js';
 import { deviceKey } from '../../sip/register.js';
 import { TAG_ICSI, type SessionIcsi } from '../cpm.js';
 
-export const FAILOVER_CODES = '^(480|408|487|500|503|504)$';
+/** CR 8.3.2.1.1: the final statuses after which the INVITE goes to the ISF. */
+export const FAILOVER_STATUSES: readonly number[] = [480, 408, 487, 500, 503, 504];
+export const FAILOVER_CODES = `^(${FAILOVER_STATUSES.join('|')})$`;
 
 /** `+sip.instance` values only ever hold `<urn:...>`; refuse anything that could break the header. */
 const SAFE_INSTANCE = /^<[^<>"\r\n\\]+>$/;
@@ -56,7 +58,7 @@ export function proxyDecision(
     action: 'proxy',
     remove,
     hdrs,
-    failover: policy.interworkingOnFailure ? { codes: FAILOVER_CODES, ruri: policy.isfUri } : null,
+    failover: policy.interworkingOnFailure ? { codes: FAILOVER_CODES, statuses: FAILOVER_STATUSES, ruri: policy.isfUri } : null,
     stage,
   };
 }

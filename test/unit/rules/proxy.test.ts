@@ -12,7 +12,7 @@ t.test('CR step 9: proxy decision (spec-digest example shape)', async (t) => {
       `P-Asserted-Service: ${ICSI}\r\n` +
       'Reject-Contact: *;+sip.instance="<urn:uuid:tv>"\r\n' +
       'Request-Disposition: fork, parallel\r\n',
-    failover: { codes: '^(480|408|487|500|503|504)$', ruri: 'sip:isf@127.0.0.1:5090' },
+    failover: { codes: '^(480|408|487|500|503|504)$', statuses: [480, 408, 487, 500, 503, 504], ruri: 'sip:isf@127.0.0.1:5090' },
     stage: 'proxy',
   });
 });
