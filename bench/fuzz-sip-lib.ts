@@ -7,8 +7,9 @@
  */
 import { parseSipMessage, SipParseError, type SipRequest } from '../plugin/sip/message.js';
 import { decideInvite } from '../plugin/rules/invite.js';
-import type { Decision } from '../plugin/rules/decision.js';
-import { selectForkTargets } from '../plugin/callerprefs/fork.js';
+import type { Decision, ProxyDecision } from '../plugin/rules/decision.js';
+import { selectForkTargets, type ForkResult } from '../plugin/callerprefs/fork.js';
+import { proxyDecisionText } from '../plugin/rpc/decision-text.js';
 import { defaultPolicy, type Policy } from '../plugin/rules/policy.js';
 import type { Device } from '../plugin/devices/types.js';
 import { parseXml } from '../plugin/xdm/xml.js';
@@ -200,10 +201,32 @@ export function decisionProblem(d: Decision): string | null {
   }
 }
 
+/**
+ * The text form of a proxy decision read back as pf.cfg's PF_TEXT_DECISION reads it (the
+ * JSON string's two replacements, no backslash left, seven `|` fields), against the
+ * decision itself; null when it agrees (or the service sent the JSON object instead).
+ */
+export function textFormProblem(d: ProxyDecision, fork: ForkResult, stats?: FuzzStats): string | null {
+  const text = proxyDecisionText(d, fork);
+  if (text === null) return null;
+  if (stats) stats.textForms++;
+  const read = JSON.stringify(text).slice(1, -1).replaceAll('\\"', '"').replaceAll('\\r\\n', '\r\n');
+  if (read.includes('\\')) return 'a backslash is left after the replacements';
+  const f = read.split('|');
+  if (f.length !== 7) return `${f.length} fields`;
+  if (f[0] !== 'proxy' || f[1] !== d.stage) return 'action or stage';
+  if (f[2] !== d.remove.join(',')) return 'remove';
+  if (f[3] !== (d.failover?.statuses.join(',') ?? '') || f[4] !== (d.failover?.ruri ?? '')) return 'failover';
+  if (JSON.stringify(JSON.parse(f[5]!)) !== JSON.stringify(fork)) return 'fork';
+  return f[6] === d.hdrs ? null : 'hdrs';
+}
+
 export interface FuzzStats {
   cases: number;
   parseErrors: number;
   notInvite: number;
+  /** Proxy decisions the service would send in the text form (each read back and checked). */
+  textForms: number;
   stages: Record<string, number>;
   findings: { input: string; error: string }[];
 }
@@ -211,7 +234,7 @@ export interface FuzzStats {
 /** Run `cases` mutated messages. Stops collecting findings after 10. */
 export function fuzz(cases: number, seed: number): FuzzStats {
   const r = rng(seed);
-  const stats: FuzzStats = { cases, parseErrors: 0, notInvite: 0, stages: {}, findings: [] };
+  const stats: FuzzStats = { cases, parseErrors: 0, notInvite: 0, textForms: 0, stages: {}, findings: [] };
   for (let i = 0; i < cases; i++) {
     const input = mutate(SEEDS[i % SEEDS.length]!, r);
     try {
@@ -244,6 +267,10 @@ export function fuzz(cases: number, seed: number): FuzzStats {
       stats.stages[d.stage] = (stats.stages[d.stage] ?? 0) + 1;
       const f = selectForkTargets(msg, DEVICES, NOW);
       if (f.code !== 200 && f.code !== 480) throw new Error('core.fork returned another code');
+      if (d.action === 'proxy') {
+        const problem = textFormProblem(d, f, stats);
+        if (problem) throw new Error(`text form: ${problem}: ${JSON.stringify(d)}`);
+      }
     } catch (err) {
       if (stats.findings.length < 10) stats.findings.push({ input, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
     }

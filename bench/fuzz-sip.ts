@@ -18,7 +18,7 @@ const t0 = performance.now();
 const stats = fuzz(cases, seed);
 const secs = (performance.now() - t0) / 1000;
 console.log(`fuzz: ${stats.cases} cases, seed ${seed}, ${secs.toFixed(1)} s (${Math.round(stats.cases / secs)} cases/s)`);
-console.log(`  SipParseError: ${stats.parseErrors}, not an INVITE: ${stats.notInvite}`);
+console.log(`  SipParseError: ${stats.parseErrors}, not an INVITE: ${stats.notInvite}, proxy decisions in the text form read back: ${stats.textForms}`);
 console.log(`  decisions by stage: ${JSON.stringify(stats.stages)}`);
 for (const f of stats.findings) console.log(`FINDING ${f.error}\n  input (base64): ${Buffer.from(f.input).toString('base64')}`);
 

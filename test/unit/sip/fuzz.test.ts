@@ -18,5 +18,6 @@ for (const seed of [1, 2024]) {
     const s = fuzz(3000, seed);
     t.same(s.findings, [], 'no findings');
     t.ok(Object.keys(s.stages).length >= 4, `several stages reached: ${JSON.stringify(s.stages)}`);
+    t.ok(s.textForms > 100, `proxy decisions in the text form read back as pf.cfg reads them: ${s.textForms}`);
   });
 }
