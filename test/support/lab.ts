@@ -158,6 +158,8 @@ export interface KamailioOptions {
   waitRpc?: boolean;
   /** Publish dialog events on this evapi port (PF_DIALOG_EVAPI) instead of pf.dialog notifications. */
   evapiPort?: number;
+  /** A command that runs Kamailio, e.g. `['valgrind', '--tool=callgrind']` (bench:proxy:instructions). */
+  wrapper?: readonly string[];
 }
 
 export class Kamailio {
@@ -187,7 +189,8 @@ export class Kamailio {
     // TLSF: Kamailio's default q_malloc made every PF call markedly dearer (docs/benchmarks.md)
     args.push('-x', o.memManager ?? 'tlsf');
     for (const d of defs) args.push('-A', d);
-    const proc = new Proc('kamailio', findBinary('kamailio'), args, { cwd: work, logFile: join(o.dir, 'kamailio.log') });
+    const [cmd, ...pre] = [...(o.wrapper ?? []), findBinary('kamailio')];
+    const proc = new Proc('kamailio', cmd!, [...pre, ...args], { cwd: work, logFile: join(o.dir, 'kamailio.log') });
     const k = new Kamailio(proc, sipPort, o);
     await proc.waitFor(/Listening on/, STARTUP_MS);
     // readiness: the SIP socket answers (lab.cfg answers OPTIONS to itself)
