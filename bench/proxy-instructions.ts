@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { Service, Kamailio, runDir } from '../test/support/lab.js';
 import { Device, newInstance, vars } from '../test/support/calls.js';
 import { runSipp } from '../test/support/sipp.js';
+import { median } from './stats.js';
 
 const CALLS = Number(process.env.CALLS ?? 400);
 const RATE = Number(process.env.RATE ?? 40);
@@ -118,11 +119,6 @@ async function run(mode: Mode, calls: number, dir: string): Promise<string> {
   return cg;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
 const spread = (xs: number[]): string => `${fmt(median(xs))} (min ${fmt(Math.min(...xs))}, max ${fmt(Math.max(...xs))})`;
 

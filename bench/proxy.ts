@@ -26,6 +26,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { Service, Kamailio, runDir } from '../test/support/lab.js';
 import { Device, newInstance, vars } from '../test/support/calls.js';
 import { runSipp } from '../test/support/sipp.js';
+import { median } from './stats.js';
 import { freePort } from '../test/support/proc.js';
 
 const REPS = Number(process.env.REPS ?? 3);
@@ -237,11 +238,6 @@ function quantileMs(h: Hist, q: number): number {
   return NaN;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
-};
 const spread = (xs: number[], digits = 0): string =>
   `${median(xs).toFixed(digits)} (min ${Math.min(...xs).toFixed(digits)}, max ${Math.max(...xs).toFixed(digits)})`;
 

@@ -54,7 +54,7 @@ export const DialogParams = Type.Object({
 });
 
 export type DialogEvent = Static<typeof DialogParams>;
-/** `pf.dialog` params check, also for dialog events from evapi and Kamailio's session lines. */
+/** `pf.dialog` params check, also for dialog events from evapi. */
 export const checkDialog = TypeCompiler.Compile(DialogParams);
 
 export interface MethodDeps {
