@@ -79,7 +79,7 @@ export function mediaType(contentType: string | undefined): string {
 }
 
 /**
- * Classify a SEND's payload (CR 8.3.2.1.4 step 4.A.i, spec-digest "Kinds of payload").
+ * Classify a SEND's payload (CR 8.3.2.1.4 step 4.A.i; docs/media-relay.md "Payload classification").
  * `msrpType` is the MSRP Content-Type; `head` the parsed CPIM head when it is message/cpim.
  */
 export function classify(msrpType: string | undefined, head: CpimHead | undefined): PayloadKind {

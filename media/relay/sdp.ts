@@ -1,4 +1,4 @@
-// SDP for the relay's legs (RFC 4975 §8, RFC 6135, spec-digest "SDP handling").
+// SDP for the relay's legs (RFC 4975 §8, RFC 6135, docs/media-relay.md).
 // The relay terminates MSRP on both sides: each leg sees the relay's own c=, port
 // and a=path, always with a=setup:passive so that every peer connects to us.
 
@@ -82,7 +82,7 @@ let version = 0;
  * The relay's SDP for a leg, built from the peer SDP it answers or mirrors:
  * own origin, c= and port, a=path with the relay URI, a=setup:passive (RFC 6135),
  * on TLS legs TCP/TLS/MSRP and a=fingerprint of our certificate (RFC 4572),
- * accept-types, accept-wrapped-types and max-size kept (spec-digest "SDP handling").
+ * accept-types, accept-wrapped-types and max-size kept (RFC 4975 §8.6; docs/media-relay.md).
  */
 export function relaySdp(peerSdp: string, own: RelayEndpoint): string {
   const { media } = msrpMedia(peerSdp);

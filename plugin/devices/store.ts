@@ -2,7 +2,7 @@
  * The device registry: each served user's registered CPM Clients with their Contact
  * feature tags and GRUUs (Kamailio's usrloc keeps neither). Reads are synchronous from
  * memory (the INVITE hot path); writes go through to lmdb and are flushed to disk
- * before `apply()` resolves, so a restart loses nothing (design.md "Real parts").
+ * before `apply()` resolves, so a restart loses nothing.
  */
 import type { Database } from 'lmdb';
 import type { Device } from './types.js';

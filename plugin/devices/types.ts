@@ -1,6 +1,6 @@
 /**
  * A registered CPM Client (device) of a served user, as captured at REGISTER time.
- * Kamailio's usrloc does not keep Contact feature tags (docs/design.md), so the
+ * Kamailio's usrloc does not keep Contact feature tags (docs/deployment.md §6), so the
  * plugin keeps them here.
  */
 

@@ -1,6 +1,6 @@
 /**
  * What the lmdb-backed stores share: writes resolve only once they are on disk, and
- * closing lets pending writes reach the disk (design.md "Real parts").
+ * closing lets pending writes reach the disk.
  */
 import type { Database, Key } from 'lmdb';
 

@@ -1,4 +1,4 @@
-/** CPM identifiers (spec-digest "Identifiers and headers on the wire"). */
+/** CPM identifiers (CR 8.3.2.1; docs/policy.md "Readings we chose"). */
 
 export const ICSI_SESSION = 'urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session';
 export const ICSI_GROUP = 'urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session.group';

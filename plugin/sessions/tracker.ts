@@ -73,7 +73,7 @@ export class SessionTracker {
 
   /**
    * Device keys of `aor`'s devices connected in the session `contributionId`
-   * (byte-exact match, spec-digest "Session identifiers"); null when none is known.
+   * (byte-exact match, docs/policy.md "Session-Replaces"); null when none is known.
    */
   devicesIn(aor: string, contributionId: string, now: number): readonly string[] | null {
     const set = this.bySession.get(sessionKey(aor, contributionId));

@@ -3,7 +3,7 @@
  * store in-process (default), or over XCAP from an external XDMS. Parsed documents are
  * cached by ETag, so the INVITE path does not re-parse XML. A document that fails to
  * parse or has the wrong schema leaves the last good one in force, with a warning
- * (spec-digest "Handling bad documents").
+ * (docs/policy.md "XDM documents").
  */
 import type { Logger } from 'pino';
 import { AUIDS, checkDocument, type XcapStore } from './store.js';

@@ -1,6 +1,6 @@
 /**
- * Strict, namespace-aware XML parsing for untrusted XDM documents (spec-digest
- * "Handling bad documents"): well-formedness via saxes, no DOCTYPE/DTD at all, no
+ * Strict, namespace-aware XML parsing for untrusted XDM documents (CR 8.4.1;
+ * docs/policy.md "XDM documents"): well-formedness via saxes, no DOCTYPE/DTD at all, no
  * entity references besides the five predefined ones and character references,
  * and a byte limit checked before parsing.
  */

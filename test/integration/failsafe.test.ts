@@ -1,5 +1,5 @@
 /**
- * Issue 2: when no service instance answers in time, pf.cfg applies the fail-safe
+ * When no service instance answers in time, pf.cfg applies the fail-safe
  * chosen by define (PF_FAILSAFE_REJECT: 503 + Warning 399 "PF unavailable";
  * PF_FAILSAFE_RELAY: relayed without PF treatment), and janssonrpcc fails over to
  * the next instance by priority.

@@ -1,5 +1,5 @@
 /**
- * Issue 3: interworking through the ISF on real Kamailio. A sipp UAS plays the ISF;
+ * Interworking through the ISF on real Kamailio. A sipp UAS plays the ISF;
  * the policy sends invitations without a suitable device there (CR 8.3.2.1 step 6),
  * and fails over to it when every device fails with 480/408/487/500/503/504
  * (CR 8.3.2.1.1, the `failover` of a proxy decision applied in pf.cfg's failure_route).

@@ -1,5 +1,5 @@
 /**
- * Issue 3 on real Kamailio: the PF in proxy mode (CR 8.3.2.1 steps 1-7 and 9) with
+ * On real Kamailio: the PF in proxy mode (CR 8.3.2.1 steps 1-7 and 9) with
  * several registered devices per user and XDM documents put through XCAP. The caller
  * and the devices are sipp; the decisions come from the real service.
  */

@@ -1,5 +1,5 @@
 /**
- * Issue 2 on real Kamailio: REGISTER goes to the service (pf.register) before
+ * On real Kamailio: REGISTER goes to the service (pf.register) before
  * save(), the registrar answers with GRUUs, the service keeps the devices with their
  * feature tags across a restart, and odd Contacts get a clear reply.
  */

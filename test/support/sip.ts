@@ -118,7 +118,7 @@ export function register(sipPort: number, o: RegisterOptions): Promise<SipRespon
   return sipUdpRequest(sipPort, (lp) => buildRegister(o, lp), 5000, o.fromPort ?? 0).then((r) => r.final);
 }
 
-/** The CPM feature tags (spec-digest "Identifiers"). */
+/** The CPM feature tags (docs/policy.md "On the wire"). */
 export { ICSI_GROUP, ICSI_SESSION };
 export const icsiTag = (icsi: string): string => `+g.3gpp.icsi-ref="${encodeURIComponent(icsi)}"`;
 /** Contact params of a CPM chat device (session + group ICSI, OMA SIMPLE IM). */

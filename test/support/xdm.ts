@@ -1,4 +1,4 @@
-/** XDM documents for the integration tests and the lab's demo users (spec-digest "XDM documents"). */
+/** XDM documents for the integration tests and the lab's demo users (CR 8.4.1; docs/policy.md "XDM documents"). */
 
 export const RESOURCE_LISTS = 'application/resource-lists+xml';
 export const AUTH_POLICY = 'application/auth-policy+xml';

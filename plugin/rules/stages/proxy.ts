@@ -1,7 +1,7 @@
 /**
  * CR 8.3.2.1 step 9, proxy mode: fork to the suitable clients only.
  * - One `Reject-Contact: *;+sip.instance="<...>"` per known device (expired ones too) that
- *   is not a target (spec-digest "Excluding a device in proxy mode").
+ *   is not a target (RFC 3841 §9.1; docs/policy.md "Step 9").
  * - A non-target device without a usable `+sip.instance` cannot be named; then (only then)
  *   `Accept-Contact: *;+g.3gpp.icsi-ref="<ICSI>";require` is added, which makes an RFC 3841
  *   core drop devices whose icsi-ref lacks the session's ICSI (e.g. MMTEL-only), while

@@ -1,4 +1,4 @@
-/** Building rejection decisions (a SIP rejection is a value, style.md #2). */
+/** Building rejection decisions (a SIP rejection is a value, not an exception: docs/architecture.md). */
 import type { RejectDecision, Stage } from '../decision.js';
 import { warningLine } from '../cpm.js';
 

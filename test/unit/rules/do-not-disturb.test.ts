@@ -11,7 +11,7 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 t.test('CR step 4: do not disturb (RFC 4745 rule matching)', async (t) => {
   const cases: { name: string; rules: string[]; h?: Record<string, string | null>; dnd: boolean }[] = [
     { name: 'no rules', rules: [], dnd: false },
-    { name: 'spec-digest example: other-identity + CPM', rules: [cond(OTHER, CPM_SERVICE) + DND], dnd: true },
+    { name: 'docs/policy.md example: other-identity + CPM', rules: [cond(OTHER, CPM_SERVICE) + DND], dnd: true },
     { name: 'allow-do-not-disturb false', rules: [cond(OTHER, CPM_SERVICE) + DND.replace('true<', 'false<')], dnd: false },
     { name: 'xs:boolean 1', rules: [cond(OTHER, CPM_SERVICE) + DND.replace('true<', '1<')], dnd: true },
     { name: 'rule without service-list does not count', rules: [cond(OTHER) + DND], dnd: false },

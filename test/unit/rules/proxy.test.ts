@@ -2,7 +2,7 @@ import t from 'tap';
 import { decideInvite } from '../../../plugin/rules/invite.js';
 import { device, ICSI, ICSI_GROUP, input, invite, NOW, TAGS } from './fixtures/build.js';
 
-t.test('CR step 9: proxy decision (spec-digest example shape)', async (t) => {
+t.test('CR step 9: proxy decision (the shape docs/jsonrpc.md gives)', async (t) => {
   const devices = [device('phone', TAGS.cpm), device('tv', TAGS.mmtel)];
   const d = decideInvite(input({ devices, policy: { interworkingOnFailure: true, isfUri: 'sip:isf@127.0.0.1:5090' } }));
   t.same(d, {
