@@ -14,7 +14,7 @@ import { defaultPolicy, type Policy } from '../plugin/rules/policy.js';
 import type { Device } from '../plugin/devices/types.js';
 import { parseXml } from '../plugin/xdm/xml.js';
 import { parseBlacklist, parseRuleset } from '../plugin/xdm/documents.js';
-import { chatSdpLines, encodeTag, ICSI_GROUP as ICSI_SESSION_GROUP, ICSI_SESSION, sdpBody, sipMessage } from '../test/fixtures/sip/build.js';
+import { chatSdpLines, encodeTag, ICSI_GROUP as ICSI_SESSION_GROUP, ICSI_SESSION, sdpBody, sipMessage } from '../lab/sip-fixtures.js';
 
 export const NOW = Date.UTC(2026, 0, 1);
 

@@ -20,9 +20,9 @@
 import { execFileSync, execSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Service, Kamailio, runDir } from '../test/support/lab.js';
-import { Device, newInstance, vars } from '../test/support/calls.js';
-import { runSipp } from '../test/support/sipp.js';
+import { Service, Kamailio, runDir } from '../lab/lab.js';
+import { Device, newInstance, vars } from '../lab/calls.js';
+import { runSipp } from '../lab/sipp.js';
 import { median } from './stats.js';
 
 const CALLS = Number(process.env.CALLS ?? 400);

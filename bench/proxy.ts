@@ -23,11 +23,11 @@
  */
 import { join } from 'node:path';
 import { readdirSync, readFileSync } from 'node:fs';
-import { Service, Kamailio, runDir } from '../test/support/lab.js';
-import { Device, newInstance, vars } from '../test/support/calls.js';
-import { runSipp } from '../test/support/sipp.js';
+import { Service, Kamailio, runDir } from '../lab/lab.js';
+import { Device, newInstance, vars } from '../lab/calls.js';
+import { runSipp } from '../lab/sipp.js';
 import { median } from './stats.js';
-import { freePort } from '../test/support/proc.js';
+import { freePort } from '../lab/proc.js';
 
 const REPS = Number(process.env.REPS ?? 3);
 const STEP_S = Number(process.env.STEP_S ?? 5);

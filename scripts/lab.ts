@@ -10,8 +10,8 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { Lab, ROOT, Relay } from '../test/support/lab.js';
-import { blacklistDoc, policyDoc, RESOURCE_LISTS, AUTH_POLICY } from '../test/support/xdm.js';
+import { Lab, ROOT, Relay } from '../lab/lab.js';
+import { blacklistDoc, policyDoc, RESOURCE_LISTS, AUTH_POLICY } from '../lab/xdm.js';
 
 const env = (name: string, def: number): number => {
   const v = process.env[name];

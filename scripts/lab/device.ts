@@ -7,9 +7,9 @@
  */
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { Device, newInstance } from '../../test/support/calls.js';
-import { ROOT } from '../../test/support/lab.js';
-import { MMTEL_DEVICE_PARAMS, CPM_DEVICE_PARAMS } from '../../test/support/sip.js';
+import { Device, newInstance } from '../../lab/calls.js';
+import { ROOT } from '../../lab/lab.js';
+import { MMTEL_DEVICE_PARAMS, CPM_DEVICE_PARAMS } from '../../lab/sip.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

@@ -9,10 +9,10 @@
 import t, { type Test } from 'tap';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { Kamailio, Lab, Service, runDir } from '../support/lab.js';
-import { call, replacingGroupInvite, Device, newInstance } from '../support/calls.js';
-import { requestsIn } from '../support/sipp.js';
-import { until } from '../support/proc.js';
+import { Kamailio, Lab, Service, runDir } from '../../lab/lab.js';
+import { call, replacingGroupInvite, Device, newInstance } from '../../lab/calls.js';
+import { requestsIn } from '../../lab/sipp.js';
+import { until } from '../../lab/proc.js';
 
 const dir = runDir('it-dialog-events');
 

@@ -6,9 +6,9 @@
  */
 import t from 'tap';
 import { join } from 'node:path';
-import { Lab, Service, Kamailio, runDir } from '../support/lab.js';
-import { inviteExpecting, call, Device, newInstance } from '../support/calls.js';
-import { headerValues } from '../support/sipp.js';
+import { Lab, Service, Kamailio, runDir } from '../../lab/lab.js';
+import { inviteExpecting, call, Device, newInstance } from '../../lab/calls.js';
+import { headerValues } from '../../lab/sipp.js';
 
 const root = runDir('it-failsafe');
 

@@ -5,11 +5,11 @@
  * (CR 8.3.2.1.1, the `failover` of a proxy decision applied in pf.cfg's failure_route).
  */
 import t from 'tap';
-import { Lab, runDir } from '../support/lab.js';
-import { call, inviteExpecting, Device, newInstance, ringing } from '../support/calls.js';
-import { SippAgent, headerValues, requestsIn } from '../support/sipp.js';
-import { freePort } from '../support/proc.js';
-import { ICSI_SESSION } from '../support/sip.js';
+import { Lab, runDir } from '../../lab/lab.js';
+import { call, inviteExpecting, Device, newInstance, ringing } from '../../lab/calls.js';
+import { SippAgent, headerValues, requestsIn } from '../../lab/sipp.js';
+import { freePort } from '../../lab/proc.js';
+import { ICSI_SESSION } from '../../lab/sip.js';
 
 const dir = runDir('it-isf');
 const isfPort = await freePort();

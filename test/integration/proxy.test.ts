@@ -5,12 +5,12 @@
  */
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
-import { Lab, runDir } from '../support/lab.js';
-import { call, inviteExpecting, inviteAnyFinal, Device, newInstance, replacingGroupInvite } from '../support/calls.js';
-import { headerValues, requestsIn } from '../support/sipp.js';
-import { ICSI_SESSION, ICSI_GROUP, MMTEL_DEVICE_PARAMS } from '../support/sip.js';
-import { blacklistDoc, policyDoc, RESOURCE_LISTS, AUTH_POLICY } from '../support/xdm.js';
-import { until } from '../support/proc.js';
+import { Lab, runDir } from '../../lab/lab.js';
+import { call, inviteExpecting, inviteAnyFinal, Device, newInstance, replacingGroupInvite } from '../../lab/calls.js';
+import { headerValues, requestsIn } from '../../lab/sipp.js';
+import { ICSI_SESSION, ICSI_GROUP, MMTEL_DEVICE_PARAMS } from '../../lab/sip.js';
+import { blacklistDoc, policyDoc, RESOURCE_LISTS, AUTH_POLICY } from '../../lab/xdm.js';
+import { until } from '../../lab/proc.js';
 
 const dir = runDir('it-proxy');
 const lab = await Lab.start({
@@ -215,7 +215,7 @@ t.test('bad input on the wire gets clear replies and breaks nothing', async (t) 
 
 t.test('a user with 50 devices', async (t) => {
   const answering = await device('hank', { kind: 'answer' });
-  const { register } = await import('../support/sip.js');
+  const { register } = await import('../../lab/sip.js');
   for (let i = 0; i < 49; i++) {
     const r = await register(sip, { user: 'hank', contactPort: 30000 + i, instance: newInstance(), params: MMTEL_DEVICE_PARAMS });
     t.equal(r.status, 200);

@@ -4,8 +4,8 @@
  * feature tags across a restart, and odd Contacts get a clear reply.
  */
 import t from 'tap';
-import { Lab, runDir } from '../support/lab.js';
-import { register, CPM_DEVICE_PARAMS, MMTEL_DEVICE_PARAMS, sipUdpRequest, token } from '../support/sip.js';
+import { Lab, runDir } from '../../lab/lab.js';
+import { register, CPM_DEVICE_PARAMS, MMTEL_DEVICE_PARAMS, sipUdpRequest, token } from '../../lab/sip.js';
 
 interface DeviceView {
   instance: string | null;

@@ -4,7 +4,7 @@ import { open } from 'lmdb';
 import { LmdbDeviceStore } from '../../../plugin/devices/store.js';
 import type { Device } from '../../../plugin/devices/types.js';
 import { device, tempDir } from './fixtures/helpers.js';
-import { until } from '../../support/proc.js';
+import { until } from '../../../lab/proc.js';
 
 const AOR = 'sip:bob@example.net';
 const I1 = '<urn:uuid:00000000-0000-0000-0000-000000000001>';

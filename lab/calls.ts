@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { runSipp, SippAgent, responsesIn, requestsIn, type SippResult } from './sipp.js';
 import { register, sipUdpRequest, token, CPM_DEVICE_PARAMS, ICSI_GROUP, ICSI_SESSION, icsiTag, type SipResponse } from './sip.js';
 import { freePort } from './proc.js';
-import { chatSdpLines, sipMessage } from '../fixtures/sip/build.js';
+import { chatSdpLines, sipMessage } from './sip-fixtures.js';
 
 /** The chat offer as sipp's BODY (LF line ends, sipp sends CRLF). */
 export const MSRP_SDP = chatSdpLines().join('\n');

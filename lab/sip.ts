@@ -4,7 +4,7 @@
  */
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { ICSI_GROUP, ICSI_SESSION, sipMessage } from '../fixtures/sip/build.js';
+import { ICSI_GROUP, ICSI_SESSION, sipMessage } from './sip-fixtures.js';
 
 export interface SipResponse {
   readonly raw: string;

@@ -1,5 +1,5 @@
 /**
- * sipp runner: scenarios live in test/sipp/ as XML with `${NAME}` placeholders that
+ * sipp runner: scenarios live in lab/sipp/ as XML with `${NAME}` placeholders that
  * the runner fills in (header lines, codes, targets), since sipp's injection CSV cannot
  * carry `;`-laden SIP header values. Every run traces messages (-trace_msg) so tests
  * can assert on headers, and errors (-trace_err).
@@ -10,10 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { Proc, freePort, findBinary, udpFree } from './proc.js';
 import { parseResponse, type SipResponse } from './sip.js';
 
-export const SIPP_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'sipp');
+export const SIPP_DIR = join(dirname(fileURLToPath(import.meta.url)), 'sipp');
 
 export interface SippOptions {
-  /** Scenario file name in test/sipp/. */
+  /** Scenario file name in lab/sipp/. */
   scenario: string;
   /** Placeholder values for `${NAME}` in the scenario. */
   vars?: Record<string, string | number>;
