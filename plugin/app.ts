@@ -8,7 +8,7 @@ import { open, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
 import { servedUserKey } from './config/identity.js';
-import { ServiceMetrics } from './http/metrics.js';
+import { ServiceMetrics } from './metrics/metrics.js';
 import { buildHttp } from './http/server.js';
 import { xcapRoutes } from './http/xcap.js';
 import { RpcServer } from './rpc/server.js';

@@ -5,7 +5,7 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { ServiceMetrics } from './metrics.js';
+import type { ServiceMetrics } from '../metrics/metrics.js';
 
 export interface HttpDeps {
   readonly log: Logger;

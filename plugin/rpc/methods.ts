@@ -19,7 +19,7 @@ import type { SessionTracker } from '../sessions/tracker.js';
 import { XdmUnavailableError, type UserDocs } from '../xdm/source.js';
 import type { Config } from '../config/schema.js';
 import { servedUserKey } from '../config/identity.js';
-import type { ServiceMetrics } from '../http/metrics.js';
+import type { ServiceMetrics } from '../metrics/metrics.js';
 
 const V = Type.Literal(1);
 const Src = Type.String({ maxLength: 256 });

@@ -10,7 +10,7 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { NetstringDecoder, netstringText } from './netstring.js';
 import { RpcCode, RpcError } from './errors.js';
-import type { ServiceMetrics } from '../http/metrics.js';
+import type { ServiceMetrics } from '../metrics/metrics.js';
 
 export type RpcId = string | number | null;
 

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { AUIDS, checkDocument, type XcapStore } from './store.js';
 import { XcapClientError, type XcapClient } from './client.js';
 import { parseBlacklist, parseRuleset, type Blacklist, type Ruleset } from './documents.js';
-import type { ServiceMetrics } from '../http/metrics.js';
+import type { ServiceMetrics } from '../metrics/metrics.js';
 
 export const BLACKLIST_AUID = 'resource-lists';
 export const RULES_AUID = 'org.openmobilealliance.access-rules';

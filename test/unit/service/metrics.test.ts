@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Counter, Histogram, ServiceMetrics } from '../../../plugin/http/metrics.js';
+import { Counter, Histogram, ServiceMetrics } from '../../../plugin/metrics/metrics.js';
 
 t.test('label keys: names sorted, values escaped, one series per label set', async (t) => {
   const c = new Counter('x_total', 'x');

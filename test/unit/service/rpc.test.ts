@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import { RpcDispatcher, RpcServer, method, type RpcResponse } from '../../../plugin/rpc/server.js';
 import { RpcCode, RpcError } from '../../../plugin/rpc/errors.js';
 import { encodeNetstring, NetstringDecoder } from '../../../plugin/rpc/netstring.js';
-import { ServiceMetrics } from '../../../plugin/http/metrics.js';
+import { ServiceMetrics } from '../../../plugin/metrics/metrics.js';
 import { quietLog } from './fixtures/helpers.js';
 
 /** Methods to exercise the dispatcher: echo, a slow one, failures. */

@@ -6,7 +6,7 @@ import t from 'tap';
 import http from 'node:http';
 import { open } from 'lmdb';
 import { createApp } from '../../../plugin/app.js';
-import { ServiceMetrics } from '../../../plugin/http/metrics.js';
+import { ServiceMetrics } from '../../../plugin/metrics/metrics.js';
 import { XcapStore, etagOf, type StoredDocument } from '../../../plugin/xdm/store.js';
 import { XcapClient } from '../../../plugin/xdm/client.js';
 import { EmbeddedXdmSource, RemoteXdmSource, XdmUnavailableError } from '../../../plugin/xdm/source.js';
