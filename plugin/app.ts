@@ -10,10 +10,12 @@ import type { Config } from './config/schema.js';
 import { servedUserKey } from './config/identity.js';
 import { ServiceMetrics } from './metrics/metrics.js';
 import { buildHttp } from './http/server.js';
+import { opsRoutes } from './http/ops.js';
+import { deviceRoutes } from './http/devices.js';
 import { xcapRoutes } from './http/xcap.js';
 import { RpcServer } from './rpc/server.js';
 import { buildMethods } from './rpc/methods.js';
-import { LmdbDeviceStore, deviceKeyOf, type DeviceStore } from './devices/store.js';
+import { LmdbDeviceStore, type DeviceStore } from './devices/store.js';
 import type { Device } from './devices/types.js';
 import { SessionTracker } from './sessions/tracker.js';
 import { EvapiDialogClient } from './sessions/evapi.js';
@@ -109,8 +111,9 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
   const userKey = (raw: string): string | null =>
     servedUserKey(raw.includes(':') ? raw : `sip:${raw}@${config.domain}`, config.identity, config.domain);
 
-  const http = await buildHttp({
-    log,
+  // Each route group is an encapsulated fastify plugin (plugin/http/server.ts).
+  const http = buildHttp(log);
+  await http.register(opsRoutes, {
     metrics,
     notReady: () => {
       const reasons: string[] = [];
@@ -119,19 +122,12 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
       if (!rpc.listening) reasons.push('rpc not listening');
       return reasons;
     },
-    plugins: [
-      xcapRoutes({ store: xcap, normaliseXui: userKey, now }),
-      (app) => {
-        app.get<{ Params: { user: string } }>('/users/:user/devices', async (req, reply) => {
-          const aor = userKey(req.params.user);
-          if (aor === null) return reply.code(404).send({ error: 'not a user' });
-          const list = devices.list(aor, now());
-          return { aor, devices: list.map((d) => ({ key: deviceKeyOf(d), ...d })) };
-        });
-        app.get('/sessions', async () => ({ sessions: sessions.list() }));
-      },
-    ],
   });
+  await http.register(deviceRoutes, { devices, userKey, now });
+  await http.register(async (app) => {
+    app.get('/sessions', async () => ({ sessions: sessions.list() }));
+  });
+  await http.register(xcapRoutes, { store: xcap, normaliseXui: userKey, now });
 
   let timer: NodeJS.Timeout | null = null;
   const app: App = {

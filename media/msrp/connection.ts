@@ -179,24 +179,13 @@ export class MsrpConnection extends EventEmitter<MsrpConnectionEvents> implement
     this.socket.resume();
   }
 
-  /** Read-side flow control for relays: stop reading until resume(); 'drain' tells when output went below the mark. */
+  /** Same as pauseReading() (read-side flow control for relays). */
   pause(): void {
     this.socket.pause();
   }
 
   resume(): void {
     this.socket.resume();
-  }
-
-  /** Hold writes until uncork(), to send several frames in one syscall; false when the socket is gone. */
-  cork(): boolean {
-    if (this.socket.destroyed) return false;
-    this.socket.cork();
-    return true;
-  }
-
-  uncork(): void {
-    this.socket.uncork();
   }
 
   /**

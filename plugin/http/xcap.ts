@@ -3,10 +3,10 @@
  * `/xcap-root/<auid>/users/<xui>/<document>`, with strong ETags and the conditional
  * headers of RFC 9110 §13. Node selectors (`~~`) and global documents are not served (404).
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { AUIDS, XcapRejectError, etagOf, type StoredDocument, type XcapStore } from '../xdm/store.js';
 
-export interface XcapRouteDeps {
+export interface XcapRouteOptions {
   readonly store: XcapStore;
   /** XUI -> served-user key (URL-decoded by the router first); null when invalid. */
   readonly normaliseXui: (xui: string) => string | null;
@@ -61,7 +61,11 @@ interface XcapParams {
   '*': string;
 }
 
-export function xcapRoutes(deps: XcapRouteDeps) {
+/**
+ * An encapsulated fastify plugin: the XCAP content-type parsers stay inside it. Each
+ * registration has its own write queues.
+ */
+export const xcapRoutes: FastifyPluginAsync<XcapRouteOptions> = async (xcap, deps) => {
   const { store } = deps;
   /** Per-document write queue: a conditional PUT/DELETE checks and writes atomically. */
   const queues = new Map<string, Promise<unknown>>();
@@ -96,86 +100,82 @@ export function xcapRoutes(deps: XcapRouteDeps) {
     return null;
   };
 
-  return async function register(app: FastifyInstance): Promise<void> {
-    await app.register(async (xcap) => {
-      // Documents arrive as text; the store does the XML checks.
-      xcap.addContentTypeParser(
-        Object.values(AUIDS).map((a) => a.mime),
-        { parseAs: 'string', bodyLimit: store.maxBytes },
-        (_req, body, done) => done(null, body),
-      );
+  // Documents arrive as text; the store does the XML checks.
+  xcap.addContentTypeParser(
+    Object.values(AUIDS).map((a) => a.mime),
+    { parseAs: 'string', bodyLimit: store.maxBytes },
+    (_req, body, done) => done(null, body),
+  );
 
-      // RFC 4825 §12: the server's capabilities, a global read-only document.
-      xcap.get('/xcap-root/xcap-caps/global/index', async (_req, reply) =>
-        reply.type('application/xcap-caps+xml').header('etag', etagOf(XCAP_CAPS)).send(XCAP_CAPS),
-      );
+  // RFC 4825 §12: the server's capabilities, a global read-only document.
+  xcap.get('/xcap-root/xcap-caps/global/index', async (_req, reply) =>
+    reply.type('application/xcap-caps+xml').header('etag', etagOf(XCAP_CAPS)).send(XCAP_CAPS),
+  );
 
-      xcap.get<{ Params: XcapParams }>('/xcap-root/:auid/users/:xui/*', async (req, reply) => {
-        const t = target(req, reply);
-        if (!t) return reply;
+  xcap.get<{ Params: XcapParams }>('/xcap-root/:auid/users/:xui/*', async (req, reply) => {
+    const t = target(req, reply);
+    if (!t) return reply;
+    const cur = store.get(t.auid, t.xui, t.doc);
+    const pre = preconditions(req, cur, true);
+    if (pre !== null) return reply.code(pre).header('etag', cur?.etag).send();
+    if (!cur) return reply.code(404).send();
+    return reply.header('etag', cur.etag).type(cur.mime).send(cur.body);
+  });
+
+  xcap.put<{ Params: XcapParams; Body: string }>(
+    '/xcap-root/:auid/users/:xui/*',
+    { bodyLimit: store.maxBytes },
+    async (req, reply) => {
+      const t = target(req, reply);
+      if (!t) return reply;
+      const auid = AUIDS[t.auid];
+      // RFC 4825 §8.2.1: the MIME type must be the AUID's.
+      const ctype = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+      if (!auid || ctype !== auid.mime || typeof req.body !== 'string') {
+        return reply.code(415).send();
+      }
+      const body = req.body;
+      return serial(`${t.auid}\u0000${t.xui}\u0000${t.doc}`, async () => {
         const cur = store.get(t.auid, t.xui, t.doc);
-        const pre = preconditions(req, cur, true);
-        if (pre !== null) return reply.code(pre).header('etag', cur?.etag).send();
-        if (!cur) return reply.code(404).send();
-        return reply.header('etag', cur.etag).type(cur.mime).send(cur.body);
-      });
-
-      xcap.put<{ Params: XcapParams; Body: string }>(
-        '/xcap-root/:auid/users/:xui/*',
-        { bodyLimit: store.maxBytes },
-        async (req, reply) => {
-          const t = target(req, reply);
-          if (!t) return reply;
-          const auid = AUIDS[t.auid];
-          // RFC 4825 §8.2.1: the MIME type must be the AUID's.
-          const ctype = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-          if (!auid || ctype !== auid.mime || typeof req.body !== 'string') {
-            return reply.code(415).send();
-          }
-          const body = req.body;
-          return serial(`${t.auid}\u0000${t.xui}\u0000${t.doc}`, async () => {
-            const cur = store.get(t.auid, t.xui, t.doc);
-            const pre = preconditions(req, cur, false);
-            if (pre !== null) return reply.code(pre).send();
-            try {
-              const stored = await store.put(t.auid, t.xui, t.doc, body, deps.now());
+        const pre = preconditions(req, cur, false);
+        if (pre !== null) return reply.code(pre).send();
+        try {
+          const stored = await store.put(t.auid, t.xui, t.doc, body, deps.now());
+          return reply
+            .code(cur ? 200 : 201)
+            .header('etag', stored.etag)
+            .send();
+        } catch (err) {
+          if (!(err instanceof XcapRejectError)) throw err;
+          req.log.info({ code: err.code, auid: t.auid, xui: t.xui }, 'xcap put rejected');
+          switch (err.code) {
+            case 'XCAP_TOO_LARGE':
+              return reply.code(413).send();
+            case 'XCAP_DTD_FORBIDDEN':
               return reply
-                .code(cur ? 200 : 201)
-                .header('etag', stored.etag)
-                .send();
-            } catch (err) {
-              if (!(err instanceof XcapRejectError)) throw err;
-              req.log.info({ code: err.code, auid: t.auid, xui: t.xui }, 'xcap put rejected');
-              switch (err.code) {
-                case 'XCAP_TOO_LARGE':
-                  return reply.code(413).send();
-                case 'XCAP_DTD_FORBIDDEN':
-                  return reply
-                    .code(409)
-                    .type(XCAP_ERROR_MIME)
-                    .send(xcapError('constraint-failure', 'DTDs and entity declarations are not allowed'));
-                case 'XCAP_SCHEMA':
-                  return reply.code(409).type(XCAP_ERROR_MIME).send(xcapError('schema-validation-error'));
-                case 'XCAP_NOT_WELL_FORMED':
-                  return reply.code(409).type(XCAP_ERROR_MIME).send(xcapError('not-well-formed'));
-              }
-            }
-          });
-        },
-      );
-
-      xcap.delete<{ Params: XcapParams }>('/xcap-root/:auid/users/:xui/*', async (req, reply) => {
-        const t = target(req, reply);
-        if (!t) return reply;
-        return serial(`${t.auid}\u0000${t.xui}\u0000${t.doc}`, async () => {
-          const cur = store.get(t.auid, t.xui, t.doc);
-          const pre = preconditions(req, cur, false);
-          if (pre !== null) return reply.code(pre).send();
-          if (!cur) return reply.code(404).send();
-          await store.delete(t.auid, t.xui, t.doc);
-          return reply.code(200).send();
-        });
+                .code(409)
+                .type(XCAP_ERROR_MIME)
+                .send(xcapError('constraint-failure', 'DTDs and entity declarations are not allowed'));
+            case 'XCAP_SCHEMA':
+              return reply.code(409).type(XCAP_ERROR_MIME).send(xcapError('schema-validation-error'));
+            case 'XCAP_NOT_WELL_FORMED':
+              return reply.code(409).type(XCAP_ERROR_MIME).send(xcapError('not-well-formed'));
+          }
+        }
       });
+    },
+  );
+
+  xcap.delete<{ Params: XcapParams }>('/xcap-root/:auid/users/:xui/*', async (req, reply) => {
+    const t = target(req, reply);
+    if (!t) return reply;
+    return serial(`${t.auid}\u0000${t.xui}\u0000${t.doc}`, async () => {
+      const cur = store.get(t.auid, t.xui, t.doc);
+      const pre = preconditions(req, cur, false);
+      if (pre !== null) return reply.code(pre).send();
+      if (!cur) return reply.code(404).send();
+      await store.delete(t.auid, t.xui, t.doc);
+      return reply.code(200).send();
     });
-  };
-}
+  });
+};

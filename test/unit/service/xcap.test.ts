@@ -169,3 +169,13 @@ t.test('documents survive a restart', async (t) => {
   t.equal(get.body, body);
   t.equal(get.headers.etag, put.headers.etag);
 });
+
+t.test('the XCAP routes are an encapsulated plugin: their body parsers stay inside', async (t) => {
+  const app = await makeApp(t);
+  // A sibling route on the root instance does not get the XCAP MIME types' parser.
+  app.http.post('/sibling', async () => ({ ok: true }));
+  const res = await app.http.inject({ method: 'POST', url: '/sibling', headers: { 'content-type': RL }, payload: '<x/>' });
+  t.equal(res.statusCode, 415);
+  const json = await app.http.inject({ method: 'POST', url: '/sibling', payload: { a: 1 } });
+  t.equal(json.statusCode, 200);
+});
