@@ -179,13 +179,24 @@ export class MsrpConnection extends EventEmitter<MsrpConnectionEvents> implement
     this.socket.resume();
   }
 
-  /** Same as pauseReading() (read-side flow control for relays). */
+  /** Read-side flow control for relays: stop reading until resume(); 'drain' tells when output went below the mark. */
   pause(): void {
     this.socket.pause();
   }
 
   resume(): void {
     this.socket.resume();
+  }
+
+  /** Hold writes until uncork(), to send several frames in one syscall; false when the socket is gone. */
+  cork(): boolean {
+    if (this.socket.destroyed) return false;
+    this.socket.cork();
+    return true;
+  }
+
+  uncork(): void {
+    this.socket.uncork();
   }
 
   /**

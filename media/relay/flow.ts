@@ -1,46 +1,19 @@
-// Read-side flow control for a connection. MsrpConnectionLike has no pause(), so this
-// uses the connection's own pause()/resume() when present, else its socket's.
+// Flow control on connections, through the connection's own pause()/resume()/cork():
+//  - backpressure: stop reading a source while a destination is over its high-water mark
+//    (docs/media-relay.md, "Backpressure");
+//  - write coalescing: cork a socket until the next tick.
 
 import type { MsrpConnectionLike } from '../msrp/index.js';
-
-interface Pausable {
-  pause(): unknown;
-  resume(): unknown;
-}
-
-function isPausable(v: unknown): v is Pausable {
-  return typeof v === 'object' && v !== null &&
-    typeof (v as Partial<Pausable>).pause === 'function' && typeof (v as Partial<Pausable>).resume === 'function';
-}
-
-function target(conn: MsrpConnectionLike): Pausable | undefined {
-  if (isPausable(conn)) return conn;
-  const socket: unknown = (conn as unknown as { socket?: unknown }).socket;
-  return isPausable(socket) ? socket : undefined;
-}
-
-/** True when the connection can be paused (else backpressure falls back to the output bound). */
-export function canPause(conn: MsrpConnectionLike): boolean {
-  return target(conn) !== undefined;
-}
-
-export function pauseConnection(conn: MsrpConnectionLike): void {
-  if (!conn.closed) target(conn)?.pause();
-}
-
-export function resumeConnection(conn: MsrpConnectionLike): void {
-  if (!conn.closed) target(conn)?.resume();
-}
+import type { Route } from './leg.js';
 
 interface Corkable {
-  cork(): void;
+  cork(): boolean;
   uncork(): void;
-  destroyed: boolean;
 }
 
-function socketOf(conn: MsrpConnectionLike): Corkable | undefined {
-  const s: unknown = (conn as unknown as { socket?: unknown }).socket;
-  return typeof s === 'object' && s !== null && typeof (s as Partial<Corkable>).cork === 'function' ? (s as Corkable) : undefined;
+function corkable(conn: MsrpConnectionLike): (MsrpConnectionLike & Corkable) | undefined {
+  const c = conn as MsrpConnectionLike & Partial<Corkable>;
+  return typeof c.cork === 'function' && typeof c.uncork === 'function' ? (c as MsrpConnectionLike & Corkable) : undefined;
 }
 
 const corked = new Set<Corkable>();
@@ -50,14 +23,66 @@ const corked = new Set<Corkable>();
  * syscall per socket: cork now, uncork on the next tick (frames and their 200s alike).
  */
 export function corkUntilNextTick(conn: MsrpConnectionLike): void {
-  const s = socketOf(conn);
-  if (!s || corked.has(s) || s.destroyed) return;
-  s.cork();
-  corked.add(s);
+  const c = corkable(conn);
+  if (!c || corked.has(c) || !c.cork()) return;
+  corked.add(c);
   if (corked.size === 1) {
     process.nextTick(() => {
-      for (const c of corked) c.uncork();
+      for (const x of corked) x.uncork();
       corked.clear();
+    });
+  }
+}
+
+/**
+ * Backpressure: a source connection is paused while any destination it wrote to is over
+ * the high-water mark, and resumed when every such destination has drained. Sources and
+ * destinations are forgotten when their connection closes.
+ */
+export class Backpressure {
+  /** Source connection id -> destination connection ids it waits on. */
+  private readonly blockedOn = new Map<string, { src: MsrpConnectionLike; dests: Set<string> }>();
+  private readonly watched = new WeakSet<MsrpConnectionLike>();
+
+  constructor(
+    private readonly highWaterMark: number,
+    /** Called when a watched connection closes. */
+    private readonly onClosed: (conn: MsrpConnectionLike) => void,
+  ) {}
+
+  /** After relaying a chunk from `src`: pause it if a destination is over the mark. */
+  throttle(src: MsrpConnectionLike, routes: readonly Route[]): void {
+    for (const r of routes) {
+      const d = r.leg.conn;
+      if (!d || d.closed || d === src || d.queuedBytes <= this.highWaterMark) continue;
+      let b = this.blockedOn.get(src.id);
+      if (!b) {
+        b = { src, dests: new Set() };
+        this.blockedOn.set(src.id, b);
+        if (!src.closed) src.pause?.();
+      }
+      b.dests.add(d.id);
+    }
+  }
+
+  /** Follow a connection's drain and close (once per connection). */
+  watch(conn: MsrpConnectionLike): void {
+    if (this.watched.has(conn)) return;
+    this.watched.add(conn);
+    const release = (): void => {
+      for (const [id, b] of this.blockedOn) {
+        if (!b.dests.delete(conn.id)) continue;
+        if (b.dests.size === 0) {
+          this.blockedOn.delete(id);
+          if (!b.src.closed) b.src.resume?.();
+        }
+      }
+    };
+    conn.on('drain', release);
+    conn.on('close', () => {
+      release();
+      this.blockedOn.delete(conn.id);
+      this.onClosed(conn);
     });
   }
 }

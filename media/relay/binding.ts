@@ -1,0 +1,105 @@
+// Binding connections to legs (RFC 4975 §5.4): a connection is bound to its leg by its
+// first frame, which may be an empty SEND. A device may bind before the B2BUA has
+// passed on its answer (early bind, docs/media-control.md "answer"). When the
+// connection closes, the leg is closed for good. Every leg and session state change
+// made here goes through moveLeg() / moveSession().
+
+import { getHeader, msrpUriEquals, parsePath, type FrameHead, type MsrpConnectionLike, type MsrpUri } from '../msrp/index.js';
+import type { RelayContext } from './context.js';
+import type { Backpressure } from './flow.js';
+import type { Forwarder } from './forwarding.js';
+import { moveLeg, peerUri, type Leg } from './leg.js';
+import { forgetInbound, legsOf, moveSession, type Session } from './session.js';
+
+/** Connections parked per session before their answer. */
+const MAX_EARLY = 16;
+
+export function pathUris(value: string): MsrpUri[] | undefined {
+  try {
+    return parsePath(value);
+  } catch {
+    return undefined;
+  }
+}
+
+export class Binder {
+  constructor(
+    private readonly ctx: RelayContext,
+    private readonly forwarder: Forwarder,
+    private readonly flow: Backpressure,
+  ) {}
+
+  /** Bind `conn` to `leg` (waiting or connected) and flush what waited for it. */
+  bind(s: Session, leg: Leg, conn: MsrpConnectionLike): void {
+    if (leg.conn === conn) return;
+    moveLeg(leg, 'connected');
+    leg.conn = conn;
+    if (leg.role === 'originator' && s.state === 'offered') moveSession(s, 'active');
+    this.flow.watch(conn);
+    this.ctx.emit({ event: 'leg-connected', 'call-id': s.callId, leg: leg.tag });
+    const pending = leg.pending;
+    leg.pending = [];
+    leg.pendingBytes = 0;
+    for (const b of pending) this.forwarder.write(leg, b);
+  }
+
+  /**
+   * The device is active (RFC 6135) and may connect and send its binding empty SEND
+   * before the B2BUA has passed on its 200's SDP. Such an empty SEND is accepted (200)
+   * and its connection parked until `answer` names the device; anything with a body
+   * still gets 481. At most MAX_EARLY parked connections per session.
+   */
+  park(s: Session, conn: MsrpConnectionLike, head: FrameHead, tls: boolean): boolean {
+    if (head.kind !== 'request' || head.method !== 'SEND' || head.hasBody) return false;
+    const from = getHeader(head.headers, 'From-Path');
+    if (!from || !pathUris(from) || s.early.size >= MAX_EARLY) return false;
+    if (!s.early.has(from)) {
+      s.early.set(from, { conn, tls });
+      conn.on('close', () => {
+        if (s.early.get(from)?.conn === conn) s.early.delete(from);
+      });
+    }
+    return true;
+  }
+
+  /** A device just answered: bind the connection it parked, if any (on its own transport). */
+  adoptEarly(s: Session, leg: Leg): void {
+    const last = peerUri(leg);
+    for (const [from, early] of s.early) {
+      const uris = pathUris(from);
+      if (!uris || !msrpUriEquals(uris[uris.length - 1]!, last) || early.tls !== leg.tls) continue;
+      s.early.delete(from);
+      if (!early.conn.closed) this.bind(s, leg, early.conn);
+      break;
+    }
+  }
+
+  /** A connection carrying this session closed: its legs are closed for good. */
+  connectionClosed(s: Session, conn: MsrpConnectionLike, err?: Error): void {
+    for (const leg of legsOf(s)) {
+      if (leg.conn !== conn) continue;
+      leg.conn = undefined;
+      if (leg.state === 'closed') continue;
+      moveLeg(leg, 'closed');
+      forgetInbound(s, leg);
+      this.ctx.emit({ event: 'leg-closed', 'call-id': s.callId, leg: leg.tag, reason: err ? err.message : 'connection closed' });
+    }
+  }
+
+  /** Close a leg (drop, delete) and its connection, unless that carries something else. */
+  closeLeg(s: Session, leg: Leg, reason: string): void {
+    const conn = leg.conn;
+    const wasOpen = leg.state !== 'closed';
+    if (wasOpen) moveLeg(leg, 'closed');
+    leg.conn = undefined;
+    leg.pending = [];
+    leg.pendingBytes = 0;
+    forgetInbound(s, leg);
+    // Close the connection unless it also carries another session (RFC 4975 §5.4 sharing),
+    // or another leg of this one.
+    const others = conn ? [...conn.sessions].some(id => id !== s.origId && id !== s.devId) : false;
+    const sibling = legsOf(s).some(l => l !== leg && l.conn === conn);
+    if (conn && !others && !sibling) conn.close();
+    if (wasOpen) this.ctx.emit({ event: 'leg-closed', 'call-id': s.callId, leg: leg.tag, reason });
+  }
+}

@@ -1,0 +1,59 @@
+// The relay's options, and what its modules share: limits, the log and the event sink.
+
+import type { Logger } from 'pino';
+import type { ConnectionOptions } from '../msrp/index.js';
+import type { MessageStore } from '../history/store.js';
+import type { RelayEvent } from './types.js';
+
+export interface RelayLimits {
+  /** Largest chunk taken whole; larger chunks get 413 (RFC 4975 §7.3.1). */
+  readonly maxChunk: number;
+  /** Bytes kept for a leg that has not connected yet. */
+  readonly maxPending: number;
+  /** Largest message reassembled for history. */
+  readonly maxHistoryMessage: number;
+  /** REPORT mappings kept per session. */
+  readonly maxTracked: number;
+  /** A destination above this many queued bytes pauses its sources (flow.ts). */
+  readonly highWaterMark: number;
+}
+
+export interface RelayContext {
+  readonly limits: RelayLimits;
+  readonly log: Logger | undefined;
+  emit(e: RelayEvent): void;
+}
+
+export interface RelayOptions {
+  host?: string;
+  /** MSRP listen port; 0 picks a free one. */
+  port?: number;
+  /**
+   * Serve msrps (RFC 4975 §6, TCP/TLS/MSRP) on a second listener with this key and
+   * certificate (PEM). Without it, TLS offers are answered with TCP/MSRP and a warning.
+   */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+  /** TLS listen port (with `tls`); 0 picks a free one. Default 0. */
+  tlsPort?: number;
+  store?: MessageStore;
+  log?: Logger;
+  connection?: ConnectionOptions;
+  /** Largest chunk taken whole (bytes); larger chunks get 413 (RFC 4975 §7.3.1). Default 4 MiB. */
+  maxChunk?: number;
+  /** Bytes kept for a leg that has not connected yet. Default 1 MiB. */
+  maxPending?: number;
+  /** Largest message reassembled for history. Default 4 MiB. */
+  maxHistoryMessage?: number;
+  /** REPORT mappings kept per session, the oldest forgotten first (the newest maxTracked / 2 at least). Default 4096. */
+  maxTracked?: number;
+}
+
+export function limitsOf(o: RelayOptions): RelayLimits {
+  return {
+    maxChunk: o.maxChunk ?? 4 * 1024 * 1024,
+    maxPending: o.maxPending ?? 1024 * 1024,
+    maxHistoryMessage: o.maxHistoryMessage ?? 4 * 1024 * 1024,
+    maxTracked: o.maxTracked ?? 4096,
+    highWaterMark: o.connection?.highWaterMark ?? 256 * 1024,
+  };
+}

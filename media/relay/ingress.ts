@@ -1,0 +1,136 @@
+// Ingress: frames from the endpoint to sessions and legs (RFC 4975 §5.4). The endpoint
+// has matched the session by the last To-Path URI; here the leg is found (on the device
+// URI by the last From-Path URI, compared per §6.1), the transport checked, the body
+// collected up to maxChunk, and the whole chunk handed to forwarding.
+
+import {
+  getHeader, msrpUriEquals, type ContinuationFlag, type FrameHead, type MsrpConnectionLike, type SessionSink,
+} from '../msrp/index.js';
+import { parseByteRange, type ByteRange } from '../cpim/direction.js';
+import { pathUris, type Binder } from './binding.js';
+import type { RelayContext } from './context.js';
+import { corkUntilNextTick } from './flow.js';
+import type { Forwarder } from './forwarding.js';
+import { Body } from './frames.js';
+import { peerUri, type Leg } from './leg.js';
+import type { Session } from './session.js';
+
+/** Per connection: the frame being received. */
+interface Receiving {
+  readonly session: Session;
+  readonly leg: Leg;
+  readonly head: FrameHead;
+  parts: Buffer[];
+  size: number;
+  /** Byte-Range as read at frame start (SEND only). */
+  readonly range: ByteRange | undefined;
+  readonly rangeText: string | undefined;
+}
+
+export type Side = 'orig' | 'device';
+
+export class Ingress {
+  private readonly receiving = new Map<string, Receiving>();
+
+  constructor(
+    private readonly ctx: RelayContext,
+    private readonly binder: Binder,
+    private readonly forwarder: Forwarder,
+  ) {}
+
+  /** The endpoint's sink for one of the session's ids on one listener. */
+  sinkFor(s: Session, side: Side, tls: boolean): SessionSink {
+    const maxChunk = this.ctx.limits.maxChunk;
+    return {
+      frameStart: (conn, head) => this.frameStart(s, side, tls, conn, head),
+      body: (conn, piece) => {
+        const r = this.receiving.get(conn.id);
+        if (!r) return;
+        r.size += piece.length;
+        if (r.size <= maxChunk) r.parts.push(piece);
+      },
+      frameEnd: (conn, head, flag) => this.frameEnd(conn, head, flag),
+      connectionClosed: (conn, err) => {
+        this.forget(conn);
+        this.binder.connectionClosed(s, conn, err);
+      },
+    };
+  }
+
+  /** The connection closed: drop its frame in progress. */
+  forget(conn: MsrpConnectionLike): void {
+    this.receiving.delete(conn.id);
+  }
+
+  private frameStart(s: Session, side: Side, tls: boolean, conn: MsrpConnectionLike, head: FrameHead): number | undefined {
+    if (s.state === 'deleted') return 481;
+    const leg = side === 'orig' ? s.originator : this.deviceByFromPath(s, head);
+    if (!leg && side === 'device' && this.binder.park(s, conn, head, tls)) return undefined;
+    // RFC 4975 §5.4: a frame that does not belong to a known peer of this session. §6.1:
+    // msrp and msrps URIs differ, so a TLS leg is not reached over plain TCP (nor back).
+    if (!leg || leg.state === 'closed' || leg.tls !== tls) return 481;
+    if (head.kind === 'request' && head.method !== 'SEND' && head.method !== 'REPORT') return 501;
+    if (head.kind === 'response' && !head.hasBody) {
+      // A hop-by-hop response ends here: it only binds and counts.
+      this.binder.bind(s, leg, conn);
+      leg.framesIn += 1;
+      return undefined;
+    }
+    let range: ByteRange | undefined;
+    let rangeText: string | undefined;
+    if (head.kind === 'request' && head.method === 'SEND') {
+      rangeText = getHeader(head.headers, 'Byte-Range');
+      range = parseByteRange(rangeText);
+      if (range && range.end !== '*' && range.end - range.start + 1 > this.ctx.limits.maxChunk) return 413;
+    }
+    this.binder.bind(s, leg, conn);
+    // The endpoint's hop-by-hop 200 and our forwards leave in one write per tick.
+    corkUntilNextTick(conn);
+    leg.framesIn += 1;
+    this.receiving.set(conn.id, { session: s, leg, head, parts: [], size: 0, range, rangeText });
+    return undefined;
+  }
+
+  private frameEnd(conn: MsrpConnectionLike, head: FrameHead, flag: ContinuationFlag): void {
+    const r = this.receiving.get(conn.id);
+    this.receiving.delete(conn.id);
+    if (!r || r.head !== head) return;
+    r.leg.bytesIn += r.size;
+    if (r.session.state === 'deleted' || head.kind !== 'request') return; // hop-by-hop responses end here
+    if (r.size > this.ctx.limits.maxChunk) {
+      r.leg.dropped += 1;
+      return;
+    }
+    const body = new Body(r.parts, r.size);
+    try {
+      if (head.method === 'SEND') this.forwarder.send(r.session, r.leg, conn, head, body, flag, r.range, r.rangeText);
+      else if (head.method === 'REPORT') this.forwarder.report(r.leg, head);
+    } catch (err) {
+      // A malformed frame costs the frame, never the relay.
+      r.leg.dropped += 1;
+      this.ctx.log?.warn({ err, callId: r.session.callId, leg: r.leg.tag }, 'frame not relayed');
+    }
+  }
+
+  private deviceByFromPath(s: Session, head: FrameHead): Leg | undefined {
+    const from = getHeader(head.headers, 'From-Path');
+    if (!from) return undefined;
+    const cached = s.fromCache.get(from);
+    if (cached) return cached;
+    const found = matchDevice(s, from);
+    // Bounded: only exact strings that matched a leg; cleared when legs change.
+    if (found && s.fromCache.size < 64) s.fromCache.set(from, found);
+    return found;
+  }
+}
+
+/** The device leg whose a=path ends with the last From-Path URI (the device itself). */
+function matchDevice(s: Session, from: string): Leg | undefined {
+  const uris = pathUris(from);
+  const last = uris?.[uris.length - 1];
+  if (!last) return undefined;
+  for (const d of s.devices.values()) {
+    if (msrpUriEquals(peerUri(d), last)) return d;
+  }
+  return undefined;
+}

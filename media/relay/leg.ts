@@ -1,0 +1,108 @@
+// One leg of a relay session: the originator, or one of the served user's devices.
+//
+// Leg state (RFC 4975 §5.4: a connection is bound to its leg by its first frame; MSRP
+// has no reconnect without new SDP, so a closed leg stays closed):
+//
+//   waiting ──bind──▶ connected ──connection closed, drop, delete──▶ closed
+//      │               │    ▲
+//      │               └────┘ bind (a new connection from the same peer)
+//      └──────────── drop, delete ──────────────────────────────────▶ closed
+//
+// moveLeg() is the only place a leg's state changes; it throws on an illegal move.
+
+import type { MsrpConnectionLike, MsrpUri } from '../msrp/index.js';
+import type { Injection } from '../cpim/direction.js';
+import type { LegInfo } from './types.js';
+
+export type LegState = 'waiting' | 'connected' | 'closed';
+
+export const LEG_NEXT: Readonly<Record<LegState, readonly LegState[]>> = {
+  waiting: ['connected', 'closed'],
+  connected: ['connected', 'closed'],
+  closed: [],
+};
+
+export class IllegalMove extends Error {
+  constructor(what: string, from: string, to: string) {
+    super(`${what}: ${from} -> ${to} is not a legal move`);
+    this.name = 'IllegalMove';
+  }
+}
+
+export interface Leg {
+  readonly tag: string;
+  readonly role: 'originator' | 'device';
+  /** Peer a=path: the To-Path we use toward it. */
+  readonly path: MsrpUri[];
+  readonly pathText: string[];
+  /** pathText as one To-Path value. */
+  readonly toPathText: string;
+  /** Our URI toward this peer (its To-Path ends with it; our From-Path). */
+  readonly ownUri: string;
+  /** The leg runs over TLS (msrps): its frames are taken on the TLS listener only. */
+  readonly tls: boolean;
+  /** Read-only outside moveLeg(). */
+  readonly state: LegState;
+  conn: MsrpConnectionLike | undefined;
+  /** Frames queued before the peer connected, bounded by maxPending. */
+  pending: Buffer[][];
+  pendingBytes: number;
+  /** Message-ID of a message forwarded to this leg -> where its REPORTs go back to (reports.ts). */
+  sent: Map<string, SentEntry>;
+  /** The previous generation of `sent`. */
+  sentOld: Map<string, SentEntry> | undefined;
+  /** The SentEntry of messages from this leg forwarded without injection. */
+  plain: SentEntry | undefined;
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  dropped: number;
+}
+
+export interface SentEntry {
+  readonly src: Leg;
+  readonly injection: Injection | null;
+}
+
+/** A destination of a message, with the Message-Direction injection for it (or none). */
+export interface Route {
+  readonly leg: Leg;
+  readonly injection: Injection | null;
+}
+
+/** The one guarded transition of a leg's state. */
+export function moveLeg(leg: Leg, to: LegState): void {
+  if (!LEG_NEXT[leg.state].includes(to)) throw new IllegalMove(`leg ${leg.tag}`, leg.state, to);
+  (leg as { state: LegState }).state = to;
+}
+
+export function newLeg(
+  tag: string, role: 'originator' | 'device', path: MsrpUri[], pathText: string[], ownUri: string, tls: boolean,
+): Leg {
+  return {
+    tag, role, path, pathText, toPathText: pathText.join(' '), ownUri, tls, state: 'waiting', conn: undefined,
+    pending: [], pendingBytes: 0, sent: new Map(), sentOld: undefined, plain: undefined,
+    framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0,
+  };
+}
+
+/** The peer's own URI: the last one of its a=path (RFC 4975 §5.4). */
+export function peerUri(leg: Leg): MsrpUri {
+  return leg.path[leg.path.length - 1]!;
+}
+
+export function legInfo(l: Leg): LegInfo {
+  return {
+    leg: l.tag,
+    role: l.role,
+    transport: l.tls ? 'tls' : 'tcp',
+    state: l.state,
+    path: l.pathText,
+    'frames-in': l.framesIn,
+    'frames-out': l.framesOut,
+    'bytes-in': l.bytesIn,
+    'bytes-out': l.bytesOut,
+    dropped: l.dropped,
+  };
+}

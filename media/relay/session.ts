@@ -1,0 +1,105 @@
+// One relay session per originating call (docs/media-control.md, "Key").
+//
+// Session state:
+//
+//   offered ──originator connects──▶ active ──delete, relay stopped──▶ deleted
+//      │                                                                  ▲
+//      └──────────────────── delete, relay stopped ───────────────────────┘
+//
+// A deleted session answers every frame 481 (RFC 4975 §5.4). moveSession() is the only
+// place a session's state changes; it throws on an illegal move.
+
+import type { MsrpConnectionLike } from '../msrp/index.js';
+import type { HeadDecision, HeadTracker } from '../cpim/tracker.js';
+import type { Chunk } from './frames.js';
+import { IllegalMove, type Leg, type Route } from './leg.js';
+import type { MultiDevicePolicy } from './types.js';
+
+export type SessionState = 'offered' | 'active' | 'deleted';
+
+export const SESSION_NEXT: Readonly<Record<SessionState, readonly SessionState[]>> = {
+  offered: ['active', 'deleted'],
+  active: ['deleted'],
+  deleted: [],
+};
+
+/** One incoming message (per source leg and Message-ID) while its chunks flow. */
+export interface InMessage {
+  readonly tracker?: HeadTracker<Chunk>;
+  decision?: HeadDecision;
+  routes?: Route[];
+  history?: { parts: Buffer[]; size: number; overflow: boolean };
+}
+
+export interface Session {
+  readonly callId: string;
+  readonly policy: MultiDevicePolicy;
+  readonly directDelivery: boolean;
+  readonly record: boolean;
+  readonly servedUser?: string;
+  readonly conversationId?: string;
+  readonly contributionId?: string;
+  readonly origId: string;
+  readonly devId: string;
+  /** The originator's relay URI (msrp or msrps, as its offer asked and we can serve). */
+  readonly origUri: string;
+  /** The device session-id's URI on the TCP listener, and on the TLS listener if any. */
+  readonly devUri: string;
+  readonly devTlsUri?: string;
+  /** Read-only outside moveSession(). */
+  readonly state: SessionState;
+  readonly originator: Leg;
+  readonly devices: Map<string, Leg>;
+  firstActive?: string;
+  /** Chunked messages in progress, keyed by `<leg tag>\0<Message-ID>`. */
+  readonly inbound: Map<string, InMessage>;
+  /** REPORT mappings added to the legs' current generation (reports.ts). */
+  sentCount: number;
+  /** Routes from the originator without injection, while the device set is unchanged. */
+  origRoutes: Route[] | undefined;
+  /** Route from a device to the originator alone. */
+  readonly toOriginator: Route[];
+  /** From-Path value -> device leg, for frames on the device URI. */
+  readonly fromCache: Map<string, Leg>;
+  /** From-Path value -> connection that bound before its device was answered. */
+  readonly early: Map<string, { conn: MsrpConnectionLike; tls: boolean }>;
+}
+
+export type SessionInit = Omit<Session, 'state' | 'devices' | 'inbound' | 'sentCount' | 'origRoutes' | 'toOriginator' | 'fromCache' | 'early'>;
+
+export function newSession(init: SessionInit): Session {
+  return {
+    ...init,
+    state: 'offered',
+    devices: new Map(),
+    inbound: new Map(),
+    sentCount: 0,
+    origRoutes: undefined,
+    toOriginator: [{ leg: init.originator, injection: null }],
+    fromCache: new Map(),
+    early: new Map(),
+  };
+}
+
+/** The one guarded transition of a session's state. */
+export function moveSession(s: Session, to: SessionState): void {
+  if (!SESSION_NEXT[s.state].includes(to)) throw new IllegalMove(`session ${s.callId}`, s.state, to);
+  (s as { state: SessionState }).state = to;
+}
+
+/** The originator first, then the devices in answer order. */
+export function legsOf(s: Session): Leg[] {
+  return [s.originator, ...s.devices.values()];
+}
+
+/** The device set changed: forget what was derived from it. */
+export function devicesChanged(s: Session): void {
+  s.fromCache.clear();
+  s.origRoutes = undefined;
+}
+
+/** Messages half-received from this leg will not complete. */
+export function forgetInbound(s: Session, leg: Leg): void {
+  const prefix = `${leg.tag}\0`;
+  for (const k of [...s.inbound.keys()]) if (k.startsWith(prefix)) s.inbound.delete(k);
+}
