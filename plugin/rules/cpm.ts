@@ -1,4 +1,4 @@
-/** CPM identifiers (CR 8.3.2.1; docs/policy.md "Readings we chose"). */
+/** CPM identifiers (CR 8.3.2.1; docs/policy.md "On the wire"). */
 
 export const ICSI_SESSION = 'urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session';
 export const ICSI_GROUP = 'urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session.group';
