@@ -1,0 +1,177 @@
+/**
+ * JSON-RPC 2.0 over netstring-framed TCP (docs/jsonrpc.md): what Kamailio's janssonrpcc
+ * speaks, and the relay's control interface (docs/media-control.md). Many requests per
+ * connection, answered as they complete (matched by id); notifications get no answer;
+ * batches are refused with -32600. The server may send notifications of its own to a
+ * connection (`RpcConnection.notify`, `notifyEach`). A malformed netstring gets one
+ * error with id null after the requests already received are answered, then the
+ * connection closes; other connections are not affected.
+ */
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { JsonRpcCode, type WireErrorCode } from './errors.js';
+import { JsonRpcDispatcher, errorResponse, type RpcHooks, type RpcMethod, type RpcResponse } from './dispatcher.js';
+import { NetstringDecoder, netstringText } from './netstring.js';
+
+/**
+ * What a method handler of the server gets as `ctx`: the connection the request came
+ * on, or nothing when it is called in process (`dispatcher.invoke`, `dispatch`).
+ */
+export type ServerContext = RpcConnection | undefined;
+
+/** One client connection. */
+export class RpcConnection {
+  /** `address:port` of the peer, for logs. */
+  readonly peer: string;
+
+  constructor(private readonly socket: net.Socket) {
+    this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
+  }
+
+  get open(): boolean {
+    return !this.socket.destroyed && this.socket.writable;
+  }
+
+  /** Send a server-initiated notification (no id, no answer). */
+  notify(method: string, params: unknown): void {
+    this.write(netstringText(JSON.stringify({ jsonrpc: '2.0', method, params })));
+  }
+
+  /** Write one encoded frame; a peer that does not read stops being read from (backpressure). */
+  write(frame: string): void {
+    const socket = this.socket;
+    if (socket.destroyed || !socket.writable) return;
+    if (!socket.write(frame) && !socket.isPaused()) {
+      socket.pause();
+      socket.once('drain', () => socket.resume());
+    }
+  }
+}
+
+export interface RpcServerHooks extends RpcHooks {
+  /** A connection sent a malformed netstring (it is closed). */
+  readonly framingError?: (code: WireErrorCode) => void;
+}
+
+export interface RpcServerOptions {
+  readonly methods: Readonly<Record<string, RpcMethod<ServerContext>>>;
+  readonly log: Logger;
+  /** Largest accepted netstring payload (bytes). */
+  readonly maxFrameBytes: number;
+  readonly hooks?: RpcServerHooks;
+  /** Called once when a connection closes (to forget subscribers). */
+  readonly onClose?: (conn: RpcConnection) => void;
+}
+
+export class JsonRpcServer {
+  readonly dispatcher: JsonRpcDispatcher<ServerContext>;
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(private readonly opts: RpcServerOptions) {
+    const hooks = opts.hooks ?? {};
+    this.dispatcher = new JsonRpcDispatcher(opts.methods, {
+      ...hooks,
+      internalError:
+        hooks.internalError ?? ((method, err) => opts.log.error({ err, method }, 'rpc method failed')),
+    });
+    this.server = net.createServer((socket) => this.onConnection(socket));
+  }
+
+  get listening(): boolean {
+    return this.server.listening;
+  }
+
+  /** Open connections. */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  /** Listen and resolve with the bound port (pass 0 for a free one). */
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once('error', onError);
+      this.server.listen({ port, host }, () => {
+        this.server.off('error', onError);
+        const addr = this.server.address();
+        resolve(typeof addr === 'object' && addr ? addr.port : port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    return new Promise((resolve) => {
+      if (!this.server.listening) resolve();
+      else this.server.close(() => resolve());
+    });
+  }
+
+  /** One notification to several connections, encoded once. */
+  notifyEach(conns: Iterable<RpcConnection>, method: string, params: unknown): void {
+    let frame: string | undefined;
+    for (const c of conns) {
+      frame ??= netstringText(JSON.stringify({ jsonrpc: '2.0', method, params }));
+      c.write(frame);
+    }
+  }
+
+  private onConnection(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.setNoDelay(true);
+    const conn = new RpcConnection(socket);
+    const log = this.opts.log.child({ peer: conn.peer });
+    const decoder = new NetstringDecoder(this.opts.maxFrameBytes);
+    const dispatcher = this.dispatcher;
+    let closing = false;
+    let inflight = 0;
+    const send = (res: RpcResponse | null): void => {
+      if (res !== null) conn.write(netstringText(JSON.stringify(res)));
+    };
+    /** After a framing error: answer what was already received, then the error, then close. */
+    const finishClosing = (): void => {
+      if (!closing || inflight > 0) return;
+      const err = decoder.error;
+      send(errorResponse(null, JsonRpcCode.InvalidRequest, 'Invalid Request: malformed netstring', err?.code));
+      socket.end();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      if (closing) return;
+      const frames = decoder.push(chunk);
+      for (const frame of frames) {
+        let res: RpcResponse | null | Promise<RpcResponse | null>;
+        try {
+          res = dispatcher.dispatchNow(frame, conn);
+        } catch (err) {
+          log.error({ err }, 'rpc dispatch failed');
+          continue;
+        }
+        // a synchronous method's answer leaves now, before the next frame is handled
+        if (!(res instanceof Promise)) {
+          send(res);
+          continue;
+        }
+        inflight++;
+        res
+          .then(send, (err: unknown) => log.error({ err }, 'rpc dispatch failed'))
+          .finally(() => {
+            inflight--;
+            finishClosing();
+          });
+      }
+      const err = decoder.error;
+      if (err) {
+        closing = true;
+        this.opts.hooks?.framingError?.(err.code);
+        log.warn({ code: err.code }, 'malformed netstring, closing connection');
+        finishClosing();
+      }
+    });
+    socket.on('error', (err) => log.debug({ err }, 'rpc socket error'));
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      this.opts.onClose?.(conn);
+    });
+  }
+}
