@@ -13,8 +13,7 @@
  * Env: REPS (3), STEP_S seconds per rate step (5), RATES (comma list), CPU_RATE (rate of
  * the CPU accounting step; 800), REFINE bisection
  * probes after the first failed step (2), CHILDREN (4), MEM_MANAGER (Kamailio -x; tlsf),
- * SHM_MB (Kamailio -m; 2048), DIALOG_EVENTS (where sessions are kept: htable, the lab's
- * way; rpc: pf.dialog notifications over janssonrpcc; evapi),
+ * SHM_MB (Kamailio -m; 2048),
  * MODES (comma list of bare, pf, pf-2rt; default bare,pf; pf-2rt is the PF with the
  * fork asked in a second round trip, core.fork, as before pf.invite carried it),
  * SERVICE_NODE_OPTIONS (NODE_OPTIONS for the service process, e.g. --max-semi-space-size=16),
@@ -27,7 +26,6 @@ import { Service, Kamailio, runDir } from '../lab/lab.js';
 import { Device, newInstance, vars } from '../lab/calls.js';
 import { runSipp } from '../lab/sipp.js';
 import { median } from './stats.js';
-import { freePort } from '../lab/proc.js';
 
 const REPS = Number(process.env.REPS ?? 3);
 const STEP_S = Number(process.env.STEP_S ?? 5);
@@ -40,7 +38,6 @@ if (process.env.SERVICE_NODE_OPTIONS) process.env.NODE_OPTIONS = process.env.SER
 const SERVICE_NODE_ARGS = (process.env.SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 /** Kamailio shared memory (-m): at 512 MB both modes ran out of it above ~3,000 calls/s. */
 const SHM_MB = Number(process.env.SHM_MB ?? 2048);
-const DIALOG_EVENTS = process.env.DIALOG_EVENTS === 'evapi' || process.env.DIALOG_EVENTS === 'rpc' ? process.env.DIALOG_EVENTS : 'htable';
 const MEM_MANAGER = process.env.MEM_MANAGER as 'qm' | 'fm' | 'tlsf' | undefined;
 const DECISION_RATE = 1000;
 /** Rate of the CPU accounting step (both modes). */
@@ -91,16 +88,8 @@ interface Setup {
 }
 
 async function setup(mode: Mode, dir: string): Promise<Setup> {
-  // sessions kept as the lab keeps them (Kamailio's htable), or DIALOG_EVENTS=rpc / evapi
-  const evapiPort = DIALOG_EVENTS === 'evapi' ? await freePort() : undefined;
-  const service = await Service.start({
-    dir,
-    logLevel: 'warn',
-    nodeArgs: SERVICE_NODE_ARGS,
-    evapi: evapiPort === undefined ? [] : [`127.0.0.1:${String(evapiPort)}`],
-  });
+  const service = await Service.start({ dir, logLevel: 'warn', nodeArgs: SERVICE_NODE_ARGS });
   const kamailio = await Kamailio.start({
-    evapiPort,
     dir,
     rpc: [{ port: service.rpcPort }],
     bare: mode === 'bare',
@@ -112,10 +101,8 @@ async function setup(mode: Mode, dir: string): Promise<Setup> {
       'PF_XLOG_LEVEL="L_DBG"',
       ...(mode !== 'bare' ? (process.env.PF_DEFINES ?? '').split(',').filter(Boolean) : []),
       ...(mode === 'pf-2rt' ? ['LAB_FORK_RPC'] : []),
-      ...(DIALOG_EVENTS === 'rpc' ? ['PF_DIALOG_NOTIFY'] : []),
     ],
   });
-  if (evapiPort !== undefined) await service.waitEvapi(1);
   const devices = [
     await Device.start({ dir, sipPort: kamailio.sipPort, user: 'bench', instance: newInstance(), behaviour: { kind: 'answer' }, ringing: false, trace: false }),
     await Device.start({ dir, sipPort: kamailio.sipPort, user: 'bench', instance: newInstance(), behaviour: { kind: 'ring' }, ringing: false, trace: false }),
@@ -305,7 +292,7 @@ const pfModes = MODES.filter((m) => m !== 'bare');
 
 console.log(`
 Proxy mode on real Kamailio, ${REPS} repetitions (modes interleaved: ${MODES.join(', ')}), ${STEP_S} s per rate step,
-rates ${RATES.join("/")} calls/s (+${REFINE} bisection probes), Kamailio -x ${MEM_MANAGER ?? "tlsf"} -m ${SHM_MB}, dialog events ${DIALOG_EVENTS}, service NODE_OPTIONS ${process.env.NODE_OPTIONS ?? '-'}
+rates ${RATES.join("/")} calls/s (+${REFINE} bisection probes), Kamailio -x ${MEM_MANAGER ?? "tlsf"} -m ${SHM_MB}, service NODE_OPTIONS ${process.env.NODE_OPTIONS ?? '-'}
 (median (min, max); highest step with zero failed calls)
 `);
 for (const mode of MODES) console.log(`  ${mode.padEnd(7)} highest rate  ${spread(rates[mode])} calls/s`);

@@ -5,8 +5,8 @@
  *
  * - `pf.invite`: one pf.invite per call, latency percentiles in µs.
  * - proxy-mode call (what `npm run bench:proxy` costs the service per call in PF mode):
- *   pf.invite with `fork: true` for a user with 2 devices, then the pf.dialog
- *   notifications `confirmed` and `terminated`; CPU µs per call (process.cpuUsage).
+ *   pf.invite with `fork: true` for a user with 2 devices (Kamailio keeps the dialogs
+ *   itself and sends the service nothing else per call); CPU µs per call (process.cpuUsage).
  *
  * Three rounds each.   npm run bench:service:dispatch
  */
@@ -35,11 +35,8 @@ for (const round of [1, 2, 3]) {
 const calls = Array.from({ length: 64 }, (_, i) => {
   const callId = `${i}-23424@127.0.0.1`;
   const contributionId = `7d06c0ffee${i}`;
-  const dialog = { v: 1, callId, fromTag: `f${i}`, toTag: `t${i}`, ruri: 'sip:bob@example.net', contributionId, contact: '<sip:bob@127.0.0.1:6000;transport=tcp>;+sip.instance="<urn:uuid:0000-0>"' };
   return [
     { jsonrpc: '2.0', id: i, method: 'pf.invite', params: { fork: true, v: 1, src: 'udp:127.0.0.1:21746', msg: inviteText({ contributionId }).replace(/^Call-ID: .*$/m, `Call-ID: ${callId}`) } },
-    { jsonrpc: '2.0', method: 'pf.dialog', params: { ...dialog, event: 'confirmed' } },
-    { jsonrpc: '2.0', method: 'pf.dialog', params: { ...dialog, event: 'terminated' } },
   ].map((m) => Buffer.from(JSON.stringify(m)));
 });
 console.log(JSON.stringify((await d.dispatch(calls[0]![0]!))?.result).slice(0, 120));
@@ -53,7 +50,7 @@ for (const round of [1, 2, 3]) {
     }
   }
   const c = process.cpuUsage(c0);
-  console.log(`proxy-mode call round ${round}: ${((c.user + c.system) / N).toFixed(1)} CPU µs per call (pf.invite fork + 2 pf.dialog)`);
+  console.log(`proxy-mode call round ${round}: ${((c.user + c.system) / N).toFixed(1)} CPU µs per call (pf.invite fork)`);
 }
 await app.stop();
 rmSync(dataDir, { recursive: true, force: true });

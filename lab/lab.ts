@@ -37,8 +37,6 @@ export interface ServiceOptions {
   name?: string;
   /** Extra node options before the script (e.g. `--trace-gc`, not allowed in NODE_OPTIONS). */
   nodeArgs?: readonly string[];
-  /** Kamailio evapi endpoints (`host:port`) to take dialog events from (config sessions.evapi). */
-  evapi?: readonly string[];
 }
 
 export class Service {
@@ -69,7 +67,6 @@ export class Service {
       logLevel: o.logLevel ?? 'info',
       // as lab.cfg's registrar modparams (default_expires, max_expires, min_expires)
       registrar: { defaultExpires: 3600, maxExpires: 7200, minExpires: 10 },
-      sessions: { evapi: o.evapi ?? [] },
       policy: o.policy ?? {},
     };
     const cfgFile = join(o.dir, `${name}.json`);
@@ -121,12 +118,6 @@ export class Service {
   async metrics(): Promise<string> {
     return (await fetch(`${this.url}/metrics`)).text();
   }
-
-  /** Wait until `n` Kamailio evapi endpoints are connected (dialog events flow). */
-  async waitEvapi(n = 1, timeoutMs = STARTUP_MS): Promise<void> {
-    const re = new RegExp(`^pf_evapi_connections ${String(n)}$`, 'm');
-    await until(async () => (re.test(await this.metrics()) ? true : undefined), timeoutMs, `evapi connections ${String(n)}`);
-  }
 }
 
 // ---------------------------------------------------------------- kamailio
@@ -156,8 +147,6 @@ export interface KamailioOptions {
   memManager?: 'qm' | 'fm' | 'tlsf';
   /** Wait for janssonrpcc to connect to the first server (default true). */
   waitRpc?: boolean;
-  /** Publish dialog events on this evapi port (PF_DIALOG_EVAPI) instead of pf.dialog notifications. */
-  evapiPort?: number;
   /** A command that runs Kamailio, e.g. `['valgrind', '--tool=callgrind']` (bench:proxy:instructions). */
   wrapper?: readonly string[];
 }
@@ -183,7 +172,6 @@ export class Kamailio {
     if (o.bare) defs.push('LAB_BARE');
     if (o.rpcTimeoutMs !== undefined) defs.push(`PF_RPC_TIMEOUT=${o.rpcTimeoutMs}`);
     if (o.children !== undefined) defs.push(`LAB_CHILDREN=${o.children}`);
-    if (o.evapiPort !== undefined) defs.push(`PF_DIALOG_EVAPI="127.0.0.1:${String(o.evapiPort)}"`);
     defs.push(...(o.defines ?? []));
     const args = ['-f', LAB_CFG, '-DD', '-E', '-m', String(o.memMb ?? 512), '-w', work, '-Y', work];
     // TLSF: Kamailio's default q_malloc made every PF call markedly dearer (docs/benchmarks.md)
@@ -300,13 +288,6 @@ export interface LabOptions {
   serviceLogLevel?: string;
   /** Extra Kamailio defines, e.g. `LAB_CORE_LOOKUP`. */
   defines?: readonly string[];
-  /**
-   * Where sessions are kept (pf.cfg): Kamailio's htable, sent with Session-Replaces
-   * INVITEs (default); pf.dialog notifications to the service (`rpc`); evapi.
-   */
-  dialogEvents?: 'htable' | 'rpc' | 'evapi';
-  /** Kamailio's evapi port (default: a free one). */
-  evapiPort?: number;
 }
 
 export class Lab {
@@ -317,14 +298,12 @@ export class Lab {
   ) {}
 
   static async start(o: LabOptions): Promise<Lab> {
-    const evapiPort = o.dialogEvents === 'evapi' ? (o.evapiPort ?? (await freePort())) : undefined;
     const service = await Service.start({
       dir: o.dir,
       rpcPort: o.rpcPort,
       httpPort: o.httpPort,
       policy: o.policy,
       logLevel: o.serviceLogLevel,
-      evapi: evapiPort === undefined ? [] : [`127.0.0.1:${String(evapiPort)}`],
     });
     let relay: Relay | null = null;
     let kamailio: Kamailio | null = null;
@@ -339,10 +318,8 @@ export class Lab {
         rpcTimeoutMs: o.rpcTimeoutMs,
         debug: o.kamailioDebug,
         children: o.children,
-        defines: [...(o.defines ?? []), ...(o.dialogEvents === 'rpc' ? ['PF_DIALOG_NOTIFY'] : [])],
-        evapiPort,
+        defines: o.defines,
       });
-      if (evapiPort !== undefined) await service.waitEvapi(1);
     } catch (err) {
       await Promise.all([service.stop(), relay?.stop(), kamailio?.stop()]);
       throw err;
@@ -359,7 +336,6 @@ export class Lab {
     const from = this.kamailio.outputLength;
     this.service = await this.service.restart();
     await this.kamailio.waitRpcConnected(this.service.rpcPort, from, timeoutMs);
-    if ((this.service.opts.evapi ?? []).length > 0) await this.service.waitEvapi(1, timeoutMs);
     return this.service;
   }
 

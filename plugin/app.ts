@@ -17,9 +17,6 @@ import { RpcServer } from './rpc/server.js';
 import { buildMethods } from './rpc/methods.js';
 import { LmdbDeviceStore, type DeviceStore } from './devices/store.js';
 import type { Device } from './devices/types.js';
-import { SessionTracker } from './sessions/tracker.js';
-import { EvapiDialogClient } from './sessions/evapi.js';
-import { parseEndpoint, type EvapiEndpoint } from './sessions/endpoint.js';
 import { XcapStore, type StoredDocument } from './xdm/store.js';
 import { XcapClient } from './xdm/client.js';
 import { EmbeddedXdmSource, RemoteXdmSource, type XdmSource } from './xdm/source.js';
@@ -30,9 +27,6 @@ export interface App {
   readonly rpc: RpcServer;
   readonly http: FastifyInstance;
   readonly devices: DeviceStore;
-  readonly sessions: SessionTracker;
-  /** Dialog events from Kamailio's evapi (config sessions.evapi). */
-  readonly evapi: EvapiDialogClient;
   readonly xcap: XcapStore;
   readonly xdm: XdmSource;
   /** Bound ports (differ from the config when it says 0). */
@@ -60,7 +54,6 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     db.openDB<StoredDocument | string, string>({ name: 'xcap' }),
     config.xdm.maxDocumentBytes,
   );
-  const sessions = new SessionTracker(config.sessions);
   const xdmOpts = {
     document: config.xdm.document,
     blacklistList: config.policy.blacklistListName,
@@ -81,7 +74,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
           xdmOpts,
         );
 
-  const methods = buildMethods({ config, devices, sessions, xdm, metrics, log: log.child({ component: 'rpc' }), now });
+  const methods = buildMethods({ config, devices, xdm, metrics, log: log.child({ component: 'rpc' }), now });
   const rpc = new RpcServer({
     methods,
     log: log.child({ component: 'rpc' }),
@@ -89,23 +82,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     maxFrameBytes: config.rpc.maxFrameBytes,
   });
 
-  // The same pf.dialog handler, fed by evapi frames (validated against its params schema).
-  const dialogHandler = methods['pf.dialog']?.handler;
-  if (!dialogHandler) throw new Error('pf.dialog method missing');
-  const evapi = new EvapiDialogClient({
-    endpoints: config.sessions.evapi.map((e) => parseEndpoint(e)).filter((e): e is EvapiEndpoint => e !== null),
-    maxFrameBytes: config.rpc.maxFrameBytes,
-    log: log.child({ component: 'evapi' }),
-    onEvent: (e) => {
-      dialogHandler(e);
-      metrics.evapiEvents.inc({ outcome: 'ok' });
-    },
-    onInvalid: (reason) => metrics.evapiEvents.inc({ outcome: reason }),
-  });
-
   metrics.gauge('pf_rpc_connections', 'Open JSON-RPC connections', () => rpc.connections);
-  metrics.gauge('pf_evapi_connections', 'Kamailio evapi endpoints connected (dialog events)', () => evapi.connected);
-  metrics.gauge('pf_sessions_tracked', 'Dialogs tracked for Session-Replaces', () => sessions.size);
 
   /** `bob`, `sip:bob@host`, `sip%3Abob%40host` -> served-user key. */
   const userKey = (raw: string): string | null =>
@@ -124,9 +101,6 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     },
   });
   await http.register(deviceRoutes, { devices, userKey, now });
-  await http.register(async (app) => {
-    app.get('/sessions', async () => ({ sessions: sessions.list() }));
-  });
   await http.register(xcapRoutes, { store: xcap, normaliseXui: userKey, now });
 
   let timer: NodeJS.Timeout | null = null;
@@ -136,8 +110,6 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     rpc,
     http,
     devices,
-    sessions,
-    evapi,
     xcap,
     xdm,
     rpcPort: config.rpcPort,
@@ -148,16 +120,12 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
       const addr = http.server.address();
       app.httpPort = typeof addr === 'object' && addr ? addr.port : config.httpPort;
       timer = setInterval(() => {
-        const t = now();
-        sessions.purge(t);
-        devices.purge(t).catch((err: unknown) => log.error({ err }, 'device purge failed'));
+        devices.purge(now()).catch((err: unknown) => log.error({ err }, 'device purge failed'));
       }, config.registrar.purgeIntervalMs);
       timer.unref();
-      evapi.start();
     },
     async stop() {
       if (timer) clearInterval(timer);
-      evapi.stop();
       await rpc.close();
       await http.close();
       await devices.close();

@@ -35,21 +35,6 @@ export const RegistrarConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
-export const SessionsConfigSchema = Type.Object(
-  {
-    /** At most this many tracked sessions; the oldest goes first. */
-    max: Type.Integer({ minimum: 1, default: 100_000 }),
-    /** A confirmed session not terminated within this time is dropped. */
-    staleMs: Type.Integer({ minimum: 1000, default: 24 * 3600 * 1000 }),
-    /**
-     * Kamailio evapi endpoints (`host:port`) publishing dialog events (pf.cfg with
-     * PF_DIALOG_EVAPI); empty: the events come as `pf.dialog` notifications instead.
-     */
-    evapi: Type.Array(Type.String({ minLength: 3, maxLength: 300 }), { maxItems: 32, default: [] }),
-  },
-  { additionalProperties: false, default: {} },
-);
-
 export const ConfigSchema = Type.Object(
   {
     /** Listen host for both servers; loopback by default. */
@@ -80,7 +65,6 @@ export const ConfigSchema = Type.Object(
     ),
     xdm: XdmConfigSchema,
     registrar: RegistrarConfigSchema,
-    sessions: SessionsConfigSchema,
     policy: PolicyConfigSchema,
   },
   { additionalProperties: false },

@@ -6,11 +6,8 @@
  */
 import type { Database } from 'lmdb';
 import type { Device } from './types.js';
-import { deviceKey } from '../sip/register.js';
+import { deviceKey } from './identity.js';
 import { DurableLmdbStore } from '../lmdb/durable.js';
-
-/** The key a device is stored under: its `+sip.instance` if any, else its Contact URI (RFC 5626 §4.2). */
-export const deviceKeyOf = deviceKey;
 
 /** One REGISTER's effect on a user's bindings (RFC 3261 §10.3). */
 export type DeviceChange =
@@ -122,13 +119,13 @@ export class LmdbDeviceStore extends DurableLmdbStore<Stored, string> implements
         void this.db.remove(change.aor);
         return { devices: 0, added: 0, refreshed: 0, removed: before.length };
       }
-      const next = new Map<string, Device>(before.map((d) => [deviceKeyOf(d), d]));
+      const next = new Map<string, Device>(before.map((d) => [deviceKey(d), d]));
       let added = 0;
       let refreshed = 0;
       let removed = 0;
       for (const key of change.remove) if (next.delete(key)) removed++;
       for (const d of change.upsert) {
-        const key = deviceKeyOf(d);
+        const key = deviceKey(d);
         const old = next.get(key);
         // RFC 3261 §10.3 step 7: same Call-ID and a CSeq not higher: stale, the binding stays.
         if (old && old.callId === d.callId && d.cseq <= old.cseq) continue;

@@ -1,6 +1,7 @@
 /** A served user's registered devices, as the device store holds them (docs/service.md "HTTP"). */
 import type { FastifyPluginAsync } from 'fastify';
-import { deviceKeyOf, type DeviceStore } from '../devices/store.js';
+import type { DeviceStore } from '../devices/store.js';
+import { deviceKey } from '../devices/identity.js';
 
 export interface DeviceRouteOptions {
   readonly devices: Pick<DeviceStore, 'list'>;
@@ -14,6 +15,6 @@ export const deviceRoutes: FastifyPluginAsync<DeviceRouteOptions> = async (app, 
     const aor = userKey(req.params.user);
     if (aor === null) return reply.code(404).send({ error: 'not a user' });
     const list = devices.list(aor, now());
-    return { aor, devices: list.map((d) => ({ key: deviceKeyOf(d), ...d })) };
+    return { aor, devices: list.map((d) => ({ key: deviceKey(d), ...d })) };
   });
 };

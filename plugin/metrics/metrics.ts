@@ -174,9 +174,6 @@ export class ServiceMetrics {
       0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
     ]),
   );
-  readonly evapiEvents = this.registry.register(
-    new Counter('pf_evapi_events_total', 'Dialog event frames from Kamailio evapi by outcome (ok, json, schema, framing)'),
-  );
   readonly registers = this.registry.register(
     new Counter('pf_register_total', 'pf.register requests by kind (register, refresh, deregister)'),
   );

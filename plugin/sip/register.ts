@@ -4,6 +4,7 @@
  * tags, so the plugin keeps them (RFC 3840 §9, RFC 5626 `+sip.instance`, RFC 5627 GRUU).
  */
 import type { Device, FeatureValue } from '../devices/types.js';
+import { deviceKey } from '../devices/identity.js';
 import type { SipMessage } from './message.js';
 import { parseNameAddr, parseUri, type ParamValue } from './uri.js';
 
@@ -49,14 +50,9 @@ export type RegisterUpdate =
       readonly aor: string;
       /** Contacts with expires > 0, to add or refresh. */
       readonly upsert: readonly Device[];
-      /** Contacts with expires 0, to remove: device keys (see `deviceKey`). */
+      /** Contacts with expires 0, to remove: device keys (`deviceKey`, plugin/devices/identity.ts). */
       readonly remove: readonly string[];
     };
-
-/** The key a device is stored under: its `+sip.instance` if any, else its Contact URI. */
-export function deviceKey(d: Pick<Device, 'instance' | 'contact'>): string {
-  return d.instance ?? d.contact;
-}
 
 /** Canonical served-user key for a To/Request-URI (config `identity`). Null when not a SIP URI with a user. */
 export function aorKey(uri: string, opts: Pick<RegisterOptions, 'identity' | 'domain'>): string | null {

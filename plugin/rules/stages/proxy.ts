@@ -16,7 +16,7 @@ import type { Device } from '../../devices/types.js';
 import type { ProxyDecision, Stage } from '../decision.js';
 import type { Policy } from '../policy.js';
 import type { ServiceEdit } from './service-identification.js';
-import { deviceKey } from '../../sip/register.js';
+import { deviceKey } from '../../devices/identity.js';
 import { TAG_ICSI, type SessionIcsi } from '../cpm.js';
 
 /** CR 8.3.2.1.1: the final statuses after which the INVITE goes to the ISF. */

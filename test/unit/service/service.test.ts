@@ -66,7 +66,7 @@ t.test('readiness follows the RPC listener', async (t) => {
   t.same(after.json().reasons, ['device store closed', 'xcap store closed', 'rpc not listening']);
 });
 
-t.test('pf.register -> devices listing -> pf.invite -> core.fork -> pf.dialog', async (t) => {
+t.test('pf.register -> devices listing -> pf.invite -> core.fork -> Session-Replaces with the session lines', async (t) => {
   const app = await started(t);
   const port = app.rpcPort;
 
@@ -106,60 +106,6 @@ t.test('pf.register -> devices listing -> pf.invite -> core.fork -> pf.dialog', 
   const noFork = await call(port, 'core.fork', { v: 1, msg: inviteText({ to: 'carol' }), src: 'udp:127.0.0.1:5070' });
   t.same(noFork?.result, { code: 480, reason: 'Temporarily Unavailable' });
 
-  // pf.dialog is a notification: no answer, the session is tracked
-  const dialog = {
-    v: 1,
-    event: 'confirmed',
-    callId: 'c1@127.0.0.1',
-    fromTag: 'a1',
-    toTag: 'b1',
-    ruri: 'sip:bob@example.net',
-    contributionId: 'abcdef-1234',
-    contact: '<sip:bob@127.0.0.1:6001;transport=tcp>',
-  };
-  t.equal(await call(port, 'pf.dialog', dialog, null), null);
-  const sessions = (await app.http.inject({ url: '/sessions' })).json() as { sessions: Array<{ device: string }> };
-  // the answering Contact had no +sip.instance: the device is found by its registered URI
-  t.same(
-    sessions.sessions.map((s) => s.device),
-    ['<urn:uuid:00000000-0000-0000-0000-000000000001>'],
-  );
-  t.same(app.sessions.devicesIn('sip:bob@example.net', 'abcdef-1234', clock), [
-    '<urn:uuid:00000000-0000-0000-0000-000000000001>',
-  ]);
-  // Session-Replaces: a group INVITE goes only to the device in the replaced session
-  const replaces = await call(port, 'pf.invite', {
-    v: 1,
-    msg: inviteText({ contributionId: 'group-1', extra: ['Session-Replaces: abcdef-1234'] }),
-    src: 'udp:127.0.0.1:5070',
-  });
-  t.match(replaces?.result, { action: 'proxy', stage: 'session-replaces' });
-  t.equal(await call(port, 'pf.dialog', { ...dialog, event: 'terminated', contact: '' }, null), null);
-  t.equal(app.sessions.size, 0);
-  // a device answering with its public GRUU as Contact is found by it
-  await call(port, 'pf.dialog', {
-    ...dialog,
-    toTag: 'b2',
-    contact: '<sip:bob@example.net;gr=urn:uuid:00000000-0000-0000-0000-000000000002>',
-  }, null);
-  t.same(app.sessions.devicesIn('sip:bob@example.net', 'abcdef-1234', clock), [
-    '<urn:uuid:00000000-0000-0000-0000-000000000002>',
-  ]);
-  t.ok(app.sessions.terminated({ callId: dialog.callId, fromTag: dialog.fromTag, toTag: 'b2' }));
-  // +sip.instance in the answering Contact names the device (even one not registered)
-  t.same((await call(port, 'pf.dialog', {
-    ...dialog,
-    toTag: 'b3',
-    contact: '<sip:127.0.0.1:26727>;+sip.instance="<urn:uuid:00000000-0000-0000-0000-0000000000ff>"',
-  }))?.result, { tracked: true });
-  t.same(app.sessions.devicesIn('sip:bob@example.net', 'abcdef-1234', clock), [
-    '<urn:uuid:00000000-0000-0000-0000-0000000000ff>',
-  ]);
-  // terminated with the dialog id only (no ruri, contributionId, contact)
-  const ended = { v: 1, event: 'terminated', callId: dialog.callId, fromTag: dialog.fromTag, toTag: 'b3' };
-  t.same((await call(port, 'pf.dialog', ended))?.result, { tracked: true });
-  t.same((await call(port, 'pf.dialog', ended))?.result, { tracked: false });
-
   // sessions kept by Kamailio (pf.cfg's htable) come with the INVITE: one dialog per line,
   // "<Call-ID>;<device tag> TAB <R-URI> TAB <Contact>"
   const line = (dialogId: string, ruri: string, contact: string): string => `${dialogId}\t${ruri}\t${contact}`;
@@ -192,6 +138,14 @@ t.test('pf.register -> devices listing -> pf.invite -> core.fork -> pf.dialog', 
   // no line for this user: normal selection (the tracker is not asked)
   t.match(await withSessions(line('c3;b3', 'sip:someone-else@example.net', `<sip:y@127.0.0.1:7001>;+sip.instance="${dev2}"`)), { action: 'proxy', stage: 'proxy' });
   t.match(await withSessions(''), { action: 'proxy', stage: 'proxy' });
+  // the answering Contact without +sip.instance: the registered device by its Contact URI,
+  // or by its public GRUU (RFC 5627 §5.1)
+  const byUri = await withSessions(line('c5;b5', 'sip:bob@example.net', '<sip:bob@127.0.0.1:6001;transport=tcp>'));
+  t.match(byUri, { action: 'proxy', stage: 'session-replaces' }, 'device found by its registered Contact URI');
+  t.match((byUri as { hdrs: string }).hdrs, `Reject-Contact: *;+sip.instance="${dev2}"`);
+  const byGruu = await withSessions(line('c6;b6', 'sip:bob@example.net', `<sip:bob@example.net;gr=urn:uuid:00000000-0000-0000-0000-000000000002>`));
+  t.match(byGruu, { action: 'proxy', stage: 'session-replaces' }, 'device found by its public GRUU');
+  t.match((byGruu as { hdrs: string }).hdrs, `Reject-Contact: *;+sip.instance="${dev1}"`);
 
   // de-register one device by expires=0, then every one by Contact: *
   const dereg = await call(port, 'pf.register', {
@@ -208,14 +162,13 @@ t.test('pf.register -> devices listing -> pf.invite -> core.fork -> pf.dialog', 
   t.same(all?.result, { aor: 'sip:bob@example.net', devices: 0 });
 
   const metrics = (await app.http.inject({ url: '/metrics' })).body;
-  // 3 + the 3 with Kamailio's session lines
-  t.match(metrics, /pf_rpc_requests_total\{method="pf.invite",outcome="ok"\} 6/);
+  // 2 + the 5 with Kamailio's session lines
+  t.match(metrics, /pf_rpc_requests_total\{method="pf.invite",outcome="ok"\} 7/);
   t.match(metrics, /pf_decisions_total\{action="proxy",stage="proxy"\} 3/);
   t.match(metrics, /pf_decisions_total\{action="reject",stage="no-suitable-device"\} 1/);
-  t.match(metrics, /pf_decision_duration_seconds_count\{method="pf.invite"\} 6/);
+  t.match(metrics, /pf_decision_duration_seconds_count\{method="pf.invite"\} 7/);
   t.match(metrics, /pf_register_total\{kind="register"\} 2/);
   t.match(metrics, /pf_register_total\{kind="deregister"\} 2/);
-  t.match(metrics, /\npf_sessions_tracked 0\n/);
   t.match(metrics, /\npf_rpc_connections \d+\n/);
 });
 
@@ -272,13 +225,15 @@ t.test('bad params on the wire', async (t) => {
       },
       'REGISTER_TOO_MANY_CONTACTS',
     ],
-    ['dialog event unknown', 'pf.dialog', { v: 1, event: 'early', callId: 'c', fromTag: 'a', toTag: 'b' }, /^\/event/],
+    ['sessions not a string', 'pf.invite', { v: 1, msg: inviteText(), src: 'x', sessions: 5 }, /^\/sessions/],
   ];
   for (const [name, m, params, data] of cases) {
     const res = await call(port, m, params);
     t.equal(res?.error?.code, -32602, name);
     t.match(res?.error?.data, data, `${name}: data`);
   }
+  // the dialog-event method went with the service-side session tracker (docs/deployment.md)
+  t.equal((await call(port, 'pf.dialog', { v: 1, event: 'confirmed', callId: 'c', fromTag: 'a', toTag: 'b' }))?.error?.code, -32601);
   t.equal((await call(port, 'pf.ping', {}))?.error, undefined);
   t.equal(app.devices.list('sip:bob@example.net', clock).length, 0, 'nothing stored from refused REGISTERs');
 });

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { parseSipMessage } from '../../../plugin/sip/message.js';
-import { aorKey, deviceKey, parseRegister, type RegisterOptions } from '../../../plugin/sip/register.js';
+import { aorKey, parseRegister, type RegisterOptions } from '../../../plugin/sip/register.js';
+import { deviceKey } from '../../../plugin/devices/identity.js';
 
 const NOW = 1_700_000_000_000;
 const OPTS: RegisterOptions = { defaultExpires: 3600, maxExpires: 7200, identity: 'uri', domain: 'example.net' };

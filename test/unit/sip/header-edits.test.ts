@@ -1,10 +1,10 @@
 /**
- * applyDecisionEdits (the INVITE as forwarded after a proxy decision) is built from the
+ * applyHeaderEdits (the INVITE as forwarded after a proxy decision) is built from the
  * parsed INVITE; it must equal printing the edited text and parsing it again
- * (reparseDecisionEdits), header by header and for what the RFC 3841 matcher reads.
+ * (reparseHeaderEdits), header by header and for what the RFC 3841 matcher reads.
  */
 import t from 'tap';
-import { applyDecisionEdits, reparseDecisionEdits } from '../../../plugin/rpc/methods.js';
+import { applyHeaderEdits, reparseHeaderEdits } from '../../../plugin/sip/edits.js';
 import { editedRequest, parseSipMessage, MAX_SIP_MESSAGE_BYTES, type SipRequest } from '../../../plugin/sip/message.js';
 import { selectForkTargets } from '../../../plugin/callerprefs/fork.js';
 import { callerPrefsOf, dispositionOf } from '../../../plugin/callerprefs/match.js';
@@ -112,11 +112,11 @@ t.test('the fast path equals the full re-parse on every INVITE x edit', async (t
     for (const [eName, e] of Object.entries(EDITS)) {
       const fast = editedRequest(msg, e.remove, e.hdrs);
       t.ok(fast, `${mName} / ${eName}: fast path taken`);
-      const slow = reparseDecisionEdits(msg, e.remove, e.hdrs);
+      const slow = reparseHeaderEdits(msg, e.remove, e.hdrs);
       t.same(view(fast!), view(slow), `${mName} / ${eName}`);
-      t.same(view(applyDecisionEdits(msg, e.remove, e.hdrs)), view(slow));
+      t.same(view(applyHeaderEdits(msg, e.remove, e.hdrs)), view(slow));
       const twice = editedRequest(fast!, ['Request-Disposition'], 'd: no-fork\r\n');
-      t.same(view(twice!), view(reparseDecisionEdits(slow, ['Request-Disposition'], 'd: no-fork\r\n')), `${mName} / ${eName}: edited again`);
+      t.same(view(twice!), view(reparseHeaderEdits(slow, ['Request-Disposition'], 'd: no-fork\r\n')), `${mName} / ${eName}: edited again`);
       t.same(selectForkTargets(fast!, DEVICES, NOW), selectForkTargets(slow, DEVICES, NOW), `${mName} / ${eName}: fork`);
     }
   }
@@ -133,15 +133,15 @@ t.test('edits the fast path does not take fall back to the re-parse, with its re
   };
   for (const [name, hdrs] of Object.entries(odd)) {
     t.equal(editedRequest(msg, [], hdrs), null, `${name}: no fast path`);
-    t.same(outcome(() => applyDecisionEdits(msg, [], hdrs)), outcome(() => reparseDecisionEdits(msg, [], hdrs)), name);
+    t.same(outcome(() => applyHeaderEdits(msg, [], hdrs)), outcome(() => reparseHeaderEdits(msg, [], hdrs)), name);
   }
-  // A line that is no header field: the re-parse (and so applyDecisionEdits) throws the same.
+  // A line that is no header field: the re-parse (and so applyHeaderEdits) throws the same.
   t.equal(editedRequest(msg, [], 'no colon here\r\n'), null);
-  t.throws(() => applyDecisionEdits(msg, [], 'no colon here\r\n'), { name: 'SipParseError', code: 'SIP_BAD_HEADER' });
+  t.throws(() => applyHeaderEdits(msg, [], 'no colon here\r\n'), { name: 'SipParseError', code: 'SIP_BAD_HEADER' });
   // Near the size limit the re-parse decides (it may refuse the edited text as too large).
   const big = invite([], { body: 'x'.repeat(MAX_SIP_MESSAGE_BYTES - 600) });
   t.equal(editedRequest(big, [], DISP), null);
-  t.throws(() => applyDecisionEdits(big, [], `X-Pad: ${'y'.repeat(1000)}\r\n`), { code: 'SIP_TOO_LARGE' });
+  t.throws(() => applyHeaderEdits(big, [], `X-Pad: ${'y'.repeat(1000)}\r\n`), { code: 'SIP_TOO_LARGE' });
 });
 
 t.test('a header field named like an Object property is an ordinary header', async (t) => {
