@@ -33,6 +33,10 @@ export function parseConfig(raw: unknown): Config {
   if (cfg.registrar.defaultExpires > cfg.registrar.maxExpires) {
     throw new ConfigError('config: /registrar/defaultExpires must not exceed /registrar/maxExpires');
   }
+  // CR 8.3.2.1 step 8: B2BUA mode is not built yet; refuse it rather than run as a proxy.
+  if (cfg.policy.mode === 'b2bua') {
+    throw new ConfigError('config: /policy/mode b2bua is not implemented yet (only proxy is)');
+  }
   return { ...cfg, policy: resolvePolicy(cfg.policy) };
 }
 

@@ -65,8 +65,9 @@ export interface InviteInput {
  * Pure: no I/O, no clock (`now` is an input), no logger. Never throws for any message
  * content; bad input ends in a reject decision.
  *
- * B2BUA mode (step 8) is not decided here: for `mode: 'b2bua'` this returns the same
- * decision as proxy mode; the B2BUA uses `suitableDevices` for its own fan-out.
+ * B2BUA mode (step 8) is not decided here, and not built yet: the config refuses
+ * `mode: 'b2bua'` (plugin/config/load.ts). The B2BUA will use `suitableDevices` for its
+ * own fan-out.
  */
 export function decideInvite(input: InviteInput): Decision {
   const { msg, policy, pfHost, now } = input;

@@ -16,7 +16,7 @@ export const MediaRuleSchema = Type.Object(
 
 export const PolicySchema = Type.Object(
   {
-    /** PF mode: proxy (CR 8.3.2.1 step 9) or B2BUA (step 8). */
+    /** PF mode: proxy (CR 8.3.2.1 step 9) or B2BUA (step 8; refused by the config until built). */
     mode: Type.Union([Type.Literal('proxy'), Type.Literal('b2bua')]),
     /** CR step 1: release versions accepted in User-Agent, e.g. `OMA2.2`. Empty: no check. */
     supportedVersions: Type.Array(Type.String({ pattern: '^OMA[0-9]+\\.[0-9]+$' })),

@@ -23,7 +23,7 @@ t.test('file, then environment over it', async (t) => {
   const file = join(dir, 'pf.json');
   writeFileSync(
     file,
-    JSON.stringify({ rpcPort: 1000, pfHost: 'pf.lab', policy: { mode: 'b2bua', allowAnonymity: false } }),
+    JSON.stringify({ rpcPort: 1000, pfHost: 'pf.lab', policy: { foreignService: 'allow', allowAnonymity: false } }),
   );
   const c = loadConfig({
     file,
@@ -34,7 +34,8 @@ t.test('file, then environment over it', async (t) => {
   t.equal(c.pfHost, 'pf.lab');
   t.equal(c.dataDir, dir);
   t.equal(c.xdm.url, 'http://127.0.0.1:1/xcap-root');
-  t.equal(c.policy.mode, 'b2bua');
+  t.equal(c.policy.foreignService, 'allow');
+  t.equal(c.policy.mode, 'proxy');
   t.equal(c.policy.allowAnonymity, false);
   t.equal(c.policy.noSuitableDevice, defaultPolicy.noSuitableDevice);
   // PF_CONFIG names the file when no explicit one is given
@@ -43,6 +44,7 @@ t.test('file, then environment over it', async (t) => {
 
 const bad: ReadonlyArray<readonly [string, unknown, RegExp]> = [
   ['policy mode', { policy: { mode: 'relay' } }, /^config: \/policy\/mode must be one of proxy\|b2bua$/],
+  ['policy mode b2bua, not built yet', { policy: { mode: 'b2bua' } }, /^config: \/policy\/mode b2bua is not implemented yet/],
   ['identity', { identity: 'host' }, /^config: \/identity must be one of user\|uri$/],
   ['port type', { rpcPort: '9090' }, /^config: \/rpcPort expected integer/],
   ['port range', { httpPort: 70000 }, /^config: \/httpPort .*65535/],
@@ -67,6 +69,7 @@ for (const [name, raw, re] of bad) {
 t.test('bad environment values and files', async (t) => {
   t.throws(() => loadConfig({ env: { PF_RPC_PORT: 'abc' } }), /PF_RPC_PORT=abc must be an integer/);
   t.throws(() => loadConfig({ env: { PF_POLICY_MODE: 'x' } }), /\/policy\/mode must be one of/);
+  t.throws(() => loadConfig({ env: { PF_POLICY_MODE: 'b2bua' } }), /^config: \/policy\/mode b2bua is not implemented yet/);
   const dir = tempDir(t);
   t.throws(() => loadConfig({ file: join(dir, 'missing.json'), env: {} }), /cannot read/);
   const broken = join(dir, 'broken.json');
