@@ -4,8 +4,7 @@
  * SIP/IP core), working dir run/lab/. Seeds the demo users' XDM documents, prints a
  * summary, and stops everything on Ctrl-C / SIGTERM (process groups; checked after).
  *
- * Ports (env): LAB_SIP_PORT 5060, PF_HTTP_PORT 8080, PF_RPC_PORT 9090, MSRP_PORT 2855,
- * B2BUA_PORT 5070 (passed on to the service).
+ * Ports (env): LAB_SIP_PORT 5060, PF_HTTP_PORT 8080, PF_RPC_PORT 9090, MSRP_PORT 2855.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,9 +27,7 @@ const ports = {
   http: env('PF_HTTP_PORT', 8080),
   rpc: env('PF_RPC_PORT', 9090),
   msrp: env('MSRP_PORT', 2855),
-  b2bua: env('B2BUA_PORT', 5070),
 };
-process.env.B2BUA_PORT = String(ports.b2bua);
 
 const dir = join(ROOT, 'run', 'lab');
 // Fresh each time: Kamailio's usrloc is in memory, so the service's devices start

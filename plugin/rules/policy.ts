@@ -40,10 +40,6 @@ export const PolicySchema = Type.Object(
     interworkingOnFailure: Type.Boolean(),
     /** CR step 7 iii: a non-CPM service value in P-Preferred/Asserted-Service. */
     foreignService: Type.Union([Type.Literal('reject'), Type.Literal('allow')]),
-    /** CR 8.3.2.1.1 A, B or C (B2BUA mode). */
-    multiDevice: Type.Union([Type.Literal('A'), Type.Literal('B'), Type.Literal('C')]),
-    /** CR 8.3.2.1.4 3.C / 4.B: direct delivery of originated chat messages (B2BUA mode). */
-    directDelivery: Type.Boolean(),
     /** CR step 3: the list name in the user's resource-lists document. */
     blacklistListName: Type.String({ minLength: 1 }),
   },
@@ -65,7 +61,5 @@ export const defaultPolicy: Policy = {
   isfUri: 'sip:isf@127.0.0.1:5090',
   interworkingOnFailure: false,
   foreignService: 'reject',
-  multiDevice: 'A',
-  directDelivery: false,
   blacklistListName: 'oma_blockedcontacts',
 };
