@@ -1,5 +1,6 @@
 /**
- * Entry point: `npx tsx plugin/main.ts [--config <file.json>]` (docs/service.md).
+ * Entry point of the decision service: `npx tsx plugin/main.ts [--config <file.json>]`
+ * (docs/service.md).
  * Prints `{"msg":"service ready","rpcPort":..,"httpPort":..}` once both servers listen.
  */
 import { pino } from 'pino';

@@ -89,14 +89,14 @@ for (const [auid, user, xml, type] of seed) {
 }
 
 const relayLine = l.relay
-  ? `MSRP relay     msrp://127.0.0.1:${l.relay.port}  (control ${l.relay.controlPort})`
-  : `MSRP relay     not started (${Relay.available() ? 'failed' : 'media/main.ts absent'})`;
+  ? `MSRP relay        msrp://127.0.0.1:${l.relay.port}  (control ${l.relay.controlPort})`
+  : `MSRP relay        not started (${Relay.available() ? 'failed' : 'media/main.ts absent'})`;
 console.log(`
 CPM PF lab is up (run dir run/lab/, logs: run/lab/*.log)
 
-  Kamailio       sip:127.0.0.1:${l.sipPort} (UDP and TCP), config kamailio-cfg/lab.cfg
-  PF service     JSON-RPC 127.0.0.1:${l.service.rpcPort}, HTTP http://127.0.0.1:${l.service.httpPort}
-  XCAP root      http://127.0.0.1:${l.service.httpPort}/xcap-root
+  Kamailio          sip:127.0.0.1:${l.sipPort} (UDP and TCP), config kamailio-cfg/lab.cfg
+  decision service  JSON-RPC 127.0.0.1:${l.service.rpcPort}, HTTP http://127.0.0.1:${l.service.httpPort}
+  XCAP root         http://127.0.0.1:${l.service.httpPort}/xcap-root
   ${relayLine}
 
   Users (any host part is local, e.g. sip:bob@example.net):
