@@ -9,6 +9,7 @@ import type { RelayContext } from './context.js';
 import type { Backpressure } from './flow.js';
 import type { Forwarder } from './forwarding.js';
 import { moveLeg, peerUri, type Leg } from './leg.js';
+import { forgetSenders } from './reports.js';
 import { forgetInbound, legsOf, moveSession, type Session } from './session.js';
 
 /** Connections parked per session before their answer. */
@@ -101,5 +102,14 @@ export class Binder {
     const sibling = legsOf(s).some(l => l !== leg && l.conn === conn);
     if (conn && !others && !sibling) conn.close();
     if (wasOpen) this.ctx.emit({ event: 'leg-closed', 'call-id': s.callId, leg: leg.tag, reason });
+  }
+
+  /** A deleted session: every leg closed, its state and parked connections released. */
+  endSession(s: Session, reason: string): void {
+    for (const leg of [...s.devices.values(), s.originator]) this.closeLeg(s, leg, reason);
+    s.inbound.clear();
+    forgetSenders(s);
+    for (const e of s.early.values()) e.conn.close();
+    s.early.clear();
   }
 }

@@ -14,6 +14,9 @@ import type { MsrpConnectionLike, MsrpUri } from '../msrp/index.js';
 import type { Injection } from '../cpim/direction.js';
 import type { LegInfo } from './types.js';
 
+/** The originating leg's tag (docs/media-control.md, "Key"). */
+export const ORIGINATOR = 'originator';
+
 export type LegState = 'waiting' | 'connected' | 'closed';
 
 export const LEG_NEXT: Readonly<Record<LegState, readonly LegState[]>> = {

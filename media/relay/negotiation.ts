@@ -3,9 +3,11 @@
 // warnings, and the relay's SDP in the offer reply.
 
 import { parseMsrpUri, type MsrpUri } from '../msrp/index.js';
+import { cpimAddress } from '../cpim/head.js';
+import { ORIGINATOR, newLeg } from './leg.js';
 import { readMsrpMedia, relaySdp, type RelayEndpoint } from './sdp.js';
-import type { Session } from './session.js';
-import type { ControlErrorCode, Failure, OfferReply } from './types.js';
+import { newSession, type Session } from './session.js';
+import type { ControlErrorCode, Failure, OfferParams, OfferReply } from './types.js';
 
 export function fail(code: ControlErrorCode, reason: string): Failure {
   return { result: 'error', 'error-code': code, 'error-reason': reason };
@@ -57,6 +59,28 @@ export function readOffer(sdp: string, tlsConfigured: boolean): PeerMedia | Fail
 /** A device's answer: its protocol (that of the offer it answers) picks its transport. */
 export function readAnswer(sdp: string, tlsConfigured: boolean): PeerMedia | Failure {
   return readPeer(sdp, tlsConfigured, 'answer');
+}
+
+/** A new session from a valid offer, with the relay URIs picked for it. */
+export function sessionFromOffer(
+  p: OfferParams, media: PeerMedia,
+  u: { origId: string; devId: string; origUri: string; devUri: string; devTlsUri: string | undefined },
+): Session {
+  return newSession({
+    callId: p['call-id'],
+    policy: p.policy ?? 'C',
+    directDelivery: p['direct-delivery'] === true,
+    record: p.record === true,
+    ...(isNonEmpty(p['served-user']) ? { servedUser: cpimAddress(p['served-user'])! } : {}),
+    ...(isNonEmpty(p['conversation-id']) ? { conversationId: p['conversation-id'] } : {}),
+    ...(isNonEmpty(p['contribution-id']) ? { contributionId: p['contribution-id'] } : {}),
+    origId: u.origId,
+    devId: u.devId,
+    origUri: u.origUri,
+    devUri: u.devUri,
+    ...(u.devTlsUri !== undefined ? { devTlsUri: u.devTlsUri } : {}),
+    originator: newLeg(ORIGINATOR, 'originator', media.path, media.pathText, u.origUri, media.tls),
+  });
 }
 
 /** Warnings about the session's switches (docs/media-control.md, "offer"). */

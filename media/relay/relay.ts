@@ -14,26 +14,22 @@ import { EventEmitter } from 'node:events';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import { MsrpEndpoint, msrpUriEquals } from '../msrp/index.js';
-import { cpimAddress } from '../cpim/head.js';
 import { Binder } from './binding.js';
 import { limitsOf, type RelayContext, type RelayOptions } from './context.js';
 import { Backpressure } from './flow.js';
 import { Forwarder } from './forwarding.js';
 import { HistoryRecorder } from './history-recorder.js';
 import { Ingress } from './ingress.js';
-import { legInfo, newLeg, peerUri } from './leg.js';
+import { ORIGINATOR, legInfo, newLeg, peerUri } from './leg.js';
 import { admitDevice } from './multi-device.js';
-import { fail, isNonEmpty, offerReply, readAnswer, readOffer, sessionWarnings } from './negotiation.js';
-import { forgetSenders } from './reports.js';
+import { fail, isNonEmpty, offerReply, readAnswer, readOffer, sessionFromOffer, sessionWarnings } from './negotiation.js';
 import type { RelayEndpoint } from './sdp.js';
-import { devicesChanged, legsOf, moveSession, newSession, type Session } from './session.js';
+import { devicesChanged, legsOf, moveSession, type Session } from './session.js';
 import type {
   AnswerParams, AnswerReply, DropParams, KeyParams, OfferParams, OfferReply, QueryReply, RelayEvent, SimpleReply,
 } from './types.js';
 
 export type { RelayOptions } from './context.js';
-
-const ORIGINATOR = 'originator';
 
 function freshId(): string {
   return randomBytes(12).toString('base64url');
@@ -122,23 +118,11 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     if ('result' in media) return media;
     const origId = freshId();
     const devId = freshId();
-    const origUri = media.tls ? this.tlsEndpoint!.uriFor(origId) : this.endpoint.uriFor(origId);
-    const devTlsUri = this.tlsEndpoint?.uriFor(devId);
-    const s = newSession({
-      callId: p['call-id'],
-      policy: p.policy ?? 'C',
-      directDelivery: p['direct-delivery'] === true,
-      record: p.record === true,
-      ...(isNonEmpty(p['served-user']) ? { servedUser: cpimAddress(p['served-user'])! } : {}),
-      ...(isNonEmpty(p['conversation-id']) ? { conversationId: p['conversation-id'] } : {}),
-      ...(isNonEmpty(p['contribution-id']) ? { contributionId: p['contribution-id'] } : {}),
-      origId,
-      devId,
-      origUri,
-      devUri: this.endpoint.uriFor(devId),
-      ...(devTlsUri !== undefined ? { devTlsUri } : {}),
-      originator: newLeg(ORIGINATOR, 'originator', media.path, media.pathText, origUri, media.tls),
-    });
+    const uris = {
+      origId, devId, origUri: media.tls ? this.tlsEndpoint!.uriFor(origId) : this.endpoint.uriFor(origId),
+      devUri: this.endpoint.uriFor(devId), devTlsUri: this.tlsEndpoint?.uriFor(devId),
+    };
+    const s = sessionFromOffer(p, media, uris);
     this.sessions.set(s.callId, s);
     // Both session-ids on both listeners; a leg's frames are taken on its own transport only.
     this.endpoint.addSession(origId, this.ingress.sinkFor(s, 'orig', false));
@@ -204,10 +188,10 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     };
   }
 
+  /** The relay's side of a leg, for its SDP. */
   private own(uri: string, tls: boolean): RelayEndpoint {
-    return tls
-      ? { host: this.host, port: this.tlsPort, uri, tls: true, ...(this.fingerprint ? { fingerprint: this.fingerprint } : {}) }
-      : { host: this.host, port: this.port, uri, tls: false };
+    const fingerprint = tls && this.fingerprint ? { fingerprint: this.fingerprint } : {};
+    return { host: this.host, port: tls ? this.tlsPort : this.port, uri, tls, ...fingerprint };
   }
 
   private deleteSession(s: Session, reason: string): void {
@@ -217,10 +201,6 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       ep?.removeSession(s.origId);
       ep?.removeSession(s.devId);
     }
-    for (const leg of [...s.devices.values(), s.originator]) this.binder.closeLeg(s, leg, reason);
-    s.inbound.clear();
-    forgetSenders(s);
-    for (const e of s.early.values()) e.conn.close();
-    s.early.clear();
+    this.binder.endSession(s, reason);
   }
 }
