@@ -1,14 +1,17 @@
 /**
  * On real Kamailio: the PF in proxy mode (CR 8.3.2.1 steps 1-7 and 9) with
  * several registered devices per user and XDM documents put through XCAP. The caller
- * and the devices are sipp; the decisions come from the real service.
+ * and the devices are sipp; the decisions come from the real service. Who is in which
+ * session (Session-Replaces) is kept by pf.cfg in Kamailio's htables: a 2xx adds the
+ * dialog, a BYE of either side or the expiry of its item takes it out.
  */
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { Lab, runDir } from '../../lab/lab.js';
 import { call, inviteExpecting, inviteAnyFinal, Device, newInstance, replacingGroupInvite } from '../../lab/calls.js';
 import { headerValues, requestsIn } from '../../lab/sipp.js';
-import { ICSI_SESSION, ICSI_GROUP, MMTEL_DEVICE_PARAMS } from '../../lab/sip.js';
+import { ICSI_SESSION, ICSI_GROUP, MMTEL_DEVICE_PARAMS, register } from '../../lab/sip.js';
 import { blacklistDoc, policyDoc, RESOURCE_LISTS, AUTH_POLICY } from '../../lab/xdm.js';
 import { until } from '../../lab/proc.js';
 
@@ -142,7 +145,7 @@ t.test('Session-Replaces reaches only the replaced session\'s device', async (t)
   const acks0 = requestsIn(A.messages(), 'ACK').length;
   // a 1-1 session with A, held open while the group INVITE arrives
   const first = call({ dir, sipPort: sip, to: 'bob', contributionId: cid }, 4000);
-  // A's 200 passed Kamailio (dialog:start kept the session) once A has the ACK
+  // A's 200 passed Kamailio (PF_REPLY_APPLY kept the session) once A has the ACK
   await until(async () => (requestsIn(A.messages(), 'ACK').length > acks0 ? true : undefined), 10_000, 'the 1-1 session is up');
   const b1 = B.invites().length;
   t.equal(b1 - b0, 1, 'B was alerted for the 1-1 session');
@@ -154,11 +157,107 @@ t.test('Session-Replaces reaches only the replaced session\'s device', async (t)
   t.ok(groupInvite, 'A got the group INVITE');
   t.same(headerValues(groupInvite ?? '', 'P-Asserted-Service'), [ICSI_GROUP]);
   t.equal((await first).code, 0, 'the 1-1 session ended normally');
-  // its BYE ended the dialog (dialog:end): the session is no longer known, so a
+  // the caller's BYE ended the dialog: the session is no longer known, so a
   // Session-Replaces for it falls back to normal selection and B is alerted again
   const again = await group();
   t.equal(again.code, 0, `group session answered ${again.errors}`);
   t.equal(B.invites().length, b1 + 1, 'the ended session is no longer used: B alerted too');
+});
+
+t.test("Session-Replaces: the device's own BYE ends its dialog (a Contribution-ID with a colon)", async (t) => {
+  // X answers and hangs up itself after 3 s; Y only rings
+  const X = await device('nick', { kind: 'answer-bye', holdMs: 3000 });
+  const Y = await device('nick', { kind: 'ring' });
+  // the pfdlg item's length prefix must not split at the colon
+  const cid = `${randomUUID()}:x`;
+  const acks0 = requestsIn(X.messages(), 'ACK').length;
+  const first = call({ dir, sipPort: sip, to: 'nick', contributionId: cid }, 0, true);
+  await until(async () => (requestsIn(X.messages(), 'ACK').length > acks0 ? true : undefined), 10_000, 'the 1-1 session is up');
+  const y1 = Y.invites().length;
+  // the group call is answered by X, which hangs up after 3 s as well
+  const group = (): ReturnType<typeof call> => call(replacingGroupInvite({ dir, sipPort: sip, to: 'nick', contributionId: cid }), 0, true);
+  const g = await group();
+  t.equal(g.code, 0, `group session answered ${g.errors}`);
+  t.equal(Y.invites().length, y1, 'while the session is up: only its device is alerted');
+  const r = await first;
+  t.equal(r.code, 0, `the 1-1 session ended with the device's BYE ${r.errors}`);
+  const again = await group();
+  t.equal(again.code, 0, `group session answered ${again.errors}`);
+  t.equal(Y.invites().length, y1 + 1, 'after the device\'s BYE the session is unknown: Y alerted too');
+});
+
+t.test("a caller's Request-Disposition gives way to the PF's (two header names removed)", async (t) => {
+  const a0 = A.invites().length;
+  const r = await call({ dir, sipPort: sip, to: 'bob', headers: { 'Request-Disposition': 'no-fork' } });
+  t.equal(r.code, 0, `call completed ${r.errors}`);
+  const inv = A.invites()[a0] ?? '';
+  t.same(headerValues(inv, 'Request-Disposition'), ['fork, parallel'], "only the PF's Request-Disposition");
+  t.same(headerValues(inv, 'P-Preferred-Service'), [], 'P-Preferred-Service removed');
+  t.same(headerValues(inv, 'P-Asserted-Service'), [ICSI_SESSION]);
+});
+
+t.test('a proxy decision the text form cannot carry comes as JSON and is applied the same', async (t) => {
+  const L = await device('lena', { kind: 'answer' });
+  // an MMTEL device whose +sip.instance holds a "|": its Reject-Contact cannot go in
+  // the '|'-separated text form (plugin/rpc/decision-text.ts), so the decision is a JSON object
+  const odd = '<urn:uuid:pipe|00000000-0000-4000-8000-000000000001>';
+  const reg = await register(sip, { user: 'lena', contactPort: 31999, instance: odd.slice(1, -1), params: MMTEL_DEVICE_PARAMS });
+  t.equal(reg.status, 200, 'odd device registered');
+  const r = await call({ dir, sipPort: sip, to: 'lena' });
+  t.equal(r.code, 0, `call completed ${r.errors}`);
+  const inv = L.invites()[0] ?? '';
+  t.same(headerValues(inv, 'P-Asserted-Service'), [ICSI_SESSION], 'P-Asserted-Service');
+  t.same(headerValues(inv, 'P-Preferred-Service'), [], 'P-Preferred-Service removed');
+  t.same(headerValues(inv, 'Reject-Contact'), [`*;+sip.instance="${odd}"`], 'the odd device rejected');
+  t.equal(headerValues(inv, 'Record-Route').length, 1, 'record-routed');
+});
+
+t.test("a non-CPM INVITE passes untouched: the core forks on the caller's own Request-Disposition", async (t) => {
+  const P = await device('pat', { kind: 'answer' });
+  const notCpm = { 'P-Preferred-Service': null, 'Accept-Contact': null, 'Request-Disposition': 'sequential' };
+  // serial routing: lab.cfg reads "routing" with jansson (its slow path)
+  const r = await call({ dir, sipPort: sip, to: 'pat', headers: notCpm });
+  t.equal(r.code, 0, `call completed ${r.errors}`);
+  const inv = P.invites()[0] ?? '';
+  t.same(headerValues(inv, 'P-Asserted-Service'), [], 'no PF treatment');
+  t.same(headerValues(inv, 'Request-Disposition'), ['sequential'], "the caller's Request-Disposition kept");
+  // nobody registered: the fork in the pf.invite answer is {"code":480,...} (lab.cfg's slow path)
+  const none = await inviteExpecting({ dir, sipPort: sip, to: 'nobody', headers: notCpm }, 480);
+  t.equal(none.code, 0, `480 from the core ${none.errors}`);
+  t.notMatch(none.final?.header('warning') ?? '', /PF unavailable/, 'decided, not the fail-safe');
+});
+
+t.test('sessions kept in Kamailio: an expired pfdlg item takes its dialog out of the session', async (t) => {
+  // a lab of its own: dialogs expire after 3 s (htable timer 1 s)
+  const d = join(dir, 'expiry');
+  const lab2 = await Lab.start({ dir: d, defines: ['PF_DIALOG_HTABLE="pfdlg=>size=8;autoexpire=3;"', 'LAB_HTABLE_TIMER=1'] });
+  const J = await Device.start({ dir: d, sipPort: lab2.sipPort, user: 'jay', instance: newInstance(), behaviour: { kind: 'answer' } });
+  const K = await Device.start({ dir: d, sipPort: lab2.sipPort, user: 'jay', instance: newInstance(), behaviour: { kind: 'ring' } });
+  t.teardown(async () => {
+    await Promise.all([J.stop(), K.stop()]);
+    await lab2.stop();
+  });
+  // a Contribution-ID with a colon: the pfdlg item's length prefix must not split at it
+  const cid = `${randomUUID()}:x`;
+  const acks0 = requestsIn(J.messages(), 'ACK').length;
+  let done = false;
+  const up = call({ dir: d, sipPort: lab2.sipPort, to: 'jay', contributionId: cid }, 12_000).finally(() => {
+    done = true;
+  });
+  await until(async () => (requestsIn(J.messages(), 'ACK').length > acks0 ? true : undefined), 10_000, 'the 1-1 session is up');
+  const group = (): ReturnType<typeof call> => call(replacingGroupInvite({ dir: d, sipPort: lab2.sipPort, to: 'jay', contributionId: cid }));
+  const k0 = K.invites().length;
+  const g = await group();
+  t.equal(g.code, 0, `group session answered ${g.errors}`);
+  t.equal(K.invites().length, k0, 'while kept: only the session\'s device is alerted');
+  // the item expires (autoexpire 3 s, htable timer 1 s) while the call is still up
+  await until(async () => (/PF: dialog \S+ ended without BYE/.test(lab2.kamailio.proc.output) ? true : undefined), 10_000, 'pfdlg item expired');
+  const again = await group();
+  t.equal(again.code, 0, `group session answered ${again.errors}`);
+  t.notOk(done, 'the 1-1 call is still up (no BYE yet)');
+  t.equal(K.invites().length, k0 + 1, 'after expiry the session is unknown: normal selection, K alerted too');
+  const r = await up;
+  t.equal(r.code, 0, `the call itself is unaffected ${r.errors}`);
 });
 
 t.test('all devices fail: the best error reaches the caller', async (t) => {
