@@ -11,7 +11,7 @@ import { freePort } from './proc.js';
 import { chatSdpLines, sipMessage } from './sip-fixtures.js';
 
 /** The chat offer as sipp's BODY (LF line ends, sipp sends CRLF). */
-export const MSRP_SDP = chatSdpLines().join('\n');
+const MSRP_SDP = chatSdpLines().join('\n');
 
 export interface InviteOptions {
   dir: string;
@@ -28,7 +28,7 @@ export interface InviteOptions {
   timeoutMs?: number;
 }
 
-export function cpmHeaders(o: { from?: string; contributionId?: string }): Record<string, string> {
+function cpmHeaders(o: { from?: string; contributionId?: string }): Record<string, string> {
   const from = o.from ?? 'alice';
   return {
     'P-Asserted-Identity': `<sip:${from}@example.net>`,

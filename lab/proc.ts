@@ -12,7 +12,7 @@ import dgram from 'node:dgram';
 const live = new Set<number>();
 
 /** SIGKILL every process group still running (sync: usable in an 'exit' handler). */
-export function killAllSync(): void {
+function killAllSync(): void {
   for (const pid of live) killGroup(pid, 'SIGKILL');
   live.clear();
 }
@@ -201,24 +201,6 @@ export function udpFree(port: number): Promise<boolean> {
   });
 }
 const reserved = new Set<number>();
-
-/** Resolve once a TCP connect to host:port succeeds (bounded). */
-export async function waitTcp(port: number, timeoutMs: number, host = '127.0.0.1'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ port, host });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`timeout waiting for tcp ${host}:${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Poll `probe` until it returns a value (not undefined), bounded by `timeoutMs`. */
 export async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string, everyMs = 100): Promise<T> {

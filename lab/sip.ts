@@ -96,7 +96,7 @@ export interface RegisterOptions {
   fromPort?: number;
 }
 
-export function buildRegister(o: RegisterOptions, localPort: number): string {
+function buildRegister(o: RegisterOptions, localPort: number): string {
   const domain = o.domain ?? 'example.net';
   const aor = `sip:${o.user}@${domain}`;
   const inst = o.instance ? `;+sip.instance="<${o.instance}>"` : '';

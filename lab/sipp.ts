@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Proc, freePort, findBinary, udpFree } from './proc.js';
 import { parseResponse, type SipResponse } from './sip.js';
 
-export const SIPP_DIR = join(dirname(fileURLToPath(import.meta.url)), 'sipp');
+const SIPP_DIR = join(dirname(fileURLToPath(import.meta.url)), 'sipp');
 
 export interface SippOptions {
   /** Scenario file name in lab/sipp/. */
@@ -160,7 +160,7 @@ export class SippAgent {
 }
 
 /** Split a -trace_msg log into the SIP messages it holds. */
-export function tracedMessages(log: string): string[] {
+function tracedMessages(log: string): string[] {
   const out: string[] = [];
   // entries look like: "----...\n<date> UDP message sent (n bytes):\n\n<SIP message>\n"
   for (const part of log.split(/^-{20,}.*$/m)) {

@@ -104,7 +104,7 @@ function atomEquals(want: FeatureAtom, have: FeatureAtom): boolean {
 }
 
 /** One term against the values a contact has for that tag (RFC 2533 §3 semantics per collection). */
-export function termSatisfied(term: FeatureTerm, have: readonly FeatureAtom[]): boolean {
+function termSatisfied(term: FeatureTerm, have: readonly FeatureAtom[]): boolean {
   for (const w of term.values) {
     for (const h of have) {
       if (atomEquals(w.atom, h) !== w.negated) return true;
@@ -120,7 +120,7 @@ export interface PredicateResult {
   readonly coverage: number;
 }
 
-export function evaluatePredicate(p: FeaturePredicate, set: FeatureSet): PredicateResult {
+function evaluatePredicate(p: FeaturePredicate, set: FeatureSet): PredicateResult {
   if (p.terms.length === 0) return { matched: true, coverage: 1 };
   let present = 0;
   for (const term of p.terms) {

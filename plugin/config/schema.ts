@@ -6,7 +6,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { PolicyConfigSchema } from './policy.js';
 import type { Policy } from '../rules/policy.js';
 
-export const XdmConfigSchema = Type.Object(
+const XdmConfigSchema = Type.Object(
   {
     /** Absent/null: the embedded XCAP store. Otherwise the external XCAP root URL. */
     url: Type.Union([Type.String({ pattern: '^https?://' }), Type.Null()], { default: null }),
@@ -21,7 +21,7 @@ export const XdmConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
-export const RegistrarConfigSchema = Type.Object(
+const RegistrarConfigSchema = Type.Object(
   {
     defaultExpires: Type.Integer({ minimum: 1, default: 3600 }),
     maxExpires: Type.Integer({ minimum: 1, default: 7200 }),

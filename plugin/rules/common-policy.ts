@@ -19,7 +19,7 @@ export interface RuleSubject {
   readonly originator: Originator | null;
 }
 
-export function identityMatches(cond: IdentityCondition, s: RuleSubject): boolean {
+function identityMatches(cond: IdentityCondition, s: RuleSubject): boolean {
   if (s.anonymous || !s.originator) return false;
   const { keys, domain } = s.originator;
   if (cond.one.some((id) => keys.includes(id))) return true;

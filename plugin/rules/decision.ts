@@ -56,7 +56,3 @@ export interface PassDecision {
 }
 
 export type Decision = RejectDecision | ProxyDecision | IsfDecision | PassDecision;
-
-export function assertNever(x: never): never {
-  throw new Error(`unexpected value: ${JSON.stringify(x)}`);
-}

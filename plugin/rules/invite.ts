@@ -19,21 +19,6 @@ import { checkSuitableDevice, suitableDevices } from './stages/no-suitable-devic
 import { identifyService } from './stages/service-identification.js';
 import { proxyDecision, sessionReplacesTargets } from './stages/proxy.js';
 
-export { suitableDevices } from './stages/no-suitable-device.js';
-
-/**
- * CR step 8 a ii (B2BUA mode): the suitable devices for this INVITE, best first
- * (RFC 3841 Qa, then q); empty when none, or when the INVITE is not a CPM invitation or
- * has no usable SDP offer.
- */
-export function suitableDevicesForInvite(msg: SipRequest, devices: readonly Device[], now: number): Device[] {
-  const facts = inviteFacts(msg);
-  if (facts.icsi === null) return [];
-  const offer = sdpOffer(msg);
-  if (offer.kind !== 'ok') return [];
-  return suitableDevices(facts, facts.icsi, offer.streams, devices, now);
-}
-
 export interface InviteDocs {
   /** The served user's chat blacklist; null when absent (or the document was rejected). */
   readonly blacklist: Blacklist | null;
@@ -66,8 +51,8 @@ export interface InviteInput {
  * content; bad input ends in a reject decision.
  *
  * B2BUA mode (step 8) is not decided here, and not built yet: the config refuses
- * `mode: 'b2bua'` (plugin/config/load.ts). The B2BUA will use `suitableDevices` for its
- * own fan-out.
+ * `mode: 'b2bua'` (plugin/config/load.ts). The B2BUA will use `suitableDevices`
+ * (./stages/no-suitable-device.ts, best first) for its own fan-out.
  */
 export function decideInvite(input: InviteInput): Decision {
   const { msg, policy, pfHost, now } = input;

@@ -11,8 +11,8 @@ import { XcapClientError, type XcapClient } from './client.js';
 import { parseBlacklist, parseRuleset, type Blacklist, type Ruleset } from './documents.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 
-export const BLACKLIST_AUID = 'resource-lists';
-export const RULES_AUID = 'org.openmobilealliance.access-rules';
+const BLACKLIST_AUID = 'resource-lists';
+const RULES_AUID = 'org.openmobilealliance.access-rules';
 
 export interface UserDocs {
   readonly blacklist: Blacklist | null;

@@ -104,8 +104,3 @@ export function parseXml(text: string, maxBytes: number): XmlElement {
   if (!root) throw new XmlError('XML_NOT_WELL_FORMED', 'no root element');
   return root;
 }
-
-/** Child elements with the given local name (any namespace). */
-export function childrenByLocal(el: XmlElement, local: string): XmlElement[] {
-  return el.children.filter((c) => c.local === local);
-}

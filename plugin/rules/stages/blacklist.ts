@@ -9,7 +9,7 @@ import type { InviteFacts } from '../facts.js';
 import type { Blacklist } from '../../xdm/documents.js';
 import { reject } from './reject.js';
 
-export function isBlacklisted(facts: InviteFacts, blacklist: Blacklist | null): boolean {
+function isBlacklisted(facts: InviteFacts, blacklist: Blacklist | null): boolean {
   if (!blacklist || !facts.originator || blacklist.keys.size === 0) return false;
   return facts.originator.keys.some((k) => blacklist.keys.has(k));
 }

@@ -6,12 +6,12 @@
 import type { RejectDecision } from '../decision.js';
 import type { InviteFacts } from '../facts.js';
 import type { Ruleset } from '../../xdm/documents.js';
-import { applicableRules } from '../common-policy.js';
+import { applicableRules, combinedActions } from '../common-policy.js';
 import { reject } from './reject.js';
 
-export function doNotDisturb(facts: InviteFacts, ruleset: Ruleset | null, now: number): boolean {
+function doNotDisturb(facts: InviteFacts, ruleset: Ruleset | null, now: number): boolean {
   if (!ruleset || ruleset.rules.length === 0) return false;
-  return applicableRules(ruleset, facts, now, 'CPM').some((r) => r.actions.allowDoNotDisturb);
+  return combinedActions(applicableRules(ruleset, facts, now, 'CPM')).allowDoNotDisturb;
 }
 
 export function checkDoNotDisturb(facts: InviteFacts, ruleset: Ruleset | null, now: number): RejectDecision | null {

@@ -20,8 +20,8 @@ import { deviceKey } from '../../devices/identity.js';
 import { TAG_ICSI, type SessionIcsi } from '../cpm.js';
 
 /** CR 8.3.2.1.1: the final statuses after which the INVITE goes to the ISF. */
-export const FAILOVER_STATUSES: readonly number[] = [480, 408, 487, 500, 503, 504];
-export const FAILOVER_CODES = `^(${FAILOVER_STATUSES.join('|')})$`;
+const FAILOVER_STATUSES: readonly number[] = [480, 408, 487, 500, 503, 504];
+const FAILOVER_CODES = `^(${FAILOVER_STATUSES.join('|')})$`;
 
 /** `+sip.instance` values only ever hold `<urn:...>`; refuse anything that could break the header. */
 const SAFE_INSTANCE = /^<[^<>"\r\n\\]+>$/;

@@ -2,7 +2,7 @@
 import type { RejectDecision, Stage } from '../decision.js';
 import { warningLine } from '../cpm.js';
 
-export const REASONS: Readonly<Record<number, string>> = {
+const REASONS: Readonly<Record<number, string>> = {
   400: 'Bad Request',
   403: 'Forbidden',
   480: 'Temporarily Unavailable',

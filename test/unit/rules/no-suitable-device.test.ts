@@ -1,7 +1,9 @@
 import t from 'tap';
 import type { Device } from '../../../plugin/devices/types.js';
 import { decideInvite } from '../../../plugin/rules/invite.js';
-import { deviceCapable } from '../../../plugin/rules/stages/no-suitable-device.js';
+import { inviteFacts } from '../../../plugin/rules/facts.js';
+import { deviceCapable, suitableDevices } from '../../../plugin/rules/stages/no-suitable-device.js';
+import { sdpOffer } from '../../../plugin/sip/sdp.js';
 import { CHAT_SDP, device, ENC, FT_SDP, ICSI, ICSI_GROUP, input, invite, NOW, TAGS } from './fixtures/build.js';
 
 const rejectContacts = (hdrs: string): string[] => hdrs.split('\r\n').filter((l) => l.startsWith('Reject-Contact:'));
@@ -96,10 +98,11 @@ t.test('a user with 50 devices', async (t) => {
   t.ok(rejectContacts(d.hdrs).every((l) => /^Reject-Contact: \*;\+sip\.instance="<urn:uuid:d[0-9]+>"$/.test(l)));
 });
 
-t.test('suitableDevicesForInvite (B2BUA fan-out), best first', async (t) => {
-  const { suitableDevicesForInvite } = await import('../../../plugin/rules/invite.js');
+t.test('suitableDevices: best first (RFC 3841 Qa, then q), the order step 8 a ii fans out in', async (t) => {
   const devices = [device('im', TAGS.simpleIm), device('cpm', TAGS.cpm, { q: 0.1 }), device('mm', TAGS.mmtel)];
-  t.same(suitableDevicesForInvite(invite(), devices, NOW).map((d) => d.instance), ['<urn:uuid:cpm>', '<urn:uuid:im>'], 'Qa (ICSI match) before q');
-  t.same(suitableDevicesForInvite(invite({}, ''), devices, NOW), [], 'no SDP');
-  t.same(suitableDevicesForInvite(invite({ 'P-Preferred-Service': null, 'Accept-Contact': null }), devices, NOW), [], 'not CPM');
+  const msg = invite();
+  const facts = inviteFacts(msg);
+  const offer = sdpOffer(msg);
+  if (facts.icsi === null || offer.kind !== 'ok') throw new Error('the fixture is a CPM invitation with an SDP offer');
+  t.same(suitableDevices(facts, facts.icsi, offer.streams, devices, NOW).map((d) => d.instance), ['<urn:uuid:cpm>', '<urn:uuid:im>'], 'Qa (ICSI match) before q');
 });
