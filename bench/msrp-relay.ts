@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildRequest, newMessageId } from '../media/msrp/index.js';
-import { NetstringDecoder, encodeNetstring } from '../media/relay/netstring.js';
+import { RelayControlClient } from '../media/relay/control-client.js';
 import { LoadPeer, blast } from './msrp-load.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -122,22 +122,7 @@ export async function startOurs(): Promise<Target> {
   child.stdout!.resume(); // event logs; not parsed
   await waitListening(controlPort, child);
   await waitListening(msrpPort, child);
-  const sock = net.connect({ host: '127.0.0.1', port: controlPort });
-  await new Promise(r => sock.once('connect', r));
-  const dec = new NetstringDecoder();
-  const pending = new Map<number, (v: Record<string, unknown>) => void>();
-  sock.on('data', d => {
-    for (const b of dec.push(d)) {
-      const m = JSON.parse(b.toString()) as { id?: number; result?: Record<string, unknown> };
-      if (typeof m.id === 'number') pending.get(m.id)?.(m.result ?? {});
-    }
-  });
-  let id = 0;
-  const call = (method: string, params: object): Promise<Record<string, unknown>> => new Promise((resolve, reject) => {
-    const n = ++id;
-    pending.set(n, v => (v.result === 'ok' ? resolve(v) : reject(new Error(String(v['error-reason'])))));
-    sock.write(encodeNetstring(JSON.stringify({ jsonrpc: '2.0', id: n, method, params })));
-  });
+  const ctl = await RelayControlClient.connect('127.0.0.1', controlPort);
   let calls = 0;
   return {
     name: 'ours',
@@ -146,22 +131,24 @@ export async function startOurs(): Promise<Target> {
     async session(receivers, opts) {
       const callId = `bench-${++calls}`;
       const a = await LoadPeer.connect(msrpPort, uriFor('a'));
-      const o = await call('offer', {
+      const o = await ctl.offer({
         'call-id': callId, sdp: sdp(a.localUri), policy: 'C',
         ...(opts.directDelivery ? { 'direct-delivery': true, 'served-user': SERVED } : {}),
       });
+      if (o.result !== 'ok') throw new Error(o['error-reason']);
       const bs: LoadPeer[] = [];
       for (let i = 0; i < receivers; i++) {
         const b = await LoadPeer.connect(msrpPort, uriFor('b'));
-        await call('answer', { 'call-id': callId, leg: `d${i}`, sdp: sdp(b.localUri) });
-        await bindPeer(b, String(o['device-relay-uri']));
+        const r = await ctl.answer({ 'call-id': callId, leg: `d${i}`, sdp: sdp(b.localUri) });
+        if (r.result !== 'ok') throw new Error(r['error-reason']);
+        await bindPeer(b, o['device-relay-uri']);
         bs.push(b);
       }
-      await bindPeer(a, String(o['relay-uri']));
-      return { a, bs, toPath: String(o['relay-uri']) };
+      await bindPeer(a, o['relay-uri']);
+      return { a, bs, toPath: o['relay-uri'] };
     },
     async stop() {
-      sock.destroy();
+      await ctl.close();
       child.kill('SIGTERM');
       await new Promise(r => child.once('exit', r));
     },

@@ -251,16 +251,17 @@ export class Relay {
     return existsSync(RELAY_MAIN);
   }
 
-  /** Start media/main.ts and wait for its `relay ready` line. */
+  /** Start media/main.ts with a config file (docs/media-relay.md "Running") and wait for its `relay ready` line. */
   static async start(dir: string, port?: number, controlPort?: number): Promise<Relay> {
     const msrpPort = port ?? (await freePort());
     const ctl = controlPort ?? (await freePort());
-    const proc = new Proc(
-      'relay',
-      process.execPath,
-      ['--import', 'tsx', RELAY_MAIN, '--host', '127.0.0.1', '--msrp-port', String(msrpPort), '--control-port', String(ctl), '--history', join(dir, 'history.mdb')],
-      { cwd: ROOT, logFile: join(dir, 'relay.log') },
-    );
+    const cfgFile = join(dir, 'relay.json');
+    const config = { host: '127.0.0.1', 'msrp-port': msrpPort, 'control-port': ctl, history: join(dir, 'history.mdb') };
+    writeFileSync(cfgFile, JSON.stringify(config, null, 2));
+    const proc = new Proc('relay', process.execPath, ['--import', 'tsx', RELAY_MAIN, '--config', cfgFile], {
+      cwd: ROOT,
+      logFile: join(dir, 'relay.log'),
+    });
     await proc.waitFor(/"msg":"relay ready"/, STARTUP_MS);
     return new Relay(proc, msrpPort, ctl);
   }

@@ -1,100 +1,53 @@
 // Control interface of the relay (docs/media-control.md), in the style of rtpengine's
 // ng protocol: few verbs, one key per session (`call-id`), a `result` in every reply,
-// warnings apart from errors. Carried as JSON-RPC 2.0 over netstring-framed TCP (the
-// framing Kamailio's janssonrpcc uses); in-process callers use `RelayControl.call`.
+// warnings apart from errors. Carried as JSON-RPC 2.0 over netstring-framed TCP
+// (wire/server.ts, the framing Kamailio's janssonrpcc uses); in-process callers use
+// `RelayControl.call`, which checks the verb and its params exactly as the server does:
+// an unknown verb is JSON-RPC error -32601 and params that fail the schema -32602 on
+// both paths (thrown RpcError in process, an `error` member over TCP).
 
-import net from 'node:net';
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
-import type { Logger } from 'pino';
+import { pino, type Logger } from 'pino';
+import { Type } from '@sinclair/typebox';
+import { JsonRpcDispatcher, method, type RpcMethod } from '../../wire/dispatcher.js';
+import { RpcError, JsonRpcCode } from '../../wire/errors.js';
+import { JsonRpcServer, type RpcConnection, type ServerContext } from '../../wire/server.js';
 import type { MsrpRelay } from './relay.js';
-import type { AnswerReply, OfferReply, QueryReply, RelayEvent, SimpleReply } from './types.js';
-import { NetstringDecoder, encodeNetstring } from './netstring.js';
+import { EVENT_METHOD, ParamsSchemas } from './control-schema.js';
+import type { AnswerReply, OfferReply, Ok, PingReply, QueryReply, RelayEvent, SimpleReply } from './types.js';
 
-const CallId = Type.String({ minLength: 1, maxLength: 256 });
-const Leg = Type.String({ minLength: 1, maxLength: 256 });
-const Sdp = Type.String({ minLength: 1, maxLength: 65536 });
+export type ControlVerb = keyof typeof ParamsSchemas;
 
-const Schemas = {
-  offer: Type.Object({
-    'call-id': CallId,
-    sdp: Sdp,
-    'served-user': Type.Optional(Type.String({ maxLength: 1024 })),
-    policy: Type.Optional(Type.Union([Type.Literal('A'), Type.Literal('B'), Type.Literal('C')])),
-    'direct-delivery': Type.Optional(Type.Boolean()),
-    record: Type.Optional(Type.Boolean()),
-    'conversation-id': Type.Optional(Type.String({ maxLength: 256 })),
-    'contribution-id': Type.Optional(Type.String({ maxLength: 256 })),
-  }),
-  answer: Type.Object({ 'call-id': CallId, leg: Leg, sdp: Sdp }),
-  drop: Type.Object({ 'call-id': CallId, leg: Leg }),
-  delete: Type.Object({ 'call-id': CallId }),
-  query: Type.Object({ 'call-id': CallId }),
-  ping: Type.Object({}),
-  subscribe: Type.Object({}),
-} satisfies Record<string, TSchema>;
+export type ControlReply = OfferReply | AnswerReply | SimpleReply | QueryReply | PingReply;
 
-export type ControlMethod = keyof typeof Schemas;
-type Params<M extends ControlMethod> = Static<(typeof Schemas)[M]>;
-
-export type ControlReply = OfferReply | AnswerReply | SimpleReply | QueryReply | { result: 'ok'; sessions: number };
-
-function isMethod(m: string): m is ControlMethod {
-  return Object.hasOwn(Schemas, m);
+/** The verbs as wire methods, each typed by its params schema; all are synchronous. */
+function verbs(relay: MsrpRelay): Record<ControlVerb, RpcMethod<ServerContext>> {
+  return {
+    offer: method(ParamsSchemas.offer, (p): OfferReply => relay.offer(p)),
+    answer: method(ParamsSchemas.answer, (p): AnswerReply => relay.answer(p)),
+    drop: method(ParamsSchemas.drop, (p): SimpleReply => relay.drop(p)),
+    delete: method(ParamsSchemas.delete, (p): SimpleReply => relay.delete(p)),
+    query: method(ParamsSchemas.query, (p): QueryReply => relay.query(p)),
+    ping: method(ParamsSchemas.ping, (): PingReply => ({ result: 'ok', sessions: relay.sessionCount })),
+  };
 }
 
-/** Verb dispatch shared by in-process and network callers. */
+/** Verb dispatch for in-process callers, with the server's checks. */
 export class RelayControl {
-  constructor(private readonly relay: MsrpRelay) {}
+  private readonly dispatcher: JsonRpcDispatcher<ServerContext>;
 
-  call(method: string, params: unknown): ControlReply {
-    if (!isMethod(method) || method === 'subscribe') {
-      return { result: 'error', 'error-code': 'UNKNOWN_METHOD', 'error-reason': `unknown verb ${method}` };
-    }
-    const schema = Schemas[method];
-    if (!Value.Check(schema, params ?? {})) {
-      const first = [...Value.Errors(schema, params ?? {})][0];
-      return {
-        result: 'error',
-        'error-code': 'BAD_PARAMS',
-        'error-reason': first ? `${first.path || '/'}: ${first.message}` : 'bad params',
-      };
-    }
-    return this.dispatch(method, (params ?? {}) as Params<typeof method>);
+  constructor(relay: MsrpRelay) {
+    this.dispatcher = new JsonRpcDispatcher(verbs(relay));
   }
 
-  private dispatch<M extends ControlMethod>(method: M, p: Params<M>): ControlReply {
-    switch (method) {
-      case 'offer':
-        return this.relay.offer(p as Params<'offer'>);
-      case 'answer':
-        return this.relay.answer(p as Params<'answer'>);
-      case 'drop':
-        return this.relay.drop(p as Params<'drop'>);
-      case 'delete':
-        return this.relay.delete(p as Params<'delete'>);
-      case 'query':
-        return this.relay.query(p as Params<'query'>);
-      case 'ping':
-        return { result: 'ok', sessions: this.relay.sessionCount };
-      default:
-        return { result: 'error', 'error-code': 'UNKNOWN_METHOD', 'error-reason': `unknown verb ${method}` };
-    }
+  /**
+   * Run a verb. Throws RpcError -32601 for an unknown verb (`subscribe` included: in
+   * process, use `relay.on('event')`), -32600 for params that are not an object, and
+   * -32602 (with the first violation as `data`) for params that fail the schema.
+   */
+  call(verb: string, params?: unknown): ControlReply {
+    // every verb in verbs() returns a ControlReply synchronously
+    return this.dispatcher.invoke(verb, params) as ControlReply;
   }
-}
-
-interface JsonRpcRequest {
-  jsonrpc: '2.0';
-  method: string;
-  params?: unknown;
-  id?: string | number | null;
-}
-
-function isRequest(v: unknown): v is JsonRpcRequest {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const r = v as Record<string, unknown>;
-  const idOk = r.id === undefined || r.id === null || typeof r.id === 'string' || typeof r.id === 'number';
-  return r.jsonrpc === '2.0' && typeof r.method === 'string' && idOk;
 }
 
 export interface ControlServerOptions {
@@ -107,93 +60,43 @@ export interface ControlServerOptions {
 
 /** JSON-RPC 2.0 over netstrings; events go to connections that called `subscribe`. */
 export class ControlServer {
-  private readonly server: net.Server;
-  private readonly control: RelayControl;
-  private readonly subscribers = new Set<net.Socket>();
-  private readonly sockets = new Set<net.Socket>();
+  private readonly server: JsonRpcServer;
+  private readonly subscribers = new Set<RpcConnection>();
   private readonly onEvent = (e: RelayEvent): void => {
-    const note = encodeNetstring(JSON.stringify({ jsonrpc: '2.0', method: 'event', params: e }));
-    for (const s of this.subscribers) s.write(note);
+    this.server.notifyEach(this.subscribers, EVENT_METHOD, e);
   };
 
   constructor(
     private readonly relay: MsrpRelay,
     private readonly opts: ControlServerOptions = {},
   ) {
-    this.control = new RelayControl(relay);
-    this.server = net.createServer(s => this.accept(s));
+    this.server = new JsonRpcServer({
+      methods: {
+        ...verbs(relay),
+        subscribe: method(Type.Object({}), (_p, conn: ServerContext): Ok => {
+          if (!conn) throw new RpcError(JsonRpcCode.MethodNotFound, 'Method not found');
+          this.subscribers.add(conn);
+          return { result: 'ok' };
+        }),
+      },
+      log: opts.log ?? pino({ level: 'silent' }),
+      maxFrameBytes: opts.maxMessage ?? 1 << 20,
+      onClose: (conn) => this.subscribers.delete(conn),
+    });
     relay.on('event', this.onEvent);
   }
 
-  async listen(): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const a = this.server.address();
-    return typeof a === 'object' && a ? a.port : 0;
+  /** Open control connections. */
+  get connections(): number {
+    return this.server.connections;
+  }
+
+  listen(): Promise<number> {
+    return this.server.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1');
   }
 
   async close(): Promise<void> {
     this.relay.off('event', this.onEvent);
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>(resolve => this.server.close(() => resolve()));
-  }
-
-  private accept(sock: net.Socket): void {
-    this.sockets.add(sock);
-    const dec = new NetstringDecoder(this.opts.maxMessage ?? 1 << 20);
-    sock.on('data', (data: Buffer) => {
-      let msgs: Buffer[];
-      try {
-        msgs = dec.push(data);
-      } catch (err) {
-        this.opts.log?.warn({ err }, 'control framing error; closing');
-        sock.destroy();
-        return;
-      }
-      for (const m of msgs) {
-        const reply = this.handle(sock, m);
-        if (reply !== undefined) sock.write(encodeNetstring(JSON.stringify(reply)));
-      }
-    });
-    sock.on('error', () => sock.destroy());
-    sock.on('close', () => {
-      this.sockets.delete(sock);
-      this.subscribers.delete(sock);
-    });
-  }
-
-  /** One JSON-RPC message; undefined for notifications (no id). */
-  private handle(sock: net.Socket, raw: Buffer): object | undefined {
-    let v: unknown;
-    try {
-      v = JSON.parse(raw.toString('utf8'));
-    } catch {
-      return { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error' } };
-    }
-    if (!isRequest(v)) return { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Invalid Request' } };
-    const id = v.id;
-    let result: ControlReply;
-    if (v.method === 'subscribe') {
-      this.subscribers.add(sock);
-      result = { result: 'ok' };
-    } else if (!isMethod(v.method)) {
-      if (id === undefined) return undefined;
-      return { jsonrpc: '2.0', id, error: { code: -32601, message: 'Method not found' } };
-    } else {
-      try {
-        result = this.control.call(v.method, v.params);
-      } catch (err) {
-        this.opts.log?.error({ err, method: v.method }, 'control verb failed');
-        if (id === undefined) return undefined;
-        return { jsonrpc: '2.0', id, error: { code: -32603, message: 'Internal error' } };
-      }
-    }
-    if (id === undefined) return undefined;
-    return { jsonrpc: '2.0', id, result };
+    await this.server.close();
   }
 }

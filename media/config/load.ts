@@ -1,0 +1,104 @@
+// The relay process's configuration (docs/media-relay.md "Running"): one JSON file
+// (`--config FILE` or RELAY_CONFIG), then environment variables, then command-line flags,
+// each overriding the one before; defaults and checks from the schema below; the first
+// bad field throws ConfigError naming it (wire/config.ts, as the decision service does).
+// A setting has one name as JSON key and as flag (`msrp-port`, `--msrp-port`).
+
+import { parseArgs } from 'node:util';
+import { Type, type Static } from '@sinclair/typebox';
+import { ConfigError, loadLayers, type EnvTable, type TextKind, type TextSetting } from '../../wire/config.js';
+
+export { ConfigError };
+
+const Port = (opts: { default?: number } = {}) =>
+  Type.Integer({ minimum: 0, maximum: 65535, errorMessage: 'must be a port number (0-65535)', ...opts });
+
+export const RelayConfigSchema = Type.Object(
+  {
+    /** Listen address of the MSRP, msrps and control listeners. */
+    host: Type.String({ minLength: 1, default: '127.0.0.1' }),
+    /** MSRP (TCP) port; 0 picks a free one. */
+    'msrp-port': Port({ default: 2855 }),
+    /** Control (JSON-RPC over netstrings) port; 0 picks a free one. */
+    'control-port': Port({ default: 2856 }),
+    /** LMDB file for history (CR 8.5); "off" disables recording. */
+    history: Type.String({ minLength: 1, default: 'run/history.mdb' }),
+    /** PEM certificate and key: serve msrps (TCP/TLS/MSRP, RFC 4975 §6). Both or neither. */
+    'msrp-tls-cert': Type.Optional(Type.String({ minLength: 1 })),
+    'msrp-tls-key': Type.Optional(Type.String({ minLength: 1 })),
+    /** msrps port (default 2857); only with the certificate and key. */
+    'msrp-tls-port': Type.Optional(Port()),
+    /** Largest control request accepted (netstring payload bytes). */
+    'control-max-frame-bytes': Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
+  },
+  { additionalProperties: false },
+);
+export type RelayConfigFile = Static<typeof RelayConfigSchema>;
+
+/** The settings as the process uses them. */
+export interface RelayConfig {
+  host: string;
+  msrpPort: number;
+  controlPort: number;
+  /** null: history off. */
+  history: string | null;
+  /** msrps listener; absent when not configured. */
+  tls?: { port: number; cert: string; key: string };
+  /** Present when not the default (1 MiB). */
+  controlMaxFrameBytes?: number;
+}
+
+/** Setting -> environment variable (today's names) and how to read flag and variable. */
+const SETTINGS: ReadonlyArray<readonly [key: keyof RelayConfigFile, env: string, kind: TextKind]> = [
+  ['host', 'RELAY_HOST', 'string'],
+  ['msrp-port', 'RELAY_MSRP_PORT', 'int'],
+  ['control-port', 'RELAY_CONTROL_PORT', 'int'],
+  ['history', 'RELAY_HISTORY', 'string'],
+  ['msrp-tls-cert', 'MSRP_TLS_CERT', 'string'],
+  ['msrp-tls-key', 'MSRP_TLS_KEY', 'string'],
+  ['msrp-tls-port', 'MSRP_TLS_PORT', 'int'],
+  ['control-max-frame-bytes', 'RELAY_CONTROL_MAX_FRAME_BYTES', 'int'],
+];
+
+const ENV: EnvTable = SETTINGS.map(([key, env, kind]) => [env, [key], kind] as const);
+
+const DEFAULT_TLS_PORT = 2857;
+const DEFAULT_MAX_FRAME = 1024 * 1024;
+
+/** Flags (`--<setting>`, `--config FILE`) over environment over file. */
+export function readConfig(argv: readonly string[], env: NodeJS.ProcessEnv): RelayConfig {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      config: { type: 'string' },
+      ...Object.fromEntries(SETTINGS.map(([key]) => [key, { type: 'string' as const }])),
+    },
+    strict: true,
+  });
+  const flags = values as Record<string, string | undefined>;
+  const overrides: TextSetting[] = [];
+  for (const [key, , kind] of SETTINGS) {
+    const text = flags[key];
+    if (text !== undefined && text !== '') overrides.push({ source: `--${key}`, path: [key], kind, text });
+  }
+  const c = loadLayers(RelayConfigSchema, { file: flags.config ?? env.RELAY_CONFIG, env, envTable: ENV, overrides });
+  // Cross-field rules the schema cannot say.
+  const cert = c['msrp-tls-cert'];
+  const key = c['msrp-tls-key'];
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new ConfigError('config: /msrp-tls-cert and /msrp-tls-key go together');
+  }
+  if (cert === undefined && c['msrp-tls-port'] !== undefined) {
+    throw new ConfigError('config: /msrp-tls-port needs msrp-tls-cert and msrp-tls-key');
+  }
+  return {
+    host: c.host,
+    msrpPort: c['msrp-port'],
+    controlPort: c['control-port'],
+    history: c.history === 'off' ? null : c.history,
+    ...(cert !== undefined && key !== undefined
+      ? { tls: { cert, key, port: c['msrp-tls-port'] ?? DEFAULT_TLS_PORT } }
+      : {}),
+    ...(c['control-max-frame-bytes'] === DEFAULT_MAX_FRAME ? {} : { controlMaxFrameBytes: c['control-max-frame-bytes'] }),
+  };
+}

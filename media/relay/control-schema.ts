@@ -1,0 +1,151 @@
+// The relay's control protocol as TypeBox schemas (docs/media-control.md): params of each
+// verb, replies and events. media/relay/types.ts derives the TypeScript types from them;
+// the server checks params against them (wire/dispatcher.ts) and the client checks
+// replies and events (media/relay/control-client.ts). Field names are the wire names.
+
+import { Type, type TSchema } from '@sinclair/typebox';
+
+const CallId = Type.String({ minLength: 1, maxLength: 256 });
+const LegTag = Type.String({ minLength: 1, maxLength: 256 });
+const Sdp = Type.String({ minLength: 1, maxLength: 65536 });
+
+/** CR 8.3.2.1.1: A first only, B first active, C all. */
+export const MultiDevicePolicySchema = Type.Union([Type.Literal('A'), Type.Literal('B'), Type.Literal('C')]);
+
+export const OfferParamsSchema = Type.Object({
+  'call-id': CallId,
+  /** The originator's SDP offer. */
+  sdp: Sdp,
+  /** The served user's public identity (for direct delivery: CPIM From matching). */
+  'served-user': Type.Optional(Type.String({ maxLength: 1024 })),
+  policy: Type.Optional(MultiDevicePolicySchema),
+  /** Direct delivery of originated chat messages (CR 8.3.2.1.4 step 3.C / 4.B). */
+  'direct-delivery': Type.Optional(Type.Boolean()),
+  /** Record history (CR 8.5): <allow-offline-storage> or recording on. */
+  record: Type.Optional(Type.Boolean()),
+  'conversation-id': Type.Optional(Type.String({ maxLength: 256 })),
+  'contribution-id': Type.Optional(Type.String({ maxLength: 256 })),
+});
+
+export const AnswerParamsSchema = Type.Object({
+  'call-id': CallId,
+  /** The device leg's tag, chosen by the B2BUA (for example the To-tag of its 200). */
+  leg: LegTag,
+  /** The device's SDP answer. */
+  sdp: Sdp,
+});
+
+export const DropParamsSchema = Type.Object({ 'call-id': CallId, leg: LegTag });
+export const KeyParamsSchema = Type.Object({ 'call-id': CallId });
+export const EmptyParamsSchema = Type.Object({});
+
+/** Params of every verb, by verb name. */
+export const ParamsSchemas = {
+  offer: OfferParamsSchema,
+  answer: AnswerParamsSchema,
+  drop: DropParamsSchema,
+  delete: KeyParamsSchema,
+  query: KeyParamsSchema,
+  ping: EmptyParamsSchema,
+} satisfies Record<string, TSchema>;
+
+/** Stable error codes of a verb's `result: "error"` reply. */
+export const ControlErrorCodeSchema = Type.Union([
+  Type.Literal('BAD_PARAMS'),
+  Type.Literal('BAD_SDP'),
+  Type.Literal('UNKNOWN_SESSION'),
+  Type.Literal('UNKNOWN_LEG'),
+  Type.Literal('SESSION_EXISTS'),
+  Type.Literal('LEG_EXISTS'),
+  Type.Literal('POLICY_REJECTED'),
+]);
+
+const Warnings = Type.Optional(Type.Array(Type.String()));
+
+export const OkSchema = Type.Object({ result: Type.Literal('ok'), warnings: Warnings });
+
+export const FailureSchema = Type.Object({
+  result: Type.Literal('error'),
+  'error-reason': Type.String(),
+  'error-code': ControlErrorCodeSchema,
+  warnings: Warnings,
+});
+
+export const OfferOkSchema = Type.Composite([
+  OkSchema,
+  Type.Object({
+    sdp: Type.String(),
+    'device-sdp': Type.String(),
+    'relay-uri': Type.String(),
+    'device-relay-uri': Type.String(),
+    /** With TLS configured: the device offer for each transport (any device may get either). */
+    'device-sdp-tcp': Type.Optional(Type.String()),
+    'device-sdp-tls': Type.Optional(Type.String()),
+    'device-relay-uri-tcp': Type.Optional(Type.String()),
+    'device-relay-uri-tls': Type.Optional(Type.String()),
+  }),
+]);
+export const OfferReplySchema = Type.Union([OfferOkSchema, FailureSchema]);
+
+export const AnswerReplySchema = Type.Union([
+  Type.Composite([OkSchema, Type.Object({ leg: Type.String() })]),
+  FailureSchema,
+]);
+
+export const SimpleReplySchema = Type.Union([OkSchema, FailureSchema]);
+
+export const LegInfoSchema = Type.Object({
+  leg: Type.String(),
+  role: Type.Union([Type.Literal('originator'), Type.Literal('device')]),
+  /** tls: msrps on the TLS listener (TCP/TLS/MSRP). */
+  transport: Type.Union([Type.Literal('tcp'), Type.Literal('tls')]),
+  state: Type.Union([Type.Literal('waiting'), Type.Literal('connected'), Type.Literal('closed')]),
+  path: Type.Array(Type.String()),
+  'frames-in': Type.Number(),
+  'frames-out': Type.Number(),
+  'bytes-in': Type.Number(),
+  'bytes-out': Type.Number(),
+  dropped: Type.Number(),
+});
+
+export const QueryReplySchema = Type.Union([
+  Type.Composite([
+    OkSchema,
+    Type.Object({
+      'call-id': Type.String(),
+      policy: MultiDevicePolicySchema,
+      'direct-delivery': Type.Boolean(),
+      record: Type.Boolean(),
+      'first-active': Type.Optional(Type.String()),
+      legs: Type.Array(LegInfoSchema),
+    }),
+  ]),
+  FailureSchema,
+]);
+
+export const PingReplySchema = Type.Composite([OkSchema, Type.Object({ sessions: Type.Number() })]);
+
+/** Replies of every verb, by verb name (`subscribe` is the network transport's own). */
+export const ReplySchemas = {
+  offer: OfferReplySchema,
+  answer: AnswerReplySchema,
+  drop: SimpleReplySchema,
+  delete: SimpleReplySchema,
+  query: QueryReplySchema,
+  ping: PingReplySchema,
+  subscribe: OkSchema,
+} satisfies Record<string, TSchema>;
+
+export const RelayEventSchema = Type.Union([
+  Type.Object({ event: Type.Literal('leg-connected'), 'call-id': Type.String(), leg: Type.String() }),
+  Type.Object({ event: Type.Literal('leg-closed'), 'call-id': Type.String(), leg: Type.String(), reason: Type.String() }),
+  Type.Object({
+    event: Type.Literal('first-active'),
+    'call-id': Type.String(),
+    leg: Type.String(),
+    kind: Type.Union([Type.Literal('chat'), Type.Literal('isComposing')]),
+  }),
+]);
+
+/** The JSON-RPC method of the notifications that carry events to subscribers. */
+export const EVENT_METHOD = 'event';
