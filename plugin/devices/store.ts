@@ -8,6 +8,7 @@ import type { Database } from 'lmdb';
 import type { Device } from './types.js';
 import { deviceKey } from './identity.js';
 import { DurableLmdbStore } from '../lmdb/durable.js';
+import type { DeviceLimitErrorCode } from '../errors.js';
 
 /** One REGISTER's effect on a user's bindings (RFC 3261 §10.3). */
 export type DeviceChange =
@@ -46,7 +47,7 @@ export interface DeviceStore {
 /** A REGISTER would leave the user with more devices than allowed; nothing was stored. */
 export class DeviceLimitError extends Error {
   override readonly name = 'DeviceLimitError';
-  readonly code = 'REGISTER_TOO_MANY_CONTACTS';
+  readonly code: DeviceLimitErrorCode = 'REGISTER_TOO_MANY_CONTACTS';
 }
 
 /** Users whose decoded bindings list() keeps (the oldest entry makes room). */

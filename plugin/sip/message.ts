@@ -4,12 +4,9 @@
  * start line, the header fields (as a case-insensitive multi-map, compact forms
  * expanded, RFC 3261 §7.3.3) and the body. It never throws anything but SipParseError.
  */
+import type { SipParseErrorCode } from '../errors.js';
 
-export type SipParseErrorCode =
-  | 'SIP_EMPTY'
-  | 'SIP_BAD_START_LINE'
-  | 'SIP_BAD_HEADER'
-  | 'SIP_TOO_LARGE';
+export type { SipParseErrorCode } from '../errors.js';
 
 export class SipParseError extends Error {
   override readonly name = 'SipParseError';

@@ -7,8 +7,9 @@ import type { Device, FeatureValue } from '../devices/types.js';
 import { deviceKey } from '../devices/identity.js';
 import type { SipMessage } from './message.js';
 import { parseNameAddr, parseUri, type ParamValue } from './uri.js';
+import type { RegisterErrorCode } from '../errors.js';
 
-export type RegisterErrorCode = 'REGISTER_NOT_A_REGISTER' | 'REGISTER_BAD_TO' | 'REGISTER_BAD_CONTACT' | 'REGISTER_BAD_CSEQ' | 'REGISTER_MISSING_HEADER';
+export type { RegisterErrorCode } from '../errors.js';
 
 export class RegisterError extends Error {
   override readonly name = 'RegisterError';

@@ -2,6 +2,7 @@
  * A minimal XCAP client (RFC 4825 §7.1 document fetch) for an external XDMS:
  * conditional GET with If-None-Match and a timeout.
  */
+import type { XcapClientErrorCode } from '../errors.js';
 
 export type FetchOutcome =
   | { readonly status: 'ok'; readonly body: string; readonly etag: string | null }
@@ -10,7 +11,7 @@ export type FetchOutcome =
 
 export class XcapClientError extends Error {
   override readonly name = 'XcapClientError';
-  readonly code = 'XCAP_FETCH_FAILED';
+  readonly code: XcapClientErrorCode = 'XCAP_FETCH_FAILED';
 }
 
 export interface XcapClientOptions {

@@ -4,8 +4,9 @@
  */
 import type { XmlElement } from './xml.js';
 import { identityKey } from '../sip/uri.js';
+import type { XdmDocumentErrorCode } from '../errors.js';
 
-export type XdmDocumentErrorCode = 'XDM_WRONG_SCHEMA';
+export type { XdmDocumentErrorCode } from '../errors.js';
 
 export class XdmDocumentError extends Error {
   override readonly name = 'XdmDocumentError';

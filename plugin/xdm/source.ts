@@ -10,6 +10,7 @@ import { AUIDS, checkDocument, type XcapStore } from './store.js';
 import { XcapClientError, type XcapClient } from './client.js';
 import { parseBlacklist, parseRuleset, type Blacklist, type Ruleset } from './documents.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
+import type { XdmUnavailableErrorCode } from '../errors.js';
 
 const BLACKLIST_AUID = 'resource-lists';
 const RULES_AUID = 'org.openmobilealliance.access-rules';
@@ -22,7 +23,7 @@ export interface UserDocs {
 /** Thrown when a document cannot be obtained and no good copy is cached (JSON-RPC -32001). */
 export class XdmUnavailableError extends Error {
   override readonly name = 'XdmUnavailableError';
-  readonly code = 'XDM_UNAVAILABLE';
+  readonly code: XdmUnavailableErrorCode = 'XDM_UNAVAILABLE';
 }
 
 interface Cached<T> {

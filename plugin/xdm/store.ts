@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import type { Database } from 'lmdb';
 import { parseXml, XmlError, type XmlElement } from './xml.js';
 import { DurableLmdbStore } from '../lmdb/durable.js';
+import type { XcapRejectCode } from '../errors.js';
 
 export interface Auid {
   readonly mime: string;
@@ -40,7 +41,7 @@ export interface StoredDocument {
 }
 
 /** Why a PUT was refused (maps to RFC 4825 §11 error conditions). */
-export type XcapRejectCode = 'XCAP_NOT_WELL_FORMED' | 'XCAP_DTD_FORBIDDEN' | 'XCAP_TOO_LARGE' | 'XCAP_SCHEMA';
+export type { XcapRejectCode } from '../errors.js';
 
 export class XcapRejectError extends Error {
   override readonly name = 'XcapRejectError';

@@ -5,8 +5,9 @@
  * and a byte limit checked before parsing.
  */
 import { SaxesParser } from 'saxes';
+import type { XmlErrorCode } from '../errors.js';
 
-export type XmlErrorCode = 'XML_NOT_WELL_FORMED' | 'XML_DTD_FORBIDDEN' | 'XML_TOO_LARGE';
+export type { XmlErrorCode } from '../errors.js';
 
 export class XmlError extends Error {
   override readonly name = 'XmlError';
