@@ -28,20 +28,21 @@ export interface RpcResponse {
 
 /**
  * A method: its params schema and a handler called only with params that passed it.
- * `C` is what the transport passes along (the connection for the TCP server).
+ * `ctx` is what the transport passes along (the connection for the TCP server), or
+ * undefined for an in-process call.
  */
 export interface RpcMethod<C = undefined> {
   readonly params: TSchema;
   // a method signature: a handler that ignores ctx fits any transport
-  handler(params: unknown, ctx: C): unknown;
+  handler(params: unknown, ctx: C | undefined): unknown;
 }
 
 /** Define a method; the handler's params are typed by its schema. */
 export function method<S extends TSchema, C = undefined>(
   params: S,
-  handler: (params: Static<S>, ctx: C) => unknown,
+  handler: (params: Static<S>, ctx: C | undefined) => unknown,
 ): RpcMethod<C> {
-  return { params, handler: handler as (params: unknown, ctx: C) => unknown };
+  return { params, handler: handler as (params: unknown, ctx: C | undefined) => unknown };
 }
 
 /** What a service counts; wire/ knows nothing of its metrics. */
@@ -64,7 +65,7 @@ function isValidId(v: unknown): v is RpcId {
 
 interface CompiledMethod<C> {
   readonly check: TypeCheck<TSchema>;
-  readonly handler: (params: unknown, ctx: C) => unknown;
+  readonly handler: (params: unknown, ctx: C | undefined) => unknown;
 }
 
 /** `/path: message` of the first schema violation (the `data` of -32602). */
@@ -73,18 +74,18 @@ function firstViolation(check: TypeCheck<TSchema>, params: unknown): string {
   return first ? `${first.path || '/'}: ${first.message}` : 'schema violation';
 }
 
-/** The context argument: optional when the context may be absent (an in-process call). */
-export type ContextArg<C> = undefined extends C ? [ctx?: C] : [ctx: C];
-
 export class JsonRpcDispatcher<C = undefined> {
   private readonly methods = new Map<string, CompiledMethod<C>>();
 
+  /** `methods`: those that use the transport's context, and those that need none. */
   constructor(
-    methods: Readonly<Record<string, RpcMethod<C>>>,
+    methods: Readonly<Record<string, RpcMethod<C> | RpcMethod>>,
     private readonly hooks: RpcHooks = {},
   ) {
     for (const [name, m] of Object.entries(methods)) {
-      this.methods.set(name, { check: TypeCompiler.Compile(m.params), handler: m.handler });
+      // a method that needs no context ignores the one it is given
+      const handler = m.handler as (params: unknown, ctx: C | undefined) => unknown;
+      this.methods.set(name, { check: TypeCompiler.Compile(m.params), handler });
     }
   }
 
@@ -97,7 +98,6 @@ export class JsonRpcDispatcher<C = undefined> {
    * throws RpcError -32601, params that are not an object or array -32600, params that fail the schema throw RpcError -32602 with the
    * first violation as `data`. Returns what the handler returns (or throws).
    */
-  invoke(name: string, params: unknown, ...ctx: ContextArg<C>): unknown;
   invoke(name: string, params: unknown, ctx?: C): unknown {
     // as over the wire: params, when present, must be an object or an array
     if (params !== undefined && (typeof params !== 'object' || params === null)) {
@@ -107,19 +107,17 @@ export class JsonRpcDispatcher<C = undefined> {
     if (!m) throw new RpcError(JsonRpcCode.MethodNotFound, 'Method not found');
     const p = params ?? {};
     if (!m.check.Check(p)) throw new RpcError(JsonRpcCode.InvalidParams, 'Invalid params', firstViolation(m.check, p));
-    return m.handler(p, ctx as C);
+    return m.handler(p, ctx);
   }
 
-  dispatch(payload: Buffer | string, ...ctx: ContextArg<C>): Promise<RpcResponse | null>;
   async dispatch(payload: Buffer | string, ctx?: C): Promise<RpcResponse | null> {
-    return this.dispatchNow(payload, ...([ctx] as ContextArg<C>));
+    return this.dispatchNow(payload, ctx);
   }
 
   /**
    * As dispatch(), but synchronous when the method's handler is: the answer can be
    * written at once instead of after every other frame of the same read.
    */
-  dispatchNow(payload: Buffer | string, ...ctx: ContextArg<C>): RpcResponse | null | Promise<RpcResponse | null>;
   dispatchNow(payload: Buffer | string, ctx?: C): RpcResponse | null | Promise<RpcResponse | null> {
     const started = process.hrtime.bigint();
     let req: unknown;
@@ -165,7 +163,7 @@ export class JsonRpcDispatcher<C = undefined> {
     }
     let result: unknown;
     try {
-      result = m.handler(params, ctx as C);
+      result = m.handler(params, ctx);
     } catch (err) {
       return this.failed(name, id, notification, started, err);
     }

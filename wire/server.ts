@@ -15,7 +15,7 @@ import { NetstringDecoder, netstringText } from './netstring.js';
 
 /**
  * What a method handler of the server gets as `ctx`: the connection the request came
- * on, or nothing when it is called in process (`dispatcher.invoke`, `dispatch`).
+ * on, or undefined when it is called in process (`dispatcher.invoke`, `dispatch`).
  */
 export type ServerContext = RpcConnection | undefined;
 
@@ -54,7 +54,7 @@ export interface RpcServerHooks extends RpcHooks {
 }
 
 export interface RpcServerOptions {
-  readonly methods: Readonly<Record<string, RpcMethod<ServerContext>>>;
+  readonly methods: Readonly<Record<string, RpcMethod<RpcConnection> | RpcMethod>>;
   readonly log: Logger;
   /** Largest accepted netstring payload (bytes). */
   readonly maxFrameBytes: number;
@@ -64,7 +64,7 @@ export interface RpcServerOptions {
 }
 
 export class JsonRpcServer {
-  readonly dispatcher: JsonRpcDispatcher<ServerContext>;
+  readonly dispatcher: JsonRpcDispatcher<RpcConnection>;
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
 

@@ -20,7 +20,7 @@ export type ControlVerb = keyof typeof ParamsSchemas;
 export type ControlReply = OfferReply | AnswerReply | SimpleReply | QueryReply | PingReply;
 
 /** The verbs as wire methods, each typed by its params schema; all are synchronous. */
-function verbs(relay: MsrpRelay): Record<ControlVerb, RpcMethod<ServerContext>> {
+function verbs(relay: MsrpRelay): Record<ControlVerb, RpcMethod> {
   return {
     offer: method(ParamsSchemas.offer, (p): OfferReply => relay.offer(p)),
     answer: method(ParamsSchemas.answer, (p): AnswerReply => relay.answer(p)),
@@ -33,7 +33,7 @@ function verbs(relay: MsrpRelay): Record<ControlVerb, RpcMethod<ServerContext>> 
 
 /** Verb dispatch for in-process callers, with the server's checks. */
 export class RelayControl {
-  private readonly dispatcher: JsonRpcDispatcher<ServerContext>;
+  private readonly dispatcher: JsonRpcDispatcher;
 
   constructor(relay: MsrpRelay) {
     this.dispatcher = new JsonRpcDispatcher(verbs(relay));

@@ -6,13 +6,13 @@
  */
 import type { Logger } from 'pino';
 import { JsonRpcDispatcher, type RpcHooks, type RpcMethod as WireMethod } from '../../wire/dispatcher.js';
-import { JsonRpcServer, type RpcServerHooks, type ServerContext } from '../../wire/server.js';
+import { JsonRpcServer, type RpcConnection, type RpcServerHooks } from '../../wire/server.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 
 export { method, type RpcId, type RpcResponse } from '../../wire/dispatcher.js';
 
 /** A service method: its handlers do not need the connection. */
-export type RpcMethod = WireMethod<undefined>;
+export type RpcMethod = WireMethod;
 
 export interface RpcDispatcherOptions {
   readonly methods: Readonly<Record<string, RpcMethod>>;
@@ -35,7 +35,7 @@ function metricHooks(metrics: ServiceMetrics, log: Logger): RpcServerHooks {
 }
 
 /** Transport-free dispatcher with the service's metrics (tests and bench/service-dispatch.ts). */
-export class RpcDispatcher extends JsonRpcDispatcher<ServerContext> {
+export class RpcDispatcher extends JsonRpcDispatcher<RpcConnection> {
   constructor(opts: RpcDispatcherOptions) {
     const hooks: RpcHooks = metricHooks(opts.metrics, opts.log);
     super(opts.methods, hooks);
