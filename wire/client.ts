@@ -70,16 +70,6 @@ export class JsonRpcClient {
     });
   }
 
-  /** True once the connection is closed (by either side). */
-  get closed(): boolean {
-    return this.socket.destroyed;
-  }
-
-  /** Resolves when the connection has closed. */
-  get whenClosed(): Promise<void> {
-    return this.closedPromise;
-  }
-
   /** Send a request; resolves with its `result`. */
   request(method: string, params?: object, timeoutMs = this.timeoutMs): Promise<unknown> {
     if (this.socket.destroyed || !this.socket.writable) {

@@ -89,14 +89,11 @@ export class JsonRpcDispatcher<C = undefined> {
     }
   }
 
-  has(name: string): boolean {
-    return this.methods.has(name);
-  }
-
   /**
-   * Call a method in process, with the same checks as over the wire: an unknown method
-   * throws RpcError -32601, params that are not an object or array -32600, params that fail the schema throw RpcError -32602 with the
-   * first violation as `data`. Returns what the handler returns (or throws).
+   * Call a method in process, with the same checks as over the wire: params that are
+   * not an object or array throw RpcError -32600, an unknown method -32601, params that
+   * fail the schema -32602 with the first violation as `data`. Returns what the handler
+   * returns (or throws).
    */
   invoke(name: string, params: unknown, ctx?: C): unknown {
     // as over the wire: params, when present, must be an object or an array

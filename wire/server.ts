@@ -3,7 +3,7 @@
  * speaks, and the relay's control interface (docs/media-control.md). Many requests per
  * connection, answered as they complete (matched by id); notifications get no answer;
  * batches are refused with -32600. The server may send notifications of its own to a
- * connection (`RpcConnection.notify`, `notifyEach`). A malformed netstring gets one
+ * connection (`notifyEach`). A malformed netstring gets one
  * error with id null after the requests already received are answered, then the
  * connection closes; other connections are not affected.
  */
@@ -26,15 +26,6 @@ export class RpcConnection {
 
   constructor(private readonly socket: net.Socket) {
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
-  }
-
-  get open(): boolean {
-    return !this.socket.destroyed && this.socket.writable;
-  }
-
-  /** Send a server-initiated notification (no id, no answer). */
-  notify(method: string, params: unknown): void {
-    this.write(netstringText(JSON.stringify({ jsonrpc: '2.0', method, params })));
   }
 
   /** Write one encoded frame; a peer that does not read stops being read from (backpressure). */
@@ -108,7 +99,7 @@ export class JsonRpcServer {
     });
   }
 
-  /** One notification to several connections, encoded once. */
+  /** A server-initiated notification (no id, no answer) to each connection, encoded once. */
   notifyEach(conns: Iterable<RpcConnection>, method: string, params: unknown): void {
     let frame: string | undefined;
     for (const c of conns) {

@@ -84,15 +84,6 @@ export class RelayControlClient {
     return stop;
   }
 
-  get closed(): boolean {
-    return this.rpc.closed;
-  }
-
-  /** Resolves when the connection has closed (either side). */
-  get whenClosed(): Promise<void> {
-    return this.rpc.whenClosed;
-  }
-
   close(): Promise<void> {
     return this.rpc.close();
   }

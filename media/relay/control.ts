@@ -86,11 +86,6 @@ export class ControlServer {
     relay.on('event', this.onEvent);
   }
 
-  /** Open control connections. */
-  get connections(): number {
-    return this.server.connections;
-  }
-
   listen(): Promise<number> {
     return this.server.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1');
   }

@@ -98,7 +98,6 @@ t.test('client notifications get no answer; close rejects what is pending', asyn
   const pending = c.request('never', {});
   await c.close();
   await t.rejects(pending, { code: 'RPC_CLOSED' });
-  t.ok(c.closed);
   await t.rejects(c.request('echo', { text: 'x' }), { code: 'RPC_CLOSED' });
 });
 
@@ -120,7 +119,7 @@ t.test('client: nothing listening, and a peer that breaks framing', async (t) =>
     const ra = rogue.address();
     const c = await JsonRpcClient.connect({ host: '127.0.0.1', port: typeof ra === 'object' && ra ? ra.port : 0 });
     await t.rejects(c.request('echo', {}), { code }, name);
-    await c.whenClosed;
+    await c.close();
     await new Promise<void>((r) => rogue.close(() => r()));
   }
 });
@@ -130,7 +129,6 @@ t.test('dispatcher.invoke: the checks of the wire, in process', async (t) => {
     add: method(Type.Object({ a: Type.Number(), b: Type.Number() }), (p) => p.a + p.b),
   });
   t.equal(d.invoke('add', { a: 1, b: 2 }), 3);
-  t.ok(d.has('add'));
   const cases: ReadonlyArray<readonly [string, string, unknown, number]> = [
     ['unknown method', 'sub', {}, -32601],
     ['missing param', 'add', { a: 1 }, -32602],
