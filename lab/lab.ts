@@ -11,7 +11,7 @@ import { Proc, freePort, until, findBinary } from './proc.js';
 import { sipUdpRequest, token } from './sip.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-export const LAB_CFG = join(ROOT, 'kamailio-cfg', 'lab.cfg');
+const LAB_CFG = join(ROOT, 'kamailio-cfg', 'lab.cfg');
 
 const STARTUP_MS = 20_000;
 
