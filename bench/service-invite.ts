@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { encodeNetstring, NetstringDecoder } from '../plugin/rpc/netstring.js';
+import { encodeNetstring, NetstringDecoder } from '../wire/netstring.js';
 import { inviteText, registerText } from '../test/unit/service/fixtures/sip.js';
 
 const { values } = parseArgs({

@@ -7,7 +7,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import { method, type RpcMethod } from './server.js';
-import { RpcCode, RpcError } from './errors.js';
+import { RpcCode } from '../errors.js';
+import { RpcError } from '../../wire/errors.js';
 import { parseSipMessage, SipParseError, MAX_SIP_MESSAGE_BYTES, type SipRequest } from '../sip/message.js';
 import { applyHeaderEdits } from '../sip/edits.js';
 import { parseRegister, RegisterError } from '../sip/register.js';

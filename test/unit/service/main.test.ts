@@ -7,7 +7,7 @@ import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeNetstring, NetstringDecoder } from '../../../plugin/rpc/netstring.js';
+import { encodeNetstring, NetstringDecoder } from '../../../wire/netstring.js';
 import type { RpcResponse } from '../../../plugin/rpc/server.js';
 import { tempDir } from './fixtures/helpers.js';
 import { inviteText, registerText } from './fixtures/sip.js';

@@ -2,8 +2,9 @@ import t from 'tap';
 import net from 'node:net';
 import { Type } from '@sinclair/typebox';
 import { RpcDispatcher, RpcServer, method, type RpcResponse } from '../../../plugin/rpc/server.js';
-import { RpcCode, RpcError } from '../../../plugin/rpc/errors.js';
-import { encodeNetstring, NetstringDecoder } from '../../../plugin/rpc/netstring.js';
+import { RpcCode } from '../../../plugin/errors.js';
+import { RpcError } from '../../../wire/errors.js';
+import { encodeNetstring, NetstringDecoder } from '../../../wire/netstring.js';
 import { ServiceMetrics } from '../../../plugin/metrics/metrics.js';
 import { quietLog } from './fixtures/helpers.js';
 

@@ -5,7 +5,7 @@
 import t from 'tap';
 import net from 'node:net';
 import { createApp, type App } from '../../../plugin/app.js';
-import { encodeNetstring, NetstringDecoder } from '../../../plugin/rpc/netstring.js';
+import { encodeNetstring, NetstringDecoder } from '../../../wire/netstring.js';
 import type { RpcResponse } from '../../../plugin/rpc/server.js';
 import { quietLog, tempDir, testConfig, type Teardown } from './fixtures/helpers.js';
 import { inviteText, registerText } from './fixtures/sip.js';
