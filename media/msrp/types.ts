@@ -165,9 +165,12 @@ export interface MsrpConnectionLike {
   readonly queuedBytes: number;
   close(err?: Error): void;
   readonly closed: boolean;
-  /** Stop / restart reading from the peer (read-side backpressure). Present on MsrpConnection. */
-  pause?(): void;
-  resume?(): void;
+  /** Stop / restart reading from the peer (read-side backpressure). */
+  pause(): void;
+  resume(): void;
+  /** Hold writes until uncork() (coalescing); false once the connection is gone. */
+  cork(): boolean;
+  uncork(): void;
   on(event: 'drain', fn: () => void): this;
   on(event: 'close', fn: (err?: Error) => void): this;
 }

@@ -6,26 +6,15 @@
 import type { MsrpConnectionLike } from '../msrp/index.js';
 import type { Route } from './leg.js';
 
-interface Corkable {
-  cork(): boolean;
-  uncork(): void;
-}
-
-function corkable(conn: MsrpConnectionLike): (MsrpConnectionLike & Corkable) | undefined {
-  const c = conn as MsrpConnectionLike & Partial<Corkable>;
-  return typeof c.cork === 'function' && typeof c.uncork === 'function' ? (c as MsrpConnectionLike & Corkable) : undefined;
-}
-
-const corked = new Set<Corkable>();
+const corked = new Set<MsrpConnectionLike>();
 
 /**
  * Coalesce the writes made while one batch of inbound bytes is processed into one
  * syscall per socket: cork now, uncork on the next tick (frames and their 200s alike).
  */
 export function corkUntilNextTick(conn: MsrpConnectionLike): void {
-  const c = corkable(conn);
-  if (!c || corked.has(c) || !c.cork()) return;
-  corked.add(c);
+  if (corked.has(conn) || !conn.cork()) return;
+  corked.add(conn);
   if (corked.size === 1) {
     process.nextTick(() => {
       for (const x of corked) x.uncork();
@@ -59,7 +48,7 @@ export class Backpressure {
       if (!b) {
         b = { src, dests: new Set() };
         this.blockedOn.set(src.id, b);
-        if (!src.closed) src.pause?.();
+        if (!src.closed) src.pause();
       }
       b.dests.add(d.id);
     }
@@ -74,7 +63,7 @@ export class Backpressure {
         if (!b.dests.delete(conn.id)) continue;
         if (b.dests.size === 0) {
           this.blockedOn.delete(id);
-          if (!b.src.closed) b.src.resume?.();
+          if (!b.src.closed) b.src.resume();
         }
       }
     };
