@@ -3,23 +3,12 @@ import t from 'tap';
 import { answeringDevice, deviceKey } from '../../../plugin/devices/identity.js';
 import { parseNameAddr } from '../../../plugin/sip/uri.js';
 import type { Device } from '../../../plugin/devices/types.js';
+import { device as registeredDevice } from '../service/fixtures/helpers.js';
 
 const BOB = 'sip:bob@example.net';
 const GRUU = `${BOB};gr=urn:uuid:1`;
-const device = (instance: string | null, contact: string, pubGruu: string | null): Device => ({
-  aor: BOB,
-  instance,
-  contact,
-  params: {},
-  q: 1,
-  pubGruu,
-  received: null,
-  path: [],
-  callId: 'reg',
-  cseq: 1,
-  registeredAt: 0,
-  expiresAt: 1,
-});
+const device = (instance: string | null, contact: string, pubGruu: string | null): Device =>
+  registeredDevice({ aor: BOB, instance, contact, pubGruu, expiresAt: 1 });
 
 t.test('deviceKey: +sip.instance, else the Contact URI', async (t) => {
   t.equal(deviceKey({ instance: '<urn:uuid:1>', contact: 'sip:b@h' }), '<urn:uuid:1>');

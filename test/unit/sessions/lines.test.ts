@@ -6,6 +6,7 @@
 import t from 'tap';
 import { sessionDevices, sessionDialogs } from '../../../plugin/sessions/lines.js';
 import type { Device } from '../../../plugin/devices/types.js';
+import { device as registeredDevice } from '../service/fixtures/helpers.js';
 
 t.test('sessionDialogs', async (t) => {
   const cases: Array<[string, string, Array<{ dialog: string; ruri: string; contact: string }>]> = [
@@ -33,20 +34,8 @@ t.test('sessionDialogs', async (t) => {
 const BOB = 'sip:bob@example.net';
 const DEV1 = '<urn:uuid:00000000-0000-0000-0000-000000000001>';
 const DEV2 = '<urn:uuid:00000000-0000-0000-0000-000000000002>';
-const device = (instance: string | null, contact: string, pubGruu: string | null): Device => ({
-  aor: BOB,
-  instance,
-  contact,
-  params: {},
-  q: 1,
-  pubGruu,
-  received: null,
-  path: [],
-  callId: 'reg',
-  cseq: 1,
-  registeredAt: 0,
-  expiresAt: 1,
-});
+const device = (instance: string | null, contact: string, pubGruu: string | null): Device =>
+  registeredDevice({ aor: BOB, instance, contact, pubGruu, expiresAt: 1 });
 const REGISTERED: readonly Device[] = [
   device(DEV1, 'sip:bob@127.0.0.1:6001;transport=tcp', `${BOB};gr=urn:uuid:00000000-0000-0000-0000-000000000001`),
   device(DEV2, 'sip:bob@127.0.0.1:6002;transport=tcp', `${BOB};gr=urn:uuid:00000000-0000-0000-0000-000000000002`),
