@@ -1,7 +1,7 @@
 /**
  * REGISTER handling for the device registry (docs/jsonrpc.md `pf.register`): turns a
  * REGISTER into the devices to store. Kamailio's usrloc does not keep Contact feature
- * tags, so the plugin keeps them (RFC 3840 §9, RFC 5626 `+sip.instance`, RFC 5627 GRUU).
+ * tags, so the decision service keeps them (RFC 3840 §9, RFC 5626 `+sip.instance`, RFC 5627 GRUU).
  */
 import type { Device, FeatureValue } from '../devices/types.js';
 import { deviceKey } from '../devices/identity.js';
