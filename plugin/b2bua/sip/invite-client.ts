@@ -1,0 +1,103 @@
+/**
+ * INVITE client transaction, RFC 3261 §17.1.1 with RFC 6026 §7.2 (Accepted), over TCP:
+ * no Timer A (no retransmission), Timer D = 0.
+ *
+ *                 start: send INVITE, Timer B
+ *                        |
+ *   Timer B  +------- Calling -------+ 2xx: to TU, Timer M
+ *   (timeout)|           | 1xx       |
+ *            |           v           v
+ *            +------ Proceeding --> Accepted --(2xx: to TU; Timer M)--> Terminated
+ *            |           | 300-699: send ACK (§17.1.1.3), to TU
+ *            |           v
+ *            |       Completed --(300-699: ACK again; Timer D = 0)--> Terminated
+ *            +---------------------------------------------------------> Terminated
+ *
+ * The ACK of a 2xx is the TU's (§13.2.2.4): a 2xx in Accepted (retransmission or another
+ * fork) goes to the TU, which ACKs it again or builds a new dialog.
+ */
+import type { SipRequest, SipResponse } from '../../sip/message.js';
+import { ackForNon2xx, type Built } from './build.js';
+import type { NextTable } from './fsm.js';
+import { Machine, type ClientEvents, type TxContext } from './transaction.js';
+
+export type InviteClientState = 'calling' | 'proceeding' | 'accepted' | 'completed' | 'terminated';
+
+export const INVITE_CLIENT_NEXT: NextTable<InviteClientState> = {
+  calling: ['proceeding', 'accepted', 'completed', 'terminated'],
+  proceeding: ['accepted', 'completed', 'terminated'],
+  accepted: ['terminated'],
+  completed: ['terminated'],
+  terminated: [],
+};
+
+export class InviteClientTransaction extends Machine<InviteClientState> {
+  #ack: string | null = null;
+  constructor(
+    ctx: TxContext,
+    readonly request: Built<SipRequest>,
+    private readonly events: ClientEvents,
+  ) {
+    super('INVITE client transaction', INVITE_CLIENT_NEXT, 'calling', ctx);
+  }
+
+  /** Send the INVITE and arm Timer B (§17.1.1.2). */
+  start(): void {
+    this.ctx.send(this.request.text);
+    this.arm('B', this.ctx.timers.B, () => {
+      if (this.state !== 'calling') return;
+      this.events.timeout();
+      this.end();
+    });
+  }
+
+  receiveResponse(res: SipResponse): void {
+    const s = res.status;
+    switch (this.state) {
+      case 'calling':
+      case 'proceeding':
+        if (s < 200) {
+          if (this.state === 'calling') {
+            this.transition('proceeding');
+            this.disarm('B'); // Timer B guards the Calling state only (§17.1.1.2)
+          }
+          this.events.response(res);
+        } else if (s < 300) {
+          this.transition('accepted');
+          this.disarm('B');
+          this.arm('M', this.ctx.timers.M, () => this.end());
+          this.events.response(res);
+        } else {
+          this.transition('completed');
+          this.disarm('B');
+          this.#ack = ackForNon2xx(this.request.msg, res).text;
+          this.ctx.send(this.#ack);
+          this.events.response(res);
+          this.arm('D', this.ctx.timers.D, () => this.end());
+        }
+        return;
+      case 'accepted':
+        if (s >= 200 && s < 300) this.events.response(res); // RFC 6026 §7.2
+        return;
+      case 'completed':
+        if (s >= 300 && this.#ack !== null) this.ctx.send(this.#ack); // §17.1.1.2
+        return;
+      case 'terminated':
+        return;
+    }
+  }
+
+  /** The connection failed (§17.1.4): the TU sees a timeout (503 per §8.1.3.1). */
+  transportError(): void {
+    if (this.state === 'terminated') return;
+    this.events.timeout();
+    this.end();
+  }
+
+  private end(): void {
+    if (this.state === 'terminated') return;
+    this.disarmAll();
+    this.transition('terminated');
+    this.events.terminated();
+  }
+}
