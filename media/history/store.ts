@@ -9,8 +9,6 @@
 import { open, type RootDatabase } from 'lmdb';
 
 export const SESSION_INFO_TYPE = 'Application/X-CPM-Session';
-export const CPIM_OBJECT_TYPE = 'message/cpim';
-
 export interface StoredObject {
   /** Per session folder, 1-based, increasing (IMAP UID). */
   readonly uid: number;

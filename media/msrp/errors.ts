@@ -23,7 +23,3 @@ export class MsrpError extends Error {
     }
   }
 }
-
-export function isMsrpError(err: unknown): err is MsrpError {
-  return err instanceof MsrpError;
-}

@@ -1,7 +1,6 @@
 // Header access and typed header values (RFC 4975 §8, ABNF §9).
-import { Buffer } from 'node:buffer';
 import { MsrpError } from './errors.js';
-import { formatMsrpUri, msrpUriEquals, parseMsrpUri } from './uri.js';
+import { formatMsrpUri, parseMsrpUri } from './uri.js';
 import type { ByteRange, FrameHead, MsrpHeader, MsrpUri, ReportMode, StatusValue } from './types.js';
 
 type HasHeaders = FrameHead | readonly MsrpHeader[];
@@ -20,37 +19,6 @@ export function getHeader(h: HasHeaders, name: string): string | undefined {
   return undefined;
 }
 
-export function getHeaders(h: HasHeaders, name: string): string[] {
-  const n = name.toLowerCase();
-  return list(h).filter((x) => x.name.toLowerCase() === n).map((x) => x.value);
-}
-
-/** Copy with the first header of that name replaced (others of that name dropped), or appended. */
-export function setHeader(headers: readonly MsrpHeader[], name: string, value: string): MsrpHeader[] {
-  const n = name.toLowerCase();
-  const out: MsrpHeader[] = [];
-  let done = false;
-  for (const h of headers) {
-    if (h.name.toLowerCase() !== n) out.push(h);
-    else if (!done) {
-      out.push({ name: h.name, value });
-      done = true;
-    }
-  }
-  if (!done) out.push({ name, value });
-  return out;
-}
-
-export function removeHeader(headers: readonly MsrpHeader[], name: string): MsrpHeader[] {
-  const n = name.toLowerCase();
-  return headers.filter((h) => h.name.toLowerCase() !== n);
-}
-
-/** Copy of a head with other headers; `raw` is cleared because it no longer matches. */
-export function withHeaders<H extends FrameHead>(head: H, headers: MsrpHeader[]): H {
-  return { ...head, headers, raw: Buffer.alloc(0) };
-}
-
 /** Split a path header value into its URI strings (no parsing). */
 export function pathTokens(value: string): string[] {
   return value.trim().split(/[ \t]+/).filter((s) => s.length > 0);
@@ -65,33 +33,6 @@ export function parsePath(value: string): MsrpUri[] {
 
 export function formatPath(uris: ReadonlyArray<MsrpUri | string>): string {
   return uris.map((u) => (typeof u === 'string' ? u : formatMsrpUri(u))).join(' ');
-}
-
-/** RFC 4975 §5.4: the session is found from the LAST URI of To-Path (the recipient's own). */
-export function toPathSessionId(head: FrameHead): string | undefined {
-  const v = getHeader(head, 'To-Path');
-  if (v === undefined) return undefined;
-  const t = pathTokens(v);
-  const last = t[t.length - 1];
-  if (last === undefined) return undefined;
-  try {
-    return parseMsrpUri(last).sessionId;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * RFC 4976 §7.3.2 relay forwarding: the first To-Path URI must be the relay's own; it is
- * removed, and the relay's URI is put first in From-Path. Returns undefined when the
- * request is not addressed to `self` or nothing is left to forward to.
- */
-export function forwardPaths(h: HasHeaders, self: MsrpUri | string): { toPath: string; fromPath: string } | undefined {
-  const to = pathTokens(getHeader(h, 'To-Path') ?? '');
-  const from = getHeader(h, 'From-Path');
-  if (to.length < 2 || from === undefined || !msrpUriEquals(to[0]!, self)) return undefined;
-  const selfText = typeof self === 'string' ? self : formatMsrpUri(self);
-  return { toPath: to.slice(1).join(' '), fromPath: `${selfText} ${pathTokens(from).join(' ')}` };
 }
 
 const BR = /^([0-9]{1,15})-([0-9]{1,15}|\*)\/([0-9]{1,15}|\*)$/;
@@ -122,11 +63,6 @@ export function parseStatus(value: string): StatusValue {
   const s: StatusValue = { namespace: Number(m[1]), code: Number(m[2]) };
   if (m[3] !== undefined) s.comment = m[3];
   return s;
-}
-
-export function formatStatus(s: StatusValue): string {
-  const base = `${String(s.namespace).padStart(3, '0')} ${s.code}`;
-  return s.comment === undefined ? base : `${base} ${s.comment}`;
 }
 
 /**
