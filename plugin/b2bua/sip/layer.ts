@@ -38,7 +38,7 @@ export interface LayerCounts {
   unmatchedResponses: number;
   /** Requests answered 400 (or dropped, for an ACK) because they could not be matched. */
   badRequests: number;
-  /** Exceptions the TU threw from a callback (caught: the layer carries on). */
+  /** Exceptions from a TU callback, or a bug below it (caught, given to onError: the layer carries on). */
   tuErrors: number;
 }
 
@@ -113,12 +113,13 @@ export class TransactionLayer {
     const ev: ClientEvents = {
       response: (res) => {
         if (res.status < 200 && tx instanceof InviteClientTransaction) this.#flushCancel(tx);
-        if (res.status >= 200) this.#pendingCancel.delete(tx as InviteClientTransaction);
+        if (res.status >= 200 && tx instanceof InviteClientTransaction) this.#pendingCancel.delete(tx);
         events.response(res);
       },
       timeout: () => events.timeout(),
       terminated: () => {
         this.#clients.delete(key);
+        if (tx instanceof InviteClientTransaction) this.#pendingCancel.delete(tx);
         events.terminated();
       },
     };

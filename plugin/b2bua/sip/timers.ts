@@ -36,8 +36,8 @@ export interface TimerValues {
   readonly M: number;
 }
 
-/** The timer values over TCP for a given T1 (and T2, 8*T1 by default as 500 ms -> 4 s). */
-export function reliableTimers(T1 = 500, T2 = 8 * T1): TimerValues {
+/** The timer values over TCP for a given T1 (default 500 ms) and T2 (default 4 s, §17.1.2.2). */
+export function reliableTimers(T1 = 500, T2 = Math.max(4000, T1)): TimerValues {
   if (!(Number.isFinite(T1) && T1 > 0 && Number.isFinite(T2) && T2 >= T1)) {
     throw new RangeError(`bad SIP timer base: T1=${T1} T2=${T2}`);
   }

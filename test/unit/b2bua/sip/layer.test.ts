@@ -265,10 +265,12 @@ t.test('UAC CANCEL races (§9.1)', async (t) => {
   }
 });
 
-t.test('UAC: Timer B without any response', async (t) => {
+t.test('UAC: Timer B without any response; a held CANCEL goes with it', async (t) => {
   const s = setup();
   const l = leg(s);
+  t.equal(s.layer.cancel(l.tx, { response: () => {}, timeout: () => {}, terminated: () => {} }), 'pending');
   s.h.clock.advance(32000);
+  t.same(s.wire(), ['INVITE'], 'no CANCEL without a provisional');
   t.equal(l.timedOut(), true);
   t.equal(s.layer.size.clients, 0);
 });

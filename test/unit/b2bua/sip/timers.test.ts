@@ -5,6 +5,8 @@ t.test('RFC 3261 §17 timers over TCP, RFC 6026 L and M', async (t) => {
   const cases: [number, number | undefined, Record<string, number>][] = [
     [500, undefined, { T1: 500, T2: 4000, B: 32000, D: 0, F: 32000, H: 32000, I: 0, J: 0, K: 0, L: 32000, M: 32000 }],
     [100, 400, { T1: 100, T2: 400, B: 6400, D: 0, F: 6400, H: 6400, I: 0, J: 0, K: 0, L: 6400, M: 6400 }],
+    [100, undefined, { T1: 100, T2: 4000, B: 6400, D: 0, F: 6400, H: 6400, I: 0, J: 0, K: 0, L: 6400, M: 6400 }],
+    [5000, undefined, { T1: 5000, T2: 5000, B: 320000, D: 0, F: 320000, H: 320000, I: 0, J: 0, K: 0, L: 320000, M: 320000 }],
   ];
   for (const [T1, T2, want] of cases) t.same(reliableTimers(T1, T2), want, `T1=${T1}`);
   for (const [T1, T2] of [[0, 1], [-1, 1], [NaN, 1], [500, 100], [500, Infinity]] as const) {
