@@ -7,7 +7,7 @@
  *
  * TCP only (towards Kamailio), so the retransmission timers A, E and G never start, and
  * the wait-for-retransmission timers D, I, J and K are 0 (§17.1.1.2, §17.1.2.2, §17.2.1,
- * §17.2.2). B, F and H are 64*T1; RFC 6026 §8.4 adds L and M at 64*T1. T2 caps the 2xx
+ * §17.2.2). B, F and H are 64*T1; RFC 6026 (§7.1, §7.2) adds L and M at 64*T1. T2 caps the 2xx
  * retransmission interval of a UAS (§13.3.1.4), which is the TU's job on every transport.
  */
 
