@@ -12,6 +12,7 @@
  *            |           v
  *            |       Completed --(300-699: ACK again; Timer D = 0)--> Terminated
  *            +---------------------------------------------------------> Terminated
+ *   (also from Calling or Proceeding: no final 64*T1 after our CANCEL, §9.1)
  *
  * The ACK of a 2xx is the TU's (§13.2.2.4): a 2xx in Accepted (retransmission or another
  * fork) goes to the TU, which ACKs it again or builds a new dialog.
@@ -65,11 +66,13 @@ export class InviteClientTransaction extends Machine<InviteClientState> {
         } else if (s < 300) {
           this.transition('accepted');
           this.disarm('B');
+          this.disarm('cancel');
           this.arm('M', this.ctx.timers.M, () => this.end());
           this.events.response(res);
         } else {
           this.transition('completed');
           this.disarm('B');
+          this.disarm('cancel');
           this.#ack = ackForNon2xx(this.request.msg, res).text;
           this.ctx.send(this.#ack);
           this.events.response(res);
@@ -85,6 +88,15 @@ export class InviteClientTransaction extends Machine<InviteClientState> {
       case 'terminated':
         return;
     }
+  }
+
+  /** Our CANCEL went out (§9.1): with no final response 64*T1 later, give up (the TU sees a timeout). */
+  cancelSent(): void {
+    if (this.state !== 'calling' && this.state !== 'proceeding') return;
+    this.arm('cancel', this.ctx.timers.B, () => {
+      this.events.timeout();
+      this.end();
+    });
   }
 
   /** The connection failed (§17.1.4): the TU sees a timeout (503 per §8.1.3.1). */

@@ -141,7 +141,7 @@ export class TransactionLayer {
    */
   cancel(invite: InviteClientTransaction, events: ClientEvents): CancelOutcome {
     if (invite.state === 'proceeding') {
-      this.sendRequest(cancelFor(invite.request.msg), events);
+      this.#sendCancel(invite, events);
       return 'sent';
     }
     if (invite.state === 'calling') {
@@ -160,7 +160,12 @@ export class TransactionLayer {
     const events = this.#pendingCancel.get(invite);
     if (!events) return;
     this.#pendingCancel.delete(invite);
+    this.#sendCancel(invite, events);
+  }
+
+  #sendCancel(invite: InviteClientTransaction, events: ClientEvents): void {
     this.sendRequest(cancelFor(invite.request.msg), events);
+    invite.cancelSent();
   }
 
   #response(res: SipResponse): void {

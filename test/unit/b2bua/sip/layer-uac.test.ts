@@ -108,3 +108,22 @@ t.test('UAC: Timer B without any response; a held CANCEL goes with it', async (t
   t.equal(l.timedOut(), true);
   t.equal(s.layer.size.clients, 0);
 });
+
+t.test('UAC: no final response 64*T1 after our CANCEL: the INVITE is given up (§9.1)', async (t) => {
+  const rows: [string, number | null, boolean][] = [
+    ['no final', null, true],
+    ['487 in time', 487, false],
+    ['2xx in time', 200, false],
+  ];
+  for (const [name, final, gaveUp] of rows) {
+    const s = setup();
+    const l = leg(s);
+    s.layer.receive(answer(l.invite.msg, { status: 180, toTag: 'd1' }));
+    t.equal(s.layer.cancel(l.tx, { response: () => {}, timeout: () => {}, terminated: () => {} }), 'sent');
+    s.h.clock.advance(1000);
+    if (final !== null) s.layer.receive(answer(l.invite.msg, { status: final, toTag: 'd1' }));
+    s.h.clock.advance(31000);
+    t.equal(l.timedOut(), gaveUp, `${name}: timeout`);
+    if (gaveUp) t.equal(l.tx.state, 'terminated', `${name}: ended`);
+  }
+});
