@@ -1,6 +1,6 @@
 /**
  * RFC 4745 rule matching (§7 conditions, §10 combining) with the OMA extensions (CR 8.4.1), as used by CR step 4.
- * Our readings (docs/policy.md "Policy rules"):
+ * Our readings (docs/policy.md "Step 4"):
  * - `<identity>` matches only a non-anonymous request with an originator identity
  *   (`<one id>` by identity key, `<many domain>` by domain minus `<except>`).
  * - `<other-identity>` matches a non-anonymous request whose identity matched no other

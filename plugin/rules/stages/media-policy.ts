@@ -1,6 +1,6 @@
 /**
  * CR 8.3.2.1 step 5, media policy: the SDP offer must conform to policy -> else 488.
- * Our readings (docs/policy.md "Media policy"):
+ * Our readings (docs/policy.md "Step 5"):
  * - no SDP offer (no body, or no application/sdp part) -> 488, Warning "SDP offer required";
  * - a body that is not SDP / cannot be parsed -> 400, Warning "Malformed SDP";
  * - a stream (port != 0) whose media+proto is not allowed -> 488, Warning "Media not allowed";
