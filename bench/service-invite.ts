@@ -1,17 +1,16 @@
 /**
  * Decision-service benchmark: pf.invite at a fixed rate over one netstring/TCP
- * connection (as janssonrpcc sends), against `plugin/main.ts` in its own process.
+ * connection (as janssonrpcc sends; wire/client.ts), against `plugin/main.ts` in its own process.
  * Prints client-side round-trip percentiles and the server's own decision histogram.
  *
  *   npm run bench:service -- [--rate 1000] [--seconds 10] [--devices 3]
  */
-import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { encodeNetstring, NetstringDecoder } from '../wire/netstring.js';
+import { JsonRpcClient } from '../wire/client.js';
 import { inviteText, registerText } from '../test/unit/service/fixtures/sip.js';
 
 const { values } = parseArgs({
@@ -49,38 +48,21 @@ const ports = await new Promise<{ rpcPort: number; httpPort: number }>((resolve,
   child.on('exit', (code) => reject(new Error(`service exited ${code}`)));
 });
 
-const socket = net.connect({ port: ports.rpcPort, host: '127.0.0.1' });
-socket.setNoDelay(true);
-await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-const decoder = new NetstringDecoder(1 << 20);
-const pending = new Map<number, bigint>();
-const waiters = new Map<number, (r: { error?: unknown; result?: unknown }) => void>();
+const client = await JsonRpcClient.connect({ host: '127.0.0.1', port: ports.rpcPort, timeoutMs: 10_000 });
 const latencies: number[] = [];
 let errors = 0;
-socket.on('data', (chunk: Buffer) => {
-  for (const f of decoder.push(chunk)) {
-    const res = JSON.parse(f.toString('utf8')) as { id: number; error?: unknown; result?: unknown };
-    const sent = pending.get(res.id);
-    if (sent !== undefined) {
-      latencies.push(Number(process.hrtime.bigint() - sent) / 1e6);
-      pending.delete(res.id);
-    }
-    if (res.error) errors++;
-    waiters.get(res.id)?.(res);
-    waiters.delete(res.id);
-  }
-});
+let inflight = 0;
 
-let nextId = 1;
-function send(method: string, params: unknown): number {
-  const id = nextId++;
-  socket.write(encodeNetstring(JSON.stringify({ jsonrpc: '2.0', id, method, params })));
-  return id;
+/** One pf.invite timed from the send to its answer (wire/client.ts matches it by id). */
+function timed(params: object): void {
+  const sent = process.hrtime.bigint();
+  inflight++;
+  client.request('pf.invite', params).then(
+    () => latencies.push(Number(process.hrtime.bigint() - sent) / 1e6),
+    () => errors++,
+  ).finally(() => inflight--);
 }
-function call(method: string, params: unknown): Promise<{ error?: unknown; result?: unknown }> {
-  const id = send(method, params);
-  return new Promise((resolve) => waiters.set(id, resolve));
-}
+const call = (method: string, params: object): Promise<unknown> => client.request(method, params);
 
 // Setup: bob's devices and a blacklist, so the INVITE runs every stage up to proxy.
 for (let i = 0; i < DEVICES; i++) {
@@ -95,9 +77,8 @@ await fetch(`http://127.0.0.1:${ports.httpPort}/xcap-root/resource-lists/users/s
     (_, i) => `<entry uri="sip:spam${i}@example.net"/>`,
   ).join('')}</list></resource-lists>`,
 });
-const check = await call('pf.invite', { v: 1, msg: inviteText(), src: 'udp:127.0.0.1:5070' });
-if (check.error) throw new Error(`pf.invite failed: ${JSON.stringify(check.error)}`);
-latencies.length = 0;
+// throws (RpcError) when pf.invite fails
+await call('pf.invite', { v: 1, msg: inviteText(), src: 'udp:127.0.0.1:5070' });
 
 // Warm-up 1 s, then measure.
 const msg = inviteText();
@@ -109,11 +90,11 @@ async function run(seconds: number): Promise<void> {
   while (sent < total) {
     const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
     const due = Math.min(total, Math.floor(elapsed * RATE));
-    for (; sent < due; sent++) pending.set(send('pf.invite', params), process.hrtime.bigint());
+    for (; sent < due; sent++) timed(params);
     await new Promise((r) => setTimeout(r, 1));
   }
   const deadline = Date.now() + 5000;
-  while (pending.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  while (inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
 }
 await run(1);
 latencies.length = 0;
@@ -132,7 +113,7 @@ console.log(
       seconds: SECONDS,
       devices: DEVICES,
       answered: sorted.length,
-      lost: pending.size,
+      lost: inflight,
       errors,
       roundTripMs: { p50: pct(50), p90: pct(90), p99: pct(99), p999: pct(99.9), max: pct(100) },
     },
@@ -142,7 +123,7 @@ console.log(
 );
 console.log(serverLines.join('\n'));
 
-socket.destroy();
+await client.close();
 child.kill('SIGTERM');
 await new Promise((r) => child.once('exit', r));
 rmSync(dir, { recursive: true, force: true });

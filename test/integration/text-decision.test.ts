@@ -6,39 +6,34 @@
  * arrives with its backslash.
  */
 import t from 'tap';
-import net from 'node:net';
-import { once } from 'node:events';
+import { Type } from '@sinclair/typebox';
+import { pino } from 'pino';
 import { Kamailio, runDir } from '../../lab/lab.js';
 import { call, Device, newInstance } from '../../lab/calls.js';
 import { headerValues } from '../../lab/sipp.js';
-import { NetstringDecoder, encodeNetstring } from '../../wire/netstring.js';
+import { method } from '../../wire/dispatcher.js';
+import { JsonRpcServer } from '../../wire/server.js';
 
 const dir = runDir('it-text-decision');
 const device = await Device.start({ dir, sipPort: 0, user: 'pat', instance: newInstance(), behaviour: { kind: 'answer' }, register: false });
 
-/** A stand-in decision service: every pf.invite gets `decision` (the lab's PF_INVITE_FORK carries the fork). */
+/**
+ * A stand-in decision service on wire/server.ts: every pf.invite gets `decision` (the
+ * lab's PF_INVITE_FORK carries the fork), any other method -32601.
+ */
 const routes = { version: '1.0', routing: 'parallel', routes: [{ uri: `sip:pat@127.0.0.1:${device.port}` }] };
 const decision = `proxy|proxy||||${JSON.stringify({ code: 200, rtjson: routes })}|X-Escaped: a\\b\r\n`;
-const server = net.createServer((socket) => {
-  const decoder = new NetstringDecoder(1 << 20);
-  socket.on('data', (chunk: Buffer) => {
-    for (const frame of decoder.push(chunk)) {
-      const req = JSON.parse(frame.toString('utf8')) as { id?: unknown; method: string };
-      if (req.id === undefined) continue;
-      const body = req.method === 'pf.invite' ? { result: decision } : { error: { code: -32601, message: 'Method not found' } };
-      socket.write(encodeNetstring(JSON.stringify({ jsonrpc: '2.0', id: req.id, ...body })));
-    }
-  });
-  socket.on('error', () => undefined);
+const server = new JsonRpcServer({
+  methods: { 'pf.invite': method(Type.Unknown(), () => decision) },
+  log: pino({ level: 'silent' }),
+  maxFrameBytes: 1 << 20,
 });
-server.listen(0, '127.0.0.1');
-await once(server, 'listening');
-const port = (server.address() as net.AddressInfo).port;
+const port = await server.listen(0, '127.0.0.1');
 const kamailio = await Kamailio.start({ dir, rpc: [{ port }] });
 t.teardown(async () => {
   await device.stop();
   await kamailio.stop();
-  server.close();
+  await server.close();
 });
 
 t.test('an escape other than \\" and \\r\\n: the text is decoded with jansson', async (t) => {

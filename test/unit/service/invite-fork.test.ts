@@ -4,38 +4,9 @@
  * (remove_hf of `remove`, append_hf of `hdrs`), one round trip instead of two.
  */
 import t from 'tap';
-import net from 'node:net';
 import { createApp, type App } from '../../../plugin/app.js';
-import { encodeNetstring, NetstringDecoder } from '../../../wire/netstring.js';
-import type { RpcResponse } from '../../../plugin/rpc/server.js';
-import { quietLog, tempDir, testConfig, type Teardown } from './fixtures/helpers.js';
+import { quietLog, rpcCalls as rpc, tempDir, testConfig, type Teardown } from './fixtures/helpers.js';
 import { inviteText, registerText } from './fixtures/sip.js';
-
-/** Requests over one connection, answered by id (bounded). */
-async function rpc(port: number, calls: Array<[string, unknown]>): Promise<RpcResponse[]> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    const decoder = new NetstringDecoder(1 << 20);
-    const got = new Map<number, RpcResponse>();
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error('rpc timeout'));
-    }, 5000);
-    calls.forEach(([method, params], id) => socket.write(encodeNetstring(JSON.stringify({ jsonrpc: '2.0', id, method, params }))));
-    socket.on('data', (chunk: Buffer) => {
-      for (const f of decoder.push(chunk)) {
-        const res = JSON.parse(f.toString('utf8')) as RpcResponse;
-        got.set(Number(res.id), res);
-      }
-      if (got.size === calls.length) {
-        clearTimeout(timer);
-        socket.end();
-        resolve(calls.map((_, i) => got.get(i)!));
-      }
-    });
-    socket.on('error', reject);
-  });
-}
 
 /** What Kamailio forwards ($mbu): header lines named in `remove` dropped, `hdrs` appended. */
 function forwarded(raw: string, remove: readonly string[], hdrs: string): string {

@@ -3,39 +3,9 @@
  * lmdb stores, and the HTTP endpoints through inject().
  */
 import t from 'tap';
-import net from 'node:net';
 import { createApp, type App } from '../../../plugin/app.js';
-import { encodeNetstring, NetstringDecoder } from '../../../wire/netstring.js';
-import type { RpcResponse } from '../../../plugin/rpc/server.js';
-import { quietLog, tempDir, testConfig, type Teardown } from './fixtures/helpers.js';
+import { quietLog, rpcCall as call, tempDir, testConfig, type Teardown } from './fixtures/helpers.js';
 import { inviteText, registerText } from './fixtures/sip.js';
-
-/** One request over a fresh connection; resolves with the response (bounded). */
-function call(port: number, method: string, params: unknown, id: number | null = 1): Promise<RpcResponse | null> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    const decoder = new NetstringDecoder(1 << 20);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error('rpc timeout'));
-    }, 5000);
-    const body = id === null ? { jsonrpc: '2.0', method, params } : { jsonrpc: '2.0', id, method, params };
-    socket.write(encodeNetstring(JSON.stringify(body)));
-    if (id === null) {
-      // a notification gets no answer: follow it with a ping and return once that is answered
-      socket.write(encodeNetstring(JSON.stringify({ jsonrpc: '2.0', id: 'sync', method: 'pf.ping', params: {} })));
-    }
-    socket.on('data', (chunk: Buffer) => {
-      for (const f of decoder.push(chunk)) {
-        const res = JSON.parse(f.toString('utf8')) as RpcResponse;
-        clearTimeout(timer);
-        socket.end();
-        resolve(id === null ? (res.id === 'sync' ? null : res) : res);
-      }
-    });
-    socket.on('error', reject);
-  });
-}
 
 let clock = Date.UTC(2026, 0, 1);
 
@@ -194,7 +164,7 @@ t.test('XDM documents drive the decision and a new document takes effect at once
 t.test('bad params on the wire', async (t) => {
   const app = await started(t);
   const port = app.rpcPort;
-  const cases: ReadonlyArray<readonly [string, string, unknown, string | RegExp]> = [
+  const cases: ReadonlyArray<readonly [string, string, object, string | RegExp]> = [
     ['wrong version', 'pf.invite', { v: 2, msg: inviteText(), src: 'udp:1.2.3.4:5060' }, /^\/v/],
     ['missing msg', 'pf.invite', { v: 1, src: 'udp:1.2.3.4:5060' }, /^\/msg/],
     ['msg not a string', 'pf.register', { v: 1, msg: 42, src: 'x' }, /^\/msg/],
