@@ -8,29 +8,24 @@
 //      │               └────┘ bind (a new connection from the same peer)
 //      └──────────── drop, delete ──────────────────────────────────▶ closed
 //
-// moveLeg() is the only place a leg's state changes; it throws on an illegal move.
+// moveLeg() is the only place a leg's state changes; it throws IllegalTransition
+// (lib/fsm.ts) on an illegal move.
 
 import type { MsrpConnectionLike, MsrpUri } from '../msrp/index.js';
 import type { Injection } from '../cpim/direction.js';
 import type { LegInfo } from './types.js';
+import { guardedTransition, type NextTable } from '../../lib/fsm.js';
 
 /** The originating leg's tag (docs/media-control.md, "Key"). */
 export const ORIGINATOR = 'originator';
 
 export type LegState = 'waiting' | 'connected' | 'closed';
 
-export const LEG_NEXT: Readonly<Record<LegState, readonly LegState[]>> = {
+export const LEG_NEXT: NextTable<LegState> = {
   waiting: ['connected', 'closed'],
   connected: ['connected', 'closed'],
   closed: [],
 };
-
-export class IllegalMove extends Error {
-  constructor(what: string, from: string, to: string) {
-    super(`${what}: ${from} -> ${to} is not a legal move`);
-    this.name = 'IllegalMove';
-  }
-}
 
 export interface Leg {
   readonly tag: string;
@@ -76,8 +71,7 @@ export interface Route {
 
 /** The one guarded transition of a leg's state. */
 export function moveLeg(leg: Leg, to: LegState): void {
-  if (!LEG_NEXT[leg.state].includes(to)) throw new IllegalMove(`leg ${leg.tag}`, leg.state, to);
-  (leg as { state: LegState }).state = to;
+  (leg as { state: LegState }).state = guardedTransition(`leg ${leg.tag}`, LEG_NEXT, leg.state, to);
 }
 
 export function newLeg(

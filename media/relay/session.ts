@@ -7,17 +7,18 @@
 //      └──────────────────── delete, relay stopped ───────────────────────┘
 //
 // A deleted session answers every frame 481 (RFC 4975 §5.4). moveSession() is the only
-// place a session's state changes; it throws on an illegal move.
+// place a session's state changes; it throws IllegalTransition (lib/fsm.ts) on an illegal move.
 
 import type { MsrpConnectionLike } from '../msrp/index.js';
 import type { HeadDecision, HeadTracker } from '../cpim/tracker.js';
 import type { Chunk } from './frames.js';
-import { IllegalMove, type Leg, type Route } from './leg.js';
+import type { Leg, Route } from './leg.js';
+import { guardedTransition, type NextTable } from '../../lib/fsm.js';
 import type { MultiDevicePolicy } from './types.js';
 
 export type SessionState = 'offered' | 'active' | 'deleted';
 
-export const SESSION_NEXT: Readonly<Record<SessionState, readonly SessionState[]>> = {
+export const SESSION_NEXT: NextTable<SessionState> = {
   offered: ['active', 'deleted'],
   active: ['deleted'],
   deleted: [],
@@ -83,8 +84,7 @@ export function newSession(init: SessionInit): Session {
 
 /** The one guarded transition of a session's state. */
 export function moveSession(s: Session, to: SessionState): void {
-  if (!SESSION_NEXT[s.state].includes(to)) throw new IllegalMove(`session ${s.callId}`, s.state, to);
-  (s as { state: SessionState }).state = to;
+  (s as { state: SessionState }).state = guardedTransition(`session ${s.callId}`, SESSION_NEXT, s.state, to);
 }
 
 /** The originator first, then the devices in answer order. */

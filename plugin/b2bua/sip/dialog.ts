@@ -15,7 +15,7 @@ import { Value } from '@sinclair/typebox/value';
 import type { SipMessage, SipRequest, SipResponse } from '../../sip/message.js';
 import { parseNameAddr, parseUri } from '../../sip/uri.js';
 import { BuildError, cseqOf, MAX_FORWARDS, newBranch, printRequest, tagOf, type Built, type Header } from './build.js';
-import { guardedTransition, type NextTable } from './fsm.js';
+import { guardedTransition, type NextTable } from '../../../lib/fsm.js';
 
 export const DialogStateSchema = Type.Union([Type.Literal('early'), Type.Literal('confirmed'), Type.Literal('terminated')]);
 export type DialogStateName = Static<typeof DialogStateSchema>;

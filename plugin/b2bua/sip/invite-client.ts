@@ -19,7 +19,7 @@
  */
 import type { SipRequest, SipResponse } from '../../sip/message.js';
 import { ackForNon2xx, type Built } from './build.js';
-import type { NextTable } from './fsm.js';
+import type { NextTable } from '../../../lib/fsm.js';
 import { Machine, type ClientEvents, type TxContext } from './transaction.js';
 
 export type InviteClientState = 'calling' | 'proceeding' | 'accepted' | 'completed' | 'terminated';

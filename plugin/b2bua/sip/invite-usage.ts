@@ -16,7 +16,7 @@
 import type { SipRequest, SipResponse } from '../../sip/message.js';
 import { cseqOf, tagOf, type Built } from './build.js';
 import { buildInDialog, confirmAsUac, dialogAsUac, DialogError, type Dialog } from './dialog.js';
-import { guardedTransition, type NextTable } from './fsm.js';
+import { guardedTransition, type NextTable } from '../../../lib/fsm.js';
 import type { Clock, TimerHandle, TimerValues } from './timers.js';
 
 export type Retransmit2xxState = 'retransmitting' | 'done';

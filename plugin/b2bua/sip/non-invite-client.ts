@@ -11,7 +11,7 @@
  */
 import type { SipRequest, SipResponse } from '../../sip/message.js';
 import type { Built } from './build.js';
-import type { NextTable } from './fsm.js';
+import type { NextTable } from '../../../lib/fsm.js';
 import { Machine, type ClientEvents, type TxContext } from './transaction.js';
 
 export type NonInviteClientState = 'trying' | 'proceeding' | 'completed' | 'terminated';

@@ -12,7 +12,7 @@
  */
 import type { SipRequest, SipResponse } from '../../sip/message.js';
 import type { Built } from './build.js';
-import type { NextTable } from './fsm.js';
+import type { NextTable } from '../../../lib/fsm.js';
 import { Machine, type ServerEvents, type TxContext } from './transaction.js';
 
 export type NonInviteServerState = 'trying' | 'proceeding' | 'completed' | 'terminated';

@@ -4,7 +4,7 @@
  * A timer of 0 ms (D, I, J, K over TCP) fires at once, in the same call.
  */
 import type { SipResponse } from '../../sip/message.js';
-import { guardedTransition, type NextTable } from './fsm.js';
+import { guardedTransition, type NextTable } from '../../../lib/fsm.js';
 import type { Clock, TimerHandle, TimerValues } from './timers.js';
 
 export interface TxContext {
@@ -43,7 +43,7 @@ export abstract class Machine<S extends string> {
   get state(): S {
     return this.#state;
   }
-  /** The one guarded move (fsm.ts): throws IllegalTransition when NEXT forbids it. */
+  /** The one guarded move (lib/fsm.ts): throws IllegalTransition when NEXT forbids it. */
   protected transition(to: S): void {
     this.#state = guardedTransition(this.machine, this.next, this.#state, to);
   }

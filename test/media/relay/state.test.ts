@@ -1,7 +1,8 @@
 // Leg and session state machines (media/relay/leg.ts, session.ts): every move, legal and illegal.
 import t from 'tap';
+import { IllegalTransition } from '../../../lib/fsm.js';
 import { parseMsrpUri } from '../../../media/msrp/index.js';
-import { IllegalMove, LEG_NEXT, moveLeg, newLeg, type LegState } from '../../../media/relay/leg.js';
+import { LEG_NEXT, moveLeg, newLeg, type LegState } from '../../../media/relay/leg.js';
 import { SESSION_NEXT, moveSession, newSession, type SessionState } from '../../../media/relay/session.js';
 
 const URI = 'msrp://127.0.0.1:9/x;tcp';
@@ -40,7 +41,7 @@ t.test('leg: waiting -> connected -> closed', async t => {
       moveLeg(leg, to);
       t.equal(leg.state, to, `${from} -> ${to}`);
     } else {
-      t.throws(() => moveLeg(leg, to), IllegalMove, `${from} -> ${to} refused`);
+      t.throws(() => moveLeg(leg, to), IllegalTransition, `${from} -> ${to} refused`);
       t.equal(leg.state, from, `${from} unchanged`);
     }
   }
@@ -65,7 +66,7 @@ t.test('session: offered -> active -> deleted', async t => {
       moveSession(s, to);
       t.equal(s.state, to, `${from} -> ${to}`);
     } else {
-      t.throws(() => moveSession(s, to), IllegalMove, `${from} -> ${to} refused`);
+      t.throws(() => moveSession(s, to), IllegalTransition, `${from} -> ${to} refused`);
       t.equal(s.state, from, `${from} unchanged`);
     }
   }

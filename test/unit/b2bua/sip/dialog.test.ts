@@ -5,7 +5,7 @@ import {
   buildInDialog, checkRemoteCseq, confirmAsUac, dialogAsUac, dialogAsUas, DialogError, dialogId, fromJSON, incomingDialogId,
   refreshTarget, routing, toJSON, transitionDialog, type Dialog,
 } from '../../../../plugin/b2bua/sip/dialog.js';
-import { IllegalTransition } from '../../../../plugin/b2bua/sip/fsm.js';
+import { IllegalTransition } from '../../../../lib/fsm.js';
 import { answer, incoming, req, res } from './helpers.js';
 
 const RR = ['<sip:p1.example.net;lr>', '<sip:p2.example.net;lr;ftag=x>'];

@@ -1,6 +1,6 @@
 /** Every state machine's NEXT table, legal and illegal moves, through the one guard. */
 import t from 'tap';
-import { guardedTransition, IllegalTransition, type NextTable } from '../../../../plugin/b2bua/sip/fsm.js';
+import { guardedTransition, IllegalTransition, type NextTable } from '../../../../lib/fsm.js';
 import { INVITE_CLIENT_NEXT } from '../../../../plugin/b2bua/sip/invite-client.js';
 import { NON_INVITE_CLIENT_NEXT } from '../../../../plugin/b2bua/sip/non-invite-client.js';
 import { INVITE_SERVER_NEXT } from '../../../../plugin/b2bua/sip/invite-server.js';

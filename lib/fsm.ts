@@ -1,6 +1,7 @@
 /**
- * The one guard every state machine of the B2BUA SIP layer goes through: a move not in
- * the machine's NEXT table throws IllegalTransition (a bug in the layer, never input).
+ * The one guard every state machine goes through (the relay's sessions and legs, the
+ * B2BUA's transactions and dialogs): a move not in the machine's NEXT table throws
+ * IllegalTransition, a bug in the caller, never a reaction to input.
  */
 
 export class IllegalTransition extends Error {
