@@ -69,11 +69,6 @@ export class NetstringDecoder {
     return this.failed;
   }
 
-  /** Bytes received but not yet part of a complete frame. */
-  get pending(): number {
-    return this.buf.length;
-  }
-
   private readHeader(): boolean {
     let len = 0;
     let i = 0;

@@ -145,10 +145,6 @@ export class MsrpConnection extends EventEmitter<MsrpConnectionEvents> implement
     return this.socket.writableLength;
   }
 
-  get remoteAddress(): string {
-    return `${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? 0}`;
-  }
-
   write(data: Buffer): boolean {
     if (this.isClosed || this.socket.destroyed) return false;
     this.socket.write(data);

@@ -126,10 +126,6 @@ export class MsrpEndpoint extends EventEmitter<EndpointEvents> {
     this.bound.delete(sessionId);
   }
 
-  hasSession(sessionId: string): boolean {
-    return this.sinks.has(sessionId);
-  }
-
   /** Open connections bound to the session (most recent last). */
   connectionsFor(sessionId: string): MsrpConnection[] {
     return [...(this.bound.get(sessionId) ?? [])].filter((c) => !c.closed);

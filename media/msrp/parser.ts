@@ -193,11 +193,6 @@ export class MsrpStreamParser {
     return this.st;
   }
 
-  /** Bytes of an unfinished head currently held. */
-  get pendingHeadBytes(): number {
-    return this.head.len;
-  }
-
   feed(chunk: Buffer): void {
     if (this.failed) throw new MsrpError('MSRP_PARSER_FAILED', 'parser already failed');
     try {

@@ -5,6 +5,9 @@
 // `RelayControl.call`, which checks the verb and its params exactly as the server does:
 // an unknown verb is JSON-RPC error -32601 and params that fail the schema -32602 on
 // both paths (thrown RpcError in process, an `error` member over TCP).
+// `RelayControl` has no production caller yet: it is the in-process control the B2BUA
+// (plugin/b2bua) will use when it runs in the relay's process; the tests hold it to the
+// same checks as the TCP server until then.
 
 import { pino, type Logger } from 'pino';
 import { Type } from '@sinclair/typebox';

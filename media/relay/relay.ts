@@ -82,10 +82,6 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     return this.port;
   }
 
-  get listenPort(): number {
-    return this.port;
-  }
-
   /** The TLS listener's port; 0 without TLS. */
   get tlsListenPort(): number {
     return this.tlsPort;

@@ -5,8 +5,8 @@
  * errors. Synchronous methods are answered without awaiting (wire/dispatcher.ts).
  */
 import type { Logger } from 'pino';
-import { JsonRpcDispatcher, type RpcHooks, type RpcMethod as WireMethod } from '../../wire/dispatcher.js';
-import { JsonRpcServer, type RpcConnection, type RpcServerHooks } from '../../wire/server.js';
+import type { RpcMethod as WireMethod } from '../../wire/dispatcher.js';
+import { JsonRpcServer, type RpcServerHooks } from '../../wire/server.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 
 export { method, type RpcId, type RpcResponse } from '../../wire/dispatcher.js';
@@ -14,13 +14,10 @@ export { method, type RpcId, type RpcResponse } from '../../wire/dispatcher.js';
 /** A service method: its handlers do not need the connection. */
 export type RpcMethod = WireMethod;
 
-export interface RpcDispatcherOptions {
+export interface RpcServerOptions {
   readonly methods: Readonly<Record<string, RpcMethod>>;
   readonly log: Logger;
   readonly metrics: ServiceMetrics;
-}
-
-export interface RpcServerOptions extends RpcDispatcherOptions {
   readonly maxFrameBytes: number;
 }
 
@@ -34,14 +31,7 @@ function metricHooks(metrics: ServiceMetrics, log: Logger): RpcServerHooks {
   };
 }
 
-/** Transport-free dispatcher with the service's metrics (tests and bench/service-dispatch.ts). */
-export class RpcDispatcher extends JsonRpcDispatcher<RpcConnection> {
-  constructor(opts: RpcDispatcherOptions) {
-    const hooks: RpcHooks = metricHooks(opts.metrics, opts.log);
-    super(opts.methods, hooks);
-  }
-}
-
+/** The server's `dispatcher` is the transport-free path with the same hooks (tests, in-process calls). */
 export class RpcServer extends JsonRpcServer {
   constructor(opts: RpcServerOptions) {
     super({

@@ -1,4 +1,8 @@
-/** RFC 3261 §16.7 steps 5-6: the best final response of a forking proxy. */
+/**
+ * RFC 3261 §16.7 steps 5-6: the best final response of a forking proxy. On the proxy
+ * path Kamailio's tm picks it; this is for the coming B2BUA (plugin/b2bua), which forks
+ * itself and answers the caller with the best of its branches' finals. No caller yet.
+ */
 
 /** 4xx responses that help the caller resubmit (RFC 3261 §16.7 step 6). */
 const RESUBMIT_INFO = new Set([401, 407, 415, 420, 484]);

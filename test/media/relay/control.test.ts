@@ -275,3 +275,41 @@ t.test('JSON-RPC over netstring TCP, events, history', async t => {
   await relay.close();
   await store.close();
 });
+
+t.test('typed client drop: the device leg is released (CR 8.3.2.1.4 4.A.i.2), refusals are replies', async t => {
+  const relay = new MsrpRelay({ port: 0 });
+  const port = await relay.listen();
+  const server = new ControlServer(relay);
+  const cli = await RelayControlClient.connect('127.0.0.1', await server.listen());
+  t.teardown(async () => {
+    await cli.close();
+    await server.close();
+    await relay.close();
+  });
+  const events = eventLog();
+  await cli.subscribe(e => events.push(e));
+  const origin = await MsrpPeer.connect({ host: '127.0.0.1', port, remotePath: 'msrp://127.0.0.1:1/x;tcp' });
+  t.teardown(() => origin.close());
+  const r = await cli.offer({ 'call-id': 'd1', sdp: sdpFor(origin.localUri), policy: 'B' });
+  if (r.result !== 'ok') throw new Error(r['error-reason']);
+  origin.remotePath = r['relay-uri'];
+  await origin.bind();
+  const dev = await MsrpPeer.connect({ host: '127.0.0.1', port, remotePath: r['device-relay-uri'] });
+  t.teardown(() => dev.close());
+  t.match(await cli.answer({ 'call-id': 'd1', leg: 'tag-1', sdp: sdpFor(dev.localUri) }), { result: 'ok' });
+  await dev.bind();
+  await events.wait(e => e.event === 'leg-connected' && e.leg === 'tag-1');
+
+  const devClosed = new Promise<void>(resolve => dev.once('close', () => resolve()));
+  t.same(await cli.drop({ 'call-id': 'd1', leg: 'tag-1' }), { result: 'ok' });
+  await devClosed; // the relay closed the device's connection
+  t.match(await events.wait(e => e.event === 'leg-closed' && e.leg === 'tag-1'), { 'call-id': 'd1', reason: 'dropped' });
+  t.match(await cli.query({ 'call-id': 'd1' }), { result: 'ok', legs: [{ leg: 'originator' }] }, 'only the originator left');
+  const cases: ReadonlyArray<readonly [string, { 'call-id': string; leg: string }, string]> = [
+    ['the same leg again', { 'call-id': 'd1', leg: 'tag-1' }, 'UNKNOWN_LEG'],
+    ['a leg never answered', { 'call-id': 'd1', leg: 'tag-9' }, 'UNKNOWN_LEG'],
+    ['an unknown call-id', { 'call-id': 'nope', leg: 'tag-1' }, 'UNKNOWN_SESSION'],
+  ];
+  for (const [name, params, code] of cases) t.match(await cli.drop(params), { result: 'error', 'error-code': code }, name);
+  await t.rejects(cli.drop({ 'call-id': '', leg: 'tag-1' }), { name: 'RpcError', code: -32602 }, 'bad params: RpcError');
+});

@@ -1,7 +1,7 @@
 import t from 'tap';
 import net from 'node:net';
 import { Type } from '@sinclair/typebox';
-import { RpcDispatcher, RpcServer, method, type RpcResponse } from '../../../plugin/rpc/server.js';
+import { RpcServer, method, type RpcResponse } from '../../../plugin/rpc/server.js';
 import { RpcCode } from '../../../plugin/errors.js';
 import { RpcError } from '../../../wire/errors.js';
 import { encodeNetstring, NetstringDecoder } from '../../../wire/netstring.js';
@@ -27,7 +27,8 @@ function methods() {
 
 t.test('dispatcher: JSON-RPC 2.0 errors', async (t) => {
   const metrics = new ServiceMetrics();
-  const d = new RpcDispatcher({ methods: methods(), log: quietLog, metrics });
+  // the server's own dispatcher (metrics hooked in), called in process: nothing listens
+  const d = new RpcServer({ methods: methods(), log: quietLog, metrics, maxFrameBytes: 1024 }).dispatcher;
   const call = (x: unknown) => d.dispatch(typeof x === 'string' ? x : JSON.stringify(x));
 
   t.same(await call({ jsonrpc: '2.0', id: 1, method: 'echo', params: { v: 1, text: 'é' } }), {

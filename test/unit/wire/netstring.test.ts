@@ -18,7 +18,6 @@ t.test('one frame per push, several per push, split at every byte', async (t) =>
   const wire = Buffer.concat([encodeNetstring('{"a":1}'), encodeNetstring(''), encodeNetstring('{"b":"é😀"}')]);
   const d1 = new NetstringDecoder(1024);
   t.same(s(d1.push(wire)), ['{"a":1}', '', '{"b":"é😀"}']);
-  t.equal(d1.pending, 0);
 
   // split a multi-byte character and every header/comma boundary
   const d2 = new NetstringDecoder(1024);
