@@ -1,6 +1,6 @@
 /**
  * Configuration loading shared by the decision service (plugin/config/load.ts) and the
- * relay (media/config.ts): one JSON file, then environment variables, then (relay only)
+ * relay (media/config/load.ts): one JSON file, then environment variables, then (relay only)
  * command-line flags, each overriding the one before; defaults from the TypeBox schema;
  * the first problem throws ConfigError naming the field (`config: /path ...`).
  * A schema node may carry `errorMessage` (for example "must be a port number"): it is

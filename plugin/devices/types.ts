@@ -1,7 +1,7 @@
 /**
  * A registered CPM Client (device) of a served user, as captured at REGISTER time.
  * Kamailio's usrloc does not keep Contact feature tags (docs/deployment.md §6), so the
- * plugin keeps them here.
+ * decision service keeps them here.
  */
 
 /** A Contact feature parameter: `true` for a bare flag, else the unquoted value (RFC 3840 §9). */

@@ -21,7 +21,7 @@ export interface RpcServerOptions {
   readonly maxFrameBytes: number;
 }
 
-/** The metrics hooks: `pf_rpc_requests_total`, `pf_decision_seconds`, `pf_rpc_framing_errors_total`. */
+/** The metrics hooks: `pf_rpc_requests_total`, `pf_decision_duration_seconds`, `pf_rpc_framing_errors_total`. */
 function metricHooks(metrics: ServiceMetrics, log: Logger): RpcServerHooks {
   return {
     outcome: (method, outcome) => metrics.rpcRequests.inc({ method, outcome: String(outcome) }),
