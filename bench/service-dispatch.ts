@@ -16,7 +16,7 @@ import { pino } from 'pino';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { inviteText, registerText } from '../test/unit/service/fixtures/sip.js';
+import { inviteText, registerText } from '../lab/service-fixtures.js';
 const dataDir = mkdtempSync(join(tmpdir(), 'pf-bench-'));
 const app = await createApp(parseConfig({ rpcPort: 0, httpPort: 0, dataDir, logLevel: 'silent' }), pino({ level: 'silent' }));
 const d = app.rpc.dispatcher;

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { JsonRpcClient } from '../wire/client.js';
-import { inviteText, registerText } from '../test/unit/service/fixtures/sip.js';
+import { inviteText, registerText } from '../lab/service-fixtures.js';
 
 const { values } = parseArgs({
   options: {

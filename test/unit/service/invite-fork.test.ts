@@ -6,7 +6,7 @@
 import t from 'tap';
 import { createApp, type App } from '../../../plugin/app.js';
 import { quietLog, rpcCalls as rpc, tempDir, testConfig, type Teardown } from './fixtures/helpers.js';
-import { inviteText, registerText } from './fixtures/sip.js';
+import { inviteText, registerText } from '../../../lab/service-fixtures.js';
 
 /** What Kamailio forwards ($mbu): header lines named in `remove` dropped, `hdrs` appended. */
 function forwarded(raw: string, remove: readonly string[], hdrs: string): string {

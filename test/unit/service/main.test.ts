@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rpcCall as rpc, tempDir } from './fixtures/helpers.js';
-import { inviteText, registerText } from './fixtures/sip.js';
+import { inviteText, registerText } from '../../../lab/service-fixtures.js';
 
 const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
 

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { createApp, type App } from '../../../plugin/app.js';
 import { quietLog, rpcCall as call, tempDir, testConfig, type Teardown } from './fixtures/helpers.js';
-import { inviteText, registerText } from './fixtures/sip.js';
+import { inviteText, registerText } from '../../../lab/service-fixtures.js';
 
 let clock = Date.UTC(2026, 0, 1);
 
