@@ -31,8 +31,14 @@ command -v sipp >/dev/null || { echo "ensure-deps: sipp not found after install"
 # npm: install when node_modules is absent or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "ensure-deps: npm ci" >&2
-  # Some npm 11 releases reject their own lock file over other platforms' optional
-  # packages (msgpackr-extract); fall back to a lock-respecting npm install then.
-  npm ci --no-audit --no-fund --loglevel=error \
-    || npm install --no-audit --no-fund --loglevel=error --no-save
+  # Some npm releases have rejected the lock file over other platforms' optional
+  # packages (EUSAGE); then fall back to a lock-respecting npm install. npm ci's output
+  # goes to a log, so a failure is one line here, not a hundred.
+  mkdir -p run
+  log=run/npm-ci.log
+  if ! npm ci --no-audit --no-fund --loglevel=error >"$log" 2>&1; then
+    code=$(grep -m1 -o 'npm error code [A-Z0-9_]*' "$log" | awk '{print $4}' || true)
+    echo "ensure-deps: npm ci failed${code:+ ($code)}, see $log; falling back to npm install" >&2
+    npm install --no-audit --no-fund --loglevel=error --no-save
+  fi
 fi
