@@ -21,7 +21,7 @@ export type Json = null | boolean | number | string | Json[] | { [k: string]: Js
 export type JsonObject = { [k: string]: Json };
 
 /** How a text value (environment, flag) becomes a JSON value. */
-export type TextKind = 'int' | 'string' | 'list';
+export type TextKind = 'int' | 'string' | 'list' | 'bool';
 
 /** Environment variable -> config path and how to read it. */
 export type EnvTable = ReadonlyArray<readonly [name: string, path: readonly string[], kind: TextKind]>;
@@ -107,6 +107,9 @@ export function applySettings(root: JsonObject, settings: readonly TextSetting[]
         );
       }
       setPath(root, s.path, Number(s.text));
+    } else if (s.kind === 'bool') {
+      if (s.text !== 'true' && s.text !== 'false') throw new ConfigError(`config: ${s.source}=${s.text} must be true or false`);
+      setPath(root, s.path, s.text === 'true');
     } else if (s.kind === 'list') {
       setPath(root, s.path, s.text.split(',').map((x) => x.trim()));
     } else {

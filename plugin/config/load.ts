@@ -21,6 +21,7 @@ const ENV: EnvTable = [
   ['PF_LOG_LEVEL', ['logLevel'], 'string'],
   ['PF_XDM_URL', ['xdm', 'url'], 'string'],
   ['PF_POLICY_MODE', ['policy', 'mode'], 'string'],
+  ['PF_POLICY_DIAGNOSTIC_WARNING', ['policy', 'diagnosticWarning'], 'bool'],
 ];
 
 /** Validate a raw object (after env overrides), applying defaults. */

@@ -18,6 +18,7 @@ import { checkMediaPolicy } from './stages/media-policy.js';
 import { checkSuitableDevice, suitableDevices } from './stages/no-suitable-device.js';
 import { identifyService } from './stages/service-identification.js';
 import { proxyDecision, sessionReplacesTargets } from './stages/proxy.js';
+import { withDiagnosticWarning } from './stages/reject.js';
 
 export interface InviteDocs {
   /** The served user's chat blacklist; null when absent (or the document was rejected). */
@@ -55,6 +56,13 @@ export interface InviteInput {
  * (./stages/no-suitable-device.ts, best first) for its own fan-out.
  */
 export function decideInvite(input: InviteInput): Decision {
+  const decision = decideSteps(input);
+  // the one place the policy's diagnostic Warning is applied (docs/policy.md)
+  return input.policy.diagnosticWarning ? withDiagnosticWarning(decision, input.pfHost) : decision;
+}
+
+/** The CR's steps in order; the first stage that returns a decision ends processing. */
+function decideSteps(input: InviteInput): Decision {
   const { msg, policy, pfHost, now } = input;
   const facts = inviteFacts(msg);
   if (facts.icsi === null) return { action: 'pass', stage: 'not-cpm' };

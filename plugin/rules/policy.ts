@@ -42,6 +42,11 @@ export const PolicySchema = Type.Object(
     foreignService: Type.Union([Type.Literal('reject'), Type.Literal('allow')]),
     /** CR step 3: the list name in the user's resource-lists document. */
     blacklistListName: Type.String({ minLength: 1 }),
+    /**
+     * Not in the CR (a lab aid, docs/policy.md): a rejection that carries no Warning gets
+     * `Warning: 399 <pfHost> "<stage>"` naming the stage that decided.
+     */
+    diagnosticWarning: Type.Boolean(),
   },
   { additionalProperties: false },
 );
@@ -62,4 +67,5 @@ export const defaultPolicy: Policy = {
   interworkingOnFailure: false,
   foreignService: 'reject',
   blacklistListName: 'oma_blockedcontacts',
+  diagnosticWarning: false,
 };
