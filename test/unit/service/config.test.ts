@@ -1,9 +1,12 @@
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, parseConfig, ConfigError } from '../../../plugin/config/load.js';
 import { defaultPolicy } from '../../../plugin/rules/policy.js';
 import { tempDir } from './fixtures/helpers.js';
+import { parseXml } from '../../../plugin/xdm/xml.js';
+import { parseBlacklist, parseRuleset } from '../../../plugin/xdm/documents.js';
+import { blacklistDoc, policyDoc } from '../../../lab/xdm.js';
 
 t.test('defaults', async (t) => {
   const c = loadConfig({ env: {} });
@@ -70,6 +73,7 @@ t.test('bad environment values and files', async (t) => {
   t.throws(() => loadConfig({ env: { PF_RPC_PORT: 'abc' } }), /PF_RPC_PORT=abc must be an integer/);
   t.throws(() => loadConfig({ env: { PF_POLICY_MODE: 'x' } }), /\/policy\/mode must be one of/);
   t.throws(() => loadConfig({ env: { PF_POLICY_MODE: 'b2bua' } }), /^config: \/policy\/mode b2bua is not implemented yet/);
+  t.throws(() => loadConfig({ env: { PF_POLICY_DIAGNOSTIC_WARNING: 'yes' } }), /PF_POLICY_DIAGNOSTIC_WARNING=yes must be true or false/);
   const dir = tempDir(t);
   t.throws(() => loadConfig({ file: join(dir, 'missing.json'), env: {} }), /cannot read/);
   const broken = join(dir, 'broken.json');
@@ -83,4 +87,19 @@ t.test('bad environment values and files', async (t) => {
 t.test('the example config is valid', async (t) => {
   const c = loadConfig({ file: 'config/pf.example.json', env: {} });
   t.equal(c.rpcPort, 9090);
+});
+
+t.test('policy.diagnosticWarning: off by default, on from the environment', async (t) => {
+  t.equal(loadConfig({ env: {} }).policy.diagnosticWarning, false);
+  t.equal(loadConfig({ env: { PF_POLICY_DIAGNOSTIC_WARNING: 'true' } }).policy.diagnosticWarning, true);
+  t.equal(loadConfig({ env: { PF_POLICY_DIAGNOSTIC_WARNING: 'false' } }).policy.diagnosticWarning, false);
+});
+
+t.test('config/examples: the XDM documents docs/lab.md PUTs, as the lab builds them, valid for the XDM parser', async (t) => {
+  const policy = readFileSync('config/examples/policy.xml', 'utf8');
+  const blacklist = readFileSync('config/examples/blacklist.xml', 'utf8');
+  t.equal(policy, policyDoc({ dnd: true }), 'policy.xml: do-not-disturb on (lab/xdm.ts policyDoc)');
+  t.equal(blacklist, blacklistDoc(['sip:spam@example.net', 'tel:+15550000002']), 'blacklist.xml (lab/xdm.ts blacklistDoc)');
+  t.equal(parseRuleset(parseXml(policy, 1 << 20)).rules.length, 1);
+  t.equal(parseBlacklist(parseXml(blacklist, 1 << 20), 'oma_blockedcontacts').keys.size, 2);
 });
