@@ -35,18 +35,24 @@ export const RelayConfigSchema = Type.Object(
 );
 export type RelayConfigFile = Static<typeof RelayConfigSchema>;
 
-/** The settings as the process uses them. */
-export interface RelayConfig {
-  host: string;
-  msrpPort: number;
-  controlPort: number;
+/** `msrp-tls-port` -> `msrpTlsPort`. */
+type Camel<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
+/** The schema's settings under camelCase names, optional where the schema says so. */
+type CamelSettings = { [K in keyof RelayConfigFile as K extends string ? Camel<K> : never]: RelayConfigFile[K] };
+type TlsSetting = 'msrpTlsCert' | 'msrpTlsKey' | 'msrpTlsPort';
+
+/**
+ * The settings as the process uses them: the schema's, camelCase (a new schema field
+ * appears here, and readConfig must then fill it), with three reshaped.
+ */
+export type RelayConfig = Omit<CamelSettings, 'history' | TlsSetting | 'controlMaxFrameBytes'> & {
   /** null: history off. */
-  history: string | null;
+  history: CamelSettings['history'] | null;
   /** msrps listener; absent when not configured. */
-  tls?: { port: number; cert: string; key: string };
+  tls?: { port: Exclude<CamelSettings['msrpTlsPort'], undefined>; cert: string; key: string };
   /** Present when not the default (1 MiB). */
-  controlMaxFrameBytes?: number;
-}
+  controlMaxFrameBytes?: CamelSettings['controlMaxFrameBytes'];
+};
 
 /** Setting -> environment variable (today's names) and how to read flag and variable. */
 const SETTINGS: ReadonlyArray<readonly [key: keyof RelayConfigFile, env: string, kind: TextKind]> = [
