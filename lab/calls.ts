@@ -112,6 +112,35 @@ export async function inviteAnyFinal(o: InviteOptions): Promise<SipResponse> {
   return r.final;
 }
 
+/**
+ * An out-of-dialog OPTIONS (capability query) or MESSAGE (pager-mode chat, text/plain
+ * `text`) from `from` to `to`, over UDP; resolves with the final response.
+ */
+export async function nonInvite(o: { sipPort: number; method: 'OPTIONS' | 'MESSAGE'; to: string; from?: string; text?: string; timeoutMs?: number }): Promise<SipResponse> {
+  const from = o.from ?? 'alice';
+  const body = o.method === 'MESSAGE' ? (o.text ?? 'hello') : '';
+  const r = await sipUdpRequest(
+    o.sipPort,
+    (lp) =>
+      sipMessage(
+        `${o.method} sip:${o.to}@example.net SIP/2.0`,
+        [
+          `Via: SIP/2.0/UDP 127.0.0.1:${lp};branch=z9hG4bK${token()};rport`,
+          `From: <sip:${from}@example.net>;tag=${token(4)}`,
+          `To: <sip:${o.to}@example.net>`,
+          `Call-ID: ${token()}`,
+          `CSeq: 1 ${o.method}`,
+          'Max-Forwards: 70',
+          `P-Asserted-Identity: <sip:${from}@example.net>`,
+          ...(o.method === 'MESSAGE' ? ['Content-Type: text/plain'] : ['Accept: application/sdp']),
+        ],
+        body,
+      ),
+    o.timeoutMs ?? 10_000,
+  );
+  return r.final;
+}
+
 export interface CallResult extends SippResult {
   /** The final response the caller got (undefined if none). */
   final: SipResponse | undefined;
@@ -158,6 +187,8 @@ export type DeviceBehaviour =
   /** answers, then hangs up itself after `holdMs` (its BYE along the Record-Route set) */
   | { kind: 'answer-bye'; holdMs: number }
   | { kind: 'ring' }
+  /** answers OPTIONS and MESSAGE with 200 (no INVITE): capability queries, pager-mode chat */
+  | { kind: 'pager' }
   | { kind: 'reply'; code: number; reason: string; extra?: readonly string[] };
 
 /** The 180 a device sends before answering (sipp <send>), with its Contact parameters. */
@@ -196,13 +227,24 @@ export interface DeviceOptions {
   trace?: boolean;
 }
 
+const UAS_SCENARIO: Record<Exclude<DeviceBehaviour['kind'], 'reply'>, string> = {
+  answer: 'uas-answer.xml',
+  'answer-bye': 'uas-answer-bye.xml',
+  ring: 'uas-ring.xml',
+  pager: 'uas-pager.xml',
+};
+
 /** A device: a sipp UAS playing `behaviour`, registered for `user` with `instance`. */
 export class Device {
   private constructor(
     readonly agent: SippAgent,
     readonly o: DeviceOptions,
     readonly registration: SipResponse | null,
+    /** The registration's Call-ID (RFC 3261 §10.2.4: refreshes and removal reuse it). */
+    private readonly regCallId: string,
   ) {}
+
+  private regCseq = 1;
 
   get port(): number {
     return this.agent.port;
@@ -219,8 +261,11 @@ export class Device {
     // address of the REGISTER), then let the device's sipp take the port
     const port = await freePort();
     let reg: SipResponse | null = null;
+    const callId = token();
     if (o.register ?? true) {
       reg = await register(o.sipPort, {
+        callId,
+        cseq: 1,
         user: o.user,
         contactPort: port,
         fromPort: port,
@@ -239,14 +284,14 @@ export class Device {
           })
         : await SippAgent.start({
             ...common,
-            scenario: b.kind === 'answer' ? 'uas-answer.xml' : b.kind === 'answer-bye' ? 'uas-answer-bye.xml' : 'uas-ring.xml',
+            scenario: UAS_SCENARIO[b.kind],
             vars: {
               CONTACT_PARAMS: inst,
               RINGING: o.ringing === false ? '' : ringing(inst),
               ...(b.kind === 'answer-bye' ? { HOLD_MS: b.holdMs } : {}),
             },
           });
-    return new Device(agent, o, reg);
+    return new Device(agent, o, reg, callId);
   }
 
   /** INVITEs this device received so far. */
@@ -254,8 +299,32 @@ export class Device {
     return requestsIn(this.agent.messages(), 'INVITE');
   }
 
+  /** Requests of `method` this device received so far. */
+  requests(method: string): string[] {
+    return requestsIn(this.agent.messages(), method);
+  }
+
   messages(): string {
     return this.agent.messages();
+  }
+
+  /**
+   * Remove this device's binding: REGISTER with `expires=0` for its Contact, same
+   * Call-ID, next CSeq (RFC 3261 §10.2.2). Resolves with the final response, or
+   * rejects when none comes within `timeoutMs`.
+   */
+  async unregister(timeoutMs = 2000): Promise<SipResponse> {
+    this.regCseq++;
+    return register(this.o.sipPort, {
+      callId: this.regCallId,
+      cseq: this.regCseq,
+      user: this.o.user,
+      contactPort: this.port,
+      instance: this.o.instance,
+      params: this.o.params ?? CPM_DEVICE_PARAMS,
+      expires: 0,
+      timeoutMs,
+    });
   }
 
   async stop(): Promise<void> {

@@ -94,6 +94,8 @@ export interface RegisterOptions {
    * the registrar and the service then see the device's real source address.
    */
   fromPort?: number;
+  /** Wait this long for the final response (default 5000 ms). */
+  timeoutMs?: number;
 }
 
 function buildRegister(o: RegisterOptions, localPort: number): string {
@@ -115,7 +117,7 @@ function buildRegister(o: RegisterOptions, localPort: number): string {
 }
 
 export function register(sipPort: number, o: RegisterOptions): Promise<SipResponse> {
-  return sipUdpRequest(sipPort, (lp) => buildRegister(o, lp), 5000, o.fromPort ?? 0).then((r) => r.final);
+  return sipUdpRequest(sipPort, (lp) => buildRegister(o, lp), o.timeoutMs ?? 5000, o.fromPort ?? 0).then((r) => r.final);
 }
 
 /** The CPM feature tags (docs/policy.md "On the wire"). */

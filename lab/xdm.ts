@@ -1,5 +1,11 @@
 /** XDM documents for the integration tests and the lab's demo users (CR 8.4.1; docs/policy.md "XDM documents"). */
 
+/**
+ * The policy of `npm run lab` (docs/lab.md): versions OMA2.0-2.2, anonymous invitations
+ * rejected, and the diagnostic Warning on bare rejections (docs/policy.md).
+ */
+export const LAB_POLICY = { supportedVersions: ['OMA2.0', 'OMA2.1', 'OMA2.2'], allowAnonymity: false, diagnosticWarning: true };
+
 export const RESOURCE_LISTS = 'application/resource-lists+xml';
 export const AUTH_POLICY = 'application/auth-policy+xml';
 

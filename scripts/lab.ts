@@ -10,7 +10,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Lab, ROOT, Relay } from '../lab/lab.js';
-import { blacklistDoc, policyDoc, RESOURCE_LISTS, AUTH_POLICY } from '../lab/xdm.js';
+import { blacklistDoc, policyDoc, RESOURCE_LISTS, AUTH_POLICY, LAB_POLICY } from '../lab/xdm.js';
 
 const env = (name: string, def: number): number => {
   const v = process.env[name];
@@ -68,7 +68,8 @@ try {
     httpPort: ports.http,
     msrpPort: ports.msrp,
     relay: true,
-    policy: { supportedVersions: ['OMA2.0', 'OMA2.1', 'OMA2.2'], allowAnonymity: false },
+    // diagnosticWarning: the lab names the stage behind a bare 480 (docs/policy.md)
+    policy: LAB_POLICY,
   });
 } catch (err) {
   console.error(`lab: start failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -103,14 +104,16 @@ CPM PF lab is up (run dir run/lab/, logs: run/lab/*.log)
     alice   no documents
     bob     blacklist: sip:spam@example.net, tel:+15550000002; offline storage on
     carol   do-not-disturb on
+  A bare 480 carries Warning: 399 pf.example.net "<stage>" (policy diagnosticWarning).
 
   Try it (another shell):
     LAB_SIP_PORT=${l.sipPort} npx tsx scripts/lab/device.ts bob            # a device of bob that answers
     LAB_SIP_PORT=${l.sipPort} npx tsx scripts/lab/device.ts bob --ring     # a second one that only rings
     sipp -sf scripts/lab/invite.xml -key to bob -key from alice -i 127.0.0.1 -m 1 -trace_msg 127.0.0.1:${l.sipPort}
-    sipp -sf scripts/lab/invite.xml -key to bob -key from spam -i 127.0.0.1 -m 1 -trace_msg 127.0.0.1:${l.sipPort}   # 403 "122 Function not allowed"
-    curl http://127.0.0.1:${l.service.httpPort}/users/bob/devices
-    curl http://127.0.0.1:${l.service.httpPort}/xcap-root/resource-lists/users/sip:bob@example.net/index
+    sipp -sf scripts/lab/invite-reject.xml -key to bob -key from spam -set expect 403 -i 127.0.0.1 -m 1 -trace_msg 127.0.0.1:${l.sipPort}   # 403 "122 Function not allowed"
+    curl -sS -w '%{http_code}\n' http://127.0.0.1:${l.service.httpPort}/users/bob/devices
+    curl -sS -w '%{http_code}\n' http://127.0.0.1:${l.service.httpPort}/xcap-root/resource-lists/users/sip:bob@example.net/index
+  More in docs/lab.md (traces: run/lab/devices/*.messages.log).
 
 Ctrl-C stops everything.`);
 

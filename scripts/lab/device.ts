@@ -1,9 +1,12 @@
 /**
  * A lab device: registers <user> from its own SIP port (feature tags of a CPM chat
  * client, or MMTEL-only with --mmtel), then a sipp UAS on that port answers (or, with
- * --ring, only rings) every INVITE until Ctrl-C.
+ * --ring, only rings) every INVITE until Ctrl-C. On Ctrl-C / SIGTERM it unregisters
+ * (REGISTER, Contact expires=0, same Call-ID, next CSeq; waits at most 2 s for the
+ * answer) before it exits, so no dead contact stays behind.
  *
  *   npx tsx scripts/lab/device.ts bob [--ring] [--mmtel] [--instance urn:uuid:...]
+ * Env: LAB_SIP_PORT (5060), LAB_RUN_DIR (run/lab; the sipp traces go to <dir>/devices/).
  */
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
@@ -23,7 +26,7 @@ if (!user) {
 const sipPort = Number(process.env.LAB_SIP_PORT ?? 5060);
 const instance = values.instance ?? newInstance();
 const dev = await Device.start({
-  dir: join(ROOT, 'run', 'lab'),
+  dir: process.env.LAB_RUN_DIR || join(ROOT, 'run', 'lab'),
   sipPort,
   user,
   instance,
@@ -31,6 +34,22 @@ const dev = await Device.start({
   behaviour: { kind: values.ring ? 'ring' : 'answer' },
 });
 console.log(`device ${user} ${instance} on udp:127.0.0.1:${dev.port} (${values.ring ? 'rings' : 'answers'}); Ctrl-C to stop`);
-const stop = (): void => void dev.stop().then(() => process.exit(0));
-process.once('SIGINT', stop);
-process.once('SIGTERM', stop);
+const UNREGISTER_MS = 2000;
+async function stop(): Promise<void> {
+  let code = 0;
+  try {
+    const r = await dev.unregister(UNREGISTER_MS);
+    if (r.status === 200) console.log(`device ${user} ${instance} unregistered`);
+    else {
+      console.error(`device ${user}: unregister answered ${r.status} ${r.reason}`);
+      code = 1;
+    }
+  } catch (err) {
+    console.error(`device ${user}: unregister failed: ${err instanceof Error ? err.message : String(err)}`);
+    code = 1;
+  }
+  await dev.stop();
+  process.exit(code);
+}
+process.once('SIGINT', () => void stop());
+process.once('SIGTERM', () => void stop());
