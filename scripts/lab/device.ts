@@ -5,7 +5,8 @@
  * (REGISTER, Contact expires=0, same Call-ID, next CSeq; waits at most 2 s for the
  * answer) before it exits, so no dead contact stays behind.
  *
- *   npx tsx scripts/lab/device.ts bob [--ring] [--mmtel] [--instance urn:uuid:...]
+ *   npx tsx scripts/lab/device.ts bob [--ring | --pager] [--mmtel] [--instance urn:uuid:...]
+ * --pager: answers OPTIONS and MESSAGE with 200 instead (no INVITE).
  * Env: LAB_SIP_PORT (5060), LAB_RUN_DIR (run/lab; the sipp traces go to <dir>/devices/).
  */
 import { parseArgs } from 'node:util';
@@ -16,11 +17,11 @@ import { MMTEL_DEVICE_PARAMS, CPM_DEVICE_PARAMS } from '../../lab/sip.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { ring: { type: 'boolean' }, mmtel: { type: 'boolean' }, instance: { type: 'string' } },
+  options: { ring: { type: 'boolean' }, pager: { type: 'boolean' }, mmtel: { type: 'boolean' }, instance: { type: 'string' } },
 });
 const user = positionals[0];
 if (!user) {
-  console.error('usage: npx tsx scripts/lab/device.ts <user> [--ring] [--mmtel] [--instance urn:uuid:...]');
+  console.error('usage: npx tsx scripts/lab/device.ts <user> [--ring | --pager] [--mmtel] [--instance urn:uuid:...]');
   process.exit(2);
 }
 const sipPort = Number(process.env.LAB_SIP_PORT ?? 5060);
@@ -31,9 +32,10 @@ const dev = await Device.start({
   user,
   instance,
   params: values.mmtel ? MMTEL_DEVICE_PARAMS : CPM_DEVICE_PARAMS,
-  behaviour: { kind: values.ring ? 'ring' : 'answer' },
+  behaviour: { kind: values.pager ? 'pager' : values.ring ? 'ring' : 'answer' },
 });
-console.log(`device ${user} ${instance} on udp:127.0.0.1:${dev.port} (${values.ring ? 'rings' : 'answers'}); Ctrl-C to stop`);
+const plays = values.pager ? 'answers OPTIONS and MESSAGE' : values.ring ? 'rings' : 'answers';
+console.log(`device ${user} ${instance} on udp:127.0.0.1:${dev.port} (${plays}); Ctrl-C to stop`);
 const UNREGISTER_MS = 2000;
 async function stop(): Promise<void> {
   let code = 0;

@@ -118,7 +118,7 @@ t.test('scripts/lab/device.ts unregisters on Ctrl-C', async (t) => {
     const r = await lab.service.getJson('/users/dave/devices');
     return (r.body as { devices: { instance: string | null }[] }).devices.map((d) => d.instance ?? '');
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'lab', 'device.ts'), 'dave', '--instance', instance], {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'lab', 'device.ts'), 'dave', '--pager', '--instance', instance], {
     cwd: ROOT,
     env: { ...process.env, LAB_SIP_PORT: String(sip), LAB_RUN_DIR: dir },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -129,6 +129,7 @@ t.test('scripts/lab/device.ts unregisters on Ctrl-C', async (t) => {
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   await until(async () => (out.includes('Ctrl-C to stop') ? true : undefined), 20_000, `device CLI up (${out})`);
   t.same(await listed(), [`<${instance}>`], 'registered');
+  t.equal((await nonInvite({ sipPort: sip, method: 'OPTIONS', to: 'dave' })).status, 200, '--pager answers OPTIONS');
   child.kill('SIGINT');
   t.equal(await exited, 0, 'exit 0');
   t.match(out, /unregistered/);
@@ -136,4 +137,5 @@ t.test('scripts/lab/device.ts unregisters on Ctrl-C', async (t) => {
   // and from Kamailio's usrloc: an INVITE finds no device (480), no 30 s wait for a dead port
   const r = await inviteExpecting({ dir, sipPort: sip, to: 'dave' }, 480);
   t.equal(r.code, 0);
+  t.equal((await nonInvite({ sipPort: sip, method: 'OPTIONS', to: 'dave' })).status, 480, 'OPTIONS: 480 at once');
 });
