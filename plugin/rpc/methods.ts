@@ -53,7 +53,10 @@ export interface MethodDeps {
   readonly now: () => number;
 }
 
-function parseRequest(raw: string, expected: string): SipRequest {
+/** Methods `core.fork` forks (RFC 3841 applies to any request; §7.2.2.1 matches `methods`). */
+export const FORK_METHODS: readonly string[] = ['INVITE', 'OPTIONS', 'MESSAGE'];
+
+function parseRequest(raw: string, expected: string | readonly string[]): SipRequest {
   let msg;
   try {
     msg = parseSipMessage(raw);
@@ -61,8 +64,9 @@ function parseRequest(raw: string, expected: string): SipRequest {
     if (err instanceof SipParseError) throw new RpcError(RpcCode.InvalidParams, 'Invalid params', err.code);
     throw err;
   }
-  if (msg.kind !== 'request' || msg.method !== expected) {
-    throw new RpcError(RpcCode.InvalidParams, 'Invalid params', `msg is not a ${expected} request`);
+  const ok = typeof expected === 'string' ? [expected] : expected;
+  if (msg.kind !== 'request' || !ok.includes(msg.method)) {
+    throw new RpcError(RpcCode.InvalidParams, 'Invalid params', `msg is not a ${ok.join(', ')} request`);
   }
   return msg;
 }
@@ -177,9 +181,9 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
       );
     }),
 
-    /** RFC 3841 forking for the lab core. */
+    /** RFC 3841 forking for the lab core: INVITE, OPTIONS and MESSAGE. */
     'core.fork': method(SipParams, (p) => {
-      const msg = parseRequest(p.msg, 'INVITE');
+      const msg = parseRequest(p.msg, FORK_METHODS);
       const now = deps.now();
       return selectForkTargets(msg, devices.list(userOf(msg.ruri), now), now);
     }),
