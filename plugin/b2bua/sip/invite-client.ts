@@ -39,7 +39,7 @@ export class InviteClientTransaction extends Machine<InviteClientState> {
     readonly request: Built<SipRequest>,
     private readonly events: ClientEvents,
   ) {
-    super('INVITE client transaction', INVITE_CLIENT_NEXT, 'calling', ctx);
+    super('INVITE client transaction', INVITE_CLIENT_NEXT, 'calling', ctx, () => events.terminated());
   }
 
   /** Send the INVITE and arm Timer B (§17.1.1.2). */
@@ -104,12 +104,5 @@ export class InviteClientTransaction extends Machine<InviteClientState> {
     if (this.state === 'terminated') return;
     this.events.timeout();
     this.end();
-  }
-
-  private end(): void {
-    if (this.state === 'terminated') return;
-    this.disarmAll();
-    this.transition('terminated');
-    this.events.terminated();
   }
 }

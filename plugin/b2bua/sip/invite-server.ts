@@ -41,7 +41,7 @@ export class InviteServerTransaction extends Machine<InviteServerState> {
     readonly request: SipRequest,
     private readonly events: ServerEvents,
   ) {
-    super('INVITE server transaction', INVITE_SERVER_NEXT, 'proceeding', ctx);
+    super('INVITE server transaction', INVITE_SERVER_NEXT, 'proceeding', ctx, () => events.terminated());
   }
 
   /** §17.2.1: a 100 Trying at once (the B2BUA forks, its 180 may take longer than 200 ms). */
@@ -95,12 +95,5 @@ export class InviteServerTransaction extends Machine<InviteServerState> {
   #sendLast(text: string): void {
     this.#last = text;
     this.ctx.send(text);
-  }
-
-  private end(): void {
-    if (this.state === 'terminated') return;
-    this.disarmAll();
-    this.transition('terminated');
-    this.events.terminated();
   }
 }

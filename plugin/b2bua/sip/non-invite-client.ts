@@ -29,7 +29,7 @@ export class NonInviteClientTransaction extends Machine<NonInviteClientState> {
     readonly request: Built<SipRequest>,
     private readonly events: ClientEvents,
   ) {
-    super('non-INVITE client transaction', NON_INVITE_CLIENT_NEXT, 'trying', ctx);
+    super('non-INVITE client transaction', NON_INVITE_CLIENT_NEXT, 'trying', ctx, () => events.terminated());
   }
 
   start(): void {
@@ -57,12 +57,5 @@ export class NonInviteClientTransaction extends Machine<NonInviteClientState> {
     if (this.state === 'terminated') return;
     this.events.timeout();
     this.end();
-  }
-
-  private end(): void {
-    if (this.state === 'terminated') return;
-    this.disarmAll();
-    this.transition('terminated');
-    this.events.terminated();
   }
 }

@@ -32,7 +32,7 @@ export class NonInviteServerTransaction extends Machine<NonInviteServerState> {
     readonly request: SipRequest,
     private readonly events: ServerEvents,
   ) {
-    super('non-INVITE server transaction', NON_INVITE_SERVER_NEXT, 'trying', ctx);
+    super('non-INVITE server transaction', NON_INVITE_SERVER_NEXT, 'trying', ctx, () => events.terminated());
   }
 
   /** Send a response from the TU; false once a final went out. */
@@ -56,12 +56,5 @@ export class NonInviteServerTransaction extends Machine<NonInviteServerState> {
 
   transportError(): void {
     this.end();
-  }
-
-  private end(): void {
-    if (this.state === 'terminated') return;
-    this.disarmAll();
-    this.transition('terminated');
-    this.events.terminated();
   }
 }

@@ -37,8 +37,17 @@ export abstract class Machine<S extends string> {
     private readonly next: NextTable<S>,
     initial: S,
     protected readonly ctx: TxContext,
+    private readonly ended: () => void,
   ) {
     this.#state = initial;
+  }
+  /** Every transaction ends in 'terminated' (RFC 3261 §17): timers stop, the TU is told once. */
+  protected end(): void {
+    const terminated = 'terminated' as S;
+    if (this.#state === terminated) return;
+    this.disarmAll();
+    this.transition(terminated);
+    this.ended();
   }
   get state(): S {
     return this.#state;
