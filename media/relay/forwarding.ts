@@ -118,7 +118,7 @@ export class Forwarder {
   private routesFor(s: Session, src: Leg, d: HeadDecision): Route[] {
     const head = d.head;
     if (src.role === 'device') this.noteActivity(s, src, d);
-    const fromServedUser = src.role === 'originator' && s.directDelivery && s.servedUser !== undefined && head !== undefined &&
+    const fromServedUser = d.kind === 'chat' && src.role === 'originator' && s.directDelivery && s.servedUser !== undefined && head !== undefined &&
       cpimAddress(head.headers.find(h => h.name.toLowerCase() === 'from')?.value) === s.servedUser;
     const r = routeMessage({ source: src.role, kind: d.kind, directDelivery: s.directDelivery, cpimHead: head !== undefined, fromServedUser });
     const inj = r.markSent && head ? planInjection(head) : null;

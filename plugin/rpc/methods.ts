@@ -54,7 +54,7 @@ export interface MethodDeps {
 }
 
 /** Methods `core.fork` forks (RFC 3841 applies to any request; §7.2.2.1 matches `methods`). */
-export const FORK_METHODS: readonly string[] = ['INVITE', 'OPTIONS', 'MESSAGE'];
+const FORK_METHODS: readonly string[] = ['INVITE', 'OPTIONS', 'MESSAGE'];
 
 function parseRequest(raw: string, expected: string | readonly string[]): SipRequest {
   let msg;
@@ -64,9 +64,10 @@ function parseRequest(raw: string, expected: string | readonly string[]): SipReq
     if (err instanceof SipParseError) throw new RpcError(RpcCode.InvalidParams, 'Invalid params', err.code);
     throw err;
   }
-  const ok = typeof expected === 'string' ? [expected] : expected;
-  if (msg.kind !== 'request' || !ok.includes(msg.method)) {
-    throw new RpcError(RpcCode.InvalidParams, 'Invalid params', `msg is not a ${ok.join(', ')} request`);
+  // no array per call: pf.invite names one method
+  if (msg.kind !== 'request' || !(typeof expected === 'string' ? msg.method === expected : expected.includes(msg.method))) {
+    const names = typeof expected === 'string' ? expected : expected.join(', ');
+    throw new RpcError(RpcCode.InvalidParams, 'Invalid params', `msg is not a ${names} request`);
   }
   return msg;
 }
