@@ -7,6 +7,7 @@
 import net from 'node:net';
 import { JsonRpcCode, RpcError, WireError, WireErrorCode } from './errors.js';
 import { NetstringDecoder, netstringText } from './netstring.js';
+import { isJsonObject } from './config.js';
 
 export interface JsonRpcClientOptions {
   readonly host: string;
@@ -23,10 +24,6 @@ interface Pending {
   readonly resolve: (result: unknown) => void;
   readonly reject: (err: Error) => void;
   readonly timer: NodeJS.Timeout;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 export class JsonRpcClient {
@@ -125,7 +122,7 @@ export class JsonRpcClient {
   }
 
   private onMessage(msg: unknown): void {
-    if (!isObject(msg) || msg.jsonrpc !== '2.0') {
+    if (!isJsonObject(msg) || msg.jsonrpc !== '2.0') {
       this.abort(new WireError(WireErrorCode.BadMessage, 'the server sent something that is not JSON-RPC 2.0'));
       return;
     }
@@ -139,7 +136,7 @@ export class JsonRpcClient {
     this.pending.delete(msg.id as number);
     clearTimeout(p.timer);
     const error = msg.error;
-    if (isObject(error)) {
+    if (isJsonObject(error)) {
       const code = typeof error.code === 'number' ? error.code : JsonRpcCode.Internal;
       p.reject(new RpcError(code, typeof error.message === 'string' ? error.message : 'error', error.data));
     } else {

@@ -39,7 +39,7 @@ export function isJsonObject(v: unknown): v is JsonObject {
 }
 
 /** The JSON object in `file`, or ConfigError (cannot read, not JSON, not an object). */
-export function readJsonObjectFile(file: string): JsonObject {
+function readJsonObjectFile(file: string): JsonObject {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

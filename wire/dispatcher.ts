@@ -69,7 +69,7 @@ interface CompiledMethod<C> {
 }
 
 /** `/path: message` of the first schema violation (the `data` of -32602). */
-function firstViolation(check: TypeCheck<TSchema>, params: unknown): string {
+export function firstViolation(check: TypeCheck<TSchema>, params: unknown): string {
   const first = check.Errors(params).First();
   return first ? `${first.path || '/'}: ${first.message}` : 'schema violation';
 }

@@ -8,12 +8,11 @@ import { parseArgs } from 'node:util';
 import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError, loadLayers, type EnvTable, type TextKind, type TextSetting } from '../../wire/config.js';
 
-export { ConfigError };
 
 const Port = (opts: { default?: number } = {}) =>
   Type.Integer({ minimum: 0, maximum: 65535, errorMessage: 'must be a port number (0-65535)', ...opts });
 
-export const RelayConfigSchema = Type.Object(
+const RelayConfigSchema = Type.Object(
   {
     /** Listen address of the MSRP, msrps and control listeners. */
     host: Type.String({ minLength: 1, default: '127.0.0.1' }),

@@ -11,6 +11,7 @@ import type { TSchema, Static } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { JsonRpcClient } from '../../wire/client.js';
 import { WireError, WireErrorCode } from '../../wire/errors.js';
+import { firstViolation } from '../../wire/dispatcher.js';
 import { EVENT_METHOD, RelayEventSchema, ReplySchemas } from './control-schema.js';
 import type {
   AnswerParams, AnswerReply, DropParams, KeyParams, OfferParams, OfferReply, Ok, PingReply, QueryReply, RelayEvent,
@@ -92,11 +93,7 @@ export class RelayControlClient {
     const reply = await this.rpc.request(verb, params);
     const check = replyChecks[verb] as TypeCheck<(typeof ReplySchemas)[V]>;
     if (!check.Check(reply)) {
-      const first = check.Errors(reply).First();
-      throw new WireError(
-        WireErrorCode.BadMessage,
-        `${verb}: reply does not fit its schema (${first ? `${first.path || '/'}: ${first.message}` : 'schema'})`,
-      );
+      throw new WireError(WireErrorCode.BadMessage, `${verb}: reply does not fit its schema (${firstViolation(check, reply)})`);
     }
     return reply;
   }

@@ -37,7 +37,7 @@ export const AnswerParamsSchema = Type.Object({
 
 export const DropParamsSchema = Type.Object({ 'call-id': CallId, leg: LegTag });
 export const KeyParamsSchema = Type.Object({ 'call-id': CallId });
-export const EmptyParamsSchema = Type.Object({});
+const EmptyParamsSchema = Type.Object({});
 
 /** Params of every verb, by verb name. */
 export const ParamsSchemas = {
@@ -71,7 +71,7 @@ export const FailureSchema = Type.Object({
   warnings: Warnings,
 });
 
-export const OfferOkSchema = Type.Composite([
+const OfferOkSchema = Type.Composite([
   OkSchema,
   Type.Object({
     sdp: Type.String(),

@@ -18,7 +18,7 @@ export function isNonEmpty(v: unknown): v is string {
 }
 
 /** TCP/TLS/MSRP (RFC 4975 §8.1); protocol names compare case-insensitively. */
-export function isTlsProtocol(protocol: string): boolean {
+function isTlsProtocol(protocol: string): boolean {
   return protocol.toUpperCase() === 'TCP/TLS/MSRP';
 }
 

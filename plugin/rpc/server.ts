@@ -9,7 +9,7 @@ import type { RpcMethod as WireMethod } from '../../wire/dispatcher.js';
 import { JsonRpcServer, type RpcServerHooks } from '../../wire/server.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 
-export { method, type RpcId, type RpcResponse } from '../../wire/dispatcher.js';
+export { method, type RpcResponse } from '../../wire/dispatcher.js';
 
 /** A service method: its handlers do not need the connection. */
 export type RpcMethod = WireMethod;
@@ -22,11 +22,10 @@ export interface RpcServerOptions {
 }
 
 /** The metrics hooks: `pf_rpc_requests_total`, `pf_decision_duration_seconds`, `pf_rpc_framing_errors_total`. */
-function metricHooks(metrics: ServiceMetrics, log: Logger): RpcServerHooks {
+function metricHooks(metrics: ServiceMetrics): RpcServerHooks {
   return {
     outcome: (method, outcome) => metrics.rpcRequests.inc({ method, outcome: String(outcome) }),
     duration: (method, seconds) => metrics.decisionSeconds.observe(seconds, { method }),
-    internalError: (method, err) => log.error({ err, method }, 'rpc method failed'),
     framingError: () => metrics.rpcFramingErrors.inc(),
   };
 }
@@ -38,7 +37,7 @@ export class RpcServer extends JsonRpcServer {
       methods: opts.methods,
       log: opts.log,
       maxFrameBytes: opts.maxFrameBytes,
-      hooks: metricHooks(opts.metrics, opts.log),
+      hooks: metricHooks(opts.metrics),
     });
   }
 }

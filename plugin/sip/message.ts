@@ -6,7 +6,6 @@
  */
 import type { SipParseErrorCode } from '../errors.js';
 
-export type { SipParseErrorCode } from '../errors.js';
 
 export class SipParseError extends Error {
   override readonly name = 'SipParseError';

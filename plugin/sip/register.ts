@@ -9,7 +9,6 @@ import type { SipMessage } from './message.js';
 import { parseNameAddr, parseUri, type ParamValue } from './uri.js';
 import type { RegisterErrorCode } from '../errors.js';
 
-export type { RegisterErrorCode } from '../errors.js';
 
 export class RegisterError extends Error {
   override readonly name = 'RegisterError';

@@ -6,7 +6,6 @@ import type { XmlElement } from './xml.js';
 import { identityKey } from '../sip/uri.js';
 import type { XdmDocumentErrorCode } from '../errors.js';
 
-export type { XdmDocumentErrorCode } from '../errors.js';
 
 export class XdmDocumentError extends Error {
   override readonly name = 'XdmDocumentError';

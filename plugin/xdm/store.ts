@@ -41,7 +41,6 @@ export interface StoredDocument {
 }
 
 /** Why a PUT was refused (maps to RFC 4825 §11 error conditions). */
-export type { XcapRejectCode } from '../errors.js';
 
 export class XcapRejectError extends Error {
   override readonly name = 'XcapRejectError';

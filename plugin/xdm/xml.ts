@@ -7,7 +7,6 @@
 import { SaxesParser } from 'saxes';
 import type { XmlErrorCode } from '../errors.js';
 
-export type { XmlErrorCode } from '../errors.js';
 
 export class XmlError extends Error {
   override readonly name = 'XmlError';
