@@ -3,6 +3,7 @@
  * validated (the generic part is wire/config.ts). Any problem throws ConfigError naming
  * the field (docs/service.md).
  */
+import type { Static } from '@sinclair/typebox';
 import { ConfigError, checkConfig, loadLayers, type EnvTable } from '../../wire/config.js';
 import { ConfigSchema, type Config } from './schema.js';
 import { resolvePolicy } from './policy.js';
@@ -26,7 +27,11 @@ const ENV: EnvTable = [
 
 /** Validate a raw object (after env overrides), applying defaults. */
 export function parseConfig(raw: unknown): Config {
-  const cfg = checkConfig(ConfigSchema, raw);
+  return finish(checkConfig(ConfigSchema, raw));
+}
+
+/** What the schema cannot say, on a config the schema has checked. */
+function finish(cfg: Static<typeof ConfigSchema>): Config {
   // Cross-field rules the schema cannot say.
   if (cfg.registrar.minExpires > cfg.registrar.defaultExpires) {
     throw new ConfigError('config: /registrar/minExpires must not exceed /registrar/defaultExpires');
@@ -49,5 +54,6 @@ export interface LoadOptions {
 
 export function loadConfig(opts: LoadOptions = {}): Config {
   const env = opts.env ?? process.env;
-  return parseConfig(loadLayers(ConfigSchema, { file: opts.file ?? env.PF_CONFIG, env, envTable: ENV }));
+  // loadLayers has checked the schema already: only the cross-field rules remain.
+  return finish(loadLayers(ConfigSchema, { file: opts.file ?? env.PF_CONFIG, env, envTable: ENV }));
 }
