@@ -1,0 +1,382 @@
+/**
+ * One B2BUA call as a pure state machine (CR 8.3.2.1 step 8, the "200 OK procedure",
+ * 8.3.2.1.1): `step(call, event)` gives the next call and the effects to run. The driver
+ * (../b2bua.ts) turns SIP messages, relay events and timers into events and runs the
+ * effects; nothing here touches a socket, a timer or the relay.
+ *
+ *   Call (the originating side):
+ *
+ *   offering --(a leg answered with media: our 200)--> answered --(caller's ACK)--> confirmed
+ *      |                                                  |                           |
+ *      | (CANCEL; every leg failed: a final)              | (BYE either way, no ACK,  |
+ *      v                                                  v  no leg left, max age)    v
+ *   ending <----------------------------------------------+---------------------------+
+ *      |  (every leg closed, and the caller's side rejected or its BYE done)
+ *      v
+ *   ended
+ *
+ *   Leg (one INVITE the B2BUA sent):
+ *
+ *   calling --(1xx)--> early --(2xx, media)--> up --(our BYE)--> releasing --(BYE answered)--> closed
+ *     calling/early --(our CANCEL)--> cancelling --(final)--> closed   (a crossing 2xx: up, then BYE)
+ *     calling/early/cancelling --(non-2xx final)--> closed;  up --(their BYE)--> closed
+ */
+import { guardedTransition, type NextTable } from '../../../lib/fsm.js';
+import { chooseBestResponse } from '../../sip/response.js';
+
+export type CallStateName = 'offering' | 'answered' | 'confirmed' | 'ending' | 'ended';
+export type LegStateName = 'calling' | 'early' | 'cancelling' | 'up' | 'releasing' | 'closed';
+/** The originating side: no final yet, rejected, our 2xx sent, our BYE sent, over. */
+export type CallerSide = 'invited' | 'rejected' | 'up' | 'bye-sent' | 'gone';
+/** CR 8.3.2.1.1: A first only, B first active, C all. */
+export type MultiDevicePolicy = 'A' | 'B' | 'C';
+export type LegId = string;
+
+export const CALL_NEXT: NextTable<CallStateName> = {
+  offering: ['answered', 'ending'],
+  answered: ['confirmed', 'ending'],
+  confirmed: ['ending'],
+  ending: ['ended'],
+  ended: [],
+};
+
+export const LEG_NEXT: NextTable<LegStateName> = {
+  calling: ['early', 'cancelling', 'up', 'closed'],
+  early: ['cancelling', 'up', 'closed'],
+  cancelling: ['up', 'closed'],
+  up: ['releasing', 'closed'],
+  releasing: ['closed'],
+  closed: [],
+};
+
+/** CR 8.3.2.1.1: the BYE reason for the devices that lost under policy B (and A). */
+export const REASON_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
+
+/** CR 8.3.2.1.1: after these from every leg, the INVITE goes to the ISF (with interworking on). */
+export const ISF_STATUSES: readonly number[] = [480, 408, 487, 500, 503, 504];
+
+/** Where a leg's INVITE goes: a device (step 8), the Contact of a 302, or the ISF. */
+export interface LegTarget {
+  readonly kind: 'device' | 'redirect' | 'isf';
+  /** The Request-URI (a redirect is never sent to one tried before). */
+  readonly ruri: string;
+  /** The device's key (plugin/devices/identity.ts deviceKey) for a device leg. */
+  readonly device?: string;
+}
+
+export interface Leg {
+  readonly id: LegId;
+  readonly target: LegTarget;
+  readonly state: LegStateName;
+  /** The leg's final status when it failed (a non-2xx, 408 on timeout, 488 when its media failed). */
+  readonly status: number | null;
+  /** The relay holds a media leg for it. */
+  readonly media: boolean;
+}
+
+export interface CallSettings {
+  readonly policy: MultiDevicePolicy;
+  /** CR 8.3.2.1.1: the ISF's URI when interworking on failure is on, else null. */
+  readonly isfUri: string | null;
+  /** 3xx recursion depth (CR 8.3.2.1.1: follow the Contact, never loop). */
+  readonly maxRedirects: number;
+}
+
+export interface Call {
+  readonly state: CallStateName;
+  readonly caller: CallerSide;
+  readonly settings: CallSettings;
+  readonly legs: readonly Leg[];
+  /** The leg that keeps the session: the first answered (A) or first active (B). */
+  readonly chosen: LegId | null;
+  /** A 180 went to the caller. */
+  readonly rung: boolean;
+  readonly redirects: number;
+  readonly isfTried: boolean;
+  readonly nextLeg: number;
+}
+
+export type CallEvent =
+  /** The relay has the session: send the INVITEs (CR step 8). */
+  | { readonly kind: 'start'; readonly targets: readonly LegTarget[] }
+  | { readonly kind: 'leg-provisional'; readonly leg: LegId; readonly status: number }
+  /** A fresh 2xx, ACKed by the driver; `media`: the relay took its answer, refused it (policy A), or it was bad. */
+  | { readonly kind: 'leg-answered'; readonly leg: LegId; readonly media: 'ok' | 'refused' | 'bad' }
+  /** A non-2xx final, or 408 for a timeout; `contact` from a 3xx. */
+  | { readonly kind: 'leg-failed'; readonly leg: LegId; readonly status: number; readonly contact: string | null }
+  /** The device sent BYE (the driver answered it). */
+  | { readonly kind: 'leg-bye'; readonly leg: LegId }
+  /** Our BYE to the leg was answered, or timed out. */
+  | { readonly kind: 'leg-bye-done'; readonly leg: LegId }
+  /** The relay saw the leg's first user message or isComposing (CR 8.3.2.1.1 B). */
+  | { readonly kind: 'first-active'; readonly leg: LegId }
+  | { readonly kind: 'caller-ack' }
+  /** Our 2xx was never ACKed (RFC 3261 §13.3.1.4). */
+  | { readonly kind: 'caller-no-ack' }
+  | { readonly kind: 'caller-cancel' }
+  /** The caller sent BYE (the driver answered it). */
+  | { readonly kind: 'caller-bye' }
+  /** Our BYE to the caller was answered, or timed out. */
+  | { readonly kind: 'caller-bye-done' }
+  /** The documented maximum session age was reached (until RFC 4028 timers end stale sessions). */
+  | { readonly kind: 'max-age' };
+
+export type Effect =
+  | { readonly kind: 'invite'; readonly leg: LegId; readonly target: LegTarget }
+  | { readonly kind: 'cancel'; readonly leg: LegId; readonly reason?: string }
+  | { readonly kind: 'bye'; readonly leg: LegId; readonly reason?: string }
+  /** A provisional response to the caller. */
+  | { readonly kind: 'ring'; readonly status: number }
+  /** Our 200 to the caller, with the relay's answer (the 200 OK procedure). */
+  | { readonly kind: 'answer'; readonly leg: LegId }
+  /** A final error to the caller. */
+  | { readonly kind: 'reject'; readonly status: number }
+  | { readonly kind: 'bye-caller'; readonly reason?: string }
+  | { readonly kind: 'relay-drop'; readonly leg: LegId }
+  | { readonly kind: 'relay-delete' };
+
+export interface Step {
+  readonly call: Call;
+  readonly effects: readonly Effect[];
+}
+
+export function newCall(settings: CallSettings): Call {
+  return { state: 'offering', caller: 'invited', settings, legs: [], chosen: null, rung: false, redirects: 0, isfTried: false, nextLeg: 1 };
+}
+
+/** A leg is still in play: it may yet answer, or it holds a session. */
+const ALIVE: ReadonlySet<LegStateName> = new Set(['calling', 'early', 'cancelling', 'up']);
+const RINGING: ReadonlySet<LegStateName> = new Set(['calling', 'early']);
+
+/** Working copy of one step; every state change goes through the guarded moves. */
+class Draft {
+  state: CallStateName;
+  caller: CallerSide;
+  legs: Leg[];
+  chosen: LegId | null;
+  rung: boolean;
+  redirects: number;
+  isfTried: boolean;
+  nextLeg: number;
+  readonly effects: Effect[] = [];
+  constructor(readonly c: Call) {
+    this.state = c.state;
+    this.caller = c.caller;
+    this.legs = [...c.legs];
+    this.chosen = c.chosen;
+    this.rung = c.rung;
+    this.redirects = c.redirects;
+    this.isfTried = c.isfTried;
+    this.nextLeg = c.nextLeg;
+  }
+  get policy(): MultiDevicePolicy {
+    return this.c.settings.policy;
+  }
+  move(to: CallStateName): void {
+    if (this.state !== to) this.state = guardedTransition('B2BUA call', CALL_NEXT, this.state, to);
+  }
+  leg(id: LegId): Leg | undefined {
+    return this.legs.find((l) => l.id === id);
+  }
+  setLeg(id: LegId, patch: Partial<Omit<Leg, 'id' | 'target'>>): void {
+    this.legs = this.legs.map((l) => {
+      if (l.id !== id) return l;
+      const state = patch.state === undefined || patch.state === l.state ? l.state : guardedTransition('B2BUA leg', LEG_NEXT, l.state, patch.state);
+      return { ...l, ...patch, state };
+    });
+  }
+  invite(target: LegTarget): void {
+    const id = `L${this.nextLeg++}`;
+    this.legs.push({ id, target, state: 'calling', status: null, media: false });
+    this.effects.push({ kind: 'invite', leg: id, target });
+  }
+  /** BYE an up leg, CANCEL a ringing one (reason for the devices that lost, CR 8.3.2.1.1). */
+  release(l: Leg, reason?: string): void {
+    const r = reason === undefined ? {} : { reason };
+    if (l.state === 'up') {
+      this.setLeg(l.id, { state: 'releasing' });
+      this.effects.push({ kind: 'bye', leg: l.id, ...r });
+    } else if (RINGING.has(l.state)) {
+      this.setLeg(l.id, { state: 'cancelling' });
+      this.effects.push({ kind: 'cancel', leg: l.id, ...r });
+    }
+  }
+  releaseAll(except: LegId | null, reason?: string): void {
+    for (const l of this.legs) if (l.id !== except) this.release(l, reason);
+  }
+  closeLeg(id: LegId, status: number | null): void {
+    const l = this.leg(id)!;
+    this.setLeg(id, { state: 'closed', ...(status === null ? {} : { status }) });
+    if (l.media) {
+      this.setLeg(id, { media: false });
+      this.effects.push({ kind: 'relay-drop', leg: id });
+    }
+  }
+  /** End the session from the B2BUA's side: every leg released, the caller BYEd or rejected. */
+  endAll(status: number): void {
+    if (this.state === 'ending' || this.state === 'ended') return;
+    this.releaseAll(null);
+    if (this.caller === 'invited') {
+      this.caller = 'rejected';
+      this.effects.push({ kind: 'reject', status });
+    } else if (this.caller === 'up') {
+      this.caller = 'bye-sent';
+      this.effects.push({ kind: 'bye-caller' });
+    }
+    this.move('ending');
+  }
+  result(): Step {
+    const call: Call = {
+      state: this.state, caller: this.caller, settings: this.c.settings, legs: this.legs, chosen: this.chosen, rung: this.rung,
+      redirects: this.redirects, isfTried: this.isfTried, nextLeg: this.nextLeg,
+    };
+    return { call, effects: this.effects };
+  }
+}
+
+/** What follows once legs have changed: failure handling, the session's end, the relay's release. */
+function settle(d: Draft): void {
+  const alive = d.legs.some((l) => ALIVE.has(l.state));
+  if (d.state === 'offering' && !alive && d.legs.length > 0) {
+    const statuses = d.legs.map((l) => l.status ?? 408);
+    const isf = d.c.settings.isfUri;
+    // CR 8.3.2.1.1: 480/408/487/500/503/504 from every client -> the ISF, with interworking on
+    if (isf !== null && !d.isfTried && statuses.every((s) => ISF_STATUSES.includes(s))) {
+      d.isfTried = true;
+      d.invite({ kind: 'isf', ruri: isf });
+      return;
+    }
+    // otherwise the best of the errors (RFC 3261 §16.7)
+    d.caller = 'rejected';
+    d.effects.push({ kind: 'reject', status: chooseBestResponse(statuses) });
+    d.move('ending');
+  } else if ((d.state === 'answered' || d.state === 'confirmed') && !alive) {
+    // the last device left: the originating side goes too
+    d.endAll(480);
+  }
+  if (d.state === 'ending' && d.legs.every((l) => l.state === 'closed') && (d.caller === 'rejected' || d.caller === 'gone')) {
+    d.effects.push({ kind: 'relay-delete' });
+    d.move('ended');
+  }
+}
+
+function onAnswered(d: Draft, l: Leg, media: 'ok' | 'refused' | 'bad'): void {
+  const was = l.state;
+  if (!ALIVE.has(was) || was === 'up') return; // a 2xx on a leg already over: the driver ACKs and BYEs it
+  d.setLeg(l.id, { state: 'up', media: media === 'ok', ...(media === 'bad' ? { status: 488 } : {}) });
+  const up = d.leg(l.id)!;
+  const keep =
+    media === 'ok' &&
+    was !== 'cancelling' &&
+    (d.state === 'offering' ||
+      ((d.state === 'answered' || d.state === 'confirmed') && (d.policy === 'C' || (d.policy === 'B' && d.chosen === null))));
+  if (!keep) {
+    // CR 8.3.2.1.1 A: a later 200 gets ACK and BYE; B: once one device is active, likewise
+    d.release(up, d.state === 'offering' || d.state === 'ending' ? undefined : REASON_ELSEWHERE);
+    return;
+  }
+  if (d.state === 'offering') {
+    // the 200 OK procedure: our own 200 to the caller with the relay's answer
+    d.caller = 'up';
+    d.effects.push({ kind: 'answer', leg: l.id });
+    d.move('answered');
+    if (d.policy === 'A') {
+      // A keeps the first only: the ones still ringing are cancelled
+      d.chosen = l.id;
+      d.releaseAll(l.id, REASON_ELSEWHERE);
+    }
+  }
+}
+
+/** The one guarded transition function of a call: throws IllegalTransition only on a bug here. */
+export function step(call: Call, ev: CallEvent): Step {
+  const d = new Draft(call);
+  if (call.state === 'ended') return d.result();
+  switch (ev.kind) {
+    case 'start':
+      if (d.legs.length > 0) break;
+      for (const t of ev.targets) d.invite(t);
+      if (ev.targets.length === 0) d.endAll(480);
+      break;
+    case 'leg-provisional': {
+      const l = d.leg(ev.leg);
+      if (!l || ev.status <= 100 || ev.status >= 200) break;
+      if (l.state === 'calling') d.setLeg(l.id, { state: 'early' });
+      if (d.state === 'offering' && !d.rung && ev.status >= 180 && ev.status <= 189) {
+        d.rung = true;
+        d.effects.push({ kind: 'ring', status: 180 });
+      }
+      break;
+    }
+    case 'leg-answered': {
+      const l = d.leg(ev.leg);
+      if (l) onAnswered(d, l, ev.media);
+      break;
+    }
+    case 'leg-failed': {
+      const l = d.leg(ev.leg);
+      if (!l || !ALIVE.has(l.state) || l.state === 'up') break;
+      d.closeLeg(l.id, ev.status);
+      const contact = ev.contact;
+      // CR 8.3.2.1.1 302: the invitation goes to the Contact, never to a URI tried before
+      if (
+        d.state === 'offering' && ev.status >= 300 && ev.status < 400 && contact !== null &&
+        d.redirects < call.settings.maxRedirects && !d.legs.some((x) => x.target.ruri === contact)
+      ) {
+        d.redirects++;
+        d.invite({ kind: 'redirect', ruri: contact });
+      }
+      break;
+    }
+    case 'leg-bye': {
+      const l = d.leg(ev.leg);
+      if (l && (l.state === 'up' || l.state === 'releasing')) d.closeLeg(l.id, null);
+      break;
+    }
+    case 'leg-bye-done': {
+      const l = d.leg(ev.leg);
+      // CR 8.3.2.1.1 B: the media leg goes once the BYE is answered
+      if (l && l.state === 'releasing') d.closeLeg(l.id, null);
+      break;
+    }
+    case 'first-active': {
+      const l = d.leg(ev.leg);
+      if (d.policy !== 'B' || d.chosen !== null || !l || l.state !== 'up') break;
+      if (d.state !== 'answered' && d.state !== 'confirmed') break;
+      // CR 8.3.2.1.1 B: the first active device keeps the session; the others get BYE
+      d.chosen = l.id;
+      d.releaseAll(l.id, REASON_ELSEWHERE);
+      break;
+    }
+    case 'caller-ack':
+      if (d.state === 'answered') d.move('confirmed');
+      break;
+    case 'caller-no-ack':
+      if (d.state === 'answered') d.endAll(408);
+      break;
+    case 'max-age':
+      d.endAll(408);
+      break;
+    case 'caller-cancel':
+      // too late once our 2xx went out (RFC 3261 §9.2); the layer answered the CANCEL
+      if (d.state === 'offering') d.endAll(487);
+      break;
+    case 'caller-bye':
+      if (d.caller === 'up' || d.caller === 'bye-sent') d.caller = 'gone';
+      if (d.state === 'answered' || d.state === 'confirmed') {
+        d.releaseAll(null);
+        d.move('ending');
+      }
+      break;
+    case 'caller-bye-done':
+      if (d.caller === 'bye-sent') d.caller = 'gone';
+      break;
+  }
+  settle(d);
+  return d.result();
+}
+
+/** How many legs hold a session or may still answer (for the metrics and the tests). */
+export function liveLegs(call: Call): number {
+  return call.legs.filter((l) => ALIVE.has(l.state)).length;
+}
