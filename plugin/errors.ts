@@ -20,6 +20,15 @@ export type RpcCode = (typeof RpcCode)[keyof typeof RpcCode];
 export const ErrorCodes = {
   /** plugin/sip/message.ts SipParseError */
   sipParse: ['SIP_EMPTY', 'SIP_BAD_START_LINE', 'SIP_BAD_HEADER', 'SIP_TOO_LARGE'],
+  /** plugin/b2bua/sip/framing.ts FramingError (the B2BUA's transport closes that connection) */
+  sipFraming: [
+    'SIP_FRAMING_BAD_START_LINE',
+    'SIP_FRAMING_HEADER_TOO_LARGE',
+    'SIP_FRAMING_TOO_LARGE',
+    'SIP_FRAMING_NO_CONTENT_LENGTH',
+    'SIP_FRAMING_BAD_CONTENT_LENGTH',
+    'SIP_FRAMING_CONFLICTING_CONTENT_LENGTH',
+  ],
   /** plugin/sip/register.ts RegisterError */
   register: [
     'REGISTER_NOT_A_REGISTER',
@@ -45,6 +54,7 @@ export const ErrorCodes = {
 } as const;
 
 export type SipParseErrorCode = (typeof ErrorCodes.sipParse)[number];
+export type SipFramingErrorCode = (typeof ErrorCodes.sipFraming)[number];
 export type RegisterErrorCode = (typeof ErrorCodes.register)[number];
 export type DeviceLimitErrorCode = (typeof ErrorCodes.deviceLimit)[number];
 export type XmlErrorCode = (typeof ErrorCodes.xml)[number];
