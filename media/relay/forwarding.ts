@@ -12,7 +12,7 @@ import { corkUntilNextTick, type Backpressure } from './flow.js';
 import { Body, EMPTY, frameParts, type Chunk } from './frames.js';
 import type { HistoryRecorder } from './history-recorder.js';
 import type { Leg, Route } from './leg.js';
-import { firstActiveAfter } from './multi-device.js';
+import { firstActiveAfter, type Payload } from './multi-device.js';
 import { rememberSender, reportTarget } from './reports.js';
 import { needsCpimHead, routeMessage } from './routing.js';
 import type { InMessage, Session } from './session.js';
@@ -55,6 +55,10 @@ export class Forwarder {
     }
     if (!m.routes) {
       m.decision = decision;
+      if (src.role === 'device') {
+        const bytes = typeof fixed.total === 'number' ? fixed.total : body.length;
+        this.noteActivity(s, src, { msrpType: getHeader(head.headers, 'Content-Type'), head: decision.head, bytes });
+      }
       m.routes = this.routesFor(s, src, decision);
       m.history = this.history.wants(s, decision.kind);
     }
@@ -117,7 +121,6 @@ export class Forwarder {
   /** Where a message goes (routing.ts), with its Message-Direction injection. */
   private routesFor(s: Session, src: Leg, d: HeadDecision): Route[] {
     const head = d.head;
-    if (src.role === 'device') this.noteActivity(s, src, d);
     const fromServedUser = d.kind === 'chat' && src.role === 'originator' && s.directDelivery && s.servedUser !== undefined && head !== undefined &&
       cpimAddress(head.headers.find(h => h.name.toLowerCase() === 'from')?.value) === s.servedUser;
     const r = routeMessage({ source: src.role, kind: d.kind, directDelivery: s.directDelivery, cpimHead: head !== undefined, fromServedUser });
@@ -139,8 +142,8 @@ export class Forwarder {
   }
 
   /** CR 8.3.2.1.1 B (and A): the first device to show activity is reported once. */
-  private noteActivity(s: Session, src: Leg, d: HeadDecision): void {
-    const first = firstActiveAfter(s.policy, s.firstActive, src.tag, d.kind, d.head !== undefined);
+  private noteActivity(s: Session, src: Leg, p: Payload): void {
+    const first = firstActiveAfter(s.policy, s.firstActive, src.tag, p);
     if (!first) return;
     s.firstActive = first.leg;
     this.ctx.emit({ event: 'first-active', 'call-id': s.callId, leg: first.leg, kind: first.kind });
