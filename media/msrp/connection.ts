@@ -37,6 +37,8 @@ export interface ConnectTarget {
   tls?: tls.ConnectionOptions;
   /** Connect timeout, default 5 s. */
   timeoutMs?: number;
+  /** Abort the attempt: the socket is destroyed and the promise rejects. */
+  signal?: AbortSignal;
 }
 
 export class MsrpConnection extends EventEmitter<MsrpConnectionEvents> implements MsrpConnectionLike {
@@ -117,20 +119,29 @@ export class MsrpConnection extends EventEmitter<MsrpConnectionEvents> implement
   /** Open an active connection (TCP or TLS). */
   static connect(target: ConnectTarget, opts: ConnectionOptions = {}): Promise<MsrpConnection> {
     return new Promise((resolve, reject) => {
+      const signal = target.signal;
+      if (signal?.aborted) {
+        reject(new Error(`connect to ${target.host}:${target.port} aborted`));
+        return;
+      }
       const socket = target.tls
         ? tls.connect({ ...target.tls, host: target.host, port: target.port })
         : net.connect({ host: target.host, port: target.port });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`connect to ${target.host}:${target.port} timed out`));
-      }, target.timeoutMs ?? 5000);
-      const fail = (err: Error): void => {
+      const settle = (): void => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const fail = (err: Error): void => {
+        settle();
+        socket.destroy();
         reject(err);
       };
+      const onAbort = (): void => fail(new Error(`connect to ${target.host}:${target.port} aborted`));
+      const timer = setTimeout(() => fail(new Error(`connect to ${target.host}:${target.port} timed out`)), target.timeoutMs ?? 5000);
+      signal?.addEventListener('abort', onAbort, { once: true });
       socket.once('error', fail);
       socket.once(target.tls ? 'secureConnect' : 'connect', () => {
-        clearTimeout(timer);
+        settle();
         socket.off('error', fail);
         resolve(new MsrpConnection(socket, opts));
       });

@@ -1,14 +1,17 @@
 // Binding connections to legs (RFC 4975 §5.4): a connection is bound to its leg by its
-// first frame, which may be an empty SEND. A device may bind before the B2BUA has
+// first frame, which may be an empty SEND; a connection the relay dialed (dial.ts) is
+// bound when it is up, after the relay's own empty SEND. A device may bind before the B2BUA has
 // passed on its answer (early bind, docs/media-control.md "answer"). When the
 // connection closes, the leg is closed for good. Every leg and session state change
 // made here goes through moveLeg() / moveSession().
 
-import { getHeader, msrpUriEquals, parsePath, type FrameHead, type MsrpConnectionLike, type MsrpUri } from '../msrp/index.js';
+import {
+  buildRequest, getHeader, newMessageId, parsePath, type FrameHead, type MsrpConnectionLike, type MsrpUri,
+} from '../msrp/index.js';
 import type { RelayContext } from './context.js';
 import type { Backpressure } from './flow.js';
 import type { Forwarder } from './forwarding.js';
-import { moveLeg, peerUri, type Leg } from './leg.js';
+import { moveLeg, peerMatches, type Leg } from './leg.js';
 import { forgetSenders } from './reports.js';
 import { forgetInbound, legsOf, moveSession, type Session } from './session.js';
 
@@ -65,14 +68,43 @@ export class Binder {
 
   /** A device just answered: bind the connection it parked, if any (on its own transport). */
   adoptEarly(s: Session, leg: Leg): void {
-    const last = peerUri(leg);
     for (const [from, early] of s.early) {
       const uris = pathUris(from);
-      if (!uris || !msrpUriEquals(uris[uris.length - 1]!, last) || early.tls !== leg.tls) continue;
+      if (!uris || !peerMatches(leg, uris[uris.length - 1]!) || early.tls !== leg.tls) continue;
       s.early.delete(from);
       if (!early.conn.closed) this.bind(s, leg, early.conn);
       break;
     }
+  }
+
+  /**
+   * The relay dialed this leg's peer (it is the active end, RFC 4145 §4.1) and the
+   * connection is up: the relay's first frame is an empty SEND, so that the passive peer
+   * can bind the connection to its session (RFC 4975 §5.4, RFC 6135), then the leg is
+   * bound and its backlog follows.
+   */
+  dialed(s: Session, leg: Leg, conn: MsrpConnectionLike): void {
+    if (s.state === 'deleted' || leg.state !== 'waiting') {
+      conn.close();
+      return;
+    }
+    conn.sendFrame(buildRequest({
+      method: 'SEND',
+      toPath: leg.toPathText,
+      fromPath: leg.ownUri,
+      headers: [
+        { name: 'Message-ID', value: newMessageId() },
+        { name: 'Byte-Range', value: '1-0/0' },
+      ],
+    }));
+    leg.framesOut += 1;
+    this.bind(s, leg, conn);
+  }
+
+  /** Dialing this leg's peer failed: the leg is closed, with the reason. */
+  dialFailed(s: Session, leg: Leg, reason: string): void {
+    if (s.state === 'deleted') return;
+    this.closeLeg(s, leg, reason);
   }
 
   /** A connection carrying this session closed: its legs are closed for good. */
@@ -106,6 +138,7 @@ export class Binder {
 
   /** A deleted session: every leg closed, its state and parked connections released. */
   endSession(s: Session, reason: string): void {
+    s.dial?.cancel();
     for (const leg of [...s.devices.values(), s.originator]) this.closeLeg(s, leg, reason);
     s.inbound.clear();
     forgetSenders(s);

@@ -1,8 +1,10 @@
 // The relay's options, and what its modules share: limits, the log and the event sink.
 
+import type { ConnectionOptions as TlsConnectOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ConnectionOptions } from '../msrp/index.js';
 import type { MessageStore } from '../history/store.js';
+import type { DialOptions } from './dial.js';
 import type { RelayEvent } from './types.js';
 
 export interface RelayLimits {
@@ -35,6 +37,10 @@ export interface RelayOptions {
   tls?: { key: string | Buffer; cert: string | Buffer };
   /** TLS listen port (with `tls`); 0 picks a free one. Default 0. */
   tlsPort?: number;
+  /** tls.connect options when the relay dials an msrps peer (docs/media-relay.md, "Dialing out"). */
+  tlsClient?: TlsConnectOptions;
+  /** Attempts, backoff and timeout when the relay dials a passive originator. */
+  dial?: DialOptions;
   store?: MessageStore;
   log?: Logger;
   connection?: ConnectionOptions;

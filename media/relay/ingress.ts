@@ -1,10 +1,11 @@
 // Ingress: frames from the endpoint to sessions and legs (RFC 4975 §5.4). The endpoint
 // has matched the session by the last To-Path URI; here the leg is found (on the device
-// URI by the last From-Path URI, compared per §6.1), the transport checked, the body
+// URI by the last From-Path URI, compared per §6.1, or by session-id for a CEMA peer,
+// RFC 6714), the transport checked, the body
 // collected up to maxChunk, and the whole chunk handed to forwarding.
 
 import {
-  getHeader, msrpUriEquals, type ContinuationFlag, type FrameHead, type MsrpConnectionLike, type SessionSink,
+  getHeader, type ContinuationFlag, type FrameHead, type MsrpConnectionLike, type SessionSink,
 } from '../msrp/index.js';
 import { parseByteRange, type ByteRange } from '../cpim/direction.js';
 import { pathUris, type Binder } from './binding.js';
@@ -12,7 +13,7 @@ import type { RelayContext } from './context.js';
 import { corkUntilNextTick } from './flow.js';
 import type { Forwarder } from './forwarding.js';
 import { Body } from './frames.js';
-import { peerUri, type Leg } from './leg.js';
+import { peerMatches, type Leg } from './leg.js';
 import type { Session } from './session.js';
 
 /** Per connection: the frame being received. */
@@ -124,13 +125,13 @@ export class Ingress {
   }
 }
 
-/** The device leg whose a=path ends with the last From-Path URI (the device itself). */
+/** The device leg whose a=path ends with the last From-Path URI (the device itself; peerMatches). */
 function matchDevice(s: Session, from: string): Leg | undefined {
   const uris = pathUris(from);
   const last = uris?.[uris.length - 1];
   if (!last) return undefined;
   for (const d of s.devices.values()) {
-    if (msrpUriEquals(peerUri(d), last)) return d;
+    if (peerMatches(d, last)) return d;
   }
   return undefined;
 }

@@ -11,7 +11,7 @@
 // moveLeg() is the only place a leg's state changes; it throws IllegalTransition
 // (lib/fsm.ts) on an illegal move.
 
-import type { MsrpConnectionLike, MsrpUri } from '../msrp/index.js';
+import { msrpUriEquals, type MsrpConnectionLike, type MsrpUri } from '../msrp/index.js';
 import type { Injection } from '../cpim/direction.js';
 import type { LegInfo } from './types.js';
 import { guardedTransition, type NextTable } from '../../lib/fsm.js';
@@ -39,6 +39,8 @@ export interface Leg {
   readonly ownUri: string;
   /** The leg runs over TLS (msrps): its frames are taken on the TLS listener only. */
   readonly tls: boolean;
+  /** The peer's SDP had a=msrp-cema (RFC 6714): matched by session-id only (peerMatches). */
+  readonly cema: boolean;
   /** Read-only outside moveLeg(). */
   readonly state: LegState;
   conn: MsrpConnectionLike | undefined;
@@ -75,10 +77,10 @@ export function moveLeg(leg: Leg, to: LegState): void {
 }
 
 export function newLeg(
-  tag: string, role: 'originator' | 'device', path: MsrpUri[], pathText: string[], ownUri: string, tls: boolean,
+  tag: string, role: 'originator' | 'device', path: MsrpUri[], pathText: string[], ownUri: string, tls: boolean, cema = false,
 ): Leg {
   return {
-    tag, role, path, pathText, toPathText: pathText.join(' '), ownUri, tls, state: 'waiting', conn: undefined,
+    tag, role, path, pathText, toPathText: pathText.join(' '), ownUri, tls, cema, state: 'waiting', conn: undefined,
     pending: [], pendingBytes: 0, sent: new Map(), sentOld: undefined, plain: undefined,
     framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0,
   };
@@ -87,6 +89,17 @@ export function newLeg(
 /** The peer's own URI: the last one of its a=path (RFC 4975 §5.4). */
 export function peerUri(leg: Leg): MsrpUri {
   return leg.path[leg.path.length - 1]!;
+}
+
+/**
+ * The last From-Path URI of a frame is this leg's peer. RFC 4975 §6.1 compares whole
+ * URIs; for a CEMA peer only the session-id counts (RFC 6714 session matching), since a
+ * middlebox may stand between the transport address and the a=path.
+ */
+export function peerMatches(leg: Leg, from: MsrpUri): boolean {
+  const own = peerUri(leg);
+  if (leg.cema) return own.sessionId !== undefined && own.sessionId === from.sessionId;
+  return msrpUriEquals(own, from);
 }
 
 export function legInfo(l: Leg): LegInfo {

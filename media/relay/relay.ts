@@ -12,10 +12,11 @@
 
 import { EventEmitter } from 'node:events';
 import { X509Certificate, randomBytes } from 'node:crypto';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type ConnectionOptions } from 'node:tls';
 import { MsrpEndpoint, msrpUriEquals } from '../msrp/index.js';
 import { Binder } from './binding.js';
 import { limitsOf, type RelayContext, type RelayOptions } from './context.js';
+import { Dial, dialSettings, type Connector, type DialSettings, type DialTarget } from './dial.js';
 import { Backpressure } from './flow.js';
 import { Forwarder } from './forwarding.js';
 import { HistoryRecorder } from './history-recorder.js';
@@ -48,10 +49,14 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
   private readonly ingress: Ingress;
   private port = 0;
   private tlsPort = 0;
+  private readonly tlsClient: ConnectionOptions;
+  private readonly dialSettings: DialSettings;
 
   constructor(options: RelayOptions = {}) {
     super();
     this.host = options.host ?? '127.0.0.1';
+    this.tlsClient = options.tlsClient ?? {};
+    this.dialSettings = dialSettings(options.dial);
     const ctx: RelayContext = {
       limits: limitsOf(options),
       log: options.log,
@@ -126,7 +131,18 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     this.tlsEndpoint?.addSession(origId, this.ingress.sinkFor(s, 'orig', true));
     this.tlsEndpoint?.addSession(devId, this.ingress.sinkFor(s, 'device', true));
     this.history.openFolder(s);
-    return offerReply(p.sdp, s, media.tls, (uri, tls) => this.own(uri, tls), [...media.warnings, ...sessionWarnings(s)]);
+    const reply = offerReply(p.sdp, s, media, (uri, tls) => this.own(uri, tls), [...media.warnings, ...sessionWarnings(s)]);
+    // A passive originator (RFC 4145 §4.1): the relay connects, right after the offer,
+    // since the B2BUA's 200 with our answer follows it (docs/media-relay.md, "Dialing out").
+    if (media.dial) this.dialOriginator(s, media.dial);
+    return reply;
+  }
+
+  /** Dials under way (a connection attempt or a backoff timer held). */
+  get dialing(): number {
+    let n = 0;
+    for (const s of this.sessions.values()) if (s.dial?.busy) n += 1;
+    return n;
   }
 
   /** Add a device leg from its SDP answer. */
@@ -141,7 +157,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     if (!admission.admit) return fail('POLICY_REJECTED', admission.reason);
     const media = readAnswer(p.sdp, s.devTlsUri !== undefined);
     if ('result' in media) return media;
-    const leg = newLeg(p.leg, 'device', media.path, media.pathText, media.tls ? s.devTlsUri! : s.devUri, media.tls);
+    const leg = newLeg(p.leg, 'device', media.path, media.pathText, media.tls ? s.devTlsUri! : s.devUri, media.tls, media.cema);
     for (const d of s.devices.values()) {
       if (d.state !== 'closed' && msrpUriEquals(peerUri(d), peerUri(leg))) return fail('LEG_EXISTS', 'another leg has the same a=path');
     }
@@ -188,6 +204,22 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
   private own(uri: string, tls: boolean): RelayEndpoint {
     const fingerprint = tls && this.fingerprint ? { fingerprint: this.fingerprint } : {};
     return { host: this.host, port: tls ? this.tlsPort : this.port, uri, tls, ...fingerprint };
+  }
+
+  private dialOriginator(s: Session, target: DialTarget): void {
+    const leg = s.originator;
+    const ep = leg.tls && this.tlsEndpoint ? this.tlsEndpoint : this.endpoint;
+    const connect: Connector = (t, timeoutMs, signal) =>
+      ep.connect({ host: t.host, port: t.port, timeoutMs, signal, ...(t.tls ? { tls: { ...this.tlsClient } } : {}) });
+    s.dial = new Dial(target, this.dialSettings, connect, outcome => {
+      if ('error' in outcome) {
+        this.binder.dialFailed(s, leg, outcome.error);
+        return;
+      }
+      // The endpoint hands this connection's frames, and its close, to the session's sink.
+      if (s.state !== 'deleted') ep.bind(s.origId, outcome.conn);
+      this.binder.dialed(s, leg, outcome.conn);
+    });
   }
 
   private deleteSession(s: Session, reason: string): void {

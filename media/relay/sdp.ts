@@ -1,7 +1,8 @@
-// SDP for the relay's legs (RFC 4975 §8, RFC 6135, docs/media-relay.md).
-// The relay terminates MSRP on both sides: each leg sees the relay's own c=, port
-// and a=path, always with a=setup:passive so that every peer connects to us.
+// SDP for the relay's legs (RFC 4975 §8, RFC 4145, RFC 6135, RFC 6714, docs/media-relay.md).
+// The relay terminates MSRP on both sides: each leg sees the relay's own c=, port and
+// a=path, its a=setup role for that leg (negotiation.ts picks it) and a=msrp-cema.
 
+import { isIP } from 'node:net';
 import sdpTransform from 'sdp-transform';
 
 export class SdpError extends Error {
@@ -21,6 +22,12 @@ export interface MsrpMedia {
   readonly maxSize?: string;
   readonly setup?: string;
   readonly protocol: string;
+  /** m= port (not 0: rejected streams are skipped). */
+  readonly port: number;
+  /** The peer supports CEMA: a=msrp-cema on its m= line (RFC 6714). */
+  readonly cema: boolean;
+  /** The c= value in force for the m= line (its own, else the session's), as written. */
+  readonly connection?: string;
 }
 
 type SdpMedia = sdpTransform.SessionDescription['media'][number];
@@ -29,6 +36,32 @@ function attr(m: SdpMedia, name: string): string | undefined {
   const prefix = `${name}:`;
   const hit = (m.invalid ?? []).find(a => a.value.toLowerCase().startsWith(prefix));
   return hit?.value.slice(prefix.length).trim();
+}
+
+function hasFlag(m: SdpMedia, name: string): boolean {
+  return (m.invalid ?? []).some(a => a.value.trim().toLowerCase() === name);
+}
+
+/**
+ * The c= value in force for the index-th m= section: its own c= line, else the
+ * session-level one (RFC 4566 §5.7). Read from the text, since the parser drops
+ * c= lines it cannot read, and those are the ones to report.
+ */
+function connectionFor(sdp: string, index: number): string | undefined {
+  let session: string | undefined;
+  let media: string | undefined;
+  let section = -1;
+  for (const line of sdp.split(/\r?\n/)) {
+    if (line.startsWith('m=')) {
+      if (section === index) break;
+      section += 1;
+      continue;
+    }
+    if (!line.startsWith('c=')) continue;
+    if (section === -1) session ??= line.slice(2).trim();
+    else if (section === index) media ??= line.slice(2).trim();
+  }
+  return media ?? session;
 }
 
 function msrpMedia(sdp: string): { parsed: sdpTransform.SessionDescription; index: number; media: MsrpMedia } {
@@ -56,6 +89,9 @@ function msrpMedia(sdp: string): { parsed: sdpTransform.SessionDescription; inde
       maxSize: attr(m, 'max-size'),
       setup: m.setup,
       protocol: m.protocol,
+      port: m.port,
+      cema: hasFlag(m, 'msrp-cema'),
+      connection: connectionFor(sdp, index),
     },
   };
 }
@@ -76,22 +112,27 @@ export interface RelayEndpoint {
   readonly fingerprint?: string;
 }
 
+/** The relay's role in the TCP set-up of a leg (RFC 4145 §4): passive listens, active connects. */
+export type SetupRole = 'active' | 'passive';
+
 let version = 0;
 
 /**
  * The relay's SDP for a leg, built from the peer SDP it answers or mirrors:
- * own origin, c= and port, a=path with the relay URI, a=setup:passive (RFC 6135),
- * on TLS legs TCP/TLS/MSRP and a=fingerprint of our certificate (RFC 4572),
- * accept-types, accept-wrapped-types and max-size kept (RFC 4975 §8.6; docs/media-relay.md).
+ * own origin, c= and port, a=path with the relay URI, a=setup with the relay's role,
+ * a=msrp-cema (RFC 6714: we support it on every leg), on TLS legs TCP/TLS/MSRP and
+ * a=fingerprint of our certificate (RFC 4572), accept-types, accept-wrapped-types and
+ * max-size kept (RFC 4975 §8.6; docs/media-relay.md).
  */
-export function relaySdp(peerSdp: string, own: RelayEndpoint): string {
+export function relaySdp(peerSdp: string, own: RelayEndpoint, setup: SetupRole = 'passive'): string {
   const { media } = msrpMedia(peerSdp);
   version += 1;
+  const ip = isIP(own.host) === 6 ? 'IP6' : 'IP4';
   const lines = [
     'v=0',
-    `o=- ${Date.now()} ${version} IN IP4 ${own.host}`,
+    `o=- ${Date.now()} ${version} IN ${ip} ${own.host}`,
     's=-',
-    `c=IN IP4 ${own.host}`,
+    `c=IN ${ip} ${own.host}`,
     't=0 0',
     `m=message ${own.port} ${own.tls ? 'TCP/TLS/MSRP' : /TLS/i.test(media.protocol) ? 'TCP/MSRP' : media.protocol} *`,
     `a=path:${own.uri}`,
@@ -100,6 +141,7 @@ export function relaySdp(peerSdp: string, own: RelayEndpoint): string {
   if (media.acceptTypes) lines.push(`a=accept-types:${media.acceptTypes}`);
   if (media.acceptWrappedTypes) lines.push(`a=accept-wrapped-types:${media.acceptWrappedTypes}`);
   if (media.maxSize) lines.push(`a=max-size:${media.maxSize}`);
-  lines.push('a=setup:passive');
+  lines.push('a=msrp-cema');
+  lines.push(`a=setup:${setup}`);
   return `${lines.join('\r\n')}\r\n`;
 }

@@ -11,6 +11,7 @@
 
 import type { MsrpConnectionLike } from '../msrp/index.js';
 import type { HeadDecision, HeadTracker } from '../cpim/tracker.js';
+import type { Dial } from './dial.js';
 import type { Chunk } from './frames.js';
 import type { Leg, Route } from './leg.js';
 import { guardedTransition, type NextTable } from '../../lib/fsm.js';
@@ -64,9 +65,11 @@ export interface Session {
   readonly fromCache: Map<string, Leg>;
   /** From-Path value -> connection that bound before its device was answered. */
   readonly early: Map<string, { conn: MsrpConnectionLike; tls: boolean }>;
+  /** The relay dialing the originator (it offered a=setup:passive; dial.ts), while under way or done. */
+  dial?: Dial;
 }
 
-export type SessionInit = Omit<Session, 'state' | 'devices' | 'inbound' | 'sentCount' | 'origRoutes' | 'toOriginator' | 'fromCache' | 'early'>;
+export type SessionInit = Omit<Session, 'state' | 'devices' | 'inbound' | 'sentCount' | 'origRoutes' | 'toOriginator' | 'fromCache' | 'early' | 'dial'>;
 
 export function newSession(init: SessionInit): Session {
   return {

@@ -76,7 +76,8 @@ t.test('in-process verbs validate params', async t => {
   t.throws(() => c.call('offer', { 'call-id': 'x' }), { name: 'RpcError', code: -32602, data: /sdp/ });
   t.match(c.call('offer', { 'call-id': 'x', sdp: 'garbage' }), { result: 'error', 'error-code': 'BAD_SDP' });
   t.throws(() => c.call('offer', { 'call-id': 'x', sdp: sdpFor('msrp://127.0.0.1:9/a;tcp'), policy: 'Z' }), { code: -32602, data: /^\/policy/ });
-  t.match(c.call('offer', { 'call-id': 'x', sdp: sdpFor('msrp://127.0.0.1:9/a;tcp', 'passive') }), { result: 'ok', warnings: [/passive/] });
+  // A passive offer is answered active and dialed (RFC 4145 §4.1); no warning any more.
+  t.match(c.call('offer', { 'call-id': 'x', sdp: sdpFor('msrp://127.0.0.1:9/a;tcp', 'passive') }), { result: 'ok', sdp: /a=setup:active/, warnings: undefined });
   t.match(c.call('offer', { 'call-id': 'x', sdp: sdpFor('msrp://127.0.0.1:9/a;tcp') }), { result: 'error', 'error-code': 'SESSION_EXISTS' });
   t.match(c.call('answer', { 'call-id': 'nope', leg: 'd', sdp: sdpFor('msrp://127.0.0.1:9/b;tcp') }), { 'error-code': 'UNKNOWN_SESSION' });
   t.match(c.call('answer', { 'call-id': 'x', leg: 'd', sdp: sdpFor('msrp://127.0.0.1:9/b;tcp') }), { result: 'ok' });
