@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { runSipp, SippAgent, responsesIn, requestsIn, type SippResult } from './sipp.js';
-import { register, sipUdpRequest, token, CPM_DEVICE_PARAMS, ICSI_GROUP, ICSI_SESSION, icsiTag, type SipResponse } from './sip.js';
+import { register, sipUdpRequest, token, CPM_DEVICE_PARAMS, ICSI_GROUP, ICSI_SESSION, icsiTag, type RegisterOptions, type SipResponse } from './sip.js';
 import { freePort } from './proc.js';
 import { chatSdpLines, sipMessage } from './sip-fixtures.js';
 
@@ -28,7 +28,8 @@ export interface InviteOptions {
   timeoutMs?: number;
 }
 
-function cpmHeaders(o: { from?: string; contributionId?: string }): Record<string, string> {
+/** The CPM headers of a 1-1 chat INVITE from `from` (docs/policy.md "On the wire"). */
+export function cpmHeaders(o: { from?: string; contributionId?: string }): Record<string, string> {
   const from = o.from ?? 'alice';
   return {
     'P-Asserted-Identity': `<sip:${from}@example.net>`,
@@ -234,17 +235,40 @@ const UAS_SCENARIO: Record<Exclude<DeviceBehaviour['kind'], 'reply'>, string> = 
   pager: 'uas-pager.xml',
 };
 
+/**
+ * A device's registration (RFC 3261 §10.2.4): one Call-ID for all its REGISTERs, the CSeq
+ * one up each time. Device below and the chat phones (lab/chat-phone.ts) keep one.
+ */
+export class Binding {
+  /** Refreshes and removal reuse it. */
+  readonly callId = token();
+  private cseq = 0;
+
+  constructor(readonly o: { readonly user: string; readonly instance: string; readonly params: string }) {}
+
+  /** The next REGISTER for the Contact on `contactPort`; `expires: 0` removes it (RFC 3261 §10.2.2). */
+  next(contactPort: number, expires?: number): RegisterOptions {
+    this.cseq++;
+    return {
+      callId: this.callId,
+      cseq: this.cseq,
+      user: this.o.user,
+      contactPort,
+      instance: this.o.instance,
+      params: this.o.params,
+      ...(expires === undefined ? {} : { expires }),
+    };
+  }
+}
+
 /** A device: a sipp UAS playing `behaviour`, registered for `user` with `instance`. */
 export class Device {
   private constructor(
     readonly agent: SippAgent,
     readonly o: DeviceOptions,
     readonly registration: SipResponse | null,
-    /** The registration's Call-ID (RFC 3261 §10.2.4: refreshes and removal reuse it). */
-    private readonly regCallId: string,
+    private readonly binding: Binding,
   ) {}
-
-  private regCseq = 1;
 
   get port(): number {
     return this.agent.port;
@@ -261,17 +285,9 @@ export class Device {
     // address of the REGISTER), then let the device's sipp take the port
     const port = await freePort();
     let reg: SipResponse | null = null;
-    const callId = token();
+    const binding = new Binding({ user: o.user, instance: o.instance, params: o.params ?? CPM_DEVICE_PARAMS });
     if (o.register ?? true) {
-      reg = await register(o.sipPort, {
-        callId,
-        cseq: 1,
-        user: o.user,
-        contactPort: port,
-        fromPort: port,
-        instance: o.instance,
-        params: o.params ?? CPM_DEVICE_PARAMS,
-      });
+      reg = await register(o.sipPort, { ...binding.next(port), fromPort: port });
       if (reg.status !== 200) throw new Error(`device registration failed: ${reg.status} ${reg.reason}`);
     }
     const common = { dir: join(o.dir, 'devices'), name: `dev-${o.user}`, port, trace: o.trace };
@@ -291,7 +307,7 @@ export class Device {
               ...(b.kind === 'answer-bye' ? { HOLD_MS: b.holdMs } : {}),
             },
           });
-    return new Device(agent, o, reg, callId);
+    return new Device(agent, o, reg, binding);
   }
 
   /** INVITEs this device received so far. */
@@ -314,17 +330,7 @@ export class Device {
    * rejects when none comes within `timeoutMs`.
    */
   async unregister(timeoutMs = 2000): Promise<SipResponse> {
-    this.regCseq++;
-    return register(this.o.sipPort, {
-      callId: this.regCallId,
-      cseq: this.regCseq,
-      user: this.o.user,
-      contactPort: this.port,
-      instance: this.o.instance,
-      params: this.o.params ?? CPM_DEVICE_PARAMS,
-      expires: 0,
-      timeoutMs,
-    });
+    return register(this.o.sipPort, { ...this.binding.next(this.port, 0), timeoutMs });
   }
 
   async stop(): Promise<void> {

@@ -98,7 +98,7 @@ export interface RegisterOptions {
   timeoutMs?: number;
 }
 
-function buildRegister(o: RegisterOptions, localPort: number): string {
+export function buildRegister(o: RegisterOptions, localPort: number): string {
   const domain = o.domain ?? 'example.net';
   const aor = `sip:${o.user}@${domain}`;
   const inst = o.instance ? `;+sip.instance="<${o.instance}>"` : '';
