@@ -198,6 +198,8 @@ export function decisionProblem(d: Decision): string | null {
       return lines(d.hdrs) ? null : 'bad isf header lines';
     case 'pass':
       return null;
+    case 'b2bua':
+      return d.targets.length > 0 ? null : 'b2bua without targets';
   }
 }
 

@@ -2,6 +2,8 @@
  * The decision value the PF rules return and Kamailio applies (docs/jsonrpc.md, `pf.invite`).
  * A SIP rejection is a value, not an exception.
  */
+import type { Device } from '../devices/types.js';
+import type { ServiceEdit } from './stages/service-identification.js';
 
 /** The CR step that decided, for logs and metrics. */
 export type Stage =
@@ -13,7 +15,8 @@ export type Stage =
   | 'media-policy' // step 5
   | 'no-suitable-device' // step 6
   | 'service-identification' // step 7
-  | 'session-replaces' // step 9, Session-Replaces
+  | 'session-replaces' // step 8 or 9, Session-Replaces
+  | 'b2bua' // step 8
   | 'proxy'; // step 9
 
 export interface RejectDecision {
@@ -55,4 +58,18 @@ export interface PassDecision {
   readonly stage: 'not-cpm';
 }
 
-export type Decision = RejectDecision | ProxyDecision | IsfDecision | PassDecision;
+/**
+ * CR step 8, B2BUA mode: the B2BUA invites each target itself (./stages/device-invites.ts)
+ * and answers the caller (./stages/b2bua-answer.ts).
+ */
+export interface B2buaDecision {
+  readonly action: 'b2bua';
+  /** `session-replaces`: the devices connected in the replaced session; `b2bua`: the suitable ones. */
+  readonly stage: 'b2bua' | 'session-replaces';
+  /** Best first; each addressable on its own (a public GRUU or a usable +sip.instance). */
+  readonly targets: readonly Device[];
+  /** Step 7's edit, applied to each device INVITE. */
+  readonly service: ServiceEdit;
+}
+
+export type Decision = RejectDecision | ProxyDecision | IsfDecision | PassDecision | B2buaDecision;

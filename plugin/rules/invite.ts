@@ -6,7 +6,7 @@
 import type { Decision } from './decision.js';
 import type { Device } from '../devices/types.js';
 import type { Blacklist, Ruleset } from '../xdm/documents.js';
-import type { Policy } from './policy.js';
+import { modeFor, type Policy } from './policy.js';
 import type { SipRequest } from '../sip/message.js';
 import { sdpOffer } from '../sip/sdp.js';
 import { inviteFacts } from './facts.js';
@@ -18,6 +18,7 @@ import { checkMediaPolicy } from './stages/media-policy.js';
 import { checkSuitableDevice, suitableDevices } from './stages/no-suitable-device.js';
 import { identifyService } from './stages/service-identification.js';
 import { proxyDecision, sessionReplacesTargets } from './stages/proxy.js';
+import { deviceAddress } from './stages/device-invites.js';
 import { withDiagnosticWarning } from './stages/reject.js';
 
 export interface InviteDocs {
@@ -29,13 +30,13 @@ export interface InviteDocs {
 export interface InviteInput {
   /** The INVITE as Kamailio has it, parsed once by the caller (parseSipMessage). */
   readonly msg: SipRequest;
-  /** Served-user key (canonical AoR, as in Device.aor). */
+  /** Served-user key (canonical AoR, as in Device.aor); also picks the mode (modeFor). */
   readonly servedUser: string;
   readonly docs: InviteDocs;
   /** Every device registered for the served user (expired ones are ignored here). */
   readonly devices: readonly Device[];
   /**
-   * CR step 9 Session-Replaces: device keys (deviceKey()) of the served user's devices
+   * CR step 8/9 Session-Replaces: device keys (deviceKey()) of the served user's devices
    * connected in the session with this Contribution-ID; null when the session is unknown.
    */
   readonly sessionDevices: (contributionId: string) => readonly string[] | null;
@@ -47,13 +48,13 @@ export interface InviteInput {
 }
 
 /**
- * Decide what to do with an incoming CPM session invitation (CR 8.3.2.1 steps 1-7, 9).
+ * Decide what to do with an incoming CPM session invitation (CR 8.3.2.1 steps 1-9).
  * Pure: no I/O, no clock (`now` is an input), no logger. Never throws for any message
  * content; bad input ends in a reject decision.
  *
- * B2BUA mode (step 8) is not decided here, and not built yet: the config refuses
- * `mode: 'b2bua'` (plugin/config/load.ts). The B2BUA will use `suitableDevices`
- * (./stages/no-suitable-device.ts, best first) for its own fan-out.
+ * The mode is the served user's (modeFor): proxy gives a `proxy` decision (step 9);
+ * B2BUA gives a `b2bua` decision naming the devices the B2BUA invites itself (step 8,
+ * ./stages/device-invites.ts builds those INVITEs).
  */
 export function decideInvite(input: InviteInput): Decision {
   const decision = decideSteps(input);
@@ -80,12 +81,26 @@ function decideSteps(input: InviteInput): Decision {
   if (media) return media;
   const streams = offer.kind === 'ok' ? offer.streams : [];
 
-  const suitable = suitableDevices(facts, icsi, streams, input.devices, now);
+  const b2bua = modeFor(policy, input.servedUser) === 'b2bua';
+  // B2BUA mode invites each device on its own: one it cannot address alone (no GRUU,
+  // no usable instance) is no suitable target there (docs/policy.md "Step 8").
+  const addressable = (d: Device): boolean => deviceAddress(d, input.servedUser) !== null;
+  const found = suitableDevices(facts, icsi, streams, input.devices, now);
+  const suitable = b2bua ? found.filter(addressable) : found;
   const none = checkSuitableDevice(suitable, policy, pfHost); // step 6
   if (none) return none;
 
   const service = identifyService(facts, policy, pfHost); // step 7
   if ('action' in service) return service;
+
+  if (b2bua) {
+    // Step 8: Session-Replaces first (the connected devices), else the suitable devices.
+    if (facts.sessionReplaces !== null) {
+      const connected = sessionReplacesTargets(facts.sessionReplaces, input.sessionDevices, input.devices, now)?.filter(addressable);
+      if (connected?.length) return { action: 'b2bua', stage: 'session-replaces', targets: connected, service };
+    }
+    return { action: 'b2bua', stage: 'b2bua', targets: suitable, service };
+  }
 
   // Step 9: Session-Replaces first, else the suitable devices.
   if (facts.sessionReplaces !== null) {

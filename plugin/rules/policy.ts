@@ -14,10 +14,17 @@ export const MediaRuleSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const ModeSchema = Type.Union([Type.Literal('proxy'), Type.Literal('b2bua')]);
+
 export const PolicySchema = Type.Object(
   {
-    /** PF mode: proxy (CR 8.3.2.1 step 9) or B2BUA (step 8; refused by the config until built). */
-    mode: Type.Union([Type.Literal('proxy'), Type.Literal('b2bua')]),
+    /** PF mode: proxy (CR 8.3.2.1 step 9) or B2BUA (step 8). */
+    mode: ModeSchema,
+    /**
+     * Per served user (its canonical key, `sip:user@domain` as Device.aor), a mode other
+     * than `mode`; users not listed get `mode` (modeFor).
+     */
+    modeByUser: Type.Record(Type.String({ pattern: '^sip:[^@;:\\s]+@[^@;:\\s]+$' }), ModeSchema, { additionalProperties: false }),
     /** CR step 1: release versions accepted in User-Agent, e.g. `OMA2.2`. Empty: no check. */
     supportedVersions: Type.Array(Type.String({ pattern: '^OMA[0-9]+\\.[0-9]+$' })),
     /** CR step 2: whether anonymous invitations are accepted. */
@@ -53,9 +60,11 @@ export const PolicySchema = Type.Object(
 
 export type Policy = Static<typeof PolicySchema>;
 export type MediaRule = Static<typeof MediaRuleSchema>;
+export type Mode = Static<typeof ModeSchema>;
 
 export const defaultPolicy: Policy = {
   mode: 'proxy',
+  modeByUser: {},
   supportedVersions: [],
   allowAnonymity: true,
   media: {
@@ -69,3 +78,8 @@ export const defaultPolicy: Policy = {
   blacklistListName: 'oma_blockedcontacts',
   diagnosticWarning: false,
 };
+
+/** The mode for one served user: its `modeByUser` entry, else `mode`. */
+export function modeFor(policy: Policy, servedUser: string): Mode {
+  return Object.hasOwn(policy.modeByUser, servedUser) ? policy.modeByUser[servedUser]! : policy.mode;
+}

@@ -24,7 +24,7 @@ const FAILOVER_STATUSES: readonly number[] = [480, 408, 487, 500, 503, 504];
 const FAILOVER_CODES = `^(${FAILOVER_STATUSES.join('|')})$`;
 
 /** `+sip.instance` values only ever hold `<urn:...>`; refuse anything that could break the header. */
-const SAFE_INSTANCE = /^<[^<>"\r\n\\]+>$/;
+export const SAFE_INSTANCE = /^<[^<>"\r\n\\]+>$/;
 
 export function proxyDecision(
   targets: readonly Device[],

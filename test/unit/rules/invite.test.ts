@@ -35,6 +35,8 @@ function wellFormed(d: Decision): boolean {
       return d.ruri.startsWith('sip');
     case 'pass':
       return d.stage === 'not-cpm';
+    case 'b2bua':
+      return d.targets.length > 0 && (d.service.hdrs === '' || d.service.hdrs.endsWith('\r\n'));
   }
 }
 
