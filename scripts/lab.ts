@@ -10,7 +10,8 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Lab, ROOT, Relay } from '../lab/lab.js';
-import { blacklistDoc, policyDoc, RESOURCE_LISTS, AUTH_POLICY, LAB_POLICY } from '../lab/xdm.js';
+import { LAB_POLICY } from '../lab/xdm.js';
+import { removeLabState, seedDemoUsers, writeLabState } from '../lab/lab-state.js';
 
 const env = (name: string, def: number): number => {
   const v = process.env[name];
@@ -42,6 +43,7 @@ const stop = async (code: number): Promise<void> => {
   if (stopping) return;
   stopping = true;
   console.log('\nlab: stopping...');
+  removeLabState();
   const pids = lab ? [lab.kamailio.proc.pid, lab.service.proc.pid, lab.relay?.proc.pid] : [];
   await lab?.stop();
   const left = pids.filter((p): p is number => p !== undefined && groupAlive(p));
@@ -78,16 +80,9 @@ try {
 const l = lab!;
 
 // demo users: alice (no documents), bob (blacklists spam@example.net and a number), carol (do not disturb)
-const seed: [string, string, string, string][] = [
-  ['resource-lists', 'sip:alice@example.net', blacklistDoc([]), RESOURCE_LISTS],
-  ['resource-lists', 'sip:bob@example.net', blacklistDoc(['sip:spam@example.net', 'tel:+15550000002']), RESOURCE_LISTS],
-  ['org.openmobilealliance.access-rules', 'sip:bob@example.net', policyDoc({ dnd: false, offlineStorage: true }), AUTH_POLICY],
-  ['org.openmobilealliance.access-rules', 'sip:carol@example.net', policyDoc({ dnd: true }), AUTH_POLICY],
-];
-for (const [auid, user, xml, type] of seed) {
-  const status = await l.service.putXcap(auid, user, xml, type);
-  if (status !== 200 && status !== 201) console.error(`lab: XCAP PUT ${auid} ${user} -> ${status}`);
-}
+for (const failed of await seedDemoUsers(l.service)) console.error(`lab: ${failed}`);
+// the lab CLIs (scripts/lab/phone.ts, chat.ts, tour.ts) read the ports from run/lab/lab.json
+writeLabState({ pid: process.pid, sipPort: l.sipPort, httpPort: l.service.httpPort, rpcPort: l.service.rpcPort, msrpPort: l.relay?.port ?? null });
 
 const relayLine = l.relay
   ? `MSRP relay        msrp://127.0.0.1:${l.relay.port}  (control ${l.relay.controlPort})`
