@@ -88,7 +88,7 @@ export class Binder {
       conn.close();
       return;
     }
-    conn.sendFrame(buildRequest({
+    const frame = buildRequest({
       method: 'SEND',
       toPath: leg.toPathText,
       fromPath: leg.ownUri,
@@ -96,9 +96,21 @@ export class Binder {
         { name: 'Message-ID', value: newMessageId() },
         { name: 'Byte-Range', value: '1-0/0' },
       ],
-    }));
+    });
+    leg.bindTid = frame.head.transactionId;
+    conn.sendFrame(frame);
     leg.framesOut += 1;
     this.bind(s, leg, conn);
+  }
+
+  /**
+   * A response on a dialed leg: the one to the binding SEND tells whether the peer took
+   * the session. Anything but 200 (481: no such session, RFC 4975 §7.3.1) closes the leg.
+   */
+  bindAnswered(s: Session, leg: Leg, tid: string, status: number): void {
+    if (leg.bindTid !== tid) return;
+    leg.bindTid = undefined;
+    if (status !== 200) this.closeLeg(s, leg, `the peer answered ${status} to the relay's binding SEND`);
   }
 
   /** Dialing this leg's peer failed: the leg is closed, with the reason. */

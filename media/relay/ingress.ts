@@ -72,9 +72,11 @@ export class Ingress {
     if (!leg || leg.state === 'closed' || leg.tls !== tls) return 481;
     if (head.kind === 'request' && head.method !== 'SEND' && head.method !== 'REPORT') return 501;
     if (head.kind === 'response' && !head.hasBody) {
-      // A hop-by-hop response ends here: it only binds and counts.
+      // A hop-by-hop response ends here: it only binds and counts (and may answer a
+      // dialed leg's binding SEND).
       this.binder.bind(s, leg, conn);
       leg.framesIn += 1;
+      if (leg.bindTid !== undefined) this.binder.bindAnswered(s, leg, head.transactionId, head.status);
       return undefined;
     }
     let range: ByteRange | undefined;

@@ -44,6 +44,8 @@ export interface Leg {
   /** Read-only outside moveLeg(). */
   readonly state: LegState;
   conn: MsrpConnectionLike | undefined;
+  /** Transaction-id of the relay's binding empty SEND on a dialed leg, until its response. */
+  bindTid: string | undefined;
   /** Frames queued before the peer connected, bounded by maxPending. */
   pending: Buffer[][];
   pendingBytes: number;
@@ -80,7 +82,7 @@ export function newLeg(
   tag: string, role: 'originator' | 'device', path: MsrpUri[], pathText: string[], ownUri: string, tls: boolean, cema = false,
 ): Leg {
   return {
-    tag, role, path, pathText, toPathText: pathText.join(' '), ownUri, tls, cema, state: 'waiting', conn: undefined,
+    tag, role, path, pathText, toPathText: pathText.join(' '), ownUri, tls, cema, state: 'waiting', conn: undefined, bindTid: undefined,
     pending: [], pendingBytes: 0, sent: new Map(), sentOld: undefined, plain: undefined,
     framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0,
   };

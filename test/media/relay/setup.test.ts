@@ -2,7 +2,10 @@
 // dials a passive originator, binds with an empty SEND, relays both ways; an unreachable
 // originator closes its leg; a CEMA originator is reached at c=/m=, not at its a=path.
 import t, { type Test } from 'tap';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { join } from 'node:path';
 import { MsrpPeer, buildCpim } from '../../../media/client/peer.js';
 import { getHeader } from '../../../media/msrp/index.js';
 import { MsrpRelay, type RelayOptions } from '../../../media/relay/relay.js';
@@ -175,4 +178,45 @@ t.test('CEMA device: its frames are matched by the session-id of its a=path (RFC
     const r = await d.sendMessage(buildCpim({ from: BOB, to: ALICE, body: `from ${leg}` }));
     t.same(r.statuses, [expect], `${leg}: ${expect}`);
   }
+});
+
+t.test('a passive originator that answers the binding SEND with 481: leg closed with that reason', async t => {
+  const { relay, waitEvent } = await relayWithEvents();
+  t.teardown(() => relay.close());
+  const origin = await MsrpPeer.listen();
+  t.teardown(() => origin.close());
+  // A session-id the peer does not serve: its endpoint answers 481 (RFC 4975 §7.3.1).
+  const path = `msrp://127.0.0.1:${origin.endpoint.port}/not-${origin.sessionId};tcp`;
+  t.match(relay.offer({ 'call-id': 'r1', sdp: sdpFor(path, 'passive') }), { result: 'ok' });
+  await waitEvent(e => e.event === 'leg-connected' && e.leg === 'originator');
+  const closed = await waitEvent(e => e.event === 'leg-closed' && e.leg === 'originator');
+  t.match(closed, { reason: "the peer answered 481 to the relay's binding SEND" });
+  t.match(relay.query({ 'call-id': 'r1' }), { legs: [{ leg: 'originator', state: 'closed' }] });
+});
+
+t.test('passive msrps originator: dialed over TLS with the relay TLS client settings', async t => {
+  const dir = t.testdir();
+  const cert = (name: string): { key: Buffer; cert: Buffer } => {
+    const keyFile = join(dir, `${name}-key.pem`);
+    const certFile = join(dir, `${name}-cert.pem`);
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
+    ], { stdio: 'ignore' });
+    return { key: readFileSync(keyFile), cert: readFileSync(certFile) };
+  };
+  const relayCert = cert('relay');
+  const originCert = cert('origin');
+  const { relay, port, waitEvent } = await relayWithEvents({ tls: relayCert, tlsClient: { ca: originCert.cert } });
+  t.teardown(() => relay.close());
+  const origin = await MsrpPeer.listen({ tls: originCert });
+  t.teardown(() => origin.close());
+  t.match(origin.localUri, /^msrps:/);
+  const o = relay.offer({ 'call-id': 't1', sdp: sdpFor(origin.localUri, 'passive').replace('TCP/MSRP', 'TCP/TLS/MSRP') });
+  if (o.result !== 'ok') throw new Error(o['error-reason']);
+  t.match(o.sdp, /\r\nm=message \d+ TCP\/TLS\/MSRP \*\r\n[^]*\r\na=setup:active\r\n/);
+  await waitEvent(e => e.event === 'leg-connected' && e.leg === 'originator');
+  t.match(relay.query({ 'call-id': 't1' }), { legs: [{ leg: 'originator', transport: 'tls', state: 'connected' }] });
+  // A TCP device; the originator's frames come in on the dialed TLS connection.
+  await exchange(t, relay, port, 't1', o['device-relay-uri-tcp']!, origin);
 });
