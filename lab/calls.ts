@@ -226,6 +226,11 @@ export interface DeviceOptions {
   ringing?: boolean;
   /** Trace the device's messages (default true; off under load). */
   trace?: boolean;
+  /**
+   * a=setup of its SDP answer (RFC 6135): passive answers the caller's active offer in
+   * proxy mode (the default); active answers the B2BUA relay's passive offer.
+   */
+  setup?: 'active' | 'passive';
 }
 
 const UAS_SCENARIO: Record<Exclude<DeviceBehaviour['kind'], 'reply'>, string> = {
@@ -304,6 +309,7 @@ export class Device {
             vars: {
               CONTACT_PARAMS: inst,
               RINGING: o.ringing === false ? '' : ringing(inst),
+              SETUP: o.setup ?? 'passive',
               ...(b.kind === 'answer-bye' ? { HOLD_MS: b.holdMs } : {}),
             },
           });

@@ -37,6 +37,8 @@ export interface ServiceOptions {
   name?: string;
   /** Extra node options before the script (e.g. `--trace-gc`, not allowed in NODE_OPTIONS). */
   nodeArgs?: readonly string[];
+  /** The `b2bua` config section (docs/b2bua.md), for B2BUA mode. */
+  b2bua?: Record<string, unknown>;
 }
 
 export class Service {
@@ -68,6 +70,7 @@ export class Service {
       // as lab.cfg's registrar modparams (default_expires, max_expires, min_expires)
       registrar: { defaultExpires: 3600, maxExpires: 7200, minExpires: 10 },
       policy: o.policy ?? {},
+      ...(o.b2bua ? { b2bua: o.b2bua } : {}),
     };
     const cfgFile = join(o.dir, `${name}.json`);
     writeFileSync(cfgFile, JSON.stringify(config, null, 2));
@@ -289,7 +292,14 @@ export interface LabOptions {
   serviceLogLevel?: string;
   /** Extra Kamailio defines, e.g. `LAB_CORE_LOOKUP`. */
   defines?: readonly string[];
+  /** PF mode for every served user (policy.mode); b2bua starts the relay and the B2BUA. */
+  mode?: 'proxy' | 'b2bua';
+  /** Further `b2bua` config fields (e.g. multiDevice), in B2BUA mode. */
+  b2bua?: Record<string, unknown>;
 }
+
+/** The lab's secret for the B2BUA's legs (pf.cfg PF_B2BUA_TOKEN, the service's b2bua.legToken). */
+export const LAB_LEG_TOKEN = `lab-${token()}${token()}`;
 
 export class Lab {
   constructor(
@@ -299,27 +309,43 @@ export class Lab {
   ) {}
 
   static async start(o: LabOptions): Promise<Lab> {
-    const service = await Service.start({
-      dir: o.dir,
-      rpcPort: o.rpcPort,
-      httpPort: o.httpPort,
-      policy: o.policy,
-      logLevel: o.serviceLogLevel,
-    });
-    let relay: Relay | null = null;
+    const b2bua = o.mode === 'b2bua';
+    // B2BUA mode: the relay first (the B2BUA connects to it), and the ports the service
+    // and Kamailio name to each other chosen before either starts
+    const early = b2bua ? await Relay.start(o.dir, o.msrpPort) : null;
+    const sipPort = o.sipPort ?? (b2bua ? await freePort() : undefined);
+    const b2buaPort = b2bua ? await freePort() : 0;
+    let service: Service;
+    try {
+      service = await Service.start({
+        dir: o.dir,
+        rpcPort: o.rpcPort,
+        httpPort: o.httpPort,
+        policy: b2bua ? { ...o.policy, mode: 'b2bua' } : o.policy,
+        logLevel: o.serviceLogLevel,
+        ...(b2bua
+          ? { b2bua: { sipPort: b2buaPort, proxyPort: sipPort, relayPort: early!.controlPort, legToken: LAB_LEG_TOKEN, ...o.b2bua } }
+          : {}),
+      });
+    } catch (err) {
+      await early?.stop();
+      throw err;
+    }
+    let relay: Relay | null = early;
     let kamailio: Kamailio | null = null;
     try {
-      if (o.relay && Relay.available()) relay = await Relay.start(o.dir, o.msrpPort);
+      if (!relay && o.relay && Relay.available()) relay = await Relay.start(o.dir, o.msrpPort);
+      const b2buaDefines = b2bua ? [`PF_B2BUA_URI="sip:127.0.0.1:${b2buaPort};transport=tcp"`, `PF_B2BUA_TOKEN="${LAB_LEG_TOKEN}"`] : [];
       kamailio = await Kamailio.start({
         dir: o.dir,
-        sipPort: o.sipPort,
+        sipPort,
         rpc: [{ port: service.rpcPort }],
         failsafe: o.failsafe,
         bare: o.bare,
         rpcTimeoutMs: o.rpcTimeoutMs,
         debug: o.kamailioDebug,
         children: o.children,
-        defines: o.defines,
+        defines: [...(o.defines ?? []), ...b2buaDefines],
       });
     } catch (err) {
       await Promise.all([service.stop(), relay?.stop(), kamailio?.stop()]);

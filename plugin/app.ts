@@ -20,6 +20,10 @@ import type { Device } from './devices/types.js';
 import { XcapStore, type StoredDocument } from './xdm/store.js';
 import { XcapClient } from './xdm/client.js';
 import { EmbeddedXdmSource, RemoteXdmSource, type XdmSource } from './xdm/source.js';
+import { b2buaWanted } from './config/load.js';
+import { startB2bua, type B2buaService } from './b2bua/service.js';
+import { RpcError } from '../wire/errors.js';
+import { RpcCode } from './errors.js';
 
 export interface App {
   readonly config: Config;
@@ -32,6 +36,9 @@ export interface App {
   /** Bound ports (differ from the config when it says 0). */
   rpcPort: number;
   httpPort: number;
+  /** The B2BUA's SIP port, when some served user's mode is b2bua (CR 8.3.2.1 step 8). */
+  b2buaSipPort: number | null;
+  b2bua: B2buaService | null;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -74,7 +81,21 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
           xdmOpts,
         );
 
-  const methods = buildMethods({ config, devices, xdm, metrics, log: log.child({ component: 'rpc' }), now });
+  // B2BUA mode: started with the servers (it needs the relay and Kamailio), reached by
+  // pf.invite through this handover (plugin/b2bua/tickets.ts)
+  let b2bua: B2buaService | null = null;
+  const handover = b2buaWanted(config.policy)
+    ? {
+        issue: (plan: Parameters<B2buaService['tickets']['issue']>[0]): string => {
+          if (!b2bua) throw new RpcError(RpcCode.DependencyFailed, 'B2BUA not started');
+          return b2bua.tickets.issue(plan);
+        },
+        connectedDevices: (cid: string) => b2bua?.b2bua.connectedDevices(cid) ?? null,
+      }
+    : undefined;
+  const methods = buildMethods({
+    config, devices, xdm, metrics, log: log.child({ component: 'rpc' }), now, ...(handover ? { b2bua: handover } : {}),
+  });
   const rpc = new RpcServer({
     methods,
     log: log.child({ component: 'rpc' }),
@@ -83,6 +104,12 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
   });
 
   metrics.gauge('pf_rpc_connections', 'Open JSON-RPC connections', () => rpc.connections);
+  if (handover) {
+    metrics.gauge('pf_b2bua_calls', 'B2BUA calls in progress', () => b2bua?.counts().calls ?? 0);
+    metrics.gauge('pf_b2bua_calls_started', 'B2BUA calls started since the service started', () => b2bua?.counts().started ?? 0);
+    metrics.gauge('pf_b2bua_invites_refused', 'INVITEs the B2BUA refused for want of a valid ticket', () => b2bua?.counts().refused ?? 0);
+    metrics.gauge('pf_b2bua_tickets', 'Tickets waiting for their INVITE', () => b2bua?.counts().tickets ?? 0);
+  }
 
   /** `bob`, `sip:bob@host`, `sip%3Abob%40host` -> served-user key. */
   const userKey = (raw: string): string | null =>
@@ -114,7 +141,14 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     xdm,
     rpcPort: config.rpcPort,
     httpPort: config.httpPort,
+    b2buaSipPort: null,
+    b2bua: null,
     async start() {
+      if (handover) {
+        b2bua = await startB2bua(config, log, now);
+        app.b2bua = b2bua;
+        app.b2buaSipPort = b2bua.sipPort;
+      }
       app.rpcPort = await rpc.listen(config.rpcPort, config.host);
       await http.listen({ port: config.httpPort, host: config.host });
       const addr = http.server.address();
@@ -126,6 +160,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     },
     async stop() {
       if (timer) clearInterval(timer);
+      await b2bua?.stop();
       await rpc.close();
       await http.close();
       await devices.close();

@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   const app = await createApp(config, log);
   await app.start();
   // The ready line is printed whatever the log level: the lab and tests wait for it.
-  const ready = { rpcPort: app.rpcPort, httpPort: app.httpPort, host: config.host };
+  const ready = { rpcPort: app.rpcPort, httpPort: app.httpPort, host: config.host, ...(app.b2buaSipPort === null ? {} : { b2buaSipPort: app.b2buaSipPort }) };
   if (log.isLevelEnabled('info')) log.info(ready, 'service ready');
   else pino({ base: { svc: 'pf' } }).info(ready, 'service ready');
 

@@ -7,6 +7,7 @@ import type { Static } from '@sinclair/typebox';
 import { ConfigError, checkConfig, loadLayers, type EnvTable } from '../../wire/config.js';
 import { ConfigSchema, type Config } from './schema.js';
 import { resolvePolicy } from './policy.js';
+import type { Policy } from '../rules/policy.js';
 
 export { ConfigError };
 
@@ -23,7 +24,17 @@ const ENV: EnvTable = [
   ['PF_XDM_URL', ['xdm', 'url'], 'string'],
   ['PF_POLICY_MODE', ['policy', 'mode'], 'string'],
   ['PF_POLICY_DIAGNOSTIC_WARNING', ['policy', 'diagnosticWarning'], 'bool'],
+  ['PF_B2BUA_SIP_PORT', ['b2bua', 'sipPort'], 'int'],
+  ['PF_B2BUA_PROXY_PORT', ['b2bua', 'proxyPort'], 'int'],
+  ['PF_B2BUA_RELAY_PORT', ['b2bua', 'relayPort'], 'int'],
+  ['PF_B2BUA_TOKEN', ['b2bua', 'legToken'], 'string'],
+  ['PF_B2BUA_MULTI_DEVICE', ['b2bua', 'multiDevice'], 'string'],
 ];
+
+/** Whether the B2BUA runs: the global mode or some served user's is b2bua. */
+export function b2buaWanted(policy: Policy): boolean {
+  return policy.mode === 'b2bua' || Object.values(policy.modeByUser).includes('b2bua');
+}
 
 /** Validate a raw object (after env overrides), applying defaults. */
 export function parseConfig(raw: unknown): Config {
@@ -39,11 +50,12 @@ function finish(cfg: Static<typeof ConfigSchema>): Config {
   if (cfg.registrar.defaultExpires > cfg.registrar.maxExpires) {
     throw new ConfigError('config: /registrar/defaultExpires must not exceed /registrar/maxExpires');
   }
-  // CR 8.3.2.1 step 8: B2BUA mode is not built yet; refuse it rather than run as a proxy.
-  if (cfg.policy.mode === 'b2bua') {
-    throw new ConfigError('config: /policy/mode b2bua is not implemented yet (only proxy is)');
+  const policy = resolvePolicy(cfg.policy);
+  // CR 8.3.2.1 step 8: B2BUA mode needs the secret that pf.cfg checks on its legs
+  if (b2buaWanted(policy) && cfg.b2bua.legToken.length < 16) {
+    throw new ConfigError('config: /b2bua/legToken must have at least 16 characters when some mode is b2bua (PF_B2BUA_TOKEN in pf.cfg)');
   }
-  return { ...cfg, policy: resolvePolicy(cfg.policy) };
+  return { ...cfg, policy };
 }
 
 export interface LoadOptions {

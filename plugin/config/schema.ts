@@ -35,6 +35,37 @@ const RegistrarConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+/** B2BUA mode (CR 8.3.2.1 step 8; docs/b2bua.md). Started when some served user's mode is b2bua. */
+const B2buaConfigSchema = Type.Object(
+  {
+    /** The B2BUA's SIP listener (TCP, loopback): Kamailio's PF_B2BUA_URI. 0: a free port. */
+    sipPort: Type.Integer({ minimum: 0, maximum: 65535, default: 5070 }),
+    /** Kamailio's TCP SIP address: every leg and response goes there (outbound proxy). */
+    proxyHost: Type.String({ minLength: 1, default: '127.0.0.1' }),
+    proxyPort: Type.Integer({ minimum: 1, maximum: 65535, default: 5060 }),
+    /** The MSRP relay's control port (docs/media-control.md). */
+    relayHost: Type.String({ minLength: 1, default: '127.0.0.1' }),
+    relayPort: Type.Integer({ minimum: 1, maximum: 65535, default: 2856 }),
+    /** The secret of X-PF-Leg, the same as pf.cfg's PF_B2BUA_TOKEN; required in B2BUA mode. */
+    legToken: Type.String({ default: '' }),
+    /** CR 8.3.2.1.1 multi-device policy: A first only, B first active, C all. */
+    multiDevice: Type.Union([Type.Literal('A'), Type.Literal('B'), Type.Literal('C')], { default: 'B' }),
+    /** CR 8.3.2.1.4: direct delivery of originated chat messages (docs/media-relay.md). */
+    directDelivery: Type.Boolean({ default: false }),
+    /** RFC 4028 Session-Expires offered to devices and answered to the caller, seconds. */
+    sessionExpires: Type.Integer({ minimum: 90, maximum: 86_400, default: 1800 }),
+    /** Until RFC 4028 refreshes are kept: a session older than this ends (BYE both ways). */
+    maxSessionAgeS: Type.Integer({ minimum: 10, maximum: 7 * 86_400, default: 43_200 }),
+    /** 3xx from a device: redirects followed per call (CR 8.3.2.1.1). */
+    maxRedirects: Type.Integer({ minimum: 0, maximum: 10, default: 3 }),
+    /** The PF's CPM release in its User-Agent (CR Appendix D). */
+    release: Type.String({ pattern: '^OMA[0-9]+\\.[0-9]+$', default: 'OMA2.2' }),
+    /** RFC 3261 T1 (ms): the 2xx retransmission and the transaction timeouts (64*T1). */
+    t1Ms: Type.Integer({ minimum: 50, maximum: 10_000, default: 500 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 export const ConfigSchema = Type.Object(
   {
     /** Listen host for both servers; loopback by default. */
@@ -66,6 +97,7 @@ export const ConfigSchema = Type.Object(
     xdm: XdmConfigSchema,
     registrar: RegistrarConfigSchema,
     policy: PolicyConfigSchema,
+    b2bua: B2buaConfigSchema,
   },
   { additionalProperties: false },
 );

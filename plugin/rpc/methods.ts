@@ -22,6 +22,9 @@ import { XdmUnavailableError, type UserDocs } from '../xdm/source.js';
 import type { Config } from '../config/schema.js';
 import { servedUserKey } from '../config/identity.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
+import type { B2buaDecision } from '../rules/decision.js';
+import type { B2buaPlan } from '../b2bua/tickets.js';
+import { PF_TICKET_HEADER } from '../rules/b2bua-headers.js';
 
 const V = Type.Literal(1);
 const Src = Type.String({ maxLength: 256 });
@@ -51,6 +54,15 @@ export interface MethodDeps {
   readonly metrics: ServiceMetrics;
   readonly log: Logger;
   readonly now: () => number;
+  /** B2BUA mode (CR 8.3.2.1 step 8): where a `b2bua` decision is handed over; absent when not configured. */
+  readonly b2bua?: B2buaHandover;
+}
+
+/** What pf.invite needs of the B2BUA (plugin/b2bua/): a ticket for a decision, and its sessions. */
+export interface B2buaHandover {
+  issue(plan: B2buaPlan): string;
+  /** Step 8 Session-Replaces: device keys connected in the B2BUA's sessions of this Contribution-ID. */
+  connectedDevices(contributionId: string): readonly string[] | null;
 }
 
 /** Methods `core.fork` forks (RFC 3841 applies to any request; §7.2.2.1 matches `methods`). */
@@ -109,12 +121,17 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
       devices: registered,
       // Session-Replaces: the replaced session's lines (Kamailio keys them by the
       // Contribution-ID, so every line is of that session); without them it is unknown.
-      sessionDevices: () => (p.sessions === undefined ? null : sessionDevices(p.sessions, (ruri) => keyOf(ruri) === servedUser, registered)),
+      // The B2BUA's own sessions (step 8) are asked when Kamailio knows none.
+      sessionDevices: (cid) =>
+        p.sessions !== undefined
+          ? sessionDevices(p.sessions, (ruri) => keyOf(ruri) === servedUser, registered)
+          : (deps.b2bua?.connectedDevices(cid) ?? null),
       policy: config.policy,
       pfHost: config.pfHost,
       now,
     });
     metrics.decisions.inc({ action: decision.action, stage: decision.stage });
+    if (decision.action === 'b2bua') return handOver(decision, msg, servedUser);
     const withFork = p.fork === true && (decision.action === 'proxy' || decision.action === 'pass');
     // One round trip for a co-located core: the same answer core.fork gives on the
     // request as forwarded (the PF's Reject-Contact / Request-Disposition applied).
@@ -126,6 +143,19 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
       if (text !== null) return text;
     }
     return fork === undefined ? decision : { ...decision, fork };
+  }
+
+  /**
+   * A `b2bua` decision goes to Kamailio as a ticket: the INVITE is relayed to the B2BUA
+   * with X-PF-Ticket, and the B2BUA takes the plan back (plugin/b2bua/tickets.ts). A
+   * ticket the caller put in is removed first.
+   */
+  function handOver(decision: B2buaDecision, msg: SipRequest, servedUser: string): unknown {
+    if (!deps.b2bua) throw new RpcError(RpcCode.DependencyFailed, 'B2BUA not configured');
+    const ticket = deps.b2bua.issue({
+      callId: msg.get('Call-ID') ?? '', servedUser, targets: decision.targets, service: decision.service, stage: decision.stage,
+    });
+    return { action: 'b2bua', stage: decision.stage, remove: [PF_TICKET_HEADER], hdrs: `${PF_TICKET_HEADER}: ${ticket}\r\n` };
   }
 
   return {

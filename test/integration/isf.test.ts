@@ -17,7 +17,7 @@ const lab = await Lab.start({
   dir,
   policy: { noSuitableDevice: 'isf', isfUri: `sip:isf@127.0.0.1:${isfPort}`, interworkingOnFailure: true },
 });
-const isf = await SippAgent.start({ scenario: 'uas-answer.xml', dir, port: isfPort, vars: { CONTACT_PARAMS: '', RINGING: ringing('') }, name: 'isf' });
+const isf = await SippAgent.start({ scenario: 'uas-answer.xml', dir, port: isfPort, vars: { CONTACT_PARAMS: '', RINGING: ringing(''), SETUP: 'passive' }, name: 'isf' });
 const devices: Device[] = [];
 t.teardown(async () => {
   await Promise.all([isf.stop(), ...devices.map((d) => d.stop())]);

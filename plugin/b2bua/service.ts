@@ -1,0 +1,76 @@
+/**
+ * The B2BUA's edges, built from the config and started with the decision service
+ * (plugin/app.ts; docs/architecture.md says why it shares the service's process): the
+ * SIP transport to Kamailio, the transaction layer, the relay link, the tickets, and
+ * the B2BUA itself.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { pfUserAgent } from '../rules/b2bua-headers.js';
+import { B2bua, type B2buaCounts } from './b2bua.js';
+import { RelayLink } from './relay-link.js';
+import { TicketStore } from './tickets.js';
+import { TransactionLayer } from './sip/layer.js';
+import { SipTcpTransport } from './sip/transport.js';
+import { reliableTimers, SystemClock } from './sip/timers.js';
+
+export interface B2buaService {
+  readonly b2bua: B2bua;
+  readonly tickets: TicketStore;
+  /** The SIP listener's port (differs from the config when it says 0). */
+  readonly sipPort: number;
+  counts(): B2buaCounts & { tickets: number };
+  stop(): Promise<void>;
+}
+
+export async function startB2bua(config: Config, log: Logger, now: () => number): Promise<B2buaService> {
+  const c = config.b2bua;
+  const blog = log.child({ component: 'b2bua' });
+  const clock = new SystemClock();
+  const timers = reliableTimers(c.t1Ms);
+  const tickets = new TicketStore(now, { ttlMs: 64 * c.t1Ms });
+  let layer: TransactionLayer | null = null;
+  const transport = await SipTcpTransport.start(
+    {
+      listenHost: config.host, listenPort: c.sipPort, proxyHost: c.proxyHost, proxyPort: c.proxyPort, logger: blog,
+      onSendError: (f) => blog.warn({ failure: f }, 'b2bua: SIP message not sent'),
+    },
+    (text) => layer?.receive(text),
+  );
+  const sentBy = `${config.host}:${transport.port}`;
+  let b2bua: B2bua | null = null;
+  const relay = new RelayLink(c.relayHost, c.relayPort, (e) => b2bua?.relayEvent(e), blog);
+  b2bua = new B2bua({
+    settings: {
+      sentBy,
+      contact: `sip:pf-b2bua@${sentBy};transport=tcp`,
+      outboundProxy: `sip:${c.proxyHost}:${c.proxyPort};transport=tcp;lr`,
+      legToken: c.legToken,
+      sessionExpires: c.sessionExpires,
+      userAgent: pfUserAgent(c.release, ['cpm-pf']) ?? `CPM-serv/${c.release}`,
+      policy: c.multiDevice,
+      directDelivery: c.directDelivery,
+      isfUri: config.policy.interworkingOnFailure ? config.policy.isfUri : null,
+      maxRedirects: c.maxRedirects,
+      maxSessionAgeMs: c.maxSessionAgeS * 1000,
+      pfHost: config.pfHost,
+    },
+    relay, tickets, clock, timers, log: blog, send: (text) => transport.send(text),
+  });
+  const b = b2bua;
+  layer = new TransactionLayer({ clock, timers, send: (text) => transport.send(text) }, b, (err) => blog.error({ err }, 'b2bua: SIP layer error'));
+  b.layer = layer;
+  await relay.warm();
+  blog.info({ sipPort: transport.port, proxy: `${c.proxyHost}:${c.proxyPort}`, relay: `${c.relayHost}:${c.relayPort}` }, 'b2bua ready');
+  return {
+    b2bua: b,
+    tickets,
+    sipPort: transport.port,
+    counts: () => ({ ...b.counts, tickets: tickets.size }),
+    async stop() {
+      await b.stop();
+      await relay.close();
+      await transport.close();
+    },
+  };
+}
