@@ -62,7 +62,9 @@ const LF = 0x0a;
 const PING = [CR, LF, CR, LF] as const;
 /** The three bytes before the LF that ends "\r\n\r\n", oldest in the high byte. */
 const CRLFCR = (CR << 16) | (LF << 8) | CR;
-const DIGITS = /^[0-9]+$/;
+/** 1*DIGIT with SP/HTAB around (§20.14, §25.1); JS trim() would also drop CR, VT, NBSP... */
+const LENGTH_VALUE = /^[ \t]*([0-9]+)[ \t]*$/;
+const TRAILING_WSP = /[ \t]+$/;
 
 export class SipStreamFramer {
   readonly maxMessageBytes: number;
@@ -261,13 +263,13 @@ export function contentLength(head: string): number | LengthFault {
     const line = lines[k]!;
     const colon = line.indexOf(':');
     if (colon === -1 || line[0] === ' ' || line[0] === '\t') continue;
-    const name = line.slice(0, colon).trim().toLowerCase();
+    const name = line.slice(0, colon).replace(TRAILING_WSP, '').toLowerCase();
     if (name !== 'content-length' && name !== 'l') continue;
     let value = line.slice(colon + 1);
     while (k + 1 < lines.length && (lines[k + 1]![0] === ' ' || lines[k + 1]![0] === '\t')) value += ` ${lines[++k]!}`;
-    value = value.trim();
-    if (!DIGITS.test(value)) return 'bad';
-    const n = value.length > 15 ? Number.MAX_SAFE_INTEGER : Number(value);
+    const digits = LENGTH_VALUE.exec(value)?.[1];
+    if (digits === undefined) return 'bad';
+    const n = digits.length > 15 ? Number.MAX_SAFE_INTEGER : Number(digits);
     if (found !== undefined && found !== n) return 'conflict';
     found = n;
   }

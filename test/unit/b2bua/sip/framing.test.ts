@@ -114,6 +114,8 @@ t.test('each FramingError code, whole and byte by byte; the messages before it a
     ['a fraction', head('l: 1.5'), 'SIP_FRAMING_BAD_CONTENT_LENGTH'],
     ['hex', head('l: 0x10'), 'SIP_FRAMING_BAD_CONTENT_LENGTH'],
     ['a list', head('Content-Length: 2, 2'), 'SIP_FRAMING_BAD_CONTENT_LENGTH'],
+    ['a bare CR before the digits', head('l:\r 2'), 'SIP_FRAMING_BAD_CONTENT_LENGTH'],
+    ['a vertical tab after them', head('Content-Length: 0\v'), 'SIP_FRAMING_BAD_CONTENT_LENGTH'],
     ['twice, different', head('Content-Length: 2', 'l: 3'), 'SIP_FRAMING_CONFLICTING_CONTENT_LENGTH'],
     ['body beyond maxMessageBytes', head('Content-Length: 300'), 'SIP_FRAMING_TOO_LARGE', { maxMessageBytes: 256 }],
     ['a length of 20 digits', head('Content-Length: 99999999999999999999'), 'SIP_FRAMING_TOO_LARGE'],
