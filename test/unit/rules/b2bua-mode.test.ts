@@ -2,6 +2,9 @@ import t from 'tap';
 import { Value } from '@sinclair/typebox/value';
 import { decideInvite } from '../../../plugin/rules/invite.js';
 import { defaultPolicy, modeFor, PolicySchema, type Policy } from '../../../plugin/rules/policy.js';
+import { printRequest, printResponse, type Header } from '../../../plugin/b2bua/sip/build.js';
+import { deviceInvite } from '../../../plugin/rules/stages/device-invites.js';
+import { callerAnswer } from '../../../plugin/rules/stages/b2bua-answer.js';
 import { device, ICSI, ICSI_GROUP, input, invite, NOW, TAGS } from './fixtures/build.js';
 
 const BOB = 'sip:bob@example.net';
@@ -114,4 +117,27 @@ t.test('CR step 8: Session-Replaces', async (t) => {
 t.test('diagnosticWarning leaves a b2bua decision alone', async (t) => {
   const phone = device('phone', TAGS.cpm);
   t.same(decideInvite(input({ devices: [phone], policy: { mode: 'b2bua', diagnosticWarning: true } })), { action: 'b2bua', stage: 'b2bua', targets: [phone], service: SERVICE });
+});
+
+t.test('garbled headers and bodies never throw in B2BUA mode, and what comes out prints', async (t) => {
+  const garbage = ['', ' ', ';', ',', '<', '"', '\\', 'multipart/mixed', 'multipart/mixed;boundary=', 'multipart/mixed;boundary="', `multipart/mixed;boundary=${'b'.repeat(80)}`, 'timer;refresher=', '99999999999;refresher=uas', 'x'.repeat(5000), '<'.repeat(2000)];
+  const headers = ['Content-Type', 'Supported', 'Session-Expires', 'Min-SE', 'Require', 'Accept-Contact', 'Session-Replaces', 'Conversation-ID'];
+  const bodies = ['', '--b\r\n', '--b\r\n\r\n--b--', `--b\r\nContent-Type: application/resource-lists+xml\r\nContent-Disposition: recipient-list\r\n\r\n<x\r\n--b--\r\n`];
+  const phone = device('phone', TAGS.cpm, { pubGruu: 'sip:bob@example.net;gr=urn:uuid:phone' });
+  const layer: Header[] = [['Via', 'SIP/2.0/TCP 127.0.0.1:5080;branch=z9hG4bKx'], ['From', '<sip:a@x>;tag=1'], ['To', '<sip:bob@example.net>'], ['Call-ID', 'c'], ['CSeq', '1 INVITE']];
+  let n = 0;
+  for (const h of headers) {
+    for (const g of garbage) {
+      for (const body of [undefined, ...bodies]) {
+        const msg = invite({ [h]: g }, body);
+        decideInvite(input({ msg, devices: [phone], policy: { mode: 'b2bua' } }));
+        const leg = deviceInvite({ original: msg, servedUser: BOB, device: phone, service: SERVICE, offerSdp: 'v=0\r\n', contact: 'sip:b2bua@h', sessionExpires: 1800, userAgent: 'CPM-serv/OMA2.2' });
+        printRequest('INVITE', leg.ruri, [...layer, ...leg.headers, ['Content-Type', leg.contentType]], leg.body);
+        const ok = callerAnswer({ original: msg, contact: 'sip:b2bua@h', sessionExpires: 1800, userAgent: 'CPM-serv/OMA2.2', answerSdp: 'v=0\r\n' });
+        printResponse(200, 'OK', [...layer, ...ok.headers, ['Content-Type', ok.contentType]], ok.body);
+        n++;
+      }
+    }
+  }
+  t.equal(n, headers.length * garbage.length * (bodies.length + 1));
 });
