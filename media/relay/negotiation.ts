@@ -50,8 +50,8 @@ export interface SetupAnswer {
  * The relay's a=setup in its answer to the originator (RFC 4145 §4.1):
  * - passive offer: the answer must be active, and the relay connects (RFC 6135 lets
  *   either end of an MSRP session be the active one);
- * - active offer, or no a=setup (RFC 4145 §4 and RFC 4975 §5.4: the offerer connects):
- *   passive;
+ * - active offer, or no a=setup (absent in an offer means active, RFC 4145 §4.1; the
+ *   offerer connects, RFC 4975 §5.4): passive;
  * - actpass: RFC 4145 §4.1 lets the answerer pick either. We pick passive, so the
  *   offerer connects as it would under RFC 4975 §5.4, and an offerer behind a NAT (the
  *   case RFC 6135 was written for) can still reach us;
@@ -75,9 +75,9 @@ export function answerSetup(offered: string | undefined): SetupAnswer {
 
 /**
  * A device's a=setup, in answer to the relay's passive offer (RFC 4145 §4.1): only
- * active (or no a=setup: active by default) fits. A passive answer means nobody
- * connects, so it is an error; actpass and holdconn are not answer values, so they are
- * taken as active, with a warning.
+ * active fits. A passive answer means nobody connects, so it is an error; actpass and
+ * holdconn are not answer values, so they are taken as active, with a warning. No
+ * a=setup is accepted as before (docs/media-relay.md, "Known gaps").
  */
 export function checkDeviceSetup(answered: string | undefined): { readonly error: string } | { readonly warning?: string } {
   const v = answered?.trim().toLowerCase();
