@@ -1,5 +1,5 @@
-// MSRP endpoint: passive listener (RFC 6135: we are the passive side), session binding
-// (RFC 4975 §5.4) and automatic hop-by-hop responses (§7.2).
+// MSRP endpoint: listener, and connect() for the active side (RFC 4145 §4.1, RFC 6135),
+// session binding (RFC 4975 §5.4) and automatic hop-by-hop responses (§7.2).
 //
 // Per inbound frame:
 //   request  ─ paths bad ─▶ 400        response ─ known session ─▶ sink
