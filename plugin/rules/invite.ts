@@ -82,11 +82,10 @@ function decideSteps(input: InviteInput): Decision {
   const streams = offer.kind === 'ok' ? offer.streams : [];
 
   const b2bua = modeFor(policy, input.servedUser) === 'b2bua';
+  const found = suitableDevices(facts, icsi, streams, input.devices, now);
   // B2BUA mode invites each device on its own: one it cannot address alone (no GRUU,
   // no usable instance) is no suitable target there (docs/policy.md "Step 8").
-  const addressable = (d: Device): boolean => deviceAddress(d, input.servedUser) !== null;
-  const found = suitableDevices(facts, icsi, streams, input.devices, now);
-  const suitable = b2bua ? found.filter(addressable) : found;
+  const suitable = b2bua ? addressable(found, input.servedUser) : found;
   const none = checkSuitableDevice(suitable, policy, pfHost); // step 6
   if (none) return none;
 
@@ -96,8 +95,9 @@ function decideSteps(input: InviteInput): Decision {
   if (b2bua) {
     // Step 8: Session-Replaces first (the connected devices), else the suitable devices.
     if (facts.sessionReplaces !== null) {
-      const connected = sessionReplacesTargets(facts.sessionReplaces, input.sessionDevices, input.devices, now)?.filter(addressable);
-      if (connected?.length) return { action: 'b2bua', stage: 'session-replaces', targets: connected, service };
+      const connected = sessionReplacesTargets(facts.sessionReplaces, input.sessionDevices, input.devices, now);
+      const targets = connected && addressable(connected, input.servedUser);
+      if (targets?.length) return { action: 'b2bua', stage: 'session-replaces', targets, service };
     }
     return { action: 'b2bua', stage: 'b2bua', targets: suitable, service };
   }
@@ -108,4 +108,9 @@ function decideSteps(input: InviteInput): Decision {
     if (connected) return proxyDecision(connected, input.devices, service, facts.hasRequestDisposition, policy, icsi, 'session-replaces');
   }
   return proxyDecision(suitable, input.devices, service, facts.hasRequestDisposition, policy, icsi, 'proxy');
+}
+
+/** The devices the B2BUA can invite on their own (a GRUU or a usable instance). */
+function addressable(devices: readonly Device[], servedUser: string): Device[] {
+  return devices.filter((d) => deviceAddress(d, servedUser) !== null);
 }
