@@ -148,6 +148,8 @@ export class SipTcpTransport extends EventEmitter<TransportEvents> {
   readonly #inbound = new Set<net.Socket>();
   #state: OutboundState = 'idle';
   #out: net.Socket | null = null;
+  /** Outbound sockets Kamailio ended (FIN) that are still closing: close() waits for them. */
+  readonly #retired = new Set<net.Socket>();
   #queue: Queued[] = [];
   #queueBytes = 0;
   /** Connect failures in a row (the backoff's exponent); 0 once connected. */
@@ -239,6 +241,10 @@ export class SipTcpTransport extends EventEmitter<TransportEvents> {
       waits.push(whenClosed(sock));
       sock.destroy();
     }
+    for (const sock of this.#retired) {
+      waits.push(whenClosed(sock));
+      sock.destroy();
+    }
     const out = this.#out;
     if (out !== null) {
       waits.push(whenClosed(out));
@@ -293,8 +299,16 @@ export class SipTcpTransport extends EventEmitter<TransportEvents> {
     sock.on('error', (err) => {
       lastError = err;
     });
+    // Kamailio's FIN (an idle connection it closes): the next send opens a new one
+    // rather than writing into this one, which is closing.
+    sock.once('end', () => {
+      if (this.#out !== sock) return;
+      this.#retired.add(sock);
+      this.#outClosed(sock, undefined);
+    });
     sock.once('close', () => {
       clearTimeout(timer);
+      this.#retired.delete(sock);
       this.#outClosed(sock, lastError);
     });
     this.#frame(sock, 'outbound');
@@ -331,7 +345,7 @@ export class SipTcpTransport extends EventEmitter<TransportEvents> {
       }, delay);
       this.#backoffTimer.unref();
     } else if (this.#state === 'open') {
-      this.#log.info({ err }, 'connection to Kamailio closed; the next send reconnects');
+      this.#log.info({ err }, 'connection to Kamailio closed by either side; the next send reconnects');
       this.#move('idle');
       if (this.#queue.length > 0) this.#connect();
     }

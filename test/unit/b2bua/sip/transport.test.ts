@@ -167,22 +167,24 @@ t.test('what Kamailio sends back on the outbound connection is delivered too (§
   t.equal(pong.toString(), '\r\n', 'a ping on the outbound connection is answered there');
 });
 
-t.test('reconnect after Kamailio closes the outbound connection', async (t) => {
-  const { tr, kam } = await harness(t);
-  tr.send(OK(1));
-  const first = await kam.connections.next();
-  t.equal(await kam.messages.next(), OK(1));
-  const idle = stateReached(tr, 'idle');
-  first.destroy();
-  await idle;
-  tr.send(OK(2));
-  const second = await kam.connections.next();
-  t.not(second, first, 'a new connection');
-  t.equal(await kam.messages.next(), OK(2));
-  t.equal(tr.counts.connects, 2);
-  t.equal(tr.counts.reconnects, 1);
-  t.equal(tr.counts.sendFailures, 0);
-});
+for (const how of ['end', 'destroy'] as const) {
+  t.test(`reconnect after Kamailio closes the outbound connection (${how})`, async (t) => {
+    const { tr, kam } = await harness(t);
+    tr.send(OK(1));
+    const first = await kam.connections.next();
+    t.equal(await kam.messages.next(), OK(1));
+    const idle = stateReached(tr, 'idle');
+    first[how]();
+    await idle;
+    tr.send(OK(2));
+    const second = await kam.connections.next();
+    t.not(second, first, 'a new connection');
+    t.equal(await kam.messages.next(), OK(2));
+    t.equal(tr.counts.connects, 2);
+    t.equal(tr.counts.reconnects, 1);
+    t.equal(tr.counts.sendFailures, 0);
+  });
+}
 
 t.test('connection refused: the queued sends are reported, the next send tries again after the backoff', async (t) => {
   const failures = new Inbox<SendFailure>();
