@@ -1,11 +1,11 @@
 // Forwarding (docs/media-relay.md, "Forwarding"): each SEND chunk is relayed on its own,
 // with To-Path and From-Path rewritten and a fresh transaction-id, to the legs that
-// routing.ts picks; REPORTs go back to the sender (reports.ts). A leg not connected yet
+// routing.ts picks; REPORTs go back to the sender, merged per message (reports.ts). A leg not connected yet
 // gets a bounded backlog, flushed when it binds.
 
 import { getHeader, type ContinuationFlag, type MsrpConnectionLike, type RequestHead } from '../msrp/index.js';
 import { cpimAddress } from '../cpim/head.js';
-import { formatByteRange, injectIntoChunk, planInjection, shiftRange, type ByteRange } from '../cpim/direction.js';
+import { formatByteRange, injectIntoChunk, planInjection, shiftRange, type ByteRange, type Injection } from '../cpim/direction.js';
 import { HeadTracker, type HeadDecision } from '../cpim/tracker.js';
 import type { RelayContext } from './context.js';
 import { corkUntilNextTick, type Backpressure } from './flow.js';
@@ -13,13 +13,16 @@ import { Body, EMPTY, frameParts, type Chunk } from './frames.js';
 import type { HistoryRecorder } from './history-recorder.js';
 import type { Leg, Route } from './leg.js';
 import { firstActiveAfter, type Payload } from './multi-device.js';
-import { rememberSender, reportTarget } from './reports.js';
-import { needsCpimHead, routeMessage } from './routing.js';
+import { deliveryNews, legsClosed, reportFrom, trackMessage, type Delivery, type ReportOut } from './reports.js';
+import { needsCpimHead, routeMessage, type Routing } from './routing.js';
 import type { InMessage, Session } from './session.js';
 
 /** Chunked messages in progress per session; the oldest is forgotten beyond this. */
 const MAX_OPEN_MESSAGES = 32;
 const UNREAD: HeadDecision = { kind: 'chat', prefix: EMPTY };
+
+/** A frame written on the leg's connection, queued until it connects, or dropped. */
+export type Written = 'sent' | 'queued' | 'dropped';
 
 export class Forwarder {
   constructor(
@@ -59,40 +62,57 @@ export class Forwarder {
         const bytes = typeof fixed.total === 'number' ? fixed.total : body.length;
         this.noteActivity(s, src, { msrpType: getHeader(head.headers, 'Content-Type'), head: decision.head, bytes });
       }
-      m.routes = this.routesFor(s, src, decision);
+      const routed = this.routesFor(s, src, decision);
+      m.routes = routed.routes;
       m.history = this.history.wants(s, decision.kind);
+      trackMessage(s, src, messageId, head.headers, routed.recipients, this.ctx.limits.maxTracked);
     }
+    // What the REPORT merge needs to know: chunks lost, and the last chunk written (reports.ts).
+    let news: Delivery[] | undefined;
     for (const c of release) {
-      for (const route of m.routes) this.forward(s, src, route, c, messageId);
+      for (const route of m.routes) {
+        const w = this.forward(route, c);
+        if (w === 'dropped' || (w === 'sent' && c.flag !== '+')) (news ??= []).push({ leg: route.leg, kind: w === 'sent' ? 'written' : 'lost' });
+      }
       if (m.history) this.history.record(s, m.history, c);
     }
+    if (news) for (const out of deliveryNews(s, messageId, news)) this.sendReport(out);
     this.flow.throttle(conn, m.routes);
   }
 
-  /** RFC 4975 §7.1.2: a REPORT goes back to the message's sender, its Byte-Range mapped back. */
+  /** RFC 4975 §7.1.2: a REPORT goes back to the message's sender, merged (reports.ts). */
   report(from: Leg, head: RequestHead): void {
-    const t = reportTarget(from, head);
-    if (!t) return;
-    t.back.framesOut += 1;
-    this.write(t.back, frameParts('REPORT', head.headers, t.back.toPathText, t.back.ownUri, t.range, EMPTY, false, '$'));
+    const out = reportFrom(from, head);
+    if (out) this.sendReport(out);
+  }
+
+  /** Legs of `s` closed (relay.ts, on leg-closed): failures that were waiting for them. */
+  legsClosed(s: Session | undefined): void {
+    if (s) for (const out of legsClosed(s)) this.sendReport(out);
   }
 
   /** Write to a leg, or keep a bounded backlog while it has not connected. */
-  write(leg: Leg, parts: Buffer[]): void {
+  write(leg: Leg, parts: Buffer[]): Written {
     const conn = leg.conn;
     if (!conn || conn.closed) {
-      if (leg.state === 'closed') return;
+      if (leg.state === 'closed') return 'dropped';
       const size = parts.reduce((n, b) => n + b.length, 0);
       if (leg.pendingBytes + size > this.ctx.limits.maxPending) {
         leg.dropped += 1;
-        return;
+        return 'dropped';
       }
       leg.pending.push(parts.map(b => Buffer.from(b))); // copies: do not pin read buffers
       leg.pendingBytes += size;
-      return;
+      return 'queued';
     }
     corkUntilNextTick(conn);
     for (const b of parts) if (b.length > 0) conn.write(b);
+    return 'sent';
+  }
+
+  private sendReport(out: ReportOut): void {
+    out.to.framesOut += 1;
+    this.write(out.to, frameParts('REPORT', out.headers, out.to.toPathText, out.to.ownUri, undefined, EMPTY, false, '$'));
   }
 
   /** The message a chunk belongs to; a chunked one is kept until its last chunk. */
@@ -118,13 +138,24 @@ export class Forwarder {
     return m;
   }
 
-  /** Where a message goes (routing.ts), with its Message-Direction injection. */
-  private routesFor(s: Session, src: Leg, d: HeadDecision): Route[] {
+  /**
+   * Where a message goes (routing.ts), with its Message-Direction injection, and its
+   * recipients: the legs whose REPORTs go back to the sender. The copies marked sent are
+   * the relay's own, not the message's delivery (reports.ts).
+   */
+  private routesFor(s: Session, src: Leg, d: HeadDecision): { routes: Route[]; recipients: Leg[] } {
     const head = d.head;
     const fromServedUser = d.kind === 'chat' && src.role === 'originator' && s.directDelivery && s.servedUser !== undefined && head !== undefined &&
       cpimAddress(head.headers.find(h => h.name.toLowerCase() === 'from')?.value) === s.servedUser;
     const r = routeMessage({ source: src.role, kind: d.kind, directDelivery: s.directDelivery, cpimHead: head !== undefined, fromServedUser });
     const inj = r.markSent && head ? planInjection(head) : null;
+    const routes = this.routesOf(s, src, r, inj);
+    const recipients: Leg[] = [];
+    for (const x of routes) if (x.leg.state !== 'closed' && !(r.markSent && x.leg.role === 'device')) recipients.push(x.leg);
+    return { routes, recipients };
+  }
+
+  private routesOf(s: Session, src: Leg, r: Routing, inj: Injection | null): Route[] {
     if (r.toDevices === 'none') return s.toOriginator;
     if (r.toDevices === 'all') {
       // Without injection the routes only depend on the device set (forward() skips legs
@@ -149,14 +180,13 @@ export class Forwarder {
     this.ctx.emit({ event: 'first-active', 'call-id': s.callId, leg: first.leg, kind: first.kind });
   }
 
-  private forward(s: Session, src: Leg, route: Route, c: Chunk, messageId: string): void {
+  private forward(route: Route, c: Chunk): Written | 'skipped' {
     const dest = route.leg;
-    if (dest.state === 'closed') return;
+    if (dest.state === 'closed') return 'skipped';
     const body = route.injection ? injectIntoChunk(c.body.buffer, c.range.start, route.injection) : c.body;
     const range = c.hasRange || route.injection ? formatByteRange(shiftRange(c.range, route.injection)) : undefined;
-    rememberSender(s, src, dest, messageId, route.injection, this.ctx.limits.maxTracked);
     dest.framesOut += 1;
     dest.bytesOut += body.length;
-    this.write(dest, frameParts('SEND', c.head.headers, dest.toPathText, dest.ownUri, range, body, c.head.hasBody, c.flag));
+    return this.write(dest, frameParts('SEND', c.head.headers, dest.toPathText, dest.ownUri, range, body, c.head.hasBody, c.flag));
   }
 }

@@ -62,6 +62,8 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       log: options.log,
       emit: e => {
         options.log?.info(e, 'relay event');
+        // A closed leg may settle REPORTs that waited for it (reports.ts).
+        if (e.event === 'leg-closed') forwarder.legsClosed(this.sessions.get(e['call-id']));
         this.emit('event', e);
       },
     };

@@ -142,11 +142,10 @@ t.test('direct delivery: Message-Direction injected across chunks, byte by byte'
     t.equal(next, marked.length + 1, 'ranges tile the marked message');
   }
   t.notOk(d1.messages.some(m => m.messageId === r.messageId), 'no echo to the sender');
-  // Success reports from all three receivers come back with ranges in the sender's terms.
-  await until(() => d1.reports.filter(x => x.messageId === r.messageId).length >= 3, 5000);
-  const reps = d1.reports.filter(x => x.messageId === r.messageId);
-  t.equal(reps.length, 3, 'three REPORTs');
-  t.ok(reps.every(x => x.byteRange === `1-${body.length}/${body.length}`), 'REPORT byte ranges mapped back');
+  // The success report of the recipient (the originating side) comes back; those of the
+  // copies marked sent are the relay's to absorb (reports.test.ts counts them).
+  const rep = await d1.waitForReport(r.messageId);
+  t.equal(rep.byteRange, `1-${body.length}/${body.length}`, 'REPORT byte range in the sender\'s bytes');
 
   // From the originating side: marked only when CPIM From is the served user.
   const mine = buildCpim({ from: BOB, to: ALICE, body: 'mirrored' });

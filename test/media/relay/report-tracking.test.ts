@@ -14,17 +14,17 @@ t.test('maxTracked 4: REPORTs for the 3 newest of 5 messages come back, the 2 ol
   const dev = w.devices[0]!;
   const ids: string[] = [];
   for (let i = 1; i <= 5; i++) {
-    // No Success-Report: the device sends no REPORT of its own.
+    // No Success-Report: the device sends no REPORT of its own; Failure-Report: yes.
     const r = await w.origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: `m${i}` }));
     t.same(r.statuses, [200]);
     ids.push(r.messageId);
   }
   await dev.waitForMessage(m => m.messageId === ids[4]);
-  // The device reports on all five, oldest first, on its one connection.
+  // The device reports a failure on all five, oldest first, on its one connection.
   for (const id of ids) {
     dev.send(buildRequest({
       method: 'REPORT', toPath: dev.remotePath!, fromPath: dev.localUri,
-      headers: [{ name: 'Message-ID', value: id }, { name: 'Byte-Range', value: '1-2/2' }, { name: 'Status', value: '000 200 OK' }],
+      headers: [{ name: 'Message-ID', value: id }, { name: 'Byte-Range', value: '1-2/2' }, { name: 'Status', value: '000 415 Unsupported Media Type' }],
     }));
   }
   // REPORTs are relayed in order: once the last one is back, any earlier one would be too.
