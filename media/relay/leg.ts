@@ -49,22 +49,11 @@ export interface Leg {
   /** Frames queued before the peer connected, bounded by maxPending. */
   pending: Buffer[][];
   pendingBytes: number;
-  /** Message-ID of a message forwarded to this leg -> where its REPORTs go back to (reports.ts). */
-  sent: Map<string, SentEntry>;
-  /** The previous generation of `sent`. */
-  sentOld: Map<string, SentEntry> | undefined;
-  /** The SentEntry of messages from this leg forwarded without injection. */
-  plain: SentEntry | undefined;
   framesIn: number;
   framesOut: number;
   bytesIn: number;
   bytesOut: number;
   dropped: number;
-}
-
-export interface SentEntry {
-  readonly src: Leg;
-  readonly injection: Injection | null;
 }
 
 /** A destination of a message, with the Message-Direction injection for it (or none). */
@@ -83,7 +72,7 @@ export function newLeg(
 ): Leg {
   return {
     tag, role, path, pathText, toPathText: pathText.join(' '), ownUri, tls, cema, state: 'waiting', conn: undefined, bindTid: undefined,
-    pending: [], pendingBytes: 0, sent: new Map(), sentOld: undefined, plain: undefined,
+    pending: [], pendingBytes: 0,
     framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0,
   };
 }

@@ -55,8 +55,6 @@ export interface Session {
   firstActive?: string;
   /** Chunked messages in progress, keyed by `<leg tag>\0<Message-ID>`. */
   readonly inbound: Map<string, InMessage>;
-  /** REPORT mappings added to the legs' current generation (reports.ts). */
-  sentCount: number;
   /** Routes from the originator without injection, while the device set is unchanged. */
   origRoutes: Route[] | undefined;
   /** Route from a device to the originator alone. */
@@ -69,7 +67,7 @@ export interface Session {
   dial?: Dial;
 }
 
-export type SessionInit = Omit<Session, 'state' | 'devices' | 'inbound' | 'sentCount' | 'origRoutes' | 'toOriginator' | 'fromCache' | 'early' | 'dial'>;
+export type SessionInit = Omit<Session, 'state' | 'devices' | 'inbound' | 'origRoutes' | 'toOriginator' | 'fromCache' | 'early' | 'dial'>;
 
 export function newSession(init: SessionInit): Session {
   return {
@@ -77,7 +75,6 @@ export function newSession(init: SessionInit): Session {
     state: 'offered',
     devices: new Map(),
     inbound: new Map(),
-    sentCount: 0,
     origRoutes: undefined,
     toOriginator: [{ leg: init.originator, injection: null }],
     fromCache: new Map(),
