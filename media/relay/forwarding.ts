@@ -1,7 +1,7 @@
 // Forwarding (docs/media-relay.md, "Forwarding"): each SEND chunk is relayed on its own,
 // with To-Path and From-Path rewritten and a fresh transaction-id, to the legs that
-// routing.ts picks; REPORTs go back to the sender, merged per message (reports.ts). A leg not connected yet
-// gets a bounded backlog, flushed when it binds.
+// routing.ts picks; REPORTs go back to the sender, merged per message (reports.ts). A
+// leg not connected yet gets a bounded backlog, flushed when it binds.
 
 import { getHeader, type ContinuationFlag, type MsrpConnectionLike, type RequestHead } from '../msrp/index.js';
 import { cpimAddress } from '../cpim/head.js';

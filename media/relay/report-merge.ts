@@ -10,11 +10,12 @@
 //
 // Per leg the message went to (LEG_ON below; an input that does not apply leaves it):
 //
-//   sending ──last chunk written──▶ awaiting ──success, part──▶ confirmed ──whole──▶ delivered
-//      │  └──success: as awaiting      │    └──success, whole───────────────────────▶ delivered
-//      ├──closed / chunk lost──▶ gone  └──failure──▶ failed ◀──failure── confirmed
-//      └──failure──▶ failed                   gone ◀──closed / chunk lost── confirmed
-//                                      (gone, failed and delivered are final)
+//   sending ───────────last chunk written───────────▶ awaiting
+//   sending, awaiting ──success for a part──────────▶ confirmed
+//   sending, awaiting, confirmed ──success, whole───▶ delivered
+//   sending, awaiting, confirmed ──failure──────────▶ failed
+//   sending, confirmed ──closed, chunk lost─────────▶ gone
+//   (delivered, failed and gone are final)
 //
 // The rules, in order:
 //  1. A REPORT from a leg the message did not go to is absorbed; so is everything once
@@ -89,12 +90,12 @@ export interface MergeState<L, R> {
 export type Verdict<R> = { readonly action: 'absorb' } | { readonly action: 'forward'; readonly report: R };
 
 /** Ranges told kept per message; past this a report is forwarded without being remembered. */
-export const MAX_TOLD = 64;
+const MAX_TOLD = 64;
 
 const ABSORB = { action: 'absorb' } as const;
 
 /** What each input does to a leg's outcome; a missing entry leaves it unchanged. */
-export const LEG_ON: Readonly<Record<LegOutcome, Partial<Record<'written' | 'closed' | 'lost' | 'part' | 'whole' | 'failure', LegOutcome>>>> = {
+const LEG_ON: Readonly<Record<LegOutcome, Partial<Record<'written' | 'closed' | 'lost' | 'part' | 'whole' | 'failure', LegOutcome>>>> = {
   sending: { written: 'awaiting', closed: 'gone', lost: 'gone', part: 'confirmed', whole: 'delivered', failure: 'failed' },
   awaiting: { part: 'confirmed', whole: 'delivered', failure: 'failed' },
   confirmed: { closed: 'gone', lost: 'gone', whole: 'delivered', failure: 'failed' },
@@ -116,7 +117,7 @@ export function openMerge<L, R>(legs: readonly L[], successWanted: boolean, fail
  * accepted, refused, malformed, range) before the ones that only say the path broke.
  * A status not listed ranks after all of these.
  */
-export const FAILURE_RANK: readonly number[] = [413, 415, 403, 400, 423, 501, 408, 481, 506];
+const FAILURE_RANK: readonly number[] = [413, 415, 403, 400, 423, 501, 408, 481, 506];
 
 function rank(status: number): number {
   const i = FAILURE_RANK.indexOf(status);

@@ -21,7 +21,7 @@ import { mergeReport, openMerge, type MergeState, type ReportInput, type Span } 
 import type { Session } from './session.js';
 
 /** How long a message's REPORTs are waited for (see the header). */
-export const REPORT_TTL_MS = 120_000;
+const REPORT_TTL_MS = 120_000;
 
 type Headers = readonly MsrpHeader[];
 
@@ -182,7 +182,7 @@ function apply(book: ReportBook, messageId: string, t: Tracked, input: ReportInp
 }
 
 /** A REPORT's Status and Byte-Range as a merge input; undefined for a malformed one (absorbed). */
-export function reportInput(from: Leg, head: RequestHead): ReportInput<Leg, Headers> | undefined {
+function reportInput(from: Leg, head: RequestHead): ReportInput<Leg, Headers> | undefined {
   const statusText = getHeader(head.headers, 'Status');
   if (statusText === undefined) return undefined;
   let code: number;
