@@ -21,6 +21,8 @@ import type { InMessage, Session } from './session.js';
 const MAX_OPEN_MESSAGES = 32;
 const UNREAD: HeadDecision = { kind: 'chat', prefix: EMPTY };
 
+const NO_NEWS: readonly Delivery[] = [];
+
 /** A frame written on the leg's connection, queued until it connects, or dropped. */
 export type Written = 'sent' | 'queued' | 'dropped';
 
@@ -56,6 +58,7 @@ export class Forwarder {
       release = out.release;
       decision = out.decision;
     }
+    let recipients: Leg[] | undefined;
     if (!m.routes) {
       m.decision = decision;
       if (src.role === 'device') {
@@ -65,7 +68,7 @@ export class Forwarder {
       const routed = this.routesFor(s, src, decision);
       m.routes = routed.routes;
       m.history = this.history.wants(s, decision.kind);
-      trackMessage(s, src, messageId, head.headers, routed.recipients, this.ctx.limits.maxTracked);
+      recipients = routed.recipients;
     }
     // What the REPORT merge needs to know: chunks lost, and the last chunk written (reports.ts).
     let news: Delivery[] | undefined;
@@ -76,7 +79,8 @@ export class Forwarder {
       }
       if (m.history) this.history.record(s, m.history, c);
     }
-    if (news) for (const out of deliveryNews(s, messageId, news)) this.sendReport(out);
+    if (recipients) trackMessage(s, src, messageId, head.headers, recipients, news ?? NO_NEWS, this.ctx.limits.maxTracked);
+    else if (news) for (const out of deliveryNews(s, messageId, news)) this.sendReport(out);
     this.flow.throttle(conn, m.routes);
   }
 

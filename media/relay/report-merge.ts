@@ -104,12 +104,18 @@ const LEG_ON: Readonly<Record<LegOutcome, Partial<Record<'written' | 'closed' | 
   gone: {},
 };
 
-/** A new message's state: every leg it goes to, its last chunk not written yet. */
-export function openMerge<L, R>(legs: readonly L[], successWanted: boolean, failureWanted: boolean): MergeState<L, R> {
-  return {
-    successWanted, failureWanted, phase: 'open', legs: new Map(legs.map(l => [l, 'sending'])),
-    reporter: undefined, told: [], best: undefined,
-  };
+/**
+ * A new message's state: every leg it goes to, with what its first chunks already did
+ * (`news`: the last chunk written on a leg's connection, or a chunk lost).
+ */
+export function openMerge<L, R>(
+  legs: readonly L[], successWanted: boolean, failureWanted: boolean,
+  news: ReadonlyArray<{ readonly leg: L; readonly kind: 'written' | 'lost' }> = [],
+): MergeState<L, R> {
+  const outcomes = new Map<L, LegOutcome>();
+  for (const l of legs) outcomes.set(l, 'sending');
+  for (const n of news) if (outcomes.get(n.leg) === 'sending') outcomes.set(n.leg, n.kind === 'written' ? 'awaiting' : 'gone');
+  return { successWanted, failureWanted, phase: 'open', legs: outcomes, reporter: undefined, told: [], best: undefined };
 }
 
 /**

@@ -102,10 +102,13 @@ const books = new WeakMap<Session, ReportBook>();
 const bookOfLeg = new WeakMap<Leg, ReportBook>();
 
 /**
- * A message's routes are known: remember where its REPORTs go. `legs` are the legs it is
- * relayed to for real (not the Message-Direction copies).
+ * A message's first chunks went out: remember where its REPORTs go. `legs` are the legs
+ * it is relayed to for real (not the Message-Direction copies); `news` what became of
+ * those chunks.
  */
-export function trackMessage(s: Session, src: Leg, messageId: string, headers: Headers, legs: readonly Leg[], maxTracked: number): void {
+export function trackMessage(
+  s: Session, src: Leg, messageId: string, headers: Headers, legs: readonly Leg[], news: readonly Delivery[], maxTracked: number,
+): void {
   const success = reportMode(headers, 'Success-Report') === 'yes';
   const failure = reportMode(headers, 'Failure-Report') !== 'no';
   let book = books.get(s);
@@ -119,7 +122,7 @@ export function trackMessage(s: Session, src: Leg, messageId: string, headers: H
     books.set(s, book);
   }
   for (const leg of legs) if (bookOfLeg.get(leg) !== book) bookOfLeg.set(leg, book);
-  book.add(messageId, { src, state: openMerge(legs, success, failure) });
+  book.add(messageId, { src, state: openMerge(legs, success, failure, news) });
 }
 
 /** What became of a message's chunk on one leg. */

@@ -107,6 +107,12 @@ t.test('merge, chunks: the reporter and the byte ranges told', async t => {
   for (const c of cases) t.same(run(['d1', 'd2', 'd3'], c.steps).verdicts, c.expect, c.name);
 });
 
+t.test('a new message starts from what its first chunks did', async t => {
+  const st = openMerge<string, string>(['d1', 'd2', 'd3'], true, true, [{ leg: 'd1', kind: 'written' }, { leg: 'd2', kind: 'lost' }, { leg: 'd9', kind: 'written' }]);
+  t.same([...st.legs], [['d1', 'awaiting'], ['d2', 'gone'], ['d3', 'sending']], 'a leg not among the recipients is ignored');
+  t.same(mergeReport(st, { kind: 'failure', leg: 'd3', status: 415, report: 'f' }).verdict, { action: 'absorb' }, 'd1 got it and said nothing: the failure is held');
+});
+
 t.test('ranges: covered and joined', async t => {
   const s = (start: number, end: number): Span => ({ start, end });
   t.same(addSpan([], s(5, 9)), [s(5, 9)]);
