@@ -190,7 +190,9 @@ export type DeviceBehaviour =
   | { kind: 'ring' }
   /** answers OPTIONS and MESSAGE with 200 (no INVITE): capability queries, pager-mode chat */
   | { kind: 'pager' }
-  | { kind: 'reply'; code: number; reason: string; extra?: readonly string[] };
+  | { kind: 'reply'; code: number; reason: string; extra?: readonly string[] }
+  /** answers 200 with this body (`type` '' for none): bad-input cases of B2BUA mode */
+  | { kind: 'answer-body'; type: string; body: string };
 
 /** The 180 a device sends before answering (sipp <send>), with its Contact parameters. */
 export function ringing(contactParams: string): string {
@@ -238,6 +240,7 @@ const UAS_SCENARIO: Record<Exclude<DeviceBehaviour['kind'], 'reply'>, string> = 
   'answer-bye': 'uas-answer-bye.xml',
   ring: 'uas-ring.xml',
   pager: 'uas-pager.xml',
+  'answer-body': 'uas-answer-body.xml',
 };
 
 /**
@@ -311,6 +314,7 @@ export class Device {
               RINGING: o.ringing === false ? '' : ringing(inst),
               SETUP: o.setup ?? 'passive',
               ...(b.kind === 'answer-bye' ? { HOLD_MS: b.holdMs } : {}),
+              ...(b.kind === 'answer-body' ? { BODY_TYPE: b.type === '' ? '' : `Content-Type: ${b.type}\n`, BODY: b.body } : {}),
             },
           });
     return new Device(agent, o, reg, binding);

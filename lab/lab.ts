@@ -306,6 +306,9 @@ export class Lab {
     public service: Service,
     readonly kamailio: Kamailio,
     readonly relay: Relay | null,
+    readonly mode: 'proxy' | 'b2bua' = 'proxy',
+    /** The B2BUA's SIP port in B2BUA mode, else 0. */
+    readonly b2buaSipPort = 0,
   ) {}
 
   static async start(o: LabOptions): Promise<Lab> {
@@ -351,7 +354,7 @@ export class Lab {
       await Promise.all([service.stop(), relay?.stop(), kamailio?.stop()]);
       throw err;
     }
-    return new Lab(service, kamailio, relay);
+    return new Lab(service, kamailio, relay, b2bua ? 'b2bua' : 'proxy', b2buaPort);
   }
 
   get sipPort(): number {

@@ -5,8 +5,11 @@
  * summary, and stops everything on Ctrl-C / SIGTERM (process groups; checked after).
  *
  * Ports (env): LAB_SIP_PORT 5060, PF_HTTP_PORT 8080, PF_RPC_PORT 9090, MSRP_PORT 2855.
+ * Mode: `npm run lab -- --mode b2bua` (or LAB_MODE=b2bua) puts the PF in the media path
+ * (CR 8.3.2.1 step 8, docs/b2bua.md); proxy by default.
  */
 import { mkdirSync, rmSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Lab, ROOT, Relay } from '../lab/lab.js';
@@ -29,6 +32,13 @@ const ports = {
   rpc: env('PF_RPC_PORT', 9090),
   msrp: env('MSRP_PORT', 2855),
 };
+
+const { values: flags } = parseArgs({ options: { mode: { type: 'string' } }, strict: true });
+const mode = flags.mode ?? process.env.LAB_MODE ?? 'proxy';
+if (mode !== 'proxy' && mode !== 'b2bua') {
+  console.error(`lab: --mode must be proxy or b2bua, got "${mode}"`);
+  process.exit(2);
+}
 
 const dir = join(ROOT, 'run', 'lab');
 // Fresh each time: Kamailio's usrloc is in memory, so the service's devices start
@@ -70,6 +80,7 @@ try {
     httpPort: ports.http,
     msrpPort: ports.msrp,
     relay: true,
+    mode,
     // diagnosticWarning: the lab names the stage behind a bare 480 (docs/policy.md)
     policy: LAB_POLICY,
   });
@@ -88,12 +99,12 @@ const relayLine = l.relay
   ? `MSRP relay        msrp://127.0.0.1:${l.relay.port}  (control ${l.relay.controlPort})`
   : `MSRP relay        not started (${Relay.available() ? 'failed' : 'media/main.ts absent'})`;
 console.log(`
-CPM PF lab is up (run dir run/lab/, logs: run/lab/*.log)
+CPM PF lab is up in ${mode} mode (run dir run/lab/, logs: run/lab/*.log)
 
   Kamailio          sip:127.0.0.1:${l.sipPort} (UDP and TCP), config kamailio-cfg/lab.cfg
   decision service  JSON-RPC 127.0.0.1:${l.service.rpcPort}, HTTP http://127.0.0.1:${l.service.httpPort}
   XCAP root         http://127.0.0.1:${l.service.httpPort}/xcap-root
-  ${relayLine}
+  ${relayLine}${l.mode === 'b2bua' ? `\n  B2BUA             sip:127.0.0.1:${l.b2buaSipPort};transport=tcp (chat media through the relay)` : ''}
 
   Users (any host part is local, e.g. sip:bob@example.net):
     alice   no documents

@@ -51,8 +51,8 @@ export interface B2buaSettings {
   readonly sessionExpires: number;
   /** Our User-Agent, with the PF's CPM release version (CR Appendix D). */
   readonly userAgent: string;
-  /** CR 8.3.2.1.1. */
-  readonly policy: MultiDevicePolicy;
+  /** CR 8.3.2.1.1, for one served user (its key). */
+  readonly policy: (servedUser: string) => MultiDevicePolicy;
   /** CR 8.3.2.1.4 direct delivery of originated chat messages. */
   readonly directDelivery: boolean;
   /** The ISF when interworking on failure is on (CR 8.3.2.1.1), else null. */
@@ -233,7 +233,7 @@ export class B2bua implements TransactionUser {
     }
     const cid = req.get('Contribution-ID') ?? null;
     const call: CallRecord = {
-      callId, invite: req, tx, plan, contributionId: cid, machine: newCall({ policy: settings.policy, isfUri: settings.isfUri, maxRedirects: settings.maxRedirects }),
+      callId, invite: req, tx, plan, contributionId: cid, machine: newCall({ policy: settings.policy(plan.servedUser), isfUri: settings.isfUri, maxRedirects: settings.maxRedirects }),
       offer: null, callerDialog: null, retransmit: null, legs: new Map(), maxAge: null, queue: Promise.resolve(), relayHeld: false,
     };
     this.#calls.set(callId, call);
@@ -245,7 +245,7 @@ export class B2bua implements TransactionUser {
       let reply: OfferReply;
       try {
         reply = await this.deps.relay.offer({
-          'call-id': callId, sdp, 'served-user': plan.servedUser, policy: settings.policy, 'direct-delivery': settings.directDelivery,
+          'call-id': callId, sdp, 'served-user': plan.servedUser, policy: call.machine.settings.policy, 'direct-delivery': settings.directDelivery,
           ...(req.get('Conversation-ID') ? { 'conversation-id': req.get('Conversation-ID')! } : {}),
           ...(cid ? { 'contribution-id': cid } : {}),
         });
@@ -287,6 +287,9 @@ export class B2bua implements TransactionUser {
     if (!this.#calls.has(call.callId)) return;
     const r = step(call.machine, ev);
     call.machine = r.call;
+    if (this.deps.log.isLevelEnabled('debug')) {
+      this.deps.log.debug({ callId: call.callId, ev, state: r.call.state, legs: r.call.legs.map((l) => `${l.id}:${l.state}`), effects: r.effects }, 'b2bua: step');
+    }
     for (const e of r.effects) await this.#run(call, e);
     if (call.machine.state === 'ended') this.#forget(call);
   }
@@ -369,7 +372,7 @@ export class B2bua implements TransactionUser {
       original: call.invite, contact: settings.contact, sessionExpires: settings.sessionExpires, userAgent: settings.userAgent,
       answerSdp: call.offer!.sdp,
     });
-    const res = responseTo(call.invite, 200, { toTag: call.tx.toTag, headers: [...recordRoutes(call.invite), ...a.headers], body: a.body });
+    const res = responseTo(call.invite, 200, { toTag: call.tx.toTag, headers: [...recordRoutes(call.invite), ...a.headers, ['Content-Type', a.contentType]], body: a.body });
     if (!call.tx.respond(res)) return;
     const d = dialogAsUas(call.invite, res.msg);
     call.callerDialog = d;
@@ -400,7 +403,8 @@ export class B2bua implements TransactionUser {
       ['To', toValue],
       ['Call-ID', newCallId(settings.sentBy.split(':')[0] ?? 'b2bua')],
       ['CSeq', '1 INVITE'],
-      [PF_LEG_HEADER, settings.legToken],
+      // ;direct: Kamailio relays it to the Request-URI, not to the served user's devices
+      [PF_LEG_HEADER, target.kind === 'device' ? settings.legToken : `${settings.legToken};direct`],
       ...built.headers,
       ['Content-Type', built.contentType],
     ];

@@ -35,7 +35,10 @@ export async function startB2bua(config: Config, log: Logger, now: () => number)
       listenHost: config.host, listenPort: c.sipPort, proxyHost: c.proxyHost, proxyPort: c.proxyPort, logger: blog,
       onSendError: (f) => blog.warn({ failure: f }, 'b2bua: SIP message not sent'),
     },
-    (text) => layer?.receive(text),
+    (text) => {
+      if (blog.isLevelEnabled('trace')) blog.trace({ line: text.slice(0, text.indexOf('\r')), callId: /^Call-ID:\s*(.*)$/im.exec(text)?.[1] }, 'b2bua: SIP in');
+      layer?.receive(text);
+    },
   );
   const sentBy = `${config.host}:${transport.port}`;
   let b2bua: B2bua | null = null;
@@ -48,7 +51,7 @@ export async function startB2bua(config: Config, log: Logger, now: () => number)
       legToken: c.legToken,
       sessionExpires: c.sessionExpires,
       userAgent: pfUserAgent(c.release, ['cpm-pf']) ?? `CPM-serv/${c.release}`,
-      policy: c.multiDevice,
+      policy: (user) => c.multiDeviceByUser[user] ?? c.multiDevice,
       directDelivery: c.directDelivery,
       isfUri: config.policy.interworkingOnFailure ? config.policy.isfUri : null,
       maxRedirects: c.maxRedirects,
@@ -68,6 +71,7 @@ export async function startB2bua(config: Config, log: Logger, now: () => number)
     sipPort: transport.port,
     counts: () => ({ ...b.counts, tickets: tickets.size }),
     async stop() {
+      blog.info({ layer: layer?.counts }, 'b2bua: SIP layer counts');
       await b.stop();
       await relay.close();
       await transport.close();

@@ -6,6 +6,7 @@
 import type { Device } from '../devices/types.js';
 import type { SipRequest } from '../sip/message.js';
 import { callerPrefsOf, dispositionOf, rankContacts } from './match.js';
+import { parseUri } from '../sip/uri.js';
 
 export interface RtjsonRoute {
   readonly uri: string;
@@ -37,6 +38,13 @@ export function receivedToUri(received: string | null): string | null {
   return proto === 'udp' ? `sip:${host}:${m[3]}` : `sip:${host}:${m[3]};transport=${proto}`;
 }
 
+/** The `+sip.instance` (`<urn:...>`) a public GRUU Request-URI names (its `gr` parameter), or null. */
+function gruuInstance(ruri: string): string | null {
+  const u = parseUri(ruri);
+  const gr = u && u.scheme !== 'tel' ? u.params['gr'] : undefined;
+  return typeof gr === 'string' && gr !== '' ? `<${gr}>` : null;
+}
+
 /**
  * Pick the contacts an INVITE (or other request) forks to: unexpired devices, filtered
  * and ordered by the caller's preferences (RFC 3841 §7.2), then Request-Disposition:
@@ -45,7 +53,9 @@ export function receivedToUri(received: string | null): string | null {
  * over its own flow); `path` is its Path set (RFC 3327).
  */
 export function selectForkTargets(msg: SipRequest, devices: readonly Device[], now: number): ForkResult {
-  const live = devices.filter((d) => d.expiresAt > now);
+  const gruu = gruuInstance(msg.ruri);
+  // RFC 5627 §5.1: a public GRUU reaches only the contacts of its instance
+  const live = devices.filter((d) => d.expiresAt > now && (gruu === null || d.instance === gruu));
   const ranked = rankContacts(callerPrefsOf(msg), live);
   if (ranked.length === 0) return { code: 480, reason: 'Temporarily Unavailable' };
   const disp = dispositionOf(msg);

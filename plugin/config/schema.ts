@@ -35,6 +35,8 @@ const RegistrarConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+const MultiDeviceSchema = Type.Union([Type.Literal('A'), Type.Literal('B'), Type.Literal('C')], { default: 'B' });
+
 /** B2BUA mode (CR 8.3.2.1 step 8; docs/b2bua.md). Started when some served user's mode is b2bua. */
 const B2buaConfigSchema = Type.Object(
   {
@@ -49,7 +51,9 @@ const B2buaConfigSchema = Type.Object(
     /** The secret of X-PF-Leg, the same as pf.cfg's PF_B2BUA_TOKEN; required in B2BUA mode. */
     legToken: Type.String({ default: '' }),
     /** CR 8.3.2.1.1 multi-device policy: A first only, B first active, C all. */
-    multiDevice: Type.Union([Type.Literal('A'), Type.Literal('B'), Type.Literal('C')], { default: 'B' }),
+    multiDevice: MultiDeviceSchema,
+    /** Per served user (its key, e.g. `sip:bob@example.net`): overrides multiDevice. */
+    multiDeviceByUser: Type.Record(Type.String({ pattern: '^sip:' }), MultiDeviceSchema, { default: {} }),
     /** CR 8.3.2.1.4: direct delivery of originated chat messages (docs/media-relay.md). */
     directDelivery: Type.Boolean({ default: false }),
     /** RFC 4028 Session-Expires offered to devices and answered to the caller, seconds. */

@@ -272,7 +272,8 @@ function onAnswered(d: Draft, l: Leg, media: 'ok' | 'refused' | 'bad'): void {
       ((d.state === 'answered' || d.state === 'confirmed') && (d.policy === 'C' || (d.policy === 'B' && d.chosen === null))));
   if (!keep) {
     // CR 8.3.2.1.1 A: a later 200 gets ACK and BYE; B: once one device is active, likewise
-    d.release(up, d.state === 'offering' || d.state === 'ending' ? undefined : REASON_ELSEWHERE);
+    // ("completed elsewhere" only for a device that lost to another, not for bad media)
+    d.release(up, media === 'bad' || d.state === 'offering' || d.state === 'ending' ? undefined : REASON_ELSEWHERE);
     return;
   }
   if (d.state === 'offering') {

@@ -43,6 +43,19 @@ t.test('B2BUA-style targeting: explicit;require on an instance', async (t) => {
   t.same(r.code === 200 && r.rtjson.routes.map((x) => x.uri), ['sip:bob@127.0.0.1:6002;transport=tcp']);
 });
 
+t.test('a public GRUU reaches only its instance (RFC 5627 §5.1)', async (t) => {
+  const to = (ruri: string): SipRequest => {
+    const m = parseSipMessage(`INVITE ${ruri} SIP/2.0\r\nCall-ID: f\r\n\r\n`);
+    if (m.kind !== 'request') throw new Error('not a request');
+    return m;
+  };
+  const r = selectForkTargets(to('sip:bob@example.net;gr=urn:uuid:tablet'), [phone, tablet, tv], NOW);
+  t.same(r.code === 200 && r.rtjson.routes.map((x) => x.uri), ['sip:bob@127.0.0.1:6002;transport=tcp']);
+  t.same(selectForkTargets(to('sip:bob@example.net;gr=urn:uuid:gone'), [phone, tablet], NOW), { code: 480, reason: 'Temporarily Unavailable' }, 'an unknown instance: nobody');
+  const all = selectForkTargets(to('sip:bob@example.net;gr'), [phone, tablet, tv], NOW);
+  t.equal(all.code === 200 && all.rtjson.routes.length, 3, 'a bare gr names no instance');
+});
+
 t.test('nothing left: 480', async (t) => {
   t.same(selectForkTargets(req([]), [], NOW), { code: 480, reason: 'Temporarily Unavailable' });
   t.same(selectForkTargets(req([]), [old], NOW), { code: 480, reason: 'Temporarily Unavailable' });

@@ -47,7 +47,10 @@ t.test('file, then environment over it', async (t) => {
 
 const bad: ReadonlyArray<readonly [string, unknown, RegExp]> = [
   ['policy mode', { policy: { mode: 'relay' } }, /^config: \/policy\/mode must be one of proxy\|b2bua$/],
-  ['policy mode b2bua, not built yet', { policy: { mode: 'b2bua' } }, /^config: \/policy\/mode b2bua is not implemented yet/],
+  ['B2BUA mode without the leg secret', { policy: { mode: 'b2bua' } }, /^config: \/b2bua\/legToken must have at least 16 characters/],
+  ['one B2BUA user without the leg secret', { policy: { modeByUser: { 'sip:bob@example.net': 'b2bua' } } }, /^config: \/b2bua\/legToken/],
+  ['b2bua multi-device policy', { b2bua: { multiDevice: 'D' } }, /^config: \/b2bua\/multiDevice must be one of A\|B\|C$/],
+  ['b2bua session expires below RFC 4028 Min-SE', { b2bua: { sessionExpires: 60 } }, /^config: \/b2bua\/sessionExpires/],
   ['identity', { identity: 'host' }, /^config: \/identity must be one of user\|uri$/],
   ['port type', { rpcPort: '9090' }, /^config: \/rpcPort expected integer/],
   ['port range', { httpPort: 70000 }, /^config: \/httpPort .*65535/],
@@ -72,7 +75,9 @@ for (const [name, raw, re] of bad) {
 t.test('bad environment values and files', async (t) => {
   t.throws(() => loadConfig({ env: { PF_RPC_PORT: 'abc' } }), /PF_RPC_PORT=abc must be an integer/);
   t.throws(() => loadConfig({ env: { PF_POLICY_MODE: 'x' } }), /\/policy\/mode must be one of/);
-  t.throws(() => loadConfig({ env: { PF_POLICY_MODE: 'b2bua' } }), /^config: \/policy\/mode b2bua is not implemented yet/);
+  t.throws(() => loadConfig({ env: { PF_POLICY_MODE: 'b2bua' } }), /^config: \/b2bua\/legToken must have at least 16 characters/);
+  const b2 = loadConfig({ env: { PF_POLICY_MODE: 'b2bua', PF_B2BUA_TOKEN: 'x'.repeat(16), PF_B2BUA_SIP_PORT: '5071', PF_B2BUA_MULTI_DEVICE: 'A' } });
+  t.same([b2.policy.mode, b2.b2bua.sipPort, b2.b2bua.multiDevice], ['b2bua', 5071, 'A'], 'B2BUA mode from the environment');
   t.throws(() => loadConfig({ env: { PF_POLICY_DIAGNOSTIC_WARNING: 'yes' } }), /PF_POLICY_DIAGNOSTIC_WARNING=yes must be true or false/);
   const dir = tempDir(t);
   t.throws(() => loadConfig({ file: join(dir, 'missing.json'), env: {} }), /cannot read/);

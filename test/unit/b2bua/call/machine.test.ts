@@ -272,6 +272,13 @@ const cases: readonly Case[] = [
     state: 'ended',
   },
   {
+    name: 'a later 200 with bad SDP gets a plain BYE (it lost to nobody)',
+    settings: settings('C'),
+    events: [start([dev(1), dev(2)]), ok('L1'), { kind: 'leg-answered', leg: 'L2', media: 'bad' }],
+    last: [{ kind: 'bye', leg: 'L2' }],
+    state: 'answered',
+  },
+  {
     name: 'maximum session age: everything ends',
     settings: settings('C'),
     events: [start([dev(1), dev(2)]), ok('L1'), { kind: 'caller-ack' }, { kind: 'max-age' }],
