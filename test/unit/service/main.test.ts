@@ -109,14 +109,14 @@ t.test('an invalid config stops startup with the field named', async (t) => {
   t.equal(await new Promise<number | null>((resolve) => child2.on('exit', resolve)), 2);
   t.match(err2, /config: \/rpcPort/);
 
-  // B2BUA mode is refused at startup until it is built, not run as a proxy
+  // B2BUA mode without the leg secret pf.cfg checks (docs/b2bua.md) does not start
   const b2bua = join(dir, 'b2bua.json');
   writeFileSync(b2bua, JSON.stringify({ policy: { mode: 'b2bua' } }));
   const child3 = spawn(TSX, ['plugin/main.ts', '--config', b2bua], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
   let err3 = '';
   child3.stderr.on('data', (c: Buffer) => (err3 += c.toString()));
   t.equal(await new Promise<number | null>((resolve) => child3.on('exit', resolve)), 2);
-  t.match(err3, 'config: /policy/mode b2bua is not implemented yet');
+  t.match(err3, 'config: /b2bua/legToken must have at least 16 characters');
 });
 
 t.test('two instances sharing dataDir see each other\'s devices and documents', async (t) => {
