@@ -1,0 +1,410 @@
+/**
+ * On real Kamailio, the PF in B2BUA mode (CR 8.3.2.1 step 8) under bad input and odd
+ * timing: a BYE that overtakes the ACK, retransmitted and reordered requests, a 200 that
+ * is never ACKed (RFC 3261 §13.3.1.4), a caller that vanishes (b2bua.maxSessionAgeS),
+ * Session-Replaces (the B2BUA's own sessions) and garbage on the B2BUA's SIP port.
+ * Short timers: T1 = 100 ms (64*T1 = 6.4 s), maximum session age 10 s.
+ * After each case the B2BUA's calls and the relay's sessions are back to zero.
+ */
+import t, { type Test } from 'tap';
+import dgram from 'node:dgram';
+import { connect } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { Lab, runDir } from '../../lab/lab.js';
+import { call, vars, Device, newInstance, replacingGroupInvite, type InviteOptions } from '../../lab/calls.js';
+import { requestsIn, runSipp } from '../../lab/sipp.js';
+import { until } from '../../lab/proc.js';
+import { parseResponse, token, type SipResponse } from '../../lab/sip.js';
+import { sipMessage } from '../../lab/sip-fixtures.js';
+import { RelayControlClient } from '../../media/relay/control-client.js';
+
+const T1_MS = 100;
+const MAX_AGE_S = 10;
+
+const dir = runDir('it-b2bua-faults');
+const lab = await Lab.start({
+  dir,
+  mode: 'b2bua',
+  b2bua: { multiDevice: 'C', multiDeviceByUser: { 'sip:rita@example.net': 'A' }, t1Ms: T1_MS, maxSessionAgeS: MAX_AGE_S },
+});
+const devices: Device[] = [];
+const relay = await RelayControlClient.connect('127.0.0.1', lab.relay!.controlPort);
+t.teardown(async () => {
+  await relay.close();
+  await Promise.all(devices.map((d) => d.stop()));
+  await lab.stop();
+});
+const sip = lab.sipPort;
+const device = async (user: string, behaviour: Device['o']['behaviour']): Promise<Device> => {
+  const d = await Device.start({ dir, sipPort: sip, user, instance: newInstance(), behaviour, setup: 'active' });
+  devices.push(d);
+  return d;
+};
+const reqs = (d: Device, method: string): string[] => requestsIn(d.agent.messages(), method);
+
+/** The B2BUA's calls in progress (and started so far) and the relay's sessions. */
+async function live(): Promise<{ calls: number; started: number; sessions: number }> {
+  const m = await lab.service.metrics();
+  const calls = Number(/^pf_b2bua_calls (\d+)/m.exec(m)?.[1] ?? NaN);
+  const started = Number(/^pf_b2bua_calls_started (\d+)/m.exec(m)?.[1] ?? NaN);
+  return { calls, started, sessions: (await relay.ping()).sessions };
+}
+
+/** The bad-input rule: nothing left behind once a case is over. */
+async function settled(t: Test, timeoutMs = 15_000): Promise<void> {
+  const z = await until(async () => {
+    const l = await live();
+    return l.calls === 0 && l.sessions === 0 ? l : undefined;
+  }, timeoutMs, 'B2BUA calls and relay sessions back to zero').catch(() => null);
+  t.ok(z, `no call or relay session left (${JSON.stringify(await live().catch((e: unknown) => String(e)))})`);
+}
+
+// ---------------------------------------------------------------- a raw UDP caller
+
+/** A caller on a plain UDP socket: every message it sends is written by the test. */
+class UdpCaller {
+  readonly received: string[] = [];
+  readonly callId = `${token()}@faults`;
+  readonly fromTag = token(4);
+  readonly branch = `z9hG4bK${token()}`;
+  /** The 200's To (with the B2BUA's tag), Contact and route set (RFC 3261 §12.1.2). */
+  dialog: { to: string; target: string; routes: string[] } | null = null;
+  private cseq = 1;
+
+  private constructor(
+    private readonly sock: dgram.Socket,
+    readonly port: number,
+    readonly to: string,
+  ) {}
+
+  static async open(to: string): Promise<UdpCaller> {
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(0, '127.0.0.1', resolve);
+    });
+    const c = new UdpCaller(sock, sock.address().port, to);
+    sock.on('message', (b) => c.received.push(b.toString('utf8')));
+    return c;
+  }
+
+  send(text: string): void {
+    this.sock.send(text, sip, '127.0.0.1');
+  }
+
+  /** The chat INVITE (its text is kept: send it again for a retransmission). */
+  invite(o: Partial<InviteOptions> = {}): string {
+    const v = vars({ dir, sipPort: sip, to: this.to, ...o }, null);
+    const body = String(v.BODY).replace(/\n/g, '\r\n') + '\r\n';
+    return sipMessage(
+      `INVITE sip:${this.to}@example.net SIP/2.0`,
+      [
+        `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=${this.branch};rport`,
+        `From: <sip:alice@example.net>;tag=${this.fromTag}`,
+        `To: <sip:${this.to}@example.net>`,
+        `Call-ID: ${this.callId}`,
+        'CSeq: 1 INVITE',
+        `Contact: <sip:alice@127.0.0.1:${this.port}>`,
+        'Max-Forwards: 70',
+        ...String(v.EXTRA).split('\n').filter((l) => l !== ''),
+        `Content-Type: ${String(v.BODY_TYPE)}`,
+      ],
+      body,
+    );
+  }
+
+  responses(): SipResponse[] {
+    return this.received.filter((m) => m.startsWith('SIP/2.0 ')).map(parseResponse);
+  }
+
+  requests(method: string): string[] {
+    return this.received.filter((m) => m.startsWith(`${method} `));
+  }
+
+  /** Wait for a response to CSeq method `method` with this status; learns the dialog from a 2xx INVITE. */
+  async response(method: string, status: number, timeoutMs = 10_000): Promise<SipResponse> {
+    const r = await until(
+      async () => this.responses().find((x) => x.status === status && new RegExp(`^\\d+ ${method}$`).test(x.header('cseq') ?? '')),
+      timeoutMs,
+      `${status} to ${method}`,
+      20,
+    );
+    if (method === 'INVITE' && status === 200 && this.dialog === null) {
+      const rr = (r.headers.get('record-route') ?? []).flatMap((v) => v.split(/,(?=\s*<)/)).map((s) => s.trim());
+      const target = /<([^>]+)>/.exec(r.header('contact') ?? '')?.[1];
+      if (!target) throw new Error('200 without Contact');
+      this.dialog = { to: r.header('to')!, target, routes: rr.reverse() };
+    }
+    return r;
+  }
+
+  /** An in-dialog request along the route set (ACK keeps the INVITE's CSeq number). */
+  inDialog(method: 'ACK' | 'BYE', branch = `z9hG4bK${token()}`): string {
+    const d = this.dialog;
+    if (!d) throw new Error('no dialog');
+    const n = method === 'ACK' ? 1 : ++this.cseq;
+    return sipMessage(`${method} ${d.target} SIP/2.0`, [
+      `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=${branch};rport`,
+      ...d.routes.map((r) => `Route: ${r}`),
+      'Max-Forwards: 70',
+      `From: <sip:alice@example.net>;tag=${this.fromTag}`,
+      `To: ${d.to}`,
+      `Call-ID: ${this.callId}`,
+      `CSeq: ${n} ${method}`,
+    ]);
+  }
+
+  /** Answer a request it received with `status` (RFC 3261 §8.2.6). */
+  answer(req: string, status = 200): void {
+    const head = req.split('\r\n\r\n')[0] ?? '';
+    const keep = head.split('\r\n').filter((l) => /^(Via|v|From|f|To|t|Call-ID|i|CSeq)\s*:/i.test(l));
+    this.send(sipMessage(`SIP/2.0 ${status} OK`, keep));
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+}
+
+// setup throws rather than asserting (tap ends the root test at its first assertion
+// followed by a long await)
+const BOB = await device('bob', { kind: 'answer' });
+const RITA1 = await device('rita', { kind: 'answer' });
+const RITA2 = await device('rita', { kind: 'answer' });
+
+t.test('1. a BYE that overtakes the ACK: every leg ends, nothing left', async (t) => {
+  const b0 = reqs(BOB, 'BYE').length;
+  const r = await runSipp({
+    scenario: 'uac-bye-before-ack.xml', dir, remote: `127.0.0.1:${sip}`, vars: vars({ dir, sipPort: sip, to: 'bob' }, 200), timeoutMs: 20_000, name: 'bye-first',
+  });
+  t.equal(r.code, 0, `the caller's BYE got 200 ${r.errors}`);
+  t.equal(requestsIn(r.messages, 'BYE').filter((m) => /^BYE /.test(m)).length, 1, 'one BYE: the caller\'s own');
+  await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
+  await settled(t);
+});
+
+t.test('2a. the INVITE retransmitted (same branch): one call, one device INVITE', async (t) => {
+  const c = await UdpCaller.open('bob');
+  try {
+    const before = await live();
+    const i0 = BOB.invites().length;
+    const inv = c.invite();
+    c.send(inv);
+    c.send(inv);
+    await c.response('INVITE', 100).catch(() => null);
+    c.send(inv);
+    await c.response('INVITE', 200);
+    // a retransmission after the 200 (its sender missed the 2xx) is absorbed as well
+    c.send(inv);
+    c.send(c.inDialog('ACK'));
+    const now = await live();
+    t.equal(now.started - before.started, 1, 'one B2BUA call');
+    t.equal(BOB.invites().length - i0, 1, 'one INVITE at the device');
+    const bye = c.inDialog('BYE');
+    c.send(bye);
+    await c.response('BYE', 200);
+    // 2b. the BYE retransmitted: answered again (or absorbed), nothing more happens
+    c.send(bye);
+    await until(async () => (reqs(BOB, 'BYE').length >= 1 ? true : undefined), 5000, 'the device got BYE');
+    t.equal((await live()).started - before.started, 1, 'still one call');
+  } finally {
+    c.close();
+  }
+  await settled(t);
+});
+
+t.test('2c. a merged request (same Call-ID and CSeq, new branch): no second call', async (t) => {
+  const c = await UdpCaller.open('bob');
+  try {
+    const before = await live();
+    const i0 = BOB.invites().length;
+    const inv = c.invite();
+    c.send(inv);
+    await c.response('INVITE', 200);
+    c.send(c.inDialog('ACK'));
+    // the same INVITE on a new branch, as a forking proxy upstream would deliver it twice
+    c.send(inv.replace(c.branch, `z9hG4bK${token()}`));
+    const second = await until(async () => c.responses().find((x) => x.status >= 300 && /INVITE$/.test(x.header('cseq') ?? '')), 10_000, 'a final to the merged INVITE');
+    t.equal(second.status, 482, 'the merged INVITE: 482 Loop Detected (RFC 3261 §8.2.2.2)');
+    t.equal((await live()).started - before.started, 1, 'one B2BUA call');
+    t.equal(BOB.invites().length - i0, 1, 'one INVITE at the device');
+    c.send(c.inDialog('BYE'));
+    await c.response('BYE', 200);
+  } finally {
+    c.close();
+  }
+  await settled(t);
+});
+
+t.test('2d. requests out of order: a CANCEL after the 200, an ACK twice, an ACK and a BYE of an unknown dialog', async (t) => {
+  const c = await UdpCaller.open('bob');
+  try {
+    const before = await live();
+    c.send(c.invite());
+    await c.response('INVITE', 200);
+    // too late: the 200 went out (RFC 3261 §9.2); the call goes on
+    c.send(sipMessage(`CANCEL sip:bob@example.net SIP/2.0`, [
+      `Via: SIP/2.0/UDP 127.0.0.1:${c.port};branch=${c.branch};rport`,
+      `From: <sip:alice@example.net>;tag=${c.fromTag}`, 'To: <sip:bob@example.net>', `Call-ID: ${c.callId}`, 'CSeq: 1 CANCEL', 'Max-Forwards: 70',
+    ]));
+    const ack = c.inDialog('ACK');
+    c.send(ack);
+    c.send(ack);
+    // an ACK and a BYE of a dialog nobody has (a wrong To-tag), along the same routes
+    const d = c.dialog!;
+    const saved = d.to;
+    d.to = `<sip:bob@example.net>;tag=${token(4)}`;
+    c.send(c.inDialog('ACK'));
+    c.send(c.inDialog('BYE'));
+    const stray = await until(async () => c.responses().find((x) => x.status >= 300 && /BYE$/.test(x.header('cseq') ?? '')), 10_000, 'a final to the stray BYE');
+    t.equal(stray.status, 481, 'the stray BYE: 481 (RFC 3261 §12.2.2)');
+    d.to = saved;
+    const l = await live();
+    t.equal(l.started - before.started, 1, 'one B2BUA call');
+    t.equal(l.calls, 1, 'the call is still up');
+    c.send(c.inDialog('BYE'));
+    await c.response('BYE', 200);
+  } finally {
+    c.close();
+  }
+  await settled(t);
+});
+
+t.test('2e. BYE and ACK sent back to back, the BYE first: the call ends on every leg', async (t) => {
+  const c = await UdpCaller.open('bob');
+  const b0 = reqs(BOB, 'BYE').length;
+  try {
+    c.send(c.invite());
+    await c.response('INVITE', 200);
+    const bye = c.inDialog('BYE');
+    const ack = c.inDialog('ACK');
+    c.send(bye);
+    c.send(ack);
+    await c.response('BYE', 200);
+    await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
+    t.equal(c.requests('BYE').length, 0, 'no BYE to the caller');
+  } finally {
+    c.close();
+  }
+  await settled(t);
+});
+
+t.test('3a. a device that answers 200 and never sends MSRP: the session stays until the caller\'s BYE', async (t) => {
+  const a0 = reqs(BOB, 'ACK').length;
+  const b0 = reqs(BOB, 'BYE').length;
+  const HOLD = 4000;
+  const done = call({ dir, sipPort: sip, to: 'bob' }, HOLD);
+  await until(async () => (reqs(BOB, 'ACK').length > a0 ? true : undefined), 5000, 'the B2BUA ACKed the device');
+  // the observation period: no MSRP connection comes, the session must stay
+  await new Promise((r) => setTimeout(r, HOLD / 2));
+  const l = await live();
+  t.equal(l.calls, 1, 'the call is up');
+  t.equal(l.sessions, 1, 'the relay session is up');
+  t.equal(reqs(BOB, 'BYE').length, b0, 'no BYE to the device yet');
+  const r = await done;
+  t.equal(r.code, 0, `the caller's call ended normally ${r.errors}`);
+  t.equal(requestsIn(r.messages, 'BYE').length, 1, 'one BYE at the caller: its own');
+  await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
+  await settled(t);
+});
+
+t.test('3b. the caller never ACKs our 200: after 64*T1 the B2BUA BYEs both sides (RFC 3261 §13.3.1.4)', async (t) => {
+  const c = await UdpCaller.open('bob');
+  const b0 = reqs(BOB, 'BYE').length;
+  try {
+    c.send(c.invite());
+    await c.response('INVITE', 200);
+    const sent = Date.now();
+    const bye = await until(async () => c.requests('BYE')[0], 64 * T1_MS + 10_000, 'the BYE to the caller', 20);
+    const after = Date.now() - sent;
+    t.ok(after >= 64 * T1_MS - 2 * T1_MS, `BYE after about 64*T1 (${after} ms)`);
+    t.ok(c.responses().filter((x) => x.status === 200 && /INVITE$/.test(x.header('cseq') ?? '')).length > 1, 'the 200 was retransmitted meanwhile');
+    c.answer(bye);
+    await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
+  } finally {
+    c.close();
+  }
+  await settled(t);
+});
+
+t.test(`4. a caller that vanishes without a BYE: after maxSessionAgeS (${MAX_AGE_S} s) BYE to device and caller`, async (t) => {
+  const c = await UdpCaller.open('bob');
+  const b0 = reqs(BOB, 'BYE').length;
+  try {
+    c.send(c.invite());
+    await c.response('INVITE', 200);
+    const start = Date.now();
+    c.send(c.inDialog('ACK'));
+    // the caller says nothing more, and answers nothing
+    await until(async () => c.requests('BYE')[0], MAX_AGE_S * 1000 + 5000, 'the BYE to the caller', 50);
+    const after = Date.now() - start;
+    t.ok(after >= MAX_AGE_S * 1000 - 1000, `BYE at the maximum session age (${after} ms)`);
+    await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
+    // the caller's BYE is never answered: the B2BUA's timer F (64*T1) ends it
+    await settled(t, 64 * T1_MS + 15_000);
+  } finally {
+    c.close();
+  }
+});
+
+t.test('5. Session-Replaces in B2BUA mode reaches only the device connected in the replaced session', async (t) => {
+  const cid = randomUUID();
+  const n0 = [RITA1, RITA2].map((d) => d.invites().length);
+  const a0 = [RITA1, RITA2].map((d) => reqs(d, 'ACK').length);
+  const gone0 = [RITA1, RITA2].map((d) => reqs(d, 'BYE').length + reqs(d, 'CANCEL').length);
+  // the first session, held while the group INVITE arrives; policy A keeps one device
+  const first = call({ dir, sipPort: sip, to: 'rita', contributionId: cid }, 5000);
+  // both answer; the one the B2BUA keeps is ACKed and not BYEd or cancelled
+  await until(
+    async () =>
+      [RITA1, RITA2].some((d, i) => reqs(d, 'ACK').length > a0[i]!) &&
+      [RITA1, RITA2].some((d, i) => reqs(d, 'BYE').length + reqs(d, 'CANCEL').length > gone0[i]!)
+        ? true
+        : undefined,
+    10_000,
+    'the first session up on one device, the other released',
+  );
+  const keptIdx = [RITA1, RITA2].findIndex((d, i) => reqs(d, 'BYE').length + reqs(d, 'CANCEL').length === gone0[i]);
+  t.not(keptIdx, -1, 'one device kept the session');
+  const kept = [RITA1, RITA2][keptIdx]!;
+  const other = [RITA1, RITA2][1 - keptIdx]!;
+  t.same([RITA1, RITA2].map((d, i) => d.invites().length - n0[i]!), [1, 1], 'both devices were invited to the first session');
+  const o1 = other.invites().length;
+  const k1 = kept.invites().length;
+  const g = await call(replacingGroupInvite({ dir, sipPort: sip, to: 'rita', contributionId: cid }));
+  t.equal(g.final?.status, 200, `the group session answered ${g.errors}`);
+  t.equal(kept.invites().length - k1, 1, 'the connected device got the group INVITE');
+  t.equal(other.invites().length, o1, 'the other device did not');
+  const gi = kept.invites().at(-1) ?? '';
+  t.match(gi, /Session-Replaces:/i, 'with Session-Replaces');
+  const r = await first;
+  t.equal(r.code, 0, `the first session ended normally ${r.errors}`);
+  await settled(t);
+});
+
+t.test('7. garbage on the B2BUA\'s SIP port: that connection is closed, calls go on', async (t) => {
+  const closed = await new Promise<boolean>((resolve) => {
+    const s = connect(lab.b2buaSipPort, '127.0.0.1', () => s.write('GARBAGE \u0000\u00ff not SIP at all\r\n\r\nmore garbage\r\n\r\n'));
+    s.on('close', () => resolve(true));
+    s.on('error', () => undefined);
+    setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, 5000).unref();
+  });
+  t.ok(closed, 'the B2BUA closed the connection');
+  // a head that never ends: closed once it passes the head limit
+  const closedLong = await new Promise<boolean>((resolve) => {
+    const s = connect(lab.b2buaSipPort, '127.0.0.1', () => s.write(`INVITE sip:x SIP/2.0\r\nX: ${'a'.repeat(70_000)}`));
+    s.on('close', () => resolve(true));
+    s.on('error', () => undefined);
+    setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, 5000).unref();
+  });
+  t.ok(closedLong, 'an endless head: closed too');
+  const r = await call({ dir, sipPort: sip, to: 'bob' }, 0);
+  t.equal(r.final?.status, 200, 'a call afterwards is answered');
+  await settled(t);
+});
