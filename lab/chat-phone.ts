@@ -67,7 +67,6 @@ export class ChatSession extends EventEmitter<SessionEvents> {
   private peer: MsrpPeer;
   private remote = '';
   private queue: Promise<unknown> = Promise.resolve();
-  private closing = false;
 
   private constructor(
     private readonly listener: MsrpPeer,
@@ -121,10 +120,8 @@ export class ChatSession extends EventEmitter<SessionEvents> {
 
   private wire(): void {
     this.peer.on('message', (m) => this.onMessage(m));
-    this.peer.on('close', () => {
-      if (!this.closing) this.out('msrp connection closed by the peer');
-      this.emit('closed');
-    });
+    // not printed: the peer's TCP close and its BYE race (the BYE line says it)
+    this.peer.on('close', () => this.emit('closed'));
   }
 
   private onMessage(m: ReceivedMessage): void {
@@ -210,7 +207,6 @@ export class ChatSession extends EventEmitter<SessionEvents> {
   }
 
   async close(): Promise<void> {
-    this.closing = true;
     await this.queue;
     await Promise.all([this.peer.close(), this.peer === this.listener ? undefined : this.listener.close()]);
   }
@@ -536,6 +532,8 @@ export interface CallerOptions {
   setup?: Setup;
   domain?: string;
   timeoutMs?: number;
+  /** Sees every response to the INVITE as it arrives (tests: answer once the 180s are in). */
+  onResponse?: (r: SipMsg) => void;
 }
 
 export interface CallerEvents {
@@ -609,6 +607,7 @@ export class ChatCaller extends EventEmitter<CallerEvents> {
     let answered: SipMsg | undefined;
     const final = await this.ua.request(text, kamailio, (r) => {
       this.responses.push(r);
+      o.onResponse?.(r);
       if (r.status < 200) {
         this.out(`<< ${r.status} ${r.reason}`);
         if (r.status > 100) this.state = outboundStep(this.state, 'provisional');

@@ -1,0 +1,144 @@
+/**
+ * The defect "on the first INVITE after a second and third device registered, the caller
+ * got 100 then 200 with no 180, and the ringing device never got a CANCEL": register two or
+ * three chat phones (lab/chat-phone.ts) of a fresh user and call the moment the last
+ * REGISTER's 200 is in, many rounds, on real Kamailio in proxy mode.
+ *
+ * Round outcome asserted: every phone gets the INVITE (pf.register stored the device before
+ * save() answered, so the fork has it), the caller gets a 180 from every phone and then the
+ * 200 of the one that answers, and every other phone gets CANCEL.
+ * - "answer on ringing": the answering phone answers once the caller has every phone's 180
+ *   (event driven, so "180 then 200" is the only legal order);
+ * - "answer at once": it answers as soon as the INVITE arrives, racing the other phones'
+ *   180s through Kamailio's worker processes; then a 180 may come after the 200 (not
+ *   relayed, RFC 3261 §16.7 step 5), but every other phone must still get CANCEL.
+ */
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { Lab, runDir } from '../../lab/lab.js';
+import { LAB_POLICY } from '../../lab/xdm.js';
+import { ChatCaller, Phone, instanceFor } from '../../lab/chat-phone.js';
+import { hdr } from '../../lab/sip-ua.js';
+
+const ROUNDS = 50;
+const WAIT_MS = 5000;
+
+const dir = runDir('it-register-race');
+const lab = await Lab.start({ dir, policy: LAB_POLICY });
+t.teardown(() => lab.stop());
+
+const quiet = (): void => undefined;
+
+/** Resolve when `cond()` holds, re-checked on `emitter`'s `event`; reject after WAIT_MS with `what`. */
+function when<E extends { on(e: string, f: () => void): unknown; off(e: string, f: () => void): unknown }>(
+  emitter: E,
+  event: string,
+  cond: () => boolean,
+  what: string,
+): Promise<void> {
+  if (cond()) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (!cond()) return;
+      clearTimeout(timer);
+      emitter.off(event, check);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      emitter.off(event, check);
+      reject(new Error(`${what}: not within ${WAIT_MS} ms`));
+    }, WAIT_MS);
+    emitter.on(event, check);
+  });
+}
+
+interface RoundResult {
+  /** Status codes the caller got, in order (100 left out). */
+  statuses: number[];
+  invited: boolean[];
+  cancelled: boolean[];
+}
+
+async function round(r: number, devices: number, atOnce: boolean): Promise<RoundResult> {
+  const user = `race${r}x${randomBytes(3).toString('hex')}`;
+  const answerer = r % devices;
+  const phones: Phone[] = [];
+  const start = (i: number): Promise<Phone> =>
+    Phone.start({
+      sipPort: lab.sipPort,
+      user,
+      instance: instanceFor(user, String(i)),
+      answer: i === answerer && atOnce ? { kind: 'after', ms: 0 } : { kind: 'manual' },
+      out: quiet,
+    }).then((p) => {
+      phones[i] = p;
+      return p;
+    });
+  try {
+    // the first phone, then the others at the same time; the call the moment their 200s are in
+    await start(0);
+    await Promise.all(Array.from({ length: devices - 1 }, (_, k) => start(k + 1)));
+    const ringing = new Set<string>();
+    const statuses: number[] = [];
+    const rang = new (await import('node:events')).EventEmitter();
+    const placed = ChatCaller.place({
+      sipPort: lab.sipPort,
+      from: 'alice',
+      to: user,
+      out: quiet,
+      onResponse: (resp) => {
+        if (resp.status === 100) return;
+        statuses.push(resp.status);
+        if (resp.status === 180) ringing.add(hdr(resp, 'contact') ?? '');
+        rang.emit('180');
+      },
+    });
+    const who = phones[answerer]!;
+    if (!atOnce) {
+      await when(rang, '180', () => ringing.size === devices, `round ${r}: a 180 from each of the ${devices} phones (got ${ringing.size})`);
+      await who.answer();
+    }
+    const caller = await placed;
+    const losers = phones.filter((_, i) => i !== answerer);
+    await Promise.all(
+      losers.map((p, k) => when(p, 'cancel', () => [...p.calls.values()].some((c) => c.state === 'cancelled'), `round ${r}: CANCEL at phone ${k}`)),
+    );
+    await caller.hangup();
+    return {
+      statuses,
+      invited: phones.map((p) => p.calls.size === 1),
+      cancelled: phones.map((p) => [...p.calls.values()].some((c) => c.state === 'cancelled')),
+    };
+  } finally {
+    await Promise.all(phones.map((p) => p.stop()));
+  }
+}
+
+for (const atOnce of [false, true]) {
+  t.test(`register ${atOnce ? 'and answer at once' : 'then answer on ringing'}: ${ROUNDS} rounds`, async (t) => {
+    let late180 = 0;
+    for (let r = 0; r < ROUNDS; r++) {
+      const devices = 2 + (r % 2);
+      const answerer = r % devices;
+      let res: RoundResult;
+      try {
+        res = await round(r, devices, atOnce);
+      } catch (err) {
+        t.fail(err instanceof Error ? err.message : String(err));
+        continue;
+      }
+      const wanted = Array.from({ length: devices }, () => true);
+      const cancelled = wanted.map((_, i) => i !== answerer);
+      if (!atOnce) {
+        t.same(res.statuses, [...Array.from({ length: devices }, () => 180), 200], `round ${r}: ${devices} x 180, then 200`);
+      } else {
+        t.equal(res.statuses[res.statuses.length - 1], 200, `round ${r}: 200 last`);
+        t.ok(res.statuses.slice(0, -1).every((s) => s === 180), `round ${r}: only 180s before it`);
+        if (res.statuses.length - 1 < devices) late180++;
+      }
+      t.same(res.invited, wanted, `round ${r}: every phone got the INVITE`);
+      t.same(res.cancelled, cancelled, `round ${r}: the phones that lost got CANCEL`);
+    }
+    if (atOnce) t.comment(`rounds where a 180 came after the 200 (not relayed): ${late180} of ${ROUNDS}`);
+  });
+}
