@@ -2,7 +2,8 @@
  * On real Kamailio, the PF in B2BUA mode (CR 8.3.2.1 step 8) under bad input and odd
  * timing: a BYE that overtakes the ACK, retransmitted and reordered requests, a 200 that
  * is never ACKed (RFC 3261 §13.3.1.4), a caller that vanishes (b2bua.maxSessionAgeS),
- * Session-Replaces (the B2BUA's own sessions) and garbage on the B2BUA's SIP port.
+ * Session-Replaces (the B2BUA's own sessions), garbage on the B2BUA's SIP port and the
+ * relay gone (its 503 reaches the caller as 503: pf.cfg PF_B2BUA_FAILURE).
  * Short timers: T1 = 100 ms (64*T1 = 6.4 s), maximum session age 10 s.
  * After each case the B2BUA's calls and the relay's sessions are back to zero.
  */
@@ -10,9 +11,9 @@ import t, { type Test } from 'tap';
 import dgram from 'node:dgram';
 import { connect } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { Lab, runDir } from '../../lab/lab.js';
+import { Lab, Relay, runDir } from '../../lab/lab.js';
 import { call, vars, Device, newInstance, replacingGroupInvite, type InviteOptions } from '../../lab/calls.js';
-import { requestsIn, runSipp } from '../../lab/sipp.js';
+import { headerValues, requestsIn, responsesIn, runSipp } from '../../lab/sipp.js';
 import { until } from '../../lab/proc.js';
 import { parseResponse, token, type SipResponse } from '../../lab/sip.js';
 import { sipMessage } from '../../lab/sip-fixtures.js';
@@ -28,10 +29,13 @@ const lab = await Lab.start({
   b2bua: { multiDevice: 'C', multiDeviceByUser: { 'sip:rita@example.net': 'A' }, t1Ms: T1_MS, maxSessionAgeS: MAX_AGE_S },
 });
 const devices: Device[] = [];
-const relay = await RelayControlClient.connect('127.0.0.1', lab.relay!.controlPort);
+let relay = await RelayControlClient.connect('127.0.0.1', lab.relay!.controlPort);
+/** The relay started again after case 6 (the lab's own one is stopped there). */
+let restarted: Relay | null = null;
 t.teardown(async () => {
   await relay.close();
   await Promise.all(devices.map((d) => d.stop()));
+  await restarted?.stop();
   await lab.stop();
 });
 const sip = lab.sipPort;
@@ -406,5 +410,31 @@ t.test('7. garbage on the B2BUA\'s SIP port: that connection is closed, calls go
   t.ok(closedLong, 'an endless head: closed too');
   const r = await call({ dir, sipPort: sip, to: 'bob' }, 0);
   t.equal(r.final?.status, 200, 'a call afterwards is answered');
+  await settled(t);
+});
+
+t.test('6. the relay down: a new call gets 503 and nothing is left', async (t) => {
+  const before = await live();
+  t.equal(before.sessions, 0, 'no relay session before');
+  const i0 = BOB.invites().length;
+  await relay.close();
+  await lab.relay!.stop();
+  const r = await runSipp({
+    scenario: 'uac-invite.xml', dir, remote: `127.0.0.1:${sip}`, vars: vars({ dir, sipPort: sip, to: 'bob' }, 503), timeoutMs: 20_000, name: 'relay-down',
+  });
+  const final = responsesIn(r.messages).find((x) => x.status >= 200 && /INVITE$/.test(x.header('cseq') ?? ''));
+  t.equal(final?.status, 503, 'the caller gets 503');
+  t.ok(headerValues(final?.raw ?? '', 'Warning').some((w) => /relay/i.test(w)), 'with a Warning');
+  t.equal(BOB.invites().length, i0, 'no device was invited');
+  await until(async () => {
+    const m = await lab.service.metrics();
+    return /^pf_b2bua_calls 0$/m.test(m) ? true : undefined;
+  }, 5000, 'no B2BUA call').catch(() => undefined);
+  // the relay again on its ports: it has no session, and the B2BUA's link finds it
+  restarted = await Relay.start(dir, lab.relay!.port, lab.relay!.controlPort);
+  relay = await RelayControlClient.connect('127.0.0.1', restarted.controlPort);
+  await settled(t);
+  const again = await call({ dir, sipPort: sip, to: 'bob' }, 0);
+  t.equal(again.final?.status, 200, 'with the relay back, a call is answered');
   await settled(t);
 });
