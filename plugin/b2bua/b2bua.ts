@@ -99,6 +99,8 @@ interface CallRecord {
   queue: Promise<void>;
   /** Relay session created (offer ok) and not yet deleted. */
   relayHeld: boolean;
+  /** Its dialog ids in #byDialog (forgotten with the call). */
+  readonly dialogs: Set<string>;
 }
 
 type DialogOwner = { readonly call: CallRecord; readonly leg: LegId | null };
@@ -235,6 +237,7 @@ export class B2bua implements TransactionUser {
     const call: CallRecord = {
       callId, invite: req, tx, plan, contributionId: cid, machine: newCall({ policy: settings.policy(plan.servedUser), isfUri: settings.isfUri, maxRedirects: settings.maxRedirects }),
       offer: null, callerDialog: null, retransmit: null, legs: new Map(), maxAge: null, queue: Promise.resolve(), relayHeld: false,
+      dialogs: new Set(),
     };
     this.#calls.set(callId, call);
     this.#byTx.set(tx, call);
@@ -361,6 +364,11 @@ export class B2bua implements TransactionUser {
     }
   }
 
+  #own(call: CallRecord, id: string, leg: LegId | null): void {
+    this.#byDialog.set(id, { call, leg });
+    call.dialogs.add(id);
+  }
+
   #dropDialog(id: string): void {
     this.#byDialog.delete(id);
   }
@@ -376,7 +384,7 @@ export class B2bua implements TransactionUser {
     if (!call.tx.respond(res)) return;
     const d = dialogAsUas(call.invite, res.msg);
     call.callerDialog = d;
-    this.#byDialog.set(dialogId(d), { call, leg: null });
+    this.#own(call, dialogId(d), null);
     call.retransmit = new Retransmit2xx(this.deps.clock, this.deps.timers, this.deps.send, res.text, () =>
       this.#feed(call, { kind: 'caller-no-ack' }),
     );
@@ -450,7 +458,7 @@ export class B2bua implements TransactionUser {
           return;
         }
         leg.dialog = out.dialog;
-        this.#byDialog.set(dialogId(out.dialog), { call, leg: id });
+        this.#own(call, dialogId(out.dialog), id);
         this.#enqueue(call, async () => {
           const media = await this.#relayAnswer(call, id, res);
           await this.#apply(call, { kind: 'leg-answered', leg: id, media });
@@ -500,7 +508,7 @@ export class B2bua implements TransactionUser {
     this.#byTx.delete(call.tx);
     if (call.maxAge !== null) this.deps.clock.clearTimer(call.maxAge);
     call.retransmit?.stop();
-    for (const [k, o] of this.#byDialog) if (o.call === call) this.#byDialog.delete(k);
+    for (const k of call.dialogs) this.#byDialog.delete(k);
     if (call.relayHeld) {
       call.relayHeld = false;
       this.deps.relay.delete({ 'call-id': call.callId }).catch(() => {});
