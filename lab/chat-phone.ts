@@ -262,6 +262,8 @@ export interface PhoneOptions {
   params?: string;
   /** Answer after `ms` (0: at once, after the 180), ring until cancelled, or when answer() says. */
   answer?: Answer;
+  /** Send 180 Ringing before answering (default true). */
+  ringing?: boolean;
   /** Played on every answered session. */
   script?: readonly Step[];
   out?: Out;
@@ -408,10 +410,13 @@ export class Phone extends EventEmitter<PhoneEvents> {
     };
     this.calls.set(callId, call);
     call.state = inboundStep(call.state, 'ring');
-    this.ua.respond(req, 180, 'Ringing', { toTag: call.toTag, extra: [`Contact: ${this.contact}`] });
-    this.out('>> 180 Ringing');
+    if (this.o.ringing !== false) {
+      this.ua.respond(req, 180, 'Ringing', { toTag: call.toTag, extra: [`Contact: ${this.contact}`] });
+      this.out('>> 180 Ringing');
+    }
     const a = this.o.answer ?? { kind: 'after', ms: 0 };
-    if (a.kind === 'after') call.answerTimer = setTimeout(() => void this.answer(callId), a.ms);
+    if (a.kind === 'after' && a.ms === 0) void this.answer(callId);
+    else if (a.kind === 'after') call.answerTimer = setTimeout(() => void this.answer(callId), a.ms);
   }
 
   /** Answer a ringing call (the last one offered when no Call-ID is given). */

@@ -79,7 +79,9 @@ export async function runTour(o: { sipPort: number; out: (line: string) => void;
       `a chat from alice forks to two phones of ${u1}`,
       'both phones got the INVITE; phone 1 answered, phone 2 got CANCEL; alice: 200, her message delivered (IMDN)',
       async () => {
-        const p1 = await phone(u1, '1');
+        // after 300 ms: a 180 in Kamailio while a 2xx cancels the other branches gets no
+        // CANCEL (Kamailio 5.6.3 tm, test/integration/register-race.test.ts)
+        const p1 = await phone(u1, '1', { answer: { kind: 'after', ms: 300 } });
         const p2 = await phone(u1, '2', { answer: { kind: 'ring' } });
         const c = await ChatCaller.place({ sipPort, from: 'alice', to: u1, out: quiet('alice') });
         if (c.state === 'failed') return `alice: ${outcome(c)}`;

@@ -37,8 +37,11 @@ t.test('alice chats with bob: fork, CANCEL, messages both ways, delivery notific
   const aliceScript = join(dir, 'alice.script');
   writeFileSync(aliceScript, 'send hello bob\nwait imdn\nwait message hi alice\nbye\n');
 
-  const b1 = cli('bob-1', 'phone.ts', ['--user', 'bob', '--instance', '1', '--script', phoneScript]);
-  // the second phone would answer after 5 s: the first one's 200 comes long before
+  // the first phone answers after 300 ms, once the other phone's 180 is through Kamailio:
+  // a 180 handled by Kamailio while a 2xx cancels the other branches gets no CANCEL
+  // (Kamailio 5.6.3 tm, test/integration/register-race.test.ts); the second phone would
+  // answer after 5 s, and the first one's 200 comes long before
+  const b1 = cli('bob-1', 'phone.ts', ['--user', 'bob', '--instance', '1', '--answer-after', '300', '--script', phoneScript]);
   const b2 = cli('bob-2', 'phone.ts', ['--user', 'bob', '--instance', '2', '--answer-after', '5000']);
   await Promise.all([b1.waitFor(/Ctrl-C to stop/, 20_000), b2.waitFor(/Ctrl-C to stop/, 20_000)]);
 
