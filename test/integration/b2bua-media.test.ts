@@ -1,0 +1,402 @@
+/**
+ * On real Kamailio, B2BUA mode with real MSRP end to end (CR 8.3.2.1 step 8, 8.3.2.1.1,
+ * 8.3.2.1.4): the lab's chat phones (lab/chat-phone.ts Phone) register as devices of a
+ * served user, a chat caller (ChatCaller, or RawCaller below when the test needs MSRP
+ * headers or an SDP of its own) calls through Kamailio; every byte of chat goes through
+ * the relay (docs/media-relay.md). Cases: policy B with three phones (first active keeps
+ * the session, the others get BYE with the Reason), direct delivery (Message-Direction:
+ * sent to the other devices only), REPORTs merged for the sender, a passive offer (the
+ * relay dials the caller), a CEMA caller reached at c=/m=, policy A. Each case ends with
+ * the caller's BYE, every phone's leg gone, and no B2BUA call or relay session left.
+ */
+import t, { type Test } from 'tap';
+import net from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { Lab, runDir } from '../../lab/lab.js';
+import { until } from '../../lab/proc.js';
+import { cpmHeaders } from '../../lab/calls.js';
+import { token } from '../../lab/sip.js';
+import { sipMessage } from '../../lab/sip-fixtures.js';
+import { SipUa, hdr, hdrs, hostPort, uriOf, type Dest, type SipMsg } from '../../lab/sip-ua.js';
+import { ChatCaller, ChatSession, Phone, instanceFor } from '../../lab/chat-phone.js';
+import { chatMessage, readChatEvent, readChatSdp, ACCEPT_TYPES, ACCEPT_WRAPPED_TYPES, type ChatEvent } from '../../lab/chat.js';
+import { MsrpPeer, type ReceivedMessage } from '../../media/client/peer.js';
+import { getHeader } from '../../media/msrp/headers.js';
+import { RelayControlClient } from '../../media/relay/control-client.js';
+
+const ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
+
+const dir = runDir('it-b2bua-media');
+// one lab for every case: direct delivery on (case 2 needs it; the other cases do not
+// depend on it), C by default, B and A for the users of those cases
+const lab = await Lab.start({
+  dir,
+  mode: 'b2bua',
+  b2bua: { multiDevice: 'C', multiDeviceByUser: { 'sip:bea@example.net': 'B', 'sip:ann@example.net': 'A' }, directDelivery: true },
+});
+const relay = await RelayControlClient.connect('127.0.0.1', lab.relay!.controlPort);
+const phones: Phone[] = [];
+const callers: Array<{ hangup: () => Promise<void> }> = [];
+t.teardown(async () => {
+  await Promise.all(callers.map((c) => c.hangup().catch(() => undefined)));
+  await Promise.all(phones.map((p) => p.stop()));
+  await relay.close();
+  await lab.stop();
+});
+const sip = lab.sipPort;
+
+// ---------------------------------------------------------------- helpers
+
+/** A phone with what it saw: the MSRP sessions it connected and the SIP requests it got. */
+interface Handset {
+  readonly phone: Phone;
+  readonly sessions: ChatSession[];
+  readonly requests: SipMsg[];
+}
+
+async function handset(user: string, n: number, answer: Phone['o']['answer'] = { kind: 'after', ms: 0 }): Promise<Handset> {
+  const phone = await Phone.start({ sipPort: sip, user, instance: instanceFor(user, String(n)), answer, out: () => undefined });
+  phones.push(phone);
+  const h: Handset = { phone, sessions: [], requests: [] };
+  phone.on('connected', (_id, s) => h.sessions.push(s));
+  phone.on('request', (r) => h.requests.push(r));
+  return h;
+}
+
+const byes = (h: Handset): SipMsg[] => h.requests.filter((r) => r.method === 'BYE');
+const chats = (events: readonly ChatEvent[]): Array<Extract<ChatEvent, { kind: 'chat' }>> =>
+  events.filter((e): e is Extract<ChatEvent, { kind: 'chat' }> => e.kind === 'chat');
+const texts = (events: readonly ChatEvent[]): string[] => chats(events).map((e) => e.text);
+const eventsOf = (h: Handset): ChatEvent[] => h.sessions.flatMap((s) => s.events);
+
+async function eventually(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  await until(async () => (cond() ? true : undefined), ms, what, 20);
+}
+
+/** The phone's one MSRP session, once it is connected. */
+async function sessionOf(h: Handset): Promise<ChatSession> {
+  await eventually(() => h.sessions.length > 0, `${h.phone.aor} connected`);
+  return h.sessions[0]!;
+}
+
+/**
+ * The MsrpPeer under a phone's ChatSession: ChatSession sends without Success-Report and
+ * hides its REPORTs, so case 3 reaches the peer it holds (a private field; checked here so
+ * that a change in lab/chat-phone.ts fails loudly rather than silently).
+ */
+function peerOf(s: ChatSession): MsrpPeer {
+  const p = (s as unknown as { peer: unknown }).peer;
+  if (!(p instanceof MsrpPeer)) throw new Error('ChatSession no longer holds its MsrpPeer as `peer`');
+  return p;
+}
+
+/** The B2BUA's calls in progress and the relay's sessions. */
+async function live(): Promise<{ calls: number; sessions: number }> {
+  const m = await lab.service.metrics();
+  const calls = Number(/^pf_b2bua_calls (\d+)/m.exec(m)?.[1] ?? NaN);
+  return { calls, sessions: (await relay.ping()).sessions };
+}
+
+/** Nothing left behind once a case is over (as test/integration/b2bua.test.ts). */
+async function settled(t: Test): Promise<void> {
+  const z = await until(async () => {
+    const l = await live();
+    return l.calls === 0 && l.sessions === 0 ? l : undefined;
+  }, 15_000, 'B2BUA calls and relay sessions back to zero').catch(() => null);
+  t.ok(z, `no call or relay session left (${JSON.stringify(await live())})`);
+}
+
+/** The caller hangs up; every phone still in the call gets its BYE. */
+async function hangUp(caller: { hangup: () => Promise<void> }, stay: readonly Handset[]): Promise<void> {
+  const before = stay.map((h) => byes(h).length);
+  await caller.hangup();
+  await eventually(() => stay.every((h, i) => byes(h).length > before[i]!), 'the phones still in the call got BYE');
+}
+
+async function chatCaller(to: string, setup?: 'active' | 'passive' | 'actpass'): Promise<ChatCaller> {
+  const c = await ChatCaller.place({ sipPort: sip, from: 'alice', to, out: () => undefined, ...(setup ? { setup } : {}) });
+  callers.push(c);
+  if (c.state !== 'confirmed') throw new Error(`call to ${to}: ${c.final?.status ?? '?'} ${c.final?.reason ?? ''}`);
+  return c;
+}
+
+/** A port nobody listens on (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+/**
+ * A chat caller that writes its own SDP and drives its MsrpPeer itself (REPORT headers,
+ * a=msrp-cema). SIP as lab/chat-phone.ts ChatCaller does it: INVITE through Kamailio,
+ * ACK and BYE along the route set of the 2xx (RFC 3261 §12.1.2, §12.2.1.1).
+ * - active: the offer says a=setup:active, the caller connects to the relay's a=path and
+ *   binds with an empty SEND from its own a=path (RFC 4975 §5.4, RFC 6135);
+ * - passive: a=setup:passive, the relay connects; with `cema`, the a=path names a dead
+ *   port and only c=/m= name the listener (RFC 6714 §4).
+ */
+class RawCaller {
+  peer: MsrpPeer;
+  private dialog: { callId: string; local: string; remote: string; target: string; routes: string[]; cseq: number } | undefined;
+  final: SipMsg | undefined;
+
+  private constructor(
+    readonly ua: SipUa,
+    private readonly listener: MsrpPeer,
+    /** Our a=path. */
+    readonly path: string,
+  ) {
+    this.peer = listener;
+    ua.on('request', (req) => {
+      if (req.method === 'BYE') ua.respond(req, 200, 'OK');
+      else if (req.method !== 'ACK') ua.respond(req, 481, 'Call/Transaction Does Not Exist');
+    });
+  }
+
+  static async place(o: { to: string; setup: 'active' | 'passive'; cema?: boolean }): Promise<RawCaller> {
+    const ua = await SipUa.open();
+    const listener = await MsrpPeer.listen({ host: '127.0.0.1' });
+    const port = listener.endpoint.port;
+    const path = o.cema ? `msrp://127.0.0.1:${await closedPort()}/${listener.sessionId};tcp` : listener.localUri;
+    // what we send carries the a=path of our SDP, the URI the relay knows us by
+    listener.localUri = path;
+    const c = new RawCaller(ua, listener, path);
+    callers.push(c);
+    const sdp = [
+      'v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0',
+      `m=message ${port} TCP/MSRP *`, `a=path:${path}`,
+      `a=accept-types:${ACCEPT_TYPES}`, `a=accept-wrapped-types:${ACCEPT_WRAPPED_TYPES}`,
+      ...(o.cema ? ['a=msrp-cema'] : []), `a=setup:${o.setup}`, '',
+    ].join('\r\n');
+    const target = `sip:${o.to}@example.net`;
+    const callId = `${randomUUID()}@127.0.0.1`;
+    const local = `<sip:alice@example.net>;tag=${token(4)}`;
+    const cpm = Object.entries(cpmHeaders({ from: 'alice' })).map(([k, v]) => `${k}: ${v}`);
+    const invite = sipMessage(`INVITE ${target} SIP/2.0`, [
+      `Via: ${ua.via()}`, 'Max-Forwards: 70', `From: ${local}`, `To: <${target}>`, `Call-ID: ${callId}`, 'CSeq: 1 INVITE',
+      `Contact: <sip:alice@127.0.0.1:${ua.port}>`, ...cpm, 'Content-Type: application/sdp',
+    ], sdp);
+    const final = await ua.request(invite, { host: '127.0.0.1', port: sip });
+    c.final = final;
+    if (final.status !== 200) return c;
+    c.dialog = {
+      callId, local, remote: hdr(final, 'to') ?? '', target: uriOf(hdr(final, 'contact') ?? ''),
+      routes: hdrs(final, 'record-route').reverse(), cseq: 1,
+    };
+    ua.send(c.inDialog('ACK', 1), c.nextHop());
+    const media = readChatSdp(final.body);
+    if (o.setup === 'active') {
+      const first = new URL(media.path[0]!.replace(/^msrps?:/, 'http:'));
+      const peer = await MsrpPeer.connect({
+        host: first.hostname, port: Number(first.port || 2855), remotePath: media.path.join(' '), sessionId: listener.sessionId,
+      });
+      peer.localUri = path;
+      await listener.close();
+      c.peer = peer;
+      const status = await peer.bind();
+      if (status !== 200) throw new Error(`MSRP bind answered ${status}`);
+    } else {
+      listener.remotePath = media.path.join(' ');
+      await listener.waitForConnection(10_000);
+    }
+    return c;
+  }
+
+  private nextHop(): Dest {
+    const d = this.dialog!;
+    const first = d.routes[0];
+    return hostPort(first === undefined ? d.target : uriOf(first));
+  }
+
+  private inDialog(method: 'ACK' | 'BYE', cseq: number): string {
+    const d = this.dialog!;
+    return sipMessage(`${method} ${d.target} SIP/2.0`, [
+      `Via: ${this.ua.via()}`, 'Max-Forwards: 70', `From: ${d.local}`, `To: ${d.remote}`, `Call-ID: ${d.callId}`,
+      `CSeq: ${cseq} ${method}`, ...d.routes.map((r) => `Route: ${r}`),
+    ]);
+  }
+
+  /** A chat message (CPIM, asking for a delivery notification) with MSRP Success-Report: yes. */
+  async send(text: string, from = 'sip:alice@example.net', to = 'sip:bob@example.net'): Promise<string> {
+    const m = chatMessage({ from, to, text });
+    const r = await this.peer.sendMessage(m.body, { contentType: 'message/cpim', successReport: true });
+    if (r.statuses.some((s) => s !== 200)) throw new Error(`SEND answered ${r.statuses.join(',')}`);
+    return r.messageId;
+  }
+
+  events(): ChatEvent[] {
+    return this.peer.messages.map((m: ReceivedMessage) => readChatEvent(m.contentType, m.body));
+  }
+
+  /** BYE (when answered), then close MSRP and the SIP socket. */
+  async hangup(): Promise<void> {
+    const d = this.dialog;
+    await this.peer.close();
+    await this.listener.close();
+    if (d) {
+      d.cseq++;
+      const bye = this.inDialog('BYE', d.cseq);
+      const hop = this.nextHop();
+      this.dialog = undefined;
+      await this.ua.request(bye, hop);
+    }
+    await this.ua.close();
+  }
+}
+
+// ---------------------------------------------------------------- cases
+
+t.test('policy B, three phones: all answer; the first to type keeps the session, the others get BYE with the Reason', async (t) => {
+  const hs = [await handset('bea', 1), await handset('bea', 2), await handset('bea', 3)];
+  const caller = await chatCaller('bea');
+  const ss = await Promise.all(hs.map(sessionOf));
+  t.equal(ss.length, 3, 'all three phones answered and connected');
+
+  await caller.session.send('hello bea');
+  await eventually(() => hs.every((h) => texts(eventsOf(h)).includes('hello bea')), 'the first message at all three phones');
+  t.pass("the caller's first message reached all three phones");
+
+  // phone 2 types first (ChatSession.send: isComposing, then the message)
+  const [h1, h2, h3] = hs as [Handset, Handset, Handset];
+  await ss[1]!.send('bea here, on phone 2');
+  await eventually(() => texts(caller.session.events).includes('bea here, on phone 2'), "phone 2's reply at the caller");
+  t.pass("the chosen phone's reply reached the caller");
+  await eventually(() => byes(h1).length > 0 && byes(h3).length > 0, 'phones 1 and 3 got BYE');
+  for (const [name, h] of [['phone 1', h1], ['phone 3', h3]] as const) {
+    t.equal(byes(h).length, 1, `${name}: one BYE`);
+    t.same(hdrs(byes(h)[0]!, 'reason'), [ELSEWHERE], `${name}: exactly Reason: ${ELSEWHERE}`);
+  }
+  t.equal(byes(h2).length, 0, 'phone 2 keeps the session');
+
+  await caller.session.send('only phone 2 now');
+  await eventually(() => texts(eventsOf(h2)).includes('only phone 2 now'), 'the next message at phone 2');
+  t.notOk(texts(eventsOf(h1)).includes('only phone 2 now'), 'not at phone 1');
+  t.notOk(texts(eventsOf(h3)).includes('only phone 2 now'), 'not at phone 3');
+  await ss[1]!.send('still here');
+  await eventually(() => texts(caller.session.events).includes('still here'), "phone 2's next message at the caller");
+
+  await hangUp(caller, [h2]);
+  t.same(hdrs(byes(h2)[0]!, 'reason'), [], "phone 2's BYE (the caller hung up) has no Reason");
+  await settled(t);
+});
+
+t.test('direct delivery, policy C: a phone\'s message reaches the caller unmarked and the other phone marked sent, not itself', async (t) => {
+  const [h1, h2] = [await handset('dee', 1), await handset('dee', 2)];
+  const caller = await chatCaller('dee');
+  const [s1, s2] = await Promise.all([sessionOf(h1), sessionOf(h2)]);
+
+  await s1.send('from phone 1');
+  await eventually(() => texts(caller.session.events).includes('from phone 1'), 'at the caller');
+  await eventually(() => texts(s2.events).includes('from phone 1'), 'at phone 2');
+  const atCaller = chats(caller.session.events).filter((e) => e.text === 'from phone 1');
+  const atPhone2 = chats(s2.events).filter((e) => e.text === 'from phone 1');
+  t.equal(atCaller.length, 1, 'once at the caller');
+  t.equal(atCaller[0]?.direction, undefined, 'unmarked at the caller');
+  t.equal(atPhone2.length, 1, 'once at phone 2');
+  t.equal(atPhone2[0]?.direction, 'sent', 'Message-Direction: sent in the CPIM headers at phone 2');
+  // the relay writes to phone 1 in order: once the caller's next message is there, any
+  // copy of phone 1's own message would have been too
+  await caller.session.send('barrier');
+  await eventually(() => texts(s1.events).includes('barrier'), "the caller's next message at phone 1");
+  t.notOk(texts(s1.events).includes('from phone 1'), 'phone 1 does not get its own message back');
+  t.ok(chats(s1.events).every((e) => e.direction === undefined), "phone 1's messages from the caller are unmarked");
+
+  await hangUp(caller, [h1, h2]);
+  await settled(t);
+});
+
+t.test('REPORTs: one success REPORT for a message two phones took; REPORTs for copies marked sent never reach the sender', async (t) => {
+  const [h1, h2] = [await handset('rex', 1), await handset('rex', 2)];
+  const caller = await RawCaller.place({ to: 'rex', setup: 'active' });
+  t.equal(caller.final?.status, 200, 'answered');
+  const [s1, s2] = await Promise.all([sessionOf(h1), sessionOf(h2)]);
+  const imdns = (): number => caller.events().filter((e) => e.kind === 'imdn').length;
+
+  // a message from the caller to both phones: each phone's peer sends a success REPORT
+  // (RFC 4975 §7.1.2), then its delivery notification; both notifications at the caller
+  // mean both REPORTs went through the relay first (one connection each, in order)
+  const id = await caller.send('report please', 'sip:alice@example.net', 'sip:rex@example.net');
+  await eventually(() => texts(s1.events).includes('report please') && texts(s2.events).includes('report please'), 'at both phones');
+  await eventually(() => imdns() >= 2, 'both delivery notifications at the caller');
+  const reports = caller.peer.reports.filter((r) => r.messageId === id);
+  t.equal(reports.length, 1, 'exactly one success REPORT at the caller');
+  t.equal(reports[0]?.status?.code, 200, 'a success REPORT');
+  t.equal(reports[0]?.byteRange?.replace(/^1-(\d+)\/\1$/, 'whole'), 'whole', 'for the whole message');
+
+  // the served user's own message mirrored by the originating side (CPIM From = rex):
+  // both phones get it marked sent; their REPORTs for those copies are absorbed
+  const mirrored = await caller.send('sent from my other client', 'sip:rex@example.net', 'sip:alice@example.net');
+  await eventually(() => [s1, s2].every((s) => chats(s.events).some((e) => e.text === 'sent from my other client' && e.direction === 'sent')), 'the marked copies at both phones');
+  await eventually(() => imdns() >= 4, "the phones' notifications for the copies at the caller");
+  t.equal(caller.peer.reports.filter((r) => r.messageId === mirrored).length, 0, 'no REPORT for the copies marked sent');
+
+  // a phone's message with Success-Report: yes: the caller's REPORT reaches phone 1, phone
+  // 2's REPORT for its marked copy does not
+  const p1 = peerOf(s1);
+  const before = imdns();
+  const m = chatMessage({ from: 'sip:rex@example.net', to: 'sip:alice@example.net', text: 'from rex, phone 1' });
+  const sent = await p1.sendMessage(m.body, { contentType: 'message/cpim', successReport: true });
+  await eventually(() => chats(s2.events).some((e) => e.text === 'from rex, phone 1' && e.direction === 'sent'), 'the marked copy at phone 2');
+  await eventually(() => p1.reports.some((r) => r.messageId === sent.messageId), "the caller's REPORT at phone 1");
+  // phone 2's REPORT went to the relay before its notification, which the caller gets
+  await eventually(() => imdns() > before, "phone 2's notification for the copy at the caller");
+  await caller.send('barrier', 'sip:alice@example.net', 'sip:rex@example.net');
+  await eventually(() => texts(s1.events).includes('barrier'), 'the next message at phone 1');
+  t.equal(p1.reports.filter((r) => r.messageId === sent.messageId).length, 1, 'phone 1 gets one REPORT: the caller\'s');
+
+  await hangUp(caller, [h1, h2]);
+  await settled(t);
+});
+
+t.test('a passive offer: the relay answers active, dials the caller, messages both ways', async (t) => {
+  const h = await handset('pat', 1);
+  const caller = await chatCaller('pat', 'passive');
+  t.equal(readChatSdp(caller.final?.body ?? '').setup, 'active', 'a=setup:active in our 200 (RFC 4145 §4.1)');
+  const s = await sessionOf(h);
+  await caller.session.send('hello pat');
+  await eventually(() => texts(s.events).includes('hello pat'), 'at the phone');
+  await s.send('hello alice');
+  await eventually(() => texts(caller.session.events).includes('hello alice'), 'at the caller');
+  t.pass('messages both ways');
+  await hangUp(caller, [h]);
+  await settled(t);
+});
+
+t.test('CEMA: a passive caller whose a=path is unreachable is reached at its c=/m=', async (t) => {
+  const h = await handset('cem', 1);
+  const caller = await RawCaller.place({ to: 'cem', setup: 'passive', cema: true });
+  t.equal(caller.final?.status, 200, 'answered');
+  t.match(caller.final?.body ?? '', /\r\na=msrp-cema\r\n/, 'the relay declares CEMA in its answer');
+  await caller.peer.until(() => caller.peer.requests.length > 0);
+  t.equal(getHeader(caller.peer.requests[0]!, 'To-Path'), caller.path, "the relay's frames are addressed to the a=path");
+  const s = await sessionOf(h);
+  await caller.send('hello cem', 'sip:alice@example.net', 'sip:cem@example.net');
+  await eventually(() => texts(s.events).includes('hello cem'), 'at the phone');
+  await s.send('hello alice');
+  await eventually(() => texts(caller.events()).includes('hello alice'), 'at the caller');
+  t.pass('messages both ways');
+  await hangUp(caller, [h]);
+  await settled(t);
+});
+
+t.test('policy A, two phones: the first to answer stays, the other is cancelled or gets BYE; chat flows', async (t) => {
+  const h1 = await handset('ann', 1);
+  const h2 = await handset('ann', 2, { kind: 'after', ms: 1000 });
+  const caller = await chatCaller('ann');
+  const s1 = await sessionOf(h1);
+  await eventually(() => h2.requests.some((r) => r.method === 'BYE') || h2.phone.lines.some((l) => l.startsWith('<< CANCEL')), 'phone 2 cancelled or sent away');
+  const bye2 = byes(h2);
+  if (bye2.length > 0) t.same(hdrs(bye2[0]!, 'reason'), [ELSEWHERE], `phone 2's BYE has exactly Reason: ${ELSEWHERE}`);
+  else t.pass('phone 2 was cancelled while ringing');
+  t.equal(byes(h1).length, 0, 'phone 1 stays');
+  await caller.session.send('hello ann');
+  await eventually(() => texts(s1.events).includes('hello ann'), 'at phone 1');
+  await s1.send('hi alice');
+  await eventually(() => texts(caller.session.events).includes('hi alice'), 'at the caller');
+  t.notOk(texts(eventsOf(h2)).includes('hello ann'), 'not at phone 2');
+  await hangUp(caller, [h1]);
+  await settled(t);
+});
