@@ -92,8 +92,9 @@ class UdpCaller {
     return c;
   }
 
-  send(text: string): void {
-    this.sock.send(text, sip, '127.0.0.1');
+  /** Resolves once the datagram left (a close() right after a send would drop it). */
+  send(text: string): Promise<void> {
+    return new Promise((resolve, reject) => this.sock.send(text, sip, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
   }
 
   /** The chat INVITE (its text is kept: send it again for a retransmission). */
@@ -133,13 +134,28 @@ class UdpCaller {
       `${status} to ${method}`,
       20,
     );
-    if (method === 'INVITE' && status === 200 && this.dialog === null) {
-      const rr = (r.headers.get('record-route') ?? []).flatMap((v) => v.split(/,(?=\s*<)/)).map((s) => s.trim());
-      const target = /<([^>]+)>/.exec(r.header('contact') ?? '')?.[1];
-      if (!target) throw new Error('200 without Contact');
-      this.dialog = { to: r.header('to')!, target, routes: rr.reverse() };
-    }
+    if (method === 'INVITE' && status === 200 && this.dialog === null) this.learn(r);
     return r;
+  }
+
+  /** The dialog a 2xx or a 18x with a To-tag makes (RFC 3261 §12.1.2). */
+  learn(r: SipResponse): void {
+    const rr = (r.headers.get('record-route') ?? []).flatMap((v) => v.split(/,(?=\s*<)/)).map((s) => s.trim());
+    const target = /<([^>]+)>/.exec(r.header('contact') ?? '')?.[1];
+    if (!target) throw new Error(`${r.status} without Contact`);
+    this.dialog = { to: r.header('to')!, target, routes: rr.reverse() };
+  }
+
+  /** The ACK of a non-2xx final: hop by hop, the INVITE's branch (RFC 3261 §17.1.1.3). */
+  ackNon2xx(r: SipResponse): Promise<void> {
+    return this.send(sipMessage(`ACK sip:${this.to}@example.net SIP/2.0`, [
+      `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=${this.branch};rport`,
+      'Max-Forwards: 70',
+      `From: <sip:alice@example.net>;tag=${this.fromTag}`,
+      `To: ${r.header('to') ?? ''}`,
+      `Call-ID: ${this.callId}`,
+      'CSeq: 1 ACK',
+    ]));
   }
 
   /** An in-dialog request along the route set (ACK keeps the INVITE's CSeq number). */
@@ -159,10 +175,10 @@ class UdpCaller {
   }
 
   /** Answer a request it received with `status` (RFC 3261 §8.2.6). */
-  answer(req: string, status = 200): void {
+  answer(req: string, status = 200): Promise<void> {
     const head = req.split('\r\n\r\n')[0] ?? '';
     const keep = head.split('\r\n').filter((l) => /^(Via|v|From|f|To|t|Call-ID|i|CSeq)\s*:/i.test(l));
-    this.send(sipMessage(`SIP/2.0 ${status} OK`, keep));
+    return this.send(sipMessage(`SIP/2.0 ${status} OK`, keep));
   }
 
   close(): void {
@@ -175,6 +191,7 @@ class UdpCaller {
 const BOB = await device('bob', { kind: 'answer' });
 const RITA1 = await device('rita', { kind: 'answer' });
 const RITA2 = await device('rita', { kind: 'answer' });
+const HANG = await device('hang', { kind: 'answer-bye', holdMs: 0 });
 
 t.test('1. a BYE that overtakes the ACK: every leg ends, nothing left', async (t) => {
   const b0 = reqs(BOB, 'BYE').length;
@@ -193,22 +210,22 @@ t.test('2a. the INVITE retransmitted (same branch): one call, one device INVITE'
     const before = await live();
     const i0 = BOB.invites().length;
     const inv = c.invite();
-    c.send(inv);
-    c.send(inv);
+    await c.send(inv);
+    await c.send(inv);
     await c.response('INVITE', 100).catch(() => null);
-    c.send(inv);
+    await c.send(inv);
     await c.response('INVITE', 200);
     // a retransmission after the 200 (its sender missed the 2xx) is absorbed as well
-    c.send(inv);
-    c.send(c.inDialog('ACK'));
+    await c.send(inv);
+    await c.send(c.inDialog('ACK'));
     const now = await live();
     t.equal(now.started - before.started, 1, 'one B2BUA call');
     t.equal(BOB.invites().length - i0, 1, 'one INVITE at the device');
     const bye = c.inDialog('BYE');
-    c.send(bye);
+    await c.send(bye);
     await c.response('BYE', 200);
     // 2b. the BYE retransmitted: answered again (or absorbed), nothing more happens
-    c.send(bye);
+    await c.send(bye);
     await until(async () => (reqs(BOB, 'BYE').length >= 1 ? true : undefined), 5000, 'the device got BYE');
     t.equal((await live()).started - before.started, 1, 'still one call');
   } finally {
@@ -223,16 +240,16 @@ t.test('2c. a merged request (same Call-ID and CSeq, new branch): no second call
     const before = await live();
     const i0 = BOB.invites().length;
     const inv = c.invite();
-    c.send(inv);
+    await c.send(inv);
     await c.response('INVITE', 200);
-    c.send(c.inDialog('ACK'));
+    await c.send(c.inDialog('ACK'));
     // the same INVITE on a new branch, as a forking proxy upstream would deliver it twice
-    c.send(inv.replace(c.branch, `z9hG4bK${token()}`));
+    await c.send(inv.replace(c.branch, `z9hG4bK${token()}`));
     const second = await until(async () => c.responses().find((x) => x.status >= 300 && /INVITE$/.test(x.header('cseq') ?? '')), 10_000, 'a final to the merged INVITE');
     t.equal(second.status, 482, 'the merged INVITE: 482 Loop Detected (RFC 3261 §8.2.2.2)');
     t.equal((await live()).started - before.started, 1, 'one B2BUA call');
     t.equal(BOB.invites().length - i0, 1, 'one INVITE at the device');
-    c.send(c.inDialog('BYE'));
+    await c.send(c.inDialog('BYE'));
     await c.response('BYE', 200);
   } finally {
     c.close();
@@ -244,29 +261,29 @@ t.test('2d. requests out of order: a CANCEL after the 200, an ACK twice, an ACK 
   const c = await UdpCaller.open('bob');
   try {
     const before = await live();
-    c.send(c.invite());
+    await c.send(c.invite());
     await c.response('INVITE', 200);
     // too late: the 200 went out (RFC 3261 §9.2); the call goes on
-    c.send(sipMessage(`CANCEL sip:bob@example.net SIP/2.0`, [
+    await c.send(sipMessage(`CANCEL sip:bob@example.net SIP/2.0`, [
       `Via: SIP/2.0/UDP 127.0.0.1:${c.port};branch=${c.branch};rport`,
       `From: <sip:alice@example.net>;tag=${c.fromTag}`, 'To: <sip:bob@example.net>', `Call-ID: ${c.callId}`, 'CSeq: 1 CANCEL', 'Max-Forwards: 70',
     ]));
     const ack = c.inDialog('ACK');
-    c.send(ack);
-    c.send(ack);
+    await c.send(ack);
+    await c.send(ack);
     // an ACK and a BYE of a dialog nobody has (a wrong To-tag), along the same routes
     const d = c.dialog!;
     const saved = d.to;
     d.to = `<sip:bob@example.net>;tag=${token(4)}`;
-    c.send(c.inDialog('ACK'));
-    c.send(c.inDialog('BYE'));
+    await c.send(c.inDialog('ACK'));
+    await c.send(c.inDialog('BYE'));
     const stray = await until(async () => c.responses().find((x) => x.status >= 300 && /BYE$/.test(x.header('cseq') ?? '')), 10_000, 'a final to the stray BYE');
     t.equal(stray.status, 481, 'the stray BYE: 481 (RFC 3261 §12.2.2)');
     d.to = saved;
     const l = await live();
     t.equal(l.started - before.started, 1, 'one B2BUA call');
     t.equal(l.calls, 1, 'the call is still up');
-    c.send(c.inDialog('BYE'));
+    await c.send(c.inDialog('BYE'));
     await c.response('BYE', 200);
   } finally {
     c.close();
@@ -278,12 +295,12 @@ t.test('2e. BYE and ACK sent back to back, the BYE first: the call ends on every
   const c = await UdpCaller.open('bob');
   const b0 = reqs(BOB, 'BYE').length;
   try {
-    c.send(c.invite());
+    await c.send(c.invite());
     await c.response('INVITE', 200);
     const bye = c.inDialog('BYE');
     const ack = c.inDialog('ACK');
-    c.send(bye);
-    c.send(ack);
+    await c.send(bye);
+    await c.send(ack);
     await c.response('BYE', 200);
     await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
     t.equal(c.requests('BYE').length, 0, 'no BYE to the caller');
@@ -316,14 +333,14 @@ t.test('3b. the caller never ACKs our 200: after 64*T1 the B2BUA BYEs both sides
   const c = await UdpCaller.open('bob');
   const b0 = reqs(BOB, 'BYE').length;
   try {
-    c.send(c.invite());
+    await c.send(c.invite());
     await c.response('INVITE', 200);
     const sent = Date.now();
     const bye = await until(async () => c.requests('BYE')[0], 64 * T1_MS + 10_000, 'the BYE to the caller', 20);
     const after = Date.now() - sent;
     t.ok(after >= 64 * T1_MS - 2 * T1_MS, `BYE after about 64*T1 (${after} ms)`);
     t.ok(c.responses().filter((x) => x.status === 200 && /INVITE$/.test(x.header('cseq') ?? '')).length > 1, 'the 200 was retransmitted meanwhile');
-    c.answer(bye);
+    await c.answer(bye);
     await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
   } finally {
     c.close();
@@ -335,10 +352,10 @@ t.test(`4. a caller that vanishes without a BYE: after maxSessionAgeS (${MAX_AGE
   const c = await UdpCaller.open('bob');
   const b0 = reqs(BOB, 'BYE').length;
   try {
-    c.send(c.invite());
+    await c.send(c.invite());
     await c.response('INVITE', 200);
     const start = Date.now();
-    c.send(c.inDialog('ACK'));
+    await c.send(c.inDialog('ACK'));
     // the caller says nothing more, and answers nothing
     await until(async () => c.requests('BYE')[0], MAX_AGE_S * 1000 + 5000, 'the BYE to the caller', 50);
     const after = Date.now() - start;
@@ -383,6 +400,32 @@ t.test('5. Session-Replaces in B2BUA mode reaches only the device connected in t
   t.match(gi, /Session-Replaces:/i, 'with Session-Replaces');
   const r = await first;
   t.equal(r.code, 0, `the first session ended normally ${r.errors}`);
+  await settled(t);
+});
+
+t.test('8. the device hangs up before the caller ACKed our 200: the BYE to the caller waits for the ACK (RFC 3261 §15.1.1)', async (t) => {
+  const c = await UdpCaller.open('hang');
+  const b0 = reqs(HANG, 'BYE').length;
+  const oks = (): number => c.responses().filter((x) => x.status === 200 && /INVITE$/.test(x.header('cseq') ?? '')).length;
+  try {
+    await c.send(c.invite());
+    await c.response('INVITE', 200);
+    // the device hangs up at once; once its BYE is answered the B2BUA knows
+    await until(
+      async () => (reqs(HANG, 'BYE').length > b0 && responsesIn(HANG.messages()).some((x) => /BYE$/.test(x.header('cseq') ?? '')) ? true : undefined),
+      5000,
+      "the device's BYE answered",
+    );
+    // then either our BYE comes (too early) or the 200 is sent once more (still waiting for the ACK)
+    const n = oks();
+    await until(async () => (c.requests('BYE').length > 0 || oks() > n ? true : undefined), 5000, 'a BYE or the 200 again');
+    t.equal(c.requests('BYE').length, 0, 'no BYE to the caller before its ACK');
+    await c.send(c.inDialog('ACK'));
+    const bye = await until(async () => c.requests('BYE')[0], 5000, 'the BYE to the caller after its ACK', 20);
+    await c.answer(bye);
+  } finally {
+    c.close();
+  }
   await settled(t);
 });
 

@@ -15,6 +15,10 @@
  *      v
  *   ended
  *
+ *   Caller side: invited --(final error)--> rejected;  invited --(our 2xx)--> up
+ *     up --(we end it, ACK seen)--> bye-sent --(BYE answered)--> gone;  up --(their BYE)--> gone
+ *     up --(we end it, no ACK yet)--> bye-held --(ACK, or 2xx given up)--> bye-sent  (RFC 3261 §15.1.1)
+ *
  *   Leg (one INVITE the B2BUA sent):
  *
  *   calling --(1xx)--> early --(2xx, media)--> up --(our BYE)--> releasing --(BYE answered)--> closed
@@ -26,8 +30,8 @@ import { chooseBestResponse } from '../../sip/response.js';
 
 export type CallStateName = 'offering' | 'answered' | 'confirmed' | 'ending' | 'ended';
 export type LegStateName = 'calling' | 'early' | 'cancelling' | 'up' | 'releasing' | 'closed';
-/** The originating side: no final yet, rejected, our 2xx sent, our BYE sent, over. */
-export type CallerSide = 'invited' | 'rejected' | 'up' | 'bye-sent' | 'gone';
+/** The originating side: no final yet, rejected, our 2xx sent, our BYE waiting for the ACK, our BYE sent, over. */
+export type CallerSide = 'invited' | 'rejected' | 'up' | 'bye-held' | 'bye-sent' | 'gone';
 /** CR 8.3.2.1.1: A first only, B first active, C all. */
 export type MultiDevicePolicy = 'A' | 'B' | 'C';
 export type LegId = string;
@@ -219,11 +223,17 @@ class Draft {
     if (this.caller === 'invited') {
       this.caller = 'rejected';
       this.effects.push({ kind: 'reject', status });
+    } else if (this.caller === 'up' && this.state === 'answered') {
+      // RFC 3261 §15.1.1: no BYE before the ACK of our 2xx (or its retransmission gave up)
+      this.caller = 'bye-held';
     } else if (this.caller === 'up') {
-      this.caller = 'bye-sent';
-      this.effects.push({ kind: 'bye-caller' });
+      this.byeCaller();
     }
     this.move('ending');
+  }
+  byeCaller(): void {
+    this.caller = 'bye-sent';
+    this.effects.push({ kind: 'bye-caller' });
   }
   result(): Step {
     const call: Call = {
@@ -351,9 +361,12 @@ export function step(call: Call, ev: CallEvent): Step {
     }
     case 'caller-ack':
       if (d.state === 'answered') d.move('confirmed');
+      else if (d.caller === 'bye-held') d.byeCaller();
       break;
     case 'caller-no-ack':
       if (d.state === 'answered') d.endAll(408);
+      // the server transaction is over without an ACK: the held BYE goes (RFC 3261 §15.1.1)
+      if (d.caller === 'bye-held') d.byeCaller();
       break;
     case 'max-age':
       d.endAll(408);
@@ -363,7 +376,7 @@ export function step(call: Call, ev: CallEvent): Step {
       if (d.state === 'offering') d.endAll(487);
       break;
     case 'caller-bye':
-      if (d.caller === 'up' || d.caller === 'bye-sent') d.caller = 'gone';
+      if (d.caller === 'up' || d.caller === 'bye-held' || d.caller === 'bye-sent') d.caller = 'gone';
       if (d.state === 'answered' || d.state === 'confirmed') {
         d.releaseAll(null);
         d.move('ending');
