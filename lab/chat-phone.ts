@@ -160,6 +160,16 @@ export class ChatSession extends EventEmitter<SessionEvents> {
     });
   }
 
+  /**
+   * Resolves once what was handed to send() has left and every message sent has its
+   * delivery notification, or after `timeoutMs` (before a BYE: RFC 5438 §7.2.1.1 notes
+   * come over the session).
+   */
+  async settle(timeoutMs = 5000): Promise<void> {
+    await this.queue;
+    await Promise.all(this.sent.map((id) => this.waitFor((e) => e.kind === 'imdn' && e.messageId === id, 0, timeoutMs))).catch(() => undefined);
+  }
+
   /** The first event at or after `from` that matches, as soon as it is there. */
   waitFor(match: (e: ChatEvent) => boolean, from = 0, timeoutMs = 10_000): Promise<{ event: ChatEvent; index: number }> {
     const i = this.events.findIndex((e, k) => k >= from && match(e));

@@ -81,5 +81,6 @@ if (script) {
   console.log('type a line to send it; end of input (Ctrl-D) or Ctrl-C hangs up');
   const rl = createInterface({ input: process.stdin });
   rl.on('line', (line) => void caller.session.send(line).catch((err: unknown) => console.log(`send failed: ${err instanceof Error ? err.message : String(err)}`)));
-  rl.on('close', () => void end(0));
+  // end of input: the last lines out and their delivery notifications in, then BYE
+  rl.on('close', () => void caller.session.settle(timeoutMs).then(() => end(0)));
 }
