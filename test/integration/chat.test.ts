@@ -11,9 +11,12 @@ import { join } from 'node:path';
 import { Lab, ROOT, runDir } from '../../lab/lab.js';
 import { Proc } from '../../lab/proc.js';
 import { LAB_POLICY } from '../../lab/xdm.js';
+import { ChatSession } from '../../lab/chat-phone.js';
+import { answerSetup, chatSdp, offererRole, parseScript, readChatSdp } from '../../lab/chat.js';
+import { RelayControlClient } from '../../media/relay/control-client.js';
 
 const dir = runDir('it-chat');
-const lab = await Lab.start({ dir, policy: LAB_POLICY });
+const lab = await Lab.start({ dir, policy: LAB_POLICY, relay: true });
 const procs: Proc[] = [];
 t.teardown(async () => {
   await Promise.all(procs.map((p) => p.stop(2000)));
@@ -117,4 +120,59 @@ t.test('alice chats with bob: fork, CANCEL, messages both ways, delivery notific
   t.not(instance(b1), instance(b2), 'two instances');
   const devices = await lab.service.getJson('/users/bob/devices');
   t.same((devices.body as { devices: unknown[] }).devices, [], 'both phones unregistered');
+});
+
+t.test("B2BUA mode's media: the same sessions through the relay, SDP from its offer and answer", async (t) => {
+  // what the B2BUA will do with the phones' and the caller's SDP (docs/media-control.md):
+  // the relay offers the phones a=setup:passive and answers the caller passive
+  const relay = lab.relay;
+  if (!relay) throw new Error('the lab started no relay');
+  const ctl = await RelayControlClient.connect('127.0.0.1', relay.controlPort);
+  const said: string[] = [];
+  const alice = await ChatSession.listen('sip:alice@example.net', (l) => said.push(`alice ${l}`));
+  const bob = await ChatSession.listen('sip:bob@example.net', (l) => said.push(`bob ${l}`));
+  try {
+    const offer = await ctl.offer({ 'call-id': 'relay-chat-1', sdp: chatSdp({ path: alice.path, setup: 'actpass' }), 'served-user': 'sip:bob@example.net' });
+    if (offer.result !== 'ok') throw new Error(`offer: ${JSON.stringify(offer)}`);
+    const toBob = readChatSdp(offer['device-sdp']);
+    const bobRole = answerSetup(toBob.setup);
+    t.equal(bobRole, 'active', "the phone answers the relay's passive offer active");
+    const answer = await ctl.answer({ 'call-id': 'relay-chat-1', leg: 'bob-1', sdp: chatSdp({ path: bob.path, setup: bobRole }) });
+    t.equal(answer.result, 'ok', "the relay takes the phone's answer");
+    const toAlice = readChatSdp(offer.sdp);
+    const aliceRole = offererRole('actpass', toAlice.setup);
+    t.equal(aliceRole, 'active', 'the caller connects to the relay');
+    await Promise.all([bob.start(bobRole, toBob, 'sip:alice@example.net'), alice.start(aliceRole, toAlice, 'sip:bob@example.net')]);
+    await Promise.all([alice.run(parseScript('send hello via the relay\nwait imdn\nwait message hi back')), bob.run(parseScript('wait message hello via the relay\nsend hi back\nwait imdn'))]);
+    const hello = alice.sent[0] ?? '?';
+    const hi = bob.sent[0] ?? '?';
+    t.same(
+      said.filter((l) => l.startsWith('alice')),
+      [
+        'alice msrp connected (active) with sip:bob@example.net',
+        `alice >> hello via the relay (imdn ${hello})`,
+        `alice << imdn delivery:delivered ${hello} from sip:bob@example.net`,
+        'alice << sip:bob@example.net is composing',
+        'alice << sip:bob@example.net: hi back',
+        `alice >> imdn delivered ${hi}`,
+      ],
+      'alice printed',
+    );
+    t.same(
+      said.filter((l) => l.startsWith('bob')),
+      [
+        'bob msrp connected (active) with sip:alice@example.net',
+        'bob << sip:alice@example.net is composing',
+        'bob << sip:alice@example.net: hello via the relay',
+        `bob >> imdn delivered ${hello}`,
+        `bob >> hi back (imdn ${hi})`,
+        `bob << imdn delivery:delivered ${hi} from sip:alice@example.net`,
+      ],
+      'bob printed',
+    );
+  } finally {
+    await Promise.all([alice.close(), bob.close()]);
+    await ctl.delete({ 'call-id': 'relay-chat-1' }).catch(() => undefined);
+    await ctl.close();
+  }
 });
