@@ -160,6 +160,13 @@ export class B2bua implements TransactionUser {
     const id = incomingDialogId(req);
     const owner = id === null ? undefined : this.#byDialog.get(id);
     if (!owner) {
+      const early = req.method === 'BYE' ? this.#earlyCall(req) : undefined;
+      if (early) {
+        // the caller ends the early dialog of our 18x (RFC 3261 §15.1.2): 200, then 487 to its INVITE
+        tx.respond(responseTo(req, 200));
+        this.#feed(early, { kind: 'caller-bye' });
+        return;
+      }
       tx.respond(responseTo(req, 481));
       return;
     }
@@ -214,6 +221,13 @@ export class B2bua implements TransactionUser {
     const calls = [...this.#calls.values()];
     for (const c of calls) this.#feed(c, { kind: 'max-age' });
     await Promise.all(calls.map((c) => c.queue));
+  }
+
+  /** The call whose early dialog (our 18x's To-tag, no final yet) the caller's request names. */
+  #earlyCall(req: SipRequest): CallRecord | undefined {
+    const call = this.#calls.get(req.get('Call-ID') ?? '');
+    if (!call || call.tx.final !== null || tagOf(req.get('To')) !== call.tx.toTag) return undefined;
+    return tagOf(req.get('From')) === tagOf(call.invite.get('From')) ? call : undefined;
   }
 
   // ---- a new call ----

@@ -1,9 +1,11 @@
 /**
  * On real Kamailio, the PF in B2BUA mode (CR 8.3.2.1 step 8) under bad input and odd
  * timing: a BYE that overtakes the ACK, retransmitted and reordered requests, a 200 that
- * is never ACKed (RFC 3261 §13.3.1.4), a caller that vanishes (b2bua.maxSessionAgeS),
- * Session-Replaces (the B2BUA's own sessions), garbage on the B2BUA's SIP port and the
- * relay gone (its 503 reaches the caller as 503: pf.cfg PF_B2BUA_FAILURE).
+ * is never ACKed (RFC 3261 §13.3.1.4), a device that hangs up before the caller's ACK
+ * (§15.1.1), a caller that BYEs our 180's early dialog (§15.1.2), a caller that vanishes
+ * (b2bua.maxSessionAgeS), Session-Replaces (the B2BUA's own sessions), garbage on the
+ * B2BUA's SIP port and the relay gone (its 503 reaches the caller as 503: pf.cfg
+ * PF_B2BUA_FAILURE).
  * Short timers: T1 = 100 ms (64*T1 = 6.4 s), maximum session age 10 s.
  * After each case the B2BUA's calls and the relay's sessions are back to zero.
  */
@@ -192,6 +194,7 @@ const BOB = await device('bob', { kind: 'answer' });
 const RITA1 = await device('rita', { kind: 'answer' });
 const RITA2 = await device('rita', { kind: 'answer' });
 const HANG = await device('hang', { kind: 'answer-bye', holdMs: 0 });
+const RING = await device('rick', { kind: 'ring' });
 
 t.test('1. a BYE that overtakes the ACK: every leg ends, nothing left', async (t) => {
   const b0 = reqs(BOB, 'BYE').length;
@@ -423,6 +426,24 @@ t.test('8. the device hangs up before the caller ACKed our 200: the BYE to the c
     await c.send(c.inDialog('ACK'));
     const bye = await until(async () => c.requests('BYE')[0], 5000, 'the BYE to the caller after its ACK', 20);
     await c.answer(bye);
+  } finally {
+    c.close();
+  }
+  await settled(t);
+});
+
+t.test('9. the caller BYEs the early dialog of our 180: 200, 487 to the INVITE, the device cancelled (RFC 3261 §15.1.2)', async (t) => {
+  const c = await UdpCaller.open('rick');
+  const c0 = reqs(RING, 'CANCEL').length;
+  try {
+    await c.send(c.invite());
+    c.learn(await c.response('INVITE', 180));
+    await c.send(c.inDialog('BYE'));
+    const r = await until(async () => c.responses().find((x) => x.status >= 200 && /BYE$/.test(x.header('cseq') ?? '')), 5000, 'a final to the BYE', 20);
+    t.equal(r.status, 200, 'the BYE: 200');
+    const fin = await c.response('INVITE', 487);
+    await c.ackNon2xx(fin);
+    await until(async () => (reqs(RING, 'CANCEL').length > c0 ? true : undefined), 5000, 'the device got CANCEL');
   } finally {
     c.close();
   }

@@ -8,7 +8,7 @@
  *
  *   offering --(a leg answered with media: our 200)--> answered --(caller's ACK)--> confirmed
  *      |                                                  |                           |
- *      | (CANCEL; every leg failed: a final)              | (BYE either way, no ACK,  |
+ *      | (CANCEL, early BYE; every leg failed: a final)   | (BYE either way, no ACK,  |
  *      v                                                  v  no leg left, max age)    v
  *   ending <----------------------------------------------+---------------------------+
  *      |  (every leg closed, and the caller's side rejected or its BYE done)
@@ -380,6 +380,9 @@ export function step(call: Call, ev: CallEvent): Step {
       if (d.state === 'answered' || d.state === 'confirmed') {
         d.releaseAll(null);
         d.move('ending');
+      } else if (d.state === 'offering') {
+        // a BYE of the early dialog of our 18x (RFC 3261 §15.1.2): 487 to the INVITE
+        d.endAll(487);
       }
       break;
     case 'caller-bye-done':

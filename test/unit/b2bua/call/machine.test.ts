@@ -288,6 +288,20 @@ const cases: readonly Case[] = [
     state: 'ended',
   },
   {
+    name: 'the caller BYEs the early dialog of our 180: the legs cancelled, 487 to the INVITE (RFC 3261 §15.1.2)',
+    settings: settings('C'),
+    events: [start([dev(1), dev(2)]), { kind: 'leg-provisional', leg: 'L1', status: 180 }, { kind: 'caller-bye' }],
+    last: [{ kind: 'cancel', leg: 'L1' }, { kind: 'cancel', leg: 'L2' }, { kind: 'reject', status: 487 }],
+    state: 'ending',
+  },
+  {
+    name: '... and the session ends with the legs\' finals',
+    settings: settings('C'),
+    events: [start([dev(1), dev(2)]), { kind: 'leg-provisional', leg: 'L1', status: 180 }, { kind: 'caller-bye' }, fail('L1', 487), fail('L2', 487)],
+    last: [{ kind: 'relay-delete' }],
+    state: 'ended',
+  },
+  {
     name: 'one of two devices hangs up: the session goes on',
     settings: settings('C'),
     events: [start([dev(1), dev(2)]), ok('L1'), ok('L2'), { kind: 'leg-bye', leg: 'L1' }],
