@@ -19,7 +19,7 @@ import { token } from '../../lab/sip.js';
 import { sipMessage } from '../../lab/sip-fixtures.js';
 import { SipUa, hdr, hdrs, hostPort, uriOf, type Dest, type SipMsg } from '../../lab/sip-ua.js';
 import { ChatCaller, ChatSession, Phone, instanceFor } from '../../lab/chat-phone.js';
-import { chatMessage, readChatEvent, readChatSdp, ACCEPT_TYPES, ACCEPT_WRAPPED_TYPES, type ChatEvent } from '../../lab/chat.js';
+import { chatMessage, isComposing, readChatEvent, readChatSdp, ACCEPT_TYPES, ACCEPT_WRAPPED_TYPES, type ChatEvent } from '../../lab/chat.js';
 import { MsrpPeer, type ReceivedMessage } from '../../media/client/peer.js';
 import { getHeader } from '../../media/msrp/headers.js';
 import { RelayControlClient } from '../../media/relay/control-client.js';
@@ -32,13 +32,22 @@ const dir = runDir('it-b2bua-media');
 const lab = await Lab.start({
   dir,
   mode: 'b2bua',
-  b2bua: { multiDevice: 'C', multiDeviceByUser: { 'sip:bea@example.net': 'B', 'sip:ann@example.net': 'A' }, directDelivery: true },
+  b2bua: { multiDevice: 'C', multiDeviceByUser: {
+      'sip:bea@example.net': 'B', 'sip:bee@example.net': 'B', 'sip:bev@example.net': 'B', 'sip:ann@example.net': 'A', 'sip:amy@example.net': 'A',
+    }, directDelivery: true },
 });
 const relay = await RelayControlClient.connect('127.0.0.1', lab.relay!.controlPort);
 const phones: Phone[] = [];
-const callers: Array<{ hangup: () => Promise<void> }> = [];
+/** Callers not hung up yet; a case that fails half way leaves its call to afterEach, not to the next case. */
+const callers = new Set<{ hangup: () => Promise<void> }>();
+const hangUpLeftovers = async (): Promise<void> => {
+  const left = [...callers];
+  callers.clear();
+  await Promise.all(left.map((c) => c.hangup().catch(() => undefined)));
+};
+t.afterEach(hangUpLeftovers);
 t.teardown(async () => {
-  await Promise.all(callers.map((c) => c.hangup().catch(() => undefined)));
+  await hangUpLeftovers();
   await Promise.all(phones.map((p) => p.stop()));
   await relay.close();
   await lab.stop();
@@ -64,6 +73,8 @@ async function handset(user: string, n: number, answer: Phone['o']['answer'] = {
 }
 
 const byes = (h: Handset): SipMsg[] => h.requests.filter((r) => r.method === 'BYE');
+/** The Reason header lines of a request as they are on the wire. */
+const reasonLines = (m: SipMsg): string[] => m.raw.split('\r\n').filter((l) => /^reason\s*:/i.test(l));
 const chats = (events: readonly ChatEvent[]): Array<Extract<ChatEvent, { kind: 'chat' }>> =>
   events.filter((e): e is Extract<ChatEvent, { kind: 'chat' }> => e.kind === 'chat');
 const texts = (events: readonly ChatEvent[]): string[] => chats(events).map((e) => e.text);
@@ -109,13 +120,14 @@ async function settled(t: Test): Promise<void> {
 /** The caller hangs up; every phone still in the call gets its BYE. */
 async function hangUp(caller: { hangup: () => Promise<void> }, stay: readonly Handset[]): Promise<void> {
   const before = stay.map((h) => byes(h).length);
+  callers.delete(caller);
   await caller.hangup();
   await eventually(() => stay.every((h, i) => byes(h).length > before[i]!), 'the phones still in the call got BYE');
 }
 
 async function chatCaller(to: string, setup?: 'active' | 'passive' | 'actpass'): Promise<ChatCaller> {
   const c = await ChatCaller.place({ sipPort: sip, from: 'alice', to, out: () => undefined, ...(setup ? { setup } : {}) });
-  callers.push(c);
+  callers.add(c);
   if (c.state !== 'confirmed') throw new Error(`call to ${to}: ${c.final?.status ?? '?'} ${c.final?.reason ?? ''}`);
   return c;
 }
@@ -164,7 +176,7 @@ class RawCaller {
     // what we send carries the a=path of our SDP, the URI the relay knows us by
     listener.localUri = path;
     const c = new RawCaller(ua, listener, path);
-    callers.push(c);
+    callers.add(c);
     const sdp = [
       'v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0',
       `m=message ${port} TCP/MSRP *`, `a=path:${path}`,
@@ -259,17 +271,32 @@ t.test('policy B, three phones: all answer; the first to type keeps the session,
   await eventually(() => hs.every((h) => texts(eventsOf(h)).includes('hello bea')), 'the first message at all three phones');
   t.pass("the caller's first message reached all three phones");
 
-  // phone 2 types first (ChatSession.send: isComposing, then the message)
+  // each phone answered the message's delivery notification request: a notification is
+  // no activity (docs/media-relay.md "Multi-device policies"), so nobody is chosen yet
+  await eventually(() => caller.session.events.filter((e) => e.kind === 'imdn').length === 3, 'three delivery notifications at the caller');
   const [h1, h2, h3] = hs as [Handset, Handset, Handset];
+  t.same(hs.map((h) => byes(h).length), [0, 0, 0], 'no phone sent away by a delivery notification');
+
+  // phone 2 starts typing (a bare isComposing in CPIM, RFC 3994): it is the first active
+  await peerOf(ss[1]!).sendMessage(isComposing({ from: 'sip:bea@example.net', to: 'sip:alice@example.net', state: 'active' }), { contentType: 'message/cpim' });
+  await eventually(() => caller.session.events.some((e) => e.kind === 'composing'), "phone 2's isComposing at the caller");
+  await eventually(() => byes(h1).length > 0 && byes(h3).length > 0, 'phones 1 and 3 got BYE');
   await ss[1]!.send('bea here, on phone 2');
   await eventually(() => texts(caller.session.events).includes('bea here, on phone 2'), "phone 2's reply at the caller");
   t.pass("the chosen phone's reply reached the caller");
-  await eventually(() => byes(h1).length > 0 && byes(h3).length > 0, 'phones 1 and 3 got BYE');
   for (const [name, h] of [['phone 1', h1], ['phone 3', h3]] as const) {
     t.equal(byes(h).length, 1, `${name}: one BYE`);
-    t.same(hdrs(byes(h)[0]!, 'reason'), [ELSEWHERE], `${name}: exactly Reason: ${ELSEWHERE}`);
+    t.same(reasonLines(byes(h)[0]!), [`Reason: ${ELSEWHERE}`], `${name}: exactly Reason: ${ELSEWHERE}`);
   }
   t.equal(byes(h2).length, 0, 'phone 2 keeps the session');
+  // the relay's view: one device leg left, the first active one
+  const callId = hdr(caller.final!, 'call-id') ?? '';
+  const q = await until(async () => {
+    const r = await relay.query({ 'call-id': callId });
+    return r.result === 'ok' && r.legs.filter((l) => l.role === 'device' && l.state !== 'closed').length === 1 ? r : undefined;
+  }, 10_000, 'one device leg left at the relay');
+  const left = q.result === 'ok' ? q.legs.find((l) => l.role === 'device' && l.state !== 'closed') : undefined;
+  t.equal(left?.leg, q.result === 'ok' ? q['first-active'] : '?', "the device leg left is the relay's first active one");
 
   await caller.session.send('only phone 2 now');
   await eventually(() => texts(eventsOf(h2)).includes('only phone 2 now'), 'the next message at phone 2');
@@ -279,7 +306,45 @@ t.test('policy B, three phones: all answer; the first to type keeps the session,
   await eventually(() => texts(caller.session.events).includes('still here'), "phone 2's next message at the caller");
 
   await hangUp(caller, [h2]);
-  t.same(hdrs(byes(h2)[0]!, 'reason'), [], "phone 2's BYE (the caller hung up) has no Reason");
+  t.same(reasonLines(byes(h2)[0]!), [], "phone 2's BYE (the caller hung up) has no Reason");
+  await settled(t);
+});
+
+t.test('policy B: a chat message without isComposing chooses; a ringing phone is cancelled; the chosen phone hangs up, the caller gets BYE', async (t) => {
+  const [h1, h2] = [await handset('bee', 1), await handset('bee', 2)];
+  const h3 = await handset('bee', 3, { kind: 'manual' });
+  const caller = await chatCaller('bee');
+  const [s1] = await Promise.all([sessionOf(h1), sessionOf(h2)]);
+  t.equal(h3.phone.calls.size, 1, 'phone 3 rings');
+
+  // phone 1's first frame with a body is a chat message (CPIM text/plain), no isComposing
+  const m = chatMessage({ from: 'sip:bee@example.net', to: 'sip:alice@example.net', text: 'straight to the point' });
+  await peerOf(s1!).sendMessage(m.body, { contentType: 'message/cpim' });
+  await eventually(() => texts(caller.session.events).includes('straight to the point'), 'at the caller');
+  await eventually(() => byes(h2).length > 0, 'phone 2 got BYE');
+  t.same(reasonLines(byes(h2)[0]!), [`Reason: ${ELSEWHERE}`], `phone 2: exactly Reason: ${ELSEWHERE}`);
+  await eventually(() => h3.phone.lines.some((l) => l.startsWith('<< CANCEL')), 'phone 3 got CANCEL');
+  t.equal(byes(h1).length, 0, 'phone 1 keeps the session');
+
+  const ended = new Promise<void>((resolve) => caller.once('ended', resolve));
+  await h1.phone.hangup([...h1.phone.calls.keys()][0]!);
+  await ended;
+  t.equal(caller.state, 'ended', 'the last device gone: the caller got BYE');
+  await settled(t);
+});
+
+t.test('policy B: a phone hangs up before anyone is active; the caller hangs up before anyone is: no "completed elsewhere"', async (t) => {
+  const hs = [await handset('bev', 1), await handset('bev', 2), await handset('bev', 3)];
+  const [h1, h2, h3] = hs as [Handset, Handset, Handset];
+  const caller = await chatCaller('bev');
+  const ss = await Promise.all(hs.map(sessionOf));
+  await h3.phone.hangup([...h3.phone.calls.keys()][0]!);
+  t.equal(caller.state, 'confirmed', 'the caller stays while two phones are left');
+  await caller.session.send('anyone?');
+  await eventually(() => [ss[0]!, ss[1]!].every((s) => texts(s.events).includes('anyone?')), 'at phones 1 and 2');
+  await hangUp(caller, [h1, h2]);
+  for (const h of [h1, h2]) t.same(reasonLines(byes(h)[0]!), [], `${h.phone.o.instance}: a plain BYE`);
+  t.equal(byes(h3).length, 0, 'no BYE for the phone that left');
   await settled(t);
 });
 
@@ -304,6 +369,15 @@ t.test('direct delivery, policy C: a phone\'s message reaches the caller unmarke
   t.notOk(texts(s1.events).includes('from phone 1'), 'phone 1 does not get its own message back');
   t.ok(chats(s1.events).every((e) => e.direction === undefined), "phone 1's messages from the caller are unmarked");
 
+  // a long one in 1000-byte chunks: the mark shifts every chunk's Byte-Range at phone 2
+  // (docs/media-relay.md "Chunks"); both copies arrive whole
+  const long = `long ${'0123456789'.repeat(1200)} end`;
+  const lm = chatMessage({ from: 'sip:dee@example.net', to: 'sip:alice@example.net', text: long });
+  await peerOf(s1).sendMessage(lm.body, { contentType: 'message/cpim', chunkSize: 1000 });
+  await eventually(() => texts(caller.session.events).includes(long) && texts(s2.events).includes(long), 'the long message at the caller and at phone 2');
+  t.equal(chats(caller.session.events).find((e) => e.text === long)?.direction, undefined, 'the long message: unmarked at the caller');
+  t.equal(chats(s2.events).find((e) => e.text === long)?.direction, 'sent', 'the long message: marked sent at phone 2');
+
   await hangUp(caller, [h1, h2]);
   await settled(t);
 });
@@ -313,14 +387,25 @@ t.test('REPORTs: one success REPORT for a message two phones took; REPORTs for c
   const caller = await RawCaller.place({ to: 'rex', setup: 'active' });
   t.equal(caller.final?.status, 200, 'answered');
   const [s1, s2] = await Promise.all([sessionOf(h1), sessionOf(h2)]);
-  const imdns = (): number => caller.events().filter((e) => e.kind === 'imdn').length;
+  const composing = (): number => caller.events().filter((e) => e.kind === 'composing').length;
+  /**
+   * A phone's peer writes its success REPORT as soon as a message is whole (RFC 4975
+   * §7.1.2), before the message is handed on; an isComposing it writes afterwards on the
+   * same connection reaches the caller (never copied, never merged) only once the relay has
+   * handled that REPORT. So once the caller has these, every REPORT before them is settled.
+   */
+  const barrier = async (ss: readonly ChatSession[]): Promise<void> => {
+    const n = composing();
+    for (const s of ss) {
+      await peerOf(s).sendMessage(isComposing({ from: 'sip:rex@example.net', to: 'sip:alice@example.net', state: 'idle' }), { contentType: 'message/cpim' });
+    }
+    await eventually(() => composing() >= n + ss.length, "the phones' isComposing at the caller");
+  };
 
-  // a message from the caller to both phones: each phone's peer sends a success REPORT
-  // (RFC 4975 §7.1.2), then its delivery notification; both notifications at the caller
-  // mean both REPORTs went through the relay first (one connection each, in order)
+  // a message from the caller to both phones: each phone sends a success REPORT
   const id = await caller.send('report please', 'sip:alice@example.net', 'sip:rex@example.net');
   await eventually(() => texts(s1.events).includes('report please') && texts(s2.events).includes('report please'), 'at both phones');
-  await eventually(() => imdns() >= 2, 'both delivery notifications at the caller');
+  await barrier([s1, s2]);
   const reports = caller.peer.reports.filter((r) => r.messageId === id);
   t.equal(reports.length, 1, 'exactly one success REPORT at the caller');
   t.equal(reports[0]?.status?.code, 200, 'a success REPORT');
@@ -330,22 +415,21 @@ t.test('REPORTs: one success REPORT for a message two phones took; REPORTs for c
   // both phones get it marked sent; their REPORTs for those copies are absorbed
   const mirrored = await caller.send('sent from my other client', 'sip:rex@example.net', 'sip:alice@example.net');
   await eventually(() => [s1, s2].every((s) => chats(s.events).some((e) => e.text === 'sent from my other client' && e.direction === 'sent')), 'the marked copies at both phones');
-  await eventually(() => imdns() >= 4, "the phones' notifications for the copies at the caller");
+  await barrier([s1, s2]);
   t.equal(caller.peer.reports.filter((r) => r.messageId === mirrored).length, 0, 'no REPORT for the copies marked sent');
 
   // a phone's message with Success-Report: yes: the caller's REPORT reaches phone 1, phone
   // 2's REPORT for its marked copy does not
   const p1 = peerOf(s1);
-  const before = imdns();
   const m = chatMessage({ from: 'sip:rex@example.net', to: 'sip:alice@example.net', text: 'from rex, phone 1' });
   const sent = await p1.sendMessage(m.body, { contentType: 'message/cpim', successReport: true });
   await eventually(() => chats(s2.events).some((e) => e.text === 'from rex, phone 1' && e.direction === 'sent'), 'the marked copy at phone 2');
   await eventually(() => p1.reports.some((r) => r.messageId === sent.messageId), "the caller's REPORT at phone 1");
-  // phone 2's REPORT went to the relay before its notification, which the caller gets
-  await eventually(() => imdns() > before, "phone 2's notification for the copy at the caller");
+  await barrier([s2]);
+  // and the relay writes to phone 1 in order: the caller's next message comes after anything before it
   await caller.send('barrier', 'sip:alice@example.net', 'sip:rex@example.net');
   await eventually(() => texts(s1.events).includes('barrier'), 'the next message at phone 1');
-  t.equal(p1.reports.filter((r) => r.messageId === sent.messageId).length, 1, 'phone 1 gets one REPORT: the caller\'s');
+  t.equal(p1.reports.filter((r) => r.messageId === sent.messageId).length, 1, "phone 1 gets one REPORT: the caller's");
 
   await hangUp(caller, [h1, h2]);
   await settled(t);
@@ -389,7 +473,7 @@ t.test('policy A, two phones: the first to answer stays, the other is cancelled 
   const s1 = await sessionOf(h1);
   await eventually(() => h2.requests.some((r) => r.method === 'BYE') || h2.phone.lines.some((l) => l.startsWith('<< CANCEL')), 'phone 2 cancelled or sent away');
   const bye2 = byes(h2);
-  if (bye2.length > 0) t.same(hdrs(bye2[0]!, 'reason'), [ELSEWHERE], `phone 2's BYE has exactly Reason: ${ELSEWHERE}`);
+  if (bye2.length > 0) t.same(reasonLines(bye2[0]!), [`Reason: ${ELSEWHERE}`], `phone 2's BYE has exactly Reason: ${ELSEWHERE}`);
   else t.pass('phone 2 was cancelled while ringing');
   t.equal(byes(h1).length, 0, 'phone 1 stays');
   await caller.session.send('hello ann');
@@ -397,6 +481,40 @@ t.test('policy A, two phones: the first to answer stays, the other is cancelled 
   await s1.send('hi alice');
   await eventually(() => texts(caller.session.events).includes('hi alice'), 'at the caller');
   t.notOk(texts(eventsOf(h2)).includes('hello ann'), 'not at phone 2');
+  await hangUp(caller, [h1]);
+  await settled(t);
+});
+
+t.test('policy A, two phones answer at once: one stays, the other gets ACK and BYE with the Reason (or CANCEL); chat flows', async (t) => {
+  const hs = [await handset('amy', 1), await handset('amy', 2)];
+  const caller = await chatCaller('amy');
+  const sentAway = (h: Handset): boolean => byes(h).length > 0 || h.phone.lines.some((l) => l.startsWith('<< CANCEL'));
+  await eventually(() => hs.some(sentAway), 'one phone sent away');
+  const stays = hs.filter((h) => !sentAway(h));
+  t.equal(stays.length, 1, 'one phone stays');
+  const gone = hs.find(sentAway)!;
+  for (const b of byes(gone)) t.same(reasonLines(b), [`Reason: ${ELSEWHERE}`], `its BYE has exactly Reason: ${ELSEWHERE}`);
+  const s = await sessionOf(stays[0]!);
+  await caller.session.send('hello amy');
+  await eventually(() => texts(s.events).includes('hello amy'), 'at the phone that stays');
+  await s.send('hi from amy');
+  await eventually(() => texts(caller.session.events).includes('hi from amy'), 'at the caller');
+  t.notOk(texts(eventsOf(gone)).includes('hello amy'), 'not at the other phone');
+  await hangUp(caller, stays);
+  await settled(t);
+});
+
+t.test('policy C: one phone hangs up, the other keeps the chat; one success REPORT from it', async (t) => {
+  const [h1, h2] = [await handset('ray', 1), await handset('ray', 2)];
+  const caller = await RawCaller.place({ to: 'ray', setup: 'active' });
+  const [s1] = await Promise.all([sessionOf(h1), sessionOf(h2)]);
+  await h2.phone.hangup([...h2.phone.calls.keys()][0]!);
+  const id = await caller.send('just you', 'sip:alice@example.net', 'sip:ray@example.net');
+  await eventually(() => texts(s1!.events).includes('just you'), 'at phone 1');
+  await caller.peer.waitForReport(id);
+  await eventually(() => caller.events().some((e) => e.kind === 'imdn'), "phone 1's notification at the caller");
+  t.equal(caller.peer.reports.filter((r) => r.messageId === id).length, 1, 'one success REPORT');
+  t.notOk(texts(eventsOf(h2)).includes('just you'), 'not at the phone that left');
   await hangUp(caller, [h1]);
   await settled(t);
 });
