@@ -43,6 +43,17 @@ import {
 export type Out = (line: string) => void;
 
 const DOMAIN = 'example.net';
+
+/** `p`, or a rejection naming `what` after `ms` (a lab that is not up answers nothing). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
 const aorOf = (user: string, domain = DOMAIN): string => (user.includes(':') ? user : `sip:${user}@${domain}`);
 
 /** An instance id for `--instance <n>`: the same user and n give the same urn:uuid (RFC 5626 §4.1). */
@@ -333,7 +344,7 @@ export class Phone extends EventEmitter<PhoneEvents> {
     const ua = await SipUa.open();
     const phone = new Phone(ua, o);
     try {
-      const r = await phone.register();
+      const r = await within(phone.register(), o.timeoutMs ?? 10_000, 'REGISTER');
       if (r.status !== 200) throw new Error(`REGISTER answered ${r.status} ${r.reason}`);
     } catch (err) {
       await ua.close();
@@ -366,8 +377,9 @@ export class Phone extends EventEmitter<PhoneEvents> {
         this.onInvite(req, callId, from);
         return;
       case 'ACK': {
+        // the ACK of our 2xx (a non-2xx's ACK stays in the transaction layer, lab/sip-ua.ts)
         const call = this.calls.get(callId);
-        if (!call || call.state === 'ended') return;
+        if (!call || (call.state !== 'answered' && call.state !== 'confirmed')) return;
         clearTimeout(call.retransmit);
         call.state = inboundStep(call.state, 'ack');
         this.ua.forget(call.invite);
@@ -522,10 +534,7 @@ export class Phone extends EventEmitter<PhoneEvents> {
     for (const id of this.calls.keys()) await this.hangup(id);
     let ok = false;
     try {
-      const r = await Promise.race([
-        this.register(0),
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref()),
-      ]);
+      const r = await within(this.register(0), timeoutMs, 'REGISTER expires=0');
       ok = r.status === 200;
       this.out(ok ? `unregistered ${this.aor} ${this.o.instance}` : `unregister answered ${r.status} ${r.reason}`);
     } catch (err) {
@@ -620,7 +629,10 @@ export class ChatCaller extends EventEmitter<CallerEvents> {
     this.out(`>> INVITE ${target} (Call-ID ${callId}, msrp setup ${setup})`);
     const kamailio = { host: '127.0.0.1', port: o.sipPort };
     let answered: SipMsg | undefined;
-    const final = await this.ua.request(text, kamailio, (r) => {
+    let heard!: () => void;
+    const first = new Promise<void>((resolve) => (heard = resolve));
+    const finalP = this.ua.request(text, kamailio, (r) => {
+      heard();
       this.responses.push(r);
       o.onResponse?.(r);
       if (r.status < 200) {
@@ -645,6 +657,14 @@ export class ChatCaller extends EventEmitter<CallerEvents> {
       this.ua.send(inDialog(this.ua, extra, 'ACK', 1), nextHop(extra));
       void sendBye(this.ua, extra, () => undefined).catch(() => undefined);
     });
+    try {
+      // Kamailio answers 100 at once; nothing at all means no lab there
+      await within(first, o.timeoutMs ?? 10_000, 'INVITE');
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+    const final = await finalP;
     this.final = final;
     this.out(`<< ${final.status} ${final.reason}`);
     for (const w of hdrs(final, 'warning')) this.out(`   Warning: ${w}`);

@@ -3,7 +3,9 @@
  * - the MSRP media of a chat SDP (RFC 4975 §8) and who connects (RFC 4145 §4.1, RFC 6135 §4);
  * - CPIM chat messages (RFC 3862) asking for a delivery notification (RFC 5438 §6.2),
  *   isComposing (RFC 3994 §3), delivery notifications (RFC 5438 §7.2.1.1);
- * - reading a received MSRP message, and the line a CLI prints for it.
+ * - reading a received MSRP message, and the line a CLI prints for it;
+ * - the call states of the phone and of the caller (inboundStep, outboundStep: one guarded
+ *   transition each, diagrams at their tables) and the `--script` steps.
  * The MSRP and SIP wiring is lab/chat-phone.ts.
  */
 import { Buffer } from 'node:buffer';

@@ -74,6 +74,8 @@ export async function runTour(o: { sipPort: number; out: (line: string) => void;
   };
 
   try {
+    // no lab, no tour: one quick question before the cases
+    await Phone.start({ sipPort, user: fresh(), instance: instanceFor('probe', '1'), out: () => undefined, timeoutMs: 3000 }).then((p) => p.stop());
     const u1 = fresh();
     await play(
       `a chat from alice forks to two phones of ${u1}`,
