@@ -112,6 +112,12 @@ CPM PF lab is up in ${mode} mode (run dir run/lab/, logs: run/lab/*.log)
     carol   do-not-disturb on
   A bare 480 carries Warning: 399 pf.example.net "<stage>" (policy diagnosticWarning).
 
+  Chat (each in another shell; they find the lab in run/lab/lab.json):
+    npm run lab:phone -- --user bob --instance 1            # a phone of bob that answers
+    npm run lab:phone -- --user bob --instance 2 --ring     # a second one that only rings
+    npm run lab:chat -- --from alice --to bob               # type lines to chat, Ctrl-D hangs up
+    npm run lab:tour                                        # the PF's cases, expected vs happened
+
   Try it (another shell):
     LAB_SIP_PORT=${l.sipPort} npx tsx scripts/lab/device.ts bob            # a device of bob that answers
     LAB_SIP_PORT=${l.sipPort} npx tsx scripts/lab/device.ts bob --ring     # a second one that only rings
