@@ -26,6 +26,7 @@ import { callerAnswer } from '../rules/stages/b2bua-answer.js';
 import { PF_LEG_HEADER, PF_TICKET_HEADER } from '../rules/b2bua-headers.js';
 import { deviceKey } from '../devices/identity.js';
 import type { AnswerReply, OfferReply, RelayEvent, SimpleReply } from '../../media/relay/types.js';
+import { ORIGINATOR } from '../../media/relay/leg.js';
 
 /** The relay verbs the B2BUA uses (RelayControlClient has them). */
 export interface RelayPort {
@@ -214,6 +215,7 @@ export class B2bua implements TransactionUser {
     const call = this.#calls.get(e['call-id']);
     if (!call) return;
     if (e.event === 'first-active') this.#feed(call, { kind: 'first-active', leg: e.leg });
+    else if (e.event === 'leg-closed') this.#feed(call, { kind: 'media-closed', leg: e.leg === ORIGINATOR ? null : e.leg });
   }
 
   /** Every call ends now (shutdown): BYE and CANCEL go out, the relay sessions are deleted. */

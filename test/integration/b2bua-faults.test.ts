@@ -3,8 +3,9 @@
  * timing: a BYE that overtakes the ACK, retransmitted and reordered requests, a 200 that
  * is never ACKed (RFC 3261 §13.3.1.4), a device that hangs up before the caller's ACK
  * (§15.1.1), a caller that BYEs our 180's early dialog (§15.1.2), a caller that vanishes
- * (b2bua.maxSessionAgeS), Session-Replaces (the B2BUA's own sessions), garbage on the
- * B2BUA's SIP port and the relay gone (its 503 reaches the caller as 503: pf.cfg
+ * (b2bua.maxSessionAgeS), a caller's media the relay cannot dial or whose connection
+ * closes (the relay's leg-closed), Session-Replaces (the B2BUA's own sessions), garbage
+ * on the B2BUA's SIP port and the relay gone (its 503 reaches the caller as 503: pf.cfg
  * PF_B2BUA_FAILURE).
  * Short timers: T1 = 100 ms (64*T1 = 6.4 s), maximum session age 10 s.
  * After each case the B2BUA's calls and the relay's sessions are back to zero.
@@ -16,9 +17,9 @@ import { randomUUID } from 'node:crypto';
 import { Lab, Relay, runDir } from '../../lab/lab.js';
 import { call, vars, Device, newInstance, replacingGroupInvite, type InviteOptions } from '../../lab/calls.js';
 import { headerValues, requestsIn, responsesIn, runSipp } from '../../lab/sipp.js';
-import { until } from '../../lab/proc.js';
+import { freePort, until } from '../../lab/proc.js';
 import { parseResponse, token, type SipResponse } from '../../lab/sip.js';
-import { sipMessage } from '../../lab/sip-fixtures.js';
+import { chatSdpLines, sipMessage } from '../../lab/sip-fixtures.js';
 import { RelayControlClient } from '../../media/relay/control-client.js';
 
 const T1_MS = 100;
@@ -444,6 +445,60 @@ t.test('9. the caller BYEs the early dialog of our 180: 200, 487 to the INVITE, 
     const fin = await c.response('INVITE', 487);
     await c.ackNon2xx(fin);
     await until(async () => (reqs(RING, 'CANCEL').length > c0 ? true : undefined), 5000, 'the device got CANCEL');
+  } finally {
+    c.close();
+  }
+  await settled(t);
+});
+
+t.test("10. a passive caller the relay cannot dial: the B2BUA ends the call (docs/media-control.md, leg-closed)", async (t) => {
+  const c = await UdpCaller.open('bob');
+  const b0 = reqs(BOB, 'BYE').length;
+  const dead = await freePort();
+  const body = chatSdpLines()
+    .map((l) => l.replace('a=setup:active', 'a=setup:passive').replace(/msrp:\/\/127\.0\.0\.1:7654\//, `msrp://127.0.0.1:${dead}/`))
+    .join('\n');
+  try {
+    const start = Date.now();
+    await c.send(c.invite({ body }));
+    // the device answers long before the relay's last dial attempt fails
+    await c.response('INVITE', 200);
+    await c.send(c.inDialog('ACK'));
+    const bye = await until(async () => c.requests('BYE')[0], 8000, 'the BYE to the caller', 20);
+    t.ok(Date.now() - start < MAX_AGE_S * 1000, 'before the maximum session age');
+    await c.answer(bye);
+    await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
+  } finally {
+    c.close();
+  }
+  await settled(t);
+});
+
+t.test("11. the caller's MSRP connection closes: the B2BUA ends the call", async (t) => {
+  const c = await UdpCaller.open('bob');
+  const b0 = reqs(BOB, 'BYE').length;
+  try {
+    await c.send(c.invite());
+    const ok = await c.response('INVITE', 200);
+    await c.send(c.inDialog('ACK'));
+    // bind the relay's leg with an empty SEND (RFC 4975 §5.4), as the active side
+    const relayPath = /^a=path:(msrp:\/\/[^\s]+)/m.exec(ok.raw)?.[1];
+    const m = relayPath === undefined ? null : /^msrp:\/\/([^:/]+):(\d+)\//.exec(relayPath);
+    if (!relayPath || !m) throw new Error(`no a=path in the 200: ${ok.raw}`);
+    const sock = connect(Number(m[2]), m[1]!);
+    let got = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => (got += d));
+    sock.on('error', () => undefined);
+    sock.write(
+      ['MSRP bind01 SEND', `To-Path: ${relayPath}`, 'From-Path: msrp://127.0.0.1:7654/s1a2b3;tcp', 'Message-ID: m1', 'Byte-Range: 1-0/0', '-------bind01$', ''].join('\r\n'),
+    );
+    await until(async () => (/^MSRP bind01 200/m.test(got) ? true : undefined), 5000, "the relay's 200 to the binding SEND", 20);
+    t.equal(c.requests('BYE').length, 0, 'the call is up while the connection is');
+    sock.destroy();
+    const bye = await until(async () => c.requests('BYE')[0], 5000, 'the BYE to the caller', 20);
+    await c.answer(bye);
+    await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
   } finally {
     c.close();
   }

@@ -8,8 +8,9 @@
  *
  *   offering --(a leg answered with media: our 200)--> answered --(caller's ACK)--> confirmed
  *      |                                                  |                           |
- *      | (CANCEL, early BYE; every leg failed: a final)   | (BYE either way, no ACK,  |
- *      v                                                  v  no leg left, max age)    v
+ *      | (CANCEL, early BYE, caller's media closed;       | (BYE either way, no ACK,  |
+ *      |  every leg failed: a final)                      |  no leg left, max age,    |
+ *      v                                                  v  caller's media closed)   v
  *   ending <----------------------------------------------+---------------------------+
  *      |  (every leg closed, and the caller's side rejected or its BYE done)
  *      v
@@ -22,6 +23,7 @@
  *   Leg (one INVITE the B2BUA sent):
  *
  *   calling --(1xx)--> early --(2xx, media)--> up --(our BYE)--> releasing --(BYE answered)--> closed
+ *     (our BYE: the session or the policy ends it, or the relay closed its media)
  *     calling/early --(our CANCEL)--> cancelling --(final)--> closed   (a crossing 2xx: up, then BYE)
  *     calling/early/cancelling --(non-2xx final)--> closed;  up --(their BYE)--> closed
  */
@@ -114,6 +116,11 @@ export type CallEvent =
   | { readonly kind: 'leg-bye-done'; readonly leg: LegId }
   /** The relay saw the leg's first user message or isComposing (CR 8.3.2.1.1 B). */
   | { readonly kind: 'first-active'; readonly leg: LegId }
+  /**
+   * The relay closed a media leg by itself (its MSRP connection closed, or dialing the
+   * originator failed; docs/media-control.md "Events"); `leg` null: the originator's.
+   */
+  | { readonly kind: 'media-closed'; readonly leg: LegId | null }
   | { readonly kind: 'caller-ack' }
   /** Our 2xx was never ACKed (RFC 3261 §13.3.1.4). */
   | { readonly kind: 'caller-no-ack' }
@@ -357,6 +364,21 @@ export function step(call: Call, ev: CallEvent): Step {
       // CR 8.3.2.1.1 B: the first active device keeps the session; the others get BYE
       d.chosen = l.id;
       d.releaseAll(l.id, REASON_ELSEWHERE);
+      break;
+    }
+    case 'media-closed': {
+      if (ev.leg === null) {
+        // the caller's media is gone and MSRP has no reconnect without new SDP: the session
+        // ends (before any answer: its offer could not be used, 488)
+        d.endAll(488);
+        break;
+      }
+      const l = d.leg(ev.leg);
+      // an echo of our own drop or delete finds the leg released or closed already
+      if (!l || l.state !== 'up' || !l.media) break;
+      // that device is out of the session: BYE it (the relay's leg is gone, no drop)
+      d.setLeg(l.id, { media: false });
+      d.release(l);
       break;
     }
     case 'caller-ack':
