@@ -162,10 +162,10 @@ class UdpCaller {
   }
 
   /** An in-dialog request along the route set (ACK keeps the INVITE's CSeq number). */
-  inDialog(method: 'ACK' | 'BYE', branch = `z9hG4bK${token()}`): string {
+  inDialog(method: 'ACK' | 'BYE' | 'INVITE' | 'UPDATE', branch = `z9hG4bK${token()}`, ackOf?: number): string {
     const d = this.dialog;
     if (!d) throw new Error('no dialog');
-    const n = method === 'ACK' ? 1 : ++this.cseq;
+    const n = method === 'ACK' ? (ackOf ?? 1) : ++this.cseq;
     return sipMessage(`${method} ${d.target} SIP/2.0`, [
       `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=${branch};rport`,
       ...d.routes.map((r) => `Route: ${r}`),
@@ -314,6 +314,33 @@ t.test('2e. BYE and ACK sent back to back, the BYE first: the call ends on every
   await settled(t);
 });
 
+t.test('2f. a re-INVITE and an UPDATE from the caller (session refresh, not taken yet): a final error each, the call goes on', async (t) => {
+  const c = await UdpCaller.open('bob');
+  const b0 = reqs(BOB, 'BYE').length;
+  try {
+    await c.send(c.invite());
+    await c.response('INVITE', 200);
+    await c.send(c.inDialog('ACK'));
+    const reinvite = c.inDialog('INVITE');
+    await c.send(reinvite);
+    const ri = await until(async () => c.responses().find((x) => x.status >= 300 && /^2 INVITE$/.test(x.header('cseq') ?? '')), 5000, 'a final to the re-INVITE', 20);
+    t.ok(ri.status >= 400, `the re-INVITE: ${ri.status}`);
+    // its ACK: same branch, the To of the response (RFC 3261 §17.1.1.3)
+    await c.send(reinvite.replace(/^INVITE /, 'ACK ').replace(/^CSeq: 2 INVITE$/m, 'CSeq: 2 ACK'));
+    await c.send(c.inDialog('UPDATE'));
+    const up = await until(async () => c.responses().find((x) => x.status >= 300 && /UPDATE$/.test(x.header('cseq') ?? '')), 5000, 'a final to the UPDATE', 20);
+    t.ok(up.status >= 400, `the UPDATE: ${up.status}`);
+    t.equal((await live()).calls, 1, 'the call is still up');
+    t.equal(reqs(BOB, 'BYE').length, b0, 'the device still in the session');
+    await c.send(c.inDialog('BYE'));
+    await c.response('BYE', 200);
+    await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
+  } finally {
+    c.close();
+  }
+  await settled(t);
+});
+
 t.test('3a. a device that answers 200 and never sends MSRP: the session stays until the caller\'s BYE', async (t) => {
   const a0 = reqs(BOB, 'ACK').length;
   const b0 = reqs(BOB, 'BYE').length;
@@ -404,6 +431,12 @@ t.test('5. Session-Replaces in B2BUA mode reaches only the device connected in t
   t.match(gi, /Session-Replaces:/i, 'with Session-Replaces');
   const r = await first;
   t.equal(r.code, 0, `the first session ended normally ${r.errors}`);
+  await settled(t);
+  // the session is over: a Session-Replaces for it falls back to the suitable devices
+  const n1 = [RITA1, RITA2].map((d) => d.invites().length);
+  const again = await call(replacingGroupInvite({ dir, sipPort: sip, to: 'rita', contributionId: cid }));
+  t.equal(again.final?.status, 200, `the group session answered ${again.errors}`);
+  t.same([RITA1, RITA2].map((d, i) => d.invites().length - n1[i]!), [1, 1], 'after the session ended: both devices invited');
   await settled(t);
 });
 
