@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { nonInvite } from './calls.js';
 import { ChatCaller, Phone, instanceFor } from './chat-phone.js';
+import { parseScript } from './chat.js';
 import { MMTEL_DEVICE_PARAMS } from './sip.js';
 import { hdrs } from './sip-ua.js';
 
@@ -40,6 +41,24 @@ async function bounded(run: () => Promise<string>): Promise<string> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Whether `p` has a cancelled call, waiting for its CANCEL up to `ms` (a B2BUA may send it after the chat began). */
+function cancelled(p: Phone, ms: number): Promise<boolean> {
+  const now = (): boolean => [...p.calls.values()].some((c) => c.state === 'cancelled');
+  if (now()) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      p.off('cancel', on);
+      resolve(now());
+    }, ms);
+    const on = (): void => {
+      clearTimeout(timer);
+      p.off('cancel', on);
+      resolve(true);
+    };
+    p.on('cancel', on);
+  });
 }
 
 /** The final status and the Warning texts of a chat INVITE, as `<status> [Warning ...]`. */
@@ -79,21 +98,25 @@ export async function runTour(o: { sipPort: number; out: (line: string) => void;
     const u1 = fresh();
     await play(
       `a chat from alice forks to two phones of ${u1}`,
-      'both phones got the INVITE; phone 1 answered, phone 2 got CANCEL; alice: 200, her message delivered (IMDN)',
+      'both phones got the INVITE; phone 1 answered, phone 2 got CANCEL; alice: 200, her message delivered (IMDN), the reply received',
       async () => {
         // after 300 ms: a 180 in Kamailio while a 2xx cancels the other branches gets no
-        // CANCEL (Kamailio 5.6.3 tm, test/integration/register-race.test.ts)
-        const p1 = await phone(u1, '1', { answer: { kind: 'after', ms: 300 } });
+        // CANCEL (Kamailio 5.6.3 tm, test/integration/register-race.test.ts). The phone
+        // replies: in B2BUA mode (policy C) the other phone is cancelled once one answered
+        // and sent a message (CR 8.3.2.1.1); in proxy mode at the 200
+        const p1 = await phone(u1, '1', { answer: { kind: 'after', ms: 300 }, script: parseScript('wait message\nsend hi alice') });
         const p2 = await phone(u1, '2', { answer: { kind: 'ring' } });
         const c = await ChatCaller.place({ sipPort, from: 'alice', to: u1, out: quiet('alice') });
         if (c.state === 'failed') return `alice: ${outcome(c)}`;
-        const id = await c.session.send('hello from the tour');
-        await c.session.waitFor((e) => e.kind === 'imdn' && e.messageId === id);
+        const delivered = await c.session.run(parseScript('send hello from the tour\nwait imdn\nwait message hi alice')).then(
+          () => 'her message delivered (IMDN), the reply received',
+          (err: unknown) => `the chat stopped: ${err instanceof Error ? err.message : String(err)}`,
+        );
+        const gotCancel = await cancelled(p2, 5000);
         await c.hangup();
-        const cancelled = [...p2.calls.values()].some((x) => x.state === 'cancelled');
         const answered = [...p1.calls.values()].some((x) => x.state === 'confirmed' || x.state === 'ended');
         const invited = p1.calls.size === 1 && p2.calls.size === 1 ? 'both phones got the INVITE' : `INVITEs: phone 1 ${p1.calls.size}, phone 2 ${p2.calls.size}`;
-        return `${invited}; phone 1 ${answered ? 'answered' : 'did not answer'}, phone 2 ${cancelled ? 'got CANCEL' : 'got no CANCEL'}; alice: ${outcome(c)}, her message delivered (IMDN)`;
+        return `${invited}; phone 1 ${answered ? 'answered' : 'did not answer'}, phone 2 ${gotCancel ? 'got CANCEL' : 'got no CANCEL'}; alice: ${outcome(c)}, ${delivered}`;
       },
     );
 
