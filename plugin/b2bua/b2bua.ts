@@ -397,7 +397,12 @@ export class B2bua implements TransactionUser {
       answerSdp: call.offer!.sdp,
     });
     const res = responseTo(call.invite, 200, { toTag: call.tx.toTag, headers: [...recordRoutes(call.invite), ...a.headers, ['Content-Type', a.contentType]], body: a.body });
-    if (!call.tx.respond(res)) return;
+    if (!call.tx.respond(res)) {
+      // the INVITE transaction already ended: as if our 200 were never ACKed (the machine's
+      // BYE to the caller waits for that ACK, RFC 3261 §15.1.1, and nothing else would come)
+      this.#feed(call, { kind: 'caller-no-ack' });
+      return;
+    }
     const d = dialogAsUas(call.invite, res.msg);
     call.callerDialog = d;
     this.#own(call, dialogId(d), null);
