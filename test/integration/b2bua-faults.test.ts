@@ -399,6 +399,24 @@ t.test(`4. a caller that vanishes without a BYE: after maxSessionAgeS (${MAX_AGE
   }
 });
 
+t.test("4b. a device that rings past maxSessionAgeS: 408 to the caller, the device cancelled", async (t) => {
+  const c = await UdpCaller.open('rick');
+  const c0 = reqs(RING, 'CANCEL').length;
+  try {
+    const start = Date.now();
+    await c.send(c.invite());
+    await c.response('INVITE', 180);
+    const fin = await until(async () => c.responses().find((x) => x.status >= 300 && /INVITE$/.test(x.header('cseq') ?? '')), MAX_AGE_S * 1000 + 5000, 'a final to the INVITE', 50);
+    t.equal(fin.status, 408, 'the caller gets 408');
+    t.ok(Date.now() - start >= MAX_AGE_S * 1000 - 1000, `at the maximum session age (${Date.now() - start} ms)`);
+    await c.ackNon2xx(fin);
+    await until(async () => (reqs(RING, 'CANCEL').length > c0 ? true : undefined), 5000, 'the device got CANCEL');
+  } finally {
+    c.close();
+  }
+  await settled(t);
+});
+
 t.test('5. Session-Replaces in B2BUA mode reaches only the device connected in the replaced session', async (t) => {
   const cid = randomUUID();
   const n0 = [RITA1, RITA2].map((d) => d.invites().length);
