@@ -556,6 +556,25 @@ t.test("11. the caller's MSRP connection closes: the B2BUA ends the call", async
   await settled(t);
 });
 
+t.test('12. a device that vanishes mid-call: the caller\'s BYE is answered, our unanswered BYE to the device ends after 64*T1', async (t) => {
+  const gone = await device('vic', { kind: 'answer' });
+  const a0 = reqs(gone, 'ACK').length;
+  const c = await UdpCaller.open('vic');
+  try {
+    await c.send(c.invite());
+    await c.response('INVITE', 200);
+    await c.send(c.inDialog('ACK'));
+    await until(async () => (reqs(gone, 'ACK').length > a0 ? true : undefined), 5000, 'the device ACKed');
+    await gone.stop();
+    await c.send(c.inDialog('BYE'));
+    await c.response('BYE', 200);
+    t.equal((await live()).calls, 1, 'the call waits for the BYE to the device');
+  } finally {
+    c.close();
+  }
+  await settled(t, 64 * T1_MS + 15_000);
+});
+
 t.test('7. garbage on the B2BUA\'s SIP port: that connection is closed, calls go on', async (t) => {
   const closed = await new Promise<boolean>((resolve) => {
     const s = connect(lab.b2buaSipPort, '127.0.0.1', () => s.write('GARBAGE \u0000\u00ff not SIP at all\r\n\r\nmore garbage\r\n\r\n'));
