@@ -13,7 +13,7 @@ import type { Backpressure } from './flow.js';
 import type { Forwarder } from './forwarding.js';
 import { moveLeg, peerMatches, type Leg } from './leg.js';
 import { forgetSenders } from './reports.js';
-import { forgetInbound, legsOf, moveSession, type Session } from './session.js';
+import { forgetInbound, legsOf, moveSession, type EarlyConnection, type HeldFrame, type Session } from './session.js';
 
 /** Connections parked per session before their answer. */
 const MAX_EARLY = 16;
@@ -50,15 +50,15 @@ export class Binder {
   /**
    * The device is active (RFC 6135) and may connect and send its binding empty SEND
    * before the B2BUA has passed on its 200's SDP. Such an empty SEND is accepted (200)
-   * and its connection parked until `answer` names the device; anything with a body
-   * still gets 481. At most MAX_EARLY parked connections per session.
+   * and its connection parked until `answer` names the device. At most MAX_EARLY parked
+   * connections per session. A first frame with a body gets 481 (nothing says whose it is).
    */
   park(s: Session, conn: MsrpConnectionLike, head: FrameHead, tls: boolean): boolean {
     if (head.kind !== 'request' || head.method !== 'SEND' || head.hasBody) return false;
     const from = getHeader(head.headers, 'From-Path');
     if (!from || !pathUris(from) || s.early.size >= MAX_EARLY) return false;
     if (!s.early.has(from)) {
-      s.early.set(from, { conn, tls });
+      s.early.set(from, { conn, tls, held: [], heldBytes: 0 });
       conn.on('close', () => {
         if (s.early.get(from)?.conn === conn) s.early.delete(from);
       });
@@ -66,15 +66,34 @@ export class Binder {
     return true;
   }
 
-  /** A device just answered: bind the connection it parked, if any (on its own transport). */
-  adoptEarly(s: Session, leg: Leg): void {
+  /**
+   * A SEND with a body on a parked connection, under the From-Path it bound with: the
+   * device sends right after its binding SEND's 200, and its answer may still be on its
+   * way through the B2BUA. Held (up to maxPending bytes per connection) and relayed when
+   * `answer` adopts the connection; dropped with it otherwise.
+   */
+  holdFor(s: Session, conn: MsrpConnectionLike, head: FrameHead, bytes: number): EarlyConnection | undefined {
+    if (head.kind !== 'request' || head.method !== 'SEND') return undefined;
+    const from = getHeader(head.headers, 'From-Path');
+    const early = from === undefined ? undefined : s.early.get(from);
+    if (!early || early.conn !== conn || early.heldBytes + bytes > this.ctx.limits.maxPending) return undefined;
+    return early;
+  }
+
+  /**
+   * A device just answered: bind the connection it parked, if any (on its own transport).
+   * Returns what that connection sent while parked, in order, for ingress to relay.
+   */
+  adoptEarly(s: Session, leg: Leg): { conn: MsrpConnectionLike; held: HeldFrame[] } | undefined {
     for (const [from, early] of s.early) {
       const uris = pathUris(from);
       if (!uris || !peerMatches(leg, uris[uris.length - 1]!) || early.tls !== leg.tls) continue;
       s.early.delete(from);
-      if (!early.conn.closed) this.bind(s, leg, early.conn);
-      break;
+      if (early.conn.closed) return undefined;
+      this.bind(s, leg, early.conn);
+      return { conn: early.conn, held: early.held };
     }
+    return undefined;
   }
 
   /**

@@ -2,7 +2,8 @@
 // has matched the session by the last To-Path URI; here the leg is found (on the device
 // URI by the last From-Path URI, compared per §6.1, or by session-id for a CEMA peer,
 // RFC 6714), the transport checked, the body
-// collected up to maxChunk, and the whole chunk handed to forwarding.
+// collected up to maxChunk, and the whole chunk handed to forwarding. A device's chunks
+// sent on a connection parked before its answer are held and relayed once it is answered.
 
 import {
   getHeader, type ContinuationFlag, type FrameHead, type MsrpConnectionLike, type SessionSink,
@@ -14,12 +15,14 @@ import { corkUntilNextTick } from './flow.js';
 import type { Forwarder } from './forwarding.js';
 import { Body } from './frames.js';
 import { peerMatches, type Leg } from './leg.js';
-import type { Session } from './session.js';
+import type { EarlyConnection, HeldFrame, Session } from './session.js';
 
 /** Per connection: the frame being received. */
 interface Receiving {
   readonly session: Session;
-  readonly leg: Leg;
+  /** The leg it came from; undefined for a chunk held on a parked connection (`early`). */
+  readonly leg: Leg | undefined;
+  readonly early?: EarlyConnection;
   readonly head: FrameHead;
   parts: Buffer[];
   size: number;
@@ -67,6 +70,7 @@ export class Ingress {
     if (s.state === 'deleted') return 481;
     const leg = side === 'orig' ? s.originator : this.deviceByFromPath(s, head);
     if (!leg && side === 'device' && this.binder.park(s, conn, head, tls)) return undefined;
+    if (!leg && side === 'device') return this.holdEarly(s, conn, head);
     // RFC 4975 §5.4: a frame that does not belong to a known peer of this session. §6.1:
     // msrp and msrps URIs differ, so a TLS leg is not reached over plain TCP (nor back).
     if (!leg || leg.state === 'closed' || leg.tls !== tls) return 481;
@@ -94,24 +98,68 @@ export class Ingress {
     return undefined;
   }
 
+  /**
+   * A SEND with a body on a connection parked before its answer (binding.ts holdFor):
+   * taken (undefined: the endpoint's 200) and held; 481 for anything else from no known
+   * device (RFC 4975 §5.4), or when the connection is not parked or its hold is full.
+   */
+  private holdEarly(s: Session, conn: MsrpConnectionLike, head: FrameHead): number | undefined {
+    if (head.kind !== 'request' || head.method !== 'SEND') return 481;
+    const rangeText = getHeader(head.headers, 'Byte-Range');
+    const range = parseByteRange(rangeText);
+    const declared = range && range.end !== '*' ? range.end - range.start + 1 : 0;
+    if (declared > this.ctx.limits.maxChunk) return 413;
+    const early = this.binder.holdFor(s, conn, head, declared);
+    if (!early) return 481;
+    this.receiving.set(conn.id, { session: s, leg: undefined, early, head, parts: [], size: 0, range, rangeText });
+    return undefined;
+  }
+
   private frameEnd(conn: MsrpConnectionLike, head: FrameHead, flag: ContinuationFlag): void {
     const r = this.receiving.get(conn.id);
     this.receiving.delete(conn.id);
     if (!r || r.head !== head) return;
+    if (r.leg === undefined) {
+      const early = r.early;
+      if (!early || head.kind !== 'request' || r.size > this.ctx.limits.maxChunk) return;
+      if (early.heldBytes + r.size > this.ctx.limits.maxPending) return;
+      // a copy: held across ticks, it must not pin the connection's read buffers
+      early.held.push({ head, body: new Body([Buffer.concat(r.parts, r.size)], r.size), flag, range: r.range, rangeText: r.rangeText });
+      early.heldBytes += r.size;
+      return;
+    }
     r.leg.bytesIn += r.size;
     if (r.session.state === 'deleted' || head.kind !== 'request') return; // hop-by-hop responses end here
     if (r.size > this.ctx.limits.maxChunk) {
       r.leg.dropped += 1;
       return;
     }
-    const body = new Body(r.parts, r.size);
+    this.relay(r.session, r.leg, conn, { head, body: new Body(r.parts, r.size), flag, range: r.range, rangeText: r.rangeText });
+  }
+
+  /**
+   * `answer` named a device: bind the connection it parked, then relay, in order, what it
+   * sent before (binding.ts adoptEarly, holdFor).
+   */
+  adoptEarly(s: Session, leg: Leg): void {
+    const adopted = this.binder.adoptEarly(s, leg);
+    if (!adopted) return;
+    for (const f of adopted.held) {
+      leg.framesIn += 1;
+      leg.bytesIn += f.body.length;
+      this.relay(s, leg, adopted.conn, f);
+    }
+  }
+
+  private relay(s: Session, leg: Leg, conn: MsrpConnectionLike, f: HeldFrame): void {
     try {
-      if (head.method === 'SEND') this.forwarder.send(r.session, r.leg, conn, head, body, flag, r.range, r.rangeText);
-      else if (head.method === 'REPORT') this.forwarder.report(r.leg, head);
+      if (f.head.kind !== 'request') return;
+      if (f.head.method === 'SEND') this.forwarder.send(s, leg, conn, f.head, f.body, f.flag, f.range, f.rangeText);
+      else if (f.head.method === 'REPORT') this.forwarder.report(leg, f.head);
     } catch (err) {
       // A malformed frame costs the frame, never the relay.
-      r.leg.dropped += 1;
-      this.ctx.log?.warn({ err, callId: r.session.callId, leg: r.leg.tag }, 'frame not relayed');
+      leg.dropped += 1;
+      this.ctx.log?.warn({ err, callId: s.callId, leg: leg.tag }, 'frame not relayed');
     }
   }
 

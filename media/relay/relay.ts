@@ -165,7 +165,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     }
     s.devices.set(p.leg, leg);
     devicesChanged(s);
-    this.binder.adoptEarly(s, leg);
+    this.ingress.adoptEarly(s, leg);
     return { result: 'ok', leg: p.leg, ...(media.warnings.length ? { warnings: media.warnings } : {}) };
   }
 

@@ -9,10 +9,11 @@
 // A deleted session answers every frame 481 (RFC 4975 §5.4). moveSession() is the only
 // place a session's state changes; it throws IllegalTransition (lib/fsm.ts) on an illegal move.
 
-import type { MsrpConnectionLike } from '../msrp/index.js';
+import type { ContinuationFlag, FrameHead, MsrpConnectionLike } from '../msrp/index.js';
+import type { ByteRange } from '../cpim/direction.js';
 import type { HeadDecision, HeadTracker } from '../cpim/tracker.js';
 import type { Dial } from './dial.js';
-import type { Chunk } from './frames.js';
+import type { Body, Chunk } from './frames.js';
 import type { Leg, Route } from './leg.js';
 import { guardedTransition, type NextTable } from '../../lib/fsm.js';
 import type { MultiDevicePolicy } from './types.js';
@@ -62,9 +63,26 @@ export interface Session {
   /** From-Path value -> device leg, for frames on the device URI. */
   readonly fromCache: Map<string, Leg>;
   /** From-Path value -> connection that bound before its device was answered. */
-  readonly early: Map<string, { conn: MsrpConnectionLike; tls: boolean }>;
+  readonly early: Map<string, EarlyConnection>;
   /** The relay dialing the originator (it offered a=setup:passive; dial.ts), while under way or done. */
   dial?: Dial;
+}
+
+/** A chunk a parked connection sent before its device was answered, relayed once it is. */
+export interface HeldFrame {
+  readonly head: FrameHead;
+  readonly body: Body;
+  readonly flag: ContinuationFlag;
+  readonly range: ByteRange | undefined;
+  readonly rangeText: string | undefined;
+}
+
+/** A device's connection bound before its answer (early bind), and what it sent meanwhile. */
+export interface EarlyConnection {
+  readonly conn: MsrpConnectionLike;
+  readonly tls: boolean;
+  readonly held: HeldFrame[];
+  heldBytes: number;
 }
 
 export type SessionInit = Omit<Session, 'state' | 'devices' | 'inbound' | 'origRoutes' | 'toOriginator' | 'fromCache' | 'early' | 'dial'>;

@@ -46,6 +46,41 @@ t.test('device that binds before its answer is parked, then bound by answer', as
   await w.close();
 });
 
+t.test('a parked device that sends before its answer: held, then relayed in order once answered (policy B counts it)', async t => {
+  const w = await world(1, { policy: 'B' });
+  const early = await MsrpPeer.connect({ host: '127.0.0.1', port: w.port, remotePath: w.devices[0]!.remotePath! });
+  t.equal(await early.bind(), 200, 'empty SEND accepted while the answer is on its way');
+  // the device's answer is still on its way through the B2BUA: a message in 3 chunks, then another
+  const body1 = buildCpim({ from: BOB, to: ALICE, body: 'x'.repeat(100) });
+  const first = await early.sendMessage(body1, { chunkSize: 64 });
+  const second = await early.sendMessage(buildCpim({ from: BOB, to: ALICE, body: 'second' }));
+  const statuses = [...first.statuses, ...second.statuses];
+  t.ok(first.statuses.length > 1 && statuses.every(x => x === 200), `each chunk taken (200), none 481 (${statuses.join(',')})`);
+  t.equal(w.origin.messages.length, 0, 'nothing relayed before the answer');
+  const a = w.relay.answer({ 'call-id': w.callId, leg: 'late', sdp: sdpFor(early.localUri) });
+  t.equal(a.result, 'ok');
+  await w.waitEvent(e => e.event === 'leg-connected' && e.leg === 'late');
+  const got1 = await w.origin.waitForMessage(x => x.messageId === first.messageId);
+  const got2 = await w.origin.waitForMessage(x => x.messageId === second.messageId);
+  t.ok(got1.body.equals(body1), 'the held message whole');
+  t.ok(w.origin.messages.indexOf(got1) < w.origin.messages.indexOf(got2), 'in the order sent');
+  t.match(await w.waitEvent(e => e.event === 'first-active'), { leg: 'late', kind: 'chat' }, 'a held chat message makes its device the first active');
+  await early.close();
+  await w.close();
+});
+
+t.test('a parked device: a body on a connection that is not parked, or past the hold, gets 481', async t => {
+  const w = await world(1, {}, { maxPending: 100 });
+  const stranger = await MsrpPeer.connect({ host: '127.0.0.1', port: w.port, remotePath: w.devices[0]!.remotePath! });
+  t.same((await stranger.sendMessage(buildCpim({ from: BOB, to: ALICE, body: 'first frame' }))).statuses, [481], 'no binding SEND first: 481');
+  const early = await MsrpPeer.connect({ host: '127.0.0.1', port: w.port, remotePath: w.devices[0]!.remotePath! });
+  t.equal(await early.bind(), 200);
+  t.same((await early.sendMessage('a'.repeat(80), { contentType: 'text/plain' })).statuses, [200], 'within the hold');
+  t.same((await early.sendMessage('b'.repeat(80), { contentType: 'text/plain' })).statuses, [481], 'past the hold (maxPending)');
+  await Promise.all([stranger.close(), early.close()]);
+  await w.close();
+});
+
 t.test('one originator, three devices (policy C): 1 MB chunked both ways', async t => {
   const w = await world(3, { policy: 'C' });
   t.same(w.events.filter(e => e.event === 'leg-connected').map(e => e.leg), ['originator', 'dev1', 'dev2', 'dev3']);
