@@ -637,7 +637,7 @@ export class ChatCaller extends EventEmitter<CallerEvents> {
       o.onResponse?.(r);
       if (r.status < 200) {
         this.out(`<< ${r.status} ${r.reason}`);
-        if (r.status > 100) this.state = outboundStep(this.state, 'provisional');
+        if (r.status > 100 && (this.state === 'calling' || this.state === 'proceeding')) this.state = outboundStep(this.state, 'provisional');
         return;
       }
       if (r.status >= 300) return;

@@ -281,6 +281,9 @@ export class SipUa extends EventEmitter<UaEvents> {
     if (m.kind === 'response') {
       const tx = this.clients.get(branch);
       if (!tx) return;
+      // a provisional after the final (Kamailio's workers may send them in either order)
+      // matches no transaction any more (RFC 3261 §17.1.1.2): dropped
+      if (tx.final !== undefined && m.status < 200) return;
       if (tx.method === 'INVITE' && m.status >= 300) this.ackNon2xx(tx, m);
       // any response stops the INVITE's retransmissions (RFC 3261 §17.1.1.2, Proceeding)
       // (and no timer B while it rings: the proxy's own timer ends an unanswered call)
