@@ -321,7 +321,8 @@ export class B2bua implements TransactionUser {
         return;
       case 'cancel': {
         const leg = call.legs.get(e.leg);
-        if (leg) this.#layer().cancel(leg.tx, { response: () => {}, timeout: () => {}, terminated: () => {} });
+        // the machine's Reason (A/B: "Call completed elsewhere", RFC 3326 §2) goes in the CANCEL
+        if (leg) this.#layer().cancel(leg.tx, { response: () => {}, timeout: () => {}, terminated: () => {} }, e.reason);
         return;
       }
       case 'bye': {

@@ -161,14 +161,15 @@ export function ackForNon2xx(invite: SipRequest, res: SipResponse): Built<SipReq
 
 /**
  * CANCEL of a request we sent (§9.1): same Request-URI, Call-ID, From, To, CSeq number
- * (method CANCEL), only the top Via (same branch), the request's Route lines.
+ * (method CANCEL), only the top Via (same branch), the request's Route lines; then
+ * `extra` (a Reason, RFC 3326 §2).
  */
-export function cancelFor(req: SipRequest): Built<SipRequest> {
+export function cancelFor(req: SipRequest, extra: readonly Header[] = []): Built<SipRequest> {
   const via = req.getValues('Via')[0];
   if (via === undefined) throw new BuildError('request without a Via');
   const h: Header[] = [
     ['Via', via], ['Max-Forwards', String(MAX_FORWARDS)], ['From', req.get('From') ?? ''], ['To', req.get('To') ?? ''],
-    ['Call-ID', req.get('Call-ID') ?? ''], ['CSeq', `${requireCseq(req).seq} CANCEL`], ...routes(req),
+    ['Call-ID', req.get('Call-ID') ?? ''], ['CSeq', `${requireCseq(req).seq} CANCEL`], ...routes(req), ...extra,
   ];
   return printRequest('CANCEL', req.ruri, h);
 }

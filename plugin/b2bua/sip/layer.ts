@@ -76,7 +76,7 @@ export class TransactionLayer {
   readonly #clients = new Map<string, ClientTransaction>();
   readonly #servers = new Map<string, ServerTransaction>();
   /** CANCELs waiting for a provisional response of their INVITE (§9.1). */
-  readonly #pendingCancel = new Map<InviteClientTransaction, ClientEvents>();
+  readonly #pendingCancel = new Map<InviteClientTransaction, { events: ClientEvents; reason: string | undefined }>();
 
   constructor(
     private readonly ctx: TxContext,
@@ -138,14 +138,15 @@ export class TransactionLayer {
   /**
    * CANCEL our INVITE (§9.1): sent at once after a provisional response, held until the
    * first one otherwise, too late once a final arrived (a 2xx then needs ACK and BYE).
+   * `reason`: the value of a Reason header in it (RFC 3326 §2).
    */
-  cancel(invite: InviteClientTransaction, events: ClientEvents): CancelOutcome {
+  cancel(invite: InviteClientTransaction, events: ClientEvents, reason?: string): CancelOutcome {
     if (invite.state === 'proceeding') {
-      this.#sendCancel(invite, events);
+      this.#sendCancel(invite, events, reason);
       return 'sent';
     }
     if (invite.state === 'calling') {
-      this.#pendingCancel.set(invite, events);
+      this.#pendingCancel.set(invite, { events, reason });
       return 'pending';
     }
     return 'too-late';
@@ -157,14 +158,14 @@ export class TransactionLayer {
   }
 
   #flushCancel(invite: InviteClientTransaction): void {
-    const events = this.#pendingCancel.get(invite);
-    if (!events) return;
+    const held = this.#pendingCancel.get(invite);
+    if (!held) return;
     this.#pendingCancel.delete(invite);
-    this.#sendCancel(invite, events);
+    this.#sendCancel(invite, held.events, held.reason);
   }
 
-  #sendCancel(invite: InviteClientTransaction, events: ClientEvents): void {
-    this.sendRequest(cancelFor(invite.request.msg), events);
+  #sendCancel(invite: InviteClientTransaction, events: ClientEvents, reason: string | undefined): void {
+    this.sendRequest(cancelFor(invite.request.msg, reason === undefined ? [] : [['Reason', reason]]), events);
     invite.cancelSent();
   }
 

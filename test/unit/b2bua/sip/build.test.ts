@@ -72,6 +72,13 @@ t.test('§9.1 CANCEL: same Request-URI, Call-ID, From, To, CSeq number, top Via,
   t.equal(c.get('Content-Length'), '0');
 });
 
+t.test('CANCEL with a Reason (RFC 3326 §2), after the Route lines', async (t) => {
+  const inv = req(incoming({ cseq: 7, extra: ['Route: <sip:127.0.0.1:5060;lr>'] }));
+  const c = cancelFor(inv, [['Reason', 'SIP;cause=200;text="Call completed elsewhere"']]).msg;
+  t.same(c.getAll('Reason'), ['SIP;cause=200;text="Call completed elsewhere"']);
+  t.same(cancelFor(inv).msg.getAll('Reason'), [], 'none unless asked');
+});
+
 t.test('Via, CSeq and tag readers', async (t) => {
   const vias: [string, string | null, string | null][] = [
     ['SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK1', '127.0.0.1:5060', 'z9hG4bK1'],

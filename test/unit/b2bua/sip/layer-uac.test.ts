@@ -99,6 +99,19 @@ t.test('UAC CANCEL races (§9.1)', async (t) => {
   }
 });
 
+t.test('UAC CANCEL with a Reason (RFC 3326 §2): sent at once, or held until the 180', async (t) => {
+  const REASON = 'SIP;cause=200;text="Call completed elsewhere"';
+  for (const early of [true, false]) {
+    const s = setup();
+    const l = leg(s);
+    if (early) s.layer.receive(answer(l.invite.msg, { status: 180, toTag: 'd1' }));
+    t.equal(s.layer.cancel(l.tx, { response: () => {}, timeout: () => {}, terminated: () => {} }, REASON), early ? 'sent' : 'pending');
+    if (!early) s.layer.receive(answer(l.invite.msg, { status: 180, toTag: 'd1' }));
+    const cancel = s.h.sent.map(req).find((m) => m.method === 'CANCEL');
+    t.same(cancel?.getAll('Reason'), [REASON], `${early ? 'after' : 'before'} the 180: the CANCEL carries the Reason`);
+  }
+});
+
 t.test('UAC: Timer B without any response; a held CANCEL goes with it', async (t) => {
   const s = setup();
   const l = leg(s);
