@@ -62,14 +62,22 @@ interface Handset {
   readonly phone: Phone;
   readonly sessions: ChatSession[];
   readonly requests: SipMsg[];
+  /** CANCELs as they arrived (the UA answers them itself and emits only the INVITE). */
+  readonly cancels: SipMsg[];
 }
 
 async function handset(user: string, n: number, answer: Phone['o']['answer'] = { kind: 'after', ms: 0 }): Promise<Handset> {
   const phone = await Phone.start({ sipPort: sip, user, instance: instanceFor(user, String(n)), answer, out: () => undefined });
   phones.push(phone);
-  const h: Handset = { phone, sessions: [], requests: [] };
+  const h: Handset = { phone, sessions: [], requests: [], cancels: [] };
   phone.on('connected', (_id, s) => h.sessions.push(s));
   phone.on('request', (r) => h.requests.push(r));
+  // SipUa answers a CANCEL through respond(): the one place its text is seen
+  const respond = phone.ua.respond.bind(phone.ua);
+  phone.ua.respond = (req, status, reason, o) => {
+    if (req.method === 'CANCEL') h.cancels.push(req);
+    respond(req, status, reason, o);
+  };
   return h;
 }
 
@@ -325,6 +333,7 @@ t.test('policy B: a chat message without isComposing chooses; a ringing phone is
   await eventually(() => byes(h2).length > 0, 'phone 2 got BYE');
   t.same(reasonLines(byes(h2)[0]!), [`Reason: ${ELSEWHERE}`], `phone 2: exactly Reason: ${ELSEWHERE}`);
   await eventually(() => h3.phone.lines.some((l) => l.startsWith('<< CANCEL')), 'phone 3 got CANCEL');
+  t.same(reasonLines(h3.cancels[0]!), [`Reason: ${ELSEWHERE}`], `phone 3's CANCEL has exactly Reason: ${ELSEWHERE} (RFC 3326)`);
   t.equal(byes(h1).length, 0, 'phone 1 keeps the session');
 
   const ended = new Promise<void>((resolve) => caller.once('ended', resolve));
@@ -362,7 +371,7 @@ t.test('policy B: a phone speaks as soon as its MSRP is up, before the caller ha
   await eventually(() => texts(caller.session.events).includes('early bird'), 'the early message at the caller');
   t.pass("phone 1's message, sent before the caller connected, reached the caller");
   await eventually(() => h2.phone.lines.some((l) => l.startsWith('<< CANCEL')) || byes(h2).length > 0, 'phone 2 sent away');
-  for (const b of byes(h2)) t.same(reasonLines(b), [`Reason: ${ELSEWHERE}`], `phone 2's BYE has exactly Reason: ${ELSEWHERE}`);
+  for (const m of [...byes(h2), ...h2.cancels]) t.same(reasonLines(m), [`Reason: ${ELSEWHERE}`], `phone 2's ${m.method} has exactly Reason: ${ELSEWHERE}`);
   const s1 = await sessionOf(h1);
   await caller.session.send('morning');
   await eventually(() => texts(s1.events).includes('morning'), 'the reply at phone 1');
@@ -497,7 +506,7 @@ t.test('policy A, two phones: the first to answer stays, the other is cancelled 
   await eventually(() => h2.requests.some((r) => r.method === 'BYE') || h2.phone.lines.some((l) => l.startsWith('<< CANCEL')), 'phone 2 cancelled or sent away');
   const bye2 = byes(h2);
   if (bye2.length > 0) t.same(reasonLines(bye2[0]!), [`Reason: ${ELSEWHERE}`], `phone 2's BYE has exactly Reason: ${ELSEWHERE}`);
-  else t.pass('phone 2 was cancelled while ringing');
+  else t.same(reasonLines(h2.cancels[0]!), [`Reason: ${ELSEWHERE}`], `phone 2 was cancelled while ringing, with exactly Reason: ${ELSEWHERE}`);
   t.equal(byes(h1).length, 0, 'phone 1 stays');
   await caller.session.send('hello ann');
   await eventually(() => texts(s1.events).includes('hello ann'), 'at phone 1');
@@ -516,7 +525,7 @@ t.test('policy A, two phones answer at once: one stays, the other gets ACK and B
   const stays = hs.filter((h) => !sentAway(h));
   t.equal(stays.length, 1, 'one phone stays');
   const gone = hs.find(sentAway)!;
-  for (const b of byes(gone)) t.same(reasonLines(b), [`Reason: ${ELSEWHERE}`], `its BYE has exactly Reason: ${ELSEWHERE}`);
+  for (const m of [...byes(gone), ...gone.cancels]) t.same(reasonLines(m), [`Reason: ${ELSEWHERE}`], `its ${m.method} has exactly Reason: ${ELSEWHERE}`);
   const s = await sessionOf(stays[0]!);
   await caller.session.send('hello amy');
   await eventually(() => texts(s.events).includes('hello amy'), 'at the phone that stays');
