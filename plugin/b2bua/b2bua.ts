@@ -221,7 +221,11 @@ export class B2bua implements TransactionUser {
   /** Every call ends now (shutdown): BYE and CANCEL go out, the relay sessions are deleted. */
   async stop(): Promise<void> {
     const calls = [...this.#calls.values()];
-    for (const c of calls) this.#feed(c, { kind: 'max-age' });
+    for (const c of calls) {
+      this.#feed(c, { kind: 'max-age' });
+      // a BYE held for the ACK of our 200 goes now: no ACK will be waited for
+      this.#feed(c, { kind: 'caller-no-ack' });
+    }
     await Promise.all(calls.map((c) => c.queue));
   }
 
