@@ -163,6 +163,8 @@ class RawCaller {
   peer: MsrpPeer;
   private dialog: { callId: string; local: string; remote: string; target: string; routes: string[]; cseq: number } | undefined;
   final: SipMsg | undefined;
+  /** BYEs from the PF. */
+  readonly byes: SipMsg[] = [];
 
   private constructor(
     readonly ua: SipUa,
@@ -172,23 +174,28 @@ class RawCaller {
   ) {
     this.peer = listener;
     ua.on('request', (req) => {
-      if (req.method === 'BYE') ua.respond(req, 200, 'OK');
-      else if (req.method !== 'ACK') ua.respond(req, 481, 'Call/Transaction Does Not Exist');
+      if (req.method === 'BYE') {
+        this.byes.push(req);
+        this.dialog = undefined;
+        ua.respond(req, 200, 'OK');
+      } else if (req.method !== 'ACK') ua.respond(req, 481, 'Call/Transaction Does Not Exist');
     });
   }
 
-  static async place(o: { to: string; setup: 'active' | 'passive'; cema?: boolean }): Promise<RawCaller> {
+  static async place(o: { to: string; setup: 'active' | 'passive'; cema?: boolean; unreachable?: boolean }): Promise<RawCaller> {
     const ua = await SipUa.open();
     const listener = await MsrpPeer.listen({ host: '127.0.0.1' });
     const port = listener.endpoint.port;
-    const path = o.cema ? `msrp://127.0.0.1:${await closedPort()}/${listener.sessionId};tcp` : listener.localUri;
+    // cema: the a=path names a dead port, c=/m= the listener; unreachable: both the dead port
+    const dead = o.cema || o.unreachable ? `msrp://127.0.0.1:${await closedPort()}/${listener.sessionId};tcp` : undefined;
+    const path = dead ?? listener.localUri;
     // what we send carries the a=path of our SDP, the URI the relay knows us by
     listener.localUri = path;
     const c = new RawCaller(ua, listener, path);
     callers.add(c);
     const sdp = [
       'v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0',
-      `m=message ${port} TCP/MSRP *`, `a=path:${path}`,
+      `m=message ${o.unreachable ? new URL(path.replace(/^msrp:/, 'http:')).port : port} TCP/MSRP *`, `a=path:${path}`,
       `a=accept-types:${ACCEPT_TYPES}`, `a=accept-wrapped-types:${ACCEPT_WRAPPED_TYPES}`,
       ...(o.cema ? ['a=msrp-cema'] : []), `a=setup:${o.setup}`, '',
     ].join('\r\n');
@@ -221,7 +228,7 @@ class RawCaller {
       if (status !== 200) throw new Error(`MSRP bind answered ${status}`);
     } else {
       listener.remotePath = media.path.join(' ');
-      await listener.waitForConnection(10_000);
+      if (!o.unreachable) await listener.waitForConnection(10_000);
     }
     return c;
   }
@@ -495,6 +502,30 @@ t.test('CEMA: a passive caller whose a=path is unreachable is reached at its c=/
   await eventually(() => texts(caller.events()).includes('hello alice'), 'at the caller');
   t.pass('messages both ways');
   await hangUp(caller, [h]);
+  await settled(t);
+});
+
+t.test('a passive caller the relay cannot reach: the dial fails, the PF ends the call on both sides', async (t) => {
+  const h = await handset('una', 1);
+  const caller = await RawCaller.place({ to: 'una', setup: 'passive', unreachable: true });
+  t.equal(caller.final?.status, 200, 'answered (the dial fails after the 200)');
+  await eventually(() => caller.byes.length > 0, 'the caller got BYE', 15_000);
+  await eventually(() => byes(h).length > 0, 'the phone got BYE');
+  callers.delete(caller);
+  await caller.hangup();
+  await settled(t);
+});
+
+t.test("the caller's MSRP connection drops without a BYE: the PF ends the call on both sides", async (t) => {
+  const [h1, h2] = [await handset('uma', 1), await handset('uma', 2)];
+  const caller = await chatCaller('uma');
+  await Promise.all([sessionOf(h1), sessionOf(h2)]);
+  const ended = new Promise<void>((resolve) => caller.once('ended', resolve));
+  await caller.session.close();
+  await ended;
+  t.equal(caller.state, 'ended', 'the caller got BYE');
+  await eventually(() => byes(h1).length > 0 && byes(h2).length > 0, 'both phones got BYE');
+  callers.delete(caller);
   await settled(t);
 });
 
