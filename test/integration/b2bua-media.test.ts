@@ -3,11 +3,17 @@
  * 8.3.2.1.4): the lab's chat phones (lab/chat-phone.ts Phone) register as devices of a
  * served user, a chat caller (ChatCaller, or RawCaller below when the test needs MSRP
  * headers or an SDP of its own) calls through Kamailio; every byte of chat goes through
- * the relay (docs/media-relay.md). Cases: policy B with three phones (first active keeps
- * the session, the others get BYE with the Reason), direct delivery (Message-Direction:
- * sent to the other devices only), REPORTs merged for the sender, a passive offer (the
- * relay dials the caller), a CEMA caller reached at c=/m=, policy A. Each case ends with
- * the caller's BYE, every phone's leg gone, and no B2BUA call or relay session left.
+ * the relay (docs/media-relay.md). Cases:
+ * - policy B: the first phone to type (isComposing, or a chat message alone) keeps the
+ *   session, the others get BYE (ringing ones CANCEL) with the "Call completed elsewhere"
+ *   Reason; a phone that speaks before the caller has connected; phones leaving early;
+ * - direct delivery: a phone's message to the caller unmarked, to the other phone marked
+ *   Message-Direction: sent, never back to itself, also in chunks;
+ * - REPORTs as the sender sees them: one success REPORT per message, none for copies;
+ * - setup roles: a passive caller dialed by the relay, a CEMA caller reached at c=/m=,
+ *   a passive caller that cannot be reached; a caller whose MSRP drops;
+ * - policy A: the first to answer stays.
+ * Each case ends with every dialog over and no B2BUA call or relay session left.
  */
 import t, { type Test } from 'tap';
 import net from 'node:net';
@@ -27,15 +33,20 @@ import { RelayControlClient } from '../../media/relay/control-client.js';
 const ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
 
 const dir = runDir('it-b2bua-media');
-// one lab for every case: direct delivery on (case 2 needs it; the other cases do not
+// one lab for every case: direct delivery on (its case needs it; the others do not
 // depend on it), C by default, B and A for the users of those cases
 const lab = await Lab.start({
   dir,
   mode: 'b2bua',
   serviceLogLevel: process.env.PF_TEST_LOG_LEVEL ?? 'info',
-  b2bua: { multiDevice: 'C', multiDeviceByUser: {
-      'sip:bea@example.net': 'B', 'sip:bee@example.net': 'B', 'sip:bev@example.net': 'B', 'sip:bob@example.net': 'B', 'sip:ann@example.net': 'A', 'sip:amy@example.net': 'A',
-    }, directDelivery: true },
+  b2bua: {
+    multiDevice: 'C',
+    multiDeviceByUser: Object.fromEntries([
+      ...['bea', 'bee', 'bev', 'bob'].map((u) => [`sip:${u}@example.net`, 'B']),
+      ...['ann', 'amy'].map((u) => [`sip:${u}@example.net`, 'A']),
+    ]),
+    directDelivery: true,
+  },
 });
 const relay = await RelayControlClient.connect('127.0.0.1', lab.relay!.controlPort);
 const phones: Phone[] = [];
