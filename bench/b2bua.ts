@@ -29,25 +29,32 @@
  *    mode this spans Kamailio → B2BUA (TCP), the B2BUA's `leg-answered` step, the relay's
  *    `answer` call, and our 200 back through Kamailio; in proxy mode Kamailio's relay of
  *    the 200. CPU ms per call by part from /proc (utime + stime of each process group).
- * 2. memory (B2BUA mode): MEM_N calls at MEM_RATE calls/s with a hold long enough that
- *    all MEM_N are established at once; when the B2BUA counts MEM_N calls, the service
- *    and the relay are each asked over the inspector (Node started with `--inspect` on a
- *    free port, NODE_OPTIONS) to run a full GC, then for process.memoryUsage(); VmRSS
- *    from /proc too. Less the same reading just before (idle, warm), divided by MEM_N.
+ * 2. memory (B2BUA mode): MEM_N calls at MEM_RATE calls/s, held; when the B2BUA counts
+ *    MEM_N calls and the relay MEM_N sessions, the service and the relay are each asked
+ *    over the inspector (Node started with `--inspect` on a free port, NODE_OPTIONS) to
+ *    run a full GC, then for process.memoryUsage(); VmRSS from /proc too. Less the same
+ *    reading taken idle (warm, 64*T1 after the last call), divided by MEM_N. Read twice:
+ *    at once, and 64*T1 later, when the calls' INVITE transactions have left RFC 6026's
+ *    Accepted state (Timers L and M): the second is what a held session costs.
  * 3. the highest rate with zero failed calls: STEP_S s steps up a ladder from START
  *    (x1.4 each), then REFINE bisection probes (as bench/proxy.ts), each step from idle
- *    (CPU quiet and, in B2BUA mode, no call nor relay session left).
+ *    (CPU quiet and, in B2BUA mode, no call nor relay session left). A step of a few
+ *    seconds absorbs a backlog (sipp waits 10 s for an answer), so each step also
+ *    prints the caller's INVITE -> 200 times (sipp -trace_rtt), the summary names the
+ *    highest step run whose p99 was within SLOW_MS, and MAX_SETUP_P99_MS makes the
+ *    search itself fail a slow step.
  *
- * Prints medians (min, max) over REPS rounds and the ratio B2BUA / proxy of each
- * round's highest rates (target >= 0.5). `--quick`: 1 round, short steps, MEM_N 200.
+ * Prints medians (min–max) over REPS rounds and the ratio B2BUA / proxy of each round's
+ * highest rates (target >= 0.5). `--quick`: 1 round, 3 s steps, MEM_N 200.
+ * Figures and how to read them: docs/benchmarks.md §8.
  *
- * Env: REPS (3), STEP_S (5), LAT_S (10), MEM_N (1000), MEM_RATE (100), START_PROXY
- * (500), START_B2BUA (100), REFINE (2), CHILDREN (4), SHM_MB (2048), MULTI_DEVICE (C),
- * MODES (proxy,b2bua), SERVICE_LOG (warn), SERVICE_NODE_ARGS, PROXY_SECOND (ring),
- * B2BUA_SECOND (answer).
+ * Env: REPS (3), STEP_S (5), LAT_S (10), MEM_N (1000), MEM_RATE (100), START_PROXY (500),
+ * START_B2BUA (100), REFINE (2), CHILDREN (4), SHM_MB (2048), MULTI_DEVICE (C),
+ * MAX_SETUP_P99_MS (0: off), SLOW_MS (1000), MODES (proxy,b2bua), SERVICE_LOG (warn),
+ * SERVICE_NODE_ARGS, PROXY_SECOND (ring), B2BUA_SECOND (answer).
  */
 import { join } from 'node:path';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
@@ -73,6 +80,10 @@ const REFINE = env('REFINE', 2, 1);
 const CHILDREN = env('CHILDREN', 4, 4);
 const SHM_MB = env('SHM_MB', 2048, 2048);
 const MULTI_DEVICE = process.env.MULTI_DEVICE ?? 'C';
+/** 0: a step passes with zero failed calls alone (as bench:proxy); else also needs the caller's p99 INVITE -> 200 under it. */
+const MAX_SETUP_P99_MS = env('MAX_SETUP_P99_MS', 0, 0);
+/** The summary also names the highest step run whose p99 setup time was within this. */
+const SLOW_MS = env('SLOW_MS', 1000, 1000);
 type Second = 'answer' | 'ring';
 const second = (v: string | undefined, dflt: Second): Second => (v === 'answer' || v === 'ring' ? v : dflt);
 /** What the second device does: B2BUA_SECOND (answer), PROXY_SECOND (ring). */
@@ -308,6 +319,9 @@ async function quiesce(s: Setup): Promise<string> {
   return left.calls || left.sessions ? ` [${left.calls} calls, ${left.sessions} relay sessions still open]` : '';
 }
 
+/** When the last sipp caller ended (Date.now()). */
+let lastRunEnd = 0;
+
 /** `calls` calls at `rate` to `user`, holding `holdMs`; sipp's exit and failure line. */
 async function run(s: Setup, o: { user: string; rate: number; calls: number; holdMs?: number; trace?: boolean; name: string }) {
   const r = await runSipp({
@@ -316,14 +330,32 @@ async function run(s: Setup, o: { user: string; rate: number; calls: number; hol
     remote: `127.0.0.1:${s.kamailio.sipPort}`,
     vars: vars({ dir: s.dir, sipPort: s.kamailio.sipPort, to: o.user, contributionId: 'bench-[pid]-[call_number]' }, 200, o.holdMs ?? 0),
     calls: o.calls,
-    extraArgs: ['-r', String(o.rate), '-rp', '1000', '-recv_timeout', '10000', '-l', String(o.calls)],
+    // -trace_rtt: each call's INVITE -> 200 time (the rtd of uac-call.xml)
+    extraArgs: ['-r', String(o.rate), '-rp', '1000', '-recv_timeout', '10000', '-l', String(o.calls), '-trace_rtt', '-rtt_freq', '100'],
     timeoutMs: (o.calls / o.rate + (o.holdMs ?? 0) / 1000 + 60) * 1000,
     name: o.name,
     trace: o.trace ?? false,
   });
+  lastRunEnd = Date.now();
   const failed = /Failed call[^\n]*/.exec(r.output)?.[0]?.replace(/\s+/g, ' ') ?? '';
-  return { ok: r.code === 0, detail: `exit ${String(r.code)} ${failed}`.trim(), messages: r.messages };
+  return { ok: r.code === 0, detail: `exit ${String(r.code)} ${failed}`.trim(), messages: r.messages, setup: setupTimes(join(s.dir, 'calls'), o.name) };
 }
+
+/** The caller's INVITE -> 200 times (ms) of the newest run named `name` (sipp's `_rtt.csv`: date_ms;rtt_ms;rtd_no). */
+function setupTimes(dir: string, name: string): number[] {
+  const files = readdirSync(dir)
+    .filter((f) => f.startsWith(`${name}-`) && f.endsWith('_rtt.csv'))
+    .map((f) => ({ f, t: statSync(join(dir, f)).mtimeMs }))
+    .sort((a, b) => b.t - a.t);
+  if (!files[0]) return [];
+  return readFileSync(join(dir, files[0].f), 'utf8')
+    .split('\n')
+    .map((l) => Number(l.split(';')[1]))
+    .filter((x) => Number.isFinite(x));
+}
+
+const setupNote = (xs: number[]): string =>
+  xs.length ? `caller INVITE -> 200 p50 ${pct(xs, 0.5).toFixed(1)} ms, p99 ${pct(xs, 0.99).toFixed(1)} ms, max ${Math.max(...xs).toFixed(0)} ms` : 'no setup times';
 
 // ---------------------------------------------------------------- 1. latency from the traces
 
@@ -402,62 +434,92 @@ interface MemPerSession {
   relayRss: number;
 }
 
-async function memory(s: Setup): Promise<MemPerSession | null> {
+/** RFC 6026 Timers L and M (64*T1, T1 500 ms): how long a call's INVITE transactions outlive its 200. */
+const ACCEPTED_MS = 64 * 500;
+
+/**
+ * Per session, twice: as soon as MEM_N are established (their INVITE transactions still in
+ * Accepted) and once those have ended (ACCEPTED_MS + 2 s later): the held session alone.
+ */
+async function memory(s: Setup): Promise<{ early: MemPerSession; held: MemPerSession } | null> {
   const note = await quiesce(s);
+  // the baseline holds no transaction of earlier calls either
+  await new Promise((r) => setTimeout(r, Math.max(0, lastRunEnd + ACCEPTED_MS + 2000 - Date.now())));
   const base = await readMemory(s);
-  const holdMs = Math.ceil((MEM_N / MEM_RATE) * 1000) + 15_000;
+  const rampMs = Math.ceil((MEM_N / MEM_RATE) * 1000);
+  const holdMs = rampMs + ACCEPTED_MS + 15_000;
   const sipp = run(s, { user: 'bench', rate: MEM_RATE, calls: MEM_N, holdMs, name: 'hold' });
-  // all MEM_N established at once: the B2BUA counts them and the relay holds a session each
-  const deadline = Date.now() + holdMs - 5000;
+  const all = (l: { calls: number; sessions: number }): boolean => l.calls >= MEM_N && l.sessions >= MEM_N;
+  const deadline = Date.now() + rampMs + 10_000;
   let l = await live(s);
-  while (Date.now() < deadline && !(l.calls >= MEM_N && l.sessions >= MEM_N)) {
+  while (Date.now() < deadline && !all(l)) {
     await new Promise((r) => setTimeout(r, 200));
     l = await live(s);
   }
-  const held = l.calls >= MEM_N && l.sessions >= MEM_N ? await readMemory(s) : null;
+  const at = Date.now();
+  const early = all(l) ? await readMemory(s) : null;
+  await new Promise((r) => setTimeout(r, Math.max(0, at + ACCEPTED_MS + 2000 - Date.now())));
+  const l2 = await live(s);
+  const held = early && all(l2) ? await readMemory(s) : null;
   const r = await sipp;
-  console.log(`  b2bua hold ${MEM_N} sessions: ${l.calls} calls, ${l.sessions} relay sessions at the reading; calls ${r.ok ? 'all ok' : `FAILED (${r.detail})`}${note}`);
-  if (!held) return null;
-  const per = (a: number, b: number): number => (a - b) / MEM_N;
-  const heap = (m: MemoryUsage): number => m.heapUsed + m.external;
-  return {
-    serviceHeap: per(heap(held.service), heap(base.service)),
-    relayHeap: per(heap(held.relay), heap(base.relay)),
-    serviceRss: per(held.serviceRss, base.serviceRss),
-    relayRss: per(held.relayRss, base.relayRss),
-  };
+  console.log(
+    `  b2bua hold ${MEM_N} sessions: ${l.calls} calls / ${l.sessions} relay sessions at the first reading, ${l2.calls} / ${l2.sessions} at the second; calls ${r.ok ? 'all ok' : `FAILED (${r.detail})`}${note}`,
+  );
+  if (!early || !held) return null;
+  const per = (a: MemReading): MemPerSession => ({
+    serviceHeap: (a.service.heapUsed + a.service.external - base.service.heapUsed - base.service.external) / MEM_N,
+    relayHeap: (a.relay.heapUsed + a.relay.external - base.relay.heapUsed - base.relay.external) / MEM_N,
+    serviceRss: (a.serviceRss - base.serviceRss) / MEM_N,
+    relayRss: (a.relayRss - base.relayRss) / MEM_N,
+  });
+  return { early: per(early), held: per(held) };
 }
 
 // ---------------------------------------------------------------- 3. highest rate
 
-async function step(s: Setup, rate: number): Promise<{ ok: boolean; detail: string }> {
+async function step(s: Setup, rate: number): Promise<{ ok: boolean; detail: string; setup: number[] }> {
   const note = await quiesce(s);
   const r = await run(s, { user: 'bench', rate, calls: Math.max(1, Math.round(rate * STEP_S)), name: `load-${rate}` });
-  return { ok: r.ok, detail: r.detail + note };
+  // a step passes with zero failed calls (as bench:proxy) and, with MAX_SETUP_P99_MS, a p99 setup time under it
+  const slow = MAX_SETUP_P99_MS > 0 && r.ok && !(pct(r.setup, 0.99) <= MAX_SETUP_P99_MS);
+  return { ok: r.ok && !slow, detail: (slow ? `setup p99 over ${MAX_SETUP_P99_MS} ms, ` : '') + r.detail + note, setup: r.setup };
 }
 
-async function maxRate(s: Setup): Promise<number> {
+/** Every step run: its rate, whether it passed, the caller's p99 INVITE -> 200. */
+type StepLog = { rate: number; ok: boolean; p99: number }[];
+
+/** The highest step run that passed with a p99 setup time within `ms` (not a search of its own). */
+const highestWithin = (steps: StepLog, ms: number): number =>
+  Math.max(0, ...steps.filter((x) => x.ok && x.p99 <= ms).map((x) => x.rate));
+
+async function maxRate(s: Setup, steps: StepLog): Promise<{ rate: number; setup: number[] }> {
   let best = 0;
+  let bestSetup: number[] = [];
   let failedAt = 0;
   for (let rate = START[s.mode]; ; rate = Math.round((rate * 1.4) / 10) * 10) {
     const r = await step(s, rate);
-    console.log(`  ${s.mode} ${rate} calls/s: ${r.ok ? 'ok' : `FAILED (${r.detail})`}`);
+    steps.push({ rate, ok: r.ok, p99: pct(r.setup, 0.99) });
+    console.log(`  ${s.mode} ${rate} calls/s: ${r.ok ? 'ok' : `FAILED (${r.detail})`}; ${setupNote(r.setup)}`);
     if (!r.ok) {
       failedAt = rate;
       break;
     }
     best = rate;
+    bestSetup = r.setup;
     if (rate > 20_000) break;
   }
   for (let i = 0; i < REFINE && failedAt > 0; i++) {
     const mid = Math.round((best + failedAt) / 20) * 10;
     if (mid <= best || mid >= failedAt) break;
     const r = await step(s, mid);
-    console.log(`  ${s.mode} ${mid} calls/s (refine): ${r.ok ? 'ok' : `FAILED (${r.detail})`}`);
-    if (r.ok) best = mid;
-    else failedAt = mid;
+    steps.push({ rate: mid, ok: r.ok, p99: pct(r.setup, 0.99) });
+    console.log(`  ${s.mode} ${mid} calls/s (refine): ${r.ok ? 'ok' : `FAILED (${r.detail})`}; ${setupNote(r.setup)}`);
+    if (r.ok) {
+      best = mid;
+      bestSetup = r.setup;
+    } else failedAt = mid;
   }
-  return best;
+  return { rate: best, setup: bestSetup };
 }
 
 // ---------------------------------------------------------------- the run
@@ -473,7 +535,10 @@ const cpu: Record<Mode, Record<keyof CpuSample, number[]>> = {
   proxy: { kamailio: [], service: [], relay: [], devices: [] },
   b2bua: { kamailio: [], service: [], relay: [], devices: [] },
 };
-const mem: Record<keyof MemPerSession, number[]> = { serviceHeap: [], relayHeap: [], serviceRss: [], relayRss: [] };
+const noMem = (): Record<keyof MemPerSession, number[]> => ({ serviceHeap: [], relayHeap: [], serviceRss: [], relayRss: [] });
+const mem = { early: noMem(), held: noMem() };
+const atBest: Record<Mode, { p50: number[]; p99: number[] }> = { proxy: { p50: [], p99: [] }, b2bua: { p50: [], p99: [] } };
+const within: Record<Mode, number[]> = { proxy: [], b2bua: [] };
 const started = new Date().toISOString();
 
 console.log(`run directory ${root}`);
@@ -497,7 +562,7 @@ for (let rep = 1; rep <= REPS; rep++) {
       lat[mode].p99.push(pct(d, 0.99));
       lat[mode].n.push(d.length);
       console.log(
-        `  ${mode} at ${LAT_RATE}/s: device 200 -> caller 200 p50 ${pct(d, 0.5).toFixed(2)} ms, p99 ${pct(d, 0.99).toFixed(2)} ms (${d.length} of ${n} calls matched; calls ${r.ok ? 'all ok' : `FAILED (${r.detail})`})${note}`,
+        `  ${mode} at ${LAT_RATE}/s: device 200 -> caller 200 p50 ${pct(d, 0.5).toFixed(2)} ms, p99 ${pct(d, 0.99).toFixed(2)} ms (${d.length} of ${n} calls matched; calls ${r.ok ? 'all ok' : `FAILED (${r.detail})`}); ${setupNote(r.setup)}${note}`,
       );
       console.log(
         `  ${mode} CPU ms per call at ${LAT_RATE}/s: Kamailio ${((c1.kamailio - c0.kamailio) / n).toFixed(3)}, service ${((c1.service - c0.service) / n).toFixed(3)}, relay ${((c1.relay - c0.relay) / n).toFixed(3)}, devices ${((c1.devices - c0.devices) / n).toFixed(3)}`,
@@ -505,13 +570,22 @@ for (let rep = 1; rep <= REPS; rep++) {
       if (mode === 'b2bua') {
         const m = await memory(s);
         if (m) {
-          for (const k of Object.keys(m) as (keyof MemPerSession)[]) mem[k].push(m[k]);
-          console.log(
-            `  b2bua per session, KiB: service heap ${(m.serviceHeap / 1024).toFixed(1)}, relay heap ${(m.relayHeap / 1024).toFixed(1)}; RSS service ${(m.serviceRss / 1024).toFixed(1)}, relay ${(m.relayRss / 1024).toFixed(1)}`,
-          );
+          for (const k of Object.keys(m.held) as (keyof MemPerSession)[]) {
+            mem.held[k].push(m.held[k]);
+            mem.early[k].push(m.early[k]);
+          }
+          const show = (x: MemPerSession): string =>
+            `service heap ${(x.serviceHeap / 1024).toFixed(1)}, relay heap ${(x.relayHeap / 1024).toFixed(1)}; RSS service ${(x.serviceRss / 1024).toFixed(1)}, relay ${(x.relayRss / 1024).toFixed(1)}`;
+          console.log(`  b2bua per session, KiB, transactions still Accepted: ${show(m.early)}`);
+          console.log(`  b2bua per session, KiB, after 64*T1: ${show(m.held)}`);
         }
       }
-      rateOf[mode] = await maxRate(s);
+      const steps: StepLog = [];
+      const m = await maxRate(s, steps);
+      rateOf[mode] = m.rate;
+      within[mode].push(highestWithin(steps, SLOW_MS));
+      atBest[mode].p50.push(pct(m.setup, 0.5));
+      atBest[mode].p99.push(pct(m.setup, 0.99));
     } finally {
       await s.stop();
     }
@@ -528,6 +602,10 @@ second device: proxy ${PROXY_SECOND}, b2bua ${B2BUA_SECOND} (policy ${MULTI_DEVI
 Kamailio -x tlsf -m ${SHM_MB}, ${CHILDREN} children; load average at the end ${loadavg().map((x) => x.toFixed(1)).join(' ')}. Median (min–max) over the rounds.
 `);
 for (const mode of MODES) console.log(`  ${mode.padEnd(6)} highest rate, zero failed calls  ${spread(rates[mode])} calls/s`);
+for (const mode of MODES)
+  console.log(`  ${mode.padEnd(6)} caller INVITE -> 200 at that rate  p50 ${spread(atBest[mode].p50, 1)} ms, p99 ${spread(atBest[mode].p99, 1)} ms`);
+for (const mode of MODES)
+  console.log(`  ${mode.padEnd(6)} highest step run with p99 setup <= ${SLOW_MS} ms  ${spread(within[mode])} calls/s  [${within[mode].join(', ')}]`);
 if (ratios.length) console.log(`  ratio b2bua / proxy (per round)  ${spread(ratios, 2)}  [${ratios.map((r) => r.toFixed(2)).join(', ')}]  (target >= 0.5)`);
 for (const mode of MODES)
   console.log(`  ${mode.padEnd(6)} device 200 -> caller 200 at ${LAT_RATE}/s  p50 ${spread(lat[mode].p50, 2)} ms, p99 ${spread(lat[mode].p99, 2)} ms (${lat[mode].n.join(', ')} calls)`);
@@ -536,7 +614,9 @@ for (const mode of MODES) {
   console.log(`  ${mode.padEnd(6)} CPU ms per call at ${LAT_RATE}/s  Kamailio ${spread(c.kamailio, 3)}, service ${spread(c.service, 3)}, relay ${spread(c.relay, 3)}, devices ${spread(c.devices, 3)}`);
 }
 if (MODES.includes('b2bua')) {
-  console.log(`  b2bua memory per established session (${MEM_N} held, full GC; KiB):
-    heap (used + external)  service ${spread(kib(mem.serviceHeap), 1)}, relay ${spread(kib(mem.relayHeap), 1)}, total ${spread(kib(sum(mem.serviceHeap, mem.relayHeap)), 1)}
-    RSS                     service ${spread(kib(mem.serviceRss), 1)}, relay ${spread(kib(mem.relayRss), 1)}, total ${spread(kib(sum(mem.serviceRss, mem.relayRss)), 1)}`);
+  for (const [when, m] of [['after 64*T1 (the session alone)', mem.held], ['at once (INVITE transactions still Accepted)', mem.early]] as const) {
+    console.log(`  b2bua memory per established session, ${MEM_N} held, ${when}, KiB:
+    heap after full GC (used + external)  service ${spread(kib(m.serviceHeap), 1)}, relay ${spread(kib(m.relayHeap), 1)}, total ${spread(kib(sum(m.serviceHeap, m.relayHeap)), 1)}
+    RSS                                   service ${spread(kib(m.serviceRss), 1)}, relay ${spread(kib(m.relayRss), 1)}, total ${spread(kib(sum(m.serviceRss, m.relayRss)), 1)}`);
+  }
 }
