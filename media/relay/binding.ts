@@ -26,6 +26,13 @@ export function pathUris(value: string): MsrpUri[] | undefined {
   }
 }
 
+/** Bytes held for every parked connection of a session (at most MAX_EARLY of them). */
+export function heldBytes(s: Session): number {
+  let n = 0;
+  for (const e of s.early.values()) n += e.heldBytes;
+  return n;
+}
+
 export class Binder {
   constructor(
     private readonly ctx: RelayContext,
@@ -69,14 +76,15 @@ export class Binder {
   /**
    * A SEND with a body on a parked connection, under the From-Path it bound with: the
    * device sends right after its binding SEND's 200, and its answer may still be on its
-   * way through the B2BUA. Held (up to maxPending bytes per connection) and relayed when
-   * `answer` adopts the connection; dropped with it otherwise.
+   * way through the B2BUA. Held (up to maxPending bytes per session, all parked
+   * connections together) and relayed when `answer` adopts the connection; dropped with
+   * it otherwise.
    */
   holdFor(s: Session, conn: MsrpConnectionLike, head: FrameHead, bytes: number): EarlyConnection | undefined {
     if (head.kind !== 'request' || head.method !== 'SEND') return undefined;
     const from = getHeader(head.headers, 'From-Path');
     const early = from === undefined ? undefined : s.early.get(from);
-    if (!early || early.conn !== conn || early.heldBytes + bytes > this.ctx.limits.maxPending) return undefined;
+    if (!early || early.conn !== conn || heldBytes(s) + bytes > this.ctx.limits.maxPending) return undefined;
     return early;
   }
 

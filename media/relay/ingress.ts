@@ -9,7 +9,7 @@ import {
   getHeader, type ContinuationFlag, type FrameHead, type MsrpConnectionLike, type SessionSink,
 } from '../msrp/index.js';
 import { parseByteRange, type ByteRange } from '../cpim/direction.js';
-import { pathUris, type Binder } from './binding.js';
+import { heldBytes, pathUris, type Binder } from './binding.js';
 import type { RelayContext } from './context.js';
 import { corkUntilNextTick } from './flow.js';
 import type { Forwarder } from './forwarding.js';
@@ -122,7 +122,7 @@ export class Ingress {
     if (r.leg === undefined) {
       const early = r.early;
       if (!early || head.kind !== 'request' || r.size > this.ctx.limits.maxChunk) return;
-      if (early.heldBytes + r.size > this.ctx.limits.maxPending) return;
+      if (heldBytes(r.session) + r.size > this.ctx.limits.maxPending) return;
       // a copy: held across ticks, it must not pin the connection's read buffers
       early.held.push({ head, body: new Body([Buffer.concat(r.parts, r.size)], r.size), flag, range: r.range, rangeText: r.rangeText });
       early.heldBytes += r.size;

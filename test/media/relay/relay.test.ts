@@ -77,7 +77,10 @@ t.test('a parked device: a body on a connection that is not parked, or past the 
   t.equal(await early.bind(), 200);
   t.same((await early.sendMessage('a'.repeat(80), { contentType: 'text/plain' })).statuses, [200], 'within the hold');
   t.same((await early.sendMessage('b'.repeat(80), { contentType: 'text/plain' })).statuses, [481], 'past the hold (maxPending)');
-  await Promise.all([stranger.close(), early.close()]);
+  const other = await MsrpPeer.connect({ host: '127.0.0.1', port: w.port, remotePath: w.devices[0]!.remotePath! });
+  t.equal(await other.bind(), 200, 'another parked device');
+  t.same((await other.sendMessage('c'.repeat(80), { contentType: 'text/plain' })).statuses, [481], 'the hold is per session: full');
+  await Promise.all([stranger.close(), early.close(), other.close()]);
   await w.close();
 });
 
