@@ -65,7 +65,7 @@ export class Binder {
     const from = getHeader(head.headers, 'From-Path');
     if (!from || !pathUris(from) || s.early.size >= MAX_EARLY) return false;
     if (!s.early.has(from)) {
-      s.early.set(from, { conn, tls, held: [], heldBytes: 0 });
+      s.early.set(from, { conn, tls, held: [], heldBytes: 0, adoptedBy: undefined });
       conn.on('close', () => {
         if (s.early.get(from)?.conn === conn) s.early.delete(from);
       });
@@ -98,6 +98,7 @@ export class Binder {
       if (!uris || !peerMatches(leg, uris[uris.length - 1]!) || early.tls !== leg.tls) continue;
       s.early.delete(from);
       if (early.conn.closed) return undefined;
+      early.adoptedBy = leg;
       this.bind(s, leg, early.conn);
       return { conn: early.conn, held: early.held };
     }

@@ -122,6 +122,14 @@ export class Ingress {
     if (r.leg === undefined) {
       const early = r.early;
       if (!early || head.kind !== 'request' || r.size > this.ctx.limits.maxChunk) return;
+      const leg = early.adoptedBy;
+      if (leg) {
+        // `answer` came while this chunk was arriving: it follows the held ones at once
+        leg.framesIn += 1;
+        leg.bytesIn += r.size;
+        if (r.session.state !== 'deleted') this.relay(r.session, leg, conn, { head, body: new Body(r.parts, r.size), flag, range: r.range, rangeText: r.rangeText });
+        return;
+      }
       if (heldBytes(r.session) + r.size > this.ctx.limits.maxPending) return;
       // a copy: held across ticks, it must not pin the connection's read buffers
       early.held.push({ head, body: new Body([Buffer.concat(r.parts, r.size)], r.size), flag, range: r.range, rangeText: r.rangeText });

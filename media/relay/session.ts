@@ -83,6 +83,8 @@ export interface EarlyConnection {
   readonly tls: boolean;
   readonly held: HeldFrame[];
   heldBytes: number;
+  /** The leg `answer` bound it to, for a chunk that was still arriving then. */
+  adoptedBy: Leg | undefined;
 }
 
 export type SessionInit = Omit<Session, 'state' | 'devices' | 'inbound' | 'origRoutes' | 'toOriginator' | 'fromCache' | 'early' | 'dial'>;

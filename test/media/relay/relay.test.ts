@@ -3,6 +3,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { MsrpPeer, buildCpim } from '../../../media/client/peer.js';
 import { MsrpRelay } from '../../../media/relay/relay.js';
+import { buildRequest, serializeFrame } from '../../../media/msrp/serializer.js';
 import { rangesOf, sdpFor, until, world } from './helpers.js';
 
 const ALICE = 'sip:alice@example.net';
@@ -65,6 +66,33 @@ t.test('a parked device that sends before its answer: held, then relayed in orde
   t.ok(got1.body.equals(body1), 'the held message whole');
   t.ok(w.origin.messages.indexOf(got1) < w.origin.messages.indexOf(got2), 'in the order sent');
   t.match(await w.waitEvent(e => e.event === 'first-active'), { leg: 'late', kind: 'chat' }, 'a held chat message makes its device the first active');
+  await early.close();
+  await w.close();
+});
+
+t.test('a parked device: a chunk still arriving when answer binds it follows the held ones', async t => {
+  const w = await world(1);
+  const early = await MsrpPeer.connect({ host: '127.0.0.1', port: w.port, remotePath: w.devices[0]!.remotePath! });
+  t.equal(await early.bind(), 200);
+  const held = await early.sendMessage(buildCpim({ from: BOB, to: ALICE, body: 'held' }));
+  const body = buildCpim({ from: BOB, to: ALICE, body: 'y'.repeat(3000) });
+  const frame = buildRequest({
+    method: 'SEND', toPath: early.remotePath!, fromPath: early.localUri,
+    headers: [{ name: 'Message-ID', value: 'split1' }, { name: 'Byte-Range', value: `1-${body.length}/${body.length}` }],
+    contentType: 'message/cpim', body, flag: '$',
+  });
+  const bytes = serializeFrame(frame);
+  const sock = early.connection!.socket;
+  sock.write(bytes.subarray(0, 1000));
+  // the relay has the chunk's head and part of its body (its frame in progress, read here)
+  const receiving = (w.relay as unknown as { ingress: { receiving: Map<string, unknown> } }).ingress.receiving;
+  await until(() => receiving.size > 0, 5000);
+  t.equal(w.relay.answer({ 'call-id': w.callId, leg: 'late', sdp: sdpFor(early.localUri) }).result, 'ok');
+  sock.write(bytes.subarray(1000));
+  const got = await w.origin.waitForMessage(x => x.messageId === 'split1');
+  t.ok(got.body.equals(body), 'the split chunk relayed whole');
+  const first = w.origin.messages.findIndex(x => x.messageId === held.messageId);
+  t.ok(first !== -1 && first < w.origin.messages.indexOf(got), 'after the held message');
   await early.close();
   await w.close();
 });
