@@ -15,7 +15,7 @@ import { corkUntilNextTick } from './flow.js';
 import type { Forwarder } from './forwarding.js';
 import { Body } from './frames.js';
 import { peerMatches, type Leg } from './leg.js';
-import type { EarlyConnection, HeldFrame, Session } from './session.js';
+import type { EarlyConnection, Session } from './session.js';
 
 /** Per connection: the frame being received. */
 interface Receiving {
@@ -127,7 +127,7 @@ export class Ingress {
         // `answer` came while this chunk was arriving: it follows the held ones at once
         leg.framesIn += 1;
         leg.bytesIn += r.size;
-        if (r.session.state !== 'deleted') this.relay(r.session, leg, conn, { head, body: new Body(r.parts, r.size), flag, range: r.range, rangeText: r.rangeText });
+        if (r.session.state !== 'deleted') this.relay(r.session, leg, conn, head, new Body(r.parts, r.size), flag, r.range, r.rangeText);
         return;
       }
       if (heldBytes(r.session) + r.size > this.ctx.limits.maxPending) return;
@@ -142,7 +142,7 @@ export class Ingress {
       r.leg.dropped += 1;
       return;
     }
-    this.relay(r.session, r.leg, conn, { head, body: new Body(r.parts, r.size), flag, range: r.range, rangeText: r.rangeText });
+    this.relay(r.session, r.leg, conn, head, new Body(r.parts, r.size), flag, r.range, r.rangeText);
   }
 
   /**
@@ -155,15 +155,19 @@ export class Ingress {
     for (const f of adopted.held) {
       leg.framesIn += 1;
       leg.bytesIn += f.body.length;
-      this.relay(s, leg, adopted.conn, f);
+      this.relay(s, leg, adopted.conn, f.head, f.body, f.flag, f.range, f.rangeText);
     }
   }
 
-  private relay(s: Session, leg: Leg, conn: MsrpConnectionLike, f: HeldFrame): void {
+  /** A whole chunk from `leg` to forwarding (no object per frame: this is the hot path). */
+  private relay(
+    s: Session, leg: Leg, conn: MsrpConnectionLike, head: FrameHead, body: Body, flag: ContinuationFlag,
+    range: ByteRange | undefined, rangeText: string | undefined,
+  ): void {
     try {
-      if (f.head.kind !== 'request') return;
-      if (f.head.method === 'SEND') this.forwarder.send(s, leg, conn, f.head, f.body, f.flag, f.range, f.rangeText);
-      else if (f.head.method === 'REPORT') this.forwarder.report(leg, f.head);
+      if (head.kind !== 'request') return;
+      if (head.method === 'SEND') this.forwarder.send(s, leg, conn, head, body, flag, range, rangeText);
+      else if (head.method === 'REPORT') this.forwarder.report(leg, head);
     } catch (err) {
       // A malformed frame costs the frame, never the relay.
       leg.dropped += 1;
