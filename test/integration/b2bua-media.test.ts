@@ -42,7 +42,7 @@ const lab = await Lab.start({
   b2bua: {
     multiDevice: 'C',
     multiDeviceByUser: Object.fromEntries([
-      ...['bea', 'bee', 'bev', 'bob'].map((u) => [`sip:${u}@example.net`, 'B']),
+      ...['bea', 'bee', 'bev', 'bob', 'bix'].map((u) => [`sip:${u}@example.net`, 'B']),
       ...['ann', 'amy'].map((u) => [`sip:${u}@example.net`, 'A']),
     ]),
     directDelivery: true,
@@ -496,6 +496,23 @@ t.test('a passive offer: the relay answers active, dials the caller, messages bo
   await eventually(() => texts(caller.session.events).includes('hello alice'), 'at the caller');
   t.pass('messages both ways');
   await hangUp(caller, [h]);
+  await settled(t);
+});
+
+t.test('a passive caller and policy B: the relay dials the caller, the first phone to type keeps the session', async (t) => {
+  const [h1, h2] = [await handset('bix', 1), await handset('bix', 2)];
+  const caller = await chatCaller('bix', 'passive');
+  const [, s2] = await Promise.all([sessionOf(h1), sessionOf(h2)]);
+  await caller.session.send('hello bix');
+  await eventually(() => [h1, h2].every((h) => texts(eventsOf(h)).includes('hello bix')), 'at both phones');
+  await s2!.send('bix on phone 2');
+  await eventually(() => texts(caller.session.events).includes('bix on phone 2'), 'at the caller');
+  await eventually(() => byes(h1).length > 0, 'phone 1 got BYE');
+  t.same(reasonLines(byes(h1)[0]!), [`Reason: ${ELSEWHERE}`], `phone 1: exactly Reason: ${ELSEWHERE}`);
+  await caller.session.send('just phone 2');
+  await eventually(() => texts(s2!.events).includes('just phone 2'), 'at phone 2');
+  t.notOk(texts(eventsOf(h1)).includes('just phone 2'), 'not at phone 1');
+  await hangUp(caller, [h2]);
   await settled(t);
 });
 
