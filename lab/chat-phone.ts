@@ -522,8 +522,10 @@ export class Phone extends EventEmitter<PhoneEvents> {
       this.out(`>> 480 (Call-ID ${callId})`);
     } else if ((call.state === 'answered' || call.state === 'confirmed') && call.dialog) {
       call.state = inboundStep(call.state, 'hangup');
-      await call.session?.close();
+      // BYE first, then the media: closing MSRP first makes a B2BUA end the leg itself, and
+      // the two BYEs cross
       await sendBye(this.ua, call.dialog, this.out).catch((err: unknown) => this.out(`BYE failed: ${err instanceof Error ? err.message : String(err)}`));
+      await call.session?.close();
     }
   }
 
@@ -710,7 +712,7 @@ export class ChatCaller extends EventEmitter<CallerEvents> {
   async hangup(): Promise<void> {
     if (this.state === 'confirmed' && this.dialog) {
       this.state = outboundStep(this.state, 'bye');
-      await this.session.close();
+      // BYE first, then the media (as Phone.hangup)
       await sendBye(this.ua, this.dialog, this.out).catch((err: unknown) => this.out(`BYE failed: ${err instanceof Error ? err.message : String(err)}`));
     }
     await this.close();

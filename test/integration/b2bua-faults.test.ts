@@ -18,6 +18,7 @@ import { Lab, Relay, runDir } from '../../lab/lab.js';
 import { call, vars, Device, newInstance, replacingGroupInvite, type InviteOptions } from '../../lab/calls.js';
 import { headerValues, requestsIn, responsesIn, runSipp } from '../../lab/sipp.js';
 import { freePort, until } from '../../lab/proc.js';
+import { b2buaCounts, waitSettled, type B2buaCounts } from '../../lab/b2bua-watch.js';
 import { parseResponse, token, type SipResponse } from '../../lab/sip.js';
 import { chatSdpLines, sipMessage } from '../../lab/sip-fixtures.js';
 import { RelayControlClient } from '../../media/relay/control-client.js';
@@ -50,20 +51,12 @@ const device = async (user: string, behaviour: Device['o']['behaviour']): Promis
 const reqs = (d: Device, method: string): string[] => requestsIn(d.agent.messages(), method);
 
 /** The B2BUA's calls in progress (and started so far) and the relay's sessions. */
-async function live(): Promise<{ calls: number; started: number; sessions: number }> {
-  const m = await lab.service.metrics();
-  const calls = Number(/^pf_b2bua_calls (\d+)/m.exec(m)?.[1] ?? NaN);
-  const started = Number(/^pf_b2bua_calls_started (\d+)/m.exec(m)?.[1] ?? NaN);
-  return { calls, started, sessions: (await relay.ping()).sessions };
-}
+const live = (): Promise<B2buaCounts> => b2buaCounts(lab.service, relay);
 
 /** The bad-input rule: nothing left behind once a case is over. */
 async function settled(t: Test, timeoutMs = 15_000): Promise<void> {
-  const z = await until(async () => {
-    const l = await live();
-    return l.calls === 0 && l.sessions === 0 ? l : undefined;
-  }, timeoutMs, 'B2BUA calls and relay sessions back to zero').catch(() => null);
-  t.ok(z, `no call or relay session left (${JSON.stringify(await live().catch((e: unknown) => String(e)))})`);
+  const r = await waitSettled(live, timeoutMs);
+  t.ok(r.ok, `no call or relay session left (${r.last})`);
 }
 
 // ---------------------------------------------------------------- a raw UDP caller

@@ -20,6 +20,7 @@ import net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Lab, runDir } from '../../lab/lab.js';
 import { until } from '../../lab/proc.js';
+import { b2buaCounts, waitSettled, type B2buaCounts } from '../../lab/b2bua-watch.js';
 import { cpmHeaders } from '../../lab/calls.js';
 import { token } from '../../lab/sip.js';
 import { sipMessage } from '../../lab/sip-fixtures.js';
@@ -121,20 +122,12 @@ function peerOf(s: ChatSession): MsrpPeer {
   return p;
 }
 
-/** The B2BUA's calls in progress and the relay's sessions. */
-async function live(): Promise<{ calls: number; sessions: number }> {
-  const m = await lab.service.metrics();
-  const calls = Number(/^pf_b2bua_calls (\d+)/m.exec(m)?.[1] ?? NaN);
-  return { calls, sessions: (await relay.ping()).sessions };
-}
+const live = (): Promise<B2buaCounts> => b2buaCounts(lab.service, relay);
 
 /** Nothing left behind once a case is over (as test/integration/b2bua.test.ts). */
 async function settled(t: Test): Promise<void> {
-  const z = await until(async () => {
-    const l = await live();
-    return l.calls === 0 && l.sessions === 0 ? l : undefined;
-  }, 15_000, 'B2BUA calls and relay sessions back to zero').catch(() => null);
-  t.ok(z, `no call or relay session left (${JSON.stringify(await live())})`);
+  const r = await waitSettled(live);
+  t.ok(r.ok, `no call or relay session left (${r.last})`);
 }
 
 /** The caller hangs up; every phone still in the call gets its BYE. */

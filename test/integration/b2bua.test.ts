@@ -11,6 +11,7 @@ import { Lab, runDir } from '../../lab/lab.js';
 import { call, inviteExpecting, vars, Device, newInstance } from '../../lab/calls.js';
 import { headerValues, requestsIn, responsesIn, runSipp, SippAgent } from '../../lab/sipp.js';
 import { freePort, until } from '../../lab/proc.js';
+import { b2buaCounts, waitSettled, type B2buaCounts } from '../../lab/b2bua-watch.js';
 import { ringing } from '../../lab/calls.js';
 import { RelayControlClient } from '../../media/relay/control-client.js';
 
@@ -42,20 +43,12 @@ const device = async (user: string, behaviour: Device['o']['behaviour']): Promis
 const byes = (d: Device): string[] => requestsIn(d.agent.messages(), 'BYE');
 const cancels = (d: Device): string[] => requestsIn(d.agent.messages(), 'CANCEL');
 
-/** The B2BUA's calls in progress and the relay's sessions. */
-async function live(): Promise<{ calls: number; sessions: number }> {
-  const m = await lab.service.metrics();
-  const calls = Number(/^pf_b2bua_calls (\d+)/m.exec(m)?.[1] ?? NaN);
-  return { calls, sessions: (await relay.ping()).sessions };
-}
+const live = (): Promise<B2buaCounts> => b2buaCounts(lab.service, relay);
 
 /** The bad-input rule: nothing left behind once a case is over. */
 async function settled(t: Test): Promise<void> {
-  const z = await until(async () => {
-    const l = await live();
-    return l.calls === 0 && l.sessions === 0 ? l : undefined;
-  }, 15_000, 'B2BUA calls and relay sessions back to zero').catch(() => null);
-  t.ok(z, `no call or relay session left (${JSON.stringify(await live())})`);
+  const r = await waitSettled(live);
+  t.ok(r.ok, `no call or relay session left (${r.last})`);
 }
 
 // setup throws rather than asserting (tap ends the root test at its first assertion
