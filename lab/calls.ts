@@ -287,13 +287,26 @@ export class Device {
   }
 
   static async start(o: DeviceOptions): Promise<Device> {
+    const binding = new Binding({ user: o.user, instance: o.instance, params: o.params ?? CPM_DEVICE_PARAMS });
+    // Another test process may take the chosen port between our REGISTER and sipp's bind
+    // (each picks ports on its own): then the binding is removed and another port tried.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      try {
+        return await Device.startOn(o, binding, port);
+      } catch (err) {
+        if (attempt >= 3 || !(err instanceof Error) || !/Address already in use/.test(err.message)) throw err;
+        if (o.register ?? true) await register(o.sipPort, { ...binding.next(port, 0), fromPort: port }).catch(() => undefined);
+      }
+    }
+  }
+
+  private static async startOn(o: DeviceOptions, binding: Binding, port: number): Promise<Device> {
     const inst = `;+sip.instance="<${o.instance}>"`;
     const b = o.behaviour;
     // register from the device's own port first (the service routes to the source
     // address of the REGISTER), then let the device's sipp take the port
-    const port = await freePort();
     let reg: SipResponse | null = null;
-    const binding = new Binding({ user: o.user, instance: o.instance, params: o.params ?? CPM_DEVICE_PARAMS });
     if (o.register ?? true) {
       reg = await register(o.sipPort, { ...binding.next(port), fromPort: port });
       if (reg.status !== 200) throw new Error(`device registration failed: ${reg.status} ${reg.reason}`);
