@@ -225,7 +225,7 @@ export function offerReply(
 ): OfferReply {
   const origTls = media.tls;
   // The answer to the originator carries the relay's role; the devices are always offered passive.
-  const sdp = relaySdp(offerSdp, own(s.origUri, origTls), media.role);
+  const sdp = relaySdp(offerSdp, own(s.origUri, origTls), media.role, true);
   const deviceTcpSdp = relaySdp(offerSdp, own(s.devUri, false));
   const deviceTlsSdp = s.devTlsUri !== undefined ? relaySdp(offerSdp, own(s.devTlsUri, true)) : undefined;
   return {

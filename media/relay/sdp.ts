@@ -124,8 +124,8 @@ let version = 0;
  * a=fingerprint of our certificate (RFC 4572), accept-types, accept-wrapped-types and
  * max-size kept (RFC 4975 §8.6; docs/media-relay.md).
  */
-export function relaySdp(peerSdp: string, own: RelayEndpoint, setup: SetupRole = 'passive'): string {
-  const { media } = msrpMedia(peerSdp);
+export function relaySdp(peerSdp: string, own: RelayEndpoint, setup: SetupRole = 'passive', answer = false): string {
+  const { parsed, index, media } = msrpMedia(peerSdp);
   version += 1;
   const ip = isIP(own.host) === 6 ? 'IP6' : 'IP4';
   const lines = [
@@ -143,5 +143,11 @@ export function relaySdp(peerSdp: string, own: RelayEndpoint, setup: SetupRole =
   if (media.maxSize) lines.push(`a=max-size:${media.maxSize}`);
   lines.push('a=msrp-cema');
   lines.push(`a=setup:${setup}`);
-  return `${lines.join('\r\n')}\r\n`;
+  if (!answer) return `${lines.join('\r\n')}\r\n`;
+  // RFC 3264 §6: an answer has as many m= lines as the offer, in its order; the relay
+  // carries one MSRP stream, so every other offered stream is declined with port 0
+  const head = lines.slice(0, 5);
+  const ours = lines.slice(5);
+  const blocks = parsed.media.map((m, i) => (i === index ? ours : [`m=${m.type} 0 ${m.protocol} ${String(m.payloads ?? '*') || '*'}`]));
+  return `${[...head, ...blocks.flat()].join('\r\n')}\r\n`;
 }

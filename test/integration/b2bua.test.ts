@@ -14,6 +14,7 @@ import { freePort, until } from '../../lab/proc.js';
 import { b2buaCounts, waitSettled, type B2buaCounts } from '../../lab/b2bua-watch.js';
 import { ringing } from '../../lab/calls.js';
 import { RelayControlClient } from '../../media/relay/control-client.js';
+import { chatSdpLines } from '../../lab/sip-fixtures.js';
 
 const dir = runDir('it-b2bua');
 const isfPort = await freePort();
@@ -84,6 +85,17 @@ t.test('one device: our own 200 with the relay SDP, one INVITE to the device, BY
   t.notMatch(inv, /X-PF-/i, 'no internal header reaches the device');
   t.equal(headerValues(inv, 'Contribution-ID').length, 1, 'Contribution-ID copied');
   await until(async () => (byes(A).length > 0 ? true : undefined), 5000, 'device got BYE');
+  await settled(t);
+});
+
+t.test('an offer of two MSRP streams: our 200 answers both m= lines, the second declined (RFC 3264 §6)', async (t) => {
+  const sdp = [...chatSdpLines(), 'm=message 7655 TCP/MSRP *', 'a=path:msrp://127.0.0.1:7655/s2;tcp', 'a=accept-types:message/cpim', 'a=setup:active'];
+  const r = await call({ dir, sipPort: sip, to: 'bob', body: sdp.join('\n') }, 200);
+  t.equal(r.final?.status, 200);
+  const ms = (r.final?.raw ?? '').split(/\r?\n/).filter((l) => l.startsWith('m='));
+  t.equal(ms.length, 2, 'two m= lines');
+  t.match(ms[0] ?? '', /^m=message [1-9]\d* TCP\/MSRP/, 'the first stream through the relay');
+  t.match(ms[1] ?? '', /^m=message 0 TCP\/MSRP/, 'the second declined');
   await settled(t);
 });
 

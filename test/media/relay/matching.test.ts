@@ -27,6 +27,21 @@ t.test('relay SDP', async t => {
   for (const [name, sdp] of cases) t.throws(() => readMsrpMedia(sdp), name);
 });
 
+t.test('the answer to a multi-stream offer declines every stream but the MSRP one (RFC 3264 §6)', async t => {
+  const own = { host: '127.0.0.1', port: 2855, uri: 'msrp://127.0.0.1:2855/abc;tcp' };
+  const chat = sdpFor('msrp://a.example:7654/s1;tcp', 'active');
+  const [head, msrp] = chat.split(/(?=m=message)/) as [string, string];
+  const offer = `${head}m=audio 4000 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n${msrp}m=message 7655 TCP/MSRP *\r\na=path:msrp://a.example:7655/s2;tcp\r\na=file-selector:name:"f.jpg" type:image/jpeg size:10\r\n`;
+  const answer = relaySdp(offer, own, 'passive', true);
+  const ms = answer.split('\r\n').filter((l) => l.startsWith('m='));
+  t.same(ms, ['m=audio 0 RTP/AVP 0 8', 'm=message 2855 TCP/MSRP *', 'm=message 0 TCP/MSRP *'], 'same m= lines, in order; only the first MSRP stream carried');
+  t.match(answer, /m=message 2855 TCP\/MSRP \*\r\na=path:msrp:\/\/127\.0\.0\.1:2855\/abc;tcp\r\n/, 'its attributes follow its own m= line');
+  t.notMatch(answer, /rtpmap|file-selector|a\.example/, 'nothing of the declined streams');
+  const noOrigin = (sdp: string): string => sdp.replace(/^o=.*\r\n/m, '');
+  t.equal(noOrigin(relaySdp(chat, own, 'passive', true)), noOrigin(relaySdp(chat, own, 'passive')), 'a one-stream offer: the same answer as before');
+  t.equal(relaySdp(offer, own).split('\r\n').filter((l) => l.startsWith('m=')).length, 1, 'a device offer (not an answer) has the one stream');
+});
+
 t.test('frames matched to sessions and legs', async t => {
   const relay = new MsrpRelay({ port: 0 });
   const port = await relay.listen();
