@@ -64,6 +64,7 @@ import { runSipp } from '../lab/sipp.js';
 import { freePort, type Proc } from '../lab/proc.js';
 import { RelayControlClient } from '../media/relay/control-client.js';
 import { median } from './stats.js';
+import { groupCpuMs, rssBytes } from './proc-stat.js';
 
 type Mode = 'proxy' | 'b2bua';
 
@@ -95,35 +96,6 @@ const SERVICE_LOG = process.env.SERVICE_LOG ?? 'warn';
 const SERVICE_NODE_ARGS = (process.env.SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 // the service and the relay open an inspector on a free port (memory readings)
 process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --inspect=127.0.0.1:0`.trim();
-
-// ---------------------------------------------------------------- CPU and memory from /proc
-
-/** CPU time (ms) used so far by every process of a process group (/proc/<pid>/stat). */
-function groupCpuMs(pgid: number | undefined): number {
-  if (pgid === undefined) return 0;
-  let ticks = 0;
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    // fields after the ")" of comm: state ppid pgrp ... utime(14) stime(15)
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(f[2]) !== pgid) continue;
-    ticks += Number(f[11]) + Number(f[12]);
-  }
-  return (ticks * 1000) / 100; // USER_HZ 100 on Linux
-}
-
-/** VmRSS of one process, bytes. */
-function rssBytes(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? NaN) * 1024;
-}
 
 // ---------------------------------------------------------------- inspector (RFC 6455 client, text frames only)
 

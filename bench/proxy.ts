@@ -21,11 +21,11 @@
  * service.log in the run directory then shows every pause).
  */
 import { join } from 'node:path';
-import { readdirSync, readFileSync } from 'node:fs';
 import { Service, Kamailio, runDir } from '../lab/lab.js';
 import { Device, newInstance, vars } from '../lab/calls.js';
 import { runSipp } from '../lab/sipp.js';
 import { median } from './stats.js';
+import { groupCpuMs } from './proc-stat.js';
 
 const REPS = Number(process.env.REPS ?? 3);
 const STEP_S = Number(process.env.STEP_S ?? 5);
@@ -42,26 +42,6 @@ const MEM_MANAGER = process.env.MEM_MANAGER as 'qm' | 'fm' | 'tlsf' | undefined;
 const DECISION_RATE = 1000;
 /** Rate of the CPU accounting step (both modes). */
 const CPU_RATE = Number(process.env.CPU_RATE ?? 800);
-
-/** CPU time (ms) used so far by every process of a process group (/proc/<pid>/stat). */
-function groupCpuMs(pgid: number | undefined): number {
-  if (pgid === undefined) return 0;
-  let ticks = 0;
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    // fields after the ")" of comm: state ppid pgrp ... utime(14) stime(15)
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(f[2]) !== pgid) continue;
-    ticks += Number(f[11]) + Number(f[12]);
-  }
-  return (ticks * 1000) / 100; // USER_HZ 100 on Linux
-}
 
 interface CpuSample {
   kamailio: number;
