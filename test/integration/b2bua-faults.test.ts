@@ -15,10 +15,10 @@ import dgram from 'node:dgram';
 import { connect } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Lab, Relay, runDir } from '../../lab/lab.js';
-import { call, vars, Device, newInstance, replacingGroupInvite, type InviteOptions } from '../../lab/calls.js';
+import { call, vars, replacingGroupInvite, type Device, type InviteOptions } from '../../lab/calls.js';
 import { headerValues, requestsIn, responsesIn, runSipp } from '../../lab/sipp.js';
 import { freePort, until } from '../../lab/proc.js';
-import { b2buaCounts, waitSettled, type B2buaCounts } from '../../lab/b2bua-watch.js';
+import { b2buaCounts, b2buaDevices, waitSettled, type B2buaCounts } from '../../lab/b2bua-watch.js';
 import { parseResponse, token, type SipResponse } from '../../lab/sip.js';
 import { chatSdpLines, sipMessage } from '../../lab/sip-fixtures.js';
 import { RelayControlClient } from '../../media/relay/control-client.js';
@@ -32,7 +32,6 @@ const lab = await Lab.start({
   mode: 'b2bua',
   b2bua: { multiDevice: 'C', multiDeviceByUser: { 'sip:rita@example.net': 'A' }, t1Ms: T1_MS, maxSessionAgeS: MAX_AGE_S },
 });
-const devices: Device[] = [];
 let relay = await RelayControlClient.connect('127.0.0.1', lab.relay!.controlPort);
 /** The relay started again after case 6 (the lab's own one is stopped there). */
 let restarted: Relay | null = null;
@@ -43,11 +42,7 @@ t.teardown(async () => {
   await lab.stop();
 });
 const sip = lab.sipPort;
-const device = async (user: string, behaviour: Device['o']['behaviour']): Promise<Device> => {
-  const d = await Device.start({ dir, sipPort: sip, user, instance: newInstance(), behaviour, setup: 'active' });
-  devices.push(d);
-  return d;
-};
+const { device, all: devices } = b2buaDevices(dir, sip);
 const reqs = (d: Device, method: string): string[] => requestsIn(d.agent.messages(), method);
 
 /** The B2BUA's calls in progress (and started so far) and the relay's sessions. */

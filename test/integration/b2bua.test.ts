@@ -8,10 +8,10 @@
 import t, { type Test } from 'tap';
 import { connect } from 'node:net';
 import { Lab, runDir } from '../../lab/lab.js';
-import { call, inviteExpecting, vars, Device, newInstance } from '../../lab/calls.js';
+import { call, inviteExpecting, vars, type Device } from '../../lab/calls.js';
 import { headerValues, requestsIn, responsesIn, runSipp, SippAgent } from '../../lab/sipp.js';
 import { freePort, until } from '../../lab/proc.js';
-import { b2buaCounts, waitSettled, type B2buaCounts } from '../../lab/b2bua-watch.js';
+import { b2buaCounts, b2buaDevices, waitSettled, type B2buaCounts } from '../../lab/b2bua-watch.js';
 import { ringing } from '../../lab/calls.js';
 import { RelayControlClient } from '../../media/relay/control-client.js';
 import { chatSdpLines } from '../../lab/sip-fixtures.js';
@@ -27,7 +27,6 @@ const lab = await Lab.start({
   policy: { interworkingOnFailure: true, isfUri: `sip:isf@127.0.0.1:${isfPort}` },
   b2bua: { multiDevice: 'C', multiDeviceByUser: { 'sip:ann@example.net': 'A' } },
 });
-const devices: Device[] = [];
 const relay = await RelayControlClient.connect('127.0.0.1', lab.relay!.controlPort);
 t.teardown(async () => {
   await relay.close();
@@ -36,11 +35,7 @@ t.teardown(async () => {
   await lab.stop();
 });
 const sip = lab.sipPort;
-const device = async (user: string, behaviour: Device['o']['behaviour']): Promise<Device> => {
-  const d = await Device.start({ dir, sipPort: sip, user, instance: newInstance(), behaviour, setup: 'active' });
-  devices.push(d);
-  return d;
-};
+const { device, all: devices } = b2buaDevices(dir, sip);
 const byes = (d: Device): string[] => requestsIn(d.agent.messages(), 'BYE');
 const cancels = (d: Device): string[] => requestsIn(d.agent.messages(), 'CANCEL');
 
