@@ -117,6 +117,21 @@ class UdpCaller {
     return this.received.filter((m) => m.startsWith(`${method} `));
   }
 
+  /** Wait for the first `method` request it received. */
+  request(method: string, timeoutMs: number, what: string, everyMs?: number): Promise<string> {
+    return until(async () => this.requests(method)[0], timeoutMs, what, everyMs);
+  }
+
+  /** Wait for the first response of status `min` or more whose CSeq matches `cseq`. */
+  final(cseq: RegExp, timeoutMs: number, what: string, everyMs?: number, min = 300): Promise<SipResponse> {
+    return until(async () => this.responses().find((x) => x.status >= min && cseq.test(x.header('cseq') ?? '')), timeoutMs, what, everyMs);
+  }
+
+  /** How many 200s to its INVITE came (retransmissions counted). */
+  invite200s(): number {
+    return this.responses().filter((x) => x.status === 200 && /INVITE$/.test(x.header('cseq') ?? '')).length;
+  }
+
   /** Wait for a response to CSeq method `method` with this status; learns the dialog from a 2xx INVITE. */
   async response(method: string, status: number, timeoutMs = 10_000): Promise<SipResponse> {
     const r = await until(
@@ -177,6 +192,41 @@ class UdpCaller {
   }
 }
 
+/** A raw caller to `user` for `body`, closed whatever happens, then the nothing-left check. */
+async function withCaller(t: Test, user: string, body: (c: UdpCaller) => Promise<void>, settleMs?: number): Promise<void> {
+  const c = await UdpCaller.open(user);
+  try {
+    await body(c);
+  } finally {
+    c.close();
+  }
+  await settled(t, settleMs);
+}
+
+/** The INVITE sent and its 200 received (the dialog learnt); returns the 200. */
+async function answered(c: UdpCaller, o?: Partial<InviteOptions>): Promise<SipResponse> {
+  await c.send(c.invite(o));
+  return c.response('INVITE', 200);
+}
+
+/** As answered, and the 200 ACKed. */
+async function established(c: UdpCaller, o?: Partial<InviteOptions>): Promise<SipResponse> {
+  const ok = await answered(c, o);
+  await c.send(c.inDialog('ACK'));
+  return ok;
+}
+
+/** The caller's BYE, answered 200. */
+async function hangUp(c: UdpCaller): Promise<void> {
+  await c.send(c.inDialog('BYE'));
+  await c.response('BYE', 200);
+}
+
+/** Wait until device `d` received more `method` requests than `n0`. */
+function deviceGot(d: Device, method: string, n0: number, what = `the device got ${method}`): Promise<true> {
+  return until(async () => (reqs(d, method).length > n0 ? true : undefined), 5000, what);
+}
+
 // setup throws rather than asserting (tap ends the root test at its first assertion
 // followed by a long await)
 const BOB = await device('bob', { kind: 'answer' });
@@ -192,13 +242,12 @@ t.test('1. a BYE that overtakes the ACK: every leg ends, nothing left', async (t
   });
   t.equal(r.code, 0, `the caller's BYE got 200 ${r.errors}`);
   t.equal(requestsIn(r.messages, 'BYE').filter((m) => /^BYE /.test(m)).length, 1, 'one BYE: the caller\'s own');
-  await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
+  await deviceGot(BOB, 'BYE', b0);
   await settled(t);
 });
 
-t.test('2a. the INVITE retransmitted (same branch): one call, one device INVITE', async (t) => {
-  const c = await UdpCaller.open('bob');
-  try {
+t.test('2a. the INVITE retransmitted (same branch): one call, one device INVITE', (t) =>
+  withCaller(t, 'bob', async (c) => {
     const before = await live();
     const i0 = BOB.invites().length;
     const inv = c.invite();
@@ -218,17 +267,12 @@ t.test('2a. the INVITE retransmitted (same branch): one call, one device INVITE'
     await c.response('BYE', 200);
     // 2b. the BYE retransmitted: answered again (or absorbed), nothing more happens
     await c.send(bye);
-    await until(async () => (reqs(BOB, 'BYE').length >= 1 ? true : undefined), 5000, 'the device got BYE');
+    await deviceGot(BOB, 'BYE', 0);
     t.equal((await live()).started - before.started, 1, 'still one call');
-  } finally {
-    c.close();
-  }
-  await settled(t);
-});
+  }));
 
-t.test('2c. a merged request (same Call-ID and CSeq, new branch): no second call', async (t) => {
-  const c = await UdpCaller.open('bob');
-  try {
+t.test('2c. a merged request (same Call-ID and CSeq, new branch): no second call', (t) =>
+  withCaller(t, 'bob', async (c) => {
     const before = await live();
     const i0 = BOB.invites().length;
     const inv = c.invite();
@@ -237,24 +281,17 @@ t.test('2c. a merged request (same Call-ID and CSeq, new branch): no second call
     await c.send(c.inDialog('ACK'));
     // the same INVITE on a new branch, as a forking proxy upstream would deliver it twice
     await c.send(inv.replace(c.branch, `z9hG4bK${token()}`));
-    const second = await until(async () => c.responses().find((x) => x.status >= 300 && /INVITE$/.test(x.header('cseq') ?? '')), 10_000, 'a final to the merged INVITE');
+    const second = await c.final(/INVITE$/, 10_000, 'a final to the merged INVITE');
     t.equal(second.status, 482, 'the merged INVITE: 482 Loop Detected (RFC 3261 §8.2.2.2)');
     t.equal((await live()).started - before.started, 1, 'one B2BUA call');
     t.equal(BOB.invites().length - i0, 1, 'one INVITE at the device');
-    await c.send(c.inDialog('BYE'));
-    await c.response('BYE', 200);
-  } finally {
-    c.close();
-  }
-  await settled(t);
-});
+    await hangUp(c);
+  }));
 
-t.test('2d. requests out of order: a CANCEL after the 200, an ACK twice, an ACK and a BYE of an unknown dialog', async (t) => {
-  const c = await UdpCaller.open('bob');
-  try {
+t.test('2d. requests out of order: a CANCEL after the 200, an ACK twice, an ACK and a BYE of an unknown dialog', (t) =>
+  withCaller(t, 'bob', async (c) => {
     const before = await live();
-    await c.send(c.invite());
-    await c.response('INVITE', 200);
+    await answered(c);
     // too late: the 200 went out (RFC 3261 §9.2); the call goes on
     await c.send(sipMessage(`CANCEL sip:bob@example.net SIP/2.0`, [
       `Via: SIP/2.0/UDP 127.0.0.1:${c.port};branch=${c.branch};rport`,
@@ -269,72 +306,53 @@ t.test('2d. requests out of order: a CANCEL after the 200, an ACK twice, an ACK 
     d.to = `<sip:bob@example.net>;tag=${token(4)}`;
     await c.send(c.inDialog('ACK'));
     await c.send(c.inDialog('BYE'));
-    const stray = await until(async () => c.responses().find((x) => x.status >= 300 && /BYE$/.test(x.header('cseq') ?? '')), 10_000, 'a final to the stray BYE');
+    const stray = await c.final(/BYE$/, 10_000, 'a final to the stray BYE');
     t.equal(stray.status, 481, 'the stray BYE: 481 (RFC 3261 §12.2.2)');
     d.to = saved;
     const l = await live();
     t.equal(l.started - before.started, 1, 'one B2BUA call');
     t.equal(l.calls, 1, 'the call is still up');
-    await c.send(c.inDialog('BYE'));
-    await c.response('BYE', 200);
-  } finally {
-    c.close();
-  }
-  await settled(t);
-});
+    await hangUp(c);
+  }));
 
-t.test('2e. BYE and ACK sent back to back, the BYE first: the call ends on every leg', async (t) => {
-  const c = await UdpCaller.open('bob');
-  const b0 = reqs(BOB, 'BYE').length;
-  try {
-    await c.send(c.invite());
-    await c.response('INVITE', 200);
+t.test('2e. BYE and ACK sent back to back, the BYE first: the call ends on every leg', (t) =>
+  withCaller(t, 'bob', async (c) => {
+    const b0 = reqs(BOB, 'BYE').length;
+    await answered(c);
     const bye = c.inDialog('BYE');
     const ack = c.inDialog('ACK');
     await c.send(bye);
     await c.send(ack);
     await c.response('BYE', 200);
-    await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
+    await deviceGot(BOB, 'BYE', b0);
     t.equal(c.requests('BYE').length, 0, 'no BYE to the caller');
-  } finally {
-    c.close();
-  }
-  await settled(t);
-});
+  }));
 
-t.test('2f. a re-INVITE and an UPDATE from the caller (session refresh, not taken yet): a final error each, the call goes on', async (t) => {
-  const c = await UdpCaller.open('bob');
-  const b0 = reqs(BOB, 'BYE').length;
-  try {
-    await c.send(c.invite());
-    await c.response('INVITE', 200);
-    await c.send(c.inDialog('ACK'));
+t.test('2f. a re-INVITE and an UPDATE from the caller (session refresh, not taken yet): a final error each, the call goes on', (t) =>
+  withCaller(t, 'bob', async (c) => {
+    const b0 = reqs(BOB, 'BYE').length;
+    await established(c);
     const reinvite = c.inDialog('INVITE');
     await c.send(reinvite);
-    const ri = await until(async () => c.responses().find((x) => x.status >= 300 && /^2 INVITE$/.test(x.header('cseq') ?? '')), 5000, 'a final to the re-INVITE', 20);
+    const ri = await c.final(/^2 INVITE$/, 5000, 'a final to the re-INVITE', 20);
     t.ok(ri.status >= 400, `the re-INVITE: ${ri.status}`);
     // its ACK: same branch, the To of the response (RFC 3261 §17.1.1.3)
     await c.send(reinvite.replace(/^INVITE /, 'ACK ').replace(/^CSeq: 2 INVITE$/m, 'CSeq: 2 ACK'));
     await c.send(c.inDialog('UPDATE'));
-    const up = await until(async () => c.responses().find((x) => x.status >= 300 && /UPDATE$/.test(x.header('cseq') ?? '')), 5000, 'a final to the UPDATE', 20);
+    const up = await c.final(/UPDATE$/, 5000, 'a final to the UPDATE', 20);
     t.ok(up.status >= 400, `the UPDATE: ${up.status}`);
     t.equal((await live()).calls, 1, 'the call is still up');
     t.equal(reqs(BOB, 'BYE').length, b0, 'the device still in the session');
-    await c.send(c.inDialog('BYE'));
-    await c.response('BYE', 200);
-    await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
-  } finally {
-    c.close();
-  }
-  await settled(t);
-});
+    await hangUp(c);
+    await deviceGot(BOB, 'BYE', b0);
+  }));
 
 t.test('3a. a device that answers 200 and never sends MSRP: the session stays until the caller\'s BYE', async (t) => {
   const a0 = reqs(BOB, 'ACK').length;
   const b0 = reqs(BOB, 'BYE').length;
   const HOLD = 4000;
   const done = call({ dir, sipPort: sip, to: 'bob' }, HOLD);
-  await until(async () => (reqs(BOB, 'ACK').length > a0 ? true : undefined), 5000, 'the B2BUA ACKed the device');
+  await deviceGot(BOB, 'ACK', a0, 'the B2BUA ACKed the device');
   // the observation period: no MSRP connection comes, the session must stay
   await new Promise((r) => setTimeout(r, HOLD / 2));
   const l = await live();
@@ -344,42 +362,35 @@ t.test('3a. a device that answers 200 and never sends MSRP: the session stays un
   const r = await done;
   t.equal(r.code, 0, `the caller's call ended normally ${r.errors}`);
   t.equal(requestsIn(r.messages, 'BYE').length, 1, 'one BYE at the caller: its own');
-  await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
+  await deviceGot(BOB, 'BYE', b0);
   await settled(t);
 });
 
-t.test('3b. the caller never ACKs our 200: after 64*T1 the B2BUA BYEs both sides (RFC 3261 §13.3.1.4)', async (t) => {
-  const c = await UdpCaller.open('bob');
-  const b0 = reqs(BOB, 'BYE').length;
-  try {
-    await c.send(c.invite());
-    await c.response('INVITE', 200);
+t.test('3b. the caller never ACKs our 200: after 64*T1 the B2BUA BYEs both sides (RFC 3261 §13.3.1.4)', (t) =>
+  withCaller(t, 'bob', async (c) => {
+    const b0 = reqs(BOB, 'BYE').length;
+    await answered(c);
     const sent = Date.now();
-    const bye = await until(async () => c.requests('BYE')[0], 64 * T1_MS + 10_000, 'the BYE to the caller', 20);
+    const bye = await c.request('BYE', 64 * T1_MS + 10_000, 'the BYE to the caller', 20);
     const after = Date.now() - sent;
     t.ok(after >= 64 * T1_MS - 2 * T1_MS, `BYE after about 64*T1 (${after} ms)`);
-    t.ok(c.responses().filter((x) => x.status === 200 && /INVITE$/.test(x.header('cseq') ?? '')).length > 1, 'the 200 was retransmitted meanwhile');
+    t.ok(c.invite200s() > 1, 'the 200 was retransmitted meanwhile');
     await c.answer(bye);
-    await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
-  } finally {
-    c.close();
-  }
-  await settled(t);
-});
+    await deviceGot(BOB, 'BYE', b0);
+  }));
 
 t.test(`4. a caller that vanishes without a BYE: after maxSessionAgeS (${MAX_AGE_S} s) BYE to device and caller`, async (t) => {
   const c = await UdpCaller.open('bob');
   const b0 = reqs(BOB, 'BYE').length;
   try {
-    await c.send(c.invite());
-    await c.response('INVITE', 200);
+    await answered(c);
     const start = Date.now();
     await c.send(c.inDialog('ACK'));
     // the caller says nothing more, and answers nothing
-    await until(async () => c.requests('BYE')[0], MAX_AGE_S * 1000 + 5000, 'the BYE to the caller', 50);
+    await c.request('BYE', MAX_AGE_S * 1000 + 5000, 'the BYE to the caller', 50);
     const after = Date.now() - start;
     t.ok(after >= MAX_AGE_S * 1000 - 1000, `BYE at the maximum session age (${after} ms)`);
-    await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
+    await deviceGot(BOB, 'BYE', b0);
     // the caller's BYE is never answered: the B2BUA's timer F (64*T1) ends it
     await settled(t, 64 * T1_MS + 15_000);
   } finally {
@@ -387,23 +398,18 @@ t.test(`4. a caller that vanishes without a BYE: after maxSessionAgeS (${MAX_AGE
   }
 });
 
-t.test("4b. a device that rings past maxSessionAgeS: 408 to the caller, the device cancelled", async (t) => {
-  const c = await UdpCaller.open('rick');
-  const c0 = reqs(RING, 'CANCEL').length;
-  try {
+t.test("4b. a device that rings past maxSessionAgeS: 408 to the caller, the device cancelled", (t) =>
+  withCaller(t, 'rick', async (c) => {
+    const c0 = reqs(RING, 'CANCEL').length;
     const start = Date.now();
     await c.send(c.invite());
     await c.response('INVITE', 180);
-    const fin = await until(async () => c.responses().find((x) => x.status >= 300 && /INVITE$/.test(x.header('cseq') ?? '')), MAX_AGE_S * 1000 + 5000, 'a final to the INVITE', 50);
+    const fin = await c.final(/INVITE$/, MAX_AGE_S * 1000 + 5000, 'a final to the INVITE', 50);
     t.equal(fin.status, 408, 'the caller gets 408');
     t.ok(Date.now() - start >= MAX_AGE_S * 1000 - 1000, `at the maximum session age (${Date.now() - start} ms)`);
     await c.ackNon2xx(fin);
-    await until(async () => (reqs(RING, 'CANCEL').length > c0 ? true : undefined), 5000, 'the device got CANCEL');
-  } finally {
-    c.close();
-  }
-  await settled(t);
-});
+    await deviceGot(RING, 'CANCEL', c0);
+  }));
 
 t.test('5. Session-Replaces in B2BUA mode reaches only the device connected in the replaced session', async (t) => {
   const cid = randomUUID();
@@ -446,13 +452,10 @@ t.test('5. Session-Replaces in B2BUA mode reaches only the device connected in t
   await settled(t);
 });
 
-t.test('8. the device hangs up before the caller ACKed our 200: the BYE to the caller waits for the ACK (RFC 3261 §15.1.1)', async (t) => {
-  const c = await UdpCaller.open('hang');
-  const b0 = reqs(HANG, 'BYE').length;
-  const oks = (): number => c.responses().filter((x) => x.status === 200 && /INVITE$/.test(x.header('cseq') ?? '')).length;
-  try {
-    await c.send(c.invite());
-    await c.response('INVITE', 200);
+t.test('8. the device hangs up before the caller ACKed our 200: the BYE to the caller waits for the ACK (RFC 3261 §15.1.1)', (t) =>
+  withCaller(t, 'hang', async (c) => {
+    const b0 = reqs(HANG, 'BYE').length;
+    await answered(c);
     // the device hangs up at once; once its BYE is answered the B2BUA knows
     await until(
       async () => (reqs(HANG, 'BYE').length > b0 && responsesIn(HANG.messages()).some((x) => /BYE$/.test(x.header('cseq') ?? '')) ? true : undefined),
@@ -460,66 +463,48 @@ t.test('8. the device hangs up before the caller ACKed our 200: the BYE to the c
       "the device's BYE answered",
     );
     // then either our BYE comes (too early) or the 200 is sent once more (still waiting for the ACK)
-    const n = oks();
-    await until(async () => (c.requests('BYE').length > 0 || oks() > n ? true : undefined), 5000, 'a BYE or the 200 again');
+    const n = c.invite200s();
+    await until(async () => (c.requests('BYE').length > 0 || c.invite200s() > n ? true : undefined), 5000, 'a BYE or the 200 again');
     t.equal(c.requests('BYE').length, 0, 'no BYE to the caller before its ACK');
     await c.send(c.inDialog('ACK'));
-    const bye = await until(async () => c.requests('BYE')[0], 5000, 'the BYE to the caller after its ACK', 20);
+    const bye = await c.request('BYE', 5000, 'the BYE to the caller after its ACK', 20);
     await c.answer(bye);
-  } finally {
-    c.close();
-  }
-  await settled(t);
-});
+  }));
 
-t.test('9. the caller BYEs the early dialog of our 180: 200, 487 to the INVITE, the device cancelled (RFC 3261 §15.1.2)', async (t) => {
-  const c = await UdpCaller.open('rick');
-  const c0 = reqs(RING, 'CANCEL').length;
-  try {
+t.test('9. the caller BYEs the early dialog of our 180: 200, 487 to the INVITE, the device cancelled (RFC 3261 §15.1.2)', (t) =>
+  withCaller(t, 'rick', async (c) => {
+    const c0 = reqs(RING, 'CANCEL').length;
     await c.send(c.invite());
     c.learn(await c.response('INVITE', 180));
     await c.send(c.inDialog('BYE'));
-    const r = await until(async () => c.responses().find((x) => x.status >= 200 && /BYE$/.test(x.header('cseq') ?? '')), 5000, 'a final to the BYE', 20);
+    const r = await c.final(/BYE$/, 5000, 'a final to the BYE', 20, 200);
     t.equal(r.status, 200, 'the BYE: 200');
     const fin = await c.response('INVITE', 487);
     await c.ackNon2xx(fin);
-    await until(async () => (reqs(RING, 'CANCEL').length > c0 ? true : undefined), 5000, 'the device got CANCEL');
-  } finally {
-    c.close();
-  }
-  await settled(t);
-});
+    await deviceGot(RING, 'CANCEL', c0);
+  }));
 
 t.test("10. a passive caller the relay cannot dial: the B2BUA ends the call (docs/media-control.md, leg-closed)", async (t) => {
-  const c = await UdpCaller.open('bob');
-  const b0 = reqs(BOB, 'BYE').length;
   const dead = await freePort();
   const body = chatSdpLines()
     .map((l) => l.replace('a=setup:active', 'a=setup:passive').replace(/msrp:\/\/127\.0\.0\.1:7654\//, `msrp://127.0.0.1:${dead}/`))
     .join('\n');
-  try {
+  await withCaller(t, 'bob', async (c) => {
+    const b0 = reqs(BOB, 'BYE').length;
     const start = Date.now();
-    await c.send(c.invite({ body }));
     // the device answers long before the relay's last dial attempt fails
-    await c.response('INVITE', 200);
-    await c.send(c.inDialog('ACK'));
-    const bye = await until(async () => c.requests('BYE')[0], 8000, 'the BYE to the caller', 20);
+    await established(c, { body });
+    const bye = await c.request('BYE', 8000, 'the BYE to the caller', 20);
     t.ok(Date.now() - start < MAX_AGE_S * 1000, 'before the maximum session age');
     await c.answer(bye);
-    await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
-  } finally {
-    c.close();
-  }
-  await settled(t);
+    await deviceGot(BOB, 'BYE', b0);
+  });
 });
 
-t.test("11. the caller's MSRP connection closes: the B2BUA ends the call", async (t) => {
-  const c = await UdpCaller.open('bob');
-  const b0 = reqs(BOB, 'BYE').length;
-  try {
-    await c.send(c.invite());
-    const ok = await c.response('INVITE', 200);
-    await c.send(c.inDialog('ACK'));
+t.test("11. the caller's MSRP connection closes: the B2BUA ends the call", (t) =>
+  withCaller(t, 'bob', async (c) => {
+    const b0 = reqs(BOB, 'BYE').length;
+    const ok = await established(c);
     // bind the relay's leg with an empty SEND (RFC 4975 §5.4), as the active side
     const relayPath = /^a=path:(msrp:\/\/[^\s]+)/m.exec(ok.raw)?.[1];
     const m = relayPath === undefined ? null : /^msrp:\/\/([^:/]+):(\d+)\//.exec(relayPath);
@@ -535,32 +520,26 @@ t.test("11. the caller's MSRP connection closes: the B2BUA ends the call", async
     await until(async () => (/^MSRP bind01 200/m.test(got) ? true : undefined), 5000, "the relay's 200 to the binding SEND", 20);
     t.equal(c.requests('BYE').length, 0, 'the call is up while the connection is');
     sock.destroy();
-    const bye = await until(async () => c.requests('BYE')[0], 5000, 'the BYE to the caller', 20);
+    const bye = await c.request('BYE', 5000, 'the BYE to the caller', 20);
     await c.answer(bye);
-    await until(async () => (reqs(BOB, 'BYE').length > b0 ? true : undefined), 5000, 'the device got BYE');
-  } finally {
-    c.close();
-  }
-  await settled(t);
-});
+    await deviceGot(BOB, 'BYE', b0);
+  }));
 
 t.test('12. a device that vanishes mid-call: the caller\'s BYE is answered, our unanswered BYE to the device ends after 64*T1', async (t) => {
   const gone = await device('vic', { kind: 'answer' });
   const a0 = reqs(gone, 'ACK').length;
-  const c = await UdpCaller.open('vic');
-  try {
-    await c.send(c.invite());
-    await c.response('INVITE', 200);
-    await c.send(c.inDialog('ACK'));
-    await until(async () => (reqs(gone, 'ACK').length > a0 ? true : undefined), 5000, 'the device ACKed');
-    await gone.stop();
-    await c.send(c.inDialog('BYE'));
-    await c.response('BYE', 200);
-    t.equal((await live()).calls, 1, 'the call waits for the BYE to the device');
-  } finally {
-    c.close();
-  }
-  await settled(t, 64 * T1_MS + 15_000);
+  await withCaller(
+    t,
+    'vic',
+    async (c) => {
+      await established(c);
+      await deviceGot(gone, 'ACK', a0, 'the device ACKed');
+      await gone.stop();
+      await hangUp(c);
+      t.equal((await live()).calls, 1, 'the call waits for the BYE to the device');
+    },
+    64 * T1_MS + 15_000,
+  );
 });
 
 t.test('7. garbage on the B2BUA\'s SIP port: that connection is closed, calls go on', async (t) => {
