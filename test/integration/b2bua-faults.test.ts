@@ -542,9 +542,10 @@ t.test('12. a device that vanishes mid-call: the caller\'s BYE is answered, our 
   );
 });
 
-t.test('7. garbage on the B2BUA\'s SIP port: that connection is closed, calls go on', async (t) => {
-  const closed = await new Promise<boolean>((resolve) => {
-    const s = connect(lab.b2buaSipPort, '127.0.0.1', () => s.write('GARBAGE \u0000\u00ff not SIP at all\r\n\r\nmore garbage\r\n\r\n'));
+/** Whether the B2BUA closes a TCP connection to its SIP port within 5 s of `text`. */
+function closedAfter(text: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const s = connect(lab.b2buaSipPort, '127.0.0.1', () => s.write(text));
     s.on('close', () => resolve(true));
     s.on('error', () => undefined);
     setTimeout(() => {
@@ -552,17 +553,13 @@ t.test('7. garbage on the B2BUA\'s SIP port: that connection is closed, calls go
       resolve(false);
     }, 5000).unref();
   });
+}
+
+t.test('7. garbage on the B2BUA\'s SIP port: that connection is closed, calls go on', async (t) => {
+  const closed = await closedAfter('GARBAGE \u0000\u00ff not SIP at all\r\n\r\nmore garbage\r\n\r\n');
   t.ok(closed, 'the B2BUA closed the connection');
   // a head that never ends: closed once it passes the head limit
-  const closedLong = await new Promise<boolean>((resolve) => {
-    const s = connect(lab.b2buaSipPort, '127.0.0.1', () => s.write(`INVITE sip:x SIP/2.0\r\nX: ${'a'.repeat(70_000)}`));
-    s.on('close', () => resolve(true));
-    s.on('error', () => undefined);
-    setTimeout(() => {
-      s.destroy();
-      resolve(false);
-    }, 5000).unref();
-  });
+  const closedLong = await closedAfter(`INVITE sip:x SIP/2.0\r\nX: ${'a'.repeat(70_000)}`);
   t.ok(closedLong, 'an endless head: closed too');
   const r = await call({ dir, sipPort: sip, to: 'bob' }, 0);
   t.equal(r.final?.status, 200, 'a call afterwards is answered');
