@@ -1,6 +1,8 @@
 // Shared set-up for relay integration tests: a real relay on a free loopback port and
 // MsrpPeer test clients playing the originator and the served user's devices.
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { MsrpPeer } from '../../../media/client/peer.js';
@@ -31,13 +33,17 @@ export interface World {
 
 let n = 0;
 
-/** Relay + originator + `count` devices, all bound; session created through the control verbs. */
-export async function world(
-  count: number,
-  offer: Omit<OfferParams, 'call-id' | 'sdp'> = {},
-  relayOpts: RelayOptions = {},
-  deviceOpts: Array<{ readDelayMs?: number }> = [],
-): Promise<World> {
+export interface RelayWithEvents {
+  relay: MsrpRelay;
+  port: number;
+  /** Every event so far, in order. */
+  events: RelayEvent[];
+  /** The first event (past or coming) that matches, or a rejection after `ms`. */
+  waitEvent(match: (e: RelayEvent) => boolean, ms?: number): Promise<RelayEvent>;
+}
+
+/** A relay listening on a free loopback port, its events recorded and awaitable. */
+export async function listenWithEvents(relayOpts: RelayOptions = {}): Promise<RelayWithEvents> {
   const relay = new MsrpRelay({ port: 0, ...relayOpts });
   const port = await relay.listen();
   const events: RelayEvent[] = [];
@@ -59,6 +65,28 @@ export async function world(
       waiters.push({ match, resolve: e => { clearTimeout(timer); resolve(e); } });
     });
   };
+  return { relay, port, events, waitEvent };
+}
+
+/** A self-signed EC certificate for 127.0.0.1 in `dir` (openssl), for the TLS tests. */
+export function makeCert(dir: string, name: string): { key: Buffer; cert: Buffer; keyFile: string; certFile: string } {
+  const keyFile = join(dir, `${name}-key.pem`);
+  const certFile = join(dir, `${name}-cert.pem`);
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
+  ], { stdio: 'ignore' });
+  return { key: readFileSync(keyFile), cert: readFileSync(certFile), keyFile, certFile };
+}
+
+/** Relay + originator + `count` devices, all bound; session created through the control verbs. */
+export async function world(
+  count: number,
+  offer: Omit<OfferParams, 'call-id' | 'sdp'> = {},
+  relayOpts: RelayOptions = {},
+  deviceOpts: Array<{ readDelayMs?: number }> = [],
+): Promise<World> {
+  const { relay, port, events, waitEvent } = await listenWithEvents(relayOpts);
   const callId = `call-${++n}-${process.pid}`;
   // The originator connects first so that its a=path carries its real port.
   const origin = await MsrpPeer.connect({ host: '127.0.0.1', port, remotePath: 'msrp://127.0.0.1:1/x;tcp' });

@@ -2,15 +2,11 @@
 // dials a passive originator, binds with an empty SEND, relays both ways; an unreachable
 // originator closes its leg; a CEMA originator is reached at c=/m=, not at its a=path.
 import t, { type Test } from 'tap';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { join } from 'node:path';
 import { MsrpPeer, buildCpim } from '../../../media/client/peer.js';
 import { getHeader } from '../../../media/msrp/index.js';
-import { MsrpRelay, type RelayOptions } from '../../../media/relay/relay.js';
-import type { RelayEvent } from '../../../media/relay/types.js';
-import { sdpFor } from './helpers.js';
+import { MsrpRelay } from '../../../media/relay/relay.js';
+import { listenWithEvents, makeCert, sdpFor } from './helpers.js';
 
 const ALICE = 'sip:alice@example.net';
 const BOB = 'sip:bob@example.net';
@@ -33,32 +29,6 @@ function offerSdp(path: string, setup: string, opts: { cPort?: number; cema?: bo
   return sdp;
 }
 
-async function relayWithEvents(opts: RelayOptions = {}): Promise<{
-  relay: MsrpRelay; port: number; events: RelayEvent[]; waitEvent: (m: (e: RelayEvent) => boolean) => Promise<RelayEvent>;
-}> {
-  const relay = new MsrpRelay({ port: 0, ...opts });
-  const port = await relay.listen();
-  const events: RelayEvent[] = [];
-  const waiters: Array<{ match: (e: RelayEvent) => boolean; resolve: (e: RelayEvent) => void }> = [];
-  relay.on('event', e => {
-    events.push(e);
-    for (const w of [...waiters]) {
-      if (!w.match(e)) continue;
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(e);
-    }
-  });
-  const waitEvent = (match: (e: RelayEvent) => boolean): Promise<RelayEvent> => {
-    const hit = events.find(match);
-    if (hit) return Promise.resolve(hit);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no such event within 5 s')), 5000);
-      waiters.push({ match, resolve: e => { clearTimeout(timer); resolve(e); } });
-    });
-  };
-  return { relay, port, events, waitEvent };
-}
-
 /** A device connected to the relay and bound; messages both ways between it and `origin`. */
 async function exchange(t: Test, relay: MsrpRelay, port: number, callId: string, deviceUri: string, origin: MsrpPeer): Promise<void> {
   const d = await MsrpPeer.connect({ host: '127.0.0.1', port, remotePath: deviceUri });
@@ -76,7 +46,7 @@ async function exchange(t: Test, relay: MsrpRelay, port: number, callId: string,
 }
 
 t.test('passive originator: the relay answers active, dials, binds with an empty SEND, relays both ways', async t => {
-  const { relay, port, events, waitEvent } = await relayWithEvents();
+  const { relay, port, events, waitEvent } = await listenWithEvents();
   t.teardown(() => relay.close());
   const origin = await MsrpPeer.listen();
   t.teardown(() => origin.close());
@@ -101,7 +71,7 @@ t.test('passive originator: the relay answers active, dials, binds with an empty
 });
 
 t.test('passive originator that cannot be reached: leg-closed with a reason, nothing left behind', async t => {
-  const { relay, events, waitEvent } = await relayWithEvents({ dial: { attempts: 2, backoffMs: 20 } });
+  const { relay, events, waitEvent } = await listenWithEvents({ dial: { attempts: 2, backoffMs: 20 } });
   t.teardown(() => relay.close());
   const dead = await closedPort();
   const o = relay.offer({ 'call-id': 'p2', sdp: sdpFor(`msrp://127.0.0.1:${dead}/gone;tcp`, 'passive') });
@@ -119,7 +89,7 @@ t.test('passive originator that cannot be reached: leg-closed with a reason, not
 
 t.test('delete while dialing: the attempt is abandoned and reports nothing', async t => {
   // A closed port and a long backoff: the dial is under way (connecting or waiting) at the delete.
-  const { relay, events } = await relayWithEvents({ dial: { attempts: 5, backoffMs: 60_000 } });
+  const { relay, events } = await listenWithEvents({ dial: { attempts: 5, backoffMs: 60_000 } });
   t.teardown(() => relay.close());
   const dead = await closedPort();
   t.match(relay.offer({ 'call-id': 'p3', sdp: sdpFor(`msrp://127.0.0.1:${dead}/gone;tcp`, 'passive') }), { result: 'ok' });
@@ -131,7 +101,7 @@ t.test('delete while dialing: the attempt is abandoned and reports nothing', asy
 });
 
 t.test('CEMA originator: reached at c=/m=, addressed by its a=path', async t => {
-  const { relay, port, waitEvent } = await relayWithEvents();
+  const { relay, port, waitEvent } = await listenWithEvents();
   t.teardown(() => relay.close());
   const origin = await MsrpPeer.listen();
   t.teardown(() => origin.close());
@@ -149,7 +119,7 @@ t.test('CEMA originator: reached at c=/m=, addressed by its a=path', async t => 
 });
 
 t.test('without CEMA the same offer is dialed at its a=path, which fails', async t => {
-  const { relay, waitEvent } = await relayWithEvents({ dial: { attempts: 1 } });
+  const { relay, waitEvent } = await listenWithEvents({ dial: { attempts: 1 } });
   t.teardown(() => relay.close());
   const origin = await MsrpPeer.listen();
   t.teardown(() => origin.close());
@@ -161,7 +131,7 @@ t.test('without CEMA the same offer is dialed at its a=path, which fails', async
 });
 
 t.test('CEMA device: its frames are matched by the session-id of its a=path (RFC 6714)', async t => {
-  const { relay, port } = await relayWithEvents();
+  const { relay, port } = await listenWithEvents();
   t.teardown(() => relay.close());
   const origin = await MsrpPeer.connect({ host: '127.0.0.1', port, remotePath: 'msrp://127.0.0.1:1/x;tcp' });
   t.teardown(() => origin.close());
@@ -181,7 +151,7 @@ t.test('CEMA device: its frames are matched by the session-id of its a=path (RFC
 });
 
 t.test('a passive originator that answers the binding SEND with 481: leg closed with that reason', async t => {
-  const { relay, waitEvent } = await relayWithEvents();
+  const { relay, waitEvent } = await listenWithEvents();
   t.teardown(() => relay.close());
   const origin = await MsrpPeer.listen();
   t.teardown(() => origin.close());
@@ -196,18 +166,10 @@ t.test('a passive originator that answers the binding SEND with 481: leg closed 
 
 t.test('passive msrps originator: dialed over TLS with the relay TLS client settings', async t => {
   const dir = t.testdir();
-  const cert = (name: string): { key: Buffer; cert: Buffer } => {
-    const keyFile = join(dir, `${name}-key.pem`);
-    const certFile = join(dir, `${name}-cert.pem`);
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
-    ], { stdio: 'ignore' });
-    return { key: readFileSync(keyFile), cert: readFileSync(certFile) };
-  };
+  const cert = (name: string): { key: Buffer; cert: Buffer } => makeCert(dir, name);
   const relayCert = cert('relay');
   const originCert = cert('origin');
-  const { relay, port, waitEvent } = await relayWithEvents({ tls: relayCert, tlsClient: { ca: originCert.cert } });
+  const { relay, port, waitEvent } = await listenWithEvents({ tls: relayCert, tlsClient: { ca: originCert.cert } });
   t.teardown(() => relay.close());
   const origin = await MsrpPeer.listen({ tls: originCert });
   t.teardown(() => origin.close());

@@ -1,26 +1,14 @@
 // msrps through the relay (RFC 4975 §6, TCP/TLS/MSRP): each leg on TLS or TCP on its own,
 // real TLS connections with a certificate generated for this test.
 import t from 'tap';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { X509Certificate, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { MsrpPeer } from '../../../media/client/peer.js';
 import { readConfig } from '../../../media/main.js';
 import { MsrpRelay } from '../../../media/relay/relay.js';
-import { sdpFor, startRelayProcess } from './helpers.js';
-
-function makeCert(dir: string, name: string): { key: Buffer; cert: Buffer; keyFile: string; certFile: string } {
-  const keyFile = join(dir, `${name}-key.pem`);
-  const certFile = join(dir, `${name}-cert.pem`);
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
-  ], { stdio: 'ignore' });
-  return { key: readFileSync(keyFile), cert: readFileSync(certFile), keyFile, certFile };
-}
+import { makeCert, sdpFor, startRelayProcess } from './helpers.js';
 
 function tlsSdp(path: string): string {
   return sdpFor(path).replace('TCP/MSRP', 'TCP/TLS/MSRP');
