@@ -113,7 +113,11 @@ export interface B2buaCounts {
   ended: number;
 }
 
-const LEG_SUCCESS_TIMEOUT = 408;
+/** A leg whose INVITE transaction timed out counts as 408 (RFC 3261 §8.1.3.1). */
+const LEG_TIMEOUT_STATUS = 408;
+
+/** What the B2BUA takes (405 and 501 name it, RFC 3261 §20.5). */
+const ALLOW: Header = ['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS'];
 
 /** RFC 3261 §12.1.1: a response that makes a dialog copies the request's Record-Route. */
 function recordRoutes(req: SipRequest): Header[] {
@@ -155,7 +159,7 @@ export class B2bua implements TransactionUser {
     }
     if (!hasToTag) {
       // out of dialog: a keepalive OPTIONS gets 200, anything else is not ours
-      tx.respond(responseTo(req, req.method === 'OPTIONS' ? 200 : 405, { toTag: newTag(), headers: [['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS']] }));
+      tx.respond(responseTo(req, req.method === 'OPTIONS' ? 200 : 405, { toTag: newTag(), headers: [ALLOW] }));
       return;
     }
     const id = incomingDialogId(req);
@@ -192,7 +196,7 @@ export class B2bua implements TransactionUser {
         return;
       default:
         // re-INVITE and UPDATE (session refresh, RFC 4028) are not taken yet: the session goes on.
-        tx.respond(responseTo(req, 501, { headers: [['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS']] }));
+        tx.respond(responseTo(req, 501, { headers: [ALLOW] }));
     }
   }
 
@@ -453,7 +457,7 @@ export class B2bua implements TransactionUser {
     const uac = new UacInvite(req.msg, settings.sentBy);
     const tx = this.#layer().sendRequest(req, {
       response: (res) => this.#legResponse(call, id, res),
-      timeout: () => this.#feed(call, { kind: 'leg-failed', leg: id, status: LEG_SUCCESS_TIMEOUT, contact: null }),
+      timeout: () => this.#feed(call, { kind: 'leg-failed', leg: id, status: LEG_TIMEOUT_STATUS, contact: null }),
       terminated: () => {},
     }) as InviteClientTransaction;
     call.legs.set(id, { id, target, uac, tx, dialog: null });

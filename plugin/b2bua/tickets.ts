@@ -63,8 +63,8 @@ export class TicketStore {
 
   /** The plan of a ticket, once; null when unknown, expired, or issued for another Call-ID. */
   take(ticket: string | undefined, callId: string | undefined): B2buaPlan | null {
-    if (ticket === undefined || !TICKET.test(ticket.trim())) return null;
-    const key = ticket.trim();
+    const key = ticket?.trim();
+    if (key === undefined || !TICKET.test(key)) return null;
     const e = this.#plans.get(key);
     if (!e) return null;
     if (e.plan.callId !== callId) return null; // kept: the real INVITE may still come
