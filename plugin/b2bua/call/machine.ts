@@ -26,9 +26,20 @@
  *     (our BYE: the session or the policy ends it, or the relay closed its media)
  *     calling/early --(our CANCEL)--> cancelling --(final)--> closed   (a crossing 2xx: up, then BYE)
  *     calling/early/cancelling --(non-2xx final)--> closed;  up --(their BYE)--> closed
+ *
+ *   Session timer of one side (a leg, or the caller; RFC 4028, docs/b2bua.md "Session timers"):
+ *
+ *   (none) --(timer-set after a 2xx or a refresh, either way)--> armed
+ *     armed, we refresh   --(refresh-due at interval/2: send one)--> waiting --(timer-set)--> armed
+ *     armed, they refresh --(timer-set: their refresh answered)--> armed (again from now)
+ *     armed/waiting --(expired at interval - min(32, interval/3); our refresh got 408/481)--> BYE
+ *   A device leg's expiry (CR 8.3.2.4): BYE that device (an ISF leg: every ISF leg), its
+ *   media dropped once the BYE is answered; no device left up: BYE the caller too and,
+ *   for a group session, store the Group State Object. The caller's expiry: BYE both sides.
  */
 import { guardedTransition, type NextTable } from '../../../lib/fsm.js';
 import { chooseBestResponse } from '../../sip/response.js';
+import { expiryDelay, refreshDelay } from '../session-timer.js';
 
 export type CallStateName = 'offering' | 'answered' | 'confirmed' | 'ending' | 'ended';
 export type LegStateName = 'calling' | 'early' | 'cancelling' | 'up' | 'releasing' | 'closed';
@@ -37,6 +48,14 @@ export type CallerSide = 'invited' | 'rejected' | 'up' | 'bye-held' | 'bye-sent'
 /** CR 8.3.2.1.1: A first only, B first active, C all. */
 export type MultiDevicePolicy = 'A' | 'B' | 'C';
 export type LegId = string;
+/** One side of the call: a leg, or null for the caller's. */
+export type Side = LegId | null;
+
+/** One side's RFC 4028 timer: the interval (s) and whether the B2BUA is the refresher. */
+export interface SideTimer {
+  readonly interval: number;
+  readonly weRefresh: boolean;
+}
 
 export const CALL_NEXT: NextTable<CallStateName> = {
   offering: ['answered', 'ending'],
@@ -58,6 +77,9 @@ export const LEG_NEXT: NextTable<LegStateName> = {
 /** CR 8.3.2.1.1: the BYE reason for the devices that lost under policy B (and A). */
 export const REASON_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
 
+/** CR 8.3.2.4: the Reason of the BYE to a side whose session timer ran out. */
+export const REASON_EXPIRED = 'SIP;cause=408;text="Session timer expired"';
+
 /** CR 8.3.2.1.1: after these from every leg, the INVITE goes to the ISF (with interworking on). */
 export const ISF_STATUSES: readonly number[] = [480, 408, 487, 500, 503, 504];
 
@@ -78,6 +100,8 @@ export interface Leg {
   readonly status: number | null;
   /** The relay holds a media leg for it. */
   readonly media: boolean;
+  /** Its session timer once up (RFC 4028), or null. */
+  readonly timer: SideTimer | null;
 }
 
 export interface CallSettings {
@@ -86,6 +110,8 @@ export interface CallSettings {
   readonly isfUri: string | null;
   /** 3xx recursion depth (CR 8.3.2.1.1: follow the Contact, never loop). */
   readonly maxRedirects: number;
+  /** A group session (from a Controlling Function): an expiry stores the Group State Object (CR 8.3.2.4). */
+  readonly group?: boolean;
 }
 
 export interface Call {
@@ -100,6 +126,10 @@ export interface Call {
   readonly redirects: number;
   readonly isfTried: boolean;
   readonly nextLeg: number;
+  /** The caller side's session timer (RFC 4028), or null. */
+  readonly callerTimer: SideTimer | null;
+  /** The Group State Object was asked for (CR 8.3.2.4, at most once). */
+  readonly groupStored: boolean;
 }
 
 export type CallEvent =
@@ -129,8 +159,19 @@ export type CallEvent =
   | { readonly kind: 'caller-bye' }
   /** Our BYE to the caller was answered, or timed out. */
   | { readonly kind: 'caller-bye-done' }
-  /** The documented maximum session age was reached (until RFC 4028 timers end stale sessions). */
-  | { readonly kind: 'max-age' };
+  /** The documented maximum session age was reached (a backstop behind the session timers). */
+  | { readonly kind: 'max-age' }
+  /**
+   * A session timer was negotiated for a side: by the 2xx of its INVITE or our 2xx to the
+   * caller, or by a refresh either way that succeeded (RFC 4028 §7.2, §9); null: none.
+   */
+  | { readonly kind: 'timer-set'; readonly side: Side; readonly timer: SideTimer | null }
+  /** Half the interval is over on a side we refresh (RFC 4028 §10). */
+  | { readonly kind: 'refresh-due'; readonly side: Side }
+  /** A side's session expired unrefreshed (RFC 4028 §10, CR 8.3.2.4). */
+  | { readonly kind: 'expired'; readonly side: Side }
+  /** Our refresh on a side got a non-2xx final (408 for a timeout). */
+  | { readonly kind: 'refresh-failed'; readonly side: Side; readonly status: number };
 
 export type Effect =
   | { readonly kind: 'invite'; readonly leg: LegId; readonly target: LegTarget }
@@ -144,7 +185,18 @@ export type Effect =
   | { readonly kind: 'reject'; readonly status: number }
   | { readonly kind: 'bye-caller'; readonly reason?: string }
   | { readonly kind: 'relay-drop'; readonly leg: LegId }
-  | { readonly kind: 'relay-delete' };
+  | { readonly kind: 'relay-delete' }
+  /** Start (or restart) a side's one timer: `refresh` feeds refresh-due, `expire` feeds expired, after `seconds`. */
+  | { readonly kind: 'arm'; readonly side: Side; readonly due: 'refresh' | 'expire'; readonly seconds: number }
+  /** Stop a side's timer. */
+  | { readonly kind: 'disarm'; readonly side: Side }
+  /** Send a session refresh on a side (UPDATE or re-INVITE, RFC 4028 §7.4). */
+  | { readonly kind: 'refresh'; readonly side: Side }
+  /**
+   * CR 8.3.2.4: create and store the Group State Object (application/group-state-object+xml)
+   * through the history storage. TODO: that interface is not there yet; the driver logs it.
+   */
+  | { readonly kind: 'store-group-state' };
 
 export interface Step {
   readonly call: Call;
@@ -152,7 +204,10 @@ export interface Step {
 }
 
 export function newCall(settings: CallSettings): Call {
-  return { state: 'offering', caller: 'invited', settings, legs: [], chosen: null, rung: false, redirects: 0, isfTried: false, nextLeg: 1 };
+  return {
+    state: 'offering', caller: 'invited', settings, legs: [], chosen: null, rung: false, redirects: 0, isfTried: false, nextLeg: 1,
+    callerTimer: null, groupStored: false,
+  };
 }
 
 /** A leg is still in play: it may yet answer, or it holds a session. */
@@ -169,6 +224,8 @@ class Draft {
   redirects: number;
   isfTried: boolean;
   nextLeg: number;
+  callerTimer: SideTimer | null;
+  groupStored: boolean;
   readonly effects: Effect[] = [];
   constructor(readonly c: Call) {
     this.state = c.state;
@@ -179,6 +236,8 @@ class Draft {
     this.redirects = c.redirects;
     this.isfTried = c.isfTried;
     this.nextLeg = c.nextLeg;
+    this.callerTimer = c.callerTimer;
+    this.groupStored = c.groupStored;
   }
   get policy(): MultiDevicePolicy {
     return this.c.settings.policy;
@@ -198,13 +257,14 @@ class Draft {
   }
   invite(target: LegTarget): void {
     const id = `L${this.nextLeg++}`;
-    this.legs.push({ id, target, state: 'calling', status: null, media: false });
+    this.legs.push({ id, target, state: 'calling', status: null, media: false, timer: null });
     this.effects.push({ kind: 'invite', leg: id, target });
   }
   /** BYE an up leg, CANCEL a ringing one (reason for the devices that lost, CR 8.3.2.1.1). */
   release(l: Leg, reason?: string): void {
     const r = reason === undefined ? {} : { reason };
     if (l.state === 'up') {
+      this.stopTimer(l);
       this.setLeg(l.id, { state: 'releasing' });
       this.effects.push({ kind: 'bye', leg: l.id, ...r });
     } else if (RINGING.has(l.state)) {
@@ -217,6 +277,7 @@ class Draft {
   }
   closeLeg(id: LegId, status: number | null): void {
     const l = this.leg(id)!;
+    this.stopTimer(l);
     this.setLeg(id, { state: 'closed', ...(status === null ? {} : { status }) });
     if (l.media) {
       this.setLeg(id, { media: false });
@@ -232,20 +293,45 @@ class Draft {
       this.effects.push({ kind: 'reject', status });
     } else if (this.caller === 'up' && this.state === 'answered') {
       // RFC 3261 §15.1.1: no BYE before the ACK of our 2xx (or its retransmission gave up)
+      this.stopCallerTimer();
       this.caller = 'bye-held';
     } else if (this.caller === 'up') {
       this.byeCaller();
     }
     this.move('ending');
   }
+  stopTimer(l: Leg): void {
+    if (l.timer === null) return;
+    this.setLeg(l.id, { timer: null });
+    this.effects.push({ kind: 'disarm', side: l.id });
+  }
+  stopCallerTimer(): void {
+    if (this.callerTimer === null) return;
+    this.callerTimer = null;
+    this.effects.push({ kind: 'disarm', side: null });
+  }
+  /** The side's timer, when that side is up (a leg up; the caller answered and not ending). */
+  timerOf(side: Side): SideTimer | null {
+    if (side === null) return this.caller === 'up' && this.state !== 'ending' ? this.callerTimer : null;
+    const l = this.leg(side);
+    return l?.state === 'up' ? l.timer : null;
+  }
+  setTimer(side: Side, t: SideTimer | null): void {
+    if (side === null) this.callerTimer = t;
+    else this.setLeg(side, { timer: t });
+    if (t === null) this.effects.push({ kind: 'disarm', side });
+    else if (t.weRefresh) this.effects.push({ kind: 'arm', side, due: 'refresh', seconds: refreshDelay(t.interval) });
+    else this.effects.push({ kind: 'arm', side, due: 'expire', seconds: expiryDelay(t.interval) });
+  }
   byeCaller(): void {
+    this.stopCallerTimer();
     this.caller = 'bye-sent';
     this.effects.push({ kind: 'bye-caller' });
   }
   result(): Step {
     const call: Call = {
       state: this.state, caller: this.caller, settings: this.c.settings, legs: this.legs, chosen: this.chosen, rung: this.rung,
-      redirects: this.redirects, isfTried: this.isfTried, nextLeg: this.nextLeg,
+      redirects: this.redirects, isfTried: this.isfTried, nextLeg: this.nextLeg, callerTimer: this.callerTimer, groupStored: this.groupStored,
     };
     return { call, effects: this.effects };
   }
@@ -304,6 +390,31 @@ function onAnswered(d: Draft, l: Leg, media: 'ok' | 'refused' | 'bad'): void {
       d.releaseAll(l.id, REASON_ELSEWHERE);
     }
   }
+}
+
+/**
+ * CR 8.3.2.4, a side's session timer ran out (or our refresh got 408/481, RFC 4028 §10).
+ * A device leg: BYE it (its media goes once the BYE is answered); an ISF leg: BYE every
+ * ISF leg (an interworked session); no leg left up: the caller gets BYE as well (ringing
+ * legs are cancelled) and a group session's Group State Object is stored. The caller's
+ * side: BYE both sides.
+ */
+function expire(d: Draft, side: Side): void {
+  if (d.timerOf(side) === null) return;
+  if (side === null) {
+    d.stopCallerTimer();
+    d.endAll(408);
+    return;
+  }
+  const l = d.leg(side)!;
+  const gone = l.target.kind === 'isf' ? d.legs.filter((x) => x.target.kind === 'isf' && x.state === 'up') : [l];
+  for (const x of gone) d.release(x, REASON_EXPIRED);
+  if (d.legs.some((x) => x.state === 'up')) return;
+  if (d.c.settings.group === true && !d.groupStored) {
+    d.groupStored = true;
+    d.effects.push({ kind: 'store-group-state' });
+  }
+  d.endAll(408);
 }
 
 /** The one guarded transition function of a call: throws IllegalTransition only on a bug here. */
@@ -398,6 +509,7 @@ export function step(call: Call, ev: CallEvent): Step {
       if (d.state === 'offering') d.endAll(487);
       break;
     case 'caller-bye':
+      d.stopCallerTimer();
       if (d.caller === 'up' || d.caller === 'bye-held' || d.caller === 'bye-sent') d.caller = 'gone';
       if (d.state === 'answered' || d.state === 'confirmed') {
         d.releaseAll(null);
@@ -409,6 +521,27 @@ export function step(call: Call, ev: CallEvent): Step {
       break;
     case 'caller-bye-done':
       if (d.caller === 'bye-sent') d.caller = 'gone';
+      break;
+    case 'timer-set':
+      // only a side that is up takes a timer (a refresh answered as the side ends: none)
+      if (ev.side === null ? d.caller === 'up' && (d.state === 'answered' || d.state === 'confirmed') : d.leg(ev.side)?.state === 'up') {
+        d.setTimer(ev.side, ev.timer);
+      }
+      break;
+    case 'refresh-due': {
+      const t = d.timerOf(ev.side);
+      if (t === null || !t.weRefresh) break;
+      // RFC 4028 §10: refresh now; without a 2xx the side expires where the other side would
+      d.effects.push({ kind: 'refresh', side: ev.side }, { kind: 'arm', side: ev.side, due: 'expire', seconds: expiryDelay(t.interval) - refreshDelay(t.interval) });
+      break;
+    }
+    case 'expired':
+      expire(d, ev.side);
+      break;
+    case 'refresh-failed':
+      // RFC 4028 §10: 408 or 481 ends the session now; other errors leave the expiry armed
+      // (a 491 means their own refresh is under way)
+      if (ev.status === 408 || ev.status === 481) expire(d, ev.side);
       break;
   }
   settle(d);

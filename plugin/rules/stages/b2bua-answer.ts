@@ -29,6 +29,8 @@ export interface CallerAnswerInput {
   readonly userAgent: string;
   /** The MSRP relay's SDP answer towards the caller. */
   readonly answerSdp: string;
+  /** The session timer the B2BUA negotiated (plugin/b2bua/session-timer.ts); absent: answerSessionTimer's. */
+  readonly timer?: SessionTimer | null;
 }
 
 export interface CallerAnswer {
@@ -76,7 +78,7 @@ export function callerAnswer(input: CallerAnswerInput): CallerAnswer {
   for (const name of SESSION_ID_HEADERS) for (const v of original.getAll(name)) headers.push([name, v]);
   const contact = input.contact.trim();
   headers.push(['Contact', contact.startsWith('<') ? contact : `<${contact}>`]);
-  const timer = answerSessionTimer(original, input.sessionExpires);
+  const timer = input.timer !== undefined ? input.timer : answerSessionTimer(original, input.sessionExpires);
   if (timer) {
     headers.push(['Supported', 'timer']);
     if (timer.refresher === 'uac') headers.push(['Require', 'timer']);
