@@ -7,44 +7,19 @@
 // The embedded default keeps it in LMDB on disk, so it survives a restart.
 
 import { open, type RootDatabase } from 'lmdb';
+import {
+  formatSessionInfo, SESSION_INFO_TYPE,
+  type AppendOptions, type FolderRef, type MessageStore, type SessionInfo, type StoredObject,
+} from './mss.js';
 
-export const SESSION_INFO_TYPE = 'Application/X-CPM-Session';
-export interface StoredObject {
-  /** Per session folder, 1-based, increasing (IMAP UID). */
-  readonly uid: number;
-  readonly contentType: string;
-  readonly data: Buffer;
-  /** ISO time of storage. */
-  readonly storedAt: string;
-}
-
-export interface FolderRef {
-  readonly conversationId: string;
-  readonly contributionId: string;
-}
-
-export interface SessionInfo {
-  readonly from?: string;
-  readonly to?: string;
-  readonly callId?: string;
-  readonly startedAt?: string;
-}
-
-export interface MessageStore {
-  /** Ensure the session folder exists; on creation store the session info object (CR 8.5). */
-  ensureSessionFolder(ref: FolderRef, info: SessionInfo): Promise<{ created: boolean; infoUid: number }>;
-  /** Append one message/cpim object; returns its UID. */
-  append(ref: FolderRef, contentType: string, data: Buffer): Promise<number>;
-  list(ref: FolderRef): Promise<StoredObject[]>;
-  /** Session folders of a conversation. */
-  sessions(conversationId: string): Promise<string[]>;
-  close(): Promise<void>;
-}
+// The interface and its types live in mss.ts; re-exported for the existing importers.
+export { SESSION_INFO_TYPE, type FolderRef, type MessageStore, type SessionInfo, type StoredObject };
 
 interface Row {
   contentType: string;
   data: Buffer;
   storedAt: string;
+  key?: string;
 }
 
 /** IMAP folder names may not hold the hierarchy separator; keys are arrays, so any string works. */
@@ -72,10 +47,17 @@ export class LmdbMessageStore implements MessageStore {
     return { created, infoUid: 1 };
   }
 
-  async append(ref: FolderRef, contentType: string, data: Buffer): Promise<number> {
+  async append(ref: FolderRef, contentType: string, data: Buffer, opts: AppendOptions = {}): Promise<number> {
     const key = ['folder', ref.conversationId, ref.contributionId];
+    // An object's key, when it has one: ['key', conv, contrib, key] -> UID (the idempotency check).
+    const keyed = opts.key === undefined ? undefined : ['key', ref.conversationId, ref.contributionId, opts.key];
     let uid = 0;
     await this.db.transaction(() => {
+      const had = keyed && opts.retry ? this.db.get(keyed) : undefined;
+      if (typeof had === 'number') {
+        uid = had;
+        return;
+      }
       const last = this.db.get(key);
       uid = (typeof last === 'number' ? last : 0) + 1;
       this.db.putSync(key, uid);
@@ -83,7 +65,9 @@ export class LmdbMessageStore implements MessageStore {
         contentType,
         data,
         storedAt: new Date().toISOString(),
+        ...(opts.key === undefined ? {} : { key: opts.key }),
       });
+      if (keyed) this.db.putSync(keyed, uid);
     });
     return uid;
   }
@@ -94,7 +78,10 @@ export class LmdbMessageStore implements MessageStore {
     const end = ['obj', ref.conversationId, ref.contributionId, Number.MAX_SAFE_INTEGER];
     for (const { key, value } of this.db.getRange({ start, end })) {
       if (typeof value === 'number') continue;
-      out.push({ uid: Number(key[3]), contentType: value.contentType, data: Buffer.from(value.data), storedAt: value.storedAt });
+      out.push({
+        uid: Number(key[3]), contentType: value.contentType, data: Buffer.from(value.data), storedAt: value.storedAt,
+        ...(value.key === undefined ? {} : { key: value.key }),
+      });
     }
     return out;
   }
@@ -112,17 +99,4 @@ export class LmdbMessageStore implements MessageStore {
   async close(): Promise<void> {
     await this.db.close();
   }
-}
-
-function formatSessionInfo(ref: FolderRef, info: SessionInfo): string {
-  // A small header-style description; the object type is what the MSS indexes.
-  const lines = [
-    `Conversation-ID: ${ref.conversationId}`,
-    `Contribution-ID: ${ref.contributionId}`,
-    ...(info.from ? [`From: ${info.from}`] : []),
-    ...(info.to ? [`To: ${info.to}`] : []),
-    ...(info.callId ? [`Call-ID: ${info.callId}`] : []),
-    `DateTime: ${info.startedAt ?? new Date().toISOString()}`,
-  ];
-  return `${lines.join('\r\n')}\r\n`;
 }
