@@ -8,6 +8,7 @@ import net from 'node:net';
 import { JsonRpcCode, RpcError, WireError, WireErrorCode } from './errors.js';
 import { NetstringDecoder, netstringText } from './netstring.js';
 import { isJsonObject } from './config.js';
+import { WriteBatch } from '../lib/write-batch.js';
 
 export interface JsonRpcClientOptions {
   readonly host: string;
@@ -34,6 +35,8 @@ export class JsonRpcClient {
   private nextId = 0;
   private closedWith: WireError | null = null;
   private readonly closedPromise: Promise<void>;
+  /** The requests of one event-loop turn go out in one socket write (lib/write-batch.ts). */
+  private readonly batch: WriteBatch;
 
   private constructor(
     private readonly socket: net.Socket,
@@ -41,6 +44,9 @@ export class JsonRpcClient {
   ) {
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.decoder = new NetstringDecoder(opts.maxFrameBytes ?? 1 << 20);
+    this.batch = new WriteBatch((text) => {
+      if (!socket.destroyed && socket.writable) socket.write(text);
+    });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', () => undefined); // 'close' follows and rejects what is pending
@@ -96,6 +102,7 @@ export class JsonRpcClient {
 
   /** Close the connection; pending requests reject with `RPC_CLOSED`. */
   close(): Promise<void> {
+    this.batch.flush();
     this.socket.end();
     this.socket.destroySoon();
     return this.closedPromise;
@@ -103,7 +110,7 @@ export class JsonRpcClient {
 
   private write(msg: object): void {
     if (this.socket.destroyed || !this.socket.writable) return;
-    this.socket.write(netstringText(JSON.stringify(msg)));
+    this.batch.add(netstringText(JSON.stringify(msg)));
   }
 
   private onData(chunk: Buffer): void {

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { JsonRpcCode, type WireErrorCode } from './errors.js';
 import { JsonRpcDispatcher, errorResponse, type RpcHooks, type RpcMethod, type RpcResponse } from './dispatcher.js';
 import { NetstringDecoder, netstringText } from './netstring.js';
+import { WriteBatch } from '../lib/write-batch.js';
 
 /**
  * What a method handler of the server gets as `ctx`: the connection the request came
@@ -19,23 +20,36 @@ import { NetstringDecoder, netstringText } from './netstring.js';
  */
 export type ServerContext = RpcConnection | undefined;
 
-/** One client connection. */
+/**
+ * One client connection. The frames written in one event-loop turn go out in one socket
+ * write (lib/write-batch.ts); a peer that does not read stops being read from (backpressure).
+ */
 export class RpcConnection {
   /** `address:port` of the peer, for logs. */
   readonly peer: string;
+  readonly #batch: WriteBatch;
 
   constructor(private readonly socket: net.Socket) {
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.#batch = new WriteBatch((text) => {
+      if (socket.destroyed || !socket.writable) return;
+      if (!socket.write(text) && !socket.isPaused()) {
+        socket.pause();
+        socket.once('drain', () => socket.resume());
+      }
+    });
   }
 
-  /** Write one encoded frame; a peer that does not read stops being read from (backpressure). */
+  /** Queue one encoded frame for this turn's write. */
   write(frame: string): void {
-    const socket = this.socket;
-    if (socket.destroyed || !socket.writable) return;
-    if (!socket.write(frame) && !socket.isPaused()) {
-      socket.pause();
-      socket.once('drain', () => socket.resume());
-    }
+    if (this.socket.destroyed || !this.socket.writable) return;
+    this.#batch.add(frame);
+  }
+
+  /** Write what this turn queued, then end the connection. */
+  end(): void {
+    this.#batch.flush();
+    this.socket.end();
   }
 }
 
@@ -125,7 +139,7 @@ export class JsonRpcServer {
       if (!closing || inflight > 0) return;
       const err = decoder.error;
       send(errorResponse(null, JsonRpcCode.InvalidRequest, 'Invalid Request: malformed netstring', err?.code));
-      socket.end();
+      conn.end();
     };
     socket.on('data', (chunk: Buffer) => {
       if (closing) return;
@@ -138,7 +152,7 @@ export class JsonRpcServer {
           log.error({ err }, 'rpc dispatch failed');
           continue;
         }
-        // a synchronous method's answer leaves now, before the next frame is handled
+        // a synchronous method's answer is queued now, before the next frame is handled
         if (!(res instanceof Promise)) {
           send(res);
           continue;

@@ -2,7 +2,7 @@
 // answer 200s, optionally read slowly) or an originating side (chunked sends, 200 per
 // chunk awaited, REPORTs collected). Built on the real stack in media/msrp.
 import { Buffer } from 'node:buffer';
-import { randomBytes } from 'node:crypto';
+import { randomBase64url } from '../../lib/random.js';
 import { EventEmitter } from 'node:events';
 import type tls from 'node:tls';
 import { MsrpEndpoint } from '../msrp/endpoint.js';
@@ -91,7 +91,7 @@ interface Waiter<T> {
 }
 
 function randomSessionId(): string {
-  return randomBytes(9).toString('base64url').replace(/[-_]/g, 'z');
+  return randomBase64url(9).replace(/[-_]/g, 'z');
 }
 
 export interface PeerEvents {

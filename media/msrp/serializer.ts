@@ -1,7 +1,7 @@
 // MSRP serializer (RFC 4975 §7.1, ABNF §9). Output of serializeFrame(parse(x)) equals x
 // for conformant input (headers written as `Name: value`).
 import { Buffer } from 'node:buffer';
-import { randomBytes } from 'node:crypto';
+import { randomBase64url } from '../../lib/random.js';
 import { MsrpError } from './errors.js';
 import { formatPath } from './headers.js';
 import type { ContinuationFlag, Frame, FrameHead, MsrpHeader, MsrpUri } from './types.js';
@@ -13,11 +13,11 @@ const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 /** 16 random alphanumerics: RFC 4975 §7.1 wants transaction ids hard to guess. */
 export function newTransactionId(): string {
-  return randomBytes(12).toString('base64url').replace(/[-_]/g, 'x').slice(0, 16);
+  return randomBase64url(12).replace(/[-_]/g, 'x').slice(0, 16);
 }
 
 export function newMessageId(): string {
-  return randomBytes(15).toString('base64url').replace(/[-_]/g, 'y').slice(0, 20);
+  return randomBase64url(15).replace(/[-_]/g, 'y').slice(0, 20);
 }
 
 function checkTid(tid: string): void {

@@ -6,7 +6,7 @@
  * the plan back, once, and only for the Call-ID it was issued for: an INVITE that did
  * not come through the PF (no ticket, a guessed one, a replayed one) is refused.
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../../lib/random.js';
 import type { Device } from '../devices/types.js';
 import type { ServiceEdit } from '../rules/stages/service-identification.js';
 
@@ -56,7 +56,7 @@ export class TicketStore {
       this.#plans.delete(this.#plans.keys().next().value!);
       this.expired++;
     }
-    const ticket = randomBytes(16).toString('hex');
+    const ticket = randomHex(16);
     this.#plans.set(ticket, { plan, expires: this.now() + this.#ttl });
     return ticket;
   }

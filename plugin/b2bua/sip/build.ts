@@ -5,7 +5,7 @@
  * parsed back with plugin/sip/message.ts, so nothing unparseable leaves this module.
  * Also reads the fields the layer matches on: top Via, CSeq, tags.
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../../../lib/random.js';
 import { parseSipMessage, type SipMessage, type SipRequest, type SipResponse } from '../../sip/message.js';
 import { parseNameAddr, parseParams, type ParamValue } from '../../sip/uri.js';
 
@@ -36,7 +36,7 @@ export function reasonPhrase(status: number): string {
 }
 
 function token(bytes: number): string {
-  return randomBytes(bytes).toString('hex');
+  return randomHex(bytes);
 }
 export const newBranch = (): string => `${MAGIC_COOKIE}${token(8)}`;
 export const newTag = (): string => token(6);

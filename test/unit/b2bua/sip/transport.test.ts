@@ -222,6 +222,38 @@ t.test('sends that cannot be delivered are reported, never thrown', async (t) =>
   t.equal(tr.counts.sendFailures, 4);
 });
 
+t.test('the sends of one loop turn: one write, in order, each counted; close() still sends them', async (t) => {
+  const { tr, kam } = await harness(t);
+  tr.send(OK(0));
+  t.equal(await kam.messages.next(), OK(0));
+  const [sock] = kam.sockets;
+  const chunks: Buffer[] = [];
+  sock!.on('data', (c: Buffer) => chunks.push(c));
+  for (let n = 1; n <= 50; n++) tr.send(OK(n));
+  t.ok(tr.pendingBytes >= 50 * Buffer.byteLength(OK(1)), 'batched bytes count as pending');
+  for (let n = 1; n <= 50; n++) t.equal(await kam.messages.next(), OK(n));
+  t.equal(tr.counts.messagesOut, 51);
+  t.ok(chunks.length < 50, `50 messages in ${chunks.length} chunk(s), not one write each`);
+  tr.send(OK(51));
+  tr.send(OK(52));
+  await tr.close();
+  t.equal(await kam.messages.next(), OK(51), 'sent in the turn of close()');
+  t.equal(await kam.messages.next(), OK(52));
+});
+
+t.test("after Kamailio's FIN the next turn's sends go, in order, on a new connection", async (t) => {
+  const { tr, kam } = await harness(t);
+  tr.send(OK(1));
+  t.equal(await kam.messages.next(), OK(1));
+  const first = await kam.connections.next();
+  const reconnected = stateReached(tr, 'idle');
+  first.end();
+  await reconnected;
+  for (let n = 2; n <= 4; n++) tr.send(OK(n));
+  for (let n = 2; n <= 4; n++) t.equal(await kam.messages.next(), OK(n));
+  t.equal(tr.counts.reconnects, 1);
+});
+
 t.test('close() fails what is still queued', async (t) => {
   const failures = new Inbox<SendFailure>();
   // close() in the same tick as the send: the connect is still pending, the message queued.
