@@ -7,21 +7,31 @@
  * through its control client. Each call's events run one after another (a queue per
  * call), so a relay reply and a SIP message never interleave inside a step.
  *
+ * Each side (the caller's dialog, each leg's) has at most one session timer (RFC 4028,
+ * ./session-timer.ts), armed only once that side has a 2xx; re-INVITE, UPDATE, INFO,
+ * OPTIONS and MESSAGE in a dialog are answered on the leg they arrive on
+ * (./call/mid-session.ts).
+ *
  * docs/b2bua.md has the message flow and how Kamailio and the B2BUA recognise each other.
  */
 import type { Logger } from 'pino';
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import { parseNameAddr } from '../sip/uri.js';
-import { newBranch, newCallId, newTag, printRequest, responseTo, tagOf, type Built, type Header } from './sip/build.js';
-import { buildInDialog, dialogAsUas, dialogId, incomingDialogId, checkRemoteCseq, type Dialog, DialogError } from './sip/dialog.js';
-import { Retransmit2xx, UacInvite } from './sip/invite-usage.js';
+import { cseqOf, newBranch, newCallId, newTag, printRequest, responseTo, tagOf, type Built, type Header } from './sip/build.js';
+import { buildInDialog, dialogAsUas, dialogId, incomingDialogId, checkRemoteCseq, refreshTarget, type Dialog, DialogError } from './sip/dialog.js';
+import { reInviteVerdict, Retransmit2xx, UacInvite } from './sip/invite-usage.js';
 import { InviteServerTransaction } from './sip/invite-server.js';
 import type { InviteClientTransaction } from './sip/invite-client.js';
 import type { ServerTransaction, TransactionLayer, TransactionUser } from './sip/layer.js';
 import type { Clock, TimerHandle, TimerValues } from './sip/timers.js';
-import { newCall, step, type Call, type CallEvent, type Effect, type LegId, type LegTarget, type MultiDevicePolicy } from './call/machine.js';
+import { newCall, step, type Call, type CallEvent, type Effect, type LegId, type LegTarget, type MultiDevicePolicy, type Side, type SideTimer } from './call/machine.js';
+import { ALLOW_METHODS, hasSdp, inDialogVerdict, movesMedia } from './call/mid-session.js';
+import {
+  answerHeaders, negotiateUas, RFC_MIN_SE, refreshHeaders, retryAfter422, uacTimer, weRefresh, type Offered, type SessionTimer,
+} from './session-timer.js';
+import { inviteFacts } from '../rules/facts.js';
 import type { B2buaPlan, TicketStore } from './tickets.js';
-import { deviceInvite, targetInvite } from '../rules/stages/device-invites.js';
+import { deviceInvite, SDP_TYPE, targetInvite } from '../rules/stages/device-invites.js';
 import { callerAnswer } from '../rules/stages/b2bua-answer.js';
 import { PF_LEG_HEADER, PF_TICKET_HEADER } from '../rules/b2bua-headers.js';
 import { deviceKey } from '../devices/identity.js';
@@ -50,6 +60,10 @@ export interface B2buaSettings {
   readonly legToken: string;
   /** RFC 4028 Session-Expires of the device INVITEs and the caller's 200, seconds. */
   readonly sessionExpires: number;
+  /** RFC 4028 Min-SE: the smallest interval we accept (at least 90), seconds. */
+  readonly minSE: number;
+  /** How long one RFC 4028 second lasts, ms: 1000, less only in tests (b2bua.sessionTimerUnitMs). */
+  readonly timerUnitMs: number;
   /** Our User-Agent, with the PF's CPM release version (CR Appendix D). */
   readonly userAgent: string;
   /** CR 8.3.2.1.1, for one served user (its key). */
@@ -59,7 +73,7 @@ export interface B2buaSettings {
   /** The ISF when interworking on failure is on (CR 8.3.2.1.1), else null. */
   readonly isfUri: string | null;
   readonly maxRedirects: number;
-  /** A session older than this ends (BYE both ways) until RFC 4028 timers land; ms. */
+  /** A session older than this ends (BYE both ways), a backstop behind the session timers; ms. */
   readonly maxSessionAgeMs: number;
   /** Host in Warning headers. */
   readonly pfHost: string;
@@ -76,13 +90,36 @@ export interface B2buaDeps {
   readonly send: (text: string) => void;
 }
 
+/** One side's mid-session state (the caller's dialog, or a leg's): its timer and refreshes. */
+interface SideState {
+  /** The side's one session timer (RFC 4028), armed after its 2xx. */
+  timer: TimerHandle | null;
+  /** The negotiated interval (s), for our refresh requests. */
+  interval: number;
+  /** Our refresh goes as UPDATE (the peer's Allow lists it, RFC 3311), else as re-INVITE. */
+  useUpdate: boolean;
+  /** The SDP we gave on this side (the answer to a refresh offer, the body of our re-INVITE). */
+  readonly localSdp: string;
+  /** The peer's SDP on this side (a refresh offer must keep its MSRP media). */
+  readonly remoteSdp: string;
+  /** Our re-INVITE or UPDATE has no final response yet. */
+  ourRefresh: 'INVITE' | 'UPDATE' | null;
+  /** Our 2xx to their re-INVITE, retransmitted until its ACK (RFC 3261 §13.3.1.4). */
+  theirInvite: { readonly seq: number; readonly retransmit: Retransmit2xx } | null;
+}
+
 interface LegRecord {
   readonly id: LegId;
   readonly target: LegTarget;
   readonly uac: UacInvite;
   readonly tx: InviteClientTransaction;
+  /** RFC 4028 §7.4: what the INVITE offered, and how many 422s it was sent again after. */
+  readonly offered: Offered;
+  readonly retries: number;
   /** The dialog of the 2xx the machine took for this leg. */
   dialog: Dialog | null;
+  /** Once the leg is up. */
+  side: SideState | null;
 }
 
 interface CallRecord {
@@ -93,7 +130,11 @@ interface CallRecord {
   readonly contributionId: string | null;
   machine: Call;
   offer: { sdp: string; deviceSdp: string } | null;
+  /** RFC 4028 §9: the caller's timer, negotiated on its INVITE. */
+  readonly callerTimer: SessionTimer | null;
   callerDialog: Dialog | null;
+  /** The caller side's mid-session state, once our 200 went. */
+  callerSide: SideState | null;
   retransmit: Retransmit2xx | null;
   readonly legs: Map<LegId, LegRecord>;
   maxAge: TimerHandle | null;
@@ -116,8 +157,11 @@ export interface B2buaCounts {
 /** A leg whose INVITE transaction timed out counts as 408 (RFC 3261 §8.1.3.1). */
 const LEG_TIMEOUT_STATUS = 408;
 
+/** RFC 4028 §7.4: a leg INVITE is sent again after at most this many 422s. */
+const MAX_422_RETRIES = 2;
+
 /** What the B2BUA takes (405 and 501 name it, RFC 3261 §20.5). */
-const ALLOW: Header = ['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS'];
+const ALLOW: Header = ['Allow', ALLOW_METHODS];
 
 /** RFC 3261 §12.1.1: a response that makes a dialog copies the request's Record-Route. */
 function recordRoutes(req: SipRequest): Header[] {
@@ -184,26 +228,47 @@ export class B2bua implements TransactionUser {
       }
       this.#setDialog(owner, cseq.dialog);
     }
-    switch (req.method) {
-      case 'BYE':
+    const v = inDialogVerdict(req.method, req.get('Info-Package'));
+    switch (v.kind) {
+      case 'bye': {
         tx.respond(responseTo(req, 200));
         this.#dropDialog(id!);
         if (owner.leg === null) owner.call.retransmit?.stop(); // a BYE that overtakes the ACK (§15)
+        // a BYE crossing a refresh: our 2xx to their re-INVITE need not wait for its ACK
+        this.#side(owner.call, owner.leg)?.theirInvite?.retransmit.stop();
         this.#feed(owner.call, owner.leg === null ? { kind: 'caller-bye' } : { kind: 'leg-bye', leg: owner.leg });
         return;
-      case 'OPTIONS':
-        tx.respond(responseTo(req, 200));
+      }
+      case 'refresh':
+        {
+          // the dialog with this request's CSeq remembered
+          const current = this.#dialogOf(owner.call, owner.leg);
+          if (current) this.#theirRefresh(owner, current, req, tx);
+          else tx.respond(responseTo(req, 481));
+        }
         return;
-      default:
-        // re-INVITE and UPDATE (session refresh, RFC 4028) are not taken yet: the session goes on.
-        tx.respond(responseTo(req, 501, { headers: [ALLOW] }));
+      case 'respond':
+        tx.respond(responseTo(req, v.status, { headers: v.headers }));
     }
   }
 
   ack(req: SipRequest): void {
     const id = incomingDialogId(req);
     const owner = id === null ? undefined : this.#byDialog.get(id);
-    if (!owner || owner.leg !== null) return;
+    if (!owner) return;
+    const side = this.#side(owner.call, owner.leg);
+    const pending = side?.theirInvite;
+    if (side && pending && cseqOf(req)?.seq === pending.seq) {
+      // the ACK of our 2xx to their re-INVITE; an answer in it that moves the media cannot
+      // be refused any more (RFC 3264 §5): logged, the relay keeps the media where it was
+      pending.retransmit.stop();
+      side.theirInvite = null;
+      if (hasSdp(req.get('Content-Type'), req.body) && movesMedia(side.remoteSdp, req.body)) {
+        this.deps.log.warn({ callId: owner.call.callId, side: owner.leg }, 'b2bua: ACK answer moves the MSRP media: ignored');
+      }
+      return;
+    }
+    if (owner.leg !== null) return;
     owner.call.retransmit?.stop();
     this.#feed(owner.call, { kind: 'caller-ack' });
   }
@@ -257,10 +322,22 @@ export class B2bua implements TransactionUser {
       tx.respond(responseTo(req, 482, { toTag: tx.toTag, reason: 'Loop Detected' }));
       return;
     }
+    // RFC 4028 §9: a Session-Expires below our Min-SE gets 422 (the caller tries again, and
+    // its new INVITE goes through pf.invite again), a malformed one 400
+    const neg = negotiateUas(req, { sessionExpires: settings.sessionExpires, minSE: settings.minSE });
+    if (neg.kind !== 'ok') {
+      tx.respond(responseTo(req, neg.status, {
+        toTag: tx.toTag, ...(neg.kind === 'bad' ? { reason: neg.why } : {}), headers: neg.kind === 'reject' ? [['Min-SE', String(neg.minSE)]] : [],
+      }));
+      return;
+    }
     const cid = req.get('Contribution-ID') ?? null;
+    const machine = newCall({
+      policy: settings.policy(plan.servedUser), isfUri: settings.isfUri, maxRedirects: settings.maxRedirects, group: inviteFacts(req).group,
+    });
     const call: CallRecord = {
-      callId, invite: req, tx, plan, contributionId: cid, machine: newCall({ policy: settings.policy(plan.servedUser), isfUri: settings.isfUri, maxRedirects: settings.maxRedirects }),
-      offer: null, callerDialog: null, retransmit: null, legs: new Map(), maxAge: null, queue: Promise.resolve(), relayHeld: false,
+      callId, invite: req, tx, plan, contributionId: cid, machine, offer: null, callerTimer: neg.timer,
+      callerDialog: null, callerSide: null, retransmit: null, legs: new Map(), maxAge: null, queue: Promise.resolve(), relayHeld: false,
       dialogs: new Set(),
     };
     this.#calls.set(callId, call);
@@ -373,6 +450,31 @@ export class B2bua implements TransactionUser {
         call.relayHeld = false;
         await relay.delete({ 'call-id': call.callId }).catch((err: unknown) => log.warn({ err, callId: call.callId }, 'b2bua: relay delete failed'));
         return;
+      case 'arm': {
+        const side = this.#side(call, e.side);
+        if (!side) return;
+        if (side.timer !== null) this.deps.clock.clearTimer(side.timer);
+        const ev: CallEvent = e.due === 'refresh' ? { kind: 'refresh-due', side: e.side } : { kind: 'expired', side: e.side };
+        side.timer = this.deps.clock.setTimer(e.seconds * this.deps.settings.timerUnitMs, () => {
+          side.timer = null;
+          this.#feed(call, ev);
+        });
+        return;
+      }
+      case 'disarm': {
+        const side = this.#side(call, e.side);
+        if (side?.timer != null) this.deps.clock.clearTimer(side.timer);
+        if (side) side.timer = null;
+        return;
+      }
+      case 'refresh':
+        this.#ourRefresh(call, e.side);
+        return;
+      case 'store-group-state':
+        // TODO(CR 8.3.2.4): create the Group State Object (application/group-state-object+xml)
+        // and store it through the history storage interface once it exists
+        log.warn({ callId: call.callId, servedUser: call.plan.servedUser }, 'b2bua: Group State Object not stored (no history storage interface yet)');
+        return;
     }
   }
 
@@ -403,9 +505,11 @@ export class B2bua implements TransactionUser {
     const { settings } = this.deps;
     const a = callerAnswer({
       original: call.invite, contact: settings.contact, sessionExpires: settings.sessionExpires, userAgent: settings.userAgent,
-      answerSdp: call.offer!.sdp,
+      answerSdp: call.offer!.sdp, timer: call.callerTimer,
     });
-    const res = responseTo(call.invite, 200, { toTag: call.tx.toTag, headers: [...recordRoutes(call.invite), ...a.headers, ['Content-Type', a.contentType]], body: a.body });
+    const res = responseTo(call.invite, 200, {
+      toTag: call.tx.toTag, headers: [...recordRoutes(call.invite), ...a.headers, ALLOW, ['Content-Type', a.contentType]], body: a.body,
+    });
     if (!call.tx.respond(res)) {
       // the INVITE transaction already ended: as if our 200 were never ACKed (the machine's
       // BYE to the caller waits for that ACK, RFC 3261 §15.1.1, and nothing else would come)
@@ -418,20 +522,29 @@ export class B2bua implements TransactionUser {
     call.retransmit = new Retransmit2xx(this.deps.clock, this.deps.timers, this.deps.send, res.text, () =>
       this.#feed(call, { kind: 'caller-no-ack' }),
     );
+    const t = call.callerTimer;
+    call.callerSide = this.#newSide(a.body, call.invite.body, call.invite, t?.interval ?? settings.sessionExpires);
+    this.#feed(call, { kind: 'timer-set', side: null, timer: t === null ? null : { interval: t.interval, weRefresh: weRefresh(t, false) } });
   }
 
-  #sendLegInvite(call: CallRecord, id: LegId, target: LegTarget): void {
+  /**
+   * A leg's INVITE; `again`: sent again after a 422 (RFC 4028 §7.4) with the larger Min-SE,
+   * the same Call-ID and From, the next CSeq (as RFC 3261 §8.1.3.5 does for a retry).
+   */
+  #sendLegInvite(call: CallRecord, id: LegId, target: LegTarget, again?: { readonly offered: Offered; readonly prev: LegRecord }): void {
     const { settings } = this.deps;
+    const offered: Offered = again?.offered ?? { sessionExpires: Math.max(settings.sessionExpires, settings.minSE), minSE: settings.minSE };
     const common = {
       original: call.invite, servedUser: call.plan.servedUser, service: call.plan.service, offerSdp: call.offer!.deviceSdp,
-      contact: settings.contact, sessionExpires: settings.sessionExpires, userAgent: settings.userAgent,
+      contact: settings.contact, sessionExpires: offered.sessionExpires, userAgent: settings.userAgent,
     };
     const device = target.kind === 'device' ? call.plan.targets.find((d) => deviceKey(d) === target.device) : undefined;
     const built = device ? deviceInvite({ ...common, device }) : targetInvite({ ...common, ruri: target.ruri });
     for (const w of built.warnings) this.deps.log.info({ callId: call.callId, leg: id, warning: w }, 'b2bua: leg INVITE');
     const from = parseNameAddr(call.invite.get('From') ?? '');
     const to = parseNameAddr(call.invite.get('To') ?? '');
-    const fromValue = `${from?.display ? `"${from.display.replace(/["\\]/g, '')}" ` : ''}<${from?.uri ?? 'sip:anonymous@anonymous.invalid'}>;tag=${newTag()}`;
+    const prev = again?.prev.uac.invite;
+    const fromValue = prev?.get('From') ?? `${from?.display ? `"${from.display.replace(/["\\]/g, '')}" ` : ''}<${from?.uri ?? 'sip:anonymous@anonymous.invalid'}>;tag=${newTag()}`;
     const toValue = `<${to?.uri ?? call.plan.servedUser}>`;
     const h: Header[] = [
       ['Via', `SIP/2.0/TCP ${settings.sentBy};branch=${newBranch()};rport`],
@@ -439,11 +552,15 @@ export class B2bua implements TransactionUser {
       ['Route', `<${settings.outboundProxy}>`],
       ['From', fromValue],
       ['To', toValue],
-      ['Call-ID', newCallId(settings.sentBy.split(':')[0] ?? 'b2bua')],
-      ['CSeq', '1 INVITE'],
+      ['Call-ID', prev?.get('Call-ID') ?? newCallId(settings.sentBy.split(':')[0] ?? 'b2bua')],
+      ['CSeq', `${prev ? (cseqOf(prev)?.seq ?? 1) + 1 : 1} INVITE`],
       // ;direct: Kamailio relays it to the Request-URI, not to the served user's devices
       [PF_LEG_HEADER, target.kind === 'device' ? settings.legToken : `${settings.legToken};direct`],
-      ...built.headers,
+      // the caller's Allow says what the caller takes; ours follows (UPDATE: RFC 3311 §5)
+      ...built.headers.filter(([n]) => n.toLowerCase() !== 'allow'),
+      // RFC 4028 §7.1: Min-SE only when above the floor everyone assumes
+      ...(offered.minSE > RFC_MIN_SE ? [['Min-SE', String(offered.minSE)] as const] : []),
+      ALLOW,
       ['Content-Type', built.contentType],
     ];
     let req: Built<SipRequest>;
@@ -456,22 +573,30 @@ export class B2bua implements TransactionUser {
     }
     const uac = new UacInvite(req.msg, settings.sentBy);
     const tx = this.#layer().sendRequest(req, {
-      response: (res) => this.#legResponse(call, id, res),
+      response: (res) => this.#legResponse(call, id, uac, res),
       timeout: () => this.#feed(call, { kind: 'leg-failed', leg: id, status: LEG_TIMEOUT_STATUS, contact: null }),
       terminated: () => {},
     }) as InviteClientTransaction;
-    call.legs.set(id, { id, target, uac, tx, dialog: null });
+    call.legs.set(id, { id, target, uac, tx, offered, retries: again ? again.prev.retries + 1 : 0, dialog: null, side: null });
   }
 
-  #legResponse(call: CallRecord, id: LegId, res: SipResponse): void {
+  #legResponse(call: CallRecord, id: LegId, uac: UacInvite, res: SipResponse): void {
     const leg = call.legs.get(id);
-    if (!leg) return;
+    // a response to an INVITE of this leg sent before a 422 retry is not this one's
+    if (!leg || leg.uac !== uac) return;
     const out = leg.uac.receive(res);
     switch (out.kind) {
       case 'provisional':
         this.#feed(call, { kind: 'leg-provisional', leg: id, status: res.status });
         return;
       case 'rejected': {
+        const retry = res.status === 422 && leg.retries < MAX_422_RETRIES ? retryAfter422(res, leg.offered) : null;
+        const mine = call.machine.legs.find((l) => l.id === id);
+        if (retry && (mine?.state === 'calling' || mine?.state === 'early')) {
+          // RFC 4028 §7.4: the device wants a longer interval: the INVITE again with its Min-SE
+          this.#sendLegInvite(call, id, leg.target, { offered: retry, prev: leg });
+          return;
+        }
         const contact = res.status >= 300 && res.status < 400 ? (parseNameAddr(res.getValues('Contact')[0] ?? '')?.uri ?? null) : null;
         this.#feed(call, { kind: 'leg-failed', leg: id, status: res.status, contact });
         return;
@@ -492,6 +617,11 @@ export class B2bua implements TransactionUser {
         this.#enqueue(call, async () => {
           const media = await this.#relayAnswer(call, id, res);
           await this.#apply(call, { kind: 'leg-answered', leg: id, media });
+          if (media !== 'ok') return;
+          // RFC 4028 §7.2: the 2xx says the interval and who refreshes (none: no timer)
+          const t = uacTimer(res);
+          leg.side = this.#newSide(call.offer?.deviceSdp ?? '', res.body, res, t?.interval ?? leg.offered.sessionExpires);
+          await this.#apply(call, { kind: 'timer-set', side: id, timer: t === null ? null : { interval: t.interval, weRefresh: weRefresh(t, true) } });
         });
         return;
       }
@@ -532,12 +662,172 @@ export class B2bua implements TransactionUser {
     this.#layer().sendRequest(built.request, { response: (r) => r.status >= 200 && once(), timeout: once, terminated: once });
   }
 
+  // ---- session timers and mid-session requests (RFC 4028, RFC 3311, docs/b2bua.md) ----
+
+  #side(call: CallRecord, side: Side): SideState | null {
+    return side === null ? call.callerSide : (call.legs.get(side)?.side ?? null);
+  }
+
+  #newSide(localSdp: string, remoteSdp: string, peer: SipRequest | SipResponse, interval: number): SideState {
+    const useUpdate = peer.getValues('Allow').some((m) => m.trim().toUpperCase() === 'UPDATE');
+    return { timer: null, interval, useUpdate, localSdp, remoteSdp, ourRefresh: null, theirInvite: null };
+  }
+
+  #dialogOf(call: CallRecord, side: Side): Dialog | null {
+    return side === null ? call.callerDialog : (call.legs.get(side)?.dialog ?? null);
+  }
+
+  #setDialogOf(call: CallRecord, side: Side, d: Dialog): void {
+    this.#setDialog({ call, leg: side }, d);
+  }
+
+  /**
+   * Their re-INVITE or UPDATE on the side it arrives on: glare (RFC 3261 §14.2), the
+   * target refresh, an SDP offer that must keep the MSRP media (else 488), the session
+   * timer (RFC 4028 §9: 422 when too short), then our 2xx with the SDP already given on
+   * that side. Nothing is sent to the other sides.
+   */
+  #theirRefresh(owner: DialogOwner, dialog: Dialog, req: SipRequest, tx: ServerTransaction): void {
+    const { call, leg: sideId } = owner;
+    const side = this.#side(call, sideId);
+    const { settings } = this.deps;
+    const no = (status: number, headers: readonly Header[] = [], reason?: string): void => {
+      tx.respond(responseTo(req, status, { headers, ...(reason === undefined ? {} : { reason }) }));
+    };
+    if (!side) return no(481);
+    const invite = req.method === 'INVITE';
+    if (invite) {
+      const g = reInviteVerdict({ ours: side.ourRefresh === 'INVITE', theirs: side.theirInvite !== null || (sideId === null && call.retransmit?.state === 'retransmitting') });
+      if (g) return no(g.status, g.retryAfter === undefined ? [] : [['Retry-After', String(g.retryAfter)]]);
+    }
+    let d = dialog;
+    if (invite || req.getValues('Contact').length > 0) {
+      try {
+        d = refreshTarget(dialog, req); // §12.2.2 (RFC 3311 §5.2 for UPDATE)
+      } catch {
+        return no(400, [], 'Bad or missing Contact');
+      }
+    }
+    const offer = req.body.trim() !== '';
+    if (offer && !hasSdp(req.get('Content-Type'), req.body)) return no(415, [['Accept', SDP_TYPE]]);
+    if (offer && movesMedia(side.remoteSdp, req.body)) {
+      return no(488, [['Warning', `399 ${settings.pfHost} "MSRP media change not supported mid-session"`]]);
+    }
+    const neg = negotiateUas(req, { sessionExpires: settings.sessionExpires, minSE: settings.minSE });
+    if (neg.kind === 'reject') return no(422, [['Min-SE', String(neg.minSE)]]);
+    if (neg.kind === 'bad') return no(400, [], neg.why);
+    // a re-INVITE always gets SDP (an answer, or our offer when it had none); an UPDATE only answers one
+    const body = invite || offer ? side.localSdp : '';
+    const res = responseTo(req, 200, {
+      headers: [['Contact', `<${settings.contact}>`], ...answerHeaders(neg), ALLOW, ...(body === '' ? [] : [['Content-Type', SDP_TYPE] as const])],
+      body,
+    });
+    if (!tx.respond(res)) return;
+    this.#setDialogOf(call, sideId, d);
+    if (invite) {
+      const seq = cseqOf(req)?.seq ?? 0;
+      side.theirInvite = {
+        seq,
+        retransmit: new Retransmit2xx(this.deps.clock, this.deps.timers, this.deps.send, res.text, () => {
+          // §13.3.1.4: never ACKed: that side's session ends, as after a failed refresh
+          if (side.theirInvite?.seq === seq) side.theirInvite = null;
+          this.#feed(call, { kind: 'refresh-failed', side: sideId, status: 408 });
+        }),
+      };
+    }
+    if (neg.timer) side.interval = neg.timer.interval;
+    const t: SideTimer | null = neg.timer === null ? null : { interval: neg.timer.interval, weRefresh: weRefresh(neg.timer, false) };
+    this.#feed(call, { kind: 'timer-set', side: sideId, timer: t });
+  }
+
+  /**
+   * Our refresh on a side (RFC 4028 §7.4): UPDATE when the peer allows it, else a
+   * re-INVITE with the SDP already given (unchanged, so its version stays, RFC 3264 §8).
+   * Its 2xx sets the timer again; 408/481 or no answer end that side; 405/501 to an
+   * UPDATE: a re-INVITE at once.
+   */
+  #ourRefresh(call: CallRecord, sideId: Side): void {
+    const side = this.#side(call, sideId);
+    const d = this.#dialogOf(call, sideId);
+    if (!side || !d || side.ourRefresh !== null) return;
+    const { settings } = this.deps;
+    const method = side.useUpdate ? 'UPDATE' : 'INVITE';
+    const headers: Header[] = [['Contact', `<${settings.contact}>`], ...refreshHeaders(side.interval, settings.minSE), ALLOW];
+    if (method === 'INVITE') headers.push(['Content-Type', SDP_TYPE]);
+    let built;
+    try {
+      built = buildInDialog(d, method, { sentBy: settings.sentBy, headers, body: method === 'INVITE' ? side.localSdp : '' });
+    } catch (err) {
+      if (!(err instanceof DialogError)) throw err;
+      this.deps.log.warn({ err, callId: call.callId, side: sideId }, 'b2bua: refresh could not be built');
+      return;
+    }
+    this.#setDialogOf(call, sideId, built.dialog);
+    side.ourRefresh = method;
+    const seq = cseqOf(built.request.msg)?.seq ?? 0;
+    let ack: Built<SipRequest> | null = null;
+    let done = false;
+    const finish = (ev: CallEvent): void => {
+      if (done) return;
+      done = true;
+      side.ourRefresh = null;
+      this.#feed(call, ev);
+    };
+    this.#layer().sendRequest(built.request, {
+      response: (r) => {
+        if (r.status < 200) return;
+        if (method === 'INVITE' && r.status < 300) {
+          // §13.2.2.4: every 2xx (and each retransmission) gets the ACK
+          if (ack === null) {
+            const cur = this.#dialogOf(call, sideId) ?? built.dialog;
+            try {
+              ack = buildInDialog(cur, 'ACK', { sentBy: settings.sentBy, seq }).request;
+            } catch (err) {
+              this.deps.log.warn({ err, callId: call.callId }, 'b2bua: ACK of our re-INVITE could not be built');
+            }
+          }
+          if (ack) this.#layer().sendAck(ack);
+        }
+        if (done) return;
+        if (r.status >= 300) {
+          if (method === 'UPDATE' && (r.status === 405 || r.status === 501)) {
+            side.useUpdate = false;
+            finish({ kind: 'refresh-due', side: sideId });
+            return;
+          }
+          finish({ kind: 'refresh-failed', side: sideId, status: r.status });
+          return;
+        }
+        const cur = this.#dialogOf(call, sideId);
+        if (cur && r.getValues('Contact').length === 1) {
+          try {
+            this.#setDialogOf(call, sideId, refreshTarget(cur, r)); // §12.2.1.2
+          } catch {
+            // a 2xx with a bad Contact keeps the old target
+          }
+        }
+        // §7.2; a peer without RFC 4028 answers without Session-Expires: we go on refreshing
+        const t = uacTimer(r) ?? { interval: side.interval, refresher: 'uac' as const };
+        side.interval = t.interval;
+        finish({ kind: 'timer-set', side: sideId, timer: { interval: t.interval, weRefresh: weRefresh(t, true) } });
+      },
+      timeout: () => finish({ kind: 'refresh-failed', side: sideId, status: 408 }),
+      terminated: () => {},
+    });
+  }
+
   #forget(call: CallRecord): void {
     if (!this.#calls.delete(call.callId)) return;
     this.#counts.ended++;
     this.#byTx.delete(call.tx);
     if (call.maxAge !== null) this.deps.clock.clearTimer(call.maxAge);
     call.retransmit?.stop();
+    for (const side of [call.callerSide, ...[...call.legs.values()].map((l) => l.side)]) {
+      if (!side) continue;
+      if (side.timer !== null) this.deps.clock.clearTimer(side.timer);
+      side.timer = null;
+      side.theirInvite?.retransmit.stop();
+    }
     for (const k of call.dialogs) this.#byDialog.delete(k);
     if (call.relayHeld) {
       call.relayHeld = false;

@@ -56,9 +56,13 @@ const B2buaConfigSchema = Type.Object(
     multiDeviceByUser: Type.Record(Type.String({ pattern: '^sip:' }), MultiDeviceSchema, { default: {} }),
     /** CR 8.3.2.1.4: direct delivery of originated chat messages (docs/media-relay.md). */
     directDelivery: Type.Boolean({ default: false }),
-    /** RFC 4028 Session-Expires offered to devices and answered to the caller, seconds. */
+    /** RFC 4028 Session-Expires offered to devices and answered to the caller, seconds (raised to minSE). */
     sessionExpires: Type.Integer({ minimum: 90, maximum: 86_400, default: 1800 }),
-    /** Until RFC 4028 refreshes are kept: a session older than this ends (BYE both ways). */
+    /** RFC 4028 Min-SE: a shorter Session-Expires gets 422 (docs/b2bua.md "Session timers"), seconds. */
+    minSE: Type.Integer({ minimum: 90, maximum: 86_400, default: 90 }),
+    /** Tests only: how long one RFC 4028 second lasts in the B2BUA's timers, ms (the wire keeps seconds). */
+    sessionTimerUnitMs: Type.Integer({ minimum: 10, maximum: 1000, default: 1000 }),
+    /** A backstop behind the session timers: a session older than this ends (BYE both ways). */
     maxSessionAgeS: Type.Integer({ minimum: 10, maximum: 7 * 86_400, default: 43_200 }),
     /** 3xx from a device: redirects followed per call (CR 8.3.2.1.1). */
     maxRedirects: Type.Integer({ minimum: 0, maximum: 10, default: 3 }),
@@ -66,6 +70,23 @@ const B2buaConfigSchema = Type.Object(
     release: Type.String({ pattern: '^OMA[0-9]+\\.[0-9]+$', default: 'OMA2.2' }),
     /** RFC 3261 T1 (ms): the 2xx retransmission and the transaction timeouts (64*T1). */
     t1Ms: Type.Integer({ minimum: 50, maximum: 10_000, default: 500 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+/** The lab's live view (docs/service.md "Live view", docs/lab.md "Live view"). Off unless asked for. */
+const LiveConfigSchema = Type.Object(
+  {
+    /** Serve the page and its JSON (/lab/live, /sessions) and record decisions. */
+    enabled: Type.Boolean({ default: false }),
+    /** UDP port of the HEP3 collector on `host` (Kamailio's siptrace, the relay's frames); 0: no collector. */
+    hepPort: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
+    /** Kamailio's SIP addresses as siptrace writes them (`ip:port`); empty: learned from the first request. */
+    kamailio: Type.Array(Type.String({ pattern: '^\\S+:[0-9]+$' }), { maxItems: 16, default: [] }),
+    /** Calls kept (the oldest finished one goes first). */
+    maxCalls: Type.Integer({ minimum: 1, maximum: 10_000, default: 200 }),
+    /** Messages kept per call. */
+    maxMessagesPerCall: Type.Integer({ minimum: 10, maximum: 10_000, default: 200 }),
   },
   { additionalProperties: false, default: {} },
 );
@@ -102,6 +123,7 @@ export const ConfigSchema = Type.Object(
     registrar: RegistrarConfigSchema,
     policy: PolicyConfigSchema,
     b2bua: B2buaConfigSchema,
+    live: LiveConfigSchema,
   },
   { additionalProperties: false },
 );
