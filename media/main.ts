@@ -3,11 +3,10 @@
 // flags; docs/media-relay.md "Running"); a bad setting is named and the exit code is 2.
 // Logs one `relay ready` line with the bound ports once both listen.
 
-import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { readConfig, type RelayConfig } from './config/load.js';
-import { LmdbMessageStore } from './history/store.js';
+import { openHistory } from './history/open.js';
 import { ControlServer } from './relay/control.js';
 import { MsrpRelay } from './relay/relay.js';
 
@@ -30,11 +29,8 @@ async function main(): Promise<void> {
     log.fatal({ err }, 'cannot read the TLS certificate or key');
     process.exit(2);
   }
-  let store: LmdbMessageStore | undefined;
-  if (cfg.history) {
-    mkdirSync(dirname(cfg.history), { recursive: true });
-    store = new LmdbMessageStore(cfg.history);
-  }
+  // LMDB by default; with history-store imap, the MSS behind the write queue (docs/history.md).
+  const store = openHistory(cfg, log);
   let relay: MsrpRelay;
   try {
     relay = new MsrpRelay({
@@ -52,7 +48,8 @@ async function main(): Promise<void> {
   });
   const controlPort = await control.listen();
   const msrpTlsPort = relay.tlsListenPort || undefined;
-  log.info({ host: cfg.host, msrpPort, msrpTlsPort, controlPort, history: cfg.history }, 'relay ready');
+  const history = cfg.mss ? `imap://${cfg.mss.host}:${cfg.mss.port}` : cfg.history;
+  log.info({ host: cfg.host, msrpPort, msrpTlsPort, controlPort, history }, 'relay ready');
   const stop = (): void => {
     void (async () => {
       await control.close();

@@ -29,6 +29,18 @@ const RelayConfigSchema = Type.Object(
     'msrp-tls-port': Type.Optional(Port()),
     /** Largest control request accepted (netstring payload bytes). */
     'control-max-frame-bytes': Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
+    /** Where history goes (docs/history.md "Configuration"): the embedded LMDB file, or an MSS over IMAP. */
+    'history-store': Type.Union([Type.Literal('lmdb'), Type.Literal('imap')], { default: 'lmdb', errorMessage: 'must be lmdb or imap' }),
+    /** The MSS (history-store imap); the password comes from the MSS_PASSWORD environment variable only. */
+    'mss-host': Type.Optional(Type.String({ minLength: 1 })),
+    'mss-port': Type.Optional(Port()),
+    'mss-user': Type.Optional(Type.String({ minLength: 1 })),
+    'mss-tls': Type.Union([Type.Literal('none'), Type.Literal('starttls'), Type.Literal('tls')],
+      { default: 'starttls', errorMessage: 'must be none, starttls or tls' }),
+    /** LMDB file of the write queue in front of the MSS. */
+    'history-queue': Type.String({ minLength: 1, default: 'run/history-queue.mdb' }),
+    'history-queue-max-entries': Type.Integer({ minimum: 1, default: 100_000 }),
+    'history-queue-max-bytes': Type.Integer({ minimum: 64 * 1024, default: 256 * 1024 * 1024 }),
   },
   { additionalProperties: false },
 );
@@ -39,18 +51,31 @@ type Camel<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capita
 /** The schema's settings under camelCase names, optional where the schema says so. */
 type CamelSettings = { [K in keyof RelayConfigFile as K extends string ? Camel<K> : never]: RelayConfigFile[K] };
 type TlsSetting = 'msrpTlsCert' | 'msrpTlsKey' | 'msrpTlsPort';
+type MssSetting = 'historyStore' | 'mssHost' | 'mssPort' | 'mssUser' | 'mssTls' | 'historyQueue' | 'historyQueueMaxEntries' | 'historyQueueMaxBytes';
+
+/** The MSS client and its write queue (docs/history.md "Configuration"). */
+export interface MssConfig {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  tls: CamelSettings['mssTls'];
+  queue: { path: string; maxEntries: number; maxBytes: number };
+}
 
 /**
  * The settings as the process uses them: the schema's, camelCase (a new schema field
  * appears here, and readConfig must then fill it), with three reshaped.
  */
-export type RelayConfig = Omit<CamelSettings, 'history' | TlsSetting | 'controlMaxFrameBytes'> & {
+export type RelayConfig = Omit<CamelSettings, 'history' | TlsSetting | MssSetting | 'controlMaxFrameBytes'> & {
   /** null: history off. */
   history: CamelSettings['history'] | null;
   /** msrps listener; absent when not configured. */
   tls?: { port: Exclude<CamelSettings['msrpTlsPort'], undefined>; cert: string; key: string };
   /** Present when not the default (1 MiB). */
   controlMaxFrameBytes?: CamelSettings['controlMaxFrameBytes'];
+  /** Present with history-store imap (and history not off): history goes to this MSS, through the queue. */
+  mss?: MssConfig;
 };
 
 /** Setting -> environment variable (today's names) and how to read flag and variable. */
@@ -63,7 +88,32 @@ const SETTINGS: ReadonlyArray<readonly [key: keyof RelayConfigFile, env: string,
   ['msrp-tls-key', 'MSRP_TLS_KEY', 'string'],
   ['msrp-tls-port', 'MSRP_TLS_PORT', 'int'],
   ['control-max-frame-bytes', 'RELAY_CONTROL_MAX_FRAME_BYTES', 'int'],
+  ['history-store', 'RELAY_HISTORY_STORE', 'string'],
+  ['mss-host', 'MSS_HOST', 'string'],
+  ['mss-port', 'MSS_PORT', 'int'],
+  ['mss-user', 'MSS_USER', 'string'],
+  ['mss-tls', 'MSS_TLS', 'string'],
+  ['history-queue', 'RELAY_HISTORY_QUEUE', 'string'],
+  ['history-queue-max-entries', 'RELAY_HISTORY_QUEUE_MAX_ENTRIES', 'int'],
+  ['history-queue-max-bytes', 'RELAY_HISTORY_QUEUE_MAX_BYTES', 'int'],
 ];
+
+const DEFAULT_MSS_PORT = { none: 143, starttls: 143, tls: 993 } as const;
+
+/** history-store imap: the MSS settings, all present, and the password from MSS_PASSWORD. */
+function mssConfig(c: RelayConfigFile, env: NodeJS.ProcessEnv): MssConfig | undefined {
+  if (c['history-store'] !== 'imap' || c.history === 'off') return undefined;
+  const host = c['mss-host'];
+  const user = c['mss-user'];
+  if (host === undefined || user === undefined) throw new ConfigError('config: /history-store imap needs mss-host and mss-user');
+  const password = env.MSS_PASSWORD;
+  if (password === undefined || password === '') throw new ConfigError('config: /history-store imap needs the MSS_PASSWORD environment variable');
+  return {
+    host, user, password, tls: c['mss-tls'],
+    port: c['mss-port'] ?? DEFAULT_MSS_PORT[c['mss-tls']],
+    queue: { path: c['history-queue'], maxEntries: c['history-queue-max-entries'], maxBytes: c['history-queue-max-bytes'] },
+  };
+}
 
 const ENV: EnvTable = SETTINGS.map(([key, env, kind]) => [env, [key], kind] as const);
 
@@ -96,6 +146,7 @@ export function readConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
   if (cert === undefined && c['msrp-tls-port'] !== undefined) {
     throw new ConfigError('config: /msrp-tls-port needs msrp-tls-cert and msrp-tls-key');
   }
+  const mss = mssConfig(c, env);
   return {
     host: c.host,
     msrpPort: c['msrp-port'],
@@ -105,5 +156,6 @@ export function readConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
       ? { tls: { cert, key, port: c['msrp-tls-port'] ?? DEFAULT_TLS_PORT } }
       : {}),
     ...(c['control-max-frame-bytes'] === DEFAULT_MAX_FRAME ? {} : { controlMaxFrameBytes: c['control-max-frame-bytes'] }),
+    ...(mss ? { mss } : {}),
   };
 }

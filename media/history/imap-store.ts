@@ -66,7 +66,7 @@ export class ImapMessageStore implements MessageStore {
     this.maxObject = o.maxObjectBytes ?? 8 * 1024 * 1024;
   }
 
-  ensureSessionFolder(ref: FolderRef, info: SessionInfo): Promise<{ created: boolean; infoUid: number }> {
+  async ensureSessionFolder(ref: FolderRef, info: SessionInfo): Promise<{ created: boolean; infoUid: number }> {
     const path = this.path(ref);
     const cacheKey = path.join('\0');
     return this.op('ensure folder', async c => {
@@ -93,11 +93,11 @@ export class ImapMessageStore implements MessageStore {
     });
   }
 
-  append(ref: FolderRef, contentType: string, data: Buffer, opts: AppendOptions = {}): Promise<number> {
+  async append(ref: FolderRef, contentType: string, data: Buffer, opts: AppendOptions = {}): Promise<number> {
     const path = this.path(ref);
     const raw = buildObject(ref, contentType, data, opts);
     if (raw.length > this.maxObject) {
-      return Promise.reject(new MssError(`object of ${raw.length} bytes is over the ${this.maxObject}-byte limit`, true));
+      throw new MssError(`object of ${raw.length} bytes is over the ${this.maxObject}-byte limit`, true);
     }
     return this.op('append', async c => {
       if (opts.key !== undefined && opts.retry) {
@@ -108,12 +108,14 @@ export class ImapMessageStore implements MessageStore {
     });
   }
 
-  list(ref: FolderRef): Promise<StoredObject[]> {
+  async list(ref: FolderRef): Promise<StoredObject[]> {
     const path = this.path(ref);
     return this.op('list', async c => {
       if (!(await this.exists(c, path))) return [];
       const lock = await c.getMailboxLock(path);
       try {
+        // A mailbox selected earlier on this connection: NOOP makes the server report what was appended since (RFC 3501 §6.1.2).
+        await c.noop();
         const out: StoredObject[] = [];
         const heads = await c.fetchAll('1:*', { uid: true, size: true, internalDate: true });
         for (const m of heads.sort((a, b) => a.uid - b.uid)) {
@@ -140,7 +142,7 @@ export class ImapMessageStore implements MessageStore {
     });
   }
 
-  sessions(conversationId: string): Promise<string[]> {
+  async sessions(conversationId: string): Promise<string[]> {
     const conv = this.component(conversationId);
     return this.op('sessions', async c => {
       const all = await c.list();
@@ -297,6 +299,7 @@ export class ImapMessageStore implements MessageStore {
     if (!(await this.exists(c, path))) return undefined;
     const lock = await c.getMailboxLock(path);
     try {
+      await c.noop();
       const uids = await c.search({ header: { [name]: value } }, { uid: true });
       return uids && uids.length > 0 ? Math.min(...uids) : undefined;
     } finally {

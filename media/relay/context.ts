@@ -3,7 +3,7 @@
 import type { ConnectionOptions as TlsConnectOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ConnectionOptions } from '../msrp/index.js';
-import type { MessageStore } from '../history/store.js';
+import type { HistoryWriter } from '../history/mss.js';
 import type { DialOptions } from './dial.js';
 import type { RelayEvent } from './types.js';
 
@@ -41,7 +41,8 @@ export interface RelayOptions {
   tlsClient?: TlsConnectOptions;
   /** Attempts, backoff and timeout when the relay dials a passive originator. */
   dial?: DialOptions;
-  store?: MessageStore;
+  /** History (CR 8.5): the LMDB store or the MSS write queue (docs/history.md). */
+  store?: HistoryWriter;
   log?: Logger;
   connection?: ConnectionOptions;
   /** Largest chunk taken whole (bytes); larger chunks get 413 (RFC 4975 §7.3.1). Default 4 MiB. */

@@ -67,7 +67,7 @@ export class Forwarder {
       }
       const routed = this.routesFor(s, src, decision);
       m.routes = routed.routes;
-      m.history = this.history.wants(s, decision.kind);
+      m.history = this.history.wants(s, decision.kind, src.role);
       recipients = routed.recipients;
     }
     // What the REPORT merge needs to know: chunks lost, and the last chunk written (reports.ts).

@@ -4,7 +4,7 @@
 
 import type { Logger } from 'pino';
 import type { PayloadKind } from '../cpim/head.js';
-import type { MessageStore } from '../history/store.js';
+import type { Direction, HistoryWriter } from '../history/mss.js';
 import type { Chunk } from './frames.js';
 import type { Session } from './session.js';
 
@@ -12,6 +12,8 @@ export interface HistoryBuffer {
   parts: Buffer[];
   size: number;
   overflow: boolean;
+  /** The served user's view: from the originator received, from a device sent (docs/history.md). */
+  direction?: Direction;
 }
 
 export class HistoryRecorder {
@@ -19,7 +21,7 @@ export class HistoryRecorder {
   private readonly writes = new Set<Promise<unknown>>();
 
   constructor(
-    private readonly store: MessageStore | undefined,
+    private readonly store: HistoryWriter | undefined,
     private readonly log: Logger | undefined,
     private readonly maxMessage: number,
   ) {}
@@ -30,8 +32,9 @@ export class HistoryRecorder {
   }
 
   /** CR 8.5: user chat messages and disposition notifications are recorded. */
-  wants(s: Session, kind: PayloadKind): HistoryBuffer | undefined {
-    return this.recording(s) && (kind === 'chat' || kind === 'imdn') ? { parts: [], size: 0, overflow: false } : undefined;
+  wants(s: Session, kind: PayloadKind, from?: 'originator' | 'device'): HistoryBuffer | undefined {
+    if (!this.recording(s) || (kind !== 'chat' && kind !== 'imdn')) return undefined;
+    return { parts: [], size: 0, overflow: false, ...(from ? { direction: from === 'originator' ? 'received' : 'sent' } : {}) };
   }
 
   /** CR 8.5: ensure the Session History Folder exists, with its session info object. */
@@ -65,7 +68,8 @@ export class HistoryRecorder {
     // Stored as message/cpim (CR 8.5), in byte order.
     const data = Buffer.concat(h.parts);
     h.parts = [];
-    this.track(this.store.append({ conversationId: s.conversationId, contributionId: s.contributionId }, 'message/cpim', data), s);
+    this.track(this.store.append({ conversationId: s.conversationId, contributionId: s.contributionId }, 'message/cpim', data,
+      h.direction ? { direction: h.direction } : {}), s);
   }
 
   async flush(): Promise<void> {

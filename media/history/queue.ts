@@ -1,0 +1,336 @@
+// The history write queue (docs/history.md "Write queue"): the relay hands history writes
+// here and goes on; a worker applies them to the Message Storage Server one at a time, in
+// order, and retries while the MSS is slow or down. Entries are kept in an LMDB file until
+// written, so a restart of the PF or of the MSS loses none; each append carries an
+// idempotency key, and a retried or reopened entry is checked by key before it is stored
+// again (MessageStore.append with `retry`), so none is stored twice.
+//
+// Bounded: at most `maxEntries` entries and `maxBytes` bytes wait. Past either bound a new
+// entry is dropped (counted, logged); what is queued stays, in order. An entry the MSS
+// refuses for good (MssError.permanent) `maxAttempts` times is set aside under
+// ['aside', seq] in the same file, with the error, and the queue goes on.
+//
+// Worker states (moveWorker() is the only place the state changes):
+//
+//            enqueue                      written, more queued
+//   idle ───────────────▶ writing ◀───────────────────────────┐
+//    ▲                     │  │  └────────────────────────────┘
+//    │     nothing queued  │  │ failed (MSS slow, down, refusing)
+//    └─────────────────────┘  ▼
+//                          waiting ── backoff over ──▶ writing
+//
+//   idle | writing | waiting ── close() ──▶ closed
+
+import { randomUUID } from 'node:crypto';
+import { open, type RootDatabase } from 'lmdb';
+import type { Logger } from 'pino';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { guardedTransition, type NextTable } from '../../lib/fsm.js';
+import { MssError, type AppendOptions, type FolderRef, type HistoryWriter, type MessageStore, type SessionInfo } from './mss.js';
+
+const RefSchema = Type.Object({ conversationId: Type.String(), contributionId: Type.String() });
+const EntrySchema = Type.Union([
+  Type.Object({
+    op: Type.Literal('folder'),
+    ref: RefSchema,
+    info: Type.Object({
+      from: Type.Optional(Type.String()), to: Type.Optional(Type.String()),
+      callId: Type.Optional(Type.String()), startedAt: Type.Optional(Type.String()),
+    }),
+  }),
+  Type.Object({
+    op: Type.Literal('append'),
+    ref: RefSchema,
+    contentType: Type.String(),
+    data: Type.Uint8Array(),
+    key: Type.String(),
+    direction: Type.Optional(Type.Union([Type.Literal('received'), Type.Literal('sent')])),
+    /** ms since the epoch: when the relay saw the message. */
+    at: Type.Number(),
+  }),
+]);
+type Entry = Static<typeof EntrySchema>;
+
+export type WorkerState = 'idle' | 'writing' | 'waiting' | 'closed';
+export const WORKER_NEXT: NextTable<WorkerState> = {
+  idle: ['writing', 'closed'],
+  writing: ['idle', 'writing', 'waiting', 'closed'],
+  waiting: ['writing', 'closed'],
+  closed: [],
+};
+
+export interface WriteQueueOptions {
+  /** LMDB file of the queue. */
+  path: string;
+  /** Where entries are written; the queue closes it on close(). */
+  target: Pick<MessageStore, 'ensureSessionFolder' | 'append' | 'close'>;
+  /** Entries waiting at most. Default 100 000. */
+  maxEntries?: number;
+  /** Bytes of objects waiting at most. Default 256 MiB. */
+  maxBytes?: number;
+  /** Attempts at an entry the MSS refuses for good before it is set aside. Default 3. */
+  maxAttempts?: number;
+  /** First and longest wait between attempts (doubling). Default 200 ms and 30 s. */
+  backoffMs?: { first: number; max: number };
+  /** close() waits this long for a write in flight, then leaves it (it is retried on reopen). Default 5 s. */
+  closeWaitMs?: number;
+  log?: Logger;
+}
+
+export interface QueueStats {
+  readonly state: WorkerState;
+  /** Entries waiting (on disk). */
+  readonly queued: number;
+  readonly bytes: number;
+  /** Since open: entries written, dropped (queue full), set aside (refused for good). */
+  readonly written: number;
+  readonly dropped: number;
+  readonly setAside: number;
+  /** Consecutive failed attempts at the head entry. */
+  readonly failures: number;
+}
+
+const OVERHEAD = 256;
+const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+
+function sizeOf(e: Entry): number {
+  return OVERHEAD + (e.op === 'append' ? e.data.length : 0);
+}
+
+export class WriteQueue implements HistoryWriter {
+  private readonly db: RootDatabase<unknown, (string | number)[]>;
+  private state: WorkerState = 'idle';
+  private lastSeq = 0;
+  /** Entries at or below this were there when the queue opened: they may have been written already. */
+  private readonly reopenedUpTo: number;
+  /** The highest entry written or set aside (its removal may still be on the way to disk). */
+  private doneSeq = 0;
+  private queued = 0;
+  private bytes = 0;
+  private written = 0;
+  private dropped = 0;
+  private setAside = 0;
+  private failures = 0;
+  /** Attempts per entry seq in this process (a retry checks the key first). */
+  private readonly attempts = new Map<number, { total: number; permanent: number }>();
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+  private readonly drainWaiters: (() => void)[] = [];
+  private readonly puts = new Set<Promise<unknown>>();
+  private readonly maxEntries: number;
+  private readonly maxBytes: number;
+  private readonly maxAttempts: number;
+  private readonly backoff: { first: number; max: number };
+
+  constructor(private readonly o: WriteQueueOptions) {
+    this.maxEntries = o.maxEntries ?? 100_000;
+    this.maxBytes = o.maxBytes ?? 256 * 1024 * 1024;
+    this.maxAttempts = o.maxAttempts ?? 3;
+    this.backoff = o.backoffMs ?? { first: 200, max: 30_000 };
+    this.db = open<unknown, (string | number)[]>({ path: o.path, compression: false });
+    for (const { key, value } of this.db.getRange({ start: ['q', 0], end: ['q', MAX_SEQ] })) {
+      const seq = Number(key[1]);
+      const e = this.decode(seq, value);
+      this.lastSeq = Math.max(this.lastSeq, seq);
+      if (!e) continue;
+      this.queued++;
+      this.bytes += sizeOf(e);
+    }
+    for (const { key } of this.db.getRange({ start: ['aside', 0], end: ['aside', MAX_SEQ] })) {
+      this.lastSeq = Math.max(this.lastSeq, Number(key[1]));
+    }
+    this.reopenedUpTo = this.lastSeq;
+    if (this.queued > 0) {
+      o.log?.info({ queued: this.queued, bytes: this.bytes }, 'history queue reopened with entries to write');
+      queueMicrotask(() => this.kick());
+    }
+  }
+
+  /** CR 8.5: queue the folder check and session info object. Resolves true once on disk, false when dropped. */
+  ensureSessionFolder(ref: FolderRef, info: SessionInfo): Promise<boolean> {
+    return this.enqueue({
+      op: 'folder',
+      ref: { conversationId: ref.conversationId, contributionId: ref.contributionId },
+      info: { ...info },
+    });
+  }
+
+  /** Queue one object. Resolves true once on disk, false when dropped (queue full). */
+  append(ref: FolderRef, contentType: string, data: Buffer, opts: AppendOptions = {}): Promise<boolean> {
+    return this.enqueue({
+      op: 'append',
+      ref: { conversationId: ref.conversationId, contributionId: ref.contributionId },
+      contentType,
+      data,
+      key: opts.key ?? `${randomUUID()}@cpm-pf`,
+      ...(opts.direction ? { direction: opts.direction } : {}),
+      at: (opts.date ?? new Date()).getTime(),
+    });
+  }
+
+  stats(): QueueStats {
+    return {
+      state: this.state, queued: this.queued, bytes: this.bytes, written: this.written,
+      dropped: this.dropped, setAside: this.setAside, failures: this.failures,
+    };
+  }
+
+  /** Resolves once nothing is queued (everything written or set aside). */
+  drained(): Promise<void> {
+    if (this.queued === 0 && this.puts.size === 0) return Promise.resolve();
+    return new Promise(resolve => this.drainWaiters.push(resolve));
+  }
+
+  /** Entries set aside (refused for good), oldest first. */
+  asideEntries(): { seq: number; error: string; entry: Entry }[] {
+    const out: { seq: number; error: string; entry: Entry }[] = [];
+    for (const { key, value } of this.db.getRange({ start: ['aside', 0], end: ['aside', MAX_SEQ] })) {
+      const v = value as { error?: unknown; entry?: unknown };
+      if (typeof v.error === 'string' && Value.Check(EntrySchema, v.entry)) out.push({ seq: Number(key[1]), error: v.error, entry: v.entry });
+    }
+    return out;
+  }
+
+  /** Stop the worker; queued entries stay on disk for the next open. Closes the target. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.moveWorker('closed');
+    clearTimeout(this.timer);
+    if (this.inFlight) {
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([this.inFlight, new Promise<void>(r => { t = setTimeout(r, this.o.closeWaitMs ?? 5000); })]);
+      clearTimeout(t);
+    }
+    await Promise.all([...this.puts]);
+    await this.db.close();
+    await this.o.target.close().catch(() => undefined);
+  }
+
+  // ---- internals
+
+  private moveWorker(to: WorkerState): void {
+    this.state = guardedTransition('history queue', WORKER_NEXT, this.state, to);
+  }
+
+  private decode(seq: number, value: unknown): Entry | undefined {
+    if (Value.Check(EntrySchema, value)) return value;
+    this.o.log?.error({ seq }, 'history queue entry does not match the schema; skipped');
+    return undefined;
+  }
+
+  private enqueue(e: Entry): Promise<boolean> {
+    if (this.state === 'closed') return Promise.resolve(false);
+    const size = sizeOf(e);
+    if (this.queued + 1 > this.maxEntries || this.bytes + size > this.maxBytes) {
+      this.dropped++;
+      // One line per power of two, not one per message.
+      if ((this.dropped & (this.dropped - 1)) === 0) {
+        this.o.log?.warn({ dropped: this.dropped, queued: this.queued, bytes: this.bytes }, 'history queue full: entry dropped');
+      }
+      return Promise.resolve(false);
+    }
+    const seq = ++this.lastSeq;
+    this.queued++;
+    this.bytes += size;
+    // Asynchronous put: LMDB commits in the background, in call order; nothing here waits on disk.
+    const put = this.db.put(['q', seq], e).then(() => {
+      this.puts.delete(put);
+      this.kick();
+      return true;
+    });
+    this.puts.add(put);
+    return put;
+  }
+
+  private kick(): void {
+    if (this.state === 'idle') this.step();
+    else if (this.state === 'closed' || this.state === 'writing') return;
+    // waiting: the backoff timer steps.
+  }
+
+  /** The oldest committed entry after doneSeq. */
+  private head(): { seq: number; entry: Entry | undefined } | undefined {
+    for (const { key, value } of this.db.getRange({ start: ['q', this.doneSeq + 1], end: ['q', MAX_SEQ], limit: 1 })) {
+      const seq = Number(key[1]);
+      return { seq, entry: this.decode(seq, value) };
+    }
+    return undefined;
+  }
+
+  private step(): void {
+    const h = this.head();
+    if (!h) {
+      if (this.state !== 'idle') this.moveWorker('idle');
+      if (this.queued === 0 && this.puts.size === 0) for (const w of this.drainWaiters.splice(0)) w();
+      return;
+    }
+    this.moveWorker('writing');
+    if (!h.entry) {
+      this.finish(h.seq, 0);
+      this.step();
+      return;
+    }
+    const entry = h.entry;
+    // A target that throws instead of rejecting is handled the same.
+    const p = Promise.resolve().then(() => this.write(h.seq, entry)).then(
+      () => {
+        this.failures = 0;
+        this.written++;
+        this.finish(h.seq, sizeOf(entry));
+        if (this.state === 'writing') this.step();
+      },
+      (err: unknown) => this.failed(h.seq, entry, err),
+    );
+    this.inFlight = p.finally(() => {
+      if (this.inFlight === p) this.inFlight = undefined;
+    });
+  }
+
+  private write(seq: number, e: Entry): Promise<unknown> {
+    const a = this.attempts.get(seq) ?? { total: 0, permanent: 0 };
+    const retry = a.total > 0 || seq <= this.reopenedUpTo;
+    a.total++;
+    this.attempts.set(seq, a);
+    if (e.op === 'folder') return this.o.target.ensureSessionFolder(e.ref, e.info);
+    return this.o.target.append(e.ref, e.contentType, Buffer.from(e.data), {
+      key: e.key, retry, date: new Date(e.at), ...(e.direction ? { direction: e.direction } : {}),
+    });
+  }
+
+  /** Entry `seq` is done with (written or set aside): off the disk and the counters. */
+  private finish(seq: number, size: number): void {
+    this.doneSeq = seq;
+    this.attempts.delete(seq);
+    this.queued = Math.max(0, this.queued - (size > 0 ? 1 : 0));
+    this.bytes = Math.max(0, this.bytes - size);
+    void this.db.remove(['q', seq]);
+  }
+
+  private failed(seq: number, e: Entry, err: unknown): void {
+    if (this.state === 'closed') return;
+    const permanent = err instanceof MssError && err.permanent;
+    const a = this.attempts.get(seq) ?? { total: 1, permanent: 0 };
+    if (permanent) a.permanent++;
+    this.attempts.set(seq, a);
+    this.failures++;
+    if (permanent && a.permanent >= this.maxAttempts) {
+      const error = err instanceof Error ? err.message : String(err);
+      this.o.log?.error({ seq, op: e.op, ref: e.ref, error }, 'history entry refused by the MSS: set aside');
+      void this.db.put(['aside', seq], { error, entry: e });
+      this.setAside++;
+      this.failures = 0;
+      this.finish(seq, sizeOf(e));
+      this.step();
+      return;
+    }
+    const wait = Math.min(this.backoff.max, this.backoff.first * 2 ** Math.min(20, this.failures - 1));
+    if (this.failures === 1 || (this.failures & (this.failures - 1)) === 0) {
+      this.o.log?.warn({ err, seq, failures: this.failures, retryInMs: wait, queued: this.queued }, 'history write failed; will retry');
+    }
+    this.moveWorker('waiting');
+    this.timer = setTimeout(() => {
+      if (this.state === 'waiting') this.step();
+    }, wait);
+  }
+}

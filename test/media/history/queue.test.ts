@@ -1,0 +1,181 @@
+// The history write queue (media/history/queue.ts; docs/history.md "Write queue"): in order,
+// retried while the MSS is down, bounded, kept on disk, nothing lost or stored twice.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { startDovecot, type Dovecot } from '../../../lab/dovecot.js';
+import { freePort } from '../../../lab/proc.js';
+import { ImapMessageStore } from '../../../media/history/imap-store.js';
+import { MssError, SESSION_INFO_TYPE, type MessageStore } from '../../../media/history/mss.js';
+import { WriteQueue, type QueueStats } from '../../../media/history/queue.js';
+import { cpim } from './suite.js';
+
+const imap = (mss: { port: number }, timeoutMs = 2000): ImapMessageStore =>
+  new ImapMessageStore({ host: '127.0.0.1', port: mss.port, user: 'pf', password: 'pf-secret', tls: 'none', commandTimeoutMs: timeoutMs });
+
+/** Resolve once the queue's stats satisfy `ok` (checked on each of its steps; bounded). */
+async function statsUntil(q: WriteQueue, ok: (s: QueueStats) => boolean, what: string, ms = 15_000): Promise<QueueStats> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const s = q.stats();
+    if (ok(s)) return s;
+    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}: ${JSON.stringify(s)}`);
+    await new Promise(r => setTimeout(r, 20));
+  }
+}
+
+/** The folder's message bodies, in UID order, without the session info object. */
+async function bodies(store: MessageStore, ref: { conversationId: string; contributionId: string }): Promise<string[]> {
+  const objs = await store.list(ref);
+  return objs.filter(o => o.contentType !== SESSION_INFO_TYPE).map(o => o.data.toString('utf8'));
+}
+
+let mss: Dovecot;
+t.before(async () => {
+  const dir = `${t.testdirName}-dovecot`;
+  rmSync(dir, { recursive: true, force: true });
+  mss = await startDovecot({ dir });
+});
+t.teardown(async () => {
+  await mss.stop();
+  rmSync(mss.dir, { recursive: true, force: true });
+});
+
+t.test('Dovecot stopped mid-stream, then restarted: everything written once, in order', async t => {
+  const q = new WriteQueue({ path: `${t.testdir()}/q.mdb`, target: imap(mss, 1000), backoffMs: { first: 20, max: 300 } });
+  const ref = { conversationId: 'restart', contributionId: 'c1' };
+  const expected: string[] = [];
+  void q.ensureSessionFolder(ref, {});
+  for (let i = 0; i < 20; i++) {
+    expected.push(cpim(`a${i}`, `a${i}`).toString());
+    void q.append(ref, 'message/cpim', cpim(`a${i}`, `a${i}`));
+  }
+  await statsUntil(q, s => s.written >= 5, 'some written');
+  await mss.stop();
+  for (let i = 0; i < 20; i++) {
+    expected.push(cpim(`b${i}`, `b${i}`).toString());
+    t.equal(await q.append(ref, 'message/cpim', cpim(`b${i}`, `b${i}`)), true, 'queued while the MSS is down');
+  }
+  const down = await statsUntil(q, s => s.failures >= 2, 'failures while down');
+  t.ok(down.queued > 0 && down.state === 'waiting', 'entries wait, the worker backs off');
+  mss = await startDovecot({ dir: mss.dir, port: mss.port });
+  await q.drained();
+  t.match(q.stats(), { queued: 0, dropped: 0, setAside: 0 });
+  const reader = imap(mss);
+  t.same(await bodies(reader, ref), expected, 'all 40, once each, in order');
+  await reader.close();
+  await q.close();
+});
+
+t.test('a PF killed mid-stream: reopened queue loses nothing, duplicates nothing', async t => {
+  const path = `${t.testdir()}/q.mdb`;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/media/history/queue-child.ts', path, String(mss.port), '200'],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise(r => child.once('exit', r));
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('queued')) resolve();
+    });
+    child.once('exit', code => reject(new Error(`child exited ${String(code)} before queueing`)));
+  });
+  const ref = { conversationId: 'crash', contributionId: 'c1' };
+  const reader = imap(mss);
+  // Kill it while it writes: some of the 200 are on the MSS, the rest only in the queue.
+  for (let n = 0; n < 1; ) n = (await bodies(reader, ref)).length;
+  child.kill('SIGKILL');
+  await exited;
+  const before = (await bodies(reader, ref)).length;
+  t.ok(before > 0 && before < 200, `killed with ${before} of 200 written`);
+  const q = new WriteQueue({ path, target: imap(mss), backoffMs: { first: 20, max: 300 } });
+  await q.drained();
+  const got = await bodies(reader, ref);
+  t.same(got, Array.from({ length: 200 }, (_, i) => cpim(`n${i}`, `id${i}`).toString()), 'each of the 200 once, in order');
+  await reader.close();
+  await q.close();
+});
+
+t.test('a write stored but not taken off the queue is not stored again', async t => {
+  const path = `${t.testdir()}/q.mdb`;
+  const ref = { conversationId: 'limbo', contributionId: 'c1' };
+  const real = imap(mss);
+  let hung = 0;
+  // Stores for real, then never answers: the process "dies" between APPEND and the queue's removal.
+  const hanging: Pick<MessageStore, 'ensureSessionFolder' | 'append' | 'close'> = {
+    ensureSessionFolder: (r, i) => real.ensureSessionFolder(r, i),
+    append: async (r, ct, d, o) => {
+      await real.append(r, ct, d, o);
+      hung++;
+      return new Promise<number>(() => undefined);
+    },
+    close: () => real.close(),
+  };
+  const q1 = new WriteQueue({ path, target: hanging, closeWaitMs: 10 });
+  await q1.ensureSessionFolder(ref, {});
+  await q1.append(ref, 'message/cpim', cpim('only once', 'x1'));
+  await q1.append(ref, 'message/cpim', cpim('second', 'x2'));
+  await statsUntil(q1, () => hung === 1, 'the first append stored');
+  await q1.close();
+  const q2 = new WriteQueue({ path, target: imap(mss) });
+  t.equal(q2.stats().queued, 2, 'both still queued after the "crash"');
+  await q2.drained();
+  const reader = imap(mss);
+  t.same(await bodies(reader, ref), [cpim('only once', 'x1').toString(), cpim('second', 'x2').toString()]);
+  await reader.close();
+  await q2.close();
+});
+
+t.test('bounded: past maxEntries new entries are dropped, queued ones kept', async t => {
+  const path = `${t.testdir()}/q.mdb`;
+  const nobody = await freePort();
+  const q1 = new WriteQueue({ path, target: imap({ port: nobody }, 300), maxEntries: 5, backoffMs: { first: 20, max: 100 } });
+  const ref = { conversationId: 'bound', contributionId: 'c1' };
+  const took: boolean[] = [await q1.ensureSessionFolder(ref, {})];
+  for (let i = 0; i < 7; i++) took.push(await q1.append(ref, 'message/cpim', cpim(`m${i}`, `m${i}`)));
+  t.same(took, [true, true, true, true, true, false, false, false], 'the sixth entry on is dropped');
+  t.match(q1.stats(), { queued: 5, dropped: 3 });
+  await statsUntil(q1, s => s.failures >= 1, 'MSS unreachable');
+  await q1.close();
+  const q2 = new WriteQueue({ path, target: imap(mss) });
+  await q2.drained();
+  const reader = imap(mss);
+  t.same(await bodies(reader, ref), [0, 1, 2, 3].map(i => cpim(`m${i}`, `m${i}`).toString()));
+  await reader.close();
+  await q2.close();
+});
+
+t.test('an entry the MSS refuses for good is set aside; the rest go on', async t => {
+  const q = new WriteQueue({ path: `${t.testdir()}/q.mdb`, target: imap(mss), maxAttempts: 2, backoffMs: { first: 5, max: 20 } });
+  const bad = { conversationId: 'x'.repeat(500), contributionId: 'c' };
+  const good = { conversationId: 'good', contributionId: 'c' };
+  void q.ensureSessionFolder(bad, {});
+  void q.ensureSessionFolder(good, {});
+  void q.append(good, 'message/cpim', cpim('fine'));
+  await q.drained();
+  t.match(q.stats(), { setAside: 1, written: 2, queued: 0 });
+  const aside = q.asideEntries();
+  t.equal(aside.length, 1);
+  t.match(aside[0]!.error, /more than 120/);
+  const reader = imap(mss);
+  t.same(await bodies(reader, good), [cpim('fine').toString()]);
+  await reader.close();
+  await q.close();
+});
+
+t.test('the relay side never waits on the MSS', async t => {
+  let calls = 0;
+  const never: Pick<MessageStore, 'ensureSessionFolder' | 'append' | 'close'> = {
+    ensureSessionFolder: () => new Promise(() => undefined),
+    append: () => new Promise(() => undefined),
+    close: async () => undefined,
+  };
+  const q = new WriteQueue({ path: `${t.testdir()}/q.mdb`, target: { ...never, ensureSessionFolder: (...a) => { calls++; return never.ensureSessionFolder(...a); } }, closeWaitMs: 10 });
+  const ref = { conversationId: 'slow', contributionId: 'c' };
+  const accepted = await Promise.all([q.ensureSessionFolder(ref, {}), ...Array.from({ length: 100 }, (_, i) => q.append(ref, 'message/cpim', cpim(`s${i}`)))]);
+  t.ok(accepted.every(Boolean), 'all 101 queued (on disk) while the MSS has not answered the first');
+  t.equal(calls, 1, 'one write in flight');
+  t.match(q.stats(), { state: 'writing', queued: 101 });
+  await q.close();
+  t.ok(new MssError('x', true).permanent);
+});
