@@ -39,6 +39,8 @@ export interface ServiceOptions {
   nodeArgs?: readonly string[];
   /** The `b2bua` config section (docs/b2bua.md), for B2BUA mode. */
   b2bua?: Record<string, unknown>;
+  /** The live view (docs/lab.md "Live view"): its HEP3 port and Kamailio's SIP addresses. */
+  live?: { hepPort: number; kamailio: readonly string[] };
 }
 
 export class Service {
@@ -71,6 +73,7 @@ export class Service {
       registrar: { defaultExpires: 3600, maxExpires: 7200, minExpires: 10 },
       policy: o.policy ?? {},
       ...(o.b2bua ? { b2bua: o.b2bua } : {}),
+      ...(o.live ? { live: { enabled: true, hepPort: o.live.hepPort, kamailio: o.live.kamailio } } : {}),
     };
     const cfgFile = join(o.dir, `${name}.json`);
     writeFileSync(cfgFile, JSON.stringify(config, null, 2));
@@ -152,6 +155,8 @@ export interface KamailioOptions {
   waitRpc?: boolean;
   /** A command that runs Kamailio, e.g. `['valgrind', '--tool=callgrind']` (bench:proxy:instructions). */
   wrapper?: readonly string[];
+  /** Mirror every SIP message as HEP3 to this UDP port on 127.0.0.1 (lab.cfg LAB_TRACE_HEP, the live view). */
+  traceHep?: number;
 }
 
 export class Kamailio {
@@ -175,6 +180,7 @@ export class Kamailio {
     if (o.bare) defs.push('LAB_BARE');
     if (o.rpcTimeoutMs !== undefined) defs.push(`PF_RPC_TIMEOUT=${o.rpcTimeoutMs}`);
     if (o.children !== undefined) defs.push(`LAB_CHILDREN=${o.children}`);
+    if (o.traceHep !== undefined) defs.push(`LAB_TRACE_HEP="sip:127.0.0.1:${o.traceHep}"`);
     defs.push(...(o.defines ?? []));
     const args = ['-f', LAB_CFG, '-DD', '-E', '-m', String(o.memMb ?? 512), '-w', work, '-Y', work];
     // TLSF: Kamailio's default q_malloc made every PF call markedly dearer (docs/benchmarks.md)
@@ -254,12 +260,18 @@ export class Relay {
     return existsSync(RELAY_MAIN);
   }
 
-  /** Start media/main.ts with a config file (docs/media-relay.md "Running") and wait for its `relay ready` line. */
-  static async start(dir: string, port?: number, controlPort?: number): Promise<Relay> {
+  /**
+   * Start media/main.ts with a config file (docs/media-relay.md "Running") and wait for its `relay ready` line.
+   * `traceHep`: send its frames as HEP3 to that UDP port on 127.0.0.1 (the live view).
+   */
+  static async start(dir: string, port?: number, controlPort?: number, traceHep?: number): Promise<Relay> {
     const msrpPort = port ?? (await freePort());
     const ctl = controlPort ?? (await freePort());
     const cfgFile = join(dir, 'relay.json');
-    const config = { host: '127.0.0.1', 'msrp-port': msrpPort, 'control-port': ctl, history: join(dir, 'history.mdb') };
+    const config = {
+      host: '127.0.0.1', 'msrp-port': msrpPort, 'control-port': ctl, history: join(dir, 'history.mdb'),
+      ...(traceHep === undefined ? {} : { 'trace-hep': `127.0.0.1:${traceHep}` }),
+    };
     writeFileSync(cfgFile, JSON.stringify(config, null, 2));
     const proc = new Proc('relay', process.execPath, ['--import', 'tsx', RELAY_MAIN, '--config', cfgFile], {
       cwd: ROOT,
@@ -296,6 +308,13 @@ export interface LabOptions {
   mode?: 'proxy' | 'b2bua';
   /** Further `b2bua` config fields (e.g. multiDevice), in B2BUA mode. */
   b2bua?: Record<string, unknown>;
+  /**
+   * The live view (docs/lab.md "Live view"): Kamailio and the relay send HEP3 to the
+   * service's collector on `liveHepPort` (a free one when absent). Off by default (the
+   * tests and benchmarks run without the trace); `npm run lab` turns it on.
+   */
+  live?: boolean;
+  liveHepPort?: number;
 }
 
 /** The lab's secret for the B2BUA's legs (pf.cfg PF_B2BUA_TOKEN, the service's b2bua.legToken). */
@@ -313,10 +332,11 @@ export class Lab {
 
   static async start(o: LabOptions): Promise<Lab> {
     const b2bua = o.mode === 'b2bua';
+    const hepPort = o.live ? (o.liveHepPort ?? (await freePort())) : undefined;
     // B2BUA mode: the relay first (the B2BUA connects to it), and the ports the service
-    // and Kamailio name to each other chosen before either starts
-    const early = b2bua ? await Relay.start(o.dir, o.msrpPort) : null;
-    const sipPort = o.sipPort ?? (b2bua ? await freePort() : undefined);
+    // and Kamailio name to each other chosen before either starts (the live view names Kamailio too)
+    const early = b2bua ? await Relay.start(o.dir, o.msrpPort, undefined, hepPort) : null;
+    const sipPort = o.sipPort ?? (b2bua || o.live ? await freePort() : undefined);
     const b2buaPort = b2bua ? await freePort() : 0;
     let service: Service;
     try {
@@ -326,6 +346,7 @@ export class Lab {
         httpPort: o.httpPort,
         policy: b2bua ? { ...o.policy, mode: 'b2bua' } : o.policy,
         logLevel: o.serviceLogLevel,
+        ...(hepPort === undefined ? {} : { live: { hepPort, kamailio: [`127.0.0.1:${sipPort}`] } }),
         ...(b2bua
           ? { b2bua: { sipPort: b2buaPort, proxyPort: sipPort, relayPort: early!.controlPort, legToken: LAB_LEG_TOKEN, ...o.b2bua } }
           : {}),
@@ -337,7 +358,7 @@ export class Lab {
     let relay: Relay | null = early;
     let kamailio: Kamailio | null = null;
     try {
-      if (!relay && o.relay && Relay.available()) relay = await Relay.start(o.dir, o.msrpPort);
+      if (!relay && o.relay && Relay.available()) relay = await Relay.start(o.dir, o.msrpPort, undefined, hepPort);
       const b2buaDefines = b2bua ? [`PF_B2BUA_URI="sip:127.0.0.1:${b2buaPort};transport=tcp"`, `PF_B2BUA_TOKEN="${LAB_LEG_TOKEN}"`] : [];
       kamailio = await Kamailio.start({
         dir: o.dir,
@@ -349,6 +370,7 @@ export class Lab {
         debug: o.kamailioDebug,
         children: o.children,
         defines: [...(o.defines ?? []), ...b2buaDefines],
+        ...(hepPort === undefined ? {} : { traceHep: hepPort }),
       });
     } catch (err) {
       await Promise.all([service.stop(), relay?.stop(), kamailio?.stop()]);

@@ -13,6 +13,9 @@ import { buildHttp } from './http/server.js';
 import { opsRoutes } from './http/ops.js';
 import { deviceRoutes } from './http/devices.js';
 import { xcapRoutes } from './http/xcap.js';
+import { liveRoutes } from './http/live.js';
+import { LiveView } from './live/view.js';
+import { recordInvites } from './live/record.js';
 import { RpcServer } from './rpc/server.js';
 import { buildMethods } from './rpc/methods.js';
 import { LmdbDeviceStore, type DeviceStore } from './devices/store.js';
@@ -93,9 +96,18 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
         connectedDevices: (cid: string) => b2bua?.b2bua.connectedDevices(cid) ?? null,
       }
     : undefined;
-  const methods = buildMethods({
+  // the lab's live view (docs/lab.md "Live view"): off unless live.enabled
+  const liveNow = (): number => performance.timeOrigin + performance.now();
+  const live = config.live.enabled
+    ? new LiveView({
+        host: config.host, hepPort: config.live.hepPort, maxCalls: config.live.maxCalls, maxRecords: config.live.maxMessagesPerCall,
+        kamailio: config.live.kamailio, devices, log: log.child({ component: 'live' }), now: liveNow,
+      })
+    : null;
+  const built = buildMethods({
     config, devices, xdm, metrics, log: log.child({ component: 'rpc' }), now, ...(handover ? { b2bua: handover } : {}),
   });
+  const methods = live ? recordInvites(built, (d) => live.store.decision(d), liveNow) : built;
   const rpc = new RpcServer({
     methods,
     log: log.child({ component: 'rpc' }),
@@ -129,6 +141,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
   });
   await http.register(deviceRoutes, { devices, userKey, now });
   await http.register(xcapRoutes, { store: xcap, normaliseXui: userKey, now });
+  if (live) await http.register(liveRoutes, { live, now });
 
   let timer: NodeJS.Timeout | null = null;
   const app: App = {
@@ -148,7 +161,10 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
         b2bua = await startB2bua(config, log, now);
         app.b2bua = b2bua;
         app.b2buaSipPort = b2bua.sipPort;
+        const b = b2bua;
+        if (live) live.b2bua = { sentBy: `${config.host}:${b.sipPort}`, calls: () => b.counts().calls };
       }
+      await live?.start();
       app.rpcPort = await rpc.listen(config.rpcPort, config.host);
       await http.listen({ port: config.httpPort, host: config.host });
       const addr = http.server.address();
@@ -161,6 +177,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     async stop() {
       if (timer) clearInterval(timer);
       await b2bua?.stop();
+      await live?.stop();
       await rpc.close();
       await http.close();
       await devices.close();

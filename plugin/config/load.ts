@@ -29,6 +29,8 @@ const ENV: EnvTable = [
   ['PF_B2BUA_RELAY_PORT', ['b2bua', 'relayPort'], 'int'],
   ['PF_B2BUA_TOKEN', ['b2bua', 'legToken'], 'string'],
   ['PF_B2BUA_MULTI_DEVICE', ['b2bua', 'multiDevice'], 'string'],
+  ['PF_LIVE', ['live', 'enabled'], 'bool'],
+  ['PF_LIVE_HEP_PORT', ['live', 'hepPort'], 'int'],
 ];
 
 /** Whether the B2BUA runs: the global mode or some served user's is b2bua. */
