@@ -9,6 +9,7 @@ import { readConfig, type RelayConfig } from './config/load.js';
 import { openHistory } from './history/open.js';
 import { ControlServer } from './relay/control.js';
 import { MsrpRelay } from './relay/relay.js';
+import { HepFrameTrace } from './relay/hep-trace.js';
 
 export { readConfig, type RelayConfig };
 
@@ -31,10 +32,13 @@ async function main(): Promise<void> {
   }
   // LMDB by default; with history-store imap, the MSS behind the write queue (docs/history.md).
   const store = openHistory(cfg, log);
+  // the lab's live view (docs/lab.md "Live view"): frames as HEP3 to its collector
+  const traceAt = cfg.traceHep === undefined ? -1 : cfg.traceHep.lastIndexOf(':');
+  const trace = cfg.traceHep === undefined ? undefined : new HepFrameTrace(cfg.traceHep.slice(0, traceAt), Number(cfg.traceHep.slice(traceAt + 1)));
   let relay: MsrpRelay;
   try {
     relay = new MsrpRelay({
-      host: cfg.host, port: cfg.msrpPort, log, ...(store ? { store } : {}),
+      host: cfg.host, port: cfg.msrpPort, log, ...(store ? { store } : {}), ...(trace ? { trace } : {}),
       ...(tls && cfg.tls ? { tls, tlsPort: cfg.tls.port } : {}),
     });
   } catch (err) {

@@ -29,6 +29,8 @@ const RelayConfigSchema = Type.Object(
     'msrp-tls-port': Type.Optional(Port()),
     /** Largest control request accepted (netstring payload bytes). */
     'control-max-frame-bytes': Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
+    /** `host:port` of a HEP3 collector for the frames (the lab's live view, docs/lab.md); absent: off. */
+    'trace-hep': Type.Optional(Type.String({ pattern: '^\\S+:[0-9]+$', errorMessage: 'must be host:port' })),
     /** Where history goes (docs/history.md "Configuration"): the embedded LMDB file, or an MSS over IMAP. */
     'history-store': Type.Union([Type.Literal('lmdb'), Type.Literal('imap')], { default: 'lmdb', errorMessage: 'must be lmdb or imap' }),
     /** The MSS (history-store imap); the password comes from the MSS_PASSWORD environment variable only. */
@@ -88,6 +90,7 @@ const SETTINGS: ReadonlyArray<readonly [key: keyof RelayConfigFile, env: string,
   ['msrp-tls-key', 'MSRP_TLS_KEY', 'string'],
   ['msrp-tls-port', 'MSRP_TLS_PORT', 'int'],
   ['control-max-frame-bytes', 'RELAY_CONTROL_MAX_FRAME_BYTES', 'int'],
+  ['trace-hep', 'RELAY_TRACE_HEP', 'string'],
   ['history-store', 'RELAY_HISTORY_STORE', 'string'],
   ['mss-host', 'MSS_HOST', 'string'],
   ['mss-port', 'MSS_PORT', 'int'],
@@ -156,6 +159,7 @@ export function readConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
       ? { tls: { cert, key, port: c['msrp-tls-port'] ?? DEFAULT_TLS_PORT } }
       : {}),
     ...(c['control-max-frame-bytes'] === DEFAULT_MAX_FRAME ? {} : { controlMaxFrameBytes: c['control-max-frame-bytes'] }),
+    ...(c['trace-hep'] === undefined ? {} : { traceHep: c['trace-hep'] }),
     ...(mss ? { mss } : {}),
   };
 }

@@ -6,6 +6,7 @@ import type { ConnectionOptions } from '../msrp/index.js';
 import type { HistoryWriter } from '../history/mss.js';
 import type { DialOptions } from './dial.js';
 import type { RelayEvent } from './types.js';
+import type { FrameTrace } from './hep-trace.js';
 
 export interface RelayLimits {
   /** Largest chunk taken whole; larger chunks get 413 (RFC 4975 §7.3.1). */
@@ -24,6 +25,8 @@ export interface RelayContext {
   readonly limits: RelayLimits;
   readonly log: Logger | undefined;
   emit(e: RelayEvent): void;
+  /** The live view's frame trace (hep-trace.ts); absent: off. */
+  readonly trace?: FrameTrace;
 }
 
 export interface RelayOptions {
@@ -53,6 +56,8 @@ export interface RelayOptions {
   maxHistoryMessage?: number;
   /** REPORT mappings kept per session, the oldest forgotten first (the newest maxTracked / 2 at least). Default 4096. */
   maxTracked?: number;
+  /** Report frames to the lab's live view (hep-trace.ts). */
+  trace?: FrameTrace;
 }
 
 export function limitsOf(o: RelayOptions): RelayLimits {

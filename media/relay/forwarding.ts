@@ -111,6 +111,7 @@ export class Forwarder {
     }
     corkUntilNextTick(conn);
     for (const b of parts) if (b.length > 0) conn.write(b);
+    if (this.ctx.trace !== undefined && parts[0] !== undefined) this.ctx.trace.sent(parts[0]);
     return 'sent';
   }
 

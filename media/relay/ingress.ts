@@ -45,8 +45,15 @@ export class Ingress {
   /** The endpoint's sink for one of the session's ids on one listener. */
   sinkFor(s: Session, side: Side, tls: boolean): SessionSink {
     const maxChunk = this.ctx.limits.maxChunk;
+    const trace = this.ctx.trace;
     return {
-      frameStart: (conn, head) => this.frameStart(s, side, tls, conn, head),
+      frameStart: trace === undefined
+        ? (conn, head) => this.frameStart(s, side, tls, conn, head)
+        : (conn, head) => {
+            const status = this.frameStart(s, side, tls, conn, head);
+            trace.received(head, status);
+            return status;
+          },
       body: (conn, piece) => {
         const r = this.receiving.get(conn.id);
         if (!r) return;
@@ -59,6 +66,11 @@ export class Ingress {
         this.binder.connectionClosed(s, conn, err);
       },
     };
+  }
+
+  /** The live view: a new session's relay URIs belong to its call (hep-trace.ts). */
+  traceSession(s: Session): void {
+    this.ctx.trace?.session(s.callId, s.devTlsUri === undefined ? [s.origUri, s.devUri] : [s.origUri, s.devUri, s.devTlsUri]);
   }
 
   /** The connection closed: drop its frame in progress. */

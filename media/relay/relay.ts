@@ -60,6 +60,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     const ctx: RelayContext = {
       limits: limitsOf(options),
       log: options.log,
+      ...(options.trace ? { trace: options.trace } : {}),
       emit: e => {
         options.log?.info(e, 'relay event');
         // A closed leg may settle REPORTs that waited for it (reports.ts).
@@ -127,6 +128,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     };
     const s = sessionFromOffer(p, media, uris);
     this.sessions.set(s.callId, s);
+    this.ingress.traceSession(s);
     // Both session-ids on both listeners; a leg's frames are taken on its own transport only.
     this.endpoint.addSession(origId, this.ingress.sinkFor(s, 'orig', false));
     this.endpoint.addSession(devId, this.ingress.sinkFor(s, 'device', false));
