@@ -4,7 +4,8 @@
  * SIP/IP core), working dir run/lab/. Seeds the demo users' XDM documents, prints a
  * summary, and stops everything on Ctrl-C / SIGTERM (process groups; checked after).
  *
- * Ports (env): LAB_SIP_PORT 5060, PF_HTTP_PORT 8080, PF_RPC_PORT 9090, MSRP_PORT 2855.
+ * Ports (env): LAB_SIP_PORT 5060, PF_HTTP_PORT 8080, PF_RPC_PORT 9090, MSRP_PORT 2855,
+ * LAB_HEP_PORT 9060 (the live view's HEP3 collector, UDP: docs/lab.md "Live view").
  * Mode: `npm run lab -- --mode b2bua` (or LAB_MODE=b2bua) puts the PF in the media path
  * (CR 8.3.2.1 step 8, docs/b2bua.md); proxy by default.
  */
@@ -31,6 +32,7 @@ const ports = {
   http: env('PF_HTTP_PORT', 8080),
   rpc: env('PF_RPC_PORT', 9090),
   msrp: env('MSRP_PORT', 2855),
+  hep: env('LAB_HEP_PORT', 9060),
 };
 
 const { values: flags } = parseArgs({ options: { mode: { type: 'string' } }, strict: true });
@@ -81,6 +83,9 @@ try {
     msrpPort: ports.msrp,
     relay: true,
     mode,
+    // the live view at /lab/live: Kamailio and the relay send HEP3 to the service
+    live: true,
+    liveHepPort: ports.hep,
     // diagnosticWarning: the lab names the stage behind a bare 480 (docs/policy.md)
     policy: LAB_POLICY,
   });
@@ -104,6 +109,7 @@ CPM PF lab is up in ${mode} mode (run dir run/lab/, logs: run/lab/*.log)
   Kamailio          sip:127.0.0.1:${l.sipPort} (UDP and TCP), config kamailio-cfg/lab.cfg
   decision service  JSON-RPC 127.0.0.1:${l.service.rpcPort}, HTTP http://127.0.0.1:${l.service.httpPort}
   XCAP root         http://127.0.0.1:${l.service.httpPort}/xcap-root
+  live view         http://127.0.0.1:${l.service.httpPort}/lab/live  (ladders of recent calls; HEP3 on UDP ${ports.hep})
   ${relayLine}${l.mode === 'b2bua' ? `\n  B2BUA             sip:127.0.0.1:${l.b2buaSipPort};transport=tcp (chat media through the relay)` : ''}
 
   Users (any host part is local, e.g. sip:bob@example.net):

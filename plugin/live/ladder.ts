@@ -79,7 +79,7 @@ export function buildLadder(call: CallTrace, ctx: LadderContext): Ladder {
   };
   see('caller', `caller ${userOf(call.from)}`, call.caller ?? '');
   see('kamailio', 'Kamailio', [...new Set(call.records.flatMap((r) => (r.kind === 'sip' ? [r.src, r.dst] : [])))].filter((a) => ctx.isKamailio(a)).join(' ') || 'SIP proxy');
-  see('pf', ctx.pfSentBy === null ? 'PF (decision service)' : 'PF (decision service, B2BUA)', ctx.pfSentBy ?? '');
+  see('pf', ctx.pfSentBy === null ? 'PF' : 'PF (B2BUA)', ctx.pfSentBy === null ? 'the decision service' : `the decision service, B2BUA at ${ctx.pfSentBy}`);
 
   const named = new Map<string, string>();
   /** `<Call-ID> <CSeq> <branch>` of a request Kamailio sent -> who it went to. */

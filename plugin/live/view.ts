@@ -24,12 +24,15 @@ export interface LiveViewOptions {
   readonly now: () => number;
 }
 
-/** Contact parameters that are feature tags (RFC 3840 §9: `+` tags and the base tags). */
+/**
+ * Contact parameters that are feature tags (RFC 3840 §9: `+` tags and the base tags);
+ * `+sip.instance` is shown as the instance (RFC 5626 §4.1), not as a tag.
+ */
 const BASE_TAGS = new Set(['audio', 'video', 'text', 'data', 'control', 'application', 'automata', 'class', 'duplex', 'mobility', 'description', 'events', 'priority', 'methods', 'extensions', 'schemes', 'actor', 'isfocus']);
 
 export function featureTags(params: Readonly<Record<string, string | true>>): string[] {
   return Object.entries(params)
-    .filter(([k]) => k.startsWith('+') || BASE_TAGS.has(k))
+    .filter(([k]) => (k.startsWith('+') && k !== '+sip.instance') || BASE_TAGS.has(k))
     .map(([k, v]) => (v === true ? k : `${k}="${v}"`));
 }
 
