@@ -598,7 +598,8 @@ export class B2bua implements TransactionUser {
           return;
         }
         const contact = res.status >= 300 && res.status < 400 ? (parseNameAddr(res.getValues('Contact')[0] ?? '')?.uri ?? null) : null;
-        this.#feed(call, { kind: 'leg-failed', leg: id, status: res.status, contact });
+        // a 422 we could not satisfy is our failure, not a Session-Expires the caller must change
+        this.#feed(call, { kind: 'leg-failed', leg: id, status: res.status === 422 ? 500 : res.status, contact });
         return;
       }
       case 'ignored':
