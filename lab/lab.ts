@@ -8,6 +8,7 @@ import { join, dirname, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Proc, freePort, until, findBinary } from './proc.js';
+import { startDovecot, type Dovecot } from './dovecot.js';
 import { sipUdpRequest, token } from './sip.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -254,6 +255,8 @@ export class Relay {
     readonly proc: Proc,
     readonly port: number,
     readonly controlPort: number,
+    /** The private MSS when history goes to IMAP (docs/history.md). */
+    readonly mss?: Dovecot,
   ) {}
 
   static available(): boolean {
@@ -263,8 +266,9 @@ export class Relay {
   /**
    * Start media/main.ts with a config file (docs/media-relay.md "Running") and wait for its `relay ready` line.
    * `traceHep`: send its frames as HEP3 to that UDP port on 127.0.0.1 (the live view).
+   * `history: 'imap'`: history goes to a private Dovecot started here (lab/dovecot.ts, docs/history.md).
    */
-  static async start(dir: string, port?: number, controlPort?: number, traceHep?: number): Promise<Relay> {
+  static async start(dir: string, port?: number, controlPort?: number, traceHep?: number, history: 'lmdb' | 'imap' = 'lmdb'): Promise<Relay> {
     const msrpPort = port ?? (await freePort());
     const ctl = controlPort ?? (await freePort());
     const cfgFile = join(dir, 'relay.json');
@@ -272,17 +276,28 @@ export class Relay {
       host: '127.0.0.1', 'msrp-port': msrpPort, 'control-port': ctl, history: join(dir, 'history.mdb'),
       ...(traceHep === undefined ? {} : { 'trace-hep': `127.0.0.1:${traceHep}` }),
     };
-    writeFileSync(cfgFile, JSON.stringify(config, null, 2));
+    const mss = history === 'imap' ? await startDovecot({ dir: join(dir, 'dovecot') }) : undefined;
+    const mssConfig = mss
+      ? { 'history-store': 'imap', 'mss-host': mss.host, 'mss-port': mss.port, 'mss-user': mss.user, 'mss-tls': 'none', 'history-queue': join(dir, 'history-queue.mdb') }
+      : {};
+    writeFileSync(cfgFile, JSON.stringify({ ...config, ...mssConfig }, null, 2));
     const proc = new Proc('relay', process.execPath, ['--import', 'tsx', RELAY_MAIN, '--config', cfgFile], {
       cwd: ROOT,
       logFile: join(dir, 'relay.log'),
+      ...(mss ? { env: { ...process.env, MSS_PASSWORD: mss.password } } : {}),
     });
-    await proc.waitFor(/"msg":"relay ready"/, STARTUP_MS);
-    return new Relay(proc, msrpPort, ctl);
+    try {
+      await proc.waitFor(/"msg":"relay ready"/, STARTUP_MS);
+    } catch (err) {
+      await Promise.all([proc.stop(), mss?.stop()]);
+      throw err;
+    }
+    return new Relay(proc, msrpPort, ctl, mss);
   }
 
   async stop(): Promise<void> {
     await this.proc.stop();
+    await this.mss?.stop();
   }
 }
 
@@ -315,6 +330,8 @@ export interface LabOptions {
    */
   live?: boolean;
   liveHepPort?: number;
+  /** Where the relay's history goes: the embedded LMDB file (default) or a private Dovecot (docs/history.md). */
+  history?: 'lmdb' | 'imap';
 }
 
 /** The lab's secret for the B2BUA's legs (pf.cfg PF_B2BUA_TOKEN, the service's b2bua.legToken). */
@@ -335,7 +352,7 @@ export class Lab {
     const hepPort = o.live ? (o.liveHepPort ?? (await freePort())) : undefined;
     // B2BUA mode: the relay first (the B2BUA connects to it), and the ports the service
     // and Kamailio name to each other chosen before either starts (the live view names Kamailio too)
-    const early = b2bua ? await Relay.start(o.dir, o.msrpPort, undefined, hepPort) : null;
+    const early = b2bua ? await Relay.start(o.dir, o.msrpPort, undefined, hepPort, o.history) : null;
     const sipPort = o.sipPort ?? (b2bua || o.live ? await freePort() : undefined);
     const b2buaPort = b2bua ? await freePort() : 0;
     let service: Service;
@@ -358,7 +375,7 @@ export class Lab {
     let relay: Relay | null = early;
     let kamailio: Kamailio | null = null;
     try {
-      if (!relay && o.relay && Relay.available()) relay = await Relay.start(o.dir, o.msrpPort, undefined, hepPort);
+      if (!relay && o.relay && Relay.available()) relay = await Relay.start(o.dir, o.msrpPort, undefined, hepPort, o.history);
       const b2buaDefines = b2bua ? [`PF_B2BUA_URI="sip:127.0.0.1:${b2buaPort};transport=tcp"`, `PF_B2BUA_TOKEN="${LAB_LEG_TOKEN}"`] : [];
       kamailio = await Kamailio.start({
         dir: o.dir,

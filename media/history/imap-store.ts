@@ -33,6 +33,9 @@ export interface ImapStoreOptions {
   log?: Logger;
 }
 
+/** Session folders whose info object UID is kept in memory. */
+const INFO_CACHE = 10_000;
+
 /** Server response codes (RFC 5530) after which the same command cannot succeed. */
 const PERMANENT_CODES = new Set(['CANNOT', 'TOOBIG', 'LIMIT', 'BADCHARSET', 'PARSE', 'CLIENTBUG', 'NOPERM']);
 
@@ -76,7 +79,7 @@ export class ImapMessageStore implements MessageStore {
       if (await this.exists(c, path)) {
         const uid = await this.searchHeader(c, path, 'content-type', SESSION_INFO_TYPE);
         if (uid !== undefined) {
-          this.infoUids.set(cacheKey, uid);
+          this.remember(cacheKey, uid);
           return { created: false, infoUid: uid };
         }
         // The folder without its info object: an earlier attempt stopped between CREATE and APPEND.
@@ -88,7 +91,7 @@ export class ImapMessageStore implements MessageStore {
         ...(info.startedAt ? { date: new Date(info.startedAt) } : {}),
       });
       const uid = await this.appendRaw(c, path, raw);
-      this.infoUids.set(cacheKey, uid);
+      this.remember(cacheKey, uid);
       return { created: true, infoUid: uid };
     });
   }
@@ -169,6 +172,13 @@ export class ImapMessageStore implements MessageStore {
   }
 
   // ---- internals
+
+  /** Keep a folder's info UID; the oldest are forgotten past INFO_CACHE (found again by SEARCH). */
+  private remember(key: string, uid: number): void {
+    this.infoUids.delete(key);
+    this.infoUids.set(key, uid);
+    if (this.infoUids.size > INFO_CACHE) this.infoUids.delete(this.infoUids.keys().next().value ?? '');
+  }
 
   private component(id: string): string {
     const problem = componentProblem(id);

@@ -1,4 +1,4 @@
-// Conversation history (CR 8.5; docs/media-relay.md "History"). Mirrors the
+// Conversation history (CR 8.5; docs/history.md): the embedded store. Mirrors the
 // Message Storage Server's IMAP layout:
 //   <Conversation-ID>/                 conversation folder
 //     <Contribution-ID>/               session history folder
