@@ -8,7 +8,7 @@
  *   early --(2xx)--> confirmed --(BYE, or error)--> terminated
  *     +--------(non-2xx final, BYE)----------------> terminated
  *
- * Not wired into the service yet: the B2BUA call logic comes next (docs/b2bua-sip.md).
+ * Used by the B2BUA (../b2bua.ts): the call, its legs, and their refreshes (docs/b2bua.md).
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';

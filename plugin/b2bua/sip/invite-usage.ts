@@ -11,7 +11,7 @@
  *   Retransmit2xx:  retransmitting --(ACK, BYE, stop)--> done
  *                        +--(64*T1 without ACK: onNoAck)--> done
  *
- * Not wired into the service yet: the B2BUA call logic comes next (docs/b2bua-sip.md).
+ * Used by the B2BUA (../b2bua.ts): the call, its legs, and their refreshes (docs/b2bua.md).
  */
 import type { SipRequest, SipResponse } from '../../sip/message.js';
 import { cseqOf, tagOf, type Built } from './build.js';
