@@ -243,10 +243,9 @@ export class WriteQueue implements HistoryWriter {
     return put;
   }
 
+  /** A new entry is on disk. Writing: the worker reads it after the current one; waiting: the backoff timer steps. */
   private kick(): void {
     if (this.state === 'idle') this.step();
-    else if (this.state === 'closed' || this.state === 'writing') return;
-    // waiting: the backoff timer steps.
   }
 
   /** The oldest committed entry after doneSeq. */
@@ -267,7 +266,7 @@ export class WriteQueue implements HistoryWriter {
     }
     this.moveWorker('writing');
     if (!h.entry) {
-      this.finish(h.seq, 0);
+      this.finish(h.seq, undefined);
       this.step();
       return;
     }
@@ -275,10 +274,12 @@ export class WriteQueue implements HistoryWriter {
     // A target that throws instead of rejecting is handled the same.
     const p = Promise.resolve().then(() => this.write(h.seq, entry)).then(
       () => {
+        // Closed meanwhile: the database is gone; the entry is written again, checked by key, on reopen.
+        if (this.state === 'closed') return;
         this.failures = 0;
         this.written++;
         this.finish(h.seq, sizeOf(entry));
-        if (this.state === 'writing') this.step();
+        this.step();
       },
       (err: unknown) => this.failed(h.seq, entry, err),
     );
@@ -298,12 +299,14 @@ export class WriteQueue implements HistoryWriter {
     });
   }
 
-  /** Entry `seq` is done with (written or set aside): off the disk and the counters. */
-  private finish(seq: number, size: number): void {
+  /** Entry `seq` is done with (written or set aside): off the disk and the counters (`size`: undefined for an unreadable entry, never counted). */
+  private finish(seq: number, size: number | undefined): void {
     this.doneSeq = seq;
     this.attempts.delete(seq);
-    this.queued = Math.max(0, this.queued - (size > 0 ? 1 : 0));
-    this.bytes = Math.max(0, this.bytes - size);
+    if (size !== undefined) {
+      this.queued = Math.max(0, this.queued - 1);
+      this.bytes = Math.max(0, this.bytes - size);
+    }
     void this.db.remove(['q', seq]);
   }
 

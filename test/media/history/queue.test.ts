@@ -7,7 +7,8 @@ import { startDovecot, type Dovecot } from '../../../lab/dovecot.js';
 import { freePort } from '../../../lab/proc.js';
 import { ImapMessageStore } from '../../../media/history/imap-store.js';
 import { MssError, SESSION_INFO_TYPE, type MessageStore } from '../../../media/history/mss.js';
-import { WriteQueue, type QueueStats } from '../../../media/history/queue.js';
+import { WORKER_NEXT, WriteQueue, type QueueStats, type WorkerState } from '../../../media/history/queue.js';
+import { guardedTransition, IllegalTransition } from '../../../lib/fsm.js';
 import { cpim } from './suite.js';
 
 const imap = (mss: { port: number }, timeoutMs = 2000): ImapMessageStore =>
@@ -178,4 +179,16 @@ t.test('the relay side never waits on the MSS', async t => {
   t.match(q.stats(), { state: 'writing', queued: 101 });
   await q.close();
   t.ok(new MssError('x', true).permanent);
+});
+
+t.test('worker state machine: legal moves only', async t => {
+  const states: WorkerState[] = ['idle', 'writing', 'waiting', 'closed'];
+  const legal = new Set(['idle>writing', 'idle>closed', 'writing>idle', 'writing>writing', 'writing>waiting', 'writing>closed', 'waiting>writing', 'waiting>closed']);
+  for (const from of states) {
+    for (const to of states) {
+      const move = (): WorkerState => guardedTransition('history queue', WORKER_NEXT, from, to);
+      if (legal.has(`${from}>${to}`)) t.equal(move(), to, `${from} -> ${to}`);
+      else t.throws(move, IllegalTransition, `${from} -> ${to} is illegal`);
+    }
+  }
 });
