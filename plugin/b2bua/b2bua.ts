@@ -37,6 +37,7 @@ import { PF_LEG_HEADER, PF_TICKET_HEADER } from '../rules/b2bua-headers.js';
 import { deviceKey } from '../devices/identity.js';
 import type { AnswerReply, OfferReply, RelayEvent, SimpleReply } from '../../media/relay/types.js';
 import { ORIGINATOR } from '../../media/relay/leg.js';
+import { formatGroupState, GROUP_STATE_TYPE, type HistoryWriter } from '../../media/history/mss.js';
 
 /** The relay verbs the B2BUA uses (RelayControlClient has them). */
 export interface RelayPort {
@@ -88,6 +89,11 @@ export interface B2buaDeps {
   readonly log: Logger;
   /** Sends one message to Kamailio (the transport). */
   readonly send: (text: string) => void;
+  /**
+   * Where a Group State Object goes (CR 8.3.2.4; docs/history.md). The message store
+   * lives in the relay's process, so the service gives none yet: the driver then logs it.
+   */
+  readonly history?: HistoryWriter;
 }
 
 /** One side's mid-session state (the caller's dialog, or a leg's): its timer and refreshes. */
@@ -471,9 +477,7 @@ export class B2bua implements TransactionUser {
         this.#ourRefresh(call, e.side);
         return;
       case 'store-group-state':
-        // TODO(CR 8.3.2.4): create the Group State Object (application/group-state-object+xml)
-        // and store it through the history storage interface once it exists
-        log.warn({ callId: call.callId, servedUser: call.plan.servedUser }, 'b2bua: Group State Object not stored (no history storage interface yet)');
+        await this.#storeGroupState(call);
         return;
     }
   }
@@ -661,6 +665,27 @@ export class B2bua implements TransactionUser {
       done();
     };
     this.#layer().sendRequest(built.request, { response: (r) => r.status >= 200 && once(), timeout: once, terminated: once });
+  }
+
+  /**
+   * CR 8.3.2.4: the Group State Object of a group session whose last device expired, in
+   * the session's history folder. The focus is the Controlling Function's Contact; the
+   * participant list stays empty until the PF follows group membership (docs/history.md).
+   * TODO: the service has no HistoryWriter in its process yet (the store is the relay's).
+   */
+  async #storeGroupState(call: CallRecord): Promise<void> {
+    const { history, log } = this.deps;
+    const conversationId = call.invite.get('Conversation-ID');
+    const contributionId = call.contributionId;
+    if (!history || !conversationId || !contributionId) {
+      log.warn({ callId: call.callId, servedUser: call.plan.servedUser }, 'b2bua: Group State Object not stored (no history writer, or no Conversation-ID/Contribution-ID)');
+      return;
+    }
+    const focus = parseNameAddr(call.invite.getValues('Contact')[0] ?? '')?.uri ?? parseNameAddr(call.invite.get('From') ?? '')?.uri ?? '';
+    const xml = formatGroupState({ contributionId, focus, participants: [] });
+    await history
+      .append({ conversationId, contributionId }, GROUP_STATE_TYPE, Buffer.from(xml, 'utf8'))
+      .catch((err: unknown) => log.warn({ err, callId: call.callId }, 'b2bua: Group State Object not stored'));
   }
 
   // ---- session timers and mid-session requests (RFC 4028, RFC 3311, docs/b2bua.md) ----
