@@ -11,7 +11,7 @@
  *   1 IP family (u8: 2 IPv4, 10 IPv6)    2 IP protocol (u8: 6 TCP, 17 UDP)
  *   3/4 IPv4 source/destination (4 B)    5/6 IPv6 source/destination (16 B)
  *   7/8 source/destination port (u16)    9/10 time: seconds (u32), microseconds (u32)
- *   11 protocol type (u8: 1 SIP)         12 capture agent id (u32)
+ *   11 protocol type (u8: 1 SIP, 3 SDP)  12 capture agent id (u32)
  *   15 payload (bytes)                   17 correlation id (text)
  *
  * Other chunks (other vendors, compressed payloads, keep-alives) are skipped. Decoding is

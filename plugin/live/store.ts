@@ -291,15 +291,34 @@ export class TraceStore {
     if (ev !== null) call.state = callStep(call.state, ev);
   }
 
-  /** The relay made a session for the caller's call `callId`; `sdp` has its URIs (a=path). */
+  /**
+   * The relay made a session for the caller's call `callId`; `sdp` has its URIs (a=path).
+   * A leg whose INVITE came first (its capture overtook this one) is moved under the call.
+   */
   relaySession(callId: string, t: number, sdp: string): void {
     const id = this.#legs.get(callId) ?? callId;
     const call = this.#calls.get(id) ?? this.#open(id, t);
     for (const uri of sdpPathUris(sdp)) {
       const key = msrpKey(uri);
+      const early = this.#uris.get(key);
+      if (early !== undefined && early !== call && this.#calls.get(early.id) === early) this.#adopt(call, early);
       if (call.msrpUris.size >= MAX_URIS) break;
       call.msrpUris.set(key, 'relay');
       this.#uris.set(key, call);
+    }
+  }
+
+  /** A call that turned out to be a leg of `call`: its records and URIs move there. */
+  #adopt(call: CallTrace, leg: CallTrace): void {
+    this.#calls.delete(leg.id);
+    for (const id of [leg.id, ...leg.legs]) {
+      if (call.legs.length < MAX_LEGS) call.legs.push(id);
+      this.#legs.set(id, call.id);
+    }
+    for (const r of leg.records) this.#push(call, r);
+    for (const [k, v] of leg.msrpUris) {
+      if (!call.msrpUris.has(k) && call.msrpUris.size < MAX_URIS) call.msrpUris.set(k, v);
+      this.#uris.set(k, call);
     }
   }
 

@@ -90,6 +90,16 @@ t.test('B2BUA legs and MSRP frames are filed under the caller\'s call', async (t
   ]);
   t.equal(s.stats.untracked, 1, 'a frame of no known session');
   t.equal(s.stats.unparsed, 1, 'a payload without an MSRP start line');
+  // the leg's capture overtook the relay's: the leg is moved under the call once it comes
+  const late = store();
+  for (const m of msgs.slice(0, 3)) late.sip(m);
+  for (const m of msgs.slice(3)) late.sip(m);
+  t.equal(late.size, 2, 'before the relay names its URIs the leg is a call of its own');
+  late.relaySession('b1', 4, `a=path:${RELAY_ORIG}\r\na=path:${RELAY_DEV}\r\n`);
+  t.same(late.calls().map((c) => [c.id, c.legs, c.records.length]), [['b1', ['L1'], msgs.length]], 'then one call, with the leg');
+  t.equal(late.get('L1')?.id, 'b1');
+  late.msrp(22, msrpSend('t2', BOB_MSRP, RELAY_DEV));
+  t.equal(late.get('b1')?.records.length, msgs.length + 1, "a frame to the device's URI is filed under the call");
   const linked = store();
   linked.link('x1', 'xl', 1);
   linked.sip(cap(2, A, K, { start: 'INVITE sip:bob@example.net SIP/2.0', callId: 'xl', cseq: '1 INVITE', via: [A, 'z9hG4bKx'] }));
