@@ -25,7 +25,7 @@ import type { InviteClientTransaction } from './sip/invite-client.js';
 import type { ServerTransaction, TransactionLayer, TransactionUser } from './sip/layer.js';
 import type { Clock, TimerHandle, TimerValues } from './sip/timers.js';
 import { newCall, step, type Call, type CallEvent, type Effect, type LegId, type LegTarget, type MultiDevicePolicy, type Side, type SideTimer } from './call/machine.js';
-import { ALLOW_METHODS, hasSdp, inDialogVerdict, movesMedia } from './call/mid-session.js';
+import { ALLOW_METHODS, hasSdp, inDialogVerdict, movesMedia, outOfDialogStatus } from './call/mid-session.js';
 import {
   answerHeaders, negotiateUas, RFC_MIN_SE, refreshHeaders, retryAfter422, uacTimer, weRefresh, type Offered, type SessionTimer,
 } from './session-timer.js';
@@ -208,8 +208,8 @@ export class B2bua implements TransactionUser {
       return;
     }
     if (!hasToTag) {
-      // out of dialog: a keepalive OPTIONS gets 200, anything else is not ours
-      tx.respond(responseTo(req, req.method === 'OPTIONS' ? 200 : 405, { toTag: newTag(), headers: [ALLOW] }));
+      // out of dialog: a keepalive OPTIONS gets 200, an UPDATE or BYE 481, anything else is not ours
+      tx.respond(responseTo(req, outOfDialogStatus(req.method), { toTag: newTag(), headers: [ALLOW] }));
       return;
     }
     const id = incomingDialogId(req);

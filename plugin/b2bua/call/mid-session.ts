@@ -49,6 +49,19 @@ export function inDialogVerdict(method: string, infoPackage: string | undefined)
   }
 }
 
+/** Methods that exist only inside a dialog (RFC 3261 §15, RFC 3311 §5.1, RFC 6086 §4.2, RFC 3262 §7.1). */
+const DIALOG_ONLY: ReadonlySet<string> = new Set(['BYE', 'UPDATE', 'INFO', 'PRACK']);
+
+/**
+ * A request without a To-tag that is not an INVITE: a keepalive OPTIONS gets 200; a
+ * method that exists only in a dialog gets 481 (there is no dialog it could belong to);
+ * anything else is not ours: 405.
+ */
+export function outOfDialogStatus(method: string): 200 | 405 | 481 {
+  if (method === 'OPTIONS') return 200;
+  return DIALOG_ONLY.has(method) ? 481 : 405;
+}
+
 /** The SDP lines that say where MSRP goes (RFC 4975 §8): m=, c= and a=path, in order, trimmed. */
 export function msrpMediaOf(sdp: string): string[] {
   return sdp

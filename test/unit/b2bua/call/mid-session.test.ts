@@ -3,7 +3,7 @@
  * the MSRP media check of a refresh offer, as tables.
  */
 import t from 'tap';
-import { ALLOW_METHODS, hasSdp, inDialogVerdict, movesMedia, msrpMediaOf, type InDialogVerdict } from '../../../../plugin/b2bua/call/mid-session.js';
+import { ALLOW_METHODS, hasSdp, inDialogVerdict, movesMedia, msrpMediaOf, outOfDialogStatus, type InDialogVerdict } from '../../../../plugin/b2bua/call/mid-session.js';
 
 const allow = ['Allow', ALLOW_METHODS] as const;
 
@@ -56,4 +56,9 @@ t.test('hasSdp', async (t) => {
     ['multipart/mixed;boundary=b', '--b\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n--b--', true],
   ];
   for (const [ct, body, want] of rows) t.equal(hasSdp(ct, body), want, `${ct}: ${JSON.stringify(body).slice(0, 30)}`);
+});
+
+t.test('outOfDialogStatus (no To-tag, not an INVITE)', async (t) => {
+  const rows: [string, number][] = [['OPTIONS', 200], ['UPDATE', 481], ['BYE', 481], ['INFO', 481], ['PRACK', 481], ['MESSAGE', 405], ['SUBSCRIBE', 405]];
+  for (const [method, want] of rows) t.equal(outOfDialogStatus(method), want, method);
 });
