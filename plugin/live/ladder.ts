@@ -94,11 +94,33 @@ export function buildLadder(call: CallTrace, ctx: LadderContext): Ladder {
     const d = byAddr.get(addr);
     if (d) return see(`dev:${deviceKey(d)}`, `${userOf(d.aor)} ${short(d.instance, d.contact)}`, d.contact);
     if (ctx.pfSentBy !== null && (addr === ctx.pfSentBy || (received && r.method !== null && r.viaSentBy === ctx.pfSentBy))) return 'pf';
-    return see(`addr:${addr}`, addr, addr);
+    const user = ruriUser.get(addr);
+    return see(`addr:${addr}`, user === undefined ? addr : `${user} ${addr}`, addr);
   };
 
   const rows: LadderRow[] = [];
-  const records: readonly TraceRecord[] = [...call.records].sort((a, b) => (a.kind === 'decision' ? a.tAsk : a.t) - (b.kind === 'decision' ? b.tAsk : b.t));
+  // Kamailio's workers time their captures apart: a response can be stamped before the
+  // request it answers was (the request's capture is taken after its send). A response
+  // Kamailio received goes right after the request Kamailio sent it for.
+  const sentAt = new Map<string, number>();
+  for (const r of call.records) {
+    if (r.kind === 'sip' && r.method !== null && ctx.isKamailio(r.src) && !ctx.isKamailio(r.dst)) sentAt.set(`${r.callId} ${r.cseq} ${r.branch ?? ''}`, r.t);
+  }
+  const at = (r: TraceRecord): number => {
+    if (r.kind === 'decision') return r.tAsk;
+    if (r.kind !== 'sip' || r.status === null || ctx.isKamailio(r.src)) return r.t;
+    const req = sentAt.get(`${r.callId} ${r.cseq} ${r.branch ?? ''}`);
+    return req !== undefined && req >= r.t ? req + 0.001 : r.t;
+  };
+  // unknown addresses are named by the Request-URIs Kamailio sent them (a device gone since)
+  const ruriUser = new Map<string, string>();
+  for (const r of call.records) {
+    if (r.kind === 'sip' && r.ruri !== null && ctx.isKamailio(r.src) && !ruriUser.has(r.dst)) {
+      const u = parseUri(r.ruri);
+      if (u && u.scheme !== 'tel' && u.user) ruriUser.set(r.dst, u.user);
+    }
+  }
+  const records: readonly TraceRecord[] = [...call.records].sort((a, b) => at(a) - at(b));
   const msrp: TraceRecord[] = [];
   for (const r of records) {
     const leg = r.kind === 'decision' || r.kind === 'sip' ? (r.callId === call.id ? null : r.callId) : null;
@@ -122,7 +144,7 @@ export function buildLadder(call: CallTrace, ctx: LadderContext): Ladder {
     if (!received && r.method !== null) sentTo.set(key, peer);
     const from = received ? peer : 'kamailio';
     senderOf.set(r, from);
-    rows.push({ t: r.t, from, to: received ? 'kamailio' : peer, kind: 'sip', label: sipLabel(r), detail: r.text, leg });
+    rows.push({ t: at(r), from, to: received ? 'kamailio' : peer, kind: 'sip', label: sipLabel(r), detail: r.text, leg });
   }
   const uriOwner = (uri: string | null): string => {
     if (uri === null) return see('addr:?', 'MSRP peer', '');

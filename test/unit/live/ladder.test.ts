@@ -99,3 +99,14 @@ t.test('a B2BUA call: the leg, the relay and the frames', async (t) => {
   t.equal(l.call.legs.length, 1);
   t.equal(A, l.participants[0]!.detail, "the caller's address");
 });
+
+t.test("a response stamped before its request follows it; a device gone since is named by its Request-URI", async (t) => {
+  const s = new TraceStore({ maxCalls: 5, maxRecords: 100, kamailio: [K] });
+  const msgs = proxyCall();
+  // the INVITE to the device (t 5) stamped after the device's 180 (t 6)
+  for (const m of msgs) s.sip(m.t === 5 ? { ...m, t: 6.5 } : m);
+  const l = buildLadder(s.get('c1')!, { ...ctx(null), devices: [] });
+  const dev = `addr:${D}`;
+  t.same(l.participants.find((p) => p.id === dev)?.label, `bob ${D}`, "the Request-URI's user and the address");
+  t.same(rows(l).slice(2, 5), [`kamailio > ${dev}: INVITE sip:bob@${D}`, `${dev} > kamailio: 180 Ringing (INVITE)`, 'kamailio > caller: 180 Ringing (INVITE)']);
+});
