@@ -44,6 +44,10 @@ export function cpimFacts(data: Buffer): Omit<ObjectHead, 'date'> & { date?: Dat
   };
 }
 
+function validDate(d: Date | undefined): Date | undefined {
+  return d !== undefined && !Number.isNaN(d.getTime()) ? d : undefined;
+}
+
 /** RFC 5322 §3.3 date-time, UTC. */
 export function rfc5322Date(d: Date): string {
   return d.toUTCString().replace(/ GMT$/, ' +0000');
@@ -92,7 +96,7 @@ export function buildObject(ref: FolderRef, contentType: string, data: Buffer, o
   const lines = [
     ...(from ? [`From: ${clean(from)}`] : []),
     ...(to ? [`To: ${clean(to)}`] : []),
-    `Date: ${rfc5322Date(facts.date ?? opts.date ?? new Date())}`,
+    `Date: ${rfc5322Date(validDate(facts.date) ?? validDate(opts.date) ?? new Date())}`,
     `Conversation-ID: ${clean(ref.conversationId)}`,
     `Contribution-ID: ${clean(ref.contributionId)}`,
     ...(facts.imdnMessageId ? [`IMDN-Message-ID: ${clean(facts.imdnMessageId)}`] : []),

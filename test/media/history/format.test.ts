@@ -97,3 +97,9 @@ t.test('stored object: header and round trip', async t => {
   t.equal(parseObject(Buffer.from('Content-Type: x\r\nContent-Transfer-Encoding: base64\r\n\r\nab$c\r\n')), undefined, 'bad base64');
   t.equal(parseObject(Buffer.from('Content-Type: a;\r\n b=1\r\n\r\nz'))?.contentType, 'a; b=1', 'folded header');
 });
+
+t.test('an invalid date falls back to now', async t => {
+  const raw = buildObject({ conversationId: 'a', contributionId: 'b' }, 'Application/X-CPM-Session', Buffer.from('x\r\n'), { date: new Date('nonsense') });
+  t.notMatch(raw.toString(), /Invalid Date/);
+  t.match(raw.toString(), /^Date: \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000\r\n/m);
+});
