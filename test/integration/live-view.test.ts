@@ -88,7 +88,7 @@ for (const mode of ['proxy', 'b2bua'] as const) {
     t.match(dom, /\+g\.3gpp\.icsi-ref/, "the page shows the phone's feature tags");
     t.match(dom, /class="session"/, 'the page lists a session in progress');
     if (mode === 'b2bua') t.match(dom, /MSRP SEND/, 'the page shows the MSRP frames');
-    if (shots) await screenshot(url, join(shots, `live-view-${mode}.png`));
+    if (shots) await screenshot(url, join(shots, `live-view-${mode}.png`), 1400, mode === 'b2bua' ? 1500 : 640);
 
     await caller.hangup();
     caller = null;
