@@ -314,6 +314,36 @@ export function editedRequest(msg: SipRequest, remove: readonly string[], hdrs: 
 }
 
 /**
+ * The message `parseSipMessage` gives for the text a printer writes from these parts
+ * (`<start line>CRLF`, one `Name: value` line per header, CRLF, body), without printing
+ * and parsing it: names checked and canonical, values trimmed, the method upper-cased.
+ * The B2BUA's builder (plugin/b2bua/sip/build.ts) uses it for every message it sends;
+ * test/unit/sip/message-parts.test.ts checks both ways agree.
+ * @throws SipParseError where the printed text would not parse the same
+ */
+export function messageFromParts(
+  start: { readonly method: string; readonly ruri: string } | { readonly status: number; readonly reason: string },
+  headers: readonly (readonly [name: string, value: string])[],
+  body: string,
+): SipMessage {
+  const fields: SipHeader[] = [];
+  for (const [name, value] of headers) {
+    if (!HEADER_NAME.test(name)) throw new SipParseError('SIP_BAD_HEADER', `bad header name ${JSON.stringify(name)}`);
+    if (value.includes('\n') || value.includes('\r')) throw new SipParseError('SIP_BAD_HEADER', `line break in header ${name}`);
+    fields.push({ name: canonicalHeaderName(name), value: value.trim() });
+  }
+  if ('method' in start) {
+    const line = `${start.method} ${start.ruri} SIP/2.0`;
+    const m = REQUEST_LINE.exec(line);
+    if (!m || m[2] !== start.ruri) throw new SipParseError('SIP_BAD_START_LINE', `bad request line ${JSON.stringify(line)}`);
+    return new Request(start.method.toUpperCase(), start.ruri, fields, body);
+  }
+  const line = `SIP/2.0 ${start.status} ${start.reason}`;
+  if (!STATUS_LINE.test(line) || /[\r\n]/.test(start.reason)) throw new SipParseError('SIP_BAD_START_LINE', `bad status line ${JSON.stringify(line)}`);
+  return new Response(start.status, start.reason, fields, body);
+}
+
+/**
  * Parse one SIP message. Accepts CRLF or bare LF line ends and folded header lines
  * (RFC 3261 §7.3.1). The body is everything after the first empty line; Content-Length
  * is not enforced (Kamailio framed the message already).

@@ -1,12 +1,13 @@
 /**
  * Message building for the B2BUA SIP layer: responses (RFC 3261 §8.2.6), the ACK of a
  * non-2xx final (§17.1.1.3) and CANCEL (§9.1); the ACK of a 2xx is an in-dialog request
- * (dialog.ts, §13.2.2.4). Every message is printed with its Content-Length in bytes and
- * parsed back with plugin/sip/message.ts, so nothing unparseable leaves this module.
+ * (dialog.ts, §13.2.2.4). Every message is printed with its Content-Length in bytes, and
+ * its parsed form is what plugin/sip/message.ts would parse from that text, so nothing
+ * unparseable leaves this module.
  * Also reads the fields the layer matches on: top Via, CSeq, tags.
  */
 import { randomHex } from '../../../lib/random.js';
-import { parseSipMessage, type SipMessage, type SipRequest, type SipResponse } from '../../sip/message.js';
+import { MAX_SIP_MESSAGE_BYTES, messageFromParts, SipParseError, type SipMessage, type SipRequest, type SipResponse } from '../../sip/message.js';
 import { parseNameAddr, parseParams, type ParamValue } from '../../sip/uri.js';
 
 /** RFC 3261 §8.1.1.7: every branch we create starts with this. */
@@ -42,34 +43,42 @@ export const newBranch = (): string => `${MAGIC_COOKIE}${token(8)}`;
 export const newTag = (): string => token(6);
 export const newCallId = (host: string): string => `${token(10)}@${host}`;
 
-/** Print a start line, headers and body (Content-Length in bytes, §20.14) and parse it back. */
-function print<M extends SipMessage>(start: string, headers: readonly Header[], body: string, kind: M['kind']): Built<M> {
-  const lines = [start];
-  for (const [name, value] of headers) {
-    if (/[\r\n]/.test(name) || /[\r\n]/.test(value)) throw new BuildError(`line break in header ${JSON.stringify(name)}`);
-    if (name.toLowerCase() === 'content-length' || name.toLowerCase() === 'l') continue;
-    lines.push(`${name}: ${value}`);
+/**
+ * Print a start line, headers and body (Content-Length in bytes, §20.14), with the parsed
+ * form built from the same parts (plugin/sip/message.ts messageFromParts: what parsing
+ * the text would give, checked by its tests), so nothing unparseable leaves this module.
+ */
+function print<M extends SipMessage>(start: M extends SipRequest ? { method: string; ruri: string } : { status: number; reason: string }, headers: readonly Header[], body: string): Built<M> {
+  const kept: Header[] = [];
+  for (const h of headers) {
+    const lower = h[0].toLowerCase();
+    if (lower !== 'content-length' && lower !== 'l') kept.push(h);
   }
-  lines.push(`Content-Length: ${Buffer.byteLength(body, 'utf8')}`);
-  const text = `${lines.join('\r\n')}\r\n\r\n${body}`;
+  kept.push(['Content-Length', String(Buffer.byteLength(body, 'utf8'))]);
   let msg: SipMessage;
   try {
-    msg = parseSipMessage(text);
+    msg = messageFromParts(start, kept, body);
   } catch (err) {
-    throw new BuildError(`built message does not parse: ${(err as Error).message}`);
+    if (err instanceof SipParseError) throw new BuildError(`built message does not parse: ${err.message}`);
+    throw err;
   }
-  if (msg.kind !== kind) throw new BuildError(`built a ${msg.kind}, wanted a ${kind}`);
+  let text = 'method' in start ? `${start.method} ${start.ruri} SIP/2.0` : `SIP/2.0 ${start.status} ${start.reason}`;
+  for (const [name, value] of kept) text += `\r\n${name}: ${value}`;
+  text += `\r\n\r\n${body}`;
+  if (text.length * 3 > MAX_SIP_MESSAGE_BYTES && Buffer.byteLength(text, 'utf8') > MAX_SIP_MESSAGE_BYTES) {
+    throw new BuildError(`built message longer than ${MAX_SIP_MESSAGE_BYTES} bytes`);
+  }
   return { text, msg: msg as M };
 }
 
 export function printRequest(method: string, ruri: string, headers: readonly Header[], body = ''): Built<SipRequest> {
   if (/\s/.test(ruri) || ruri === '') throw new BuildError(`bad Request-URI ${JSON.stringify(ruri)}`);
-  return print<SipRequest>(`${method} ${ruri} SIP/2.0`, headers, body, 'request');
+  return print<SipRequest>({ method, ruri }, headers, body);
 }
 
 export function printResponse(status: number, reason: string, headers: readonly Header[], body = ''): Built<SipResponse> {
   if (!Number.isInteger(status) || status < 100 || status > 699) throw new BuildError(`bad status ${status}`);
-  return print<SipResponse>(`SIP/2.0 ${status} ${reason}`, headers, body, 'response');
+  return print<SipResponse>({ status, reason }, headers, body);
 }
 
 export interface Via {
