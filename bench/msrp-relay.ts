@@ -36,7 +36,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Resolve once host:port accepts a TCP connection (bounded). */
-async function waitListening(port: number, child: ChildProcess, ms = 15000): Promise<void> {
+export async function waitListening(port: number, child: ChildProcess, ms = 15000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`process exited with ${child.exitCode}`);
@@ -96,13 +96,13 @@ interface Target {
 }
 
 let uriSeq = 0;
-const uriFor = (tag: string) => (p: number): string => `msrp://127.0.0.1:${p}/${tag}${++uriSeq};tcp`;
+export const uriFor = (tag: string) => (p: number): string => `msrp://127.0.0.1:${p}/${tag}${++uriSeq};tcp`;
 
-function sdp(path: string): string {
+export function sdp(path: string): string {
   return `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=message 9 TCP/MSRP *\r\na=path:${path}\r\na=accept-types:message/cpim text/plain\r\na=setup:active\r\n`;
 }
 
-async function bindPeer(p: LoadPeer, toPath: string): Promise<void> {
+export async function bindPeer(p: LoadPeer, toPath: string): Promise<void> {
   await p.request(buildRequest({
     method: 'SEND', toPath, fromPath: p.localUri,
     headers: [{ name: 'Message-ID', value: newMessageId() }, { name: 'Byte-Range', value: '1-0/0' }],
@@ -206,7 +206,7 @@ async function startKamailio(): Promise<Target> {
 
 // ---- measurements ------------------------------------------------------------------
 
-function cpimBody(size: number, from: string): Buffer {
+export function cpimBody(size: number, from: string): Buffer {
   const head = `From: <${from}>\r\nTo: <sip:alice@example.net>\r\nDateTime: 2026-11-24T00:00:00Z\r\nNS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: m1\r\n\r\nContent-Type: text/plain\r\n\r\n`;
   const pad = Math.max(0, size - Buffer.byteLength(head));
   return Buffer.concat([Buffer.from(head), Buffer.alloc(pad, 0x78)]);
@@ -224,7 +224,7 @@ interface RunResult {
  * accounted (/proc/<pid>/task/<tid>/schedstat, nanoseconds), which does not round to
  * clock ticks as utime + stime do.
  */
-function cpuSeconds(pids: number[]): number {
+export function cpuSeconds(pids: number[]): number {
   let ns = 0;
   for (const pid of pids) {
     try {

@@ -1,0 +1,183 @@
+// History on vs off benchmark (npm run bench:history). Not a test: prints figures.
+//
+// Messages per second through the relay, 1 originator -> 1 device, 100-byte CPIM chat
+// messages, with the session recorded (CR 8.5) and history:
+//   off   --history off
+//   lmdb  the embedded LMDB store (the default)
+//   imap  the write queue in front of a private Dovecot (docs/history.md)
+// Each figure is the median of RUNS runs with min and max, the three cases interleaved
+// (off, lmdb, imap, off, ...) so they share the machine's background load. The ratios are
+// paired, run by run. For imap it also gives the time until the MSS holds every message
+// (the relay does not wait for it: that is the point of the queue).
+//
+// Env: RUNS (5), N (2000), WINDOW (32), SIZE (100).
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ImapFlow } from 'imapflow';
+import { startDovecot, type Dovecot } from '../lab/dovecot.js';
+import { freePort } from '../lab/proc.js';
+import { encodeComponent } from '../media/history/mailbox-name.js';
+import { RelayControlClient } from '../media/relay/control-client.js';
+import { LoadPeer, blast } from './msrp-load.js';
+import { bindPeer, cpimBody, cpuSeconds, sdp, uriFor, waitListening } from './msrp-relay.js';
+import { median } from './stats.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const RUNS = Number(process.env.RUNS ?? 5);
+const N = Number(process.env.N ?? 2000);
+const WINDOW = Number(process.env.WINDOW ?? 32);
+const SIZE = Number(process.env.SIZE ?? 100);
+const CONVERSATION = 'bench-conv';
+
+type Mode = 'off' | 'lmdb' | 'imap';
+
+interface Relay {
+  mode: Mode;
+  child: ChildProcess;
+  ctl: RelayControlClient;
+  msrpPort: number;
+  calls: number;
+}
+
+async function startRelay(mode: Mode, dir: string, mss: Dovecot): Promise<Relay> {
+  const msrpPort = await freePort();
+  const controlPort = await freePort();
+  const history = {
+    off: ['--history', 'off'],
+    lmdb: ['--history', join(dir, `${mode}.mdb`)],
+    imap: ['--history-store', 'imap', '--mss-host', mss.host, '--mss-port', String(mss.port), '--mss-user', mss.user,
+      '--mss-tls', 'none', '--history-queue', join(dir, 'queue.mdb')],
+  }[mode];
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'media/main.ts'),
+    '--msrp-port', String(msrpPort), '--control-port', String(controlPort), ...history], {
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_ENV: 'production', MSS_PASSWORD: mss.password },
+  });
+  child.stdout!.resume();
+  await waitListening(controlPort, child);
+  await waitListening(msrpPort, child);
+  return { mode, child, ctl: await RelayControlClient.connect('127.0.0.1', controlPort), msrpPort, calls: 0 };
+}
+
+async function stopRelay(r: Relay): Promise<void> {
+  await r.ctl.close();
+  r.child.kill('SIGTERM');
+  await new Promise(res => r.child.once('exit', res));
+}
+
+interface Run {
+  rate: number;
+  lost: number;
+  cpuUs: number;
+  /** imap: seconds from the first message sent until the MSS held them all. */
+  caughtUp?: number;
+}
+
+/** Messages in the session's folder on the MSS (STATUS, RFC 3501 §6.3.10). */
+async function mssCount(c: ImapFlow, contributionId: string): Promise<number> {
+  try {
+    const st = await c.status([encodeComponent(CONVERSATION), encodeComponent(contributionId)], { messages: true });
+    return st ? (st.messages ?? 0) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function run(r: Relay, imap: ImapFlow): Promise<Run> {
+  const callId = `${r.mode}-${++r.calls}`;
+  const a = await LoadPeer.connect(r.msrpPort, uriFor('a'));
+  const o = await r.ctl.offer({
+    'call-id': callId, sdp: sdp(a.localUri), policy: 'C', record: true,
+    'conversation-id': CONVERSATION, 'contribution-id': callId, 'served-user': 'sip:bob@example.net',
+  });
+  if (o.result !== 'ok') throw new Error(o['error-reason']);
+  const b = await LoadPeer.connect(r.msrpPort, uriFor('b'));
+  const ans = await r.ctl.answer({ 'call-id': callId, leg: 'd0', sdp: sdp(b.localUri) });
+  if (ans.result !== 'ok') throw new Error(ans['error-reason']);
+  await bindPeer(b, o['device-relay-uri']);
+  await bindPeer(a, o['relay-uri']);
+  const body = cpimBody(SIZE, 'sip:carol@example.net');
+  const pids = [r.child.pid!];
+  const c0 = cpuSeconds(pids);
+  const t0 = process.hrtime.bigint();
+  const sending = blast(a, { count: N, body, contentType: 'message/cpim', toPath: o['relay-uri'], fromPath: a.localUri, window: WINDOW });
+  let lost = 0;
+  try {
+    await b.until(() => b.stats.messages >= N, 60_000, `${N} messages (${r.mode})`);
+  } catch {
+    lost = Math.max(0, N - b.stats.messages);
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = cpuSeconds(pids) - c0;
+  if (lost === 0) await sending;
+  let caughtUp: number | undefined;
+  if (r.mode === 'imap') {
+    // Session info object + N messages; polled, bounded.
+    const deadline = Date.now() + 300_000;
+    while ((await mssCount(imap, callId)) < N + 1 && Date.now() < deadline) await new Promise(res => setTimeout(res, 50));
+    caughtUp = Number(process.hrtime.bigint() - t0) / 1e9;
+  }
+  a.close();
+  b.close();
+  await r.ctl.delete({ 'call-id': callId });
+  return { rate: N / seconds, lost, cpuUs: (cpu / N) * 1e6, ...(caughtUp === undefined ? {} : { caughtUp }) };
+}
+
+const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+const spread = (xs: number[], d = 0): string =>
+  xs.length ? `${fmt(median(xs), d)} (${fmt(Math.min(...xs), d)}–${fmt(Math.max(...xs), d)})` : 'n/a';
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-history-'));
+  chmodSync(dir, 0o755); // searchable by Dovecot's account (lab/dovecot.ts: nobody when run as root)
+  const mss = await startDovecot({ dir: join(dir, 'dovecot') });
+  const relays: Relay[] = [];
+  const imap = new ImapFlow({ host: mss.host, port: mss.port, secure: false, doSTARTTLS: false, auth: { user: mss.user, pass: mss.password }, logger: false });
+  try {
+    for (const m of ['off', 'lmdb', 'imap'] as const) relays.push(await startRelay(m, dir, mss));
+    await imap.connect();
+    // Warm-up (JIT, connections, the MSS's first folder): not measured.
+    for (const r of relays) await run(r, imap);
+    const results = new Map<Mode, Run[]>(relays.map(r => [r.mode, []]));
+    for (let i = 0; i < RUNS; i++) {
+      for (const r of relays) {
+        const x = await run(r, imap);
+        results.get(r.mode)!.push(x);
+        process.stderr.write(`  run ${i + 1} ${r.mode}: ${fmt(x.rate)} msg/s, lost ${x.lost}, relay CPU ${fmt(x.cpuUs, 1)} us/msg` +
+          `${x.caughtUp !== undefined ? `, MSS caught up after ${fmt(x.caughtUp, 2)} s` : ''}\n`);
+      }
+    }
+    const good = (m: Mode): Run[] => results.get(m)!.filter(x => x.lost === 0);
+    const ratio = (m: Mode): number[] => results.get(m)!.map((x, i) => {
+      const off = results.get('off')![i]!;
+      return x.lost === 0 && off.lost === 0 ? x.rate / off.rate : NaN;
+    }).filter(Number.isFinite);
+    const rows = [
+      `History on vs off: ${N} messages of ${SIZE} B per run, 1 originator -> 1 device, window ${WINDOW}, ${RUNS} runs, median (min–max)`,
+      '',
+      '| history | messages/s | ratio to off (paired) | relay CPU µs/msg | lost | MSS holds all after (s) |',
+      '|---|---|---|---|---|---|',
+    ];
+    for (const m of ['off', 'lmdb', 'imap'] as const) {
+      const rs = good(m);
+      const lost = results.get(m)!.reduce((n, x) => n + x.lost, 0);
+      rows.push(`| ${m} | ${spread(rs.map(x => x.rate))} | ${m === 'off' ? '1' : spread(ratio(m), 2)} | ${spread(results.get(m)!.map(x => x.cpuUs), 1)} | ${lost} | ${m === 'imap' ? spread(rs.map(x => x.caughtUp ?? NaN), 2) : '–'} |`);
+    }
+    process.stdout.write(`${rows.join('\n')}\n`);
+  } finally {
+    await imap.logout().catch(() => undefined);
+    for (const r of relays) await stopRelay(r);
+    await mss.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  void main().catch(err => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });
+}
