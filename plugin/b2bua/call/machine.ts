@@ -12,6 +12,7 @@
  *      |  every leg failed: a final)                      |  no leg left, max age,    |
  *      v                                                  v  caller's media closed)   v
  *   ending <----------------------------------------------+---------------------------+
+ *      |  (answered/confirmed -> ending also when the caller's or the last leg's session timer ran out)
  *      |  (every leg closed, and the caller's side rejected or its BYE done)
  *      v
  *   ended
@@ -28,6 +29,8 @@
  *     calling/early/cancelling --(non-2xx final)--> closed;  up --(their BYE)--> closed
  *
  *   Session timer of one side (a leg, or the caller; RFC 4028, docs/b2bua.md "Session timers"):
+ *   data on an up side (interval, who refreshes), no state of its own; the driver keeps
+ *   the side's one timer as the arm/disarm effects say.
  *
  *   (none) --(timer-set after a 2xx or a refresh, either way)--> armed
  *     armed, we refresh   --(refresh-due at interval/2: send one)--> waiting --(timer-set)--> armed
