@@ -76,6 +76,8 @@ t.test('a B2BUA call: the leg, the relay and the frames', async (t) => {
   s.msrp(21, msrpOk('t1', ALICE_MSRP, RELAY_ORIG));
   s.msrp(22, msrpSend('t2', BOB_MSRP, RELAY_DEV));
   s.msrp(23, msrpOk('t2', RELAY_DEV, BOB_MSRP));
+  s.msrp(24, `MSRP t3 REPORT\r\nTo-Path: ${RELAY_DEV}\r\nFrom-Path: ${BOB_MSRP}\r\nMessage-ID: m1\r\nByte-Range: 1-5/5\r\nStatus: 000 200 OK\r\n-------t3$\r\n`);
+  s.msrp(25, `MSRP t4 REPORT\r\nTo-Path: ${ALICE_MSRP}\r\nFrom-Path: ${RELAY_ORIG}\r\nMessage-ID: m1\r\nByte-Range: 1-5/5\r\nStatus: 000 200 OK\r\n-------t4$\r\n`);
   const l = buildLadder(s.get('b1')!, ctx(P));
   t.same(l.participants.map((p) => p.id), ['caller', 'kamailio', 'pf', 'relay', DEV]);
   t.same(rows(l), [
@@ -94,6 +96,8 @@ t.test('a B2BUA call: the leg, the relay and the frames', async (t) => {
     'relay > caller: MSRP 200',
     `relay > ${DEV}: MSRP SEND`,
     `${DEV} > relay: MSRP 200`,
+    `${DEV} > relay: MSRP REPORT`,
+    'relay > caller: MSRP REPORT',
   ]);
   t.same(l.answeredBy, ['bob 0badcafe'], "the leg's device answered");
   t.equal(l.call.legs.length, 1);
