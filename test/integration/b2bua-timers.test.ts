@@ -261,6 +261,7 @@ class Caller extends RawUa {
  */
 class RawDevice extends RawUa {
   se = '90;refresher=uas';
+  allow = 'INVITE, ACK, CANCEL, BYE, UPDATE, OPTIONS';
   firstStatus: { status: number; lines: readonly string[] } | null = null;
   #refreshing: NodeJS.Timeout | null = null;
 
@@ -302,7 +303,7 @@ class RawDevice extends RawUa {
         toTag, rr: true, body: this.sdp,
         lines: [
           `Contact: <sip:dev@127.0.0.1:${this.port}>${this.contactParams}`, 'Supported: timer', `Session-Expires: ${this.se}`,
-          'Allow: INVITE, ACK, CANCEL, BYE, UPDATE, OPTIONS', 'Content-Type: application/sdp',
+          `Allow: ${this.allow}`, 'Content-Type: application/sdp',
         ],
       }));
       return;
@@ -434,6 +435,24 @@ t.test('a device that wants us to refresh (refresher=uac in its 200) gets our UP
   t.ok(dev.requests('UPDATE').length > u0, 'the BYE followed an UPDATE it left unanswered');
   await got(c, 'BYE', 0, 5000);
   await settled(t, 20_000);
+});
+
+t.test('a device that wants us to refresh and does not allow UPDATE gets our re-INVITE, ACKed', async (t) => {
+  const dev = await RawDevice.start('xavi');
+  dev.se = '90;refresher=uac';
+  dev.allow = 'INVITE, ACK, CANCEL, BYE, OPTIONS';
+  const c = await Caller.open();
+  await c.establish('xavi');
+  await got(dev, 'ACK', 0);
+  const ri = await got(dev, 'INVITE', 1, 3 * EXPIRY_MS);
+  t.match(header(ri, 'Session-Expires') ?? '', /^90;refresher=uac$/, 'a re-INVITE refresh');
+  t.match(bodyOf(ri), /m=message/, 'with the SDP we offered');
+  await got(dev, 'ACK', 1, 5000);
+  t.pass('its 2xx ACKed');
+  t.equal(dev.requests('UPDATE').length, 0, 'no UPDATE');
+  await c.hangUp();
+  await got(dev, 'BYE', 0);
+  await settled(t);
 });
 
 t.test('RFC 4028 422: a caller asking too short an interval gets 422 with Min-SE; a device that wants more gets the INVITE again', async (t) => {
