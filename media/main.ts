@@ -48,6 +48,7 @@ async function main(): Promise<void> {
   const msrpPort = await relay.listen();
   const control = new ControlServer(relay, {
     host: cfg.host, port: cfg.controlPort, log,
+    ...(cfg.controlAllowedPeers === undefined ? {} : { allowedPeers: cfg.controlAllowedPeers }),
     ...(cfg.controlMaxFrameBytes === undefined ? {} : { maxMessage: cfg.controlMaxFrameBytes }),
   });
   const controlPort = await control.listen();

@@ -113,6 +113,8 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     log: log.child({ component: 'rpc' }),
     metrics,
     maxFrameBytes: config.rpc.maxFrameBytes,
+    allowedPeers: config.rpc.allowedPeers,
+    maxConnections: config.rpc.maxConnections,
   });
 
   metrics.gauge('pf_rpc_connections', 'Open JSON-RPC connections', () => rpc.connections);

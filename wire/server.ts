@@ -6,6 +6,10 @@
  * connection (`notifyEach`). A malformed netstring gets one
  * error with id null after the requests already received are answered, then the
  * connection closes; other connections are not affected.
+ *
+ * Only the peers in `allowedPeers` (addresses or CIDR blocks; loopback by default) may
+ * connect: any other connection is destroyed before a byte is read, logged and counted
+ * (docs/deployment.md "Threat model"). So is one over `maxConnections`.
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
@@ -56,6 +60,40 @@ export class RpcConnection {
 export interface RpcServerHooks extends RpcHooks {
   /** A connection sent a malformed netstring (it is closed). */
   readonly framingError?: (code: WireErrorCode) => void;
+  /** A connection was destroyed on accept: its peer is not allowed, or too many are open. */
+  readonly connectionRefused?: (reason: RefusedReason) => void;
+}
+
+export type RefusedReason = 'peer' | 'limit';
+
+/** Peers allowed when none are configured: loopback only (127.0.0.2 is loopback too, but not allowed). */
+export const LOOPBACK_PEERS: readonly string[] = ['127.0.0.1', '::1'];
+
+/**
+ * `127.0.0.1`, `::1`, `10.0.0.0/8`, `fd00::/8` -> a BlockList holding them. Throws on an
+ * entry that is not an address or a block.
+ */
+export function peerList(entries: readonly string[]): net.BlockList {
+  const list = new net.BlockList();
+  for (const entry of entries) {
+    const [addr = '', bits, ...rest] = entry.trim().split('/');
+    const family = net.isIPv4(addr) ? 'ipv4' : net.isIPv6(addr) ? 'ipv6' : null;
+    const prefix = bits === undefined ? null : Number(bits);
+    if (family === null || rest.length > 0 || (prefix !== null && !(Number.isInteger(prefix) && prefix >= 0 && prefix <= (family === 'ipv4' ? 32 : 128)))) {
+      throw new Error(`not an address or address/prefix: ${entry}`);
+    }
+    if (prefix === null) list.addAddress(addr, family);
+    else list.addSubnet(addr, prefix, family);
+  }
+  return list;
+}
+
+/** Whether `address` (as a socket reports it; IPv4-mapped IPv6 is read as IPv4) is in `list`. */
+export function peerAllowed(list: net.BlockList, address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
+  if (mapped !== undefined) return list.check(mapped, 'ipv4');
+  return net.isIPv4(address) ? list.check(address, 'ipv4') : net.isIPv6(address) && list.check(address, 'ipv6');
 }
 
 export interface RpcServerOptions {
@@ -66,14 +104,21 @@ export interface RpcServerOptions {
   readonly hooks?: RpcServerHooks;
   /** Called once when a connection closes (to forget subscribers). */
   readonly onClose?: (conn: RpcConnection) => void;
+  /** Peer addresses or CIDR blocks that may connect; default LOOPBACK_PEERS. */
+  readonly allowedPeers?: readonly string[];
+  /** Open connections at most; one more is destroyed on accept. Default: no limit. */
+  readonly maxConnections?: number;
 }
 
 export class JsonRpcServer {
   readonly dispatcher: JsonRpcDispatcher<RpcConnection>;
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  private readonly allowed: net.BlockList;
+  #refused = 0;
 
   constructor(private readonly opts: RpcServerOptions) {
+    this.allowed = peerList(opts.allowedPeers ?? LOOPBACK_PEERS);
     const hooks = opts.hooks ?? {};
     this.dispatcher = new JsonRpcDispatcher(opts.methods, {
       ...hooks,
@@ -90,6 +135,11 @@ export class JsonRpcServer {
   /** Open connections. */
   get connections(): number {
     return this.sockets.size;
+  }
+
+  /** Connections destroyed on accept (peer not allowed, or over maxConnections) since start. */
+  get refused(): number {
+    return this.#refused;
   }
 
   /** Listen and resolve with the bound port (pass 0 for a free one). */
@@ -122,7 +172,20 @@ export class JsonRpcServer {
     }
   }
 
+  /** Destroy a connection we will not serve, before reading from it. */
+  private refuse(socket: net.Socket, reason: RefusedReason): void {
+    this.#refused++;
+    this.opts.hooks?.connectionRefused?.(reason);
+    this.opts.log.warn(
+      { peer: `${socket.remoteAddress}:${socket.remotePort}`, reason },
+      reason === 'peer' ? 'rpc connection refused: peer address not allowed' : 'rpc connection refused: too many connections',
+    );
+    socket.destroy();
+  }
+
   private onConnection(socket: net.Socket): void {
+    if (!peerAllowed(this.allowed, socket.remoteAddress)) return this.refuse(socket, 'peer');
+    if (this.opts.maxConnections !== undefined && this.sockets.size >= this.opts.maxConnections) return this.refuse(socket, 'limit');
     this.sockets.add(socket);
     socket.setNoDelay(true);
     const conn = new RpcConnection(socket);

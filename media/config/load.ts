@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError, loadLayers, type EnvTable, type TextKind, type TextSetting } from '../../wire/config.js';
+import { LOOPBACK_PEERS, peerList } from '../../wire/server.js';
 
 
 const Port = (opts: { default?: number } = {}) =>
@@ -27,6 +28,8 @@ const RelayConfigSchema = Type.Object(
     'msrp-tls-key': Type.Optional(Type.String({ minLength: 1 })),
     /** msrps port (default 2857); only with the certificate and key. */
     'msrp-tls-port': Type.Optional(Port()),
+    /** Peers (addresses or CIDR blocks) that may connect to the control port: the service's host (docs/deployment.md). */
+    'control-allowed-peers': Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 256, default: ['127.0.0.1', '::1'] }),
     /** Largest control request accepted (netstring payload bytes). */
     'control-max-frame-bytes': Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
     /** `host:port` of a HEP3 collector for the frames (the lab's live view, docs/lab.md); absent: off. */
@@ -69,11 +72,13 @@ export interface MssConfig {
  * The settings as the process uses them: the schema's, camelCase (a new schema field
  * appears here, and readConfig must then fill it), with three reshaped.
  */
-export type RelayConfig = Omit<CamelSettings, 'history' | TlsSetting | MssSetting | 'controlMaxFrameBytes'> & {
+export type RelayConfig = Omit<CamelSettings, 'history' | TlsSetting | MssSetting | 'controlMaxFrameBytes' | 'controlAllowedPeers'> & {
   /** null: history off. */
   history: CamelSettings['history'] | null;
   /** msrps listener; absent when not configured. */
   tls?: { port: Exclude<CamelSettings['msrpTlsPort'], undefined>; cert: string; key: string };
+  /** Present when not the default (loopback). */
+  controlAllowedPeers?: CamelSettings['controlAllowedPeers'];
   /** Present when not the default (1 MiB). */
   controlMaxFrameBytes?: CamelSettings['controlMaxFrameBytes'];
   /** Present with history-store imap (and history not off): history goes to this MSS, through the queue. */
@@ -90,6 +95,7 @@ const SETTINGS: ReadonlyArray<readonly [key: keyof RelayConfigFile, env: string,
   ['msrp-tls-key', 'MSRP_TLS_KEY', 'string'],
   ['msrp-tls-port', 'MSRP_TLS_PORT', 'int'],
   ['control-max-frame-bytes', 'RELAY_CONTROL_MAX_FRAME_BYTES', 'int'],
+  ['control-allowed-peers', 'RELAY_CONTROL_ALLOWED_PEERS', 'list'],
   ['trace-hep', 'RELAY_TRACE_HEP', 'string'],
   ['history-store', 'RELAY_HISTORY_STORE', 'string'],
   ['mss-host', 'MSS_HOST', 'string'],
@@ -119,6 +125,19 @@ function mssConfig(c: RelayConfigFile, env: NodeJS.ProcessEnv): MssConfig | unde
 }
 
 const ENV: EnvTable = SETTINGS.map(([key, env, kind]) => [env, [key], kind] as const);
+
+/**
+ * The control port's peers, checked here so a bad entry is a config error (exit 2);
+ * null when they are the default (loopback), which the config then leaves out.
+ */
+function controlPeers(entries: string[]): string[] | null {
+  try {
+    peerList(entries);
+  } catch (err) {
+    throw new ConfigError(`config: /control-allowed-peers: ${(err as Error).message}`);
+  }
+  return entries.join(',') === LOOPBACK_PEERS.join(',') ? null : entries;
+}
 
 const DEFAULT_TLS_PORT = 2857;
 const DEFAULT_MAX_FRAME = 1024 * 1024;
@@ -158,6 +177,7 @@ export function readConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     ...(cert !== undefined && key !== undefined
       ? { tls: { cert, key, port: c['msrp-tls-port'] ?? DEFAULT_TLS_PORT } }
       : {}),
+    ...(controlPeers(c['control-allowed-peers']) === null ? {} : { controlAllowedPeers: c['control-allowed-peers'] }),
     ...(c['control-max-frame-bytes'] === DEFAULT_MAX_FRAME ? {} : { controlMaxFrameBytes: c['control-max-frame-bytes'] }),
     ...(c['trace-hep'] === undefined ? {} : { traceHep: c['trace-hep'] }),
     ...(mss ? { mss } : {}),

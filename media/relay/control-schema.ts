@@ -123,7 +123,14 @@ export const QueryReplySchema = Type.Union([
   FailureSchema,
 ]);
 
-export const PingReplySchema = Type.Composite([OkSchema, Type.Object({ sessions: Type.Number() })]);
+export const PingReplySchema = Type.Composite([
+  OkSchema,
+  Type.Object({
+    sessions: Type.Number(),
+    /** Network transport only: control connections closed on accept since start (peer not allowed). */
+    'refused-connections': Type.Optional(Type.Number()),
+  }),
+]);
 
 /** Replies of every verb, by verb name (`subscribe` is the network transport's own). */
 export const ReplySchemas = {

@@ -59,6 +59,8 @@ export interface ControlServerOptions {
   log?: Logger;
   /** Largest netstring accepted. Default 1 MiB. */
   maxMessage?: number;
+  /** Peers (addresses or CIDR blocks) that may connect: the B2BUA's host. Default loopback (wire/server.ts). */
+  allowedPeers?: readonly string[];
 }
 
 /** JSON-RPC 2.0 over netstrings; events go to connections that called `subscribe`. */
@@ -76,6 +78,9 @@ export class ControlServer {
     this.server = new JsonRpcServer({
       methods: {
         ...verbs(relay),
+        ping: method(ParamsSchemas.ping, (): PingReply => ({
+          result: 'ok', sessions: relay.sessionCount, 'refused-connections': this.server.refused,
+        })),
         subscribe: method(Type.Object({}), (_p, conn: ServerContext): Ok => {
           if (!conn) throw new RpcError(JsonRpcCode.MethodNotFound, 'Method not found');
           this.subscribers.add(conn);
@@ -85,8 +90,14 @@ export class ControlServer {
       log: opts.log ?? pino({ level: 'silent' }),
       maxFrameBytes: opts.maxMessage ?? 1 << 20,
       onClose: (conn) => this.subscribers.delete(conn),
+      ...(opts.allowedPeers ? { allowedPeers: opts.allowedPeers } : {}),
     });
     relay.on('event', this.onEvent);
+  }
+
+  /** Connections closed on accept because their peer is not allowed (also in `ping`). */
+  get refusedConnections(): number {
+    return this.server.refused;
   }
 
   listen(): Promise<number> {

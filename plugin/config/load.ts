@@ -6,6 +6,7 @@
 import type { Static } from '@sinclair/typebox';
 import { ConfigError, checkConfig, loadLayers, type EnvTable } from '../../wire/config.js';
 import { ConfigSchema, type Config } from './schema.js';
+import { peerList } from '../../wire/server.js';
 import { resolvePolicy } from './policy.js';
 import type { Policy } from '../rules/policy.js';
 
@@ -21,6 +22,7 @@ const ENV: EnvTable = [
   ['PF_IDENTITY', ['identity'], 'string'],
   ['PF_DATA_DIR', ['dataDir'], 'string'],
   ['PF_LOG_LEVEL', ['logLevel'], 'string'],
+  ['PF_RPC_ALLOWED_PEERS', ['rpc', 'allowedPeers'], 'list'],
   ['PF_XDM_URL', ['xdm', 'url'], 'string'],
   ['PF_POLICY_MODE', ['policy', 'mode'], 'string'],
   ['PF_POLICY_DIAGNOSTIC_WARNING', ['policy', 'diagnosticWarning'], 'bool'],
@@ -51,6 +53,11 @@ function finish(cfg: Static<typeof ConfigSchema>): Config {
   }
   if (cfg.registrar.defaultExpires > cfg.registrar.maxExpires) {
     throw new ConfigError('config: /registrar/defaultExpires must not exceed /registrar/maxExpires');
+  }
+  try {
+    peerList(cfg.rpc.allowedPeers);
+  } catch (err) {
+    throw new ConfigError(`config: /rpc/allowedPeers: ${(err as Error).message}`);
   }
   const policy = resolvePolicy(cfg.policy);
   // CR 8.3.2.1 step 8: B2BUA mode needs the secret that pf.cfg checks on its legs

@@ -116,6 +116,10 @@ export const ConfigSchema = Type.Object(
       {
         /** Largest accepted netstring payload (bytes). */
         maxFrameBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
+        /** Peers (addresses or CIDR blocks) that may connect: Kamailio's hosts (docs/deployment.md). */
+        allowedPeers: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 256, default: ['127.0.0.1', '::1'] }),
+        /** Open connections at most (janssonrpcc opens one per server entry and worker); more are closed at once. */
+        maxConnections: Type.Integer({ minimum: 1, maximum: 100_000, default: 256 }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -165,6 +165,9 @@ export class ServiceMetrics {
   readonly rpcFramingErrors = this.registry.register(
     new Counter('pf_rpc_framing_errors_total', 'Connections closed for a malformed netstring'),
   );
+  readonly rpcRefused = this.registry.register(
+    new Counter('pf_rpc_connections_refused_total', 'JSON-RPC connections closed on accept, by reason (peer not allowed, limit)'),
+  );
   readonly decisions = this.registry.register(
     new Counter('pf_decisions_total', 'pf.invite decisions by action and stage'),
   );

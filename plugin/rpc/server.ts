@@ -19,14 +19,21 @@ export interface RpcServerOptions {
   readonly log: Logger;
   readonly metrics: ServiceMetrics;
   readonly maxFrameBytes: number;
+  /** Peers that may connect (wire/server.ts); default loopback. */
+  readonly allowedPeers?: readonly string[];
+  readonly maxConnections?: number;
 }
 
-/** The metrics hooks: `pf_rpc_requests_total`, `pf_decision_duration_seconds`, `pf_rpc_framing_errors_total`. */
+/**
+ * The metrics hooks: `pf_rpc_requests_total`, `pf_decision_duration_seconds`, `pf_rpc_framing_errors_total`,
+ * `pf_rpc_connections_refused_total`.
+ */
 function metricHooks(metrics: ServiceMetrics): RpcServerHooks {
   return {
     outcome: (method, outcome) => metrics.rpcRequests.inc({ method, outcome: String(outcome) }),
     duration: (method, seconds) => metrics.decisionSeconds.observe(seconds, { method }),
     framingError: () => metrics.rpcFramingErrors.inc(),
+    connectionRefused: (reason) => metrics.rpcRefused.inc({ reason }),
   };
 }
 
@@ -38,6 +45,8 @@ export class RpcServer extends JsonRpcServer {
       log: opts.log,
       maxFrameBytes: opts.maxFrameBytes,
       hooks: metricHooks(opts.metrics),
+      ...(opts.allowedPeers ? { allowedPeers: opts.allowedPeers } : {}),
+      ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {}),
     });
   }
 }
