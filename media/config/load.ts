@@ -42,6 +42,8 @@ const RelayConfigSchema = Type.Object(
     'mss-user': Type.Optional(Type.String({ minLength: 1 })),
     'mss-tls': Type.Union([Type.Literal('none'), Type.Literal('starttls'), Type.Literal('tls')],
       { default: 'starttls', errorMessage: 'must be none, starttls or tls' }),
+    /** Connections to the MSS, one per queue lane (sessions are spread over them). */
+    'mss-connections': Type.Integer({ minimum: 1, maximum: 32, default: 4 }),
     /** LMDB file of the write queue in front of the MSS. */
     'history-queue': Type.String({ minLength: 1, default: 'run/history-queue.mdb' }),
     'history-queue-max-entries': Type.Integer({ minimum: 1, default: 100_000 }),
@@ -56,7 +58,7 @@ type Camel<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capita
 /** The schema's settings under camelCase names, optional where the schema says so. */
 type CamelSettings = { [K in keyof RelayConfigFile as K extends string ? Camel<K> : never]: RelayConfigFile[K] };
 type TlsSetting = 'msrpTlsCert' | 'msrpTlsKey' | 'msrpTlsPort';
-type MssSetting = 'historyStore' | 'mssHost' | 'mssPort' | 'mssUser' | 'mssTls' | 'historyQueue' | 'historyQueueMaxEntries' | 'historyQueueMaxBytes';
+type MssSetting = 'historyStore' | 'mssHost' | 'mssPort' | 'mssUser' | 'mssTls' | 'mssConnections' | 'historyQueue' | 'historyQueueMaxEntries' | 'historyQueueMaxBytes';
 
 /** The MSS client and its write queue (docs/history.md "Configuration"). */
 export interface MssConfig {
@@ -65,6 +67,7 @@ export interface MssConfig {
   user: string;
   password: string;
   tls: CamelSettings['mssTls'];
+  connections: number;
   queue: { path: string; maxEntries: number; maxBytes: number };
 }
 
@@ -102,6 +105,7 @@ const SETTINGS: ReadonlyArray<readonly [key: keyof RelayConfigFile, env: string,
   ['mss-port', 'MSS_PORT', 'int'],
   ['mss-user', 'MSS_USER', 'string'],
   ['mss-tls', 'MSS_TLS', 'string'],
+  ['mss-connections', 'MSS_CONNECTIONS', 'int'],
   ['history-queue', 'RELAY_HISTORY_QUEUE', 'string'],
   ['history-queue-max-entries', 'RELAY_HISTORY_QUEUE_MAX_ENTRIES', 'int'],
   ['history-queue-max-bytes', 'RELAY_HISTORY_QUEUE_MAX_BYTES', 'int'],
@@ -118,7 +122,7 @@ function mssConfig(c: RelayConfigFile, env: NodeJS.ProcessEnv): MssConfig | unde
   const password = env.MSS_PASSWORD;
   if (password === undefined || password === '') throw new ConfigError('config: /history-store imap needs the MSS_PASSWORD environment variable');
   return {
-    host, user, password, tls: c['mss-tls'],
+    host, user, password, tls: c['mss-tls'], connections: c['mss-connections'],
     port: c['mss-port'] ?? DEFAULT_MSS_PORT[c['mss-tls']],
     queue: { path: c['history-queue'], maxEntries: c['history-queue-max-entries'], maxBytes: c['history-queue-max-bytes'] },
   };

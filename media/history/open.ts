@@ -18,10 +18,11 @@ export function openHistory(cfg: { history: string | null; mss?: MssConfig }, lo
   }
   const m = cfg.mss;
   mkdirSync(dirname(m.queue.path), { recursive: true });
-  const target = new ImapMessageStore({
+  // One connection per queue lane (queue.ts): sessions are written side by side.
+  const target = Array.from({ length: m.connections }, (_, lane) => new ImapMessageStore({
     host: m.host, port: m.port, user: m.user, password: m.password, tls: m.tls,
-    ...(log ? { log: log.child({ mss: `${m.host}:${m.port}` }) } : {}),
-  });
+    ...(log ? { log: log.child({ mss: `${m.host}:${m.port}`, lane }) } : {}),
+  }));
   return new WriteQueue({
     path: m.queue.path, target, maxEntries: m.queue.maxEntries, maxBytes: m.queue.maxBytes,
     ...(log ? { log } : {}),

@@ -1,16 +1,21 @@
 // The history write queue (docs/history.md "Write queue"): the relay hands history writes
-// here and goes on; a worker applies them to the Message Storage Server one at a time, in
-// order, and retries while the MSS is slow or down. Entries are kept in an LMDB file until
-// written, so a restart of the PF or of the MSS loses none; each append carries an
-// idempotency key, and a retried or reopened entry is checked by key before it is stored
-// again (MessageStore.append with `retry`), so none is stored twice.
+// here and goes on; workers apply them to the Message Storage Server in order, and retry
+// while the MSS is slow or down. Entries are kept in an LMDB file until written, so a
+// restart of the PF or of the MSS loses none; each append carries an idempotency key, and
+// a retried or reopened entry is checked by key before it is stored again
+// (MessageStore.append with `retry`), so none is stored twice.
+//
+// Lanes: one worker per target (each its own MSS connection). A session folder always goes
+// to the same lane (a hash of Conversation-ID and Contribution-ID), and a lane writes its
+// entries one at a time in arrival order, so each session's objects keep their order
+// while different sessions are written side by side.
 //
 // Bounded: at most `maxEntries` entries and `maxBytes` bytes wait. Past either bound a new
 // entry is dropped (counted, logged); what is queued stays, in order. An entry the MSS
 // refuses for good (MssError.permanent) `maxAttempts` times is set aside under
-// ['aside', seq] in the same file, with the error, and the queue goes on.
+// ['aside', seq] in the same file, with the error, and its lane goes on.
 //
-// Worker states (moveWorker() is the only place the state changes):
+// Lane states (moveLane() is the only place a lane's state changes):
 //
 //            enqueue                      written, more queued
 //   idle ───────────────▶ writing ◀───────────────────────────┐
@@ -60,11 +65,16 @@ export const WORKER_NEXT: NextTable<WorkerState> = {
   closed: [],
 };
 
+type Target = Pick<MessageStore, 'ensureSessionFolder' | 'append' | 'close'>;
+
 export interface WriteQueueOptions {
   /** LMDB file of the queue. */
   path: string;
-  /** Where entries are written; the queue closes it on close(). */
-  target: Pick<MessageStore, 'ensureSessionFolder' | 'append' | 'close'>;
+  /**
+   * Where entries are written: one target per lane (each with its own MSS connection).
+   * The queue closes them on close().
+   */
+  target: Target | readonly Target[];
   /** Entries waiting at most. Default 100 000. */
   maxEntries?: number;
   /** Bytes of objects waiting at most. Default 256 MiB. */
@@ -73,13 +83,15 @@ export interface WriteQueueOptions {
   maxAttempts?: number;
   /** First and longest wait between attempts (doubling). Default 200 ms and 30 s. */
   backoffMs?: { first: number; max: number };
-  /** close() waits this long for a write in flight, then leaves it (it is retried on reopen). Default 5 s. */
+  /** close() waits this long for writes in flight, then leaves them (they are retried on reopen). Default 5 s. */
   closeWaitMs?: number;
   log?: Logger;
 }
 
 export interface QueueStats {
+  /** `writing` when a lane writes, else `waiting` when one backs off, else `idle` (or `closed`). */
   readonly state: WorkerState;
+  readonly lanes: readonly WorkerState[];
   /** Entries waiting (on disk). */
   readonly queued: number;
   readonly bytes: number;
@@ -87,7 +99,7 @@ export interface QueueStats {
   readonly written: number;
   readonly dropped: number;
   readonly setAside: number;
-  /** Consecutive failed attempts at the head entry. */
+  /** Consecutive failed attempts at a lane's head entry, the most of any lane. */
   readonly failures: number;
 }
 
@@ -98,24 +110,41 @@ function sizeOf(e: Entry): number {
   return OVERHEAD + (e.op === 'append' ? e.data.length : 0);
 }
 
+/** FNV-1a over the folder: which lane a session's entries go to. */
+export function laneOf(ref: FolderRef, lanes: number): number {
+  let h = 0x811c9dc5;
+  for (const ch of `${ref.conversationId}\0${ref.contributionId}`) {
+    h ^= ch.codePointAt(0)!;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % lanes;
+}
+
+interface Lane {
+  readonly n: number;
+  readonly target: Target;
+  state: WorkerState;
+  /** Entry seqs on disk for this lane, oldest first. */
+  readonly fifo: number[];
+  failures: number;
+  timer: NodeJS.Timeout | undefined;
+  inFlight: Promise<void> | undefined;
+}
+
 export class WriteQueue implements HistoryWriter {
   private readonly db: RootDatabase<unknown, (string | number)[]>;
-  private state: WorkerState = 'idle';
+  private readonly lanes: Lane[];
+  private closed = false;
   private lastSeq = 0;
   /** Entries at or below this were there when the queue opened: they may have been written already. */
   private readonly reopenedUpTo: number;
-  /** The highest entry written or set aside (its removal may still be on the way to disk). */
-  private doneSeq = 0;
   private queued = 0;
   private bytes = 0;
   private written = 0;
   private dropped = 0;
   private setAside = 0;
-  private failures = 0;
   /** Attempts per entry seq in this process (a retry checks the key first). */
   private readonly attempts = new Map<number, { total: number; permanent: number }>();
-  private timer: NodeJS.Timeout | undefined;
-  private inFlight: Promise<void> | undefined;
   private readonly drainWaiters: (() => void)[] = [];
   private readonly puts = new Set<Promise<unknown>>();
   private readonly maxEntries: number;
@@ -128,14 +157,21 @@ export class WriteQueue implements HistoryWriter {
     this.maxBytes = o.maxBytes ?? 256 * 1024 * 1024;
     this.maxAttempts = o.maxAttempts ?? 3;
     this.backoff = o.backoffMs ?? { first: 200, max: 30_000 };
+    const targets: readonly Target[] = Array.isArray(o.target) ? o.target : [o.target as Target];
+    if (targets.length === 0) throw new Error('history queue: no target');
+    this.lanes = targets.map((target, n) => ({ n, target, state: 'idle', fifo: [], failures: 0, timer: undefined, inFlight: undefined }));
     this.db = open<unknown, (string | number)[]>({ path: o.path, compression: false });
     for (const { key, value } of this.db.getRange({ start: ['q', 0], end: ['q', MAX_SEQ] })) {
       const seq = Number(key[1]);
-      const e = this.decode(seq, value);
       this.lastSeq = Math.max(this.lastSeq, seq);
-      if (!e) continue;
+      const e = this.decode(seq, value);
+      if (!e) {
+        void this.db.remove(['q', seq]);
+        continue;
+      }
       this.queued++;
       this.bytes += sizeOf(e);
+      this.laneFor(e.ref).fifo.push(seq);
     }
     for (const { key } of this.db.getRange({ start: ['aside', 0], end: ['aside', MAX_SEQ] })) {
       this.lastSeq = Math.max(this.lastSeq, Number(key[1]));
@@ -143,7 +179,9 @@ export class WriteQueue implements HistoryWriter {
     this.reopenedUpTo = this.lastSeq;
     if (this.queued > 0) {
       o.log?.info({ queued: this.queued, bytes: this.bytes }, 'history queue reopened with entries to write');
-      queueMicrotask(() => this.kick());
+      queueMicrotask(() => {
+        for (const lane of this.lanes) this.kick(lane);
+      });
     }
   }
 
@@ -170,9 +208,12 @@ export class WriteQueue implements HistoryWriter {
   }
 
   stats(): QueueStats {
+    const lanes = this.lanes.map(l => l.state);
+    const state: WorkerState = this.closed ? 'closed'
+      : lanes.includes('writing') ? 'writing' : lanes.includes('waiting') ? 'waiting' : 'idle';
     return {
-      state: this.state, queued: this.queued, bytes: this.bytes, written: this.written,
-      dropped: this.dropped, setAside: this.setAside, failures: this.failures,
+      state, lanes, queued: this.queued, bytes: this.bytes, written: this.written,
+      dropped: this.dropped, setAside: this.setAside, failures: Math.max(...this.lanes.map(l => l.failures)),
     };
   }
 
@@ -192,35 +233,44 @@ export class WriteQueue implements HistoryWriter {
     return out;
   }
 
-  /** Stop the worker; queued entries stay on disk for the next open. Closes the target. */
+  /** Stop the workers; queued entries stay on disk for the next open. Closes the targets. */
   async close(): Promise<void> {
-    if (this.state === 'closed') return;
-    this.moveWorker('closed');
-    clearTimeout(this.timer);
-    if (this.inFlight) {
+    if (this.closed) return;
+    this.closed = true;
+    const inFlight: Promise<void>[] = [];
+    for (const lane of this.lanes) {
+      this.moveLane(lane, 'closed');
+      clearTimeout(lane.timer);
+      if (lane.inFlight) inFlight.push(lane.inFlight);
+    }
+    if (inFlight.length > 0) {
       let t: NodeJS.Timeout | undefined;
-      await Promise.race([this.inFlight, new Promise<void>(r => { t = setTimeout(r, this.o.closeWaitMs ?? 5000); })]);
+      await Promise.race([Promise.all(inFlight), new Promise<void>(r => { t = setTimeout(r, this.o.closeWaitMs ?? 5000); })]);
       clearTimeout(t);
     }
     await Promise.all([...this.puts]);
     await this.db.close();
-    await this.o.target.close().catch(() => undefined);
+    await Promise.all(this.lanes.map(l => l.target.close().catch(() => undefined)));
   }
 
   // ---- internals
 
-  private moveWorker(to: WorkerState): void {
-    this.state = guardedTransition('history queue', WORKER_NEXT, this.state, to);
+  private moveLane(lane: Lane, to: WorkerState): void {
+    lane.state = guardedTransition('history queue', WORKER_NEXT, lane.state, to);
+  }
+
+  private laneFor(ref: FolderRef): Lane {
+    return this.lanes[laneOf(ref, this.lanes.length)]!;
   }
 
   private decode(seq: number, value: unknown): Entry | undefined {
     if (Value.Check(EntrySchema, value)) return value;
-    this.o.log?.error({ seq }, 'history queue entry does not match the schema; skipped');
+    this.o.log?.error({ seq }, 'history queue entry does not match the schema; dropped');
     return undefined;
   }
 
   private enqueue(e: Entry): Promise<boolean> {
-    if (this.state === 'closed') return Promise.resolve(false);
+    if (this.closed) return Promise.resolve(false);
     const size = sizeOf(e);
     if (this.queued + 1 > this.maxEntries || this.bytes + size > this.maxBytes) {
       this.dropped++;
@@ -233,75 +283,69 @@ export class WriteQueue implements HistoryWriter {
     const seq = ++this.lastSeq;
     this.queued++;
     this.bytes += size;
+    const lane = this.laneFor(e.ref);
     // Asynchronous put: LMDB commits in the background, in call order; nothing here waits on disk.
     const put = this.db.put(['q', seq], e).then(() => {
       this.puts.delete(put);
-      this.kick();
+      lane.fifo.push(seq);
+      this.kick(lane);
       return true;
     });
     this.puts.add(put);
     return put;
   }
 
-  /** A new entry is on disk. Writing: the worker reads it after the current one; waiting: the backoff timer steps. */
-  private kick(): void {
-    if (this.state === 'idle') this.step();
+  /** A new entry is on disk. Writing: the lane takes it after the current one; waiting: the backoff timer steps. */
+  private kick(lane: Lane): void {
+    if (lane.state === 'idle') this.step(lane);
   }
 
-  /** The oldest committed entry after doneSeq. */
-  private head(): { seq: number; entry: Entry | undefined } | undefined {
-    for (const { key, value } of this.db.getRange({ start: ['q', this.doneSeq + 1], end: ['q', MAX_SEQ], limit: 1 })) {
-      const seq = Number(key[1]);
-      return { seq, entry: this.decode(seq, value) };
-    }
-    return undefined;
-  }
-
-  private step(): void {
-    const h = this.head();
-    if (!h) {
-      if (this.state !== 'idle') this.moveWorker('idle');
+  private step(lane: Lane): void {
+    const seq = lane.fifo[0];
+    if (seq === undefined) {
+      if (lane.state !== 'idle') this.moveLane(lane, 'idle');
       if (this.queued === 0 && this.puts.size === 0) for (const w of this.drainWaiters.splice(0)) w();
       return;
     }
-    this.moveWorker('writing');
-    if (!h.entry) {
-      this.finish(h.seq, undefined);
-      this.step();
+    this.moveLane(lane, 'writing');
+    const entry = this.decode(seq, this.db.get(['q', seq]));
+    if (!entry) {
+      lane.fifo.shift();
+      this.finish(seq, undefined);
+      this.step(lane);
       return;
     }
-    const entry = h.entry;
     // A target that throws instead of rejecting is handled the same.
-    const p = Promise.resolve().then(() => this.write(h.seq, entry)).then(
+    const p = Promise.resolve().then(() => this.write(lane, seq, entry)).then(
       () => {
         // Closed meanwhile: the database is gone; the entry is written again, checked by key, on reopen.
-        if (this.state === 'closed') return;
-        this.failures = 0;
+        if (this.closed) return;
+        lane.failures = 0;
         this.written++;
-        this.finish(h.seq, sizeOf(entry));
-        this.step();
+        lane.fifo.shift();
+        this.finish(seq, sizeOf(entry));
+        this.step(lane);
       },
-      (err: unknown) => this.failed(h.seq, entry, err),
+      (err: unknown) => this.failed(lane, seq, entry, err),
     );
-    this.inFlight = p.finally(() => {
-      if (this.inFlight === p) this.inFlight = undefined;
+    lane.inFlight = p.finally(() => {
+      if (lane.inFlight === p) lane.inFlight = undefined;
     });
   }
 
-  private write(seq: number, e: Entry): Promise<unknown> {
+  private write(lane: Lane, seq: number, e: Entry): Promise<unknown> {
     const a = this.attempts.get(seq) ?? { total: 0, permanent: 0 };
     const retry = a.total > 0 || seq <= this.reopenedUpTo;
     a.total++;
     this.attempts.set(seq, a);
-    if (e.op === 'folder') return this.o.target.ensureSessionFolder(e.ref, e.info);
-    return this.o.target.append(e.ref, e.contentType, Buffer.from(e.data), {
+    if (e.op === 'folder') return lane.target.ensureSessionFolder(e.ref, e.info);
+    return lane.target.append(e.ref, e.contentType, Buffer.from(e.data), {
       key: e.key, retry, date: new Date(e.at), ...(e.direction ? { direction: e.direction } : {}),
     });
   }
 
   /** Entry `seq` is done with (written or set aside): off the disk and the counters (`size`: undefined for an unreadable entry, never counted). */
   private finish(seq: number, size: number | undefined): void {
-    this.doneSeq = seq;
     this.attempts.delete(seq);
     if (size !== undefined) {
       this.queued = Math.max(0, this.queued - 1);
@@ -310,30 +354,31 @@ export class WriteQueue implements HistoryWriter {
     void this.db.remove(['q', seq]);
   }
 
-  private failed(seq: number, e: Entry, err: unknown): void {
-    if (this.state === 'closed') return;
+  private failed(lane: Lane, seq: number, e: Entry, err: unknown): void {
+    if (this.closed) return;
     const permanent = err instanceof MssError && err.permanent;
     const a = this.attempts.get(seq) ?? { total: 1, permanent: 0 };
     if (permanent) a.permanent++;
     this.attempts.set(seq, a);
-    this.failures++;
+    lane.failures++;
     if (permanent && a.permanent >= this.maxAttempts) {
       const error = err instanceof Error ? err.message : String(err);
       this.o.log?.error({ seq, op: e.op, ref: e.ref, error }, 'history entry refused by the MSS: set aside');
       void this.db.put(['aside', seq], { error, entry: e });
       this.setAside++;
-      this.failures = 0;
+      lane.failures = 0;
+      lane.fifo.shift();
       this.finish(seq, sizeOf(e));
-      this.step();
+      this.step(lane);
       return;
     }
-    const wait = Math.min(this.backoff.max, this.backoff.first * 2 ** Math.min(20, this.failures - 1));
-    if (this.failures === 1 || (this.failures & (this.failures - 1)) === 0) {
-      this.o.log?.warn({ err, seq, failures: this.failures, retryInMs: wait, queued: this.queued }, 'history write failed; will retry');
+    const wait = Math.min(this.backoff.max, this.backoff.first * 2 ** Math.min(20, lane.failures - 1));
+    if (lane.failures === 1 || (lane.failures & (lane.failures - 1)) === 0) {
+      this.o.log?.warn({ err, seq, lane: lane.n, failures: lane.failures, retryInMs: wait, queued: this.queued }, 'history write failed; will retry');
     }
-    this.moveWorker('waiting');
-    this.timer = setTimeout(() => {
-      if (this.state === 'waiting') this.step();
+    this.moveLane(lane, 'waiting');
+    lane.timer = setTimeout(() => {
+      if (lane.state === 'waiting') this.step(lane);
     }, wait);
   }
 }

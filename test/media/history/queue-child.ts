@@ -6,8 +6,10 @@ import { WriteQueue } from '../../../media/history/queue.js';
 import { cpim } from './suite.js';
 
 const [path, port, count] = process.argv.slice(2);
+// Run without arguments (tap given the folder): nothing to do.
+if (path === undefined || port === undefined || count === undefined) process.exit(0);
 const q = new WriteQueue({
-  path: path!,
+  path,
   target: new ImapMessageStore({ host: '127.0.0.1', port: Number(port), user: 'pf', password: 'pf-secret', tls: 'none' }),
   backoffMs: { first: 20, max: 200 },
 });

