@@ -24,7 +24,7 @@ import { InviteServerTransaction } from './sip/invite-server.js';
 import type { InviteClientTransaction } from './sip/invite-client.js';
 import type { ServerTransaction, TransactionLayer, TransactionUser } from './sip/layer.js';
 import type { Clock, TimerHandle, TimerValues } from './sip/timers.js';
-import { newCall, step, type Call, type CallEvent, type Effect, type LegId, type LegTarget, type MultiDevicePolicy, type Side, type SideTimer } from './call/machine.js';
+import { newCall, step, type Call, type CallEvent, type Effect, type Leg, type LegId, type LegTarget, type MultiDevicePolicy, type Side, type SideTimer } from './call/machine.js';
 import { ALLOW_METHODS, hasSdp, inDialogVerdict, movesMedia, outOfDialogStatus } from './call/mid-session.js';
 import {
   answerHeaders, negotiateUas, RFC_MIN_SE, refreshHeaders, retryAfter422, uacTimer, weRefresh, type Offered, type SessionTimer,
@@ -38,6 +38,8 @@ import { deviceKey } from '../devices/identity.js';
 import type { AnswerReply, OfferReply, RelayEvent, SimpleReply } from '../../media/relay/types.js';
 import { ORIGINATOR } from '../../media/relay/leg.js';
 import { formatGroupState, GROUP_STATE_TYPE, type HistoryWriter } from '../../media/history/mss.js';
+import type { QueryReply } from '../../media/relay/types.js';
+import type { CallStore, Deadline, StoredCall, StoredSide } from './store.js';
 
 /** The relay verbs the B2BUA uses (RelayControlClient has them). */
 export interface RelayPort {
@@ -48,6 +50,8 @@ export interface RelayPort {
   answer(p: { 'call-id': string; leg: string; sdp: string }): Promise<AnswerReply>;
   drop(p: { 'call-id': string; leg: string }): Promise<SimpleReply>;
   delete(p: { 'call-id': string }): Promise<SimpleReply>;
+  /** Whether the relay still has a session (after a restart, after the link was lost). */
+  query(p: { 'call-id': string }): Promise<QueryReply>;
 }
 
 export interface B2buaSettings {
@@ -94,6 +98,10 @@ export interface B2buaDeps {
    * lives in the relay's process, so the service gives none yet: the driver then logs it.
    */
   readonly history?: HistoryWriter;
+  /** Where confirmed calls are kept across a restart (./store.ts); none: memory only. */
+  readonly store?: CallStore;
+  /** Wall clock, epoch ms (stored deadlines survive a restart); default Date.now. */
+  readonly wallNow?: () => number;
 }
 
 /** One side's mid-session state (the caller's dialog, or a leg's): its timer and refreshes. */
@@ -112,13 +120,16 @@ interface SideState {
   ourRefresh: 'INVITE' | 'UPDATE' | null;
   /** Our 2xx to their re-INVITE, retransmitted until its ACK (RFC 3261 §13.3.1.4). */
   theirInvite: { readonly seq: number; readonly retransmit: Retransmit2xx } | null;
+  /** What the armed timer fires and when (epoch ms), as stored. */
+  deadline: Deadline | null;
 }
 
 interface LegRecord {
   readonly id: LegId;
   readonly target: LegTarget;
-  readonly uac: UacInvite;
-  readonly tx: InviteClientTransaction;
+  /** The leg's INVITE, until its transaction is over (then only the dialog is kept). */
+  uac: UacInvite | null;
+  tx: InviteClientTransaction | null;
   /** RFC 4028 §7.4: what the INVITE offered, and how many 422s it was sent again after. */
   readonly offered: Offered;
   readonly retries: number;
@@ -128,16 +139,28 @@ interface LegRecord {
   side: SideState | null;
 }
 
-interface CallRecord {
-  readonly callId: string;
+/** What only the call's setup needs: dropped once it is confirmed and no leg rings (compact). */
+interface Setup {
   readonly invite: SipRequest;
   readonly tx: InviteServerTransaction;
   readonly plan: B2buaPlan;
-  readonly contributionId: string | null;
-  machine: Call;
   offer: { sdp: string; deviceSdp: string } | null;
   /** RFC 4028 §9: the caller's timer, negotiated on its INVITE. */
   readonly callerTimer: SessionTimer | null;
+}
+
+interface CallRecord {
+  readonly callId: string;
+  /** Until the call is confirmed and no leg rings; null after (and for a call reloaded after a restart). */
+  setup: Setup | null;
+  readonly servedUser: string;
+  readonly contributionId: string | null;
+  readonly conversationId: string | null;
+  /** The caller's Contact URI (the focus of a Group State Object, CR 8.3.2.4). */
+  readonly focus: string;
+  /** Epoch ms (b2bua.maxSessionAgeS counts from it). */
+  readonly startedAt: number;
+  machine: Call;
   callerDialog: Dialog | null;
   /** The caller side's mid-session state, once our 200 went. */
   callerSide: SideState | null;
@@ -149,6 +172,8 @@ interface CallRecord {
   relayHeld: boolean;
   /** Its dialog ids in #byDialog (forgotten with the call). */
   readonly dialogs: Set<string>;
+  /** A write of its record is queued for the end of this turn. */
+  dirty: boolean;
 }
 
 type DialogOwner = { readonly call: CallRecord; readonly leg: LegId | null };
@@ -158,7 +183,20 @@ export interface B2buaCounts {
   started: number;
   refused: number;
   ended: number;
+  /** Calls reloaded from the store at start (docs/b2bua.md "Restart"). */
+  restored: number;
+  /** Stored records skipped at start: not JSON, or not the schema. */
+  skipped: number;
 }
+
+/** One call as GET /sessions shows it (B2bua.sessions). */
+export interface B2buaSessionView {
+  readonly callId: string;
+  readonly servedUser: string;
+  readonly state: Call['state'];
+  readonly legs: readonly { readonly id: LegId; readonly device: string | null; readonly state: Leg['state'] }[];
+}
+
 
 /** A leg whose INVITE transaction timed out counts as 408 (RFC 3261 §8.1.3.1). */
 const LEG_TIMEOUT_STATUS = 408;
@@ -179,12 +217,23 @@ export class B2bua implements TransactionUser {
   readonly #calls = new Map<string, CallRecord>();
   readonly #byTx = new Map<InviteServerTransaction, CallRecord>();
   readonly #byDialog = new Map<string, DialogOwner>();
-  readonly #counts = { started: 0, refused: 0, ended: 0 };
+  readonly #counts = { started: 0, refused: 0, ended: 0, restored: 0, skipped: 0 };
+  readonly #wallNow: () => number;
 
-  constructor(private readonly deps: B2buaDeps) {}
+  constructor(private readonly deps: B2buaDeps) {
+    this.#wallNow = deps.wallNow ?? Date.now;
+  }
 
   get counts(): B2buaCounts {
     return { calls: this.#calls.size, ...this.#counts };
+  }
+
+  /** The calls in progress, read-only (GET /sessions). */
+  sessions(): B2buaSessionView[] {
+    return [...this.#calls.values()].map((c) => ({
+      callId: c.callId, servedUser: c.servedUser, state: c.machine.state,
+      legs: c.machine.legs.map((l) => ({ id: l.id, device: l.target.device ?? null, state: l.state })),
+    }));
   }
 
   /** CR 8.3.2.1 step 9 Session-Replaces in B2BUA mode: the devices up in sessions of this Contribution-ID. */
@@ -276,6 +325,7 @@ export class B2bua implements TransactionUser {
     }
     if (owner.leg !== null) return;
     owner.call.retransmit?.stop();
+    owner.call.retransmit = null;
     this.#feed(owner.call, { kind: 'caller-ack' });
   }
 
@@ -307,8 +357,9 @@ export class B2bua implements TransactionUser {
   /** The call whose early dialog (our 18x's To-tag, no final yet) the caller's request names. */
   #earlyCall(req: SipRequest): CallRecord | undefined {
     const call = this.#calls.get(req.get('Call-ID') ?? '');
-    if (!call || call.tx.final !== null || tagOf(req.get('To')) !== call.tx.toTag) return undefined;
-    return tagOf(req.get('From')) === tagOf(call.invite.get('From')) ? call : undefined;
+    const setup = call?.setup;
+    if (!call || !setup || setup.tx.final !== null || tagOf(req.get('To')) !== setup.tx.toTag) return undefined;
+    return tagOf(req.get('From')) === tagOf(setup.invite.get('From')) ? call : undefined;
   }
 
   // ---- a new call ----
@@ -341,10 +392,12 @@ export class B2bua implements TransactionUser {
     const machine = newCall({
       policy: settings.policy(plan.servedUser), isfUri: settings.isfUri, maxRedirects: settings.maxRedirects, group: inviteFacts(req).group,
     });
+    const conversationId = req.get('Conversation-ID') ?? null;
     const call: CallRecord = {
-      callId, invite: req, tx, plan, contributionId: cid, machine, offer: null, callerTimer: neg.timer,
-      callerDialog: null, callerSide: null, retransmit: null, legs: new Map(), maxAge: null, queue: Promise.resolve(), relayHeld: false,
-      dialogs: new Set(),
+      callId, setup: { invite: req, tx, plan, offer: null, callerTimer: neg.timer }, servedUser: plan.servedUser, contributionId: cid,
+      conversationId, focus: parseNameAddr(req.getValues('Contact')[0] ?? '')?.uri ?? parseNameAddr(req.get('From') ?? '')?.uri ?? '',
+      startedAt: this.#wallNow(), machine, callerDialog: null, callerSide: null, retransmit: null, legs: new Map(), maxAge: null,
+      queue: Promise.resolve(), relayHeld: false, dialogs: new Set(), dirty: false,
     };
     this.#calls.set(callId, call);
     this.#byTx.set(tx, call);
@@ -356,7 +409,7 @@ export class B2bua implements TransactionUser {
       try {
         reply = await this.deps.relay.offer({
           'call-id': callId, sdp, 'served-user': plan.servedUser, policy: call.machine.settings.policy, 'direct-delivery': settings.directDelivery,
-          ...(req.get('Conversation-ID') ? { 'conversation-id': req.get('Conversation-ID')! } : {}),
+          ...(conversationId ? { 'conversation-id': conversationId } : {}),
           ...(cid ? { 'contribution-id': cid } : {}),
         });
       } catch (err) {
@@ -369,7 +422,7 @@ export class B2bua implements TransactionUser {
         return;
       }
       call.relayHeld = true;
-      call.offer = { sdp: reply.sdp, deviceSdp: reply['device-sdp'] };
+      if (call.setup) call.setup.offer = { sdp: reply.sdp, deviceSdp: reply['device-sdp'] };
       const targets: LegTarget[] = plan.targets.map((d) => ({ kind: 'device', ruri: d.pubGruu ?? plan.servedUser, device: deviceKey(d) }));
       await this.#apply(call, { kind: 'start', targets });
     });
@@ -377,8 +430,9 @@ export class B2bua implements TransactionUser {
 
   /** The call never started (no relay session): a final to the caller and it is gone. */
   #abort(call: CallRecord, status: number, why: string): void {
-    if (call.tx.final === null) {
-      call.tx.respond(responseTo(call.invite, status, { toTag: call.tx.toTag, headers: [['Warning', `399 ${this.deps.settings.pfHost} ${JSON.stringify(why.replace(/["\\\r\n]/g, ' ').slice(0, 120))}`]] }));
+    const setup = call.setup;
+    if (setup && setup.tx.final === null) {
+      setup.tx.respond(responseTo(setup.invite, status, { toTag: setup.tx.toTag, headers: [['Warning', `399 ${this.deps.settings.pfHost} ${JSON.stringify(why.replace(/["\\\r\n]/g, ' ').slice(0, 120))}`]] }));
     }
     this.#forget(call);
   }
@@ -402,6 +456,10 @@ export class B2bua implements TransactionUser {
     }
     for (const e of r.effects) await this.#run(call, e);
     if (call.machine.state === 'ended') this.#forget(call);
+    else {
+      this.#compact(call);
+      this.#touch(call);
+    }
   }
 
   async #run(call: CallRecord, e: Effect): Promise<void> {
@@ -413,7 +471,7 @@ export class B2bua implements TransactionUser {
       case 'cancel': {
         const leg = call.legs.get(e.leg);
         // the machine's Reason (A/B: "Call completed elsewhere", RFC 3326 §2) goes in the CANCEL
-        if (leg) this.#layer().cancel(leg.tx, { response: () => {}, timeout: () => {}, terminated: () => {} }, e.reason);
+        if (leg?.tx) this.#layer().cancel(leg.tx, { response: () => {}, timeout: () => {}, terminated: () => {} }, e.reason);
         return;
       }
       case 'bye': {
@@ -426,17 +484,21 @@ export class B2bua implements TransactionUser {
         this.#sendBye(leg.dialog, e.reason, (d) => (leg.dialog = d), () => this.#feed(call, { kind: 'leg-bye-done', leg: e.leg }));
         return;
       }
-      case 'ring':
-        call.tx.respond(
-          responseTo(call.invite, e.status, { toTag: call.tx.toTag, headers: [...recordRoutes(call.invite), ['Contact', `<${this.deps.settings.contact}>`]] }),
+      case 'ring': {
+        const s = call.setup;
+        s?.tx.respond(
+          responseTo(s.invite, e.status, { toTag: s.tx.toTag, headers: [...recordRoutes(s.invite), ['Contact', `<${this.deps.settings.contact}>`]] }),
         );
         return;
+      }
       case 'answer':
         this.#answerCaller(call);
         return;
-      case 'reject':
-        if (call.tx.final === null) call.tx.respond(responseTo(call.invite, e.status, { toTag: call.tx.toTag }));
+      case 'reject': {
+        const s = call.setup;
+        if (s && s.tx.final === null) s.tx.respond(responseTo(s.invite, e.status, { toTag: s.tx.toTag }));
         return;
+      }
       case 'bye-caller': {
         const d = call.callerDialog;
         call.retransmit?.stop();
@@ -460,17 +522,18 @@ export class B2bua implements TransactionUser {
         const side = this.#side(call, e.side);
         if (!side) return;
         if (side.timer !== null) this.deps.clock.clearTimer(side.timer);
-        const ev: CallEvent = e.due === 'refresh' ? { kind: 'refresh-due', side: e.side } : { kind: 'expired', side: e.side };
-        side.timer = this.deps.clock.setTimer(e.seconds * this.deps.settings.timerUnitMs, () => {
-          side.timer = null;
-          this.#feed(call, ev);
-        });
+        const ms = e.seconds * this.deps.settings.timerUnitMs;
+        side.deadline = { due: e.due, at: this.#wallNow() + ms };
+        this.#armSide(call, e.side, side, ms);
         return;
       }
       case 'disarm': {
         const side = this.#side(call, e.side);
         if (side?.timer != null) this.deps.clock.clearTimer(side.timer);
-        if (side) side.timer = null;
+        if (side) {
+          side.timer = null;
+          side.deadline = null;
+        }
         return;
       }
       case 'refresh':
@@ -507,27 +570,29 @@ export class B2bua implements TransactionUser {
   /** The 200 OK procedure: our 200 with the relay's answer; retransmitted until the ACK (RFC 3261 §13.3.1.4). */
   #answerCaller(call: CallRecord): void {
     const { settings } = this.deps;
+    const setup = call.setup;
+    if (!setup?.offer) return;
     const a = callerAnswer({
-      original: call.invite, contact: settings.contact, sessionExpires: settings.sessionExpires, userAgent: settings.userAgent,
-      answerSdp: call.offer!.sdp, timer: call.callerTimer,
+      original: setup.invite, contact: settings.contact, sessionExpires: settings.sessionExpires, userAgent: settings.userAgent,
+      answerSdp: setup.offer.sdp, timer: setup.callerTimer,
     });
-    const res = responseTo(call.invite, 200, {
-      toTag: call.tx.toTag, headers: [...recordRoutes(call.invite), ...a.headers, ALLOW, ['Content-Type', a.contentType]], body: a.body,
+    const res = responseTo(setup.invite, 200, {
+      toTag: setup.tx.toTag, headers: [...recordRoutes(setup.invite), ...a.headers, ALLOW, ['Content-Type', a.contentType]], body: a.body,
     });
-    if (!call.tx.respond(res)) {
+    if (!setup.tx.respond(res)) {
       // the INVITE transaction already ended: as if our 200 were never ACKed (the machine's
       // BYE to the caller waits for that ACK, RFC 3261 §15.1.1, and nothing else would come)
       this.#feed(call, { kind: 'caller-no-ack' });
       return;
     }
-    const d = dialogAsUas(call.invite, res.msg);
+    const d = dialogAsUas(setup.invite, res.msg);
     call.callerDialog = d;
     this.#own(call, dialogId(d), null);
     call.retransmit = new Retransmit2xx(this.deps.clock, this.deps.timers, this.deps.send, res.text, () =>
       this.#feed(call, { kind: 'caller-no-ack' }),
     );
-    const t = call.callerTimer;
-    call.callerSide = this.#newSide(a.body, call.invite.body, call.invite, t?.interval ?? settings.sessionExpires);
+    const t = setup.callerTimer;
+    call.callerSide = this.#newSide(a.body, setup.invite.body, setup.invite, t?.interval ?? settings.sessionExpires);
     this.#feed(call, { kind: 'timer-set', side: null, timer: t === null ? null : { interval: t.interval, weRefresh: weRefresh(t, false) } });
   }
 
@@ -537,19 +602,25 @@ export class B2bua implements TransactionUser {
    */
   #sendLegInvite(call: CallRecord, id: LegId, target: LegTarget, again?: { readonly offered: Offered; readonly prev: LegRecord }): void {
     const { settings } = this.deps;
+    const setup = call.setup;
+    if (!setup?.offer) {
+      // only a call in setup sends INVITEs (compact keeps the setup while a leg may still start)
+      this.#feed(call, { kind: 'leg-failed', leg: id, status: 500, contact: null });
+      return;
+    }
     const offered: Offered = again?.offered ?? { sessionExpires: Math.max(settings.sessionExpires, settings.minSE), minSE: settings.minSE };
     const common = {
-      original: call.invite, servedUser: call.plan.servedUser, service: call.plan.service, offerSdp: call.offer!.deviceSdp,
+      original: setup.invite, servedUser: setup.plan.servedUser, service: setup.plan.service, offerSdp: setup.offer.deviceSdp,
       contact: settings.contact, sessionExpires: offered.sessionExpires, userAgent: settings.userAgent,
     };
-    const device = target.kind === 'device' ? call.plan.targets.find((d) => deviceKey(d) === target.device) : undefined;
+    const device = target.kind === 'device' ? setup.plan.targets.find((d) => deviceKey(d) === target.device) : undefined;
     const built = device ? deviceInvite({ ...common, device }) : targetInvite({ ...common, ruri: target.ruri });
     for (const w of built.warnings) this.deps.log.info({ callId: call.callId, leg: id, warning: w }, 'b2bua: leg INVITE');
-    const from = parseNameAddr(call.invite.get('From') ?? '');
-    const to = parseNameAddr(call.invite.get('To') ?? '');
-    const prev = again?.prev.uac.invite;
+    const from = parseNameAddr(setup.invite.get('From') ?? '');
+    const to = parseNameAddr(setup.invite.get('To') ?? '');
+    const prev = again?.prev.uac?.invite;
     const fromValue = prev?.get('From') ?? `${from?.display ? `"${from.display.replace(/["\\]/g, '')}" ` : ''}<${from?.uri ?? 'sip:anonymous@anonymous.invalid'}>;tag=${newTag()}`;
-    const toValue = `<${to?.uri ?? call.plan.servedUser}>`;
+    const toValue = `<${to?.uri ?? setup.plan.servedUser}>`;
     const h: Header[] = [
       ['Via', `SIP/2.0/TCP ${settings.sentBy};branch=${newBranch()};rport`],
       ['Max-Forwards', '70'],
@@ -579,7 +650,14 @@ export class B2bua implements TransactionUser {
     const tx = this.#layer().sendRequest(req, {
       response: (res) => this.#legResponse(call, id, uac, res),
       timeout: () => this.#feed(call, { kind: 'leg-failed', leg: id, status: LEG_TIMEOUT_STATUS, contact: null }),
-      terminated: () => {},
+      terminated: () => {
+        // the INVITE is over (RFC 6026 Accepted included): only the leg's dialog is kept
+        const l = call.legs.get(id);
+        if (l?.uac === uac) {
+          l.uac = null;
+          l.tx = null;
+        }
+      },
     }) as InviteClientTransaction;
     call.legs.set(id, { id, target, uac, tx, offered, retries: again ? again.prev.retries + 1 : 0, dialog: null, side: null });
   }
@@ -587,7 +665,7 @@ export class B2bua implements TransactionUser {
   #legResponse(call: CallRecord, id: LegId, uac: UacInvite, res: SipResponse): void {
     const leg = call.legs.get(id);
     // a response to an INVITE of this leg sent before a 422 retry is not this one's
-    if (!leg || leg.uac !== uac) return;
+    if (!leg || leg.uac !== uac || leg.uac === null) return;
     const out = leg.uac.receive(res);
     switch (out.kind) {
       case 'provisional':
@@ -625,7 +703,7 @@ export class B2bua implements TransactionUser {
           if (media !== 'ok') return;
           // RFC 4028 §7.2: the 2xx says the interval and who refreshes (none: no timer)
           const t = uacTimer(res);
-          leg.side = this.#newSide(call.offer?.deviceSdp ?? '', res.body, res, t?.interval ?? leg.offered.sessionExpires);
+          leg.side = this.#newSide(call.setup?.offer?.deviceSdp ?? '', res.body, res, t?.interval ?? leg.offered.sessionExpires);
           await this.#apply(call, { kind: 'timer-set', side: id, timer: t === null ? null : { interval: t.interval, weRefresh: weRefresh(t, true) } });
         });
         return;
@@ -675,13 +753,11 @@ export class B2bua implements TransactionUser {
    */
   async #storeGroupState(call: CallRecord): Promise<void> {
     const { history, log } = this.deps;
-    const conversationId = call.invite.get('Conversation-ID');
-    const contributionId = call.contributionId;
+    const { conversationId, contributionId, focus } = call;
     if (!history || !conversationId || !contributionId) {
-      log.warn({ callId: call.callId, servedUser: call.plan.servedUser }, 'b2bua: Group State Object not stored (no history writer, or no Conversation-ID/Contribution-ID)');
+      log.warn({ callId: call.callId, servedUser: call.servedUser }, 'b2bua: Group State Object not stored (no history writer, or no Conversation-ID/Contribution-ID)');
       return;
     }
-    const focus = parseNameAddr(call.invite.getValues('Contact')[0] ?? '')?.uri ?? parseNameAddr(call.invite.get('From') ?? '')?.uri ?? '';
     const xml = formatGroupState({ contributionId, focus, participants: [] });
     await history
       .append({ conversationId, contributionId }, GROUP_STATE_TYPE, Buffer.from(xml, 'utf8'))
@@ -696,7 +772,7 @@ export class B2bua implements TransactionUser {
 
   #newSide(localSdp: string, remoteSdp: string, peer: SipRequest | SipResponse, interval: number): SideState {
     const useUpdate = peer.getValues('Allow').some((m) => m.trim().toUpperCase() === 'UPDATE');
-    return { timer: null, interval, useUpdate, localSdp, remoteSdp, ourRefresh: null, theirInvite: null };
+    return { timer: null, interval, useUpdate, localSdp, remoteSdp, ourRefresh: null, theirInvite: null, deadline: null };
   }
 
   #dialogOf(call: CallRecord, side: Side): Dialog | null {
@@ -842,10 +918,148 @@ export class B2bua implements TransactionUser {
     });
   }
 
+  // ---- the store and a restart (docs/b2bua.md "Restart") ----
+
+  /** A side's one timer, `ms` from now; a deadline already past fires at once. */
+  #armSide(call: CallRecord, sideId: Side, side: SideState, ms: number): void {
+    if (side.timer !== null) this.deps.clock.clearTimer(side.timer);
+    const due = side.deadline?.due ?? 'expire';
+    const ev: CallEvent = due === 'refresh' ? { kind: 'refresh-due', side: sideId } : { kind: 'expired', side: sideId };
+    side.timer = this.deps.clock.setTimer(Math.max(0, ms), () => {
+      side.timer = null;
+      side.deadline = null;
+      this.#feed(call, ev);
+    });
+  }
+
+  /**
+   * Once the call is confirmed and no leg can still answer, only the serializable state is
+   * kept: the caller's INVITE, its transaction, the plan and the relay's offer go (the
+   * transaction layer keeps a transaction until it ends by itself), and so does the 2xx
+   * retransmission once the ACK came. A leg's INVITE goes when its transaction ends.
+   */
+  #compact(call: CallRecord): void {
+    if (call.retransmit?.state === 'done') call.retransmit = null;
+    const setup = call.setup;
+    if (!setup || call.machine.state !== 'confirmed') return;
+    if (call.machine.legs.some((l) => l.state === 'calling' || l.state === 'early' || l.state === 'cancelling')) return;
+    this.#byTx.delete(setup.tx);
+    call.setup = null;
+  }
+
+  /** The call's record is written at the end of this turn (one write per turn at most). */
+  #touch(call: CallRecord): void {
+    const store = this.deps.store;
+    if (!store || call.dirty) return;
+    call.dirty = true;
+    queueMicrotask(() => {
+      call.dirty = false;
+      if (!this.#calls.has(call.callId)) return;
+      // only a confirmed call is kept: one still in setup, or ending, is not resumed after a restart
+      if (call.machine.state === 'confirmed') store.put(this.#record(call));
+      else store.delete(call.callId);
+    });
+  }
+
+  #storedSide(side: SideState | null): StoredSide | null {
+    return side === null
+      ? null
+      : { interval: side.interval, useUpdate: side.useUpdate, localSdp: side.localSdp, remoteSdp: side.remoteSdp, deadline: side.deadline };
+  }
+
+  #record(call: CallRecord): StoredCall {
+    return {
+      v: 1, callId: call.callId, servedUser: call.servedUser, contributionId: call.contributionId, conversationId: call.conversationId,
+      focus: call.focus, startedAt: call.startedAt, relayHeld: call.relayHeld, machine: { ...call.machine, legs: [...call.machine.legs] },
+      caller: { dialog: call.callerDialog, side: this.#storedSide(call.callerSide) },
+      legs: [...call.legs.values()].map((l) => ({ id: l.id, dialog: l.dialog, side: this.#storedSide(l.side) })),
+    };
+  }
+
+  /**
+   * Reload the calls of the store (at start, before any SIP arrives): damaged records are
+   * reported and skipped; each call's dialogs answer in-dialog requests again, its side
+   * timers are armed at their stored deadlines (a deadline already past fires at once:
+   * an expiry ends that side, a refresh goes now), its maximum age counts from its start.
+   * Then `checkRelay` ends those whose relay session is gone.
+   */
+  async restore(): Promise<void> {
+    const { store, log, settings } = this.deps;
+    if (!store) return;
+    const { calls, bad } = await store.load();
+    for (const b of bad) {
+      this.#counts.skipped++;
+      log.warn({ key: b.key, why: b.why }, 'b2bua: stored call skipped (damaged record)');
+    }
+    const now = this.#wallNow();
+    for (const r of calls) {
+      if (this.#calls.has(r.callId) || r.machine.state !== 'confirmed') continue;
+      const side = (s: StoredSide | null): SideState | null =>
+        s === null ? null : { ...s, timer: null, ourRefresh: null, theirInvite: null };
+      const call: CallRecord = {
+        callId: r.callId, setup: null, servedUser: r.servedUser, contributionId: r.contributionId, conversationId: r.conversationId,
+        focus: r.focus, startedAt: r.startedAt, machine: r.machine, callerDialog: r.caller.dialog, callerSide: side(r.caller.side),
+        retransmit: null, legs: new Map(), maxAge: null, queue: Promise.resolve(), relayHeld: r.relayHeld, dialogs: new Set(), dirty: false,
+      };
+      for (const l of r.legs) {
+        const target = r.machine.legs.find((m) => m.id === l.id)?.target;
+        if (!target) continue;
+        const offered: Offered = { sessionExpires: settings.sessionExpires, minSE: settings.minSE };
+        call.legs.set(l.id, { id: l.id, target, uac: null, tx: null, offered, retries: 0, dialog: l.dialog, side: side(l.side) });
+      }
+      this.#calls.set(call.callId, call);
+      this.#counts.restored++;
+      if (call.callerDialog && call.machine.caller === 'up') this.#own(call, dialogId(call.callerDialog), null);
+      for (const l of call.legs.values()) {
+        const m = call.machine.legs.find((x) => x.id === l.id);
+        if (l.dialog && m?.state === 'up') this.#own(call, dialogId(l.dialog), l.id);
+      }
+      call.maxAge = this.deps.clock.setTimer(Math.max(0, call.startedAt + settings.maxSessionAgeMs - now), () => this.#feed(call, { kind: 'max-age' }));
+      for (const [id, s] of [[null, call.callerSide] as const, ...[...call.legs.values()].map((l) => [l.id, l.side] as const)]) {
+        if (s?.deadline) this.#armSide(call, id, s, s.deadline.at - now);
+      }
+    }
+    if (calls.length > 0 || bad.length > 0) log.info({ restored: this.#counts.restored, skipped: bad.length }, 'b2bua: calls reloaded');
+  }
+
+  /**
+   * Whether the relay still holds each call's session (after a restart, or when the relay
+   * link was lost): one it no longer has, or every one when the relay cannot be reached,
+   * ends with BYE on every leg and to the caller, with REASON_RELAY_GONE.
+   */
+  async checkRelay(): Promise<void> {
+    let reachable = true;
+    for (const call of [...this.#calls.values()]) {
+      if (!call.relayHeld || call.machine.state === 'ended') continue;
+      let gone = !reachable;
+      if (reachable) {
+        try {
+          const r = await this.deps.relay.query({ 'call-id': call.callId });
+          gone = r.result === 'error' && r['error-code'] === 'UNKNOWN_SESSION';
+        } catch (err) {
+          this.deps.log.warn({ err }, 'b2bua: relay unreachable: its sessions end');
+          reachable = false;
+          gone = true;
+        }
+      }
+      if (gone) this.relayGone(call.callId);
+    }
+  }
+
+  /** The relay lost this call's session: every leg and the caller get BYE with the Reason. */
+  relayGone(callId: string): void {
+    const call = this.#calls.get(callId);
+    if (!call) return;
+    call.relayHeld = false;
+    this.deps.log.warn({ callId }, 'b2bua: relay session gone: the call ends');
+    this.#feed(call, { kind: 'relay-lost' });
+  }
+
   #forget(call: CallRecord): void {
     if (!this.#calls.delete(call.callId)) return;
     this.#counts.ended++;
-    this.#byTx.delete(call.tx);
+    if (call.setup) this.#byTx.delete(call.setup.tx);
+    this.deps.store?.delete(call.callId);
     if (call.maxAge !== null) this.deps.clock.clearTimer(call.maxAge);
     call.retransmit?.stop();
     for (const side of [call.callerSide, ...[...call.legs.values()].map((l) => l.side)]) {

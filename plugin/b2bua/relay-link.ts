@@ -3,16 +3,26 @@
  * connected on first use and again after the connection is lost, subscribed to the
  * relay's events each time. The relay may start after the service, or restart; a verb
  * that finds no relay rejects, and the B2BUA answers that call 503.
+ *
+ * While connected it pings the relay every `pingMs`: a connection found closed (by a ping
+ * or a verb) is reported once through `onLost`, and the B2BUA then asks the relay
+ * (`query`, which connects again) which of its sessions are left (docs/b2bua.md "Faults").
+ * A ping that only times out (a busy relay) is not a loss.
  */
 import type { Logger } from 'pino';
 import { RelayControlClient } from '../../media/relay/control-client.js';
 import { WireError, WireErrorCode } from '../../wire/errors.js';
-import type { AnswerParams, AnswerReply, DropParams, KeyParams, OfferParams, OfferReply, RelayEvent, SimpleReply } from '../../media/relay/types.js';
+import type {
+  AnswerParams, AnswerReply, DropParams, KeyParams, OfferParams, OfferReply, QueryReply, RelayEvent, SimpleReply,
+} from '../../media/relay/types.js';
 import type { RelayPort } from './b2bua.js';
 
 export class RelayLink implements RelayPort {
   #client: Promise<RelayControlClient> | null = null;
   #closed = false;
+  #pinger: NodeJS.Timeout | null = null;
+  /** Called once per lost connection (not when it never connected). */
+  onLost: () => void = () => {};
 
   constructor(
     private readonly host: string,
@@ -20,6 +30,7 @@ export class RelayLink implements RelayPort {
     private readonly onEvent: (e: RelayEvent) => void,
     private readonly log: Logger,
     private readonly timeoutMs = 2000,
+    private readonly pingMs = 1000,
   ) {}
 
   offer(p: OfferParams): Promise<OfferReply> {
@@ -34,6 +45,9 @@ export class RelayLink implements RelayPort {
   delete(p: KeyParams): Promise<SimpleReply> {
     return this.#with((c) => c.delete(p));
   }
+  query(p: KeyParams): Promise<QueryReply> {
+    return this.#with((c) => c.query(p));
+  }
 
   /** Connect now (the service's start), without failing when the relay is not up yet. */
   async warm(): Promise<void> {
@@ -42,6 +56,8 @@ export class RelayLink implements RelayPort {
 
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#pinger) clearInterval(this.#pinger);
+    this.#pinger = null;
     const c = this.#client;
     this.#client = null;
     if (c) await (await c.catch(() => null))?.close();
@@ -53,6 +69,7 @@ export class RelayLink implements RelayPort {
       const c = await RelayControlClient.connect(this.host, this.port, { timeoutMs: this.timeoutMs });
       await c.subscribe(this.onEvent);
       this.log.info({ host: this.host, port: this.port }, 'b2bua: relay connected');
+      this.#startPing();
       return c;
     })().catch((err: unknown) => {
       this.#client = null;
@@ -67,11 +84,36 @@ export class RelayLink implements RelayPort {
       return await f(c);
     } catch (err) {
       // the connection is gone: the next verb connects again
-      if (err instanceof WireError && err.code === WireErrorCode.Closed && this.#client !== null) {
-        this.#client = null;
-        this.log.warn({ host: this.host, port: this.port }, 'b2bua: relay connection lost');
-      }
+      if (err instanceof WireError && err.code === WireErrorCode.Closed) this.#lost(c);
       throw err;
     }
+  }
+
+  #startPing(): void {
+    if (this.#pinger || this.#closed) return;
+    this.#pinger = setInterval(() => {
+      const p = this.#client;
+      if (!p) return;
+      void p.then(
+        (c) =>
+          c.ping().catch((err: unknown) => {
+            if (err instanceof WireError && err.code === WireErrorCode.Closed) this.#lost(c);
+          }),
+        () => undefined,
+      );
+    }, this.pingMs);
+    this.#pinger.unref();
+  }
+
+  /** `c`'s connection is gone: forget it (the next verb connects again) and say so once. */
+  #lost(c: RelayControlClient): void {
+    const current = this.#client;
+    if (current === null || this.#closed) return;
+    void current.then((cur) => {
+      if (cur !== c || this.#client !== current) return;
+      this.#client = null;
+      this.log.warn({ host: this.host, port: this.port }, 'b2bua: relay connection lost');
+      this.onLost();
+    }, () => undefined);
   }
 }

@@ -1,13 +1,17 @@
 /**
  * The B2BUA's edges, built from the config and started with the decision service
  * (plugin/app.ts; docs/architecture.md says why it shares the service's process): the
- * SIP transport to Kamailio, the transaction layer, the relay link, the tickets, and
- * the B2BUA itself.
+ * SIP transport to Kamailio, the transaction layer, the relay link, the tickets, the
+ * call store (./store.ts, its own LMDB environment in `<dataDir>/b2bua`), and the B2BUA
+ * itself. On start the stored calls are reloaded and those whose relay session is gone
+ * end (docs/b2bua.md "Restart").
  */
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { pfUserAgent } from '../rules/b2bua-headers.js';
 import { B2bua, type B2buaCounts } from './b2bua.js';
+import { openLmdbCallStore } from './store.js';
 import { RelayLink } from './relay-link.js';
 import { TicketStore } from './tickets.js';
 import { TransactionLayer } from './sip/layer.js';
@@ -43,6 +47,7 @@ export async function startB2bua(config: Config, log: Logger, now: () => number)
   const sentBy = `${config.host}:${transport.port}`;
   let b2bua: B2bua | null = null;
   const relay = new RelayLink(c.relayHost, c.relayPort, (e) => b2bua?.relayEvent(e), blog);
+  const store = openLmdbCallStore(join(config.dataDir, 'b2bua'), (err) => blog.error({ err }, 'b2bua: call store write failed'));
   b2bua = new B2bua({
     settings: {
       sentBy,
@@ -60,12 +65,17 @@ export async function startB2bua(config: Config, log: Logger, now: () => number)
       maxSessionAgeMs: c.maxSessionAgeS * 1000,
       pfHost: config.pfHost,
     },
-    relay, tickets, clock, timers, log: blog, send: (text) => transport.send(text),
+    relay, tickets, clock, timers, log: blog, send: (text) => transport.send(text), store, wallNow: now,
   });
   const b = b2bua;
-  layer = new TransactionLayer({ clock, timers, send: (text) => transport.send(text) }, b, (err) => blog.error({ err }, 'b2bua: SIP layer error'));
-  b.layer = layer;
+  const l = new TransactionLayer({ clock, timers, send: (text) => transport.send(text) }, b, (err) => blog.error({ err }, 'b2bua: SIP layer error'));
+  b.layer = l;
+  // the calls of before a restart answer again once the layer takes messages
+  await b.restore();
+  layer = l;
+  relay.onLost = () => void b.checkRelay();
   await relay.warm();
+  await b.checkRelay();
   blog.info({ sipPort: transport.port, proxy: `${c.proxyHost}:${c.proxyPort}`, relay: `${c.relayHost}:${c.relayPort}` }, 'b2bua ready');
   return {
     b2bua: b,
@@ -77,6 +87,7 @@ export async function startB2bua(config: Config, log: Logger, now: () => number)
       await b.stop();
       await relay.close();
       await transport.close();
+      await store.close();
     },
   };
 }

@@ -12,6 +12,7 @@
  *      |  every leg failed: a final)                      |  no leg left, max age,    |
  *      v                                                  v  caller's media closed)   v
  *   ending <----------------------------------------------+---------------------------+
+ *      |  (any state but ended -> ending also when the relay lost the session: BYE with a Reason)
  *      |  (answered/confirmed -> ending also when the caller's or the last leg's session timer ran out)
  *      |  (every leg closed, and the caller's side rejected or its BYE done)
  *      v
@@ -82,6 +83,9 @@ export const REASON_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
 
 /** CR 8.3.2.4: the Reason of the BYE to a side whose session timer ran out. */
 export const REASON_EXPIRED = 'SIP;cause=408;text="Session timer expired"';
+
+/** The Reason of our BYEs when the relay lost the session (it died or restarted; RFC 3326). */
+export const REASON_RELAY_GONE = 'SIP;cause=503;text="Media relay unavailable"';
 
 /** CR 8.3.2.1.1: after these from every leg, the INVITE goes to the ISF (with interworking on). */
 export const ISF_STATUSES: readonly number[] = [480, 408, 487, 500, 503, 504];
@@ -154,6 +158,8 @@ export type CallEvent =
    * originator failed; docs/media-control.md "Events"); `leg` null: the originator's.
    */
   | { readonly kind: 'media-closed'; readonly leg: LegId | null }
+  /** The relay has no session for the call any more (it died, or restarted): every media leg is gone. */
+  | { readonly kind: 'relay-lost' }
   | { readonly kind: 'caller-ack' }
   /** Our 2xx was never ACKed (RFC 3261 §13.3.1.4). */
   | { readonly kind: 'caller-no-ack' }
@@ -288,9 +294,9 @@ class Draft {
     }
   }
   /** End the session from the B2BUA's side: every leg released, the caller BYEd or rejected. */
-  endAll(status: number): void {
+  endAll(status: number, reason?: string): void {
     if (this.state === 'ending' || this.state === 'ended') return;
-    this.releaseAll(null);
+    this.releaseAll(null, reason);
     if (this.caller === 'invited') {
       this.caller = 'rejected';
       this.effects.push({ kind: 'reject', status });
@@ -299,7 +305,7 @@ class Draft {
       this.stopCallerTimer();
       this.caller = 'bye-held';
     } else if (this.caller === 'up') {
-      this.byeCaller();
+      this.byeCaller(reason);
     }
     this.move('ending');
   }
@@ -326,10 +332,10 @@ class Draft {
     else if (t.weRefresh) this.effects.push({ kind: 'arm', side, due: 'refresh', seconds: refreshDelay(t.interval) });
     else this.effects.push({ kind: 'arm', side, due: 'expire', seconds: expiryDelay(t.interval) });
   }
-  byeCaller(): void {
+  byeCaller(reason?: string): void {
     this.stopCallerTimer();
     this.caller = 'bye-sent';
-    this.effects.push({ kind: 'bye-caller' });
+    this.effects.push(reason === undefined ? { kind: 'bye-caller' } : { kind: 'bye-caller', reason });
   }
   result(): Step {
     const call: Call = {
@@ -495,6 +501,11 @@ export function step(call: Call, ev: CallEvent): Step {
       d.release(l);
       break;
     }
+    case 'relay-lost':
+      // the relay's legs are gone with it: nothing to drop; BYE (CANCEL) everyone with the Reason
+      for (const l of d.legs) if (l.media) d.setLeg(l.id, { media: false });
+      d.endAll(503, REASON_RELAY_GONE);
+      break;
     case 'caller-ack':
       if (d.state === 'answered') d.move('confirmed');
       else if (d.caller === 'bye-held') d.byeCaller();

@@ -45,6 +45,7 @@ function world(history?: HistoryWriter) {
     answer: async (p) => ({ ...ok, leg: p.leg }),
     drop: async () => ok,
     delete: async () => ok,
+    query: async () => ({ ...ok, 'call-id': 'c1', policy: 'C' as const, 'direct-delivery': false, record: false, legs: [] }),
   };
   const tickets = new TicketStore(() => clock.now());
   const b = new B2bua({

@@ -1,0 +1,233 @@
+/**
+ * What the B2BUA keeps of a confirmed call across a restart (docs/b2bua.md "Restart"):
+ * one small versioned JSON record per call, keyed by the caller's Call-ID (which is also
+ * the relay's session key), written at each change and checked against `StoredCallSchema`
+ * on load. Only plain data: the call machine's state (./call/machine.ts, with the
+ * multi-device policy and its choice), each side's dialog (./sip/dialog.ts), session
+ * timer and absolute deadline (epoch ms), and the SDP given and received on each side.
+ * Transactions are never stored (decision 0001): they last at most 64*T1.
+ *
+ * `CallStore` is what the driver needs; `LmdbCallStore` keeps the records in their own
+ * LMDB environment under the service's dataDir, `MemoryCallStore` in a map (tests).
+ * A record that is not JSON or does not fit the schema is reported and skipped on load;
+ * the others load.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { mkdirSync } from 'node:fs';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { DialogSchema } from './sip/dialog.js';
+import type { Call } from './call/machine.js';
+
+/** The record format; a record of another version is skipped (reported) on load. */
+export const STORE_VERSION = 1;
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+
+const PolicySchema = Type.Union([Type.Literal('A'), Type.Literal('B'), Type.Literal('C')]);
+const SideTimerSchema = Type.Object({ interval: Type.Integer({ minimum: 1 }), weRefresh: Type.Boolean() }, { additionalProperties: false });
+
+const LegTargetSchema = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('device'), Type.Literal('redirect'), Type.Literal('isf')]),
+    ruri: Type.String({ minLength: 1 }),
+    device: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+const LegSchema = Type.Object(
+  {
+    id: Type.String({ minLength: 1 }),
+    target: LegTargetSchema,
+    state: Type.Union([Type.Literal('calling'), Type.Literal('early'), Type.Literal('cancelling'), Type.Literal('up'), Type.Literal('releasing'), Type.Literal('closed')]),
+    status: Nullable(Type.Integer()),
+    media: Type.Boolean(),
+    timer: Nullable(SideTimerSchema),
+  },
+  { additionalProperties: false },
+);
+
+/** The call machine's state (./call/machine.ts Call), as it is. */
+export const MachineSchema = Type.Object(
+  {
+    state: Type.Union([Type.Literal('offering'), Type.Literal('answered'), Type.Literal('confirmed'), Type.Literal('ending'), Type.Literal('ended')]),
+    caller: Type.Union([Type.Literal('invited'), Type.Literal('rejected'), Type.Literal('up'), Type.Literal('bye-held'), Type.Literal('bye-sent'), Type.Literal('gone')]),
+    settings: Type.Object(
+      { policy: PolicySchema, isfUri: Nullable(Type.String()), maxRedirects: Type.Integer({ minimum: 0 }), group: Type.Optional(Type.Boolean()) },
+      { additionalProperties: false },
+    ),
+    legs: Type.Array(LegSchema),
+    chosen: Nullable(Type.String()),
+    rung: Type.Boolean(),
+    redirects: Type.Integer({ minimum: 0 }),
+    isfTried: Type.Boolean(),
+    nextLeg: Type.Integer({ minimum: 1 }),
+    callerTimer: Nullable(SideTimerSchema),
+    groupStored: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+
+/** One side's timer deadline: what fires (refresh-due or expired) and when (epoch ms). */
+export const DeadlineSchema = Type.Object(
+  { due: Type.Union([Type.Literal('refresh'), Type.Literal('expire')]), at: Type.Number() },
+  { additionalProperties: false },
+);
+export type Deadline = Static<typeof DeadlineSchema>;
+
+/** One side's mid-session state (the caller's, or a leg's): what a refresh needs. */
+export const StoredSideSchema = Type.Object(
+  {
+    interval: Type.Integer({ minimum: 1 }),
+    useUpdate: Type.Boolean(),
+    localSdp: Type.String(),
+    remoteSdp: Type.String(),
+    deadline: Nullable(DeadlineSchema),
+  },
+  { additionalProperties: false },
+);
+export type StoredSide = Static<typeof StoredSideSchema>;
+
+export const StoredLegSchema = Type.Object(
+  { id: Type.String({ minLength: 1 }), dialog: Nullable(DialogSchema), side: Nullable(StoredSideSchema) },
+  { additionalProperties: false },
+);
+
+export const StoredCallSchema = Type.Object(
+  {
+    v: Type.Literal(STORE_VERSION),
+    /** The caller's Call-ID: the call's key here and the relay's session key. */
+    callId: Type.String({ minLength: 1 }),
+    servedUser: Type.String({ minLength: 1 }),
+    contributionId: Nullable(Type.String()),
+    conversationId: Nullable(Type.String()),
+    /** The caller's Contact URI (the focus of a group session's Group State Object, CR 8.3.2.4). */
+    focus: Type.String(),
+    /** When the call began (epoch ms): b2bua.maxSessionAgeS counts from it. */
+    startedAt: Type.Number(),
+    relayHeld: Type.Boolean(),
+    machine: MachineSchema,
+    caller: Type.Object({ dialog: Nullable(DialogSchema), side: Nullable(StoredSideSchema) }, { additionalProperties: false }),
+    legs: Type.Array(StoredLegSchema),
+  },
+  { additionalProperties: false },
+);
+export type StoredCall = Static<typeof StoredCallSchema>;
+
+// the stored machine is the machine's own type (a compile-time check both ways)
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const machineFits: Same<Static<typeof MachineSchema>['legs'][number]['state'], Call['legs'][number]['state']> = true;
+const storedIsCall = (m: Static<typeof MachineSchema>): Call => m;
+void machineFits;
+void storedIsCall;
+
+const check = TypeCompiler.Compile(StoredCallSchema);
+
+/** A stored record back, or why it cannot be used. Pure. */
+export function parseStoredCall(text: string): { ok: true; call: StoredCall } | { ok: false; why: string } {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return { ok: false, why: 'not JSON' };
+  }
+  if (typeof v === 'object' && v !== null && 'v' in v && v.v !== STORE_VERSION) return { ok: false, why: `version ${String(v.v)}` };
+  if (!check.Check(v)) {
+    const e = check.Errors(v).First();
+    return { ok: false, why: e ? `${e.path || '/'}: ${e.message}` : 'does not fit the schema' };
+  }
+  return { ok: true, call: v };
+}
+
+export interface LoadedCalls {
+  readonly calls: StoredCall[];
+  /** Records skipped: their key and why. */
+  readonly bad: { readonly key: string; readonly why: string }[];
+}
+
+/** Where the B2BUA keeps its calls. Writes are queued in order; `flushed` waits for them. */
+export interface CallStore {
+  put(call: StoredCall): void;
+  delete(callId: string): void;
+  load(): Promise<LoadedCalls>;
+  flushed(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function loadFrom(entries: Iterable<{ key: string; value: string }>): LoadedCalls {
+  const calls: StoredCall[] = [];
+  const bad: { key: string; why: string }[] = [];
+  for (const { key, value } of entries) {
+    const r = parseStoredCall(value);
+    if (!r.ok) bad.push({ key, why: r.why });
+    else if (r.call.callId !== key) bad.push({ key, why: 'key and Call-ID differ' });
+    else calls.push(r.call);
+  }
+  return { calls, bad };
+}
+
+/** In memory (tests): the records as text, so a test can damage one. */
+export class MemoryCallStore implements CallStore {
+  readonly records = new Map<string, string>();
+  put(call: StoredCall): void {
+    this.records.set(call.callId, JSON.stringify(call));
+  }
+  delete(callId: string): void {
+    this.records.delete(callId);
+  }
+  async load(): Promise<LoadedCalls> {
+    return loadFrom([...this.records].map(([key, value]) => ({ key, value })));
+  }
+  async flushed(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+/**
+ * In LMDB (the repo's embedded store, as the device and XCAP stores): its own
+ * environment, string values (a damaged record is still readable text to report). A
+ * write is not awaited by the call (the next change overwrites it); a crash loses at most
+ * the writes LMDB had not committed yet.
+ */
+export class LmdbCallStore implements CallStore {
+  #pending: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly root: RootDatabase,
+    private readonly db: Database<string, string>,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  put(call: StoredCall): void {
+    this.#track(this.db.put(call.callId, JSON.stringify(call)));
+  }
+  delete(callId: string): void {
+    this.#track(this.db.remove(callId));
+  }
+  async load(): Promise<LoadedCalls> {
+    const entries: { key: string; value: string }[] = [];
+    for (const { key, value } of this.db.getRange()) {
+      entries.push({ key: String(key), value: typeof value === 'string' ? value : String(value) });
+    }
+    return loadFrom(entries);
+  }
+  async flushed(): Promise<void> {
+    await this.#pending;
+    await this.db.flushed;
+  }
+  async close(): Promise<void> {
+    await this.flushed();
+    await this.root.close();
+  }
+  #track(p: Promise<unknown>): void {
+    this.#pending = Promise.all([this.#pending, p.catch(this.onError)]);
+  }
+}
+
+/** Open (create) the store in `path`, a directory of its own. */
+export function openLmdbCallStore(path: string, onError: (err: unknown) => void): LmdbCallStore {
+  mkdirSync(path, { recursive: true });
+  const root = open({ path, maxDbs: 1 });
+  const db = root.openDB<string, string>({ name: 'calls', encoding: 'string' });
+  return new LmdbCallStore(root, db, onError);
+}
