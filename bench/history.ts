@@ -8,9 +8,10 @@
 // Each figure is the median of RUNS runs with min and max, the three cases interleaved
 // (off, lmdb, imap, off, ...) so they share the machine's background load. The ratios are
 // paired, run by run. For imap it also gives the time until the MSS holds every message
-// (the relay does not wait for it: that is the point of the queue).
+// (the relay does not wait for it: that is the point of the queue), and the rate at which
+// the queue fills the MSS with one session and with LANES sessions side by side.
 //
-// Env: RUNS (5), N (2000), WINDOW (32), SIZE (100).
+// Env: RUNS (5), N (2000), WINDOW (32), SIZE (100), LANES (4: MSS connections of the imap relay).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
@@ -31,6 +32,8 @@ const RUNS = Number(process.env.RUNS ?? 5);
 const N = Number(process.env.N ?? 2000);
 const WINDOW = Number(process.env.WINDOW ?? 32);
 const SIZE = Number(process.env.SIZE ?? 100);
+/** MSS connections (queue lanes) of the imap relay. */
+const LANES = Number(process.env.LANES ?? 4);
 const CONVERSATION = 'bench-conv';
 
 type Mode = 'off' | 'lmdb' | 'imap';
@@ -50,7 +53,7 @@ async function startRelay(mode: Mode, dir: string, mss: Dovecot): Promise<Relay>
     off: ['--history', 'off'],
     lmdb: ['--history', join(dir, `${mode}.mdb`)],
     imap: ['--history-store', 'imap', '--mss-host', mss.host, '--mss-port', String(mss.port), '--mss-user', mss.user,
-      '--mss-tls', 'none', '--history-queue', join(dir, 'queue.mdb')],
+      '--mss-tls', 'none', '--mss-connections', String(LANES), '--history-queue', join(dir, 'queue.mdb')],
   }[mode];
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'media/main.ts'),
     '--msrp-port', String(msrpPort), '--control-port', String(controlPort), ...history], {
@@ -86,7 +89,8 @@ async function mssCount(c: ImapFlow, contributionId: string): Promise<number> {
   }
 }
 
-async function run(r: Relay, imap: ImapFlow): Promise<Run> {
+/** One session: originator and device connected, recorded. */
+async function session(r: Relay): Promise<{ callId: string; a: LoadPeer; b: LoadPeer; toPath: string }> {
   const callId = `${r.mode}-${++r.calls}`;
   const a = await LoadPeer.connect(r.msrpPort, uriFor('a'));
   const o = await r.ctl.offer({
@@ -99,31 +103,46 @@ async function run(r: Relay, imap: ImapFlow): Promise<Run> {
   if (ans.result !== 'ok') throw new Error(ans['error-reason']);
   await bindPeer(b, o['device-relay-uri']);
   await bindPeer(a, o['relay-uri']);
+  return { callId, a, b, toPath: o['relay-uri'] };
+}
+
+/** N messages in total over `sessions` sessions at once. */
+async function run(r: Relay, imap: ImapFlow, sessions = 1): Promise<Run> {
+  const ss = [];
+  for (let i = 0; i < sessions; i++) ss.push(await session(r));
+  const per = Math.floor(N / sessions);
   const body = cpimBody(SIZE, 'sip:carol@example.net');
   const pids = [r.child.pid!];
   const c0 = cpuSeconds(pids);
   const t0 = process.hrtime.bigint();
-  const sending = blast(a, { count: N, body, contentType: 'message/cpim', toPath: o['relay-uri'], fromPath: a.localUri, window: WINDOW });
+  const sending = ss.map(x => blast(x.a, { count: per, body, contentType: 'message/cpim', toPath: x.toPath, fromPath: x.a.localUri, window: WINDOW }));
   let lost = 0;
-  try {
-    await b.until(() => b.stats.messages >= N, 60_000, `${N} messages (${r.mode})`);
-  } catch {
-    lost = Math.max(0, N - b.stats.messages);
+  for (const x of ss) {
+    try {
+      await x.b.until(() => x.b.stats.messages >= per, 60_000, `${per} messages (${r.mode})`);
+    } catch {
+      lost += Math.max(0, per - x.b.stats.messages);
+    }
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = cpuSeconds(pids) - c0;
-  if (lost === 0) await sending;
+  if (lost === 0) await Promise.all(sending);
   let caughtUp: number | undefined;
   if (r.mode === 'imap') {
-    // Session info object + N messages; polled, bounded.
+    // Each folder: session info object + its messages; polled, bounded.
     const deadline = Date.now() + 300_000;
-    while ((await mssCount(imap, callId)) < N + 1 && Date.now() < deadline) await new Promise(res => setTimeout(res, 50));
+    for (const x of ss) {
+      while ((await mssCount(imap, x.callId)) < per + 1 && Date.now() < deadline) await new Promise(res => setTimeout(res, 50));
+    }
     caughtUp = Number(process.hrtime.bigint() - t0) / 1e9;
   }
-  a.close();
-  b.close();
-  await r.ctl.delete({ 'call-id': callId });
-  return { rate: N / seconds, lost, cpuUs: (cpu / N) * 1e6, ...(caughtUp === undefined ? {} : { caughtUp }) };
+  for (const x of ss) {
+    x.a.close();
+    x.b.close();
+    await r.ctl.delete({ 'call-id': x.callId });
+  }
+  const total = per * sessions;
+  return { rate: total / seconds, lost, cpuUs: (cpu / total) * 1e6, ...(caughtUp === undefined ? {} : { caughtUp }) };
 }
 
 const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -166,6 +185,19 @@ async function main(): Promise<void> {
       const lost = results.get(m)!.reduce((n, x) => n + x.lost, 0);
       rows.push(`| ${m} | ${spread(rs.map(x => x.rate))} | ${m === 'off' ? '1' : spread(ratio(m), 2)} | ${spread(results.get(m)!.map(x => x.cpuUs), 1)} | ${lost} | ${m === 'imap' ? spread(rs.map(x => x.caughtUp ?? NaN), 2) : '–'} |`);
     }
+    // The MSS side: how fast the queue drains with one session (one lane) and with
+    // LANES sessions (spread over the lanes, one MSS connection each).
+    const imapRelay = relays.find(r => r.mode === 'imap')!;
+    const drain: Record<'one' | 'many', number[]> = { one: [], many: [] };
+    for (let i = 0; i < Math.min(RUNS, 3); i++) {
+      for (const [k, n] of [['one', 1], ['many', LANES]] as const) {
+        const x = await run(imapRelay, imap, n);
+        if (x.lost === 0 && x.caughtUp) drain[k].push(N / x.caughtUp);
+        process.stderr.write(`  drain ${n} session(s): ${fmt(N / (x.caughtUp ?? NaN))} msg/s onto the MSS\n`);
+      }
+    }
+    rows.push('', `MSS write rate (messages/s onto Dovecot until it holds all ${N}), ${LANES} MSS connections: ` +
+      `1 session ${spread(drain.one)}, ${LANES} sessions ${spread(drain.many)}`);
     process.stdout.write(`${rows.join('\n')}\n`);
   } finally {
     await imap.logout().catch(() => undefined);
