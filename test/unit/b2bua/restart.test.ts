@@ -1,0 +1,344 @@
+/**
+ * A restart of the B2BUA (docs/b2bua.md "Restart"), on a fake clock and a fake relay:
+ * the stored record of a confirmed call (plugin/b2bua/store.ts: schema table, damaged
+ * records skipped and counted), a second B2BUA that reloads it, re-arms its timers at
+ * their absolute deadlines (one already past fires at once), answers in-dialog requests
+ * of the old dialogs, and ends a call whose relay session is gone with BYE and a Reason.
+ * The LMDB store is checked on a temporary directory.
+ */
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { parseSipMessage, type SipMessage, type SipRequest } from '../../../plugin/sip/message.js';
+import { B2bua, type RelayPort } from '../../../plugin/b2bua/b2bua.js';
+import { TransactionLayer } from '../../../plugin/b2bua/sip/layer.js';
+import { FakeClock, reliableTimers } from '../../../plugin/b2bua/sip/timers.js';
+import { TicketStore } from '../../../plugin/b2bua/tickets.js';
+import { MemoryCallStore, openLmdbCallStore, parseStoredCall, STORE_VERSION, type StoredCall } from '../../../plugin/b2bua/store.js';
+import type { QueryReply } from '../../../media/relay/types.js';
+import type { Device } from '../../../plugin/devices/types.js';
+
+const T1 = 100;
+const KAM_RR = '<sip:127.0.0.1:5060;transport=tcp;lr>';
+const US = 'sip:pf-b2bua@127.0.0.1:5070;transport=tcp';
+/** Wall clock of the first B2BUA's start (epoch ms). */
+const EPOCH = 1_800_000_000_000;
+const sdp = (path: string): string =>
+  ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', 'm=message 7654 TCP/MSRP *', `a=path:${path}`, 'a=accept-types:message/cpim']
+    .map((l) => `${l}\r\n`).join('');
+const CALLER_SDP = sdp('msrp://127.0.0.1:7654/caller;tcp');
+const DEVICE_SDP = sdp('msrp://127.0.0.1:7655/device;tcp');
+
+const DEVICE: Device = {
+  aor: 'sip:bob@example.net', instance: '<urn:uuid:1>', contact: 'sip:bob@127.0.0.1:5099', params: {}, q: 1,
+  pubGruu: 'sip:bob@example.net;gr=urn:uuid:1', received: null, path: [], callId: 'reg', cseq: 1, registeredAt: 0, expiresAt: 1e15,
+};
+
+function text(start: string, headers: readonly string[], body = ''): string {
+  return `${[start, ...headers, `Content-Length: ${Buffer.byteLength(body)}`].join('\r\n')}\r\n\r\n${body}`;
+}
+
+const ok = { result: 'ok' as const, warnings: [] };
+
+/** A relay that says yes; `has` says whether query finds the session (throws: unreachable). */
+function fakeRelay(has: () => boolean | 'down' = () => true) {
+  const calls: string[] = [];
+  const relay: RelayPort = {
+    offer: async () => ({ ...ok, sdp: sdp('msrp://127.0.0.1:2855/r1;tcp'), 'device-sdp': sdp('msrp://127.0.0.1:2855/r2;tcp'), 'relay-uri': '', 'device-relay-uri': '' }),
+    answer: async (p) => ({ ...ok, leg: p.leg }),
+    drop: async (p) => (calls.push(`drop ${p.leg}`), ok),
+    delete: async (p) => (calls.push(`delete ${p['call-id']}`), ok),
+    query: async (p): Promise<QueryReply> => {
+      const h = has();
+      if (h === 'down') throw new Error('relay down');
+      calls.push(`query ${p['call-id']}`);
+      return h
+        ? { ...ok, 'call-id': p['call-id'], policy: 'C', 'direct-delivery': false, record: false, legs: [] }
+        : { result: 'error', 'error-code': 'UNKNOWN_SESSION', 'error-reason': 'no such session' };
+    },
+  };
+  return { relay, calls };
+}
+
+/** One B2BUA on a fake clock whose wall clock is `start` + the fake time. */
+function world(store: MemoryCallStore, start: number, relay = fakeRelay()) {
+  const clock = new FakeClock();
+  const timers = reliableTimers(T1);
+  const sent: SipMessage[] = [];
+  const send = (s: string): void => void sent.push(parseSipMessage(s));
+  const tickets = new TicketStore(() => clock.now());
+  const b = new B2bua({
+    settings: {
+      sentBy: '127.0.0.1:5070', contact: US, outboundProxy: 'sip:127.0.0.1:5060;transport=tcp;lr', legToken: 'x'.repeat(16),
+      sessionExpires: 1800, minSE: 90, timerUnitMs: 1000, userAgent: 'CPM-serv/OMA2.2', policy: () => 'C', directDelivery: false,
+      isfUri: null, maxRedirects: 3, maxSessionAgeMs: 43_200_000, pfHost: 'pf.example.net',
+    },
+    relay: relay.relay, tickets, clock, timers, log: pino({ level: 'silent' }), send, store, wallNow: () => start + clock.now(),
+  });
+  const layer = new TransactionLayer({ clock, timers, send }, b, (err) => {
+    throw err;
+  });
+  b.layer = layer;
+  return { clock, sent, b, layer, tickets, relay };
+}
+type World = ReturnType<typeof world>;
+
+const flush = async (): Promise<void> => {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+};
+const requests = (w: World, method: string): SipRequest[] =>
+  w.sent.filter((m): m is SipRequest => m.kind === 'request' && m.method === method);
+const responses = (w: World, cseq: RegExp) => w.sent.filter((m) => m.kind === 'response' && cseq.test(m.get('CSeq') ?? ''));
+const statusOf = (m: SipMessage | undefined): number | undefined => (m?.kind === 'response' ? m.status : undefined);
+const toDevice = (w: World, method: string): SipRequest[] => requests(w, method).filter((r) => r.get('Call-ID') !== 'c1');
+const toCaller = (w: World, method: string): SipRequest[] => requests(w, method).filter((r) => r.get('Call-ID') === 'c1');
+
+let branch = 0;
+const via = (): string => `Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKr${++branch}`;
+
+interface Up {
+  readonly store: MemoryCallStore;
+  readonly w: World;
+  readonly ok200: SipMessage;
+  readonly legInvite: SipRequest;
+  deviceSeq: number;
+  callerSeq: number;
+}
+
+/** A confirmed call: the caller asks refresher=uac (1800 s), the device refreshes its leg (900 s). */
+async function callUp(store = new MemoryCallStore()): Promise<Up> {
+  const w = world(store, EPOCH);
+  const ticket = w.tickets.issue({ callId: 'c1', servedUser: 'sip:bob@example.net', targets: [DEVICE], service: { remove: [], hdrs: '' }, stage: 'step-8' });
+  w.layer.receive(text(`INVITE ${US} SIP/2.0`, [
+    via(), `Record-Route: ${KAM_RR}`, 'From: <sip:alice@example.net>;tag=a1', 'To: <sip:bob@example.net>', 'Call-ID: c1', 'CSeq: 1 INVITE',
+    'Contact: <sip:alice@127.0.0.1:5555>', 'Max-Forwards: 69', `X-PF-Ticket: ${ticket}`, 'Supported: timer', 'Session-Expires: 1800;refresher=uac',
+    'Conversation-ID: conv1', 'Contribution-ID: contrib1', 'Content-Type: application/sdp',
+  ], CALLER_SDP));
+  await flush();
+  const inv = requests(w, 'INVITE').at(-1)!;
+  w.layer.receive(text('SIP/2.0 200 OK', [
+    ...inv.getAll('Via').map((v) => `Via: ${v}`), `From: ${inv.get('From')}`, `To: ${inv.get('To')};tag=d1`, `Call-ID: ${inv.get('Call-ID')}`,
+    `CSeq: ${inv.get('CSeq')}`, `Record-Route: ${KAM_RR}`, 'Contact: <sip:bob@127.0.0.1:5099>', 'Allow: INVITE, ACK, BYE, UPDATE',
+    'Session-Expires: 900;refresher=uas', 'Content-Type: application/sdp',
+  ], DEVICE_SDP));
+  await flush();
+  const ok200 = responses(w, /^1 INVITE$/).find((r) => statusOf(r) === 200)!;
+  w.layer.receive(text(`ACK ${US} SIP/2.0`, [
+    via(), 'From: <sip:alice@example.net>;tag=a1', `To: ${ok200.get('To')}`, 'Call-ID: c1', 'CSeq: 1 ACK', 'Max-Forwards: 69',
+  ]));
+  await flush();
+  return { store, w, ok200, legInvite: inv, deviceSeq: 0, callerSeq: 1 };
+}
+
+function fromDevice(u: Up, method: string, lines: readonly string[] = [], seq = ++u.deviceSeq): string {
+  const inv = u.legInvite;
+  return text(`${method} ${US} SIP/2.0`, [
+    via(), `From: ${inv.get('To')};tag=d1`, `To: ${inv.get('From')}`, `Call-ID: ${inv.get('Call-ID')}`, `CSeq: ${seq} ${method}`,
+    'Contact: <sip:bob@127.0.0.1:5099>', 'Max-Forwards: 69', ...lines,
+  ]);
+}
+
+function fromCaller(u: Up, method: string, lines: readonly string[] = []): string {
+  return text(`${method} ${US} SIP/2.0`, [
+    via(), 'From: <sip:alice@example.net>;tag=a1', `To: ${u.ok200.get('To')}`, 'Call-ID: c1', `CSeq: ${++u.callerSeq} ${method}`,
+    'Contact: <sip:alice@127.0.0.1:5555>', 'Max-Forwards: 69', ...lines,
+  ]);
+}
+
+function answer(req: SipRequest, status: number): string {
+  return text(`SIP/2.0 ${status} X`, [
+    ...req.getAll('Via').map((v) => `Via: ${v}`), `From: ${req.get('From')}`, `To: ${req.get('To')}`, `Call-ID: ${req.get('Call-ID')}`, `CSeq: ${req.get('CSeq')}`,
+  ]);
+}
+
+/** The record the first B2BUA left, as stored. */
+function stored(u: Up): StoredCall {
+  const r = parseStoredCall(u.store.records.get('c1') ?? '');
+  if (!r.ok) throw new Error(`no good record: ${r.ok ? '' : r.why}`);
+  return r.call;
+}
+
+// ---------------------------------------------------------------- the record
+
+t.test('a confirmed call is stored: machine, both dialogs, each side with its deadline', async (t) => {
+  const u = await callUp();
+  const r = stored(u);
+  t.equal(r.v, STORE_VERSION);
+  t.equal(r.machine.state, 'confirmed');
+  t.equal(r.servedUser, 'sip:bob@example.net');
+  t.equal(r.conversationId, 'conv1');
+  t.equal(r.focus, 'sip:alice@127.0.0.1:5555');
+  t.equal(r.caller.dialog?.remoteTag, 'a1', 'the caller dialog');
+  t.same(r.caller.dialog?.routeSet, [KAM_RR], 'its route set');
+  t.equal(r.legs[0]?.dialog?.remoteTag, 'd1', 'the leg dialog');
+  t.equal(r.legs[0]?.dialog?.remoteTarget, 'sip:bob@127.0.0.1:5099');
+  // the caller and the device refresh: each side expires interval - 32 s after its 2xx
+  t.same(r.caller.side?.deadline, { due: 'expire', at: EPOCH + 1768_000 });
+  t.same(r.legs[0]?.side?.deadline, { due: 'expire', at: EPOCH + 868_000 });
+  // a refresh moves the deadline, and the remote CSeq, in the record
+  u.w.clock.advance(100_000);
+  u.w.layer.receive(fromDevice(u, 'UPDATE', ['Supported: timer', 'Session-Expires: 900;refresher=uac']));
+  await flush();
+  const r2 = stored(u);
+  t.same(r2.legs[0]?.side?.deadline, { due: 'expire', at: EPOCH + 968_000 }, 'the refresh moved the deadline');
+  t.equal(r2.legs[0]?.dialog?.remoteSeq, 1, 'the remote CSeq');
+  // a call that ends leaves no record
+  u.w.layer.receive(fromCaller(u, 'BYE'));
+  await flush();
+  t.equal(u.store.records.size, 0, 'the record goes with the call');
+});
+
+t.test('schema: parseStoredCall takes a good record and reports the rest', async (t) => {
+  const good = stored(await callUp());
+  const cases: [string, string, boolean, RegExp?][] = [
+    ['a good record', JSON.stringify(good), true],
+    ['cut short (a partly written record)', JSON.stringify(good).slice(0, 200), false, /not JSON/],
+    ['not JSON', '\u0000\u0001garbage', false, /not JSON/],
+    ['another version', JSON.stringify({ ...good, v: 2 }), false, /version 2/],
+    ['no machine', JSON.stringify({ ...good, machine: undefined }), false, /machine/],
+    ['a leg state unknown', JSON.stringify({ ...good, machine: { ...good.machine, legs: [{ ...good.machine.legs[0], state: 'flying' }] } }), false, /legs/],
+    ['a dialog without Call-ID', JSON.stringify({ ...good, caller: { ...good.caller, dialog: { ...good.caller.dialog, callId: '' } } }), false, /caller/],
+    ['a deadline as text', JSON.stringify({ ...good, caller: { ...good.caller, side: { ...good.caller.side, deadline: { due: 'expire', at: 'soon' } } } }), false, /caller\/side/],
+    ['an extra field', JSON.stringify({ ...good, extra: 1 }), false],
+    ['null', 'null', false],
+  ];
+  for (const [name, text, want, why] of cases) {
+    const r = parseStoredCall(text);
+    t.equal(r.ok, want, name);
+    if (!r.ok && why) t.match(r.why, why, `${name}: why`);
+  }
+});
+
+// ---------------------------------------------------------------- a restart
+
+/** The first B2BUA dies (nothing is sent); a second one starts `afterMs` later on the same store. */
+async function restart(u: Up, afterMs: number, relay = fakeRelay()): Promise<World> {
+  const w2 = world(u.store, EPOCH + u.w.clock.now() + afterMs, relay);
+  await w2.b.restore();
+  await w2.b.checkRelay();
+  await flush();
+  return w2;
+}
+
+t.test('after a restart: damaged records skipped and counted, the call answers a refresh and a BYE from the device', async (t) => {
+  const u = await callUp();
+  u.w.layer.receive(fromDevice(u, 'UPDATE', ['Supported: timer', 'Session-Expires: 900;refresher=uac']));
+  await flush();
+  u.store.records.set('broken', '{"v":1,"callId":"broken","machine":');
+  u.store.records.set('wrong', JSON.stringify({ v: 1, callId: 'wrong' }));
+  u.store.records.set('other-key', u.store.records.get('c1')!);
+  const w2 = await restart(u, 5_000);
+  t.same({ calls: w2.b.counts.calls, restored: w2.b.counts.restored, skipped: w2.b.counts.skipped }, { calls: 1, restored: 1, skipped: 3 });
+  t.same(w2.b.sessions(), [{ callId: 'c1', servedUser: 'sip:bob@example.net', state: 'confirmed', legs: [{ id: 'L1', device: w2.b.sessions()[0]!.legs[0]!.device, state: 'up' }] }]);
+  t.same(w2.relay.calls, ['query c1'], 'the relay was asked for the session');
+  // a stale CSeq on the old dialog is refused, a newer one is a refresh
+  w2.layer.receive(fromDevice(u, 'UPDATE', ['Supported: timer', 'Session-Expires: 900;refresher=uac'], 0));
+  await flush();
+  t.equal(statusOf(responses(w2, /UPDATE$/).at(-1)), 500, 'a stale CSeq: 500 (the stored remote CSeq)');
+  w2.layer.receive(fromDevice(u, 'UPDATE', ['Supported: timer', 'Session-Expires: 900;refresher=uac']));
+  await flush();
+  t.equal(statusOf(responses(w2, /UPDATE$/).at(-1)), 200, 'the refresh: 200');
+  // the caller refreshes by re-INVITE: answered with the SDP given before the restart
+  w2.layer.receive(fromCaller(u, 'INVITE', ['Supported: timer', 'Session-Expires: 1800;refresher=uac']));
+  await flush();
+  const ri = responses(w2, /INVITE$/).at(-1);
+  t.equal(statusOf(ri), 200, 'the caller re-INVITE: 200');
+  t.match(ri?.body ?? '', /a=path:msrp:\/\/127.0.0.1:2855\/r1;tcp/, 'with our SDP of before');
+  w2.layer.receive(text(`ACK ${US} SIP/2.0`, [via(), 'From: <sip:alice@example.net>;tag=a1', `To: ${u.ok200.get('To')}`, 'Call-ID: c1', `CSeq: ${u.callerSeq} ACK`, 'Max-Forwards: 69']));
+  // the device hangs up: BYE to the caller along its stored route set, then the relay session goes
+  w2.layer.receive(fromDevice(u, 'BYE'));
+  await flush();
+  t.equal(statusOf(responses(w2, /BYE$/).at(-1)), 200, 'the BYE: 200');
+  const bye = toCaller(w2, 'BYE')[0];
+  t.ok(bye, 'BYE to the caller');
+  t.equal(bye?.ruri, 'sip:alice@127.0.0.1:5555', 'to its Contact');
+  t.same(bye?.getAll('Route'), [KAM_RR], 'along its route set');
+  t.match(bye?.get('CSeq') ?? '', /^1 BYE$/, 'our first request in that dialog');
+  w2.layer.receive(answer(bye!, 200));
+  await flush();
+  t.same(w2.relay.calls, ['query c1', 'drop L1', 'delete c1'], 'the media leg dropped and the session deleted');
+  t.equal(w2.b.counts.calls, 0, 'no call left');
+  t.same([...u.store.records.keys()].sort(), ['broken', 'other-key', 'wrong'], 'its record deleted, the damaged ones left alone');
+});
+
+t.test('after a restart: the timers run from their stored deadlines', async (t) => {
+  const u = await callUp();
+  u.w.clock.advance(500_000);
+  const w2 = await restart(u, 0);
+  w2.clock.advance(367_000);
+  await flush();
+  t.equal(requests(w2, 'BYE').length, 0, '867 s after the 2xx: nothing yet');
+  w2.clock.advance(1_000);
+  await flush();
+  t.match(toDevice(w2, 'BYE')[0]?.get('Reason') ?? '', /Session timer expired/, 'at 868 s: BYE to the device');
+  t.equal(toCaller(w2, 'BYE').length, 1, 'the last device: BYE to the caller');
+});
+
+t.test('after a restart: a deadline already past counts as expired at once', async (t) => {
+  const u = await callUp();
+  const w2 = await restart(u, 1000_000);
+  w2.clock.advance(0);
+  await flush();
+  t.match(toDevice(w2, 'BYE')[0]?.get('Reason') ?? '', /Session timer expired/, 'BYE to the device');
+  t.equal(toCaller(w2, 'BYE').length, 1, 'BYE to the caller');
+});
+
+t.test('after a restart: a call whose relay session is gone ends with BYE and Reason on every leg', async (t) => {
+  for (const [name, has] of [['the relay lost the session', () => false], ['the relay cannot be reached', () => 'down' as const]] as const) {
+    const u = await callUp();
+    const w2 = await restart(u, 1_000, fakeRelay(has));
+    const dev = toDevice(w2, 'BYE')[0];
+    const caller = toCaller(w2, 'BYE')[0];
+    t.match(dev?.get('Reason') ?? '', /cause=503;text="Media relay unavailable"/, `${name}: BYE to the device with the Reason`);
+    t.match(caller?.get('Reason') ?? '', /cause=503;text="Media relay unavailable"/, `${name}: BYE to the caller with the Reason`);
+    w2.layer.receive(answer(dev!, 200));
+    w2.layer.receive(answer(caller!, 200));
+    await flush();
+    t.equal(w2.b.counts.calls, 0, `${name}: the call is over`);
+    t.notOk(w2.relay.calls.some((c) => c.startsWith('delete') || c.startsWith('drop')), `${name}: nothing asked of the relay after`);
+    t.equal(u.store.records.size, 0, `${name}: its record deleted`);
+  }
+});
+
+t.test('the relay lost while running: checkRelay ends the calls it no longer has', async (t) => {
+  let has = true;
+  const store = new MemoryCallStore();
+  await callUp(store);
+  // a B2BUA that took the call over (its relay answers as `has` says)
+  const w = world(store, EPOCH, fakeRelay(() => has));
+  await w.b.restore();
+  await w.b.checkRelay();
+  await flush();
+  t.equal(requests(w, 'BYE').length, 0, 'the relay has it: nothing');
+  has = false;
+  await w.b.checkRelay();
+  await flush();
+  t.equal(requests(w, 'BYE').length, 2, 'gone: BYE both ways');
+});
+
+t.test('the LMDB store: records round-trip, a damaged one is reported and skipped', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'b2bua-store-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const good = stored(await callUp());
+  const errors: unknown[] = [];
+  const s1 = openLmdbCallStore(dir, (e) => errors.push(e));
+  s1.put(good);
+  s1.put({ ...good, callId: 'c2' });
+  s1.delete('c2');
+  await s1.flushed();
+  await s1.close();
+  // a damaged record written underneath
+  const { open } = await import('lmdb');
+  const raw = open({ path: dir, maxDbs: 1 });
+  const db = raw.openDB<string, string>({ name: 'calls', encoding: 'string' });
+  await db.put('bad', '{"v":1,"callId":"bad"');
+  await raw.close();
+  const s2 = openLmdbCallStore(dir, (e) => errors.push(e));
+  const loaded = await s2.load();
+  t.same(loaded.calls, [good], 'the good record back as it was');
+  t.same(loaded.bad.map((b) => b.key), ['bad'], 'the damaged one reported');
+  await s2.close();
+  t.same(errors, []);
+});
