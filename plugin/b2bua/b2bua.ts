@@ -631,8 +631,8 @@ export class B2bua implements TransactionUser {
       ['CSeq', `${prev ? (cseqOf(prev)?.seq ?? 1) + 1 : 1} INVITE`],
       // ;direct: Kamailio relays it to the Request-URI, not to the served user's devices
       [PF_LEG_HEADER, target.kind === 'device' ? settings.legToken : `${settings.legToken};direct`],
-      // the caller's Allow says what the caller takes; ours follows (UPDATE: RFC 3311 §5)
-      ...built.headers.filter(([n]) => n.toLowerCase() !== 'allow'),
+      // the caller's Allow is not carried (NOT_CARRIED); ours follows (UPDATE: RFC 3311 §5)
+      ...built.headers,
       // RFC 4028 §7.1: Min-SE only when above the floor everyone assumes
       ...(offered.minSE > RFC_MIN_SE ? [['Min-SE', String(offered.minSE)] as const] : []),
       ALLOW,

@@ -17,7 +17,8 @@ export const SESSION_ID_HEADERS: readonly string[] = ['Conversation-ID', 'Contri
  * Header fields of the caller's INVITE that are not carried to a device INVITE (lower
  * case): the SIP layer's own (Via, Route, Record-Route, Max-Forwards, From, To, Call-ID,
  * CSeq, Content-Length), the ones the PF replaces with its own (Contact, Supported,
- * Session-Expires, Min-SE, User-Agent, Content-Type), the ones that describe the caller's
+ * Allow, Session-Expires, Min-SE, User-Agent, Content-Type; the caller's Allow says what
+ * the caller takes, the leg's says what the B2BUA takes, RFC 3311 §5), the ones that describe the caller's
  * body, which the B2BUA replaces (Content-Disposition, Content-Encoding,
  * Content-Language, MIME-Version), and the internal ones. `Require` is filtered per
  * token instead (REQUIRE_DROPPED).
@@ -25,7 +26,7 @@ export const SESSION_ID_HEADERS: readonly string[] = ['Conversation-ID', 'Contri
 export const NOT_CARRIED: ReadonlySet<string> = new Set(
   [
     'Via', 'Route', 'Record-Route', 'Max-Forwards', 'From', 'To', 'Call-ID', 'CSeq', 'Content-Length',
-    'Contact', 'Supported', 'Session-Expires', 'Min-SE', 'User-Agent', 'Content-Type',
+    'Contact', 'Supported', 'Allow', 'Session-Expires', 'Min-SE', 'User-Agent', 'Content-Type',
     'Content-Disposition', 'Content-Encoding', 'Content-Language', 'MIME-Version',
     ...INTERNAL_HEADERS,
   ].map((h) => h.toLowerCase()),

@@ -69,6 +69,7 @@ t.test('CR step 8: headers carried, dropped and added', async (t) => {
     Privacy: 'none',
     'Content-Disposition': 'session',
     'MIME-Version': '1.0',
+    Allow: 'INVITE, ACK, MESSAGE',
     'X-Custom': 'kept',
   });
   const out = deviceInvite(input({ original }));
@@ -91,7 +92,7 @@ t.test('CR step 8: headers carried, dropped and added', async (t) => {
     ['User-Agent', 'CPM-serv/OMA2.2 pf/1'],
   ];
   t.same(out.headers, expected, 'the whole list, in order');
-  for (const gone of ['via', 'route', 'record-route', 'max-forwards', 'from', 'to', 'call-id', 'cseq', 'content-length', 'content-type', 'min-se', 'p-preferred-service', PF_TICKET_HEADER.toLowerCase(), PF_LEG_HEADER.toLowerCase(), 'content-disposition', 'mime-version']) {
+  for (const gone of ['via', 'route', 'record-route', 'max-forwards', 'from', 'to', 'call-id', 'cseq', 'content-length', 'content-type', 'min-se', 'p-preferred-service', PF_TICKET_HEADER.toLowerCase(), PF_LEG_HEADER.toLowerCase(), 'content-disposition', 'mime-version', 'allow']) {
     t.notOk(names(out.headers).includes(gone), `${gone} dropped`);
   }
   t.same([out.body, out.contentType, out.warnings], [RELAY_SDP, 'application/sdp', []], "the relay's offer as the body");
