@@ -123,6 +123,8 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     metrics.gauge('pf_b2bua_calls_started', 'B2BUA calls started since the service started', () => b2bua?.counts().started ?? 0);
     metrics.gauge('pf_b2bua_invites_refused', 'INVITEs the B2BUA refused for want of a valid ticket', () => b2bua?.counts().refused ?? 0);
     metrics.gauge('pf_b2bua_tickets', 'Tickets waiting for their INVITE', () => b2bua?.counts().tickets ?? 0);
+    metrics.gauge('pf_b2bua_calls_restored', 'B2BUA calls reloaded from its store at start', () => b2bua?.counts().restored ?? 0);
+    metrics.gauge('pf_b2bua_records_skipped', 'Stored B2BUA calls skipped at start (damaged records)', () => b2bua?.counts().skipped ?? 0);
   }
 
   /** `bob`, `sip:bob@host`, `sip%3Abob%40host` -> served-user key. */
@@ -164,7 +166,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
         app.b2bua = b2bua;
         app.b2buaSipPort = b2bua.sipPort;
         const b = b2bua;
-        if (live) live.b2bua = { sentBy: `${config.host}:${b.sipPort}`, calls: () => b.counts().calls };
+        if (live) live.b2bua = { sentBy: `${config.host}:${b.sipPort}`, calls: () => b.counts().calls, sessions: () => b.b2bua.sessions() };
       }
       await live?.start();
       app.rpcPort = await rpc.listen(config.rpcPort, config.host);

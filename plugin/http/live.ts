@@ -7,7 +7,7 @@
  *   GET /lab/live/calls         recent calls, newest first
  *   GET /lab/live/calls/:id     one call's ladder (id: the caller's Call-ID or a leg's)
  *   GET /lab/live/devices       registered devices per user, with tags and GRUUs
- *   GET /sessions               the sessions in progress
+ *   GET /sessions               the sessions in progress (from the trace) and the B2BUA's own call table
  */
 import { readFileSync } from 'node:fs';
 import type { FastifyPluginAsync } from 'fastify';
@@ -20,6 +20,14 @@ export interface LiveRouteOptions {
   readonly live: LiveView;
   readonly now: () => number;
 }
+
+const B2buaSessionSchema = Type.Object({
+  callId: Type.String(),
+  servedUser: Type.String(),
+  state: Type.String(),
+  legs: Type.Array(Type.Object({ id: Type.String(), device: Type.Union([Type.String(), Type.Null()]), state: Type.String() })),
+});
+const SessionsWithB2buaSchema = Type.Composite([SessionsSchema, Type.Object({ b2bua: Type.Union([Type.Array(B2buaSessionSchema), Type.Null()]) })]);
 
 const PAGE = new URL('../live/live.html', import.meta.url);
 
@@ -43,5 +51,8 @@ export const liveRoutes: FastifyPluginAsync<LiveRouteOptions> = async (app, { li
 
   app.get('/lab/live/devices', { schema: { response: { 200: Type.Array(UserDevicesSchema) } } }, async () => live.users(now()));
 
-  app.get('/sessions', { schema: { response: { 200: SessionsSchema } } }, async () => live.sessions(now()));
+  // the B2BUA's own table (B2bua.sessions) when it runs, else null
+  app.get('/sessions', { schema: { response: { 200: SessionsWithB2buaSchema } } }, async () => ({
+    ...live.sessions(now()), b2bua: live.b2bua?.sessions?.() ?? null,
+  }));
 };

@@ -3,6 +3,7 @@
  * the page and the JSON routes read: recent calls and their ladders, the sessions in
  * progress, the registered devices. Built by plugin/app.ts when `live.enabled`.
  */
+import type { B2buaSessionView } from '../b2bua/b2bua.js';
 import type { Logger } from 'pino';
 import type { DeviceStore } from '../devices/store.js';
 import { deviceKey } from '../devices/identity.js';
@@ -40,7 +41,7 @@ export class LiveView {
   readonly store: TraceStore;
   readonly collector: HepCollector;
   /** The B2BUA's Via sent-by and call count, once it runs. */
-  b2bua: { readonly sentBy: string; readonly calls: () => number } | null = null;
+  b2bua: { readonly sentBy: string; readonly calls: () => number; readonly sessions?: () => B2buaSessionView[] } | null = null;
 
   constructor(private readonly o: LiveViewOptions) {
     this.store = new TraceStore({ maxCalls: o.maxCalls, maxRecords: o.maxRecords, kamailio: o.kamailio });

@@ -53,7 +53,8 @@ t.test('the collector on UDP: garbage dropped, captures filed', async (t) => {
 
 t.test('routes', async (t) => {
   const live = view();
-  live.b2bua = { sentBy: P, calls: () => 1 };
+  const table = [{ callId: 'b1', servedUser: 'sip:bob@example.net', state: 'confirmed' as const, legs: [{ id: 'L1', device: 'bob 0badcafe', state: 'up' as const }] }];
+  live.b2bua = { sentBy: P, calls: () => 1, sessions: () => table };
   const http = buildHttp(log);
   await http.register(liveRoutes, { live, now: Date.now });
   t.teardown(() => http.close());
@@ -88,6 +89,6 @@ t.test('routes', async (t) => {
   t.equal((await http.inject('/lab/live/calls/L-unknown')).statusCode, 404, 'an unknown call: 404');
 
   const sessions = (await http.inject('/sessions')).json<Sessions>();
-  t.same(sessions, { source: 'trace', b2buaCalls: 1, sessions: [{ callId: 'b1', state: 'established', mode: 'b2bua', from: 'sip:alice@example.net', to: 'sip:bob@example.net', started: 1, answeredBy: ['bob 0badcafe'], legs: ['L1'] }] }, 'sessions from the trace, the B2BUA count beside');
+  t.same(sessions, { source: 'trace', b2buaCalls: 1, sessions: [{ callId: 'b1', state: 'established', mode: 'b2bua', from: 'sip:alice@example.net', to: 'sip:bob@example.net', started: 1, answeredBy: ['bob 0badcafe'], legs: ['L1'] }], b2bua: table }, 'sessions from the trace, the B2BUA count and its call table beside');
   t.same((await http.inject('/lab/live/devices')).json(), state.users);
 });
