@@ -3,7 +3,8 @@
 // wildcards) and `&` (the modified UTF-7 shift, §5.1.3) special, and servers add their own
 // rules (Dovecot refuses `/` and, with maildir, uses `.` as the delimiter). So a component
 // keeps only [A-Za-z0-9] and `-_+@,:!`; every other UTF-8 byte becomes `=` and two
-// upper-case hex digits (`=` itself included). The mapping is one-to-one and reversible.
+// upper-case hex digits (`=` itself included), and the first letter of any spelling of
+// INBOX. The mapping is one-to-one and reversible.
 
 const KEEP = /^[A-Za-z0-9\-_+@,:!]$/;
 
@@ -12,6 +13,9 @@ export const MAX_COMPONENT = 120;
 
 export function encodeComponent(id: string): string {
   let out = '';
+  // RFC 3501 §5.1: INBOX is case-insensitive, so `inbox` and `Inbox` would name one folder;
+  // its first letter is escaped, and each spelling keeps its own name.
+  if (id.toUpperCase() === 'INBOX') return `=${id.charCodeAt(0).toString(16).toUpperCase()}${id.slice(1)}`;
   for (const ch of id) {
     if (KEEP.test(ch)) {
       out += ch;

@@ -18,6 +18,10 @@ t.test('folder names: encode, decode', async t => {
     ['ü', '=C3=BC'],
     [' \t', '=20=09'],
     ['"\\', '=22=5C'],
+    ['INBOX', '=49NBOX'],
+    ['inbox', '=69nbox'],
+    ['InBox', '=49nBox'],
+    ['INBOX2', 'INBOX2'],
   ];
   for (const [id, name] of cases) {
     t.equal(encodeComponent(id), name, JSON.stringify(id));

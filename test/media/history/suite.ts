@@ -68,6 +68,12 @@ export async function interfaceSuite(t: Test, open: () => MessageStore): Promise
       t.ok((await s.list(r))[1]!.data.equals(cpim(id)));
     }
     t.same(await s.sessions('conv.a'), [], 'a dot in an id is not a hierarchy level');
+    for (const inbox of ['INBOX', 'inbox']) {
+      t.same(await s.ensureSessionFolder({ conversationId: inbox, contributionId: inbox }, {}), { created: true, infoUid: 1 },
+        `${inbox}: a folder of its own (INBOX is case-insensitive in IMAP)`);
+    }
+    t.same(await s.sessions('INBOX'), ['INBOX']);
+    t.same(await s.sessions('inbox'), ['inbox']);
     await s.close();
   });
 
