@@ -18,10 +18,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inviteText, registerText } from '../lab/service-fixtures.js';
 const dataDir = mkdtempSync(join(tmpdir(), 'pf-bench-'));
-const app = await createApp(parseConfig({ rpcPort: 0, httpPort: 0, dataDir, logLevel: 'silent' }), pino({ level: 'silent' }));
+const app = await createApp(parseConfig({ rpcPort: 0, httpPort: 0, dataDir, logLevel: 'silent', http: { operatorToken: 'bench-operator-token-0123' } }), pino({ level: 'silent' }));
 const d = app.rpc.dispatcher;
 for (let i = 0; i < 2; i++) await d.dispatch(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'pf.register', params: { v: 1, msg: registerText({ instance: `0000-${i}`, port: 6000 + i }), src: `tcp:127.0.0.1:${6000 + i}` } }));
-await app.http.inject({ method: 'PUT', url: '/xcap-root/resource-lists/users/sip:bob@example.net/index', headers: { 'content-type': 'application/resource-lists+xml' }, payload: `<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list name="oma_blockedcontacts">${Array.from({ length: 50 }, (_, i) => `<entry uri="sip:s${i}@example.net"/>`).join('')}</list></resource-lists>` });
+await app.http.inject({ method: 'PUT', url: '/xcap-root/resource-lists/users/sip:bob@example.net/index', headers: { 'content-type': 'application/resource-lists+xml', authorization: 'Bearer bench-operator-token-0123' }, payload: `<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list name="oma_blockedcontacts">${Array.from({ length: 50 }, (_, i) => `<entry uri="sip:s${i}@example.net"/>`).join('')}</list></resource-lists>` });
 const req = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'pf.invite', params: { v: 1, msg: inviteText(), src: 'udp:1.2.3.4:5' } }));
 console.log(JSON.stringify((await d.dispatch(req))?.result).slice(0, 80));
 for (const round of [1, 2, 3]) {

@@ -6,6 +6,7 @@
  *   npm run bench:service -- [--rate 1000] [--seconds 10] [--devices 3]
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +27,8 @@ const DEVICES = Number(values.devices);
 
 const dir = mkdtempSync(join(tmpdir(), 'pf-bench-'));
 const cfg = join(dir, 'pf.json');
-writeFileSync(cfg, JSON.stringify({ rpcPort: 0, httpPort: 0, dataDir: join(dir, 'data'), logLevel: 'warn' }));
+const operatorToken = `bench-${randomBytes(16).toString('hex')}`;
+writeFileSync(cfg, JSON.stringify({ rpcPort: 0, httpPort: 0, dataDir: join(dir, 'data'), logLevel: 'warn', http: { operatorToken } }));
 const env: NodeJS.ProcessEnv = {};
 for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PF_')) env[k] = v;
 const child = spawn(join('node_modules', '.bin', 'tsx'), ['plugin/main.ts', '--config', cfg], {
@@ -71,7 +73,7 @@ for (let i = 0; i < DEVICES; i++) {
 }
 await fetch(`http://127.0.0.1:${ports.httpPort}/xcap-root/resource-lists/users/sip:bob@example.net/index`, {
   method: 'PUT',
-  headers: { 'content-type': 'application/resource-lists+xml' },
+  headers: { 'content-type': 'application/resource-lists+xml', authorization: `Bearer ${operatorToken}` },
   body: `<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list name="oma_blockedcontacts">${Array.from(
     { length: 50 },
     (_, i) => `<entry uri="sip:spam${i}@example.net"/>`,

@@ -42,7 +42,12 @@ export interface ServiceOptions {
   b2bua?: Record<string, unknown>;
   /** The live view (docs/lab.md "Live view"): its HEP3 port and Kamailio's SIP addresses. */
   live?: { hepPort: number; kamailio: readonly string[] };
+  /** The operator's bearer token (http.operatorToken); default LAB_OPERATOR_TOKEN. */
+  operatorToken?: string;
 }
+
+/** The lab service's operator token (http.operatorToken; `npm run lab` prints it). */
+export const LAB_OPERATOR_TOKEN = `lab-op-${token()}${token()}`;
 
 export class Service {
   private constructor(
@@ -54,6 +59,16 @@ export class Service {
 
   get url(): string {
     return `http://127.0.0.1:${this.httpPort}`;
+  }
+
+  /** The bearer token the operator routes and the XCAP store want (docs/service.md "HTTP"). */
+  get operatorToken(): string {
+    return this.opts.operatorToken ?? LAB_OPERATOR_TOKEN;
+  }
+
+  /** fetch() with the operator's credential. */
+  fetch(path: string, init: RequestInit = {}): Promise<Response> {
+    return fetch(`${this.url}${path}`, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${this.operatorToken}` } });
   }
 
   static async start(o: ServiceOptions): Promise<Service> {
@@ -75,6 +90,7 @@ export class Service {
       policy: o.policy ?? {},
       ...(o.b2bua ? { b2bua: o.b2bua } : {}),
       ...(o.live ? { live: { enabled: true, hepPort: o.live.hepPort, kamailio: o.live.kamailio } } : {}),
+      http: { operatorToken: o.operatorToken ?? LAB_OPERATOR_TOKEN },
     };
     const cfgFile = join(o.dir, `${name}.json`);
     writeFileSync(cfgFile, JSON.stringify(config, null, 2));
@@ -100,7 +116,7 @@ export class Service {
   }
 
   async getJson(path: string): Promise<{ status: number; body: unknown }> {
-    const r = await fetch(`${this.url}${path}`);
+    const r = await this.fetch(path);
     const text = await r.text();
     let body: unknown = text;
     try {
@@ -113,7 +129,7 @@ export class Service {
 
   /** PUT an XDM document into the service's XCAP store (RFC 4825). */
   async putXcap(auid: string, user: string, xml: string, contentType: string, doc = 'index'): Promise<number> {
-    const r = await fetch(`${this.url}/xcap-root/${auid}/users/${encodeURIComponent(user)}/${doc}`, {
+    const r = await this.fetch(`/xcap-root/${auid}/users/${encodeURIComponent(user)}/${doc}`, {
       method: 'PUT',
       headers: { 'content-type': contentType },
       body: xml,
@@ -123,7 +139,7 @@ export class Service {
   }
 
   async metrics(): Promise<string> {
-    return (await fetch(`${this.url}/metrics`)).text();
+    return (await this.fetch('/metrics')).text();
   }
 }
 
@@ -398,6 +414,11 @@ export class Lab {
 
   get sipPort(): number {
     return this.kamailio.sipPort;
+  }
+
+  /** The service's operator token (docs/lab.md): `Authorization: Bearer <token>`. */
+  get operatorToken(): string {
+    return this.service.operatorToken;
   }
 
   /** Restart the service (same ports and data) and wait until Kamailio reconnected. */

@@ -2,7 +2,7 @@
  * Wiring: build every part from the config, start the RPC and HTTP servers, stop them.
  * Rules stay pure (plugin/rules); this file only connects the edges to them.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { open, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
@@ -14,6 +14,8 @@ import { opsRoutes } from './http/ops.js';
 import { deviceRoutes } from './http/devices.js';
 import { xcapRoutes } from './http/xcap.js';
 import { liveRoutes } from './http/live.js';
+import { access, credentialsOf, normaliseFingerprint, operatorHook, operatorOnly, type TrustedProxies } from './http/auth.js';
+import { peerList } from '../wire/server.js';
 import { LiveView } from './live/view.js';
 import { recordInvites } from './live/record.js';
 import { RpcServer } from './rpc/server.js';
@@ -79,6 +81,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
             root: config.xdm.url,
             timeoutMs: config.xdm.timeoutMs,
             maxBytes: config.xdm.maxDocumentBytes,
+            ...(config.xdm.token ? { token: config.xdm.token } : {}),
           }),
           config.xdm.cacheTtlMs,
           xdmOpts,
@@ -132,8 +135,19 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     servedUserKey(raw.includes(':') ? raw : `sip:${raw}@${config.domain}`, config.identity, config.domain);
 
   // Each route group is an encapsulated fastify plugin (plugin/http/server.ts).
-  const http = buildHttp(log);
+  // docs/deployment.md "Threat model": /health and /ready open, /metrics as configured, the rest
+  // the operator's (bearer token) or, on XCAP, the user's as a trusted proxy asserts it
+  const token = config.http.operatorToken;
+  const trusted: TrustedProxies = {
+    addresses: peerList(config.xdm.trustedProxies),
+    certificates: new Set(config.xdm.trustedProxyCertificates.map(normaliseFingerprint)),
+  };
+  const http = buildHttp(
+    log,
+    config.http.tls ? { cert: readFileSync(config.http.tls.cert), key: readFileSync(config.http.tls.key) } : undefined,
+  );
   await http.register(opsRoutes, {
+    ...(config.http.metrics === 'operator' ? { metricsGuard: operatorHook(token) } : {}),
     metrics,
     notReady: () => {
       const reasons: string[] = [];
@@ -143,9 +157,17 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
       return reasons;
     },
   });
-  await http.register(deviceRoutes, { devices, userKey, now });
-  await http.register(xcapRoutes, { store: xcap, normaliseXui: userKey, now });
-  if (live) await http.register(liveRoutes, { live, now });
+  await http.register(
+    operatorOnly(async (scope) => {
+      await scope.register(deviceRoutes, { devices, userKey, now });
+      if (live) await scope.register(liveRoutes, { live, now });
+    }),
+    { operatorToken: token, open: ['/lab/live'] },
+  );
+  await http.register(xcapRoutes, {
+    store: xcap, normaliseXui: userKey, now,
+    authorise: (req, target) => access(credentialsOf(req, trusted), token, target, userKey),
+  });
 
   let timer: NodeJS.Timeout | null = null;
   const app: App = {

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from './config/load.js';
 import { createApp } from './app.js';
 import type { Config } from './config/schema.js';
+import { REDACT_PATHS } from './http/server.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, strict: true });
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = pino({ level: config.logLevel, base: { svc: 'pf' } });
+  const log = pino({ level: config.logLevel, base: { svc: 'pf' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
   const app = await createApp(config, log);
   await app.start();
   // The ready line is printed whatever the log level: the lab and tests wait for it.

@@ -109,7 +109,8 @@ CPM PF lab is up in ${mode} mode (run dir run/lab/, logs: run/lab/*.log)
   Kamailio          sip:127.0.0.1:${l.sipPort} (UDP and TCP), config kamailio-cfg/lab.cfg
   decision service  JSON-RPC 127.0.0.1:${l.service.rpcPort}, HTTP http://127.0.0.1:${l.service.httpPort}
   XCAP root         http://127.0.0.1:${l.service.httpPort}/xcap-root
-  live view         http://127.0.0.1:${l.service.httpPort}/lab/live  (ladders of recent calls; HEP3 on UDP ${ports.hep})
+  operator token    ${l.operatorToken}  (Authorization: Bearer; /users, /sessions, XCAP, the live view's data)
+  live view         http://127.0.0.1:${l.service.httpPort}/lab/live#token=${l.operatorToken}  (ladders of recent calls; HEP3 on UDP ${ports.hep})
   ${relayLine}${l.mode === 'b2bua' ? `\n  B2BUA             sip:127.0.0.1:${l.b2buaSipPort};transport=tcp (chat media through the relay)` : ''}
 
   Users (any host part is local, e.g. sip:bob@example.net):
@@ -129,8 +130,8 @@ CPM PF lab is up in ${mode} mode (run dir run/lab/, logs: run/lab/*.log)
     LAB_SIP_PORT=${l.sipPort} npx tsx scripts/lab/device.ts bob --ring     # a second one that only rings
     sipp -sf scripts/lab/invite.xml -key to bob -key from alice -i 127.0.0.1 -m 1 -trace_msg 127.0.0.1:${l.sipPort}
     sipp -sf scripts/lab/invite-reject.xml -key to bob -key from spam -set expect 403 -i 127.0.0.1 -m 1 -trace_msg 127.0.0.1:${l.sipPort}   # 403 "122 Function not allowed"
-    curl -sS -w '%{http_code}\n' http://127.0.0.1:${l.service.httpPort}/users/bob/devices
-    curl -sS -w '%{http_code}\n' http://127.0.0.1:${l.service.httpPort}/xcap-root/resource-lists/users/sip:bob@example.net/index
+    curl -sS -w '%{http_code}\n' -H 'Authorization: Bearer ${l.operatorToken}' http://127.0.0.1:${l.service.httpPort}/users/bob/devices
+    curl -sS -w '%{http_code}\n' -H 'Authorization: Bearer ${l.operatorToken}' http://127.0.0.1:${l.service.httpPort}/xcap-root/resource-lists/users/sip:bob@example.net/index
   More in docs/lab.md (traces: run/lab/devices/*.messages.log).
 
 Ctrl-C stops everything.`);

@@ -24,6 +24,13 @@ const ENV: EnvTable = [
   ['PF_LOG_LEVEL', ['logLevel'], 'string'],
   ['PF_RPC_ALLOWED_PEERS', ['rpc', 'allowedPeers'], 'list'],
   ['PF_XDM_URL', ['xdm', 'url'], 'string'],
+  ['PF_XDM_TOKEN', ['xdm', 'token'], 'string'],
+  ['PF_XDM_TRUSTED_PROXIES', ['xdm', 'trustedProxies'], 'list'],
+  ['PF_XDM_TRUSTED_PROXY_CERTS', ['xdm', 'trustedProxyCertificates'], 'list'],
+  ['PF_OPERATOR_TOKEN', ['http', 'operatorToken'], 'string'],
+  ['PF_METRICS', ['http', 'metrics'], 'string'],
+  ['PF_HTTP_TLS_CERT', ['http', 'tls', 'cert'], 'string'],
+  ['PF_HTTP_TLS_KEY', ['http', 'tls', 'key'], 'string'],
   ['PF_POLICY_MODE', ['policy', 'mode'], 'string'],
   ['PF_POLICY_DIAGNOSTIC_WARNING', ['policy', 'diagnosticWarning'], 'bool'],
   ['PF_B2BUA_SIP_PORT', ['b2bua', 'sipPort'], 'int'],
@@ -54,10 +61,12 @@ function finish(cfg: Static<typeof ConfigSchema>): Config {
   if (cfg.registrar.defaultExpires > cfg.registrar.maxExpires) {
     throw new ConfigError('config: /registrar/defaultExpires must not exceed /registrar/maxExpires');
   }
-  try {
-    peerList(cfg.rpc.allowedPeers);
-  } catch (err) {
-    throw new ConfigError(`config: /rpc/allowedPeers: ${(err as Error).message}`);
+  for (const [path, list] of [['/rpc/allowedPeers', cfg.rpc.allowedPeers], ['/xdm/trustedProxies', cfg.xdm.trustedProxies]] as const) {
+    try {
+      peerList(list);
+    } catch (err) {
+      throw new ConfigError(`config: ${path}: ${(err as Error).message}`);
+    }
   }
   const policy = resolvePolicy(cfg.policy);
   // CR 8.3.2.1 step 8: B2BUA mode needs the secret that pf.cfg checks on its legs

@@ -17,6 +17,18 @@ const XdmConfigSchema = Type.Object(
     timeoutMs: Type.Integer({ minimum: 10, maximum: 60_000, default: 500 }),
     /** How long a fetched external document is trusted before revalidation (If-None-Match). */
     cacheTtlMs: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5000 }),
+    /** With `url`: the bearer token the service presents to the XDMS (PF_XDM_TOKEN); empty: none. Never logged. */
+    token: Type.String({ default: '', maxLength: 512 }),
+    /**
+     * Aggregation Proxies whose X-3GPP-Asserted-Identity / X-XCAP-Asserted-Identity the embedded
+     * store believes (plugin/http/auth.ts): addresses or CIDR blocks. Default: none.
+     */
+    trustedProxies: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 256, default: [] }),
+    /** The same by client certificate (HTTPS only): SHA-256 fingerprints, hex with or without colons. */
+    trustedProxyCertificates: Type.Array(Type.String({ pattern: '^(sha-256 )?([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$' }), {
+      maxItems: 256,
+      default: [],
+    }),
   },
   { additionalProperties: false, default: {} },
 );
@@ -70,6 +82,22 @@ const B2buaConfigSchema = Type.Object(
     release: Type.String({ pattern: '^OMA[0-9]+\\.[0-9]+$', default: 'OMA2.2' }),
     /** RFC 3261 T1 (ms): the 2xx retransmission and the transaction timeouts (64*T1). */
     t1Ms: Type.Integer({ minimum: 50, maximum: 10_000, default: 500 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+/** The operator HTTP interface (docs/service.md "HTTP", docs/deployment.md "Threat model"). */
+const HttpConfigSchema = Type.Object(
+  {
+    /**
+     * The operator's bearer token (PF_OPERATOR_TOKEN): /users, /sessions, the live view's data
+     * and every user's XCAP documents. Empty: nobody is the operator. Never logged.
+     */
+    operatorToken: Type.String({ default: '', maxLength: 512, pattern: '^([A-Za-z0-9\\-._~+/]{16,}=*)?$' }),
+    /** /metrics: open to whoever reaches the port, or the operator's only. */
+    metrics: Type.Union([Type.Literal('open'), Type.Literal('operator')], { default: 'open' }),
+    /** HTTPS with this PEM certificate and key (file paths); absent: plain HTTP. */
+    tls: Type.Optional(Type.Object({ cert: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }) }, { additionalProperties: false })),
   },
   { additionalProperties: false, default: {} },
 );
@@ -128,6 +156,7 @@ export const ConfigSchema = Type.Object(
     policy: PolicyConfigSchema,
     b2bua: B2buaConfigSchema,
     live: LiveConfigSchema,
+    http: HttpConfigSchema,
   },
   { additionalProperties: false },
 );

@@ -1,14 +1,16 @@
 /** Liveness, readiness and the Prometheus exposition (docs/service.md "HTTP"). */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, onRequestAsyncHookHandler } from 'fastify';
 import type { ServiceMetrics } from '../metrics/metrics.js';
 
 export interface OpsRouteOptions {
   readonly metrics: ServiceMetrics;
   /** Readiness: stores open and RPC listening. Returns the reasons it is not ready. */
   readonly notReady: () => string[];
+  /** /metrics for the operator only (config http.metrics `operator`): this hook refuses the rest. */
+  readonly metricsGuard?: onRequestAsyncHookHandler;
 }
 
-export const opsRoutes: FastifyPluginAsync<OpsRouteOptions> = async (app, { metrics, notReady }) => {
+export const opsRoutes: FastifyPluginAsync<OpsRouteOptions> = async (app, { metrics, notReady, metricsGuard }) => {
   app.get('/health', async () => ({ status: 'ok' }));
 
   app.get('/ready', async (_req, reply) => {
@@ -17,7 +19,7 @@ export const opsRoutes: FastifyPluginAsync<OpsRouteOptions> = async (app, { metr
     return { status: 'ready' };
   });
 
-  app.get('/metrics', async (_req, reply) =>
+  app.get('/metrics', metricsGuard ? { onRequest: metricsGuard } : {}, async (_req, reply) =>
     reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.registry.render()),
   );
 };

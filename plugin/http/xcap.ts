@@ -2,15 +2,24 @@
  * XCAP routes (RFC 4825) over the embedded store: whole-document GET, PUT, DELETE under
  * `/xcap-root/<auid>/users/<xui>/<document>`, with strong ETags and the conditional
  * headers of RFC 9110 §13. Node selectors (`~~`) and global documents are not served (404).
+ * Every request is authorised first (auth.ts): the operator, or the user whose XUI it is,
+ * as a trusted Aggregation Proxy asserts it; a refusal is 401/403 with an XCAP error body
+ * and changes nothing.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { AUIDS, XcapRejectError, etagOf, type StoredDocument, type XcapStore } from '../xdm/store.js';
+import { challenge, type Access } from './auth.js';
 
 export interface XcapRouteOptions {
   readonly store: XcapStore;
   /** XUI -> served-user key (URL-decoded by the router first); null when invalid. */
   readonly normaliseXui: (xui: string) => string | null;
   readonly now: () => number;
+  /**
+   * Who may do this (auth.ts access()): `xui` is the document's served-user key (null when
+   * not a user), `anyUser` for the capabilities document every user may read.
+   */
+  readonly authorise: (req: FastifyRequest, target: { readonly xui: string | null; readonly anyUser: boolean }) => Access;
 }
 
 const XCAP_ERROR_MIME = 'application/xcap-error+xml';
@@ -99,6 +108,17 @@ export const xcapRoutes: FastifyPluginAsync<XcapRouteOptions> = async (xcap, dep
     if (ifNone !== null && matches(ifNone, cur, true)) return read ? 304 : 412;
     return null;
   };
+
+  // Before the body is read: a refused request changes nothing.
+  xcap.addHook('onRequest', async (req, reply) => {
+    const params = req.params as Partial<XcapParams>;
+    const xui = params.xui === undefined ? null : deps.normaliseXui(params.xui);
+    const a = deps.authorise(req, { xui, anyUser: params.xui === undefined });
+    if (a.ok) return;
+    req.log.info({ method: req.method, auid: params.auid, xui, reason: a.reason }, 'xcap request refused');
+    // RFC 4825 §11 defines no condition for authorisation: the phrase says what was wrong
+    return challenge(reply, a).type(XCAP_ERROR_MIME).send(xcapError('constraint-failure', a.reason));
+  });
 
   // Documents arrive as text; the store does the XML checks.
   xcap.addContentTypeParser(

@@ -19,6 +19,8 @@ export interface XcapClientOptions {
   readonly root: string;
   readonly timeoutMs: number;
   readonly maxBytes: number;
+  /** Sent as `Authorization: Bearer` (config xdm.token): the service's credential at the XDMS. */
+  readonly token?: string;
 }
 
 export class XcapClient {
@@ -39,7 +41,10 @@ export class XcapClient {
     let res: Response;
     try {
       res = await fetch(url, {
-        headers: etag ? { 'if-none-match': etag } : {},
+        headers: {
+          ...(etag ? { 'if-none-match': etag } : {}),
+          ...(this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {}),
+        },
         signal: AbortSignal.timeout(this.opts.timeoutMs),
         redirect: 'error',
       });

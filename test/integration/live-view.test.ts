@@ -44,7 +44,7 @@ for (const mode of ['proxy', 'b2bua'] as const) {
     if (mode === 'b2bua') await caller.session.send('hello through the relay');
 
     const ladder = (): Promise<Ladder | undefined> =>
-      fetch(`${lab.service.url}/lab/live/calls/${encodeURIComponent(callId)}`).then(async (r) => (r.status === 200 ? ((await r.json()) as Ladder) : undefined));
+      lab.service.fetch(`/lab/live/calls/${encodeURIComponent(callId)}`).then(async (r) => (r.status === 200 ? ((await r.json()) as Ladder) : undefined));
     const has = (l: Ladder, from: string, to: string, label: RegExp): boolean => l.rows.some((r) => r.from === from && r.to === to && label.test(r.label));
     const stage = mode === 'proxy' ? 'decision: proxy · stage proxy' : 'decision: b2bua · stage b2bua';
     // the captures arrive over UDP, a little after the messages themselves
@@ -79,7 +79,8 @@ for (const mode of ['proxy', 'b2bua'] as const) {
       '/sessions lists the call as established',
     );
 
-    const url = `${lab.service.url}/lab/live#call=${encodeURIComponent(callId)}`;
+    // the page takes the operator's token from the fragment (docs/lab.md "Live view")
+    const url = `${lab.service.url}/lab/live#token=${lab.operatorToken}&call=${encodeURIComponent(callId)}`;
     const dom = await dumpDom(url);
     t.match(dom, /INVITE sip:bob@example\.net/, 'the page shows the INVITE');
     t.ok(dom.includes(stage), `the page shows "${stage}"`);

@@ -6,7 +6,7 @@ import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { rpcCall as rpc, tempDir } from './fixtures/helpers.js';
+import { OPERATOR, TEST_OPERATOR_TOKEN, rpcCall as rpc, tempDir } from './fixtures/helpers.js';
 import { inviteText, registerText } from '../../../lab/service-fixtures.js';
 
 const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
@@ -60,7 +60,7 @@ function startMain(configFile: string, env: Record<string, string> = {}): Promis
 t.test('starts, answers pf.invite over TCP, keeps devices across a restart, stops on SIGTERM', async (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'pf.json');
-  writeFileSync(file, JSON.stringify({ rpcPort: 0, httpPort: 0, dataDir: join(dir, 'data'), logLevel: 'info' }));
+  writeFileSync(file, JSON.stringify({ rpcPort: 0, httpPort: 0, dataDir: join(dir, 'data'), logLevel: 'info', http: { operatorToken: TEST_OPERATOR_TOKEN } }));
 
   const first = await startMain(file);
   t.teardown(() => first.child.kill('SIGKILL'));
@@ -75,7 +75,7 @@ t.test('starts, answers pf.invite over TCP, keeps devices across a restart, stop
   // restart: the device registered before is still there
   const second = await startMain(file);
   t.teardown(() => second.child.kill('SIGKILL'));
-  const devices = (await (await fetch(`http://127.0.0.1:${second.httpPort}/users/bob/devices`)).json()) as {
+  const devices = (await (await fetch(`http://127.0.0.1:${second.httpPort}/users/bob/devices`, { headers: OPERATOR })).json()) as {
     devices: unknown[];
   };
   t.equal(devices.devices.length, 1);
@@ -124,9 +124,9 @@ t.test('two instances sharing dataDir see each other\'s devices and documents', 
   const data = join(dir, 'data');
   const fa = join(dir, 'a.json');
   const fb = join(dir, 'b.json');
-  writeFileSync(fa, JSON.stringify({ rpcPort: 0, httpPort: 0, dataDir: data }));
+  writeFileSync(fa, JSON.stringify({ rpcPort: 0, httpPort: 0, dataDir: data, http: { operatorToken: TEST_OPERATOR_TOKEN } }));
   // B logs at warn: the ready line is printed all the same
-  writeFileSync(fb, JSON.stringify({ rpcPort: 0, httpPort: 0, dataDir: data, logLevel: 'warn' }));
+  writeFileSync(fb, JSON.stringify({ rpcPort: 0, httpPort: 0, dataDir: data, logLevel: 'warn', http: { operatorToken: TEST_OPERATOR_TOKEN } }));
   const [a, b] = await Promise.all([startMain(fa), startMain(fb)]);
   t.teardown(() => {
     a.child.kill('SIGKILL');
@@ -134,14 +134,14 @@ t.test('two instances sharing dataDir see each other\'s devices and documents', 
   });
   const reg = await rpc(a.rpcPort, 'pf.register', { v: 1, msg: registerText({}), src: 'tcp:127.0.0.1:40001' });
   t.same(reg.result, { aor: 'sip:bob@example.net', devices: 1 });
-  const listed = (await (await fetch(`http://127.0.0.1:${b.httpPort}/users/bob/devices`)).json()) as { devices: unknown[] };
+  const listed = (await (await fetch(`http://127.0.0.1:${b.httpPort}/users/bob/devices`, { headers: OPERATOR })).json()) as { devices: unknown[] };
   t.equal(listed.devices.length, 1, 'B lists the device A stored');
   t.match((await rpc(b.rpcPort, 'pf.invite', { v: 1, msg: inviteText(), src: 'udp:127.0.0.1:5070' })).result, {
     action: 'proxy',
   });
   const put = await fetch(`http://127.0.0.1:${a.httpPort}/xcap-root/resource-lists/users/sip:bob@example.net/index`, {
     method: 'PUT',
-    headers: { 'content-type': 'application/resource-lists+xml' },
+    headers: { ...OPERATOR, 'content-type': 'application/resource-lists+xml' },
     body: '<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list name="oma_blockedcontacts"><entry uri="sip:alice@example.net"/></list></resource-lists>',
   });
   t.equal(put.status, 201);

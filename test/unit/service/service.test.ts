@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { createApp, type App } from '../../../plugin/app.js';
-import { quietLog, rpcCall as call, tempDir, testConfig, type Teardown } from './fixtures/helpers.js';
+import { quietLog, rpcCall as call, tempDir, testConfig, OPERATOR, type Teardown } from './fixtures/helpers.js';
 import { inviteText, registerText } from '../../../lab/service-fixtures.js';
 
 let clock = Date.UTC(2026, 0, 1);
@@ -28,7 +28,7 @@ t.test('readiness follows the RPC listener', async (t) => {
   const metrics = await app.http.inject({ url: '/metrics' });
   t.equal(metrics.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');
   t.match(metrics.body, /# TYPE pf_decision_duration_seconds histogram/);
-  t.equal((await app.http.inject({ url: '/users/sip%3Aexample.net/devices' })).statusCode, 404, 'no user part');
+  t.equal((await app.http.inject({ headers: OPERATOR, url: '/users/sip%3Aexample.net/devices' })).statusCode, 404, 'no user part');
   t.equal((await app.http.inject({ url: '/nope' })).statusCode, 404);
   await Promise.all([app.devices.close(), app.xcap.close(), app.rpc.close()]);
   const after = await app.http.inject({ url: '/ready' });
@@ -49,7 +49,7 @@ t.test('pf.register -> devices listing -> pf.invite -> core.fork -> Session-Repl
   });
   t.same(r2?.result, { aor: 'sip:bob@example.net', devices: 2 });
 
-  const list = await app.http.inject({ url: '/users/bob/devices' });
+  const list = await app.http.inject({ headers: OPERATOR, url: '/users/bob/devices' });
   t.equal(list.statusCode, 200);
   const body = list.json() as { aor: string; devices: Array<{ key: string; pubGruu: string; params: object }> };
   t.equal(body.aor, 'sip:bob@example.net');
@@ -60,7 +60,7 @@ t.test('pf.register -> devices listing -> pf.invite -> core.fork -> Session-Repl
   t.equal(body.devices[0]?.pubGruu?.startsWith('sip:bob@example.net;gr=urn:uuid:'), true);
   t.match(body.devices[0]?.params, { '+g.oma.sip-im': true });
   // same user by full URI, percent-encoded
-  t.equal((await app.http.inject({ url: '/users/sip%3Abob%40example.net/devices' })).json().devices.length, 2);
+  t.equal((await app.http.inject({ headers: OPERATOR, url: '/users/sip%3Abob%40example.net/devices' })).json().devices.length, 2);
 
   const inv = await call(port, 'pf.invite', { v: 1, msg: inviteText(), src: 'udp:127.0.0.1:5070' });
   t.equal(inv?.error, undefined);
@@ -150,7 +150,7 @@ t.test('XDM documents drive the decision and a new document takes effect at once
   const doc = (uri: string) =>
     `<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list name="oma_blockedcontacts"><entry uri="${uri}"/></list></resource-lists>`;
   const put = (payload: string) =>
-    app.http.inject({ method: 'PUT', url, headers: { 'content-type': 'application/resource-lists+xml' }, payload });
+    app.http.inject({ method: 'PUT', url, headers: { ...OPERATOR, 'content-type': 'application/resource-lists+xml' }, payload });
 
   t.match((await call(port, 'pf.invite', { v: 1, msg: inviteText(), src: 'udp:127.0.0.1:5070' }))?.result, { action: 'proxy' });
   t.equal((await put(doc('sip:alice@example.net'))).statusCode, 201);
@@ -219,5 +219,5 @@ t.test('devices survive a restart of the service', async (t) => {
   // and expire on time
   clock += 3600 * 1000;
   t.equal(second.devices.list('sip:bob@example.net', clock).length, 0);
-  t.equal((await second.http.inject({ url: '/users/bob/devices' })).json().devices.length, 0);
+  t.equal((await second.http.inject({ headers: OPERATOR, url: '/users/bob/devices' })).json().devices.length, 0);
 });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createApp, type App } from '../../../plugin/app.js';
-import { quietLog, tempDir, testConfig, type Teardown } from './fixtures/helpers.js';
+import { quietLog, tempDir, testConfig, OPERATOR, type Teardown } from './fixtures/helpers.js';
 
 const RL = 'application/resource-lists+xml';
 const AR = 'application/auth-policy+xml';
@@ -26,19 +26,19 @@ async function makeApp(t: Teardown, dir = tempDir(t), overrides: Record<string, 
 t.test('PUT creates, GET returns it with a strong ETag and the AUID MIME type', async (t) => {
   const app = await makeApp(t);
   const body = blacklist(['sip:spam@example.net', 'sip:%C3%A9l%C3%A9onore@example.net', 'sip:zoë@example.net']);
-  const put = await app.http.inject({ method: 'PUT', url: BL_URL, headers: { 'content-type': RL }, payload: body });
+  const put = await app.http.inject({ method: 'PUT', url: BL_URL, headers: { ...OPERATOR, 'content-type': RL }, payload: body });
   t.equal(put.statusCode, 201);
   const etag = put.headers.etag as string;
   t.match(etag, /^"[^"]+"$/);
 
-  const get = await app.http.inject({ method: 'GET', url: BL_URL });
+  const get = await app.http.inject({ headers: OPERATOR, method: 'GET', url: BL_URL });
   t.equal(get.statusCode, 200);
   t.equal(get.headers['content-type'], RL);
   t.equal(get.headers.etag, etag);
   t.equal(get.body, body);
 
   // percent-encoded XUI and another host of the same user (identity "user") are the same document
-  const enc = await app.http.inject({
+  const enc = await app.http.inject({ headers: OPERATOR,
     method: 'GET',
     url: '/xcap-root/resource-lists/users/sip%3Abob%40other.example/index',
   });
@@ -48,11 +48,11 @@ t.test('PUT creates, GET returns it with a strong ETag and the AUID MIME type', 
   const rules = await app.http.inject({
     method: 'PUT',
     url: RULES_URL,
-    headers: { 'content-type': `${AR}; charset=UTF-8` },
+    headers: { ...OPERATOR, 'content-type': `${AR}; charset=UTF-8` },
     payload: ruleset,
   });
   t.equal(rules.statusCode, 201);
-  const getRules = await app.http.inject({ method: 'GET', url: RULES_URL });
+  const getRules = await app.http.inject({ headers: OPERATOR, method: 'GET', url: RULES_URL });
   t.equal(getRules.headers['content-type'], AR);
 });
 
@@ -61,7 +61,7 @@ t.test('conditional requests', async (t) => {
   const v1 = blacklist(['sip:a@example.net']);
   const v2 = blacklist(['sip:b@example.net']);
   const put = (payload: string, headers: Record<string, string> = {}) =>
-    app.http.inject({ method: 'PUT', url: BL_URL, headers: { 'content-type': RL, ...headers }, payload });
+    app.http.inject({ method: 'PUT', url: BL_URL, headers: { ...OPERATOR, 'content-type': RL, ...headers }, payload });
 
   // If-Match on a missing document: 412; If-None-Match: * creates
   t.equal((await put(v1, { 'if-match': '*' })).statusCode, 412);
@@ -70,9 +70,9 @@ t.test('conditional requests', async (t) => {
   const e1 = created.headers.etag as string;
   t.equal((await put(v1, { 'if-none-match': '*' })).statusCode, 412);
 
-  t.equal((await app.http.inject({ method: 'GET', url: BL_URL, headers: { 'if-none-match': e1 } })).statusCode, 304);
-  t.equal((await app.http.inject({ method: 'GET', url: BL_URL, headers: { 'if-none-match': '"other"' } })).statusCode, 200);
-  t.equal((await app.http.inject({ method: 'GET', url: BL_URL, headers: { 'if-match': '"other"' } })).statusCode, 412);
+  t.equal((await app.http.inject({ method: 'GET', url: BL_URL, headers: { ...OPERATOR, 'if-none-match': e1 } })).statusCode, 304);
+  t.equal((await app.http.inject({ method: 'GET', url: BL_URL, headers: { ...OPERATOR, 'if-none-match': '"other"' } })).statusCode, 200);
+  t.equal((await app.http.inject({ method: 'GET', url: BL_URL, headers: { ...OPERATOR, 'if-match': '"other"' } })).statusCode, 412);
 
   t.equal((await put(v2, { 'if-match': '"stale"' })).statusCode, 412);
   const replaced = await put(v2, { 'if-match': `"x", ${e1}` });
@@ -82,19 +82,19 @@ t.test('conditional requests', async (t) => {
   // a weak tag never satisfies If-Match (RFC 9110 §13.1.1)
   t.equal((await put(v1, { 'if-match': `W/${e2}` })).statusCode, 412);
 
-  const delStale = await app.http.inject({ method: 'DELETE', url: BL_URL, headers: { 'if-match': e1 } });
+  const delStale = await app.http.inject({ method: 'DELETE', url: BL_URL, headers: { ...OPERATOR, 'if-match': e1 } });
   t.equal(delStale.statusCode, 412);
-  const del = await app.http.inject({ method: 'DELETE', url: BL_URL, headers: { 'if-match': e2 } });
+  const del = await app.http.inject({ method: 'DELETE', url: BL_URL, headers: { ...OPERATOR, 'if-match': e2 } });
   t.equal(del.statusCode, 200);
-  t.equal((await app.http.inject({ method: 'GET', url: BL_URL })).statusCode, 404);
-  t.equal((await app.http.inject({ method: 'DELETE', url: BL_URL })).statusCode, 404);
+  t.equal((await app.http.inject({ headers: OPERATOR, method: 'GET', url: BL_URL })).statusCode, 404);
+  t.equal((await app.http.inject({ headers: OPERATOR, method: 'DELETE', url: BL_URL })).statusCode, 404);
 });
 
 t.test('bad documents are refused and the previous one stays', async (t) => {
   const app = await makeApp(t, undefined, { xdm: { maxDocumentBytes: 4096 } });
   const good = blacklist(['sip:spam@example.net']);
   const put = (payload: string, ctype = RL) =>
-    app.http.inject({ method: 'PUT', url: BL_URL, headers: { 'content-type': ctype }, payload });
+    app.http.inject({ method: 'PUT', url: BL_URL, headers: { ...OPERATOR, 'content-type': ctype }, payload });
   t.equal((await put(good)).statusCode, 201);
 
   const cases: ReadonlyArray<readonly [string, string, number, RegExp | null]> = [
@@ -137,13 +137,13 @@ t.test('bad documents are refused and the previous one stays', async (t) => {
   t.equal((await put(good, AR)).statusCode, 415);
   t.equal((await put(good, 'application/xml')).statusCode, 415);
 
-  const get = await app.http.inject({ method: 'GET', url: BL_URL });
+  const get = await app.http.inject({ headers: OPERATOR, method: 'GET', url: BL_URL });
   t.equal(get.body, good, 'the previous document is still served');
 });
 
 t.test('only the two AUIDs and whole documents are served', async (t) => {
   const app = await makeApp(t);
-  const caps = await app.http.inject({ url: '/xcap-root/xcap-caps/global/index' });
+  const caps = await app.http.inject({ headers: OPERATOR, url: '/xcap-root/xcap-caps/global/index' });
   t.equal(caps.statusCode, 200);
   t.equal(caps.headers['content-type'], 'application/xcap-caps+xml');
   t.match(caps.body, /<auid>resource-lists<\/auid><auid>org\.openmobilealliance\.access-rules<\/auid>/);
@@ -153,7 +153,7 @@ t.test('only the two AUIDs and whole documents are served', async (t) => {
     '/xcap-root/resource-lists/users/sip:bob@example.net/index/~~/resource-lists/list',
     '/xcap-root/resource-lists/users/not-a-uri/index',
   ]) {
-    const res = await app.http.inject({ method: 'GET', url });
+    const res = await app.http.inject({ headers: OPERATOR, method: 'GET', url });
     t.equal(res.statusCode, 404, url);
   }
 });
@@ -162,10 +162,10 @@ t.test('documents survive a restart', async (t) => {
   const dir = tempDir(t);
   const first = await createApp(testConfig(dir), quietLog);
   const body = blacklist(['tel:+15550000002']);
-  const put = await first.http.inject({ method: 'PUT', url: BL_URL, headers: { 'content-type': RL }, payload: body });
+  const put = await first.http.inject({ method: 'PUT', url: BL_URL, headers: { ...OPERATOR, 'content-type': RL }, payload: body });
   await first.stop();
   const second = await makeApp(t, dir);
-  const get = await second.http.inject({ method: 'GET', url: BL_URL });
+  const get = await second.http.inject({ headers: OPERATOR, method: 'GET', url: BL_URL });
   t.equal(get.body, body);
   t.equal(get.headers.etag, put.headers.etag);
 });

@@ -10,7 +10,7 @@ import { ServiceMetrics } from '../../../plugin/metrics/metrics.js';
 import { XcapStore, etagOf, type StoredDocument } from '../../../plugin/xdm/store.js';
 import { XcapClient } from '../../../plugin/xdm/client.js';
 import { EmbeddedXdmSource, RemoteXdmSource, XdmUnavailableError } from '../../../plugin/xdm/source.js';
-import { quietLog, tempDir, testConfig, type Teardown } from './fixtures/helpers.js';
+import { quietLog, tempDir, testConfig, OPERATOR, TEST_OPERATOR_TOKEN, type Teardown } from './fixtures/helpers.js';
 
 const BOB = 'sip:bob@example.net';
 const list = (...uris: string[]) =>
@@ -136,14 +136,14 @@ t.test('a second service reads the first one\'s XCAP store over HTTP', async (t)
   t.teardown(() => a.stop());
   await a.start();
   const b = await createApp(
-    testConfig(tempDir(t), { xdm: { url: `http://127.0.0.1:${a.httpPort}/xcap-root`, cacheTtlMs: 0 } }),
+    testConfig(tempDir(t), { xdm: { url: `http://127.0.0.1:${a.httpPort}/xcap-root`, cacheTtlMs: 0, token: TEST_OPERATOR_TOKEN } }),
     quietLog,
   );
   t.teardown(() => b.stop());
   const put = await a.http.inject({
     method: 'PUT',
     url: `/xcap-root/resource-lists/users/${BOB}/index`,
-    headers: { 'content-type': 'application/resource-lists+xml' },
+    headers: { ...OPERATOR, 'content-type': 'application/resource-lists+xml' },
     payload: list('sip:alice@example.net'),
   });
   t.equal(put.statusCode, 201);
