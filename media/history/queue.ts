@@ -190,7 +190,8 @@ export class WriteQueue implements HistoryWriter {
     return this.enqueue({
       op: 'folder',
       ref: { conversationId: ref.conversationId, contributionId: ref.contributionId },
-      info: { ...info },
+      // Only the fields that are set: an undefined one would not survive the disk round trip as undefined.
+      info: Object.fromEntries(Object.entries(info).filter(([, v]) => typeof v === 'string')),
     });
   }
 
