@@ -120,6 +120,10 @@ export function laneOf(ref: FolderRef, lanes: number): number {
   return h % lanes;
 }
 
+function isTargetList(t: Target | readonly Target[]): t is readonly Target[] {
+  return Array.isArray(t);
+}
+
 interface Lane {
   readonly n: number;
   readonly target: Target;
@@ -157,7 +161,7 @@ export class WriteQueue implements HistoryWriter {
     this.maxBytes = o.maxBytes ?? 256 * 1024 * 1024;
     this.maxAttempts = o.maxAttempts ?? 3;
     this.backoff = o.backoffMs ?? { first: 200, max: 30_000 };
-    const targets: readonly Target[] = Array.isArray(o.target) ? o.target : [o.target as Target];
+    const targets = isTargetList(o.target) ? o.target : [o.target];
     if (targets.length === 0) throw new Error('history queue: no target');
     this.lanes = targets.map((target, n) => ({ n, target, state: 'idle', fifo: [], failures: 0, timer: undefined, inFlight: undefined }));
     this.db = open<unknown, (string | number)[]>({ path: o.path, compression: false });
