@@ -123,6 +123,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
   metrics.gauge('pf_rpc_connections', 'Open JSON-RPC connections', () => rpc.connections);
   if (handover) {
     metrics.gauge('pf_b2bua_calls', 'B2BUA calls in progress', () => b2bua?.counts().calls ?? 0);
+    metrics.gauge('pf_b2bua_calls_confirmed', 'B2BUA calls confirmed (kept in its store)', () => b2bua?.counts().confirmed ?? 0);
     metrics.gauge('pf_b2bua_calls_started', 'B2BUA calls started since the service started', () => b2bua?.counts().started ?? 0);
     metrics.gauge('pf_b2bua_invites_refused', 'INVITEs the B2BUA refused for want of a valid ticket', () => b2bua?.counts().refused ?? 0);
     metrics.gauge('pf_b2bua_tickets', 'Tickets waiting for their INVITE', () => b2bua?.counts().tickets ?? 0);

@@ -180,6 +180,8 @@ type DialogOwner = { readonly call: CallRecord; readonly leg: LegId | null };
 
 export interface B2buaCounts {
   calls: number;
+  /** Calls confirmed (the caller ACKed our 200): the ones the store keeps. */
+  confirmed: number;
   started: number;
   refused: number;
   ended: number;
@@ -225,7 +227,9 @@ export class B2bua implements TransactionUser {
   }
 
   get counts(): B2buaCounts {
-    return { calls: this.#calls.size, ...this.#counts };
+    let confirmed = 0;
+    for (const c of this.#calls.values()) if (c.machine.state === 'confirmed') confirmed++;
+    return { calls: this.#calls.size, confirmed, ...this.#counts };
   }
 
   /** The calls in progress, read-only (GET /sessions). */
