@@ -2,13 +2,13 @@
 # Installs what the lab and the tests need, only when it is missing. Safe to run again.
 #  - Debian: kamailio (+ json, extra, utils modules), sip-tester (sipp), dovecot-imapd (the
 #    message store the history tests start unprivileged) and chromium (the live view's
-#    headless-browser test)
+#    headless-browser test), redis-server (the shared-state engine the Redis store tests start)
 #  - npm: the locked dependencies
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PKGS=(kamailio kamailio-json-modules kamailio-extra-modules kamailio-utils-modules sip-tester
-  dovecot-imapd chromium)
+  dovecot-imapd chromium redis-server)
 MODDIR=""
 for d in /usr/lib/x86_64-linux-gnu/kamailio/modules /usr/lib/aarch64-linux-gnu/kamailio/modules /usr/lib/kamailio/modules; do
   [ -d "$d" ] && MODDIR="$d" && break
@@ -29,13 +29,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   # The packages enable system Kamailio and Dovecot services; the lab and the tests run
   # their own instances on free loopback ports.
   if command -v systemctl >/dev/null 2>&1; then
-    $SUDO systemctl disable --now kamailio dovecot >/dev/null 2>&1 || true
+    $SUDO systemctl disable --now kamailio dovecot redis-server >/dev/null 2>&1 || true
   fi
 fi
 command -v kamailio >/dev/null || { echo "ensure-deps: kamailio not found after install" >&2; exit 1; }
 command -v sipp >/dev/null || { echo "ensure-deps: sipp not found after install" >&2; exit 1; }
 command -v chromium >/dev/null || { echo "ensure-deps: chromium not found after install" >&2; exit 1; }
 [ -x /usr/sbin/dovecot ] || { echo "ensure-deps: dovecot not found after install" >&2; exit 1; }
+command -v redis-server >/dev/null || { echo "ensure-deps: redis-server not found after install" >&2; exit 1; }
 
 # npm: install when node_modules is absent or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
