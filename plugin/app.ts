@@ -127,6 +127,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     metrics.gauge('pf_b2bua_calls_started', 'B2BUA calls started since the service started', () => b2bua?.counts().started ?? 0);
     metrics.gauge('pf_b2bua_invites_refused', 'INVITEs the B2BUA refused for want of a valid ticket', () => b2bua?.counts().refused ?? 0);
     metrics.gauge('pf_b2bua_tickets', 'Tickets waiting for their INVITE', () => b2bua?.counts().tickets ?? 0);
+    metrics.gauge('pf_b2bua_relay_up', 'The B2BUA reaches its media relay (0: new invitations get the fail-safe)', () => (b2bua?.counts().relayUp ? 1 : 0));
     metrics.gauge('pf_b2bua_calls_restored', 'B2BUA calls reloaded from its store at start', () => b2bua?.counts().restored ?? 0);
     metrics.gauge('pf_b2bua_records_skipped', 'Stored B2BUA calls skipped at start (damaged records)', () => b2bua?.counts().skipped ?? 0);
   }

@@ -4,10 +4,12 @@
  * relay's events each time. The relay may start after the service, or restart; a verb
  * that finds no relay rejects, and the B2BUA answers that call 503.
  *
- * While connected it pings the relay every `pingMs`: a connection found closed (by a ping
- * or a verb) is reported once through `onLost`, and the B2BUA then asks the relay
- * (`query`, which connects again) which of its sessions are left (docs/b2bua.md "Faults").
- * A ping that only times out (a busy relay) is not a loss.
+ * Every `pingMs` it pings the relay, or tries to connect when it has no connection: a
+ * connection found closed (by a ping or a verb) is reported once through `onLost`, and
+ * the B2BUA then asks the relay (`query`, which connects again) which of its sessions
+ * are left (docs/b2bua.md "Faults"). A ping that only times out (a busy relay) is not a
+ * loss. `up` says whether the last attempt found the relay (new invitations get the
+ * fail-safe while it is down).
  */
 import type { Logger } from 'pino';
 import { RelayControlClient } from '../../media/relay/control-client.js';
@@ -21,6 +23,7 @@ export class RelayLink implements RelayPort {
   #client: Promise<RelayControlClient> | null = null;
   #closed = false;
   #pinger: NodeJS.Timeout | null = null;
+  #up = false;
   /** Called once per lost connection (not when it never connected). */
   onLost: () => void = () => {};
 
@@ -49,9 +52,15 @@ export class RelayLink implements RelayPort {
     return this.#with((c) => c.query(p));
   }
 
-  /** Connect now (the service's start), without failing when the relay is not up yet. */
+  /** The relay answered the last connection attempt, and that connection is not lost. */
+  get up(): boolean {
+    return this.#up;
+  }
+
+  /** Connect now (the service's start), without failing when the relay is not up yet; then keep watching it. */
   async warm(): Promise<void> {
     await this.#get().catch(() => undefined);
+    this.#startPing();
   }
 
   async close(): Promise<void> {
@@ -69,10 +78,11 @@ export class RelayLink implements RelayPort {
       const c = await RelayControlClient.connect(this.host, this.port, { timeoutMs: this.timeoutMs });
       await c.subscribe(this.onEvent);
       this.log.info({ host: this.host, port: this.port }, 'b2bua: relay connected');
-      this.#startPing();
+      this.#up = true;
       return c;
     })().catch((err: unknown) => {
       this.#client = null;
+      this.#up = false;
       throw err;
     });
     return this.#client;
@@ -93,7 +103,11 @@ export class RelayLink implements RelayPort {
     if (this.#pinger || this.#closed) return;
     this.#pinger = setInterval(() => {
       const p = this.#client;
-      if (!p) return;
+      if (!p) {
+        // no connection: try again (the relay restarted, or is not up yet)
+        void this.#get().catch(() => undefined);
+        return;
+      }
       void p.then(
         (c) =>
           c.ping().catch((err: unknown) => {
@@ -112,6 +126,7 @@ export class RelayLink implements RelayPort {
     void current.then((cur) => {
       if (cur !== c || this.#client !== current) return;
       this.#client = null;
+      this.#up = false;
       this.log.warn({ host: this.host, port: this.port }, 'b2bua: relay connection lost');
       this.onLost();
     }, () => undefined);

@@ -13,7 +13,9 @@ import { pfUserAgent } from '../rules/b2bua-headers.js';
 import { B2bua, type B2buaCounts } from './b2bua.js';
 import { openLmdbCallStore } from './store.js';
 import { RelayLink } from './relay-link.js';
-import { TicketStore } from './tickets.js';
+import { TicketStore, type B2buaPlan } from './tickets.js';
+import { RpcError } from '../../wire/errors.js';
+import { RpcCode } from '../errors.js';
 import { TransactionLayer } from './sip/layer.js';
 import { SipTcpTransport } from './sip/transport.js';
 import { reliableTimers, SystemClock } from './sip/timers.js';
@@ -23,7 +25,7 @@ export interface B2buaService {
   readonly tickets: TicketStore;
   /** The SIP listener's port (differs from the config when it says 0). */
   readonly sipPort: number;
-  counts(): B2buaCounts & { tickets: number };
+  counts(): B2buaCounts & { tickets: number; relayUp: boolean };
   stop(): Promise<void>;
 }
 
@@ -32,8 +34,19 @@ export async function startB2bua(config: Config, log: Logger, now: () => number)
   const blog = log.child({ component: 'b2bua' });
   const clock = new SystemClock();
   const timers = reliableTimers(c.t1Ms);
-  const tickets = new TicketStore(now, { ttlMs: 64 * c.t1Ms });
   let layer: TransactionLayer | null = null;
+  let relayUp = (): boolean => true;
+  /**
+   * No ticket while the relay is down: pf.invite answers -32001 and Kamailio applies its
+   * fail-safe (docs/deployment.md §4) to the new invitation, as when the PF is unavailable.
+   */
+  class GatedTickets extends TicketStore {
+    override issue(plan: B2buaPlan): string {
+      if (!relayUp()) throw new RpcError(RpcCode.DependencyFailed, 'media relay unavailable');
+      return super.issue(plan);
+    }
+  }
+  const tickets = new GatedTickets(now, { ttlMs: 64 * c.t1Ms });
   const transport = await SipTcpTransport.start(
     {
       listenHost: config.host, listenPort: c.sipPort, proxyHost: c.proxyHost, proxyPort: c.proxyPort, logger: blog,
@@ -47,6 +60,7 @@ export async function startB2bua(config: Config, log: Logger, now: () => number)
   const sentBy = `${config.host}:${transport.port}`;
   let b2bua: B2bua | null = null;
   const relay = new RelayLink(c.relayHost, c.relayPort, (e) => b2bua?.relayEvent(e), blog);
+  relayUp = () => relay.up;
   const store = openLmdbCallStore(join(config.dataDir, 'b2bua'), (err) => blog.error({ err }, 'b2bua: call store write failed'));
   b2bua = new B2bua({
     settings: {
@@ -81,7 +95,7 @@ export async function startB2bua(config: Config, log: Logger, now: () => number)
     b2bua: b,
     tickets,
     sipPort: transport.port,
-    counts: () => ({ ...b.counts, tickets: tickets.size }),
+    counts: () => ({ ...b.counts, tickets: tickets.size, relayUp: relay.up }),
     async stop() {
       blog.info({ layer: layer?.counts }, 'b2bua: SIP layer counts');
       await b.stop();

@@ -5,8 +5,8 @@
  * (§15.1.1), a caller that BYEs our 180's early dialog (§15.1.2), a caller that vanishes
  * (b2bua.maxSessionAgeS), a caller's media the relay cannot dial or whose connection
  * closes (the relay's leg-closed), Session-Replaces (the B2BUA's own sessions), garbage
- * on the B2BUA's SIP port and the relay gone (its 503 reaches the caller as 503: pf.cfg
- * PF_B2BUA_FAILURE).
+ * on the B2BUA's SIP port and the relay gone (once the B2BUA sees it down, pf.invite
+ * answers -32001 and Kamailio's fail-safe 503 reaches the caller, docs/deployment.md §4).
  * Short timers: T1 = 100 ms (64*T1 = 6.4 s), maximum session age 10 s.
  * After each case the B2BUA's calls and the relay's sessions are back to zero.
  */
@@ -566,18 +566,20 @@ t.test('7. garbage on the B2BUA\'s SIP port: that connection is closed, calls go
   await settled(t);
 });
 
-t.test('6. the relay down: a new call gets 503 and nothing is left', async (t) => {
+t.test('6. the relay down: a new call gets the fail-safe 503 and nothing is left', async (t) => {
   const before = await live();
   t.equal(before.sessions, 0, 'no relay session before');
   const i0 = BOB.invites().length;
   await relay.close();
   await lab.relay!.stop();
+  // the B2BUA notices (its link pings every second): from then on no ticket, Kamailio's fail-safe answers
+  await until(async () => (/^pf_b2bua_relay_up 0$/m.test(await lab.service.metrics()) ? true : undefined), 5000, 'relay seen down');
   const r = await runSipp({
     scenario: 'uac-invite.xml', dir, remote: `127.0.0.1:${sip}`, vars: vars({ dir, sipPort: sip, to: 'bob' }, 503), timeoutMs: 20_000, name: 'relay-down',
   });
   const final = responsesIn(r.messages).find((x) => x.status >= 200 && /INVITE$/.test(x.header('cseq') ?? ''));
   t.equal(final?.status, 503, 'the caller gets 503');
-  t.ok(headerValues(final?.raw ?? '', 'Warning').some((w) => /relay/i.test(w)), 'with a Warning');
+  t.ok(headerValues(final?.raw ?? '', 'Warning').some((w) => /"PF unavailable"/.test(w)), "with the fail-safe's Warning (docs/deployment.md §4)");
   t.equal(BOB.invites().length, i0, 'no device was invited');
   await until(async () => {
     const m = await lab.service.metrics();
@@ -586,6 +588,7 @@ t.test('6. the relay down: a new call gets 503 and nothing is left', async (t) =
   // the relay again on its ports: it has no session, and the B2BUA's link finds it
   restarted = await Relay.start(dir, lab.relay!.port, lab.relay!.controlPort);
   relay = await RelayControlClient.connect('127.0.0.1', restarted.controlPort);
+  await until(async () => (/^pf_b2bua_relay_up 1$/m.test(await lab.service.metrics()) ? true : undefined), 5000, 'relay seen up again');
   await settled(t);
   const again = await call({ dir, sipPort: sip, to: 'bob' }, 0);
   t.equal(again.final?.status, 200, 'with the relay back, a call is answered');

@@ -164,6 +164,7 @@ t.test('SIGKILL and start again: the chat goes on, first-active, a refresh and a
   t.match(hdr(after, 'session-expires') ?? '', /^1800;refresher=uac/, 'with Session-Expires');
 
   await h1.phone.hangup(callOf(h1).id);
+  t.ok(h1.phone.lines.some((l) => /^<< 200 .*\(BYE\)$/.test(l)), "phone 1's BYE answered 200");
   await eventually(() => callerByes.length > 0, 'the caller got BYE');
   t.same(reasonLines(callerByes[0]), [], "the caller's BYE (the last phone hung up) has no Reason");
   callers.delete(caller);
@@ -201,6 +202,7 @@ t.test('Kamailio restarted: the dialogs go on once it is back', async (t) => {
   await s.send('after');
   await eventually(() => texts(caller.session.events).includes('after'), 'at the caller');
   await h.phone.hangup(callOf(h).id);
+  t.ok(h.phone.lines.some((l) => /^<< 200 .*\(BYE\)$/.test(l)), "the phone's BYE answered 200");
   await eventually(() => callerByes.length > 0, "the phone's BYE reached the B2BUA, its BYE the caller");
   callers.delete(caller);
   await settled(t);
@@ -217,7 +219,9 @@ t.test('the relay killed: BYE with Reason 503 on every leg; a new call gets 503'
   t.same(reasonLines(callerByes[0]), [`Reason: ${RELAY_GONE}`], 'the caller: Reason 503');
   callers.delete(caller);
   await until(async () => ((await metric('pf_b2bua_calls')) === 0 ? true : undefined), 10_000, 'no B2BUA call');
+  t.equal(await metric('pf_b2bua_relay_up'), 0, 'the relay seen down');
   const again = await ChatCaller.place({ sipPort: sip, from: 'alice', to: 'kit', out: () => undefined });
-  t.equal(again.final?.status, 503, 'a new call: 503 (docs/b2bua.md "Faults")');
+  t.equal(again.final?.status, 503, 'a new call: the fail-safe 503 (docs/deployment.md §4)');
+  t.match(hdr(again.final!, 'warning') ?? '', /"PF unavailable"/, "with the fail-safe's Warning");
   await again.hangup();
 });
