@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import {
-  newCall, step, liveLegs, REASON_ELSEWHERE, type Call, type CallEvent, type CallSettings, type Effect, type LegTarget,
+  newCall, step, liveLegs, REASON_ELSEWHERE, REASON_RELAY_GONE, type Call, type CallEvent, type CallSettings, type Effect, type LegTarget,
   type MultiDevicePolicy,
 } from '../../../../plugin/b2bua/call/machine.js';
 
@@ -336,6 +336,27 @@ const cases: readonly Case[] = [
     events: [start([dev(1)]), { kind: 'leg-provisional', leg: 'L1', status: 180 }, { kind: 'media-closed', leg: null }],
     last: [{ kind: 'cancel', leg: 'L1' }, { kind: 'reject', status: 488 }],
     state: 'ending',
+  },
+  {
+    name: 'the relay lost the session: BYE every leg and the caller with the Reason, nothing dropped at the relay',
+    settings: settings('C'),
+    events: [start([dev(1), dev(2)]), ok('L1'), { kind: 'caller-ack' }, { kind: 'relay-lost' }],
+    last: [{ kind: 'bye', leg: 'L1', reason: REASON_RELAY_GONE }, { kind: 'cancel', leg: 'L2', reason: REASON_RELAY_GONE }, { kind: 'bye-caller', reason: REASON_RELAY_GONE }],
+    state: 'ending',
+  },
+  {
+    name: 'the relay lost the session before any answer: 503 to the caller, ringing legs cancelled',
+    settings: settings('C'),
+    events: [start([dev(1)]), { kind: 'leg-provisional', leg: 'L1', status: 180 }, { kind: 'relay-lost' }],
+    last: [{ kind: 'cancel', leg: 'L1', reason: REASON_RELAY_GONE }, { kind: 'reject', status: 503 }],
+    state: 'ending',
+  },
+  {
+    name: 'the relay lost the session, then the legs answer their BYE: ended, no relay-drop',
+    settings: settings('C'),
+    events: [start([dev(1)]), ok('L1'), { kind: 'caller-ack' }, { kind: 'relay-lost' }, { kind: 'leg-bye-done', leg: 'L1' }, { kind: 'caller-bye-done' }],
+    last: [{ kind: 'relay-delete' }],
+    state: 'ended',
   },
   {
     name: 'one of two devices hangs up: the session goes on',
