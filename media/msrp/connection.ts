@@ -7,6 +7,7 @@
 // maxQueuedBytes + one write of process memory (plus the kernel's socket buffer).
 import { EventEmitter } from 'node:events';
 import { Buffer } from 'node:buffer';
+import type { X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { MsrpError } from './errors.js';
@@ -146,6 +147,11 @@ export class MsrpConnection extends EventEmitter<MsrpConnectionEvents> implement
         resolve(new MsrpConnection(socket, opts));
       });
     });
+  }
+
+  /** Over TLS: the peer's certificate (RFC 4975 §14.1 fingerprint checks); undefined over TCP or without one. */
+  peerCertificate(): X509Certificate | undefined {
+    return this.socket instanceof tls.TLSSocket ? this.socket.getPeerX509Certificate() : undefined;
   }
 
   get closed(): boolean {

@@ -82,8 +82,13 @@ export class MsrpEndpoint extends EventEmitter<EndpointEvents> {
     };
     const server = this.opts.tls
       ? tls.createServer(
-          // A TLS peer that never finishes its handshake is dropped like a silent one.
-          { key: this.opts.tls.key, cert: this.opts.tls.cert, handshakeTimeout: accepted.firstFrameTimeoutMs || 120_000 },
+          // A TLS peer that never finishes its handshake is dropped like a silent one. The peer's
+          // certificate is asked for, not checked against a CA: the relay compares it with the
+          // peer's a=fingerprint (RFC 4975 §14.1; media/relay/fingerprint.ts).
+          {
+            key: this.opts.tls.key, cert: this.opts.tls.cert, handshakeTimeout: accepted.firstFrameTimeoutMs || 120_000,
+            requestCert: true, rejectUnauthorized: false,
+          },
           onSocket,
         )
       : net.createServer(onSocket);

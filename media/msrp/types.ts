@@ -1,6 +1,7 @@
 // MSRP stack public types (RFC 4975, RFC 4976). The relay codes against these:
 // changes here are additive only.
 import type { Buffer } from 'node:buffer';
+import type { X509Certificate } from 'node:crypto';
 
 /** RFC 4975 §7.1.1 continuation flag on the end-line: `$` complete, `+` more, `#` abort. */
 export type ContinuationFlag = '$' | '+' | '#';
@@ -173,4 +174,6 @@ export interface MsrpConnectionLike {
   uncork(): void;
   on(event: 'drain', fn: () => void): this;
   on(event: 'close', fn: (err?: Error) => void): this;
+  /** Over TLS: the certificate the peer presented (none: undefined); absent or undefined over TCP. */
+  peerCertificate?(): X509Certificate | undefined;
 }

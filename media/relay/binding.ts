@@ -12,6 +12,7 @@ import type { RelayContext } from './context.js';
 import type { Backpressure } from './flow.js';
 import type { Forwarder } from './forwarding.js';
 import { moveLeg, peerMatches, type Leg } from './leg.js';
+import { fingerprintMismatch } from './fingerprint.js';
 import { forgetSenders } from './reports.js';
 import { forgetInbound, legsOf, moveSession, type EarlyConnection, type HeldFrame, type Session } from './session.js';
 
@@ -40,9 +41,16 @@ export class Binder {
     private readonly flow: Backpressure,
   ) {}
 
-  /** Bind `conn` to `leg` (waiting or connected) and flush what waited for it. */
-  bind(s: Session, leg: Leg, conn: MsrpConnectionLike): void {
-    if (leg.conn === conn) return;
+  /**
+   * Bind `conn` to `leg` (waiting or connected) and flush what waited for it. A TLS leg
+   * whose peer gave a=fingerprint takes only a connection whose certificate matches it
+   * (RFC 4975 §14.1, RFC 8122 §5): another is closed, logged with the session and the
+   * reason, and the leg stays as it was (its real peer may still come). Returns whether
+   * `conn` is now the leg's.
+   */
+  bind(s: Session, leg: Leg, conn: MsrpConnectionLike): boolean {
+    if (leg.conn === conn) return true;
+    if (!this.certified(s, leg, conn)) return false;
     moveLeg(leg, 'connected');
     leg.conn = conn;
     if (leg.role === 'originator' && s.state === 'offered') moveSession(s, 'active');
@@ -52,6 +60,17 @@ export class Binder {
     leg.pending = [];
     leg.pendingBytes = 0;
     for (const b of pending) this.forwarder.write(leg, b);
+    return true;
+  }
+
+  /** The fingerprint check of bind(): false (conn closed, logged) when the certificate does not match. */
+  private certified(s: Session, leg: Leg, conn: MsrpConnectionLike): boolean {
+    if (!leg.tls || leg.fingerprint === undefined) return true;
+    const reason = fingerprintMismatch(leg.fingerprint, conn.peerCertificate?.());
+    if (reason === undefined) return true;
+    this.ctx.log?.warn({ 'call-id': s.callId, leg: leg.tag, reason }, 'msrps connection refused');
+    conn.close();
+    return false;
   }
 
   /**
@@ -98,8 +117,8 @@ export class Binder {
       if (!uris || !peerMatches(leg, uris[uris.length - 1]!) || early.tls !== leg.tls) continue;
       s.early.delete(from);
       if (early.conn.closed) return undefined;
+      if (!this.bind(s, leg, early.conn)) return undefined;
       early.adoptedBy = leg;
-      this.bind(s, leg, early.conn);
       return { conn: early.conn, held: early.held };
     }
     return undefined;
@@ -125,6 +144,11 @@ export class Binder {
         { name: 'Byte-Range', value: '1-0/0' },
       ],
     });
+    // the passive peer's certificate first: nothing goes to a peer that is not the one in the SDP
+    if (!this.certified(s, leg, conn)) {
+      this.closeLeg(s, leg, 'the dialed peer does not match its a=fingerprint');
+      return;
+    }
     leg.bindTid = frame.head.transactionId;
     conn.sendFrame(frame);
     leg.framesOut += 1;

@@ -127,7 +127,7 @@ export const PingReplySchema = Type.Composite([
   OkSchema,
   Type.Object({
     sessions: Type.Number(),
-    /** Network transport only: control connections closed on accept since start (peer not allowed). */
+    /** Network transport only, once any: control connections closed on accept since start (peer not allowed). */
     'refused-connections': Type.Optional(Type.Number()),
   }),
 ]);

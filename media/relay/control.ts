@@ -78,8 +78,9 @@ export class ControlServer {
     this.server = new JsonRpcServer({
       methods: {
         ...verbs(relay),
+        // refused-connections only once some were refused: the usual reply stays as it was
         ping: method(ParamsSchemas.ping, (): PingReply => ({
-          result: 'ok', sessions: relay.sessionCount, 'refused-connections': this.server.refused,
+          result: 'ok', sessions: relay.sessionCount, ...(this.server.refused > 0 ? { 'refused-connections': this.server.refused } : {}),
         })),
         subscribe: method(Type.Object({}), (_p, conn: ServerContext): Ok => {
           if (!conn) throw new RpcError(JsonRpcCode.MethodNotFound, 'Method not found');

@@ -90,7 +90,7 @@ export class Ingress {
     if (head.kind === 'response' && !head.hasBody) {
       // A hop-by-hop response ends here: it only binds and counts (and may answer a
       // dialed leg's binding SEND).
-      this.binder.bind(s, leg, conn);
+      if (!this.binder.bind(s, leg, conn)) return undefined;
       leg.framesIn += 1;
       if (leg.bindTid !== undefined) this.binder.bindAnswered(s, leg, head.transactionId, head.status);
       return undefined;
@@ -102,7 +102,8 @@ export class Ingress {
       range = parseByteRange(rangeText);
       if (range && range.end !== '*' && range.end - range.start + 1 > this.ctx.limits.maxChunk) return 413;
     }
-    this.binder.bind(s, leg, conn);
+    // a TLS peer whose certificate does not match its a=fingerprint is closed (binding.ts)
+    if (!this.binder.bind(s, leg, conn)) return undefined;
     // The endpoint's hop-by-hop 200 and our forwards leave in one write per tick.
     corkUntilNextTick(conn);
     leg.framesIn += 1;

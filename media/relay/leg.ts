@@ -15,6 +15,7 @@ import { msrpUriEquals, type MsrpConnectionLike, type MsrpUri } from '../msrp/in
 import type { Injection } from '../cpim/direction.js';
 import type { LegInfo } from './types.js';
 import { guardedTransition, type NextTable } from '../../lib/fsm.js';
+import type { Fingerprint } from './fingerprint.js';
 
 /** The originating leg's tag (docs/media-control.md, "Key"). */
 export const ORIGINATOR = 'originator';
@@ -41,6 +42,8 @@ export interface Leg {
   readonly tls: boolean;
   /** The peer's SDP had a=msrp-cema (RFC 6714): matched by session-id only (peerMatches). */
   readonly cema: boolean;
+  /** TLS legs: the peer's a=fingerprint; its connection's certificate must match (binding.ts). */
+  readonly fingerprint: Fingerprint | undefined;
   /** Read-only outside moveLeg(). */
   readonly state: LegState;
   conn: MsrpConnectionLike | undefined;
@@ -69,9 +72,10 @@ export function moveLeg(leg: Leg, to: LegState): void {
 
 export function newLeg(
   tag: string, role: 'originator' | 'device', path: MsrpUri[], pathText: string[], ownUri: string, tls: boolean, cema = false,
+  fingerprint?: Fingerprint,
 ): Leg {
   return {
-    tag, role, path, pathText, toPathText: pathText.join(' '), ownUri, tls, cema, state: 'waiting', conn: undefined, bindTid: undefined,
+    tag, role, path, pathText, toPathText: pathText.join(' '), ownUri, tls, cema, fingerprint, state: 'waiting', conn: undefined, bindTid: undefined,
     pending: [], pendingBytes: 0,
     framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0,
   };

@@ -9,6 +9,7 @@ import { parseMsrpUri, type MsrpUri } from '../msrp/index.js';
 import { cpimAddress } from '../cpim/head.js';
 import type { DialTarget } from './dial.js';
 import { ORIGINATOR, newLeg } from './leg.js';
+import { parseFingerprint, type Fingerprint } from './fingerprint.js';
 import { readMsrpMedia, relaySdp, type MsrpMedia, type RelayEndpoint, type SetupRole } from './sdp.js';
 import { newSession, type Session } from './session.js';
 import type { ControlErrorCode, Failure, OfferParams, OfferReply } from './types.js';
@@ -33,6 +34,8 @@ export interface PeerMedia {
   readonly tls: boolean;
   /** The peer supports CEMA (a=msrp-cema, RFC 6714). */
   readonly cema: boolean;
+  /** TLS legs: the peer's a=fingerprint (RFC 4975 §14.1), which its certificate must match. */
+  readonly fingerprint?: Fingerprint;
   /** The relay's a=setup on this leg. */
   readonly role: SetupRole;
   /** Where the relay connects, when it is the active end. */
@@ -167,12 +170,17 @@ function readPeer(sdp: string, tlsConfigured: boolean, side: 'offer' | 'answer')
     const c = cemaAddress(media.connection, false);
     if (c !== undefined && 'error' in c) return fail('BAD_SDP', c.error);
   }
+  let fingerprint: Fingerprint | undefined;
+  if (tls && media.fingerprint !== undefined) {
+    fingerprint = parseFingerprint(media.fingerprint);
+    if (fingerprint === undefined) return fail('BAD_SDP', `a=fingerprint:${media.fingerprint} is not a fingerprint (RFC 8122 §5)`);
+  }
   if (asked && !tlsConfigured) {
     warnings.push(side === 'offer'
       ? 'offer is TCP/TLS/MSRP but the relay has no TLS configured: answered with TCP/MSRP (unencrypted)'
       : 'answer is TCP/TLS/MSRP but the relay has no TLS configured: the leg is TCP/MSRP (unencrypted)');
   }
-  return { path, pathText: media.path, tls, cema: media.cema, role, ...(dial ? { dial } : {}), warnings };
+  return { path, pathText: media.path, tls, cema: media.cema, role, ...(dial ? { dial } : {}), ...(fingerprint ? { fingerprint } : {}), warnings };
 }
 
 /** The originator's offer: its path, transport and the relay's setup role. */
@@ -203,7 +211,7 @@ export function sessionFromOffer(
     origUri: u.origUri,
     devUri: u.devUri,
     ...(u.devTlsUri !== undefined ? { devTlsUri: u.devTlsUri } : {}),
-    originator: newLeg(ORIGINATOR, 'originator', media.path, media.pathText, u.origUri, media.tls, media.cema),
+    originator: newLeg(ORIGINATOR, 'originator', media.path, media.pathText, u.origUri, media.tls, media.cema, media.fingerprint),
   });
 }
 

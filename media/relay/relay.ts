@@ -161,7 +161,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     if (!admission.admit) return fail('POLICY_REJECTED', admission.reason);
     const media = readAnswer(p.sdp, s.devTlsUri !== undefined);
     if ('result' in media) return media;
-    const leg = newLeg(p.leg, 'device', media.path, media.pathText, media.tls ? s.devTlsUri! : s.devUri, media.tls, media.cema);
+    const leg = newLeg(p.leg, 'device', media.path, media.pathText, media.tls ? s.devTlsUri! : s.devUri, media.tls, media.cema, media.fingerprint);
     for (const d of s.devices.values()) {
       if (d.state !== 'closed' && msrpUriEquals(peerUri(d), peerUri(leg))) return fail('LEG_EXISTS', 'another leg has the same a=path');
     }

@@ -28,6 +28,8 @@ export interface MsrpMedia {
   readonly cema: boolean;
   /** The c= value in force for the m= line (its own, else the session's), as written. */
   readonly connection?: string;
+  /** a=fingerprint of the m= line, else the session's (RFC 8122 §5), as `hash value`. */
+  readonly fingerprint?: string;
 }
 
 type SdpMedia = sdpTransform.SessionDescription['media'][number];
@@ -92,8 +94,13 @@ function msrpMedia(sdp: string): { parsed: sdpTransform.SessionDescription; inde
       port: m.port,
       cema: hasFlag(m, 'msrp-cema'),
       connection: connectionFor(sdp, index),
+      ...fingerprintOf(m.fingerprint ?? parsed.fingerprint),
     },
   };
+}
+
+function fingerprintOf(f: { type: string; hash: string } | undefined): { fingerprint?: string } {
+  return f ? { fingerprint: `${f.type} ${f.hash}` } : {};
 }
 
 /** The MSRP parameters a peer put in its offer or answer. */
