@@ -174,6 +174,8 @@ interface CallRecord {
   readonly dialogs: Set<string>;
   /** A write of its record is queued for the end of this turn. */
   dirty: boolean;
+  /** Its record is in the store. */
+  stored: boolean;
 }
 
 type DialogOwner = { readonly call: CallRecord; readonly leg: LegId | null };
@@ -401,7 +403,7 @@ export class B2bua implements TransactionUser {
       callId, setup: { invite: req, tx, plan, offer: null, callerTimer: neg.timer }, servedUser: plan.servedUser, contributionId: cid,
       conversationId, focus: parseNameAddr(req.getValues('Contact')[0] ?? '')?.uri ?? parseNameAddr(req.get('From') ?? '')?.uri ?? '',
       startedAt: this.#wallNow(), machine, callerDialog: null, callerSide: null, retransmit: null, legs: new Map(), maxAge: null,
-      queue: Promise.resolve(), relayHeld: false, dialogs: new Set(), dirty: false,
+      queue: Promise.resolve(), relayHeld: false, dialogs: new Set(), dirty: false, stored: false,
     };
     this.#calls.set(callId, call);
     this.#byTx.set(tx, call);
@@ -560,6 +562,8 @@ export class B2bua implements TransactionUser {
       const leg = owner.call.legs.get(owner.leg);
       if (leg) leg.dialog = d;
     }
+    // a CSeq used or seen is stored even when no call event follows (OPTIONS, INFO, our refresh in flight)
+    this.#touch(owner.call);
   }
 
   #own(call: CallRecord, id: string, leg: LegId | null): void {
@@ -955,13 +959,19 @@ export class B2bua implements TransactionUser {
   #touch(call: CallRecord): void {
     const store = this.deps.store;
     if (!store || call.dirty) return;
+    if (call.machine.state !== 'confirmed' && !call.stored) return;
     call.dirty = true;
     queueMicrotask(() => {
       call.dirty = false;
       if (!this.#calls.has(call.callId)) return;
       // only a confirmed call is kept: one still in setup, or ending, is not resumed after a restart
-      if (call.machine.state === 'confirmed') store.put(this.#record(call));
-      else store.delete(call.callId);
+      if (call.machine.state === 'confirmed') {
+        store.put(this.#record(call));
+        call.stored = true;
+      } else if (call.stored) {
+        store.delete(call.callId);
+        call.stored = false;
+      }
     });
   }
 
@@ -1004,6 +1014,7 @@ export class B2bua implements TransactionUser {
         callId: r.callId, setup: null, servedUser: r.servedUser, contributionId: r.contributionId, conversationId: r.conversationId,
         focus: r.focus, startedAt: r.startedAt, machine: r.machine, callerDialog: r.caller.dialog, callerSide: side(r.caller.side),
         retransmit: null, legs: new Map(), maxAge: null, queue: Promise.resolve(), relayHeld: r.relayHeld, dialogs: new Set(), dirty: false,
+        stored: true,
       };
       for (const l of r.legs) {
         const target = r.machine.legs.find((m) => m.id === l.id)?.target;
@@ -1021,6 +1032,13 @@ export class B2bua implements TransactionUser {
       call.maxAge = this.deps.clock.setTimer(Math.max(0, call.startedAt + settings.maxSessionAgeMs - now), () => this.#feed(call, { kind: 'max-age' }));
       for (const [id, s] of [[null, call.callerSide] as const, ...[...call.legs.values()].map((l) => [l.id, l.side] as const)]) {
         if (s?.deadline) this.#armSide(call, id, s, s.deadline.at - now);
+      }
+      // what was in flight died with the old process (decision 0001): a leg still ringing
+      // has failed (its INVITE transaction is gone), our BYE to a leg counts as done
+      for (const m of call.machine.legs) {
+        if (m.state === 'calling' || m.state === 'early' || m.state === 'cancelling') {
+          this.#feed(call, { kind: 'leg-failed', leg: m.id, status: LEG_TIMEOUT_STATUS, contact: null });
+        } else if (m.state === 'releasing') this.#feed(call, { kind: 'leg-bye-done', leg: m.id });
       }
     }
     if (calls.length > 0 || bad.length > 0) log.info({ restored: this.#counts.restored, skipped: bad.length }, 'b2bua: calls reloaded');
@@ -1063,7 +1081,8 @@ export class B2bua implements TransactionUser {
     if (!this.#calls.delete(call.callId)) return;
     this.#counts.ended++;
     if (call.setup) this.#byTx.delete(call.setup.tx);
-    this.deps.store?.delete(call.callId);
+    if (call.stored) this.deps.store?.delete(call.callId);
+    call.stored = false;
     if (call.maxAge !== null) this.deps.clock.clearTimer(call.maxAge);
     call.retransmit?.stop();
     for (const side of [call.callerSide, ...[...call.legs.values()].map((l) => l.side)]) {

@@ -302,6 +302,24 @@ t.test('after a restart: a call whose relay session is gone ends with BYE and Re
   }
 });
 
+t.test('after a restart: what was in flight is over: a leg still ringing failed, our BYE to a leg done', async (t) => {
+  const u = await callUp();
+  const r = stored(u);
+  const ringing = { ...r.machine.legs[0]!, id: 'L2', state: 'early' as const, media: false, timer: null };
+  u.store.put({ ...r, machine: { ...r.machine, legs: [...r.machine.legs, ringing], nextLeg: 3 }, legs: [...r.legs, { id: 'L2', dialog: null, side: null }] });
+  const w2 = await restart(u, 1_000);
+  t.same(w2.b.sessions()[0]?.legs.map((l) => `${l.id}:${l.state}`), ['L1:up', 'L2:closed'], 'the ringing leg failed, the call goes on');
+  t.equal(requests(w2, 'BYE').length, 0, 'no BYE');
+
+  const u2 = await callUp();
+  const r2 = stored(u2);
+  u2.store.put({ ...r2, machine: { ...r2.machine, legs: [{ ...r2.machine.legs[0]!, state: 'releasing', timer: null }] } });
+  const w3 = await restart(u2, 1_000);
+  t.same([...w3.relay.calls].sort(), ['drop L1', 'query c1'], 'the released leg closed, its media dropped');
+  t.equal(toCaller(w3, 'BYE').length, 1, 'no device left: BYE to the caller');
+  t.equal(toDevice(w3, 'BYE').length, 0, 'no second BYE to the device');
+});
+
 t.test('the relay lost while running: checkRelay ends the calls it no longer has', async (t) => {
   let has = true;
   const store = new MemoryCallStore();
