@@ -73,9 +73,9 @@ export function redisConf(o: { dir: string; port: number; clusterPort?: number }
   return `${lines.join('\n')}\n`;
 }
 
-async function startNode(dir: string, cluster: boolean): Promise<RedisNode> {
+async function startNode(dir: string, cluster: boolean, atPort?: number): Promise<RedisNode> {
   mkdirSync(dir, { recursive: true });
-  const port = await freePort();
+  const port = atPort ?? (await freePort());
   const clusterPort = cluster ? await freePort() : undefined;
   const conf = join(dir, 'redis.conf');
   writeFileSync(conf, redisConf({ dir, port, ...(clusterPort !== undefined ? { clusterPort } : {}) }));
@@ -102,9 +102,9 @@ async function startNode(dir: string, cluster: boolean): Promise<RedisNode> {
   };
 }
 
-/** One Redis on a free loopback port under `dir`. */
-export function startRedis(dir: string): Promise<RedisNode> {
-  return startNode(dir, false);
+/** One Redis on a free loopback port under `dir` (or on `port`: a restart). */
+export function startRedis(dir: string, port?: number): Promise<RedisNode> {
+  return startNode(dir, false, port);
 }
 
 /**

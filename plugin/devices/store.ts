@@ -56,10 +56,50 @@ const DECODED_MAX = 4096;
 /** Stored value: the user's bindings. */
 type Stored = readonly Device[];
 
-function live(all: Stored | undefined, now: number): readonly Device[] {
+export function live(all: Stored | undefined, now: number): readonly Device[] {
   if (!all) return [];
   // Expired bindings are invisible at once; the purge deletes them later.
   return all.every((d) => d.expiresAt > now) ? all : all.filter((d) => d.expiresAt > now);
+}
+
+/**
+ * One REGISTER's effect on a user's unexpired bindings `before` (RFC 3261 §10.3), for
+ * every backend: the bindings after it and the counts. Pure.
+ * @throws DeviceLimitError when more than `maxDevices` would remain
+ */
+export function applyChange(
+  before: readonly Device[],
+  change: Exclude<DeviceChange, { kind: 'fetch' }>,
+  now: number,
+  maxDevices: number,
+): { readonly devices: readonly Device[]; readonly result: ApplyResult } {
+  if (change.kind === 'remove-all') {
+    // RFC 3261 §10.3 step 6: `Contact: *` with Expires: 0 removes every binding.
+    return { devices: [], result: { devices: 0, added: 0, refreshed: 0, removed: before.length } };
+  }
+  const next = new Map<string, Device>(before.map((d) => [deviceKey(d), d]));
+  let added = 0;
+  let refreshed = 0;
+  let removed = 0;
+  for (const key of change.remove) if (next.delete(key)) removed++;
+  for (const d of change.upsert) {
+    const key = deviceKey(d);
+    const old = next.get(key);
+    // RFC 3261 §10.3 step 7: same Call-ID and a CSeq not higher: stale, the binding stays.
+    if (old && old.callId === d.callId && d.cseq <= old.cseq) continue;
+    if (d.expiresAt <= now) {
+      if (next.delete(key)) removed++;
+      continue;
+    }
+    if (old) refreshed++;
+    else added++;
+    next.set(key, d);
+  }
+  const devices = [...next.values()];
+  if (devices.length > maxDevices) {
+    throw new DeviceLimitError(`${devices.length} devices for ${change.aor}, at most ${maxDevices}`);
+  }
+  return { devices, result: { devices: devices.length, added, refreshed, removed } };
 }
 
 /**
@@ -114,37 +154,10 @@ export class LmdbDeviceStore extends DurableLmdbStore<Stored, string> implements
     }
     // Durable before the caller answers (pf.register precedes the 200 OK).
     return this.writeDurably((): ApplyResult => {
-      const before = live(this.db.get(change.aor), now);
-      if (change.kind === 'remove-all') {
-        // RFC 3261 §10.3 step 6: `Contact: *` with Expires: 0 removes every binding.
-        void this.db.remove(change.aor);
-        return { devices: 0, added: 0, refreshed: 0, removed: before.length };
-      }
-      const next = new Map<string, Device>(before.map((d) => [deviceKey(d), d]));
-      let added = 0;
-      let refreshed = 0;
-      let removed = 0;
-      for (const key of change.remove) if (next.delete(key)) removed++;
-      for (const d of change.upsert) {
-        const key = deviceKey(d);
-        const old = next.get(key);
-        // RFC 3261 §10.3 step 7: same Call-ID and a CSeq not higher: stale, the binding stays.
-        if (old && old.callId === d.callId && d.cseq <= old.cseq) continue;
-        if (d.expiresAt <= now) {
-          if (next.delete(key)) removed++;
-          continue;
-        }
-        if (old) refreshed++;
-        else added++;
-        next.set(key, d);
-      }
-      const devices = [...next.values()];
-      if (devices.length > this.maxDevices) {
-        throw new DeviceLimitError(`${devices.length} devices for ${change.aor}, at most ${this.maxDevices}`);
-      }
+      const { devices, result } = applyChange(live(this.db.get(change.aor), now), change, now, this.maxDevices);
       if (devices.length === 0) void this.db.remove(change.aor);
       else void this.db.put(change.aor, devices);
-      return { devices: devices.length, added, refreshed, removed };
+      return result;
     });
   }
 
