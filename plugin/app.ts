@@ -118,6 +118,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     maxFrameBytes: config.rpc.maxFrameBytes,
     allowedPeers: config.rpc.allowedPeers,
     maxConnections: config.rpc.maxConnections,
+    maxInflight: config.rpc.maxInflight,
   });
 
   metrics.gauge('pf_rpc_connections', 'Open JSON-RPC connections', () => rpc.connections);

@@ -55,6 +55,23 @@ export interface RpcHooks {
   readonly internalError?: (method: string, err: unknown) => void;
 }
 
+/**
+ * An error answer to `payload` without running it (a server over its limits): the id is
+ * read from the payload when it is a request object; a notification gets none (null).
+ */
+export function refuse(payload: Buffer | string, code: number, message: string): RpcResponse | null {
+  let req: unknown;
+  try {
+    req = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
+  } catch {
+    return errorResponse(null, code, message);
+  }
+  if (typeof req !== 'object' || req === null || Array.isArray(req)) return errorResponse(null, code, message);
+  const r = req as Record<string, unknown>;
+  if (!Object.hasOwn(r, 'id')) return null;
+  return errorResponse(isValidId(r.id) ? r.id : null, code, message);
+}
+
 export function errorResponse(id: RpcId, code: number, message: string, data?: unknown): RpcResponse {
   return { jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } };
 }

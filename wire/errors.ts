@@ -14,6 +14,8 @@ export const JsonRpcCode = {
   MethodNotFound: -32601,
   InvalidParams: -32602,
   Internal: -32603,
+  /** Server-defined (-32000..-32099): the connection has `maxInflight` requests unanswered (wire/server.ts). */
+  Busy: -32002,
 } as const;
 export type JsonRpcCode = (typeof JsonRpcCode)[keyof typeof JsonRpcCode];
 

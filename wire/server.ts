@@ -14,7 +14,7 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { JsonRpcCode, type WireErrorCode } from './errors.js';
-import { JsonRpcDispatcher, errorResponse, type RpcHooks, type RpcMethod, type RpcResponse } from './dispatcher.js';
+import { JsonRpcDispatcher, errorResponse, refuse, type RpcHooks, type RpcMethod, type RpcResponse } from './dispatcher.js';
 import { NetstringDecoder, netstringText } from './netstring.js';
 import { WriteBatch } from '../lib/write-batch.js';
 
@@ -108,6 +108,11 @@ export interface RpcServerOptions {
   readonly allowedPeers?: readonly string[];
   /** Open connections at most; one more is destroyed on accept. Default: no limit. */
   readonly maxConnections?: number;
+  /**
+   * Requests awaiting an asynchronous answer per connection at most; one more is answered
+   * -32002 (Busy) at once, without running. Default: no limit.
+   */
+  readonly maxInflight?: number;
 }
 
 export class JsonRpcServer {
@@ -194,6 +199,7 @@ export class JsonRpcServer {
     const dispatcher = this.dispatcher;
     let closing = false;
     let inflight = 0;
+    const maxInflight = this.opts.maxInflight;
     const send = (res: RpcResponse | null): void => {
       if (res !== null) conn.write(netstringText(JSON.stringify(res)));
     };
@@ -208,6 +214,11 @@ export class JsonRpcServer {
       if (closing) return;
       const frames = decoder.push(chunk);
       for (const frame of frames) {
+        if (maxInflight !== undefined && inflight >= maxInflight) {
+          this.opts.hooks?.outcome?.('-', JsonRpcCode.Busy);
+          send(refuse(frame, JsonRpcCode.Busy, `Server busy: ${maxInflight} requests in flight on this connection`));
+          continue;
+        }
         let res: RpcResponse | null | Promise<RpcResponse | null>;
         try {
           res = dispatcher.dispatchNow(frame, conn);

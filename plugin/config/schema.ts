@@ -148,6 +148,8 @@ export const ConfigSchema = Type.Object(
         allowedPeers: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 256, default: ['127.0.0.1', '::1'] }),
         /** Open connections at most (janssonrpcc opens one per server entry and worker); more are closed at once. */
         maxConnections: Type.Integer({ minimum: 1, maximum: 100_000, default: 256 }),
+        /** Requests awaiting an asynchronous answer per connection; one more is answered -32002 (busy). */
+        maxInflight: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1024 }),
       },
       { additionalProperties: false, default: {} },
     ),

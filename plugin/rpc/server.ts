@@ -22,6 +22,7 @@ export interface RpcServerOptions {
   /** Peers that may connect (wire/server.ts); default loopback. */
   readonly allowedPeers?: readonly string[];
   readonly maxConnections?: number;
+  readonly maxInflight?: number;
 }
 
 /**
@@ -47,6 +48,7 @@ export class RpcServer extends JsonRpcServer {
       hooks: metricHooks(opts.metrics),
       ...(opts.allowedPeers ? { allowedPeers: opts.allowedPeers } : {}),
       ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {}),
+      ...(opts.maxInflight !== undefined ? { maxInflight: opts.maxInflight } : {}),
     });
   }
 }

@@ -138,3 +138,51 @@ t.test('the relay control port: 127.0.0.2 refused, counted in ping; config contr
   t.same(readConfig(['--control-allowed-peers', '::1'], {}).controlAllowedPeers, ['::1']);
   t.throws(() => readConfig(['--control-allowed-peers', 'b2bua.local'], {}), /control-allowed-peers: not an address/);
 });
+
+t.test('maxInflight: one request more than the limit is answered -32002 at once, with its id', async (t) => {
+  const outcomes: string[] = [];
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  const server = new JsonRpcServer({
+    methods: {
+      wait: method(Type.Object({}), async () => {
+        await gate;
+        return 'done';
+      }),
+    },
+    log, maxFrameBytes: 1024, maxInflight: 2,
+    hooks: { outcome: (m, o) => outcomes.push(`${m}:${String(o)}`) },
+  });
+  const port = await server.listen(0, '127.0.0.1');
+  t.teardown(() => server.close());
+  const s = net.connect({ host: '127.0.0.1', port });
+  t.teardown(() => s.destroy());
+  await new Promise((r) => s.once('connect', r));
+  let got = '';
+  const answers = (n: number): Promise<Array<{ id: unknown; result?: unknown; error?: { code: number; message: string } }>> =>
+    new Promise((resolve) => {
+      const check = (): void => {
+        const frames = [...got.matchAll(/\d+:(\{.*?\}),(?=\d|$)/g)].map((m) => JSON.parse(m[1]!) as { id: unknown });
+        if (frames.length >= n) {
+          s.off('data', onData);
+          resolve(frames as Array<{ id: unknown; result?: unknown; error?: { code: number; message: string } }>);
+        }
+      };
+      const onData = (d: Buffer): void => {
+        got += d.toString();
+        check();
+      };
+      s.on('data', onData);
+      check();
+    });
+  const req = (id: number | null): string =>
+    netstringText(JSON.stringify(id === null ? { jsonrpc: '2.0', method: 'wait', params: {} } : { jsonrpc: '2.0', id, method: 'wait', params: {} }));
+  // two in flight, then a notification and a request over the limit
+  s.write(req(1) + req(2) + req(null) + req(3));
+  const [busy] = await answers(1);
+  t.match(busy, { id: 3, error: { code: -32002, message: /busy: 2 requests in flight/ } }, 'the third request is refused at once');
+  release();
+  const all = await answers(3);
+  t.same(all.slice(1).map((a) => [a.id, a.result]).sort(), [[1, 'done'], [2, 'done']], 'the two in flight are answered');
+  t.same(outcomes.filter((o) => o.endsWith('-32002')), ['-:-32002', '-:-32002'], 'both refusals counted (the notification unanswered)');
+});
