@@ -14,7 +14,8 @@ import { HepFrameTrace } from './relay/hep-trace.js';
 export { readConfig, type RelayConfig };
 
 async function main(): Promise<void> {
-  const log = pino({ name: 'msrp-relay' });
+  // never a password in a log line (docs/deployment.md "What is never logged")
+  const log = pino({ name: 'msrp-relay', redact: { paths: ['password', '*.password', '*.*.password'], censor: '[redacted]' } });
   let cfg: RelayConfig;
   try {
     cfg = readConfig(process.argv.slice(2), process.env);
