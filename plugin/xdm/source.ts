@@ -6,7 +6,7 @@
  * (docs/policy.md "XDM documents").
  */
 import type { Logger } from 'pino';
-import { AUIDS, checkDocument, type XcapStore } from './store.js';
+import { AUIDS, checkDocument, type DocumentStore } from './store.js';
 import { XcapClientError, type XcapClient } from './client.js';
 import { parseBlacklist, parseRuleset, type Blacklist, type Ruleset } from './documents.js';
 import type { ServiceMetrics } from '../metrics/metrics.js';
@@ -95,7 +95,7 @@ abstract class CachingSource {
  */
 export class EmbeddedXdmSource extends CachingSource {
   constructor(
-    private readonly store: XcapStore,
+    private readonly store: DocumentStore,
     opts: XdmSourceOptions,
   ) {
     super(opts);

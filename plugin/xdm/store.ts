@@ -91,11 +91,34 @@ export function checkDocument(auid: Auid, body: string, maxBytes: number): XmlEl
   return root;
 }
 
+/** What the XCAP server and the embedded XDM source need from a document store; lmdb or the shared engine. */
+export interface DocumentStore {
+  readonly maxBytes: number;
+  /** Synchronous read (hot path). */
+  get(auid: string, xui: string, doc: string): StoredDocument | undefined;
+  /** The current ETag only, or undefined when there is no document. */
+  etag(auid: string, xui: string, doc: string): string | undefined;
+  /** Replace (or create) after checking; resolves once stored. @throws XcapRejectError */
+  put(auid: string, xui: string, doc: string, body: string, now: number): Promise<StoredDocument>;
+  /** Resolves with whether there was a document. */
+  delete(auid: string, xui: string, doc: string): Promise<boolean>;
+  readonly isOpen: boolean;
+  close(): Promise<void>;
+}
+
+/** A PUT's document after checking it for its AUID. @throws XcapRejectError, Error on an unknown AUID */
+export function checkedDocument(auidName: string, body: string, maxBytes: number, now: number): StoredDocument {
+  const auid = AUIDS[auidName];
+  if (!auid) throw new Error(`unknown auid ${auidName}`);
+  checkDocument(auid, body, maxBytes);
+  return { body, etag: etagOf(body), mime: auid.mime, updatedAt: now };
+}
+
 /**
  * Documents in lmdb. Reads go to lmdb directly, so service instances sharing `dataDir`
  * see each other's changes; `etag()` reads only the tag, for the XDM source's cache check.
  */
-export class XcapStore extends DurableLmdbStore<StoredDocument | string, string> {
+export class XcapStore extends DurableLmdbStore<StoredDocument | string, string> implements DocumentStore {
   constructor(
     db: Database<StoredDocument | string, string>,
     readonly maxBytes: number,
@@ -120,10 +143,7 @@ export class XcapStore extends DurableLmdbStore<StoredDocument | string, string>
    * @throws XcapRejectError (the previous document stays)
    */
   async put(auidName: string, xui: string, doc: string, body: string, now: number): Promise<StoredDocument> {
-    const auid = AUIDS[auidName];
-    if (!auid) throw new Error(`unknown auid ${auidName}`);
-    checkDocument(auid, body, this.maxBytes);
-    const stored: StoredDocument = { body, etag: etagOf(body), mime: auid.mime, updatedAt: now };
+    const stored = checkedDocument(auidName, body, this.maxBytes, now);
     await this.writeDurably(() => {
       void this.db.put(docKey(auidName, xui, doc), stored);
       void this.db.put(etagKey(auidName, xui, doc), stored.etag);
