@@ -1,10 +1,10 @@
 /**
  * On real Kamailio, B2BUA sessions across faults (docs/b2bua.md "Restart", "Faults"),
  * with the lab's chat phones (lab/chat-phone.ts) and real MSRP through the relay:
- * - the service (and the B2BUA in it) killed with SIGKILL and started again: the chat
- *   goes on (the relay carried it meanwhile), policy B's first-active event reaches the
- *   new B2BUA, a refresh is answered, a BYE from a phone ends every leg and the relay
- *   session;
+ * - the service (and the B2BUA in it) killed with SIGKILL and started again, with two
+ *   damaged records put in its store meanwhile (skipped and counted): the chat goes on
+ *   (the relay carried it meanwhile), policy B's first-active event reaches the new
+ *   B2BUA, a refresh is answered, a BYE from a phone ends every leg and the relay session;
  * - a session the relay no longer has when the B2BUA starts again: BYE with a Reason on
  *   every leg;
  * - Kamailio restarted: the dialogs go on once it is back;
@@ -12,6 +12,8 @@
  * Short timers: T1 = 100 ms, one RFC 4028 second = 50 ms (b2bua.sessionTimerUnitMs).
  */
 import t, { type Test } from 'tap';
+import { join } from 'node:path';
+import { open } from 'lmdb';
 import { Kamailio, Lab, Service, runDir } from '../../lab/lab.js';
 import { until } from '../../lab/proc.js';
 import { b2buaCounts, waitSettled, type B2buaCounts } from '../../lab/b2bua-watch.js';
@@ -143,12 +145,18 @@ t.test('SIGKILL and start again: the chat goes on, first-active, a refresh and a
   t.match(hdr(before, 'session-expires') ?? '', /^1800;refresher=uac/, 'with Session-Expires');
 
   await killService();
+  // a record cut short (a write torn by a crash) and one of no known form, beside the good one
+  const env = open({ path: join(lab.service.opts.dataDir!, 'b2bua'), maxDbs: 1 });
+  const calls = env.openDB<string, string>({ name: 'calls', encoding: 'string' });
+  await calls.put('torn@x', '{"v":1,"callId":"torn@x","servedUser":"sip:rex@exa');
+  await calls.put('odd@x', JSON.stringify({ v: 1, callId: 'odd@x', machine: 'confirmed' }));
+  await env.close();
   await caller.session.send('while the B2BUA is down');
   await eventually(() => [s1, s2].every((s) => texts(s.events).includes('while the B2BUA is down')), 'MSRP went on through the relay');
   t.pass('the relay carried the chat while the B2BUA was down');
   await startService();
   t.equal(await metric('pf_b2bua_calls_restored'), 1, 'one call reloaded');
-  t.equal(await metric('pf_b2bua_records_skipped'), 0, 'no damaged record');
+  t.equal(await metric('pf_b2bua_records_skipped'), 2, 'the two damaged records reported and skipped');
   t.equal(await metric('pf_b2bua_calls'), 1, 'the call is in progress again');
 
   // policy B: phone 1 speaks first; the relay's event reaches the new B2BUA (its link subscribed again)
