@@ -12,6 +12,11 @@
  * OPTIONS and MESSAGE in a dialog are answered on the leg they arrive on
  * (./call/mid-session.ts).
  *
+ * A confirmed call keeps only serializable state (its setup, transactions and parsed
+ * messages are dropped) and is written to the call store (./store.ts) at each change;
+ * `restore` takes the stored calls back after a restart and re-arms their timers,
+ * `checkRelay` ends those whose relay session is gone (docs/b2bua.md "Restart", "Faults").
+ *
  * docs/b2bua.md has the message flow and how Kamailio and the B2BUA recognise each other.
  */
 import type { Logger } from 'pino';
@@ -35,11 +40,10 @@ import { deviceInvite, SDP_TYPE, targetInvite } from '../rules/stages/device-inv
 import { callerAnswer } from '../rules/stages/b2bua-answer.js';
 import { PF_LEG_HEADER, PF_TICKET_HEADER } from '../rules/b2bua-headers.js';
 import { deviceKey } from '../devices/identity.js';
-import type { AnswerReply, OfferReply, RelayEvent, SimpleReply } from '../../media/relay/types.js';
+import type { AnswerReply, OfferReply, QueryReply, RelayEvent, SimpleReply } from '../../media/relay/types.js';
 import { ORIGINATOR } from '../../media/relay/leg.js';
 import { formatGroupState, GROUP_STATE_TYPE, type HistoryWriter } from '../../media/history/mss.js';
-import type { QueryReply } from '../../media/relay/types.js';
-import type { CallStore, Deadline, StoredCall, StoredSide } from './store.js';
+import { STORE_VERSION, type CallStore, type Deadline, type StoredCall, type StoredSide } from './store.js';
 
 /** The relay verbs the B2BUA uses (RelayControlClient has them). */
 export interface RelayPort {
@@ -200,7 +204,6 @@ export interface B2buaSessionView {
   readonly state: Call['state'];
   readonly legs: readonly { readonly id: LegId; readonly device: string | null; readonly state: Leg['state'] }[];
 }
-
 
 /** A leg whose INVITE transaction timed out counts as 408 (RFC 3261 §8.1.3.1). */
 const LEG_TIMEOUT_STATUS = 408;
@@ -983,7 +986,7 @@ export class B2bua implements TransactionUser {
 
   #record(call: CallRecord): StoredCall {
     return {
-      v: 1, callId: call.callId, servedUser: call.servedUser, contributionId: call.contributionId, conversationId: call.conversationId,
+      v: STORE_VERSION, callId: call.callId, servedUser: call.servedUser, contributionId: call.contributionId, conversationId: call.conversationId,
       focus: call.focus, startedAt: call.startedAt, relayHeld: call.relayHeld, machine: { ...call.machine, legs: [...call.machine.legs] },
       caller: { dialog: call.callerDialog, side: this.#storedSide(call.callerSide) },
       legs: [...call.legs.values()].map((l) => ({ id: l.id, dialog: l.dialog, side: this.#storedSide(l.side) })),
