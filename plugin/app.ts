@@ -20,9 +20,9 @@ import { LiveView } from './live/view.js';
 import { recordInvites } from './live/record.js';
 import { RpcServer } from './rpc/server.js';
 import { buildMethods } from './rpc/methods.js';
-import { LmdbDeviceStore, type DeviceStore } from './devices/store.js';
-import type { Device } from './devices/types.js';
-import { XcapStore, type StoredDocument } from './xdm/store.js';
+import type { DeviceStore } from './devices/store.js';
+import type { DocumentStore } from './xdm/store.js';
+import { openStores } from './shared/stores.js';
 import { XcapClient } from './xdm/client.js';
 import { EmbeddedXdmSource, RemoteXdmSource, type XdmSource } from './xdm/source.js';
 import { b2buaWanted } from './config/load.js';
@@ -36,7 +36,7 @@ export interface App {
   readonly rpc: RpcServer;
   readonly http: FastifyInstance;
   readonly devices: DeviceStore;
-  readonly xcap: XcapStore;
+  readonly xcap: DocumentStore;
   readonly xdm: XdmSource;
   /** Bound ports (differ from the config when it says 0). */
   rpcPort: number;
@@ -58,14 +58,9 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
   const metrics = new ServiceMetrics();
   mkdirSync(config.dataDir, { recursive: true });
   const db: RootDatabase = open({ path: config.dataDir, maxDbs: 4 });
-  const devices = new LmdbDeviceStore(
-    db.openDB<readonly Device[], string>({ name: 'devices' }),
-    config.registrar.maxContacts,
-  );
-  const xcap = new XcapStore(
-    db.openDB<StoredDocument | string, string>({ name: 'xcap' }),
-    config.xdm.maxDocumentBytes,
-  );
+  // devices and XCAP documents: lmdb in dataDir, or the shared engine (sharedState)
+  const stores = await openStores(config, db, log.child({ component: 'shared-state' }));
+  const { devices, xcap } = stores;
   const xdmOpts = {
     document: config.xdm.document,
     blacklistList: config.policy.blacklistListName,
@@ -209,8 +204,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
       await live?.stop();
       await rpc.close();
       await http.close();
-      await devices.close();
-      await xcap.close();
+      await stores.close();
       await db.close();
     },
   };

@@ -40,6 +40,10 @@ const ENV: EnvTable = [
   ['PF_B2BUA_MULTI_DEVICE', ['b2bua', 'multiDevice'], 'string'],
   ['PF_LIVE', ['live', 'enabled'], 'bool'],
   ['PF_LIVE_HEP_PORT', ['live', 'hepPort'], 'int'],
+  ['PF_SHARED_STATE', ['sharedState', 'engine'], 'string'],
+  ['PF_REDIS_URLS', ['sharedState', 'redis', 'urls'], 'list'],
+  ['PF_REDIS_CLUSTER', ['sharedState', 'redis', 'cluster'], 'bool'],
+  ['PF_REDIS_PREFIX', ['sharedState', 'redis', 'prefix'], 'string'],
 ];
 
 /** Whether the B2BUA runs: the global mode or some served user's is b2bua. */

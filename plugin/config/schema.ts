@@ -4,6 +4,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { PolicyConfigSchema } from './policy.js';
+import { SharedStateConfigSchema } from './shared-state.js';
 import type { Policy } from '../rules/policy.js';
 
 const XdmConfigSchema = Type.Object(
@@ -159,6 +160,7 @@ export const ConfigSchema = Type.Object(
     b2bua: B2buaConfigSchema,
     live: LiveConfigSchema,
     http: HttpConfigSchema,
+    sharedState: SharedStateConfigSchema,
   },
   { additionalProperties: false },
 );

@@ -7,11 +7,11 @@
  * and changes nothing.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { AUIDS, XcapRejectError, etagOf, type StoredDocument, type XcapStore } from '../xdm/store.js';
+import { AUIDS, XcapRejectError, etagOf, type DocumentStore, type StoredDocument } from '../xdm/store.js';
 import { challenge, type Access } from './auth.js';
 
 export interface XcapRouteOptions {
-  readonly store: XcapStore;
+  readonly store: DocumentStore;
   /** XUI -> served-user key (URL-decoded by the router first); null when invalid. */
   readonly normaliseXui: (xui: string) => string | null;
   readonly now: () => number;
