@@ -190,7 +190,7 @@ export class MemoryCallStore implements CallStore {
  * the writes LMDB had not committed yet.
  */
 export class LmdbCallStore implements CallStore {
-  #pending: Promise<unknown> = Promise.resolve();
+  #pending: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly root: RootDatabase,
@@ -219,8 +219,10 @@ export class LmdbCallStore implements CallStore {
     await this.flushed();
     await this.root.close();
   }
+  /** `flushed` waits for every write so far; nothing of a settled write is kept. */
   #track(p: Promise<unknown>): void {
-    this.#pending = Promise.all([this.#pending, p.catch(this.onError)]);
+    const done = p.then(() => undefined, this.onError);
+    this.#pending = Promise.all([this.#pending, done]).then(() => undefined);
   }
 }
 
