@@ -1,0 +1,431 @@
+/**
+ * Shared by the proxy-mode soak (bench/soak-proxy.ts) and fault runs (bench/faults-proxy.ts),
+ * docs/reliability.md:
+ *   - startService: the decision service as lab/lab.ts starts it, plus an external XDMS URL
+ *     (xdm.url) and a diagnostic report on SIGUSR2 (its JavaScript heap, read each minute);
+ *   - startProxyLab: Kamailio (lab.cfg, ctl socket for kamcmd) in front of 1 or 2 services,
+ *     and the callee "bench" with two devices (one answers, one rings), registered for 7200 s
+ *     from their own ports (the fork goes to the REGISTER's source address);
+ *   - Population: users that register and re-register at half their expiry;
+ *   - Load: sipp uac-call.xml at a steady rate, with per-second or per-minute statistics
+ *     (-trace_stat) and the error log (-trace_err) classified by cause;
+ *   - probes: Kamailio's shared memory and usrloc count (kamcmd), RSS and open fds (/proc),
+ *     the decision histogram from /metrics.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Kamailio, LAB_OPERATOR_TOKEN, ROOT } from '../lab/lab.js';
+import { Binding, newInstance, vars } from '../lab/calls.js';
+import { Proc, findBinary, freePort } from '../lab/proc.js';
+import { register, CPM_DEVICE_PARAMS } from '../lab/sip.js';
+import { SippAgent } from '../lab/sipp.js';
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- service
+
+export interface SvcOptions {
+  dir: string;
+  name: string;
+  dataDir: string;
+  rpcPort?: number;
+  httpPort?: number;
+  /** External XCAP root (xdm.url); absent: the embedded store. */
+  xdmUrl?: string;
+}
+
+export interface Svc {
+  proc: Proc;
+  rpcPort: number;
+  httpPort: number;
+  opts: SvcOptions & { rpcPort: number; httpPort: number };
+  reportDir: string;
+}
+
+export async function startService(o: SvcOptions): Promise<Svc> {
+  const rpcPort = o.rpcPort ?? (await freePort());
+  const httpPort = o.httpPort ?? (await freePort());
+  mkdirSync(o.dir, { recursive: true });
+  const reportDir = join(o.dir, `${o.name}-reports`);
+  mkdirSync(reportDir, { recursive: true });
+  // the fields lab/lab.ts Service.start writes, plus xdm
+  const config = {
+    host: '127.0.0.1',
+    rpcPort,
+    httpPort,
+    pfHost: 'pf.example.net',
+    domain: 'example.net',
+    identity: 'user',
+    dataDir: o.dataDir,
+    logLevel: 'warn',
+    registrar: { defaultExpires: 3600, maxExpires: 7200, minExpires: 10 },
+    policy: {},
+    http: { operatorToken: LAB_OPERATOR_TOKEN },
+    ...(o.xdmUrl ? { xdm: { url: o.xdmUrl, timeoutMs: 500, cacheTtlMs: 5000 } } : {}),
+  };
+  const cfgFile = join(o.dir, `${o.name}.json`);
+  writeFileSync(cfgFile, JSON.stringify(config, null, 2));
+  const nodeArgs = ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reportDir}`, '--report-compact'];
+  const proc = new Proc(o.name, process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, 'plugin', 'main.ts'), '--config', cfgFile], {
+    cwd: ROOT,
+    env: { ...process.env, PF_CONFIG: cfgFile },
+    logFile: join(o.dir, `${o.name}.log`),
+  });
+  await proc.waitFor(/"msg":"service ready"/, 20_000);
+  return { proc, rpcPort, httpPort, opts: { ...o, rpcPort, httpPort }, reportDir };
+}
+
+export async function metricsText(s: Svc, timeoutMs = 2000): Promise<string> {
+  const r = await fetch(`http://127.0.0.1:${s.httpPort}/metrics`, {
+    headers: { authorization: `Bearer ${LAB_OPERATOR_TOKEN}` },
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  return r.text();
+}
+
+/** The service's JavaScript heap in use (Node diagnostic report on SIGUSR2), bytes; NaN if none came. */
+export async function serviceHeap(s: Svc): Promise<number> {
+  const pid = s.proc.pid;
+  if (pid === undefined || !s.proc.running) return NaN;
+  const before = new Set(readdirSync(s.reportDir));
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 50; i++) {
+    await sleep(100);
+    const fresh = readdirSync(s.reportDir).filter((f) => !before.has(f) && f.endsWith('.json'));
+    for (const f of fresh) {
+      try {
+        const rep = JSON.parse(readFileSync(join(s.reportDir, f), 'utf8')) as { javascriptHeap?: { usedMemory?: number } };
+        return rep.javascriptHeap?.usedMemory ?? NaN;
+      } catch {
+        // still being written
+      }
+    }
+  }
+  return NaN;
+}
+
+export function rss(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return Number(m?.[1] ?? NaN) * 1024;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Open fds of every process in the process group `pgid` (Kamailio's children too). */
+export function groupFds(pgid: number | undefined): number {
+  if (pgid === undefined) return NaN;
+  let n = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) !== pgid) continue;
+      n += readdirSync(`/proc/${pid}/fd`).length;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return n;
+}
+
+export function openFds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+}
+
+// ---------------------------------------------------------------- decision histogram
+
+export interface Hist {
+  bounds: number[];
+  cum: number[];
+  count: number;
+}
+
+/** One method's pf_decision_duration_seconds buckets (cumulative). */
+export function histogram(text: string, method: string): Hist {
+  const rows: [number, number][] = [];
+  for (const m of text.matchAll(/^pf_decision_duration_seconds_bucket\{([^}]*)\} (\d+)/gm)) {
+    const labels = m[1] ?? '';
+    if (!labels.includes(`method="${method}"`)) continue;
+    const le = /le="([^"]+)"/.exec(labels)?.[1] ?? '';
+    rows.push([le === '+Inf' ? Infinity : Number(le), Number(m[2])]);
+  }
+  rows.sort((a, b) => a[0] - b[0]);
+  return { bounds: rows.map((r) => r[0]), cum: rows.map((r) => r[1]), count: rows.at(-1)?.[1] ?? 0 };
+}
+
+/** a − b; a restarted service (counts went down) gives a alone. */
+export function histMinus(a: Hist, b: Hist): Hist {
+  if (a.count < b.count || b.bounds.length !== a.bounds.length) return a;
+  return { bounds: a.bounds, cum: a.cum.map((c, i) => c - (b.cum[i] ?? 0)), count: a.count - b.count };
+}
+
+/** Quantile in ms, interpolated within the bucket (Prometheus histogram_quantile). */
+export function quantileMs(h: Hist, q: number): number {
+  if (h.count === 0) return NaN;
+  const rank = q * h.count;
+  for (let i = 0; i < h.bounds.length; i++) {
+    const c = h.cum[i] ?? 0;
+    if (c >= rank) {
+      const hi = h.bounds[i] ?? Infinity;
+      const lo = i === 0 ? 0 : (h.bounds[i - 1] ?? 0);
+      const prev = i === 0 ? 0 : (h.cum[i - 1] ?? 0);
+      if (hi === Infinity) return lo * 1000;
+      return (lo + ((hi - lo) * (rank - prev)) / Math.max(1, c - prev)) * 1000;
+    }
+  }
+  return NaN;
+}
+
+// ---------------------------------------------------------------- kamailio over kamcmd
+
+export function kamcmd(ctl: string, ...args: string[]): string {
+  try {
+    return execFileSync(findBinary('kamcmd'), ['-s', ctl, ...args], { encoding: 'utf8', timeout: 3000 });
+  } catch {
+    return '';
+  }
+}
+
+/** core.shmmem: used (real_used, with the allocator's overhead) and total, bytes. */
+export function kamShm(ctl: string): { used: number; total: number } {
+  const t = kamcmd(ctl, 'core.shmmem');
+  const num = (k: string): number => Number(new RegExp(`\\b${k}:\\s*(\\d+)`).exec(t)?.[1] ?? NaN);
+  return { used: num('real_used'), total: num('total') };
+}
+
+/** A Kamailio statistic by name (e.g. location_contacts, usrloc's); NaN if unreadable. */
+export function kamStat(ctl: string, name: string): number {
+  const t = kamcmd(ctl, 'stats.get_statistics', name);
+  return Number(/=\s*(\d+)/.exec(t)?.[1] ?? NaN);
+}
+
+// ---------------------------------------------------------------- the lab in proxy mode
+
+export interface ProxyLab {
+  services: Svc[];
+  kamailio: Kamailio;
+  devices: SippAgent[];
+  ctl: string;
+  dir: string;
+  sipPort: number;
+  kamOpts: Parameters<typeof Kamailio.start>[0];
+  stop(): Promise<void>;
+}
+
+export interface ProxyLabOptions {
+  dir: string;
+  /** Service instances in Kamailio's janssonrpcc group (1 or 2); they share one data dir. */
+  instances?: number;
+  failsafe?: 'reject' | 'relay';
+  children?: number;
+  rpcTimeoutMs?: number;
+  dataDir?: string;
+  xdmUrl?: string;
+}
+
+/** A device: registered from `port` for 7200 s (lab.cfg max_expires), then sipp binds it. */
+async function device(dir: string, sipPort: number, kind: 'answer' | 'ring'): Promise<SippAgent> {
+  const instance = newInstance();
+  const inst = `;+sip.instance="<${instance}>"`;
+  const binding = new Binding({ user: 'bench', instance, params: CPM_DEVICE_PARAMS });
+  const port = await freePort();
+  const reg = await register(sipPort, { ...binding.next(port, 7200), fromPort: port });
+  if (reg.status !== 200) throw new Error(`device registration: ${reg.status} ${reg.reason}`);
+  return SippAgent.start({
+    dir: join(dir, 'devices'),
+    name: `dev-${kind}`,
+    port,
+    trace: false,
+    scenario: kind === 'answer' ? 'uas-answer.xml' : 'uas-ring.xml',
+    vars: { CONTACT_PARAMS: inst, RINGING: '', SETUP: 'passive' },
+  });
+}
+
+export async function startProxyLab(o: ProxyLabOptions): Promise<ProxyLab> {
+  const dataDir = o.dataDir ?? join(o.dir, 'service-data');
+  const services: Svc[] = [];
+  for (let i = 0; i < (o.instances ?? 1); i++) {
+    services.push(await startService({ dir: o.dir, name: `service${i + 1}`, dataDir, ...(o.xdmUrl ? { xdmUrl: o.xdmUrl } : {}) }));
+  }
+  const ctl = `unix:${join(o.dir, 'kamailio.ctl')}`;
+  const kamOpts: Parameters<typeof Kamailio.start>[0] = {
+    dir: o.dir,
+    rpc: services.map((s) => ({ port: s.rpcPort })),
+    failsafe: o.failsafe ?? 'reject',
+    children: o.children ?? 4,
+    rpcTimeoutMs: o.rpcTimeoutMs ?? 1000,
+    memMb: 512,
+    defines: [`LAB_CTL="${ctl}"`],
+  };
+  const kamailio = await Kamailio.start(kamOpts);
+  kamOpts.sipPort = kamailio.sipPort;
+  const devices = [await device(o.dir, kamailio.sipPort, 'answer'), await device(o.dir, kamailio.sipPort, 'ring')];
+  const lab: ProxyLab = {
+    services,
+    kamailio,
+    devices,
+    ctl,
+    dir: o.dir,
+    sipPort: kamailio.sipPort,
+    kamOpts,
+    stop: async () => {
+      await Promise.all(devices.map((d) => d.stop()));
+      await lab.kamailio.stop();
+      await Promise.all(lab.services.map((s) => s.proc.stop()));
+    },
+  };
+  return lab;
+}
+
+// ---------------------------------------------------------------- registering population
+
+/** `users` users each registering one Contact for `expires` s and refreshing it at half of that. */
+export class Population {
+  ok = 0;
+  failed = 0;
+  /** failures by cause ("408 timeout", "500 ...") */
+  readonly causes = new Map<string, number>();
+  private stopped = false;
+  private loops: Promise<void>[] = [];
+
+  constructor(
+    private readonly sipPort: () => number,
+    readonly users: number,
+    readonly expires: number,
+  ) {}
+
+  start(): void {
+    for (let i = 0; i < this.users; i++) this.loops.push(this.loop(i));
+  }
+
+  private async loop(i: number): Promise<void> {
+    const binding = new Binding({ user: `soak${String(i).padStart(4, '0')}`, instance: newInstance(), params: CPM_DEVICE_PARAMS });
+    // a contact port nobody listens on: nothing calls these users
+    const contactPort = 40000 + i;
+    // spread the first REGISTERs over one refresh period
+    await sleep(Math.floor((i / this.users) * this.expires * 500));
+    while (!this.stopped) {
+      try {
+        const r = await register(this.sipPort(), { ...binding.next(contactPort, this.expires), timeoutMs: 4000 });
+        if (r.status === 200) this.ok++;
+        else this.fail(`${r.status} ${r.reason}`);
+      } catch {
+        this.fail('no final response in 4 s');
+      }
+      const until = Date.now() + this.expires * 500;
+      while (!this.stopped && Date.now() < until) await sleep(Math.min(500, until - Date.now()));
+    }
+  }
+
+  private fail(cause: string): void {
+    this.failed++;
+    this.causes.set(cause, (this.causes.get(cause) ?? 0) + 1);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.loops);
+  }
+}
+
+// ---------------------------------------------------------------- load
+
+export interface StatRow {
+  /** seconds since the load started */
+  t: number;
+  success: number;
+  failed: number;
+  current: number;
+  /** sipp's failure causes, cumulative (FailedTimeoutOnRecv, FailedUnexpectedMessage, ...) */
+  causes: Record<string, number>;
+}
+
+/** Continuous calls to "bench" at `rate` calls/s until stop(); sipp's statistics every `statEveryS` s. */
+export class Load {
+  private constructor(
+    readonly agent: SippAgent,
+    readonly statFile: string,
+    readonly dir: string,
+    readonly startedAt: number,
+  ) {}
+
+  static async start(o: { dir: string; sipPort: number; rate: number; statEveryS: number; name: string }): Promise<Load> {
+    const statFile = join(o.dir, `${o.name}-stat.csv`);
+    mkdirSync(o.dir, { recursive: true });
+    const agent = await SippAgent.start({
+      scenario: 'uac-call.xml',
+      dir: o.dir,
+      name: o.name,
+      remote: `127.0.0.1:${o.sipPort}`,
+      vars: vars({ dir: o.dir, sipPort: o.sipPort, to: 'bench', contributionId: 'soak-[pid]-[call_number]' }, 200, 0),
+      trace: false,
+      extraArgs: ['-r', String(o.rate), '-rp', '1000', '-recv_timeout', '10000', '-trace_stat', '-stf', statFile, '-fd', String(o.statEveryS)],
+    });
+    return new Load(agent, statFile, o.dir, Date.now());
+  }
+
+  /** sipp's -trace_stat rows so far (cumulative counters). */
+  rows(): StatRow[] {
+    if (!existsSync(this.statFile)) return [];
+    const lines = readFileSync(this.statFile, 'utf8').split('\n').filter((l) => l.trim() !== '');
+    const head = (lines[0] ?? '').split(';');
+    const col = (name: string): number => head.indexOf(name);
+    const out: StatRow[] = [];
+    for (const line of lines.slice(1)) {
+      const f = line.split(';');
+      const get = (name: string): number => Number(f[col(name)] ?? NaN);
+      const causes: Record<string, number> = {};
+      head.forEach((h, i) => {
+        const m = /^(Failed\w+)\(C\)$/.exec(h);
+        if (m?.[1] && m[1] !== 'FailedCall') causes[m[1]] = Number(f[i] ?? 0);
+      });
+      // ElapsedTime(C) is HH:MM:SS (sipp's -fd period apart)
+      const [h = 0, m = 0, sec = 0] = (f[col('ElapsedTime(C)')] ?? '').split(':').map(Number);
+      out.push({ t: h * 3600 + m * 60 + sec, success: get('SuccessfulCall(C)'), failed: get('FailedCall(C)'), current: get('CurrentCall'), causes });
+    }
+    return out;
+  }
+
+  errors(): string {
+    return this.agent.errors();
+  }
+
+  async stop(): Promise<void> {
+    // sipp ends on SIGTERM/SIGUSR1 after writing its last statistics
+    await this.agent.stop();
+  }
+}
+
+/**
+ * Failed calls by cause from sipp's error log (-trace_err): the unexpected response and
+ * what the scenario waited for (index 4: the INVITE's 200; index 8: the BYE's 200), or
+ * the timeout. One entry per Call-ID (sipp may log several lines for one call).
+ */
+export function classifyErrors(log: string): { byCause: Map<string, number>; byCall: Map<string, string> } {
+  const byCall = new Map<string, string>();
+  for (const line of log.split('\n')) {
+    const cid = /Call-Id '([^']+)'/i.exec(line)?.[1] ?? /call-id[: ]+'?([^'\s,]+)/i.exec(line)?.[1];
+    if (!cid || byCall.has(cid)) continue;
+    const unexpected = /while expecting '(\w+)' \(index (\d+)\), received '(?:SIP\/2\.0 )?([^'\r\n]*)/.exec(line);
+    let cause: string;
+    if (unexpected) {
+      const what = Number(unexpected[2]) >= 6 ? 'BYE' : 'INVITE';
+      cause = `${(unexpected[3] ?? '').slice(0, 40)} to the ${what}`;
+    } else if (/timeout/i.test(line)) {
+      cause = /retrans/i.test(line) ? 'retransmission timeout' : 'receive timeout';
+    } else cause = line.replace(/^[^:]*: /, '').slice(0, 60);
+    byCall.set(cid, cause);
+  }
+  const byCause = new Map<string, number>();
+  for (const c of byCall.values()) byCause.set(c, (byCause.get(c) ?? 0) + 1);
+  return { byCause, byCall };
+}
