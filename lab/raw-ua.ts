@@ -7,6 +7,12 @@
  * A UA keeps what it received (`received`) and answers the B2BUA's in-dialog requests
  * (BYE, UPDATE, re-INVITE, OPTIONS) with 200 unless `autoAnswer` is off. Waits for a
  * request or a response are woken by each message that arrives (no polling).
+ *
+ * `udp` (off by default; the tests run without loss) makes a UA do what RFC 3261 asks of
+ * a UA over UDP, for load runs where datagrams get dropped: its requests are sent again
+ * until a response comes (Timers A and E, §17.1.1.2, §17.1.2.2), every 2xx to its INVITE
+ * is ACKed again (§13.2.2.4), and a device sends its 2xx to an INVITE again until the ACK
+ * (§13.3.1.4) and answers a retransmitted INVITE with the same 2xx.
  */
 import dgram from 'node:dgram';
 import { randomUUID } from 'node:crypto';
@@ -53,7 +59,15 @@ export class RawUa {
   refreshAnswer: readonly string[] = [];
   /** Called with every message received, after it is kept and before it is answered. */
   onMessage: ((m: string) => void) | null = null;
+  /** RFC 3261 timers over UDP (see the header); null: every message is sent once. */
+  udp: { readonly t1: number; readonly t2: number } | null = null;
+  /** Datagrams sent again under `udp`. */
+  retransmissions = 0;
   readonly #wakers = new Set<() => void>();
+  /** Bumped by forget(): retransmissions of an earlier dialog stop. */
+  #epoch = 0;
+  /** The ACK sent for each INVITE CSeq of the dialog, to answer a retransmitted 2xx. */
+  protected readonly acks = new Map<string, string>();
 
   protected constructor(
     readonly lab: RawUaLab,
@@ -66,6 +80,10 @@ export class RawUa {
       this.received.push(m);
       this.onMessage?.(m);
       for (const w of [...this.#wakers]) w();
+      if (this.udp && /^SIP\/2\.0 2/.test(m)) {
+        const ack = this.acks.get(`${header(m, 'Call-ID')} ${header(m, 'CSeq')}`);
+        if (ack) this.#resend(ack);
+      }
       if (!m.startsWith('SIP/2.0') && this.autoAnswer) void this.onRequest(m);
     });
   }
@@ -83,9 +101,61 @@ export class RawUa {
     return new Promise((resolve, reject) => this.sock.send(text, this.lab.sipPort, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
   }
 
+  #resend(text: string): void {
+    this.retransmissions++;
+    this.sock.send(text, this.lab.sipPort, '127.0.0.1', () => undefined);
+  }
+
+  /**
+   * Send a request; under `udp`, again at T1, 2*T1, ... (an INVITE doubling, other methods
+   * capped at T2) until a response to CSeq `seq method` of this Call-ID arrives or 64*T1 passed.
+   */
+  async sendRequest(text: string, seq: number, method: string): Promise<void> {
+    await this.send(text);
+    const u = this.udp;
+    if (!u) return;
+    const callId = header(text, 'Call-ID');
+    const cseq = `${seq} ${method}`;
+    const answered = (): boolean =>
+      this.received.some((m) => m.startsWith('SIP/2.0 ') && header(m, 'CSeq') === cseq && header(m, 'Call-ID') === callId);
+    const epoch = this.#epoch;
+    void (async () => {
+      const end = Date.now() + 64 * u.t1;
+      for (let wait = u.t1; Date.now() < end; wait = method === 'INVITE' ? wait * 2 : Math.min(wait * 2, u.t2)) {
+        const got = await this.when(() => (answered() ? true : undefined), wait, cseq).catch(() => false);
+        if (got || epoch !== this.#epoch) return;
+        this.#resend(text);
+      }
+    })();
+  }
+
+  /** Send an ACK (kept, under `udp`, for a retransmitted 2xx of its INVITE). */
+  async sendAck(text: string): Promise<void> {
+    if (this.udp) this.acks.set(`${header(text, 'Call-ID')} ${/^CSeq:\s*(\d+)/im.exec(text)?.[1]} INVITE`, text);
+    await this.send(text);
+  }
+
+  /** Send a 2xx to an INVITE; under `udp`, again at T1, 2*T1, ... (capped at T2) until `acked()` or 64*T1 passed. */
+  protected async send2xx(text: string, acked: () => boolean): Promise<void> {
+    await this.send(text);
+    const u = this.udp;
+    if (!u) return;
+    const epoch = this.#epoch;
+    void (async () => {
+      const end = Date.now() + 64 * u.t1;
+      for (let wait = u.t1; Date.now() < end; wait = Math.min(wait * 2, u.t2)) {
+        const got = await this.when(() => (acked() ? true : undefined), wait, 'ACK').catch(() => false);
+        if (got || epoch !== this.#epoch) return;
+        this.#resend(text);
+      }
+    })();
+  }
+
   /** Forget what was received (a UA reused for another dialog). */
   forget(): void {
     this.received.length = 0;
+    this.acks.clear();
+    this.#epoch++;
   }
 
   requests(method: string): string[] {
@@ -179,9 +249,9 @@ export class RawUa {
     const lines = o.lines ?? ['Supported: timer', 'Session-Expires: 90;refresher=uac'];
     const body = o.body ?? (method === 'INVITE' ? this.sdp : undefined);
     const r = this.inDialog(method, { lines, ...(body === undefined ? {} : { body }) });
-    await this.send(r.text);
+    await this.sendRequest(r.text, r.seq, method);
     const res = await this.final(r.seq, method);
-    if (method === 'INVITE' && res.status < 300) await this.send(this.inDialog('ACK', { seq: r.seq }).text);
+    if (method === 'INVITE' && res.status < 300) await this.sendAck(this.inDialog('ACK', { seq: r.seq }).text);
     return res;
   }
 
@@ -251,7 +321,7 @@ export class Caller extends RawUa {
 
   /** INVITE, its 200, the ACK: the session is up. */
   async establish(to: string, o: Partial<InviteOptions> = {}, extra: readonly string[] = []): Promise<SipResponse> {
-    await this.send(this.inviteText(to, o, extra));
+    await this.sendRequest(this.inviteText(to, o, extra), 1, 'INVITE');
     const ok = await this.final(1, 'INVITE', 15_000);
     if (ok.status !== 200) throw new Error(`INVITE: ${ok.status}`);
     this.invite200 = ok;
@@ -260,13 +330,13 @@ export class Caller extends RawUa {
       callId: this.callId, local: `<sip:alice@example.net>;tag=${this.fromTag}`, remote: ok.header('to')!,
       target: angle(ok.header('contact')), routes: rr.reverse(),
     };
-    await this.send(this.inDialog('ACK', { seq: 1 }).text);
+    await this.sendAck(this.inDialog('ACK', { seq: 1 }).text);
     return ok;
   }
 
   async hangUp(): Promise<void> {
     const r = this.inDialog('BYE');
-    await this.send(r.text);
+    await this.sendRequest(r.text, r.seq, 'BYE');
     await this.final(r.seq, 'BYE');
   }
 }
@@ -283,6 +353,8 @@ export class RawDevice extends RawUa {
   firstStatus: { status: number; lines: readonly string[] } | null = null;
   contactParams = '';
   #refreshing: NodeJS.Timeout | null = null;
+  /** Under `udp`: the 2xx given to the current dialog's INVITE, for its retransmissions. */
+  #answer: { callId: string; text: string } | null = null;
 
   /** Register (`expires`: the binding's lifetime in s, default 600) and bind the device's port. */
   static async start(lab: RawUaLab, user: string, o: { expires?: number } = {}): Promise<RawDevice> {
@@ -308,6 +380,10 @@ export class RawDevice extends RawUa {
   protected override async onRequest(m: string): Promise<void> {
     const method = m.slice(0, m.indexOf(' '));
     if (method === 'INVITE' && tag(header(m, 'To')) === undefined) {
+      if (this.udp && this.#answer && this.#answer.callId === header(m, 'Call-ID')) {
+        await this.send(this.#answer.text); // a retransmitted INVITE (RFC 3261 §17.2.1)
+        return;
+      }
       if (this.firstStatus) {
         const f = this.firstStatus;
         this.firstStatus = null;
@@ -320,13 +396,17 @@ export class RawDevice extends RawUa {
         callId: header(m, 'Call-ID')!, local: `${header(m, 'To')!};tag=${toTag}`, remote: header(m, 'From')!, target: angle(header(m, 'Contact')), routes: rr,
       };
       this.cseq = 0;
-      await this.send(this.reply(m, 200, {
+      const ok = this.reply(m, 200, {
         toTag, rr: true, body: this.sdp,
         lines: [
           `Contact: <sip:dev@127.0.0.1:${this.port}>${this.contactParams}`, 'Supported: timer', `Session-Expires: ${this.se}`,
           `Allow: ${this.allow}`, 'Content-Type: application/sdp',
         ],
-      }));
+      });
+      const callId = this.dialog.callId;
+      if (this.udp) this.#answer = { callId, text: ok };
+      const cseq = `${/^(\d+)/.exec(header(m, 'CSeq') ?? '')?.[1]} ACK`;
+      await this.send2xx(ok, () => this.received.some((x) => x.startsWith('ACK ') && header(x, 'Call-ID') === callId && header(x, 'CSeq') === cseq));
       return;
     }
     await super.onRequest(m);
