@@ -108,19 +108,20 @@ export function startRedis(dir: string, port?: number): Promise<RedisNode> {
 }
 
 /**
- * A Redis Cluster of `masters` (default 3) masters, no replicas, slots spread by
- * `redis-cli --cluster create`; resolves once every node reports `cluster_state:ok`.
+ * A Redis Cluster of `masters` (default 3) masters with `replicas` replicas each (default
+ * none), slots spread by `redis-cli --cluster create`; resolves once every node reports
+ * `cluster_state:ok`. With replicas, `nodes` lists the masters first.
  */
-export async function startRedisCluster(dir: string, masters = 3): Promise<RedisCluster> {
+export async function startRedisCluster(dir: string, masters = 3, replicas = 0): Promise<RedisCluster> {
   const nodes: RedisNode[] = [];
   const stop = async (): Promise<void> => {
     await Promise.all(nodes.map((n) => n.stop()));
   };
   try {
-    for (let i = 0; i < masters; i++) nodes.push(await startNode(join(dir, `node${i}`), true));
+    for (let i = 0; i < masters * (1 + replicas); i++) nodes.push(await startNode(join(dir, `node${i}`), true));
     await run(findBinary('redis-cli'), [
       '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
-      '--cluster-replicas', '0', '--cluster-yes',
+      '--cluster-replicas', String(replicas), '--cluster-yes',
     ]);
     // the nodes learn each other's slots over the cluster bus: wait for every one
     const deadline = Date.now() + 15_000;
@@ -135,5 +136,5 @@ export async function startRedisCluster(dir: string, masters = 3): Promise<Redis
     await stop();
     throw err;
   }
-  return { nodes, urls: nodes.map((n) => n.url), stop };
+  return { nodes, urls: nodes.slice(0, masters).map((n) => n.url), stop };
 }
