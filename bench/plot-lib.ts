@@ -36,8 +36,8 @@ export async function plotSeries(points: readonly Point[], o: { file: string; ti
       mark: { type: 'line', point: true },
       encoding: {
         x: { field: 't', type: 'quantitative', title: o.xTitle },
-        y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
-        color: { field: 'series', type: 'nominal', title: null },
+        y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false }, axis: { format: '~g' } },
+        color: { field: 'series', type: 'nominal', title: null, legend: { labelLimit: 400 } },
       },
     },
     config: { background: 'white' },

@@ -358,7 +358,7 @@ export class Load {
     readonly startedAt: number,
   ) {}
 
-  static async start(o: { dir: string; sipPort: number; rate: number; statEveryS: number; name: string }): Promise<Load> {
+  static async start(o: { dir: string; sipPort: number; rate: number; statEveryS: number; name: string; recvTimeoutMs?: number }): Promise<Load> {
     const statFile = join(o.dir, `${o.name}-stat.csv`);
     mkdirSync(o.dir, { recursive: true });
     const agent = await SippAgent.start({
@@ -368,7 +368,7 @@ export class Load {
       remote: `127.0.0.1:${o.sipPort}`,
       vars: vars({ dir: o.dir, sipPort: o.sipPort, to: 'bench', contributionId: 'soak-[pid]-[call_number]' }, 200, 0),
       trace: false,
-      extraArgs: ['-r', String(o.rate), '-rp', '1000', '-recv_timeout', '10000', '-trace_stat', '-stf', statFile, '-fd', String(o.statEveryS)],
+      extraArgs: ['-r', String(o.rate), '-rp', '1000', '-recv_timeout', String(o.recvTimeoutMs ?? 10_000), '-trace_stat', '-stf', statFile, '-fd', String(o.statEveryS)],
     });
     return new Load(agent, statFile, o.dir, Date.now());
   }
@@ -399,31 +399,54 @@ export class Load {
     return this.agent.errors();
   }
 
-  async stop(): Promise<void> {
-    // sipp ends on SIGTERM/SIGUSR1 after writing its last statistics
+  /**
+   * SIGUSR1: sipp starts no new call and ends once the calls in flight ended (its soft
+   * quit, as the 'q' key), so none is cut off and counted wrongly; SIGTERM after `graceMs`.
+   */
+  async stop(graceMs = 20_000): Promise<void> {
+    const pid = this.agent.proc.pid;
+    if (pid !== undefined && this.agent.proc.running) process.kill(pid, 'SIGUSR1');
+    await Promise.race([this.agent.proc.exited, sleep(graceMs)]);
     await this.agent.stop();
   }
 }
 
 /**
- * Failed calls by cause from sipp's error log (-trace_err): the unexpected response and
- * what the scenario waited for (index 4: the INVITE's 200; index 8: the BYE's 200), or
- * the timeout. One entry per Call-ID (sipp may log several lines for one call).
+ * Failed calls by cause from sipp's error log (-trace_err). Its entries start with a
+ * timestamp ("2026-12-05\t22:24:38.415556\t1796509478.415556: "), not always on a new line:
+ *   - "Aborting call on unexpected message for Call-Id 'X': while expecting '200' (index 4),
+ *     received 'SIP/2.0 503 ..." (uac-call.xml index 4: the INVITE's 200; 8: the BYE's 200);
+ *   - "Call-Id: X, receive timeout on message uac-call:N ...: aborting call";
+ *   - "Dead call X (aborted at index 8), received 'SIP/2.0 404 Not here": a response for a
+ *     call sipp already gave up, added to that call's cause ("then 404 Not here").
+ * One cause per Call-ID.
  */
 export function classifyErrors(log: string): { byCause: Map<string, number>; byCall: Map<string, string> } {
+  const entries = log.split(/(?=\d{4}-\d\d-\d\d\t\d\d:\d\d:\d\d\.\d+\t[\d.]+: )/);
   const byCall = new Map<string, string>();
-  for (const line of log.split('\n')) {
-    const cid = /Call-Id '([^']+)'/i.exec(line)?.[1] ?? /call-id[: ]+'?([^'\s,]+)/i.exec(line)?.[1];
+  const late = new Map<string, string>();
+  const part = (index: number): string => (index >= 6 ? 'the BYE' : 'the INVITE');
+  for (const e of entries) {
+    const text = e.replace(/^\d{4}-\d\d-\d\d\t[\d:.]+\t[\d.]+: /, '');
+    const dead = /^Dead call (\S+) \(([^)]*)\), received '(?:SIP\/2\.0 )?([^'\r\n]*)/.exec(text);
+    if (dead) {
+      if (!late.has(dead[1]!)) late.set(dead[1]!, (dead[3] ?? '').slice(0, 40));
+      continue;
+    }
+    const cid = /Call-Id:? '?([^',\s]+)/i.exec(text)?.[1];
     if (!cid || byCall.has(cid)) continue;
-    const unexpected = /while expecting '(\w+)' \(index (\d+)\), received '(?:SIP\/2\.0 )?([^'\r\n]*)/.exec(line);
+    const unexpected = /while expecting '(\w+)' \(index (\d+)\), received '(?:SIP\/2\.0 )?([^'\r\n]*)/.exec(text);
+    const timeout = /receive timeout on message [^:]*:(\d+)/.exec(text);
     let cause: string;
-    if (unexpected) {
-      const what = Number(unexpected[2]) >= 6 ? 'BYE' : 'INVITE';
-      cause = `${(unexpected[3] ?? '').slice(0, 40)} to the ${what}`;
-    } else if (/timeout/i.test(line)) {
-      cause = /retrans/i.test(line) ? 'retransmission timeout' : 'receive timeout';
-    } else cause = line.replace(/^[^:]*: /, '').slice(0, 60);
+    if (unexpected) cause = `${(unexpected[3] ?? '').slice(0, 40)} to ${part(Number(unexpected[2]))}`;
+    else if (timeout) cause = `no response to ${part(Number(timeout[1]))} (receive timeout)`;
+    else if (/retrans/i.test(text)) cause = 'retransmission timeout';
+    else cause = text.trim().slice(0, 60);
     byCall.set(cid, cause);
+  }
+  for (const [cid, cause] of byCall) {
+    const r = late.get(cid);
+    if (r) byCall.set(cid, `${cause}, then ${r}`);
   }
   const byCause = new Map<string, number>();
   for (const c of byCall.values()) byCause.set(c, (byCause.get(c) ?? 0) + 1);

@@ -14,7 +14,7 @@
  * "404 to the BYE", that call's sipp error lines and Kamailio log lines in bye-404-*.log.
  *
  * Targets (exit 1 if missed): zero failed calls and REGISTERs; flat memory (each series'
- * least-squares slope after the first sample, projected over an hour, under MEM_PCT_PER_H
+ * least-squares slope after the warm-up, projected over an hour, under MEM_PCT_PER_H
  * percent of its mean); no p99 step (median p99 of the second half of the run at most
  * 1.5× that of the first half, or within 0.5 ms of it).
  *
@@ -28,7 +28,7 @@
  * RUN_DIR (default run/soak-proxy-*).
  */
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { runDir, ROOT } from '../lab/lab.js';
 import {
@@ -50,7 +50,7 @@ const WARMUP_MIN = Number(process.env.WARMUP_MIN ?? Math.min(5, DURATION_MIN / 3
 /** Fewer steady samples than this: too short to judge a slope (reported, not failed). */
 const MIN_SLOPE_SAMPLES = 5;
 
-const dir = process.env.RUN_DIR ?? runDir('soak-proxy', join(ROOT, 'run'));
+const dir = resolve(process.env.RUN_DIR ?? runDir('soak-proxy', join(ROOT, 'run')));
 mkdirSync(dir, { recursive: true });
 const MiB = 1024 * 1024;
 
@@ -159,7 +159,7 @@ const kamLog = (): string => {
   }
 };
 // a 404 to the BYE: keep that call's sipp error lines and Kamailio's log lines (log_prefix carries the Call-ID)
-const bye404 = [...errors.byCall].find(([, c]) => /^404\b.*BYE/.test(c));
+const bye404 = [...errors.byCall].find(([, c]) => /BYE/.test(c) && /\b404\b/.test(c));
 if (bye404) {
   const [cid] = bye404;
   const sippLines = load.errors().split('\n').filter((l) => l.includes(cid));
@@ -199,7 +199,7 @@ const memChecks = (['kamShmMiB', 'svcHeapMiB', 'svcRssMiB', 'svcFds', 'kamFds'] 
   const perMin = slope(xs, ys);
   const mean = ys.reduce((a, b) => a + b, 0) / Math.max(1, ys.length);
   const pctPerH = mean ? (perMin * 60 * 100) / mean : 0;
-  return { k, perMin, pctPerH, flat: !judged || Math.abs(pctPerH) < MEM_PCT_PER_H || !Number.isFinite(pctPerH) };
+  return { k, perMin, pctPerH, flat: !judged || pctPerH < MEM_PCT_PER_H || !Number.isFinite(pctPerH) };
 });
 const half = Math.floor(steady.length / 2);
 const p99a = median(steady.slice(0, half).map((s) => s.p99Ms));
