@@ -34,12 +34,24 @@ export const INVITE_CLIENT_NEXT: NextTable<InviteClientState> = {
 
 export class InviteClientTransaction extends Machine<InviteClientState> {
   #ack: string | null = null;
+  #request: Built<SipRequest> | null;
   constructor(
     ctx: TxContext,
-    readonly request: Built<SipRequest>,
+    request: Built<SipRequest>,
     private readonly events: ClientEvents,
   ) {
     super('INVITE client transaction', INVITE_CLIENT_NEXT, 'calling', ctx, () => events.terminated());
+    this.#request = request;
+  }
+
+  /**
+   * Our INVITE, until a 2xx arrives. In Accepted (RFC 6026 §7.2) the transaction only
+   * passes further 2xx to the TU until Timer M (64*T1), and a CANCEL is too late: it lets
+   * go of the INVITE. Reading it then is a bug, and throws.
+   */
+  get request(): Built<SipRequest> {
+    if (this.#request === null) throw new Error('INVITE client transaction: the INVITE is released once a 2xx arrived');
+    return this.#request;
   }
 
   /** Send the INVITE and arm Timer B (§17.1.1.2). */
@@ -65,6 +77,7 @@ export class InviteClientTransaction extends Machine<InviteClientState> {
           this.events.response(res);
         } else if (s < 300) {
           this.transition('accepted');
+          this.#request = null;
           this.disarm('B');
           this.disarm('cancel');
           this.arm('M', this.ctx.timers.M, () => this.end());

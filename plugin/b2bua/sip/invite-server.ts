@@ -32,16 +32,29 @@ export const INVITE_SERVER_NEXT: NextTable<InviteServerState> = {
 
 export class InviteServerTransaction extends Machine<InviteServerState> {
   #last: string | null = null;
+  #request: SipRequest | null;
   /** The final response sent, if any. */
   final: SipResponse | null = null;
   /** Our To-tag for this INVITE's responses, and the 200 to its CANCEL (§9.2). */
   readonly toTag = newTag();
   constructor(
     ctx: TxContext,
-    readonly request: SipRequest,
+    request: SipRequest,
     private readonly events: ServerEvents,
   ) {
     super('INVITE server transaction', INVITE_SERVER_NEXT, 'proceeding', ctx, () => events.terminated());
+    this.#request = request;
+  }
+
+  /**
+   * The INVITE, until a 2xx is sent. In Accepted (RFC 6026 §7.1) the transaction only
+   * absorbs the INVITE's retransmissions until Timer L (64*T1): it lets go of the INVITE
+   * and of its last response, so an answered call is not held in memory twice for that
+   * time. Reading it then is a bug, and throws.
+   */
+  get request(): SipRequest {
+    if (this.#request === null) throw new Error('INVITE server transaction: the INVITE is released once a 2xx is sent');
+    return this.#request;
   }
 
   /** §17.2.1: a 100 Trying at once (the B2BUA forks, its 180 may take longer than 200 ms). */
@@ -65,6 +78,8 @@ export class InviteServerTransaction extends Machine<InviteServerState> {
     this.final = res.msg;
     if (s < 300) {
       this.transition('accepted');
+      this.#request = null;
+      this.#last = null;
       this.arm('L', this.ctx.timers.L, () => this.end());
     } else {
       this.transition('completed');

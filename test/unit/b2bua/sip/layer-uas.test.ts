@@ -99,7 +99,8 @@ t.test('UAS CANCEL races (§9.2)', async (t) => {
     if (when === 'after-2xx' && pair && tx) tx.respond(responseTo(pair[0], 200, { toTag: tx.toTag, headers: [CONTACT] }));
     s.layer.receive(incoming({ method: 'CANCEL' }));
     for (const inv of s.calls.cancels) {
-      const sent = inv.respond(responseTo(inv.request, 487, { toTag: inv.toTag }));
+      // the TU keeps its own INVITE: the transaction lets go of it once a 2xx is sent
+      const sent = inv.respond(responseTo(pair![0], 487, { toTag: inv.toTag }));
       t.equal(sent, when === 'before', `${name}: 487 ${when === 'before' ? 'sent' : 'refused'}`);
     }
     if (when === 'before' && tx) s.layer.receive(incoming({ method: 'ACK', toTag: tx.toTag }));

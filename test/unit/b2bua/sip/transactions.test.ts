@@ -149,3 +149,32 @@ t.test('non-INVITE server transaction (§17.2.2)', async (t) => {
     t.same(h.sent.map(wire), onWire, `${name}: wire`);
   }
 });
+
+t.test('RFC 6026 Accepted: the INVITE transactions let go of the INVITE, and reading it then throws', async (t) => {
+  const h = harness();
+  const invite = outgoing('INVITE');
+  const quiet = { response: () => {}, timeout: () => {}, terminated: () => {} };
+  const client = new InviteClientTransaction(h.ctx, invite, quiet);
+  client.start();
+  client.receiveResponse(res(answer(invite.msg, { status: 180 })));
+  t.equal(client.request, invite, 'kept while Proceeding (a CANCEL needs it)');
+  client.receiveResponse(res(answer(invite.msg, { status: 200 })));
+  t.equal(client.state, 'accepted');
+  t.throws(() => client.request, /released once a 2xx arrived/);
+  const failed = new InviteClientTransaction(h.ctx, invite, quiet);
+  failed.start();
+  failed.receiveResponse(res(answer(invite.msg, { status: 486 })));
+  t.equal(failed.request, invite, 'a non-2xx keeps it (its ACK is built from it)');
+
+  const incomingInvite = req(incoming());
+  const server = new InviteServerTransaction(h.ctx, incomingInvite, { timeout: () => {}, terminated: () => {} });
+  server.start();
+  t.equal(server.request, incomingInvite, 'kept while Proceeding');
+  server.respond(responseTo(incomingInvite, 200, { toTag: server.toTag }));
+  t.equal(server.state, 'accepted');
+  t.throws(() => server.request, /released once a 2xx is sent/);
+  const before = h.sent.length;
+  server.receiveRequest(incomingInvite);
+  t.equal(h.sent.length, before, 'a retransmitted INVITE is still absorbed in Accepted');
+  t.ok(server.final !== null, 'the final is still known to the TU');
+});
