@@ -14,6 +14,9 @@
  */
 import { createClient, createCluster } from 'redis';
 
+/** Default bound of the first connection. */
+const CONNECT_TIMEOUT_MS = 5000;
+
 export class SharedStateError extends Error {
   override readonly name = 'SharedStateError';
 }
@@ -49,6 +52,8 @@ export interface RedisEngineOptions {
   readonly cluster: boolean;
   /** Bound of each operation. */
   readonly timeoutMs: number;
+  /** Bound of the first connection (a cluster's topology discovery too); default 5000 ms. */
+  readonly connectTimeoutMs?: number;
   readonly clock?: () => number;
   /** Connection errors (node-redis reconnects by itself). */
   readonly onError?: (err: Error) => void;
@@ -95,11 +100,15 @@ function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-async function singleCommands(o: RedisEngineOptions, resync: () => void): Promise<Commands> {
+async function singleCommands(o: RedisEngineOptions, resync: () => void, onAbort: (f: () => void) => void): Promise<Commands> {
   const url = o.urls[0];
   if (url === undefined) throw new SharedStateError('sharedState.redis.urls is empty');
-  const client = createClient({ url, disableOfflineQueue: true, socket: { connectTimeout: o.timeoutMs } });
+  const client = createClient({ url, disableOfflineQueue: true, socket: { connectTimeout: o.connectTimeoutMs ?? CONNECT_TIMEOUT_MS } });
   const sub = client.duplicate();
+  onAbort(() => {
+    client.destroy();
+    sub.destroy();
+  });
   // a reconnection of either connection: notices may be lost, the stores reload (the
   // commands one may come back after the subscriber: then that reload fails, the next works)
   for (const c of [client, sub]) {
@@ -123,12 +132,13 @@ async function singleCommands(o: RedisEngineOptions, resync: () => void): Promis
   };
 }
 
-async function clusterCommands(o: RedisEngineOptions, resync: () => void): Promise<Commands> {
+async function clusterCommands(o: RedisEngineOptions, resync: () => void, onAbort: (f: () => void) => void): Promise<Commands> {
   if (o.urls.length === 0) throw new SharedStateError('sharedState.redis.urls is empty');
   const cluster = createCluster({
     rootNodes: o.urls.map((url) => ({ url })),
-    defaults: { disableOfflineQueue: true, socket: { connectTimeout: o.timeoutMs } },
+    defaults: { disableOfflineQueue: true, socket: { connectTimeout: o.connectTimeoutMs ?? CONNECT_TIMEOUT_MS } },
   });
+  onAbort(() => cluster.destroy());
   cluster.on('error', (err: unknown) => o.onError?.(asError(err)));
   // a node that reconnects may have missed notices: the stores reload
   let lost = false;
@@ -176,11 +186,29 @@ export async function connectRedis(o: RedisEngineOptions): Promise<SharedEngine>
   const resync = (): void => {
     for (const l of resyncListeners) l();
   };
-  const c = await bounded('connect', o.timeoutMs, o.cluster ? clusterCommands(o, resync) : singleCommands(o, resync));
-  // the engine's clock minus ours, at the middle of the round trip
-  const sent = clock();
-  const engineNow = timeOf(await bounded('TIME', o.timeoutMs, c.time()));
-  const measured = engineNow - Math.round((sent + clock()) / 2);
+  // a connection that fails or times out is torn down, so that it stops reconnecting
+  const aborts: (() => void)[] = [];
+  const onAbort = (f: () => void): void => {
+    aborts.push(f);
+  };
+  let c: Commands;
+  let measured: number;
+  try {
+    c = await bounded('connect', o.connectTimeoutMs ?? CONNECT_TIMEOUT_MS, o.cluster ? clusterCommands(o, resync, onAbort) : singleCommands(o, resync, onAbort));
+    // the engine's clock minus ours, at the middle of the round trip
+    const sent = clock();
+    const engineNow = timeOf(await bounded('TIME', o.timeoutMs, c.time()));
+    measured = engineNow - Math.round((sent + clock()) / 2);
+  } catch (err) {
+    for (const f of aborts) {
+      try {
+        f();
+      } catch {
+        // already closed
+      }
+    }
+    throw err;
+  }
   // NTP-synchronised hosts differ by a few ms, less than the measurement's own error:
   // taken as none, so that every such instance stores the same instants
   const offsetMs = Math.abs(measured) < SKEW_IGNORED_MS ? 0 : measured;

@@ -42,8 +42,15 @@ export async function openStores(config: Config, db: RootDatabase, log: Logger):
   });
   log.info({ urls: r.urls, cluster: r.cluster, offsetMs: engine.offsetMs }, 'shared state engine connected');
   const onBadRecord = (key: string, why: string): void => log.error({ key, why }, 'shared state record skipped');
-  const devices = await RedisDeviceStore.open(engine, { maxDevices: config.registrar.maxContacts, prefix: r.prefix, onBadRecord });
-  const xcap = await RedisDocumentStore.open(engine, { maxBytes: config.xdm.maxDocumentBytes, prefix: r.prefix, onBadRecord });
+  let devices: RedisDeviceStore;
+  let xcap: RedisDocumentStore;
+  try {
+    devices = await RedisDeviceStore.open(engine, { maxDevices: config.registrar.maxContacts, prefix: r.prefix, onBadRecord });
+    xcap = await RedisDocumentStore.open(engine, { maxBytes: config.xdm.maxDocumentBytes, prefix: r.prefix, onBadRecord });
+  } catch (err) {
+    await engine.close().catch(() => undefined);
+    throw err;
+  }
   return {
     devices,
     xcap,

@@ -22,7 +22,7 @@ const blacklist = (uris: string[]): string =>
 
 async function instance(t: Teardown, urls: readonly string[]): Promise<App> {
   const app = await createApp(
-    testConfig(tempDir(t), { sharedState: { engine: 'redis', redis: { urls, cluster: true, prefix: 'svc', timeoutMs: 500 } } }),
+    testConfig(tempDir(t), { sharedState: { engine: 'redis', redis: { urls, cluster: true, prefix: 'svc', timeoutMs: 2000 } } }),
     quietLog,
   );
   t.teardown(() => app.stop());
@@ -43,6 +43,11 @@ t.test('config: lmdb by default; redis with its nodes, from the file or the envi
   t.match(loadConfig({ env }).sharedState, {
     engine: 'redis', redis: { urls: ['redis://10.0.0.1:7000', 'redis://10.0.0.2:7000'], cluster: true, prefix: 'site1' },
   });
+});
+
+t.test('an engine that cannot be reached at start: a clear error, no service half up', async (t) => {
+  const config = testConfig(tempDir(t), { sharedState: { engine: 'redis', redis: { urls: ['redis://127.0.0.1:1'], cluster: true, timeoutMs: 300 } } });
+  await t.rejects(createApp(config, quietLog), { name: 'SharedStateError', message: /shared state engine: connect failed/ });
 });
 
 t.test('two instances on one Redis Cluster', async (t) => {
