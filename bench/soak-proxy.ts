@@ -162,8 +162,10 @@ const kamLog = (): string => {
 const bye404 = [...errors.byCall].find(([, c]) => /BYE/.test(c) && /\b404\b/.test(c));
 if (bye404) {
   const [cid] = bye404;
-  const sippLines = load.errors().split('\n').filter((l) => l.includes(cid));
-  const kamLines = kamLog().split('\n').filter((l) => l.includes(cid));
+  // the whole Call-ID only ("204-1013@…" is not "1204-1013@…")
+  const re = new RegExp(`(?<![\\w-])${cid.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w.-])`);
+  const sippLines = load.errors().split(/(?=\d{4}-\d\d-\d\d\t)/).filter((l) => re.test(l));
+  const kamLines = kamLog().split('\n').filter((l) => re.test(l));
   writeFileSync(join(dir, `bye-404-${cid.replace(/[^\w.-]/g, '_')}.log`), ['# sipp -trace_err', ...sippLines, '', '# kamailio.log', ...kamLines, ''].join('\n'));
 }
 await lab.stop();
