@@ -14,7 +14,7 @@ import { WireError, WireErrorCode } from '../../wire/errors.js';
 import { firstViolation } from '../../wire/dispatcher.js';
 import { EVENT_METHOD, RelayEventSchema, ReplySchemas } from './control-schema.js';
 import type {
-  AnswerParams, AnswerReply, DropParams, KeyParams, OfferParams, OfferReply, Ok, PingReply, QueryReply, RelayEvent,
+  AnswerParams, AnswerReply, DropParams, GroupStateParams, KeyParams, OfferParams, OfferReply, Ok, PingReply, QueryReply, RelayEvent,
   SimpleReply,
 } from './types.js';
 
@@ -59,6 +59,10 @@ export class RelayControlClient {
 
   query(p: KeyParams): Promise<QueryReply> {
     return this.call('query', p);
+  }
+
+  groupState(p: GroupStateParams): Promise<SimpleReply> {
+    return this.call('group-state', p);
   }
 
   ping(): Promise<PingReply> {

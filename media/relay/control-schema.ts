@@ -36,6 +36,22 @@ export const AnswerParamsSchema = Type.Object({
 });
 
 export const DropParamsSchema = Type.Object({ 'call-id': CallId, leg: LegTag });
+
+/**
+ * CR 8.3.2.4: the B2BUA ended a group session on expiry; the relay stores its Group State
+ * Object in the session's history folder (docs/history.md), since the history store is
+ * the relay's. The session itself may already be gone: the folder is named here.
+ */
+export const GroupStateParamsSchema = Type.Object({
+  'call-id': CallId,
+  'conversation-id': Type.String({ minLength: 1, maxLength: 256 }),
+  'contribution-id': Type.String({ minLength: 1, maxLength: 256 }),
+  /** The Controlling Function's focus URI (lastfocussessionid). */
+  focus: Type.String({ maxLength: 1024 }),
+  participants: Type.Optional(
+    Type.Array(Type.Object({ uri: Type.String({ minLength: 1, maxLength: 1024 }), name: Type.Optional(Type.String({ maxLength: 256 })) }), { maxItems: 1000 }),
+  ),
+});
 export const KeyParamsSchema = Type.Object({ 'call-id': CallId });
 const EmptyParamsSchema = Type.Object({});
 
@@ -46,6 +62,7 @@ export const ParamsSchemas = {
   drop: DropParamsSchema,
   delete: KeyParamsSchema,
   query: KeyParamsSchema,
+  'group-state': GroupStateParamsSchema,
   ping: EmptyParamsSchema,
 } satisfies Record<string, TSchema>;
 
@@ -139,6 +156,7 @@ export const ReplySchemas = {
   drop: SimpleReplySchema,
   delete: SimpleReplySchema,
   query: QueryReplySchema,
+  'group-state': SimpleReplySchema,
   ping: PingReplySchema,
   subscribe: OkSchema,
 } satisfies Record<string, TSchema>;

@@ -30,6 +30,7 @@ function verbs(relay: MsrpRelay): Record<ControlVerb, RpcMethod> {
     drop: method(ParamsSchemas.drop, (p): SimpleReply => relay.drop(p)),
     delete: method(ParamsSchemas.delete, (p): SimpleReply => relay.delete(p)),
     query: method(ParamsSchemas.query, (p): QueryReply => relay.query(p)),
+    'group-state': method(ParamsSchemas['group-state'], (p): SimpleReply => relay.groupState(p)),
     ping: method(ParamsSchemas.ping, (): PingReply => ({ result: 'ok', sessions: relay.sessionCount })),
   };
 }

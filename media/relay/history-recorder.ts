@@ -4,7 +4,7 @@
 
 import type { Logger } from 'pino';
 import type { PayloadKind } from '../cpim/head.js';
-import type { Direction, HistoryWriter } from '../history/mss.js';
+import { GROUP_STATE_TYPE, type Direction, type HistoryWriter } from '../history/mss.js';
 import type { Chunk } from './frames.js';
 import type { Session } from './session.js';
 
@@ -70,6 +70,17 @@ export class HistoryRecorder {
     h.parts = [];
     this.track(this.store.append({ conversationId: s.conversationId, contributionId: s.contributionId }, 'message/cpim', data,
       h.direction ? { direction: h.direction } : {}), s);
+  }
+
+  /** CR 8.3.2.4: a group session's Group State Object, in its folder. False without a store. */
+  groupState(ref: { conversationId: string; contributionId: string }, xml: string, callId: string): boolean {
+    if (!this.store) return false;
+    const w = this.store
+      .append(ref, GROUP_STATE_TYPE, Buffer.from(xml, 'utf8'))
+      .catch((err: unknown) => this.log?.error({ err, callId }, 'group state write failed'));
+    this.writes.add(w);
+    void w.finally(() => this.writes.delete(w));
+    return true;
   }
 
   async flush(): Promise<void> {

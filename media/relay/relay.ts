@@ -20,6 +20,7 @@ import { Dial, dialSettings, type Connector, type DialSettings, type DialTarget 
 import { Backpressure } from './flow.js';
 import { Forwarder } from './forwarding.js';
 import { HistoryRecorder } from './history-recorder.js';
+import { formatGroupState } from '../history/mss.js';
 import { Ingress } from './ingress.js';
 import { ORIGINATOR, legInfo, newLeg, peerUri } from './leg.js';
 import { admitDevice } from './multi-device.js';
@@ -27,7 +28,7 @@ import { fail, isNonEmpty, offerReply, readAnswer, readOffer, sessionFromOffer, 
 import type { RelayEndpoint } from './sdp.js';
 import { devicesChanged, legsOf, moveSession, type Session } from './session.js';
 import type {
-  AnswerParams, AnswerReply, DropParams, KeyParams, OfferParams, OfferReply, QueryReply, RelayEvent, SimpleReply,
+  AnswerParams, AnswerReply, DropParams, GroupStateParams, KeyParams, OfferParams, OfferReply, QueryReply, RelayEvent, SimpleReply,
 } from './types.js';
 
 export type { RelayOptions } from './context.js';
@@ -188,6 +189,17 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     if (!s) return fail('UNKNOWN_SESSION', 'no session for this call-id');
     this.deleteSession(s, 'deleted');
     return { result: 'ok' };
+  }
+
+  /**
+   * CR 8.3.2.4: store a group session's Group State Object (application/group-state-object+xml)
+   * in its history folder, queued like the session's messages. Without a history store the
+   * reply says so in a warning.
+   */
+  groupState(p: GroupStateParams): SimpleReply {
+    const xml = formatGroupState({ contributionId: p['contribution-id'], focus: p.focus, participants: p.participants ?? [] });
+    const stored = this.history.groupState({ conversationId: p['conversation-id'], contributionId: p['contribution-id'] }, xml, p['call-id']);
+    return stored ? { result: 'ok' } : { result: 'ok', warnings: ['no history store: the Group State Object is not kept'] };
   }
 
   query(p: KeyParams): QueryReply {

@@ -8,6 +8,7 @@ import type {
   ControlErrorCodeSchema,
   DropParamsSchema,
   FailureSchema,
+  GroupStateParamsSchema,
   KeyParamsSchema,
   LegInfoSchema,
   MultiDevicePolicySchema,
@@ -27,6 +28,7 @@ export type OfferParams = Static<typeof OfferParamsSchema>;
 export type AnswerParams = Static<typeof AnswerParamsSchema>;
 export type DropParams = Static<typeof DropParamsSchema>;
 export type KeyParams = Static<typeof KeyParamsSchema>;
+export type GroupStateParams = Static<typeof GroupStateParamsSchema>;
 
 export type Ok = Static<typeof OkSchema>;
 export type Failure = Static<typeof FailureSchema>;

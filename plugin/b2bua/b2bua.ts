@@ -42,7 +42,6 @@ import { PF_LEG_HEADER, PF_TICKET_HEADER } from '../rules/b2bua-headers.js';
 import { deviceKey } from '../devices/identity.js';
 import type { AnswerReply, OfferReply, QueryReply, RelayEvent, SimpleReply } from '../../media/relay/types.js';
 import { ORIGINATOR } from '../../media/relay/leg.js';
-import { formatGroupState, GROUP_STATE_TYPE, type HistoryWriter } from '../../media/history/mss.js';
 import { STORE_VERSION, type CallStore, type Deadline, type StoredCall, type StoredSide } from './store.js';
 
 /** The relay verbs the B2BUA uses (RelayControlClient has them). */
@@ -56,6 +55,8 @@ export interface RelayPort {
   delete(p: { 'call-id': string }): Promise<SimpleReply>;
   /** Whether the relay still has a session (after a restart, after the link was lost). */
   query(p: { 'call-id': string }): Promise<QueryReply>;
+  /** CR 8.3.2.4: store a group session's Group State Object (the history store is the relay's). */
+  groupState(p: { 'call-id': string; 'conversation-id': string; 'contribution-id': string; focus: string }): Promise<SimpleReply>;
 }
 
 export interface B2buaSettings {
@@ -97,11 +98,6 @@ export interface B2buaDeps {
   readonly log: Logger;
   /** Sends one message to Kamailio (the transport). */
   readonly send: (text: string) => void;
-  /**
-   * Where a Group State Object goes (CR 8.3.2.4; docs/history.md). The message store
-   * lives in the relay's process, so the service gives none yet: the driver then logs it.
-   */
-  readonly history?: HistoryWriter;
   /** Where confirmed calls are kept across a restart (./store.ts); none: memory only. */
   readonly store?: CallStore;
   /** Wall clock, epoch ms (stored deadlines survive a restart); default Date.now. */
@@ -758,21 +754,24 @@ export class B2bua implements TransactionUser {
 
   /**
    * CR 8.3.2.4: the Group State Object of a group session whose last device expired, in
-   * the session's history folder. The focus is the Controlling Function's Contact; the
-   * participant list stays empty until the PF follows group membership (docs/history.md).
-   * TODO: the service has no HistoryWriter in its process yet (the store is the relay's).
+   * the session's history folder. The history store is the relay's (docs/history.md), so
+   * the relay formats and stores it (`group-state`). The focus is the Controlling
+   * Function's Contact; the participant list stays empty until the PF follows group
+   * membership (docs/history.md).
    */
   async #storeGroupState(call: CallRecord): Promise<void> {
-    const { history, log } = this.deps;
+    const { relay, log } = this.deps;
     const { conversationId, contributionId, focus } = call;
-    if (!history || !conversationId || !contributionId) {
-      log.warn({ callId: call.callId, servedUser: call.servedUser }, 'b2bua: Group State Object not stored (no history writer, or no Conversation-ID/Contribution-ID)');
+    if (!conversationId || !contributionId) {
+      log.warn({ callId: call.callId, servedUser: call.servedUser }, 'b2bua: Group State Object not stored (no Conversation-ID or Contribution-ID)');
       return;
     }
-    const xml = formatGroupState({ contributionId, focus, participants: [] });
-    await history
-      .append({ conversationId, contributionId }, GROUP_STATE_TYPE, Buffer.from(xml, 'utf8'))
-      .catch((err: unknown) => log.warn({ err, callId: call.callId }, 'b2bua: Group State Object not stored'));
+    try {
+      const r = await relay.groupState({ 'call-id': call.callId, 'conversation-id': conversationId, 'contribution-id': contributionId, focus });
+      if (r.result === 'error' || (r.warnings?.length ?? 0) > 0) log.warn({ callId: call.callId, reply: r }, 'b2bua: Group State Object not stored by the relay');
+    } catch (err) {
+      log.warn({ err, callId: call.callId }, 'b2bua: Group State Object not stored (relay unreachable)');
+    }
   }
 
   // ---- session timers and mid-session requests (RFC 4028, RFC 3311, docs/b2bua.md) ----

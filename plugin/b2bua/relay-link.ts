@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { RelayControlClient } from '../../media/relay/control-client.js';
 import { WireError, WireErrorCode } from '../../wire/errors.js';
 import type {
-  AnswerParams, AnswerReply, DropParams, KeyParams, OfferParams, OfferReply, QueryReply, RelayEvent, SimpleReply,
+  AnswerParams, AnswerReply, DropParams, GroupStateParams, KeyParams, OfferParams, OfferReply, QueryReply, RelayEvent, SimpleReply,
 } from '../../media/relay/types.js';
 import type { RelayPort } from './b2bua.js';
 
@@ -50,6 +50,9 @@ export class RelayLink implements RelayPort {
   }
   query(p: KeyParams): Promise<QueryReply> {
     return this.#with((c) => c.query(p));
+  }
+  groupState(p: GroupStateParams): Promise<SimpleReply> {
+    return this.#with((c) => c.groupState(p));
   }
 
   /** The relay answered the last connection attempt, and that connection is not lost. */

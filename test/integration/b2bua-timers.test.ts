@@ -17,6 +17,10 @@ import { token } from '../../lab/sip.js';
 import { sipMessage } from '../../lab/sip-fixtures.js';
 import { Caller, RawDevice, bodyOf, callerSdp, got, header, headers, type RawUa, type RawUaLab } from '../../lab/raw-ua.js';
 import { RelayControlClient } from '../../media/relay/control-client.js';
+import { LmdbMessageStore } from '../../media/history/store.js';
+import { GROUP_STATE_TYPE } from '../../media/history/mss.js';
+import { replacingGroupInvite } from '../../lab/calls.js';
+import { join } from 'node:path';
 
 const UNIT_MS = 50;
 /** 90 RFC seconds: our expiry of a side the other end refreshes comes after 60 of them. */
@@ -96,6 +100,32 @@ t.test('CR 8.3.2.4: one of two devices stops refreshing: BYE to it, the session 
   await got(d1, 'BYE', 0, 4 * EXPIRY_MS);
   await got(c, 'BYE', 0, 5000);
   t.pass('the last device expired: BYE to it and to the caller');
+  await settled(t);
+});
+
+t.test('CR 8.3.2.4: the last device of a group session stops refreshing: BYE both ways, and its Group State Object is in the session folder', async (t) => {
+  const conversationId = `conv-${token()}`;
+  const contributionId = `contrib-${token()}`;
+  const d = await RawDevice.start(uas, 'gita');
+  const c = await Caller.open(uas);
+  // the Controlling Function's invitation on behalf of alice (group ICSI, Referred-By)
+  const group = replacingGroupInvite({ dir, sipPort: lab.sipPort, to: 'gita', contributionId: 'unused' });
+  const { 'Session-Replaces': _replaces, ...headers } = group.headers ?? {};
+  await c.establish('gita', { headers: { ...headers, 'Conversation-ID': conversationId, 'Contribution-ID': contributionId } });
+  await got(d, 'ACK', 0);
+  await got(d, 'BYE', 0, 4 * EXPIRY_MS);
+  await got(c, 'BYE', 0, 5000);
+  t.pass('the group session\'s only device expired: BYE to it and to the Controlling Function');
+  // the relay's own history store (lab/lab.ts: history.mdb in the lab's folder), read beside it
+  const store = new LmdbMessageStore(join(dir, 'history.mdb'));
+  t.teardown(() => store.close());
+  const objs = await until(async () => {
+    const l = await store.list({ conversationId, contributionId });
+    return l.some((o) => o.contentType === GROUP_STATE_TYPE) ? l : undefined;
+  }, 10_000, 'the Group State Object in the session folder');
+  const gso = objs.filter((o) => o.contentType === GROUP_STATE_TYPE);
+  t.equal(gso.length, 1, 'one Group State Object');
+  t.match(gso[0]!.data.toString('utf8'), new RegExp(`<groupstate [^>]*contributionid="${contributionId}"`), 'for this session');
   await settled(t);
 });
 

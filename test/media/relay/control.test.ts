@@ -314,3 +314,31 @@ t.test('typed client drop: the device leg is released (CR 8.3.2.1.4 4.A.i.2), re
   for (const [name, params, code] of cases) t.match(await cli.drop(params), { result: 'error', 'error-code': code }, name);
   await t.rejects(cli.drop({ 'call-id': '', leg: 'tag-1' }), { name: 'RpcError', code: -32602 }, 'bad params: RpcError');
 });
+
+t.test('group-state (CR 8.3.2.4): the Group State Object goes to the session folder; without a store the reply warns', async t => {
+  const store = new LmdbMessageStore(`${t.testdir()}/g.mdb`);
+  const relay = new MsrpRelay({ port: 0, store });
+  const server = new ControlServer(relay);
+  const cli = await RelayControlClient.connect('127.0.0.1', await server.listen());
+  const params = {
+    'call-id': 'gone-already', 'conversation-id': 'conv-g', 'contribution-id': 'contrib-g', focus: 'sip:conf@cf.example.net',
+    participants: [{ uri: 'sip:alice@example.net', name: 'Alice <&>' }],
+  };
+  t.same(await cli.groupState(params), { result: 'ok' }, 'no relay session needed: the folder is named');
+  await relay.flushHistory();
+  const objs = await store.list({ conversationId: 'conv-g', contributionId: 'contrib-g' });
+  t.same(objs.map(o => o.contentType), ['application/group-state-object+xml']);
+  const xml = objs[0]!.data.toString('utf8');
+  t.match(xml, /lastfocussessionid="sip:conf@cf.example.net" contributionid="contrib-g"/);
+  t.match(xml, /<participant name="Alice &lt;&amp;&gt;" comm-addr="sip:alice@example.net"\/>/, 'participants escaped');
+  await t.rejects(cli.groupState({ ...params, 'conversation-id': '' }), { name: 'RpcError', code: -32602 }, 'an empty folder name is refused');
+  await cli.close();
+  await server.close();
+  await relay.close();
+  await store.close();
+
+  const bare = new MsrpRelay({ port: 0 });
+  const control = new RelayControl(bare);
+  t.match(control.call('group-state', params), { result: 'ok', warnings: [/no history store/] });
+  await bare.close();
+});

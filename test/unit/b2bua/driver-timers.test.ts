@@ -13,7 +13,6 @@ import { TransactionLayer } from '../../../plugin/b2bua/sip/layer.js';
 import { FakeClock, reliableTimers } from '../../../plugin/b2bua/sip/timers.js';
 import { TicketStore } from '../../../plugin/b2bua/tickets.js';
 import type { Device } from '../../../plugin/devices/types.js';
-import { GROUP_STATE_TYPE, type FolderRef, type HistoryWriter } from '../../../media/history/mss.js';
 
 const T1 = 100;
 const KAM_RR = '<sip:127.0.0.1:5060;transport=tcp;lr>';
@@ -34,7 +33,9 @@ function text(start: string, headers: readonly string[], body = ''): string {
 }
 
 /** One B2BUA with a fake clock, a relay that says yes, and what it sent. */
-function world(history?: HistoryWriter) {
+function world() {
+  /** What the B2BUA asked the relay to store as Group State Objects (`group-state`). */
+  const groupStates: Parameters<RelayPort['groupState']>[0][] = [];
   const clock = new FakeClock();
   const timers = reliableTimers(T1);
   const sent: SipMessage[] = [];
@@ -46,6 +47,7 @@ function world(history?: HistoryWriter) {
     drop: async () => ok,
     delete: async () => ok,
     query: async () => ({ ...ok, 'call-id': 'c1', policy: 'C' as const, 'direct-delivery': false, record: false, legs: [] }),
+    groupState: async (p) => (groupStates.push(p), ok),
   };
   const tickets = new TicketStore(() => clock.now());
   const b = new B2bua({
@@ -54,13 +56,13 @@ function world(history?: HistoryWriter) {
       sessionExpires: 1800, minSE: 90, timerUnitMs: 1000, userAgent: 'CPM-serv/OMA2.2', policy: () => 'C', directDelivery: false,
       isfUri: null, maxRedirects: 3, maxSessionAgeMs: 43_200_000, pfHost: 'pf.example.net',
     },
-    relay, tickets, clock, timers, log: pino({ level: 'silent' }), send, ...(history ? { history } : {}),
+    relay, tickets, clock, timers, log: pino({ level: 'silent' }), send,
   });
   const layer = new TransactionLayer({ clock, timers, send }, b, (err) => {
     throw err;
   });
   b.layer = layer;
-  return { clock, sent, b, layer, tickets };
+  return { clock, sent, b, layer, tickets, groupStates };
 }
 type World = ReturnType<typeof world>;
 
@@ -85,8 +87,8 @@ interface Up {
 }
 
 /** A call up: caller INVITE (extra headers), the device's 200 (its Session-Expires), the caller's ACK. */
-async function callUp(callerExtra: readonly string[], deviceSe: string | null, history?: HistoryWriter, contact = '<sip:alice@127.0.0.1:5555>'): Promise<Up> {
-  const w = world(history);
+async function callUp(callerExtra: readonly string[], deviceSe: string | null, contact = '<sip:alice@127.0.0.1:5555>'): Promise<Up> {
+  const w = world();
   const ticket = w.tickets.issue({ callId: 'c1', servedUser: 'sip:bob@example.net', targets: [DEVICE], service: { remove: [], hdrs: '' }, stage: 'step-8' });
   w.layer.receive(text(`INVITE ${US} SIP/2.0`, [
     via(), `Record-Route: ${KAM_RR}`, 'From: <sip:alice@example.net>;tag=a1', 'To: <sip:bob@example.net>', 'Call-ID: c1', 'CSeq: 1 INVITE',
@@ -297,32 +299,22 @@ t.test('the caller: Session-Expires below Min-SE: 422 Min-SE: 90; a malformed on
   }
 });
 
-t.test('CR 8.3.2.4: the last device of a group session expires: a Group State Object goes to the history writer', async (t) => {
-  const stored: { ref: FolderRef; type: string; xml: string }[] = [];
-  const history: HistoryWriter = {
-    ensureSessionFolder: async () => undefined,
-    append: async (ref, type, data) => void stored.push({ ref, type, xml: data.toString('utf8') }),
-    close: async () => undefined,
-  };
+t.test('CR 8.3.2.4: the last device of a group session expires: the relay is asked to store its Group State Object', async (t) => {
   const u = await callUp(
-    ['Supported: timer', 'Session-Expires: 1800', 'Conversation-ID: conv1', 'Contribution-ID: contrib1'], '90;refresher=uas', history,
+    ['Supported: timer', 'Session-Expires: 1800', 'Conversation-ID: conv1', 'Contribution-ID: contrib1'], '90;refresher=uas',
     '<sip:conf@cf.example.net;transport=tcp>;isfocus',
   );
   u.w.clock.advance(60_000);
   await flush();
   t.equal(toDevice(u.w, 'BYE').length, 1, 'BYE to the device');
-  t.equal(stored.length, 1, 'one object stored');
-  t.same(stored[0]?.ref, { conversationId: 'conv1', contributionId: 'contrib1' }, 'in the session folder');
-  t.equal(stored[0]?.type, GROUP_STATE_TYPE);
-  t.match(stored[0]?.xml ?? '', /lastfocussessionid="sip:conf@cf.example.net;transport=tcp" contributionid="contrib1"/);
+  t.same(u.w.groupStates, [{ 'call-id': 'c1', 'conversation-id': 'conv1', 'contribution-id': 'contrib1', focus: 'sip:conf@cf.example.net;transport=tcp' }],
+    'once, for the session folder, with the focus');
 });
 
 t.test('a one-to-one session whose last device expires stores nothing', async (t) => {
-  let appended = 0;
-  const history: HistoryWriter = { ensureSessionFolder: async () => undefined, append: async () => void appended++, close: async () => undefined };
-  const u = await callUp(['Supported: timer', 'Session-Expires: 1800', 'Conversation-ID: conv1', 'Contribution-ID: contrib1'], '90;refresher=uas', history);
+  const u = await callUp(['Supported: timer', 'Session-Expires: 1800', 'Conversation-ID: conv1', 'Contribution-ID: contrib1'], '90;refresher=uas');
   u.w.clock.advance(60_000);
   await flush();
   t.equal(toDevice(u.w, 'BYE').length, 1, 'BYE to the device');
-  t.equal(appended, 0, 'no Group State Object');
+  t.same(u.w.groupStates, [], 'no Group State Object');
 });

@@ -50,6 +50,7 @@ function fakeRelay(has: () => boolean | 'down' = () => true) {
     answer: async (p) => ({ ...ok, leg: p.leg }),
     drop: async (p) => (calls.push(`drop ${p.leg}`), ok),
     delete: async (p) => (calls.push(`delete ${p['call-id']}`), ok),
+    groupState: async (p) => (calls.push(`group-state ${p['call-id']}`), ok),
     query: async (p): Promise<QueryReply> => {
       const h = has();
       if (h === 'down') throw new Error('relay down');
