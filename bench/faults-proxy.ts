@@ -26,7 +26,8 @@
  *               byte for OUTAGE_S s, then freed
  *
  * Env: RATE (100), PRE_S (5), POST_S (20), USERS (50), REG_EXPIRES (20), FAILSAFE
- * (reject|relay; reject), RPC_TIMEOUT_MS (1000), RUN_DIR.
+ * (reject|relay; reject), RPC_TIMEOUT_MS (1000), CORE_LOOKUP (1: the core forks by usrloc
+ * lookup(), not through the service), RUN_DIR.
  * Exit status 0 whatever the outcome: the figures are the result (docs/reliability.md
  * states the expected outcome of each).
  */
@@ -47,6 +48,12 @@ const USERS = Number(process.env.USERS ?? 50);
 const REG_EXPIRES = Number(process.env.REG_EXPIRES ?? 20);
 const FAILSAFE = process.env.FAILSAFE === 'relay' ? 'relay' : 'reject';
 const RPC_TIMEOUT_MS = Number(process.env.RPC_TIMEOUT_MS ?? 1000);
+/**
+ * The lab's SIP core forks with the service's matcher (core.fork): with the service down,
+ * an INVITE the PF relays untreated still fails there. CORE_LOOKUP=1 builds lab.cfg with
+ * LAB_CORE_LOOKUP (registrar lookup()), a core that does not depend on the service.
+ */
+const CORE_LOOKUP = process.env.CORE_LOOKUP === '1';
 const RESTART_S = Number(process.env.RESTART_S ?? 2);
 const FREEZE_S = Number(process.env.FREEZE_S ?? 3);
 const OUTAGE_S = Number(process.env.OUTAGE_S ?? 10);
@@ -149,6 +156,7 @@ async function runFault(fault: Fault): Promise<Outcome> {
       failsafe: FAILSAFE,
       rpcTimeoutMs: RPC_TIMEOUT_MS,
       dataDir,
+      ...(CORE_LOOKUP ? { defines: ['LAB_CORE_LOOKUP'] } : {}),
       ...(xdms ? { xdmUrl: `http://127.0.0.1:${xdms.port}/xcap-root` } : {}),
     });
     const l = lab;
@@ -281,7 +289,7 @@ function summarise(
 }
 
 const load0 = loadavg()[0] ?? NaN;
-console.log(`faults: ${FAULTS.join(', ')} at ${RATE} calls/s (fail-safe ${FAILSAFE}, RPC timeout ${RPC_TIMEOUT_MS} ms); run dir ${root}; load average ${load0.toFixed(2)}`);
+console.log(`faults: ${FAULTS.join(', ')} at ${RATE} calls/s (fail-safe ${FAILSAFE}, RPC timeout ${RPC_TIMEOUT_MS} ms, core fork by ${CORE_LOOKUP ? 'usrloc lookup()' : 'the service (core.fork)'}); run dir ${root}; load average ${load0.toFixed(2)}`);
 const outcomes: Outcome[] = [];
 for (const f of FAULTS) {
   console.log(`\n-- ${f}`);

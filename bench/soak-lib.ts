@@ -230,6 +230,8 @@ export interface ProxyLabOptions {
   rpcTimeoutMs?: number;
   dataDir?: string;
   xdmUrl?: string;
+  /** Extra Kamailio defines (e.g. LAB_CORE_LOOKUP: the core forks by usrloc lookup(), not core.fork). */
+  defines?: readonly string[];
 }
 
 /** A device: registered from `port` for 7200 s (lab.cfg max_expires), then sipp binds it. */
@@ -264,7 +266,7 @@ export async function startProxyLab(o: ProxyLabOptions): Promise<ProxyLab> {
     children: o.children ?? 4,
     rpcTimeoutMs: o.rpcTimeoutMs ?? 1000,
     memMb: 512,
-    defines: [`LAB_CTL="${ctl}"`],
+    defines: [`LAB_CTL="${ctl}"`, ...(o.defines ?? [])],
   };
   const kamailio = await Kamailio.start(kamOpts);
   kamOpts.sipPort = kamailio.sipPort;
