@@ -6,73 +6,19 @@
  * relay them.
  */
 import t from 'tap';
-import { pino } from 'pino';
-import { parseSipMessage, type SipMessage, type SipRequest } from '../../../plugin/sip/message.js';
-import { B2bua, type RelayPort } from '../../../plugin/b2bua/b2bua.js';
-import { TransactionLayer } from '../../../plugin/b2bua/sip/layer.js';
-import { FakeClock, reliableTimers } from '../../../plugin/b2bua/sip/timers.js';
-import { TicketStore } from '../../../plugin/b2bua/tickets.js';
-import type { Device } from '../../../plugin/devices/types.js';
+import type { SipMessage, SipRequest } from '../../../plugin/sip/message.js';
+import type { RelayPort } from '../../../plugin/b2bua/b2bua.js';
+import {
+  CALLER_SDP, DEVICE, DEVICE_SDP, KAM_RR, T1, US, driverWorld, flush, ok, requests, responses, statusOf, text, toCaller, toDevice, yesRelay,
+} from './driver-world.js';
 
-const T1 = 100;
-const KAM_RR = '<sip:127.0.0.1:5060;transport=tcp;lr>';
-const US = 'sip:pf-b2bua@127.0.0.1:5070;transport=tcp';
-const sdp = (path: string): string =>
-  ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', 'm=message 7654 TCP/MSRP *', `a=path:${path}`, 'a=accept-types:message/cpim']
-    .map((l) => `${l}\r\n`).join('');
-const CALLER_SDP = sdp('msrp://127.0.0.1:7654/caller;tcp');
-const DEVICE_SDP = sdp('msrp://127.0.0.1:7655/device;tcp');
-
-const DEVICE: Device = {
-  aor: 'sip:bob@example.net', instance: '<urn:uuid:1>', contact: 'sip:bob@127.0.0.1:5099', params: {}, q: 1,
-  pubGruu: 'sip:bob@example.net;gr=urn:uuid:1', received: null, path: [], callId: 'reg', cseq: 1, registeredAt: 0, expiresAt: 1e15,
-};
-
-function text(start: string, headers: readonly string[], body = ''): string {
-  return `${[start, ...headers, `Content-Length: ${Buffer.byteLength(body)}`].join('\r\n')}\r\n\r\n${body}`;
-}
-
-/** One B2BUA with a fake clock, a relay that says yes, and what it sent. */
+/** One B2BUA, a relay that says yes and records the Group State Objects it is asked to store. */
 function world() {
-  /** What the B2BUA asked the relay to store as Group State Objects (`group-state`). */
   const groupStates: Parameters<RelayPort['groupState']>[0][] = [];
-  const clock = new FakeClock();
-  const timers = reliableTimers(T1);
-  const sent: SipMessage[] = [];
-  const send = (s: string): void => void sent.push(parseSipMessage(s));
-  const ok = { result: 'ok' as const, warnings: [] };
-  const relay: RelayPort = {
-    offer: async () => ({ ...ok, sdp: sdp('msrp://127.0.0.1:2855/r1;tcp'), 'device-sdp': sdp('msrp://127.0.0.1:2855/r2;tcp'), 'relay-uri': '', 'device-relay-uri': '' }),
-    answer: async (p) => ({ ...ok, leg: p.leg }),
-    drop: async () => ok,
-    delete: async () => ok,
-    query: async () => ({ ...ok, 'call-id': 'c1', policy: 'C' as const, 'direct-delivery': false, record: false, legs: [] }),
-    groupState: async (p) => (groupStates.push(p), ok),
-  };
-  const tickets = new TicketStore(() => clock.now());
-  const b = new B2bua({
-    settings: {
-      sentBy: '127.0.0.1:5070', contact: US, outboundProxy: 'sip:127.0.0.1:5060;transport=tcp;lr', legToken: 'x'.repeat(16),
-      sessionExpires: 1800, minSE: 90, timerUnitMs: 1000, userAgent: 'CPM-serv/OMA2.2', policy: () => 'C', directDelivery: false,
-      isfUri: null, maxRedirects: 3, maxSessionAgeMs: 43_200_000, pfHost: 'pf.example.net',
-    },
-    relay, tickets, clock, timers, log: pino({ level: 'silent' }), send,
-  });
-  const layer = new TransactionLayer({ clock, timers, send }, b, (err) => {
-    throw err;
-  });
-  b.layer = layer;
-  return { clock, sent, b, layer, tickets, groupStates };
+  const w = driverWorld(yesRelay({ groupState: async (p) => (groupStates.push(p), ok) }));
+  return { ...w, groupStates };
 }
 type World = ReturnType<typeof world>;
-
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-};
-const requests = (w: World, method: string): SipRequest[] =>
-  w.sent.filter((m): m is SipRequest => m.kind === 'request' && m.method === method);
-const responses = (w: World, cseq: RegExp) => w.sent.filter((m) => m.kind === 'response' && cseq.test(m.get('CSeq') ?? ''));
-const statusOf = (m: SipMessage | undefined): number | undefined => (m?.kind === 'response' ? m.status : undefined);
 
 let branch = 0;
 const via = (): string => `Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKk${++branch}`;
@@ -139,8 +85,6 @@ function answer(req: SipRequest, status: number, lines: readonly string[] = [], 
   ], body);
 }
 
-const toDevice = (w: World, method: string): SipRequest[] => requests(w, method).filter((r) => r.get('Call-ID') !== 'c1');
-const toCaller = (w: World, method: string): SipRequest[] => requests(w, method).filter((r) => r.get('Call-ID') === 'c1');
 
 t.test('a device that refreshes stays; one that stops gets BYE 60 s after its last refresh (90 s interval), then the caller', async (t) => {
   const u = await callUp(['Supported: timer', 'Session-Expires: 1800'], '90;refresher=uas');

@@ -10,44 +10,20 @@ import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { parseSipMessage, type SipMessage, type SipRequest } from '../../../plugin/sip/message.js';
-import { B2bua, type RelayPort } from '../../../plugin/b2bua/b2bua.js';
-import { TransactionLayer } from '../../../plugin/b2bua/sip/layer.js';
-import { FakeClock, reliableTimers } from '../../../plugin/b2bua/sip/timers.js';
-import { TicketStore } from '../../../plugin/b2bua/tickets.js';
+import type { SipMessage, SipRequest } from '../../../plugin/sip/message.js';
 import { MemoryCallStore, openLmdbCallStore, parseStoredCall, STORE_VERSION, type StoredCall } from '../../../plugin/b2bua/store.js';
 import type { QueryReply } from '../../../media/relay/types.js';
-import type { Device } from '../../../plugin/devices/types.js';
+import {
+  CALLER_SDP, DEVICE, DEVICE_SDP, KAM_RR, US, driverWorld, flush, ok, requests, responses, statusOf, text, toCaller, toDevice, yesRelay,
+} from './driver-world.js';
 
-const T1 = 100;
-const KAM_RR = '<sip:127.0.0.1:5060;transport=tcp;lr>';
-const US = 'sip:pf-b2bua@127.0.0.1:5070;transport=tcp';
 /** Wall clock of the first B2BUA's start (epoch ms). */
 const EPOCH = 1_800_000_000_000;
-const sdp = (path: string): string =>
-  ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', 'm=message 7654 TCP/MSRP *', `a=path:${path}`, 'a=accept-types:message/cpim']
-    .map((l) => `${l}\r\n`).join('');
-const CALLER_SDP = sdp('msrp://127.0.0.1:7654/caller;tcp');
-const DEVICE_SDP = sdp('msrp://127.0.0.1:7655/device;tcp');
-
-const DEVICE: Device = {
-  aor: 'sip:bob@example.net', instance: '<urn:uuid:1>', contact: 'sip:bob@127.0.0.1:5099', params: {}, q: 1,
-  pubGruu: 'sip:bob@example.net;gr=urn:uuid:1', received: null, path: [], callId: 'reg', cseq: 1, registeredAt: 0, expiresAt: 1e15,
-};
-
-function text(start: string, headers: readonly string[], body = ''): string {
-  return `${[start, ...headers, `Content-Length: ${Buffer.byteLength(body)}`].join('\r\n')}\r\n\r\n${body}`;
-}
-
-const ok = { result: 'ok' as const, warnings: [] };
 
 /** A relay that says yes; `has` says whether query finds the session (throws: unreachable). */
 function fakeRelay(has: () => boolean | 'down' = () => true) {
   const calls: string[] = [];
-  const relay: RelayPort = {
-    offer: async () => ({ ...ok, sdp: sdp('msrp://127.0.0.1:2855/r1;tcp'), 'device-sdp': sdp('msrp://127.0.0.1:2855/r2;tcp'), 'relay-uri': '', 'device-relay-uri': '' }),
-    answer: async (p) => ({ ...ok, leg: p.leg }),
+  const relay = yesRelay({
     drop: async (p) => (calls.push(`drop ${p.leg}`), ok),
     delete: async (p) => (calls.push(`delete ${p['call-id']}`), ok),
     groupState: async (p) => (calls.push(`group-state ${p['call-id']}`), ok),
@@ -59,42 +35,16 @@ function fakeRelay(has: () => boolean | 'down' = () => true) {
         ? { ...ok, 'call-id': p['call-id'], policy: 'C', 'direct-delivery': false, record: false, legs: [] }
         : { result: 'error', 'error-code': 'UNKNOWN_SESSION', 'error-reason': 'no such session' };
     },
-  };
+  });
   return { relay, calls };
 }
 
 /** One B2BUA on a fake clock whose wall clock is `start` + the fake time. */
 function world(store: MemoryCallStore, start: number, relay = fakeRelay()) {
-  const clock = new FakeClock();
-  const timers = reliableTimers(T1);
-  const sent: SipMessage[] = [];
-  const send = (s: string): void => void sent.push(parseSipMessage(s));
-  const tickets = new TicketStore(() => clock.now());
-  const b = new B2bua({
-    settings: {
-      sentBy: '127.0.0.1:5070', contact: US, outboundProxy: 'sip:127.0.0.1:5060;transport=tcp;lr', legToken: 'x'.repeat(16),
-      sessionExpires: 1800, minSE: 90, timerUnitMs: 1000, userAgent: 'CPM-serv/OMA2.2', policy: () => 'C', directDelivery: false,
-      isfUri: null, maxRedirects: 3, maxSessionAgeMs: 43_200_000, pfHost: 'pf.example.net',
-    },
-    relay: relay.relay, tickets, clock, timers, log: pino({ level: 'silent' }), send, store, wallNow: () => start + clock.now(),
-  });
-  const layer = new TransactionLayer({ clock, timers, send }, b, (err) => {
-    throw err;
-  });
-  b.layer = layer;
-  return { clock, sent, b, layer, tickets, relay };
+  const w = driverWorld(relay.relay, { store, wallNow: () => start + w.clock.now() });
+  return { ...w, relay };
 }
 type World = ReturnType<typeof world>;
-
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-};
-const requests = (w: World, method: string): SipRequest[] =>
-  w.sent.filter((m): m is SipRequest => m.kind === 'request' && m.method === method);
-const responses = (w: World, cseq: RegExp) => w.sent.filter((m) => m.kind === 'response' && cseq.test(m.get('CSeq') ?? ''));
-const statusOf = (m: SipMessage | undefined): number | undefined => (m?.kind === 'response' ? m.status : undefined);
-const toDevice = (w: World, method: string): SipRequest[] => requests(w, method).filter((r) => r.get('Call-ID') !== 'c1');
-const toCaller = (w: World, method: string): SipRequest[] => requests(w, method).filter((r) => r.get('Call-ID') === 'c1');
 
 let branch = 0;
 const via = (): string => `Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKr${++branch}`;
