@@ -25,7 +25,8 @@ import { cpmHeaders } from '../../lab/calls.js';
 import { token } from '../../lab/sip.js';
 import { sipMessage } from '../../lab/sip-fixtures.js';
 import { SipUa, hdr, hdrs, hostPort, uriOf, type Dest, type SipMsg } from '../../lab/sip-ua.js';
-import { ChatCaller, ChatSession, Phone, instanceFor } from '../../lab/chat-phone.js';
+import { ChatCaller, ChatSession, Phone } from '../../lab/chat-phone.js';
+import { byes, chats, eventsOf, eventually, handset as phoneWithLog, reasonLines, sessionOf, texts, type Handset } from '../../lab/handset.js';
 import { chatMessage, isComposing, readChatEvent, readChatSdp, ACCEPT_TYPES, ACCEPT_WRAPPED_TYPES, type ChatEvent } from '../../lab/chat.js';
 import { MsrpPeer, type ReceivedMessage } from '../../media/client/peer.js';
 import { getHeader } from '../../media/msrp/headers.js';
@@ -69,47 +70,9 @@ const sip = lab.sipPort;
 
 // ---------------------------------------------------------------- helpers
 
-/** A phone with what it saw: the MSRP sessions it connected and the SIP requests it got. */
-interface Handset {
-  readonly phone: Phone;
-  readonly sessions: ChatSession[];
-  readonly requests: SipMsg[];
-  /** CANCELs as they arrived (the UA answers them itself and emits only the INVITE). */
-  readonly cancels: SipMsg[];
-}
-
-async function handset(user: string, n: number, answer: Phone['o']['answer'] = { kind: 'after', ms: 0 }): Promise<Handset> {
-  const phone = await Phone.start({ sipPort: sip, user, instance: instanceFor(user, String(n)), answer, out: () => undefined });
-  phones.push(phone);
-  const h: Handset = { phone, sessions: [], requests: [], cancels: [] };
-  phone.on('connected', (_id, s) => h.sessions.push(s));
-  phone.on('request', (r) => h.requests.push(r));
-  // SipUa answers a CANCEL through respond(): the one place its text is seen
-  const respond = phone.ua.respond.bind(phone.ua);
-  phone.ua.respond = (req, status, reason, o) => {
-    if (req.method === 'CANCEL') h.cancels.push(req);
-    respond(req, status, reason, o);
-  };
-  return h;
-}
-
-const byes = (h: Handset): SipMsg[] => h.requests.filter((r) => r.method === 'BYE');
-/** The Reason header lines of a request as they are on the wire. */
-const reasonLines = (m: SipMsg): string[] => m.raw.split('\r\n').filter((l) => /^reason\s*:/i.test(l));
-const chats = (events: readonly ChatEvent[]): Array<Extract<ChatEvent, { kind: 'chat' }>> =>
-  events.filter((e): e is Extract<ChatEvent, { kind: 'chat' }> => e.kind === 'chat');
-const texts = (events: readonly ChatEvent[]): string[] => chats(events).map((e) => e.text);
-const eventsOf = (h: Handset): ChatEvent[] => h.sessions.flatMap((s) => s.events);
-
-async function eventually(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  await until(async () => (cond() ? true : undefined), ms, what, 20);
-}
-
-/** The phone's one MSRP session, once it is connected. */
-async function sessionOf(h: Handset): Promise<ChatSession> {
-  await eventually(() => h.sessions.length > 0, `${h.phone.aor} connected`);
-  return h.sessions[0]!;
-}
+/** Phone `n` of `user`, answering at once unless told otherwise. */
+const handset = (user: string, n: number, answer: Phone['o']['answer'] = { kind: 'after', ms: 0 }): Promise<Handset> =>
+  phoneWithLog({ sipPort: sip, phones }, user, n, answer);
 
 /**
  * The MsrpPeer under a phone's ChatSession: ChatSession sends without Success-Report and

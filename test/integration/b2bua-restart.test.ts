@@ -19,8 +19,8 @@ import { until } from '../../lab/proc.js';
 import { b2buaCounts, waitSettled, type B2buaCounts } from '../../lab/b2bua-watch.js';
 import { sipMessage } from '../../lab/sip-fixtures.js';
 import { hdr, hostPort, uriOf, type SipMsg } from '../../lab/sip-ua.js';
-import { ChatCaller, ChatSession, Phone, instanceFor } from '../../lab/chat-phone.js';
-import type { ChatEvent } from '../../lab/chat.js';
+import { ChatCaller, Phone } from '../../lab/chat-phone.js';
+import { byes, eventually, handset as phoneWithLog, reasonLines, sessionOf, texts, type Handset } from '../../lab/handset.js';
 import { RelayControlClient } from '../../media/relay/control-client.js';
 
 const ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"';
@@ -49,20 +49,7 @@ const sip = lab.sipPort;
 
 // ---------------------------------------------------------------- helpers
 
-interface Handset {
-  readonly phone: Phone;
-  readonly sessions: ChatSession[];
-  readonly requests: SipMsg[];
-}
-
-async function handset(user: string, n: number): Promise<Handset> {
-  const phone = await Phone.start({ sipPort: sip, user, instance: instanceFor(user, String(n)), out: () => undefined });
-  phones.push(phone);
-  const h: Handset = { phone, sessions: [], requests: [] };
-  phone.on('connected', (_id, s) => h.sessions.push(s));
-  phone.on('request', (r) => h.requests.push(r));
-  return h;
-}
+const handset = (user: string, n: number): Promise<Handset> => phoneWithLog({ sipPort: sip, phones }, user, n);
 
 /** A chat from alice to `to`, confirmed; `byes` collects the BYEs it receives. */
 async function chatCaller(to: string): Promise<{ c: ChatCaller; byes: SipMsg[] }> {
@@ -74,19 +61,6 @@ async function chatCaller(to: string): Promise<{ c: ChatCaller; byes: SipMsg[] }
   return { c, byes };
 }
 
-const byes = (h: Handset): SipMsg[] => h.requests.filter((r) => r.method === 'BYE');
-const reasonLines = (m: SipMsg | undefined): string[] => (m?.raw ?? '').split('\r\n').filter((l) => /^reason\s*:/i.test(l));
-const texts = (events: readonly ChatEvent[]): string[] =>
-  events.filter((e): e is Extract<ChatEvent, { kind: 'chat' }> => e.kind === 'chat').map((e) => e.text);
-
-async function eventually(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  await until(async () => (cond() ? true : undefined), ms, what, 20);
-}
-
-async function sessionOf(h: Handset): Promise<ChatSession> {
-  await eventually(() => h.sessions.length > 0, `${h.phone.aor} connected`);
-  return h.sessions[0]!;
-}
 
 const live = (): Promise<B2buaCounts> => b2buaCounts(lab.service, relay);
 
