@@ -170,7 +170,7 @@ export class WriteQueue implements HistoryWriter {
       this.lastSeq = Math.max(this.lastSeq, seq);
       const e = this.decode(seq, value);
       if (!e) {
-        void this.db.remove(['q', seq]);
+        this.background(this.db.remove(['q', seq]), seq);
         continue;
       }
       this.queued++;
@@ -356,7 +356,16 @@ export class WriteQueue implements HistoryWriter {
       this.queued = Math.max(0, this.queued - 1);
       this.bytes = Math.max(0, this.bytes - size);
     }
-    void this.db.remove(['q', seq]);
+    this.background(this.db.remove(['q', seq]), seq);
+  }
+
+  /**
+   * A removal or set-aside written without waiting. If the disk refuses it (full), the
+   * entry stays queued and comes again after a restart, where its idempotency key keeps it
+   * from being stored twice: logged, never an unhandled rejection (that would end the relay).
+   */
+  private background(write: Promise<unknown>, seq: number): void {
+    write.catch((err: unknown) => this.o.log?.warn({ err, seq }, 'history queue: a bookkeeping write failed'));
   }
 
   private failed(lane: Lane, seq: number, e: Entry, err: unknown): void {
@@ -369,7 +378,7 @@ export class WriteQueue implements HistoryWriter {
     if (permanent && a.permanent >= this.maxAttempts) {
       const error = err instanceof Error ? err.message : String(err);
       this.o.log?.error({ seq, op: e.op, ref: e.ref, error }, 'history entry refused by the MSS: set aside');
-      void this.db.put(['aside', seq], { error, entry: e });
+      this.background(this.db.put(['aside', seq], { error, entry: e }), seq);
       this.setAside++;
       lane.failures = 0;
       lane.fifo.shift();

@@ -155,8 +155,7 @@ export class LmdbDeviceStore extends DurableLmdbStore<Stored, string> implements
     // Durable before the caller answers (pf.register precedes the 200 OK).
     return this.writeDurably((): ApplyResult => {
       const { devices, result } = applyChange(live(this.db.get(change.aor), now), change, now, this.maxDevices);
-      if (devices.length === 0) void this.db.remove(change.aor);
-      else void this.db.put(change.aor, devices);
+      this.inTransaction(devices.length === 0 ? this.db.remove(change.aor) : this.db.put(change.aor, devices));
       return result;
     });
   }
@@ -169,8 +168,7 @@ export class LmdbDeviceStore extends DurableLmdbStore<Stored, string> implements
         const kept = live(value, now);
         if (kept.length === value.length) continue;
         n += value.length - kept.length;
-        if (kept.length === 0) void this.db.remove(key);
-        else void this.db.put(key, kept);
+        this.inTransaction(kept.length === 0 ? this.db.remove(key) : this.db.put(key, kept));
       }
       return n;
     });

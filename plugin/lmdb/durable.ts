@@ -20,6 +20,16 @@ export abstract class DurableLmdbStore<V, K extends Key> {
     return result;
   }
 
+  /**
+   * A put or remove made inside `writeDurably`'s action. Its promise settles with the
+   * transaction, whose own promise already reports a failed commit (a full disk:
+   * `writeDurably` rejects, and the caller answers with an error). So this one is only
+   * observed: left unhandled, its rejection would end the process.
+   */
+  protected inTransaction(write: Promise<unknown>): void {
+    write.catch(() => undefined);
+  }
+
   /** Stop; resolves once earlier writes are on disk. The database stays the caller's. */
   async close(): Promise<void> {
     if (!this.open) return;

@@ -145,8 +145,8 @@ export class XcapStore extends DurableLmdbStore<StoredDocument | string, string>
   async put(auidName: string, xui: string, doc: string, body: string, now: number): Promise<StoredDocument> {
     const stored = checkedDocument(auidName, body, this.maxBytes, now);
     await this.writeDurably(() => {
-      void this.db.put(docKey(auidName, xui, doc), stored);
-      void this.db.put(etagKey(auidName, xui, doc), stored.etag);
+      this.inTransaction(this.db.put(docKey(auidName, xui, doc), stored));
+      this.inTransaction(this.db.put(etagKey(auidName, xui, doc), stored.etag));
     });
     return stored;
   }
@@ -154,8 +154,8 @@ export class XcapStore extends DurableLmdbStore<StoredDocument | string, string>
   async delete(auid: string, xui: string, doc: string): Promise<boolean> {
     return this.writeDurably(() => {
       const existed = this.db.get(docKey(auid, xui, doc)) !== undefined;
-      void this.db.remove(docKey(auid, xui, doc));
-      void this.db.remove(etagKey(auid, xui, doc));
+      this.inTransaction(this.db.remove(docKey(auid, xui, doc)));
+      this.inTransaction(this.db.remove(etagKey(auid, xui, doc)));
       return existed;
     });
   }

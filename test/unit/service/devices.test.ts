@@ -78,3 +78,38 @@ t.test('reads reuse a decoded list only while the stored bytes are the same', as
   t.same(store.list('sip:nobody@example.net', 1), []);
   await other.close();
 });
+
+t.test('a commit the disk refuses (full): apply and purge reject, nothing is left unhandled, the store goes on', async (t) => {
+  const root = open({ path: tempDir(t), maxDbs: 4 });
+  const db = root.openDB<readonly Device[], string>({ name: 'devices' });
+  const store = new LmdbDeviceStore(db);
+  t.teardown(async () => {
+    await store.close();
+    await root.close();
+  });
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  t.teardown(() => void process.off('unhandledRejection', onUnhandled));
+  const full = (): Error => Object.assign(new Error('MDB_DISK_FULL: No space left on device'), { code: 'ENOSPC' });
+  // the transaction runs its action, then its commit fails; each write's promise with it (as lmdb-js does)
+  const realTransaction = db.transaction.bind(db);
+  const realPut = db.put.bind(db);
+  const realRemove = db.remove.bind(db);
+  db.transaction = (async (action: () => unknown) => {
+    action();
+    throw full();
+  }) as typeof db.transaction;
+  db.put = (() => Promise.reject(full())) as typeof db.put;
+  db.remove = (() => Promise.reject(full())) as typeof db.remove;
+  const change = { kind: 'update' as const, aor: AOR, upsert: [device({ aor: AOR, contact: 'sip:a@h', expiresAt: 5000 })], remove: [] };
+  await t.rejects(store.apply(change, 0), /No space left/, 'the REGISTER write fails with the disk error');
+  await t.rejects(store.purge(0), /No space left/);
+  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+  t.same(unhandled, [], 'no unhandled rejection (it would end the service)');
+  db.transaction = realTransaction;
+  db.put = realPut;
+  db.remove = realRemove;
+  await store.apply(change, 0);
+  t.equal(store.list(AOR, 0).length, 1, 'once the disk has room, writes succeed again');
+});
