@@ -419,6 +419,9 @@ export class B2bua implements TransactionUser {
         });
       } catch (err) {
         this.deps.log.error({ err, callId }, 'b2bua: relay offer failed');
+        // A slow relay may still create the session after our time-out: ask it to delete
+        // the session too (after the offer on the same connection; UNKNOWN_SESSION if not).
+        this.deps.relay.delete({ 'call-id': callId }).catch(() => undefined);
         this.#abort(call, 503, 'Media relay unavailable');
         return;
       }
