@@ -44,15 +44,14 @@
  */
 import { join } from 'node:path';
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
-import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { Service, Kamailio, Relay, LAB_LEG_TOKEN, runDir } from '../lab/lab.js';
-import { freePort, type Proc } from '../lab/proc.js';
+import { freePort } from '../lab/proc.js';
 import { b2buaCounts, waitSettled, type B2buaCounts } from '../lab/b2bua-watch.js';
 import { Caller, RawDevice, header, tag, type RawUa, type RawUaLab } from '../lab/raw-ua.js';
 import { RelayControlClient } from '../media/relay/control-client.js';
 import { groupCpuMs, rssBytes } from './proc-stat.js';
+import { inspectMemory, type MemoryUsage } from './inspector.js';
 
 const num = (k: string, dflt: number): number => {
   const v = Number(process.env[k] ?? dflt);
@@ -94,84 +93,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const rand = (a: number, b: number): number => a + Math.random() * (b - a);
 const jitter = (ms: number): number => ms * rand(0.8, 1.2);
 const mib = (b: number): string => (b / 1048576).toFixed(1);
-
-// ---------------------------------------------------------------- inspector (RFC 6455 client, text frames only)
-
-interface MemoryUsage {
-  rss: number;
-  heapUsed: number;
-  external: number;
-}
-
-/** Full GC in another Node process, then its process.memoryUsage(), over its `--inspect` WebSocket (as bench/b2bua.ts). */
-const inspectorUrls = new Map<Proc, RegExpExecArray>();
-async function inspectMemory(proc: Proc): Promise<MemoryUsage> {
-  // read once: the process's output is kept bounded and this line is its first
-  const url = inspectorUrls.get(proc) ?? /Debugger listening on ws:\/\/([\d.]+):(\d+)(\/\S+)/.exec(proc.output);
-  if (!url) throw new Error(`${proc.name}: no inspector URL in its output`);
-  inspectorUrls.set(proc, url);
-  const sock = connect(Number(url[2]), url[1]!);
-  await new Promise<void>((res, rej) => sock.once('connect', res).once('error', rej));
-  let buf = Buffer.alloc(0);
-  let upgraded = false;
-  const pending = new Map<number, (r: unknown) => void>();
-  const opened = new Promise<void>((res, rej) => {
-    sock.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      if (!upgraded) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        if (!/^HTTP\/1\.1 101/.test(buf.subarray(0, end).toString('latin1'))) return rej(new Error('inspector: no upgrade'));
-        upgraded = true;
-        buf = buf.subarray(end + 4);
-        res();
-      }
-      // server frames are unmasked (RFC 6455 §5.1)
-      for (;;) {
-        if (buf.length < 2) return;
-        const opcode = buf[0]! & 0x0f;
-        let len = buf[1]! & 0x7f;
-        let off = 2;
-        if (len === 126) {
-          if (buf.length < 4) return;
-          len = buf.readUInt16BE(2);
-          off = 4;
-        } else if (len === 127) {
-          if (buf.length < 10) return;
-          len = Number(buf.readBigUInt64BE(2));
-          off = 10;
-        }
-        if (buf.length < off + len) return;
-        const payload = buf.subarray(off, off + len).toString('utf8');
-        buf = buf.subarray(off + len);
-        if (opcode !== 1) continue;
-        const msg = JSON.parse(payload) as { id?: number; result?: unknown };
-        if (msg.id !== undefined) pending.get(msg.id)?.(msg.result);
-      }
-    });
-  });
-  sock.write(
-    `GET ${url[3]} HTTP/1.1\r\nHost: ${url[1]}:${url[2]}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-  );
-  await opened;
-  let id = 0;
-  const call = (method: string, params: Record<string, unknown> = {}): Promise<unknown> => {
-    const n = ++id;
-    const body = Buffer.from(JSON.stringify({ id: n, method, params }));
-    const mask = randomBytes(4);
-    const head = body.length < 126 ? Buffer.from([0x81, 0x80 | body.length]) : Buffer.from([0x81, 0x80 | 126, body.length >> 8, body.length & 0xff]);
-    sock.write(Buffer.concat([head, mask, Buffer.from(body.map((b, i) => b ^ mask[i % 4]!))]));
-    return new Promise((res) => pending.set(n, res));
-  };
-  try {
-    await call('HeapProfiler.collectGarbage');
-    const r = (await call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as { result: { value: string } };
-    return JSON.parse(r.result.value) as MemoryUsage;
-  } finally {
-    sock.destroy();
-  }
-}
 
 const fds = (pid: number | undefined): number => {
   try {
@@ -463,7 +384,7 @@ const delta = (now: Map<string, number>, before: Map<string, number>): Map<strin
   new Map([...now].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as [string, number]).filter(([, v]) => v !== 0));
 
 async function sample(minute: number): Promise<Row> {
-  const none: MemoryUsage = { rss: NaN, heapUsed: NaN, external: NaN };
+  const none: MemoryUsage = { rss: NaN, heapUsed: NaN, external: NaN, arrayBuffers: NaN };
   const [counts, sm, rm] = await Promise.all([
     live().catch((): B2buaCounts => ({ calls: NaN, started: NaN, sessions: NaN })),
     inspectMemory(service.proc).catch(() => none),
