@@ -26,6 +26,7 @@ import { Device, newInstance, vars } from '../lab/calls.js';
 import { runSipp } from '../lab/sipp.js';
 import { median } from './stats.js';
 import { groupCpuMs } from './proc-stat.js';
+import { histMinus, histogram, quantileMs } from './decision-histogram.js';
 
 const REPS = Number(process.env.REPS ?? 3);
 const STEP_S = Number(process.env.STEP_S ?? 5);
@@ -164,46 +165,6 @@ async function maxRate(s: Setup, label: string): Promise<number> {
   return best;
 }
 
-interface Hist {
-  bounds: number[];
-  cum: number[];
-  count: number;
-}
-
-function histogram(text: string, method: string): Hist {
-  const re = new RegExp(`^pf_decision_duration_seconds_bucket\\{([^}]*)\\} (\\d+)`, 'gm');
-  const rows: [number, number][] = [];
-  for (const m of text.matchAll(re)) {
-    const labels = m[1] ?? '';
-    if (!labels.includes(`method="${method}"`)) continue;
-    const le = /le="([^"]+)"/.exec(labels)?.[1] ?? '';
-    rows.push([le === '+Inf' ? Infinity : Number(le), Number(m[2])]);
-  }
-  rows.sort((a, b) => a[0] - b[0]);
-  return { bounds: rows.map((r) => r[0]), cum: rows.map((r) => r[1]), count: rows.at(-1)?.[1] ?? 0 };
-}
-
-const minus = (a: Hist, b: Hist): Hist => ({
-  bounds: a.bounds,
-  cum: a.cum.map((c, i) => c - (b.cum[i] ?? 0)),
-  count: a.count - b.count,
-});
-
-/** Quantile in ms by linear interpolation inside the bucket (Prometheus histogram_quantile). */
-function quantileMs(h: Hist, q: number): number {
-  const rank = q * h.count;
-  for (let i = 0; i < h.bounds.length; i++) {
-    const c = h.cum[i] ?? 0;
-    if (c >= rank) {
-      const hi = h.bounds[i] ?? Infinity;
-      const lo = i === 0 ? 0 : (h.bounds[i - 1] ?? 0);
-      const prev = i === 0 ? 0 : (h.cum[i - 1] ?? 0);
-      if (hi === Infinity) return lo * 1000;
-      return (lo + ((hi - lo) * (rank - prev)) / Math.max(1, c - prev)) * 1000;
-    }
-  }
-  return NaN;
-}
 
 const spread = (xs: number[], digits = 0): string =>
   `${median(xs).toFixed(digits)} (min ${Math.min(...xs).toFixed(digits)}, max ${Math.max(...xs).toFixed(digits)})`;
@@ -246,8 +207,8 @@ for (let rep = 1; rep <= REPS; rep++) {
         const before = await s.service.metrics();
         const r = await step(s, DECISION_RATE);
         const after = await s.service.metrics();
-        const inv = minus(histogram(after, 'pf.invite'), histogram(before, 'pf.invite'));
-        const fork = minus(histogram(after, 'core.fork'), histogram(before, 'core.fork'));
+        const inv = histMinus(histogram(after, 'pf.invite'), histogram(before, 'pf.invite'));
+        const fork = histMinus(histogram(after, 'core.fork'), histogram(before, 'core.fork'));
         const d = decisions[mode];
         d.p50.push(quantileMs(inv, 0.5));
         d.p99.push(quantileMs(inv, 0.99));

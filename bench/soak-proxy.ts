@@ -33,8 +33,9 @@ import { loadavg } from 'node:os';
 import { runDir, ROOT } from '../lab/lab.js';
 import {
   startProxyLab, Population, Load, classifyErrors, kamShm, kamStat, serviceHeap, rss, openFds, groupFds,
-  metricsText, histogram, histMinus, quantileMs, sleep, type Hist,
+  metricsText, sleep,
 } from './soak-lib.js';
+import { histogram, histMinus, quantileMs, type Hist } from './decision-histogram.js';
 import { plotSeries, type Point } from './plot-lib.js';
 
 const DURATION_MIN = Number(process.env.DURATION ?? 30);
