@@ -178,3 +178,19 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
   }
   return { host: '127.0.0.1', port, user, password, dir, log, stop };
 }
+
+/**
+ * A private Dovecot in `dir`, emptied first (a test's own folder, left over from an earlier
+ * run); `dispose` stops it and removes `dir`.
+ */
+export async function dovecotInFreshDir(dir: string): Promise<{ mss: Dovecot; dispose: () => Promise<void> }> {
+  rmSync(dir, { recursive: true, force: true });
+  const mss = await startDovecot({ dir });
+  return {
+    mss,
+    dispose: async () => {
+      await mss.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -3,9 +3,8 @@
 // or malformed. The first three use a tiny fake IMAP server; the last uses a real Dovecot.
 import t from 'tap';
 import net from 'node:net';
-import { rmSync } from 'node:fs';
 import { ImapFlow } from 'imapflow';
-import { startDovecot } from '../../../lab/dovecot.js';
+import { dovecotInFreshDir } from '../../../lab/dovecot.js';
 import { ImapMessageStore } from '../../../media/history/imap-store.js';
 import { MssError } from '../../../media/history/mss.js';
 import { cpim } from './suite.js';
@@ -166,13 +165,8 @@ t.test('nothing listening: transient', async t => {
 });
 
 t.test('huge and malformed stored objects (Dovecot)', async t => {
-  const dir = `${t.testdirName}-dovecot`;
-  rmSync(dir, { recursive: true, force: true });
-  const mss = await startDovecot({ dir });
-  t.teardown(async () => {
-    await mss.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { mss, dispose } = await dovecotInFreshDir(`${t.testdirName}-dovecot`);
+  t.teardown(dispose);
   const opts = { host: mss.host, port: mss.port, user: mss.user, password: mss.password, tls: 'none' as const };
   const big = new ImapMessageStore(opts);
   const r = { conversationId: 'bad', contributionId: 'input' };

@@ -2,7 +2,6 @@
 // the write queue in front of a live Dovecot. The objects land in the session's folder with
 // the header a CPM client sorts by (Message-Direction from the served user's view).
 import t from 'tap';
-import { rmSync } from 'node:fs';
 import { ImapFlow } from 'imapflow';
 import { buildCpim } from '../../../media/client/peer.js';
 import { readConfig } from '../../../media/config/load.js';
@@ -10,17 +9,12 @@ import { openHistory } from '../../../media/history/open.js';
 import { WriteQueue } from '../../../media/history/queue.js';
 import { ImapMessageStore } from '../../../media/history/imap-store.js';
 import { SESSION_INFO_TYPE } from '../../../media/history/mss.js';
-import { startDovecot } from '../../../lab/dovecot.js';
+import { dovecotInFreshDir } from '../../../lab/dovecot.js';
 import { world } from '../relay/helpers.js';
 
 t.test('relay -> write queue -> Dovecot', async t => {
-  const dir = `${t.testdirName}-dovecot`;
-  rmSync(dir, { recursive: true, force: true });
-  const mss = await startDovecot({ dir });
-  t.teardown(async () => {
-    await mss.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { mss, dispose } = await dovecotInFreshDir(`${t.testdirName}-dovecot`);
+  t.teardown(dispose);
   const cfg = readConfig(['--history-store', 'imap', '--mss-host', mss.host, '--mss-port', String(mss.port),
     '--mss-user', mss.user, '--mss-tls', 'none', '--history-queue', `${t.testdir()}/q.mdb`], { MSS_PASSWORD: mss.password });
   const store = openHistory(cfg);
