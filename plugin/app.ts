@@ -22,7 +22,7 @@ import { RpcServer } from './rpc/server.js';
 import { buildMethods } from './rpc/methods.js';
 import type { DeviceStore } from './devices/store.js';
 import type { DocumentStore } from './xdm/store.js';
-import { openStores } from './shared/stores.js';
+import { openStores } from './shared-state/stores.js';
 import { XcapClient } from './xdm/client.js';
 import { EmbeddedXdmSource, RemoteXdmSource, type XdmSource } from './xdm/source.js';
 import { b2buaWanted } from './config/load.js';

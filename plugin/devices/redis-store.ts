@@ -18,7 +18,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { Device } from './types.js';
 import { applyChange, live, type ApplyResult, type DeviceChange, type DeviceStore } from './store.js';
-import { SharedStateError, fromKeyPart, keyPart, type SharedEngine } from '../shared/redis.js';
+import { SharedStateError, fromKeyPart, keyPart, type SharedEngine } from '../shared-state/redis.js';
 
 /** One stored binding; Device as the engine holds it (expiry in the engine's clock). */
 const StoredDevice = Type.Object({

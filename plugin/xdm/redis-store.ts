@@ -16,7 +16,7 @@
 import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { checkedDocument, type DocumentStore, type StoredDocument } from './store.js';
-import { SharedStateError, fromKeyPart, keyPart, type SharedEngine } from '../shared/redis.js';
+import { SharedStateError, fromKeyPart, keyPart, type SharedEngine } from '../shared-state/redis.js';
 
 const StoredDocumentSchema = Type.Object({
   body: Type.String(),

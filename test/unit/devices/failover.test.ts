@@ -4,7 +4,7 @@
 // takes is measured (cluster-node-timeout 2000 ms, lab/redis.ts).
 import t, { type Test } from 'tap';
 import { RedisDeviceStore } from '../../../plugin/devices/redis-store.js';
-import { connectRedis, keyPart } from '../../../plugin/shared/redis.js';
+import { connectRedis, keyPart } from '../../../plugin/shared-state/redis.js';
 import { startRedisCluster } from '../../../lab/redis.js';
 import { until } from '../../../lab/proc.js';
 import { device } from '../service/fixtures/helpers.js';

@@ -6,7 +6,7 @@ import { open } from 'lmdb';
 import { LmdbDeviceStore } from '../../../plugin/devices/store.js';
 import { RedisDeviceStore } from '../../../plugin/devices/redis-store.js';
 import type { Device } from '../../../plugin/devices/types.js';
-import { connectRedis } from '../../../plugin/shared/redis.js';
+import { connectRedis } from '../../../plugin/shared-state/redis.js';
 import { startRedisCluster } from '../../../lab/redis.js';
 import { tempDir } from '../service/fixtures/helpers.js';
 import { deviceStoreSuite } from './suite.js';

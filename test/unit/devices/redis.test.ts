@@ -3,7 +3,7 @@
 // engine that is slow, refuses writes or is gone (docs/decisions/0003-shared-state-engine.md).
 import t, { type Test } from 'tap';
 import { RedisDeviceStore } from '../../../plugin/devices/redis-store.js';
-import { connectRedis, keyPart, SharedStateError, type SharedEngine } from '../../../plugin/shared/redis.js';
+import { connectRedis, keyPart, SharedStateError, type SharedEngine } from '../../../plugin/shared-state/redis.js';
 import { startRedis, startRedisCluster, type RedisNode } from '../../../lab/redis.js';
 import { until } from '../../../lab/proc.js';
 import { device } from '../service/fixtures/helpers.js';

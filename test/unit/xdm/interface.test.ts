@@ -4,7 +4,7 @@ import t from 'tap';
 import { open } from 'lmdb';
 import { XcapStore, type StoredDocument } from '../../../plugin/xdm/store.js';
 import { RedisDocumentStore } from '../../../plugin/xdm/redis-store.js';
-import { connectRedis } from '../../../plugin/shared/redis.js';
+import { connectRedis } from '../../../plugin/shared-state/redis.js';
 import { startRedisCluster } from '../../../lab/redis.js';
 import { tempDir } from '../service/fixtures/helpers.js';
 import { documentStoreSuite, MAX_BYTES } from './suite.js';

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { RedisDocumentStore } from '../../../plugin/xdm/redis-store.js';
 import { EmbeddedXdmSource } from '../../../plugin/xdm/source.js';
 import { ServiceMetrics } from '../../../plugin/metrics/metrics.js';
-import { connectRedis, keyPart, SharedStateError } from '../../../plugin/shared/redis.js';
+import { connectRedis, keyPart, SharedStateError } from '../../../plugin/shared-state/redis.js';
 import { startRedis, startRedisCluster } from '../../../lab/redis.js';
 import { quietLog } from '../service/fixtures/helpers.js';
 import { list, MAX_BYTES } from './suite.js';

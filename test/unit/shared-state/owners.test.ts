@@ -1,8 +1,8 @@
-// Session ownership (plugin/shared/owners.ts): one suite on the in-memory leases and on a
+// Session ownership (plugin/shared-state/owners.ts): one suite on the in-memory leases and on a
 // three-master Redis Cluster; a lease that runs out leaves the session without an owner.
 import t, { type Test } from 'tap';
-import { LocalSessionOwners, RedisSessionOwners, type SessionOwners } from '../../../plugin/shared/owners.js';
-import { connectRedis } from '../../../plugin/shared/redis.js';
+import { LocalSessionOwners, RedisSessionOwners, type SessionOwners } from '../../../plugin/shared-state/owners.js';
+import { connectRedis } from '../../../plugin/shared-state/redis.js';
 import { startRedisCluster } from '../../../lab/redis.js';
 import { until } from '../../../lab/proc.js';
 
