@@ -42,8 +42,13 @@ type StoredDevices = Static<typeof StoredDevices>;
 const sameShape: (d: Static<typeof StoredDevice>) => Device = (d) => d;
 void sameShape;
 
-/** Compare-and-set attempts of one REGISTER before it gives up (contention on one user). */
-const MAX_ATTEMPTS = 16;
+/**
+ * Compare-and-set attempts of one REGISTER before it gives up (contention on one user).
+ * Each attempt that loses means another writer won, so N writers at once need at most N
+ * attempts: the bound is the bindings one user may hold (maxDevices' default, 64), not
+ * fewer (16 let the 20 concurrent REGISTERs of the interface suite fail under load).
+ */
+const MAX_ATTEMPTS = 64;
 
 export interface RedisDeviceStoreOptions {
   /** Bindings per user, as Kamailio's registrar `max_contacts`. */
