@@ -18,7 +18,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { Device } from './types.js';
 import { applyChange, live, type ApplyResult, type DeviceChange, type DeviceStore } from './store.js';
-import { SharedStateError, fromKeyPart, keyPart, type SharedEngine } from '../shared-state/redis.js';
+import { CAS_ATTEMPTS, SharedStateError, fromKeyPart, keyPart, type SharedEngine } from '../shared-state/redis.js';
 
 /** One stored binding; Device as the engine holds it (expiry in the engine's clock). */
 const StoredDevice = Type.Object({
@@ -41,14 +41,6 @@ type StoredDevices = Static<typeof StoredDevices>;
 // the schema and the Device type must stay the same shape
 const sameShape: (d: Static<typeof StoredDevice>) => Device = (d) => d;
 void sameShape;
-
-/**
- * Compare-and-set attempts of one REGISTER before it gives up (contention on one user).
- * Each attempt that loses means another writer won, so N writers at once need at most N
- * attempts: the bound is the bindings one user may hold (maxDevices' default, 64), not
- * fewer (16 let the 20 concurrent REGISTERs of the interface suite fail under load).
- */
-const MAX_ATTEMPTS = 64;
 
 export interface RedisDeviceStoreOptions {
   /** Bindings per user, as Kamailio's registrar `max_contacts`. */
@@ -168,7 +160,7 @@ export class RedisDeviceStore implements DeviceStore {
       return { devices: this.list(change.aor, now).length, added: 0, refreshed: 0, removed: 0 };
     }
     const key = this.key(change.aor);
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const raw = await this.engine.get(key);
       const { devices, result } = applyChange(live(this.decode(change.aor, raw), now), change, now, this.maxDevices);
       const next = devices.length === 0 ? null : this.encode(devices);
@@ -182,7 +174,7 @@ export class RedisDeviceStore implements DeviceStore {
         return result;
       }
     }
-    throw new SharedStateError(`device store: ${MAX_ATTEMPTS} concurrent writers on ${change.aor}, gave up`);
+    throw new SharedStateError(`device store: ${CAS_ATTEMPTS} concurrent writers on ${change.aor}, gave up`);
   }
 
   /** The engine expires bindings itself (key TTL); locally, users whose bindings all ran out are dropped. */

@@ -4,10 +4,13 @@
  * headers of RFC 9110 §13. Node selectors (`~~`) and global documents are not served (404).
  * Every request is authorised first (auth.ts): the operator, or the user whose XUI it is,
  * as a trusted Aggregation Proxy asserts it; a refusal is 401/403 with an XCAP error body
- * and changes nothing.
+ * and changes nothing. A write the shared-state engine cannot take (unreachable, timed out,
+ * refusing writes) is 503 with Retry-After (RFC 9110 §15.6.4, §10.2.3): the document is
+ * unchanged, the client may try again (docs/deployment.md §11).
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { AUIDS, XcapRejectError, etagOf, type DocumentStore, type StoredDocument } from '../xdm/store.js';
+import { SharedStateError } from '../shared-state/redis.js';
 import { challenge, type Access } from './auth.js';
 
 export interface XcapRouteOptions {
@@ -23,6 +26,23 @@ export interface XcapRouteOptions {
 }
 
 const XCAP_ERROR_MIME = 'application/xcap-error+xml';
+
+/**
+ * Seconds a client should wait after a 503 from the engine: a Redis Cluster promotes a
+ * replica after cluster-node-timeout plus an election (a few seconds, docs/deployment.md §11).
+ */
+export const ENGINE_RETRY_AFTER_S = 5;
+
+/** The 503 of a write the shared-state engine did not take; null for any other error. */
+function engineUnavailable(err: unknown, req: FastifyRequest, reply: FastifyReply, t: Target): FastifyReply | null {
+  if (!(err instanceof SharedStateError)) return null;
+  req.log.warn({ err: err.message, method: req.method, auid: t.auid, xui: t.xui }, 'xcap write failed: shared state engine unavailable');
+  return reply
+    .code(503)
+    .header('retry-after', String(ENGINE_RETRY_AFTER_S))
+    .type('text/plain; charset=utf-8')
+    .send('document store unavailable: the shared state engine did not take the write; the document is unchanged, retry later\n');
+}
 
 const XCAP_CAPS =
   '<?xml version="1.0" encoding="UTF-8"?>\n' +
@@ -166,6 +186,8 @@ export const xcapRoutes: FastifyPluginAsync<XcapRouteOptions> = async (xcap, dep
             .header('etag', stored.etag)
             .send();
         } catch (err) {
+          const unavailable = engineUnavailable(err, req, reply, t);
+          if (unavailable) return unavailable;
           if (!(err instanceof XcapRejectError)) throw err;
           req.log.info({ code: err.code, auid: t.auid, xui: t.xui }, 'xcap put rejected');
           switch (err.code) {
@@ -194,7 +216,13 @@ export const xcapRoutes: FastifyPluginAsync<XcapRouteOptions> = async (xcap, dep
       const pre = preconditions(req, cur, false);
       if (pre !== null) return reply.code(pre).send();
       if (!cur) return reply.code(404).send();
-      await store.delete(t.auid, t.xui, t.doc);
+      try {
+        await store.delete(t.auid, t.xui, t.doc);
+      } catch (err) {
+        const unavailable = engineUnavailable(err, req, reply, t);
+        if (unavailable) return unavailable;
+        throw err;
+      }
       return reply.code(200).send();
     });
   });

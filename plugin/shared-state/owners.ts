@@ -11,7 +11,7 @@
  *        ^                   |        |
  *        +----release by node+        +--lease runs out--> (none)
  */
-import { SharedStateError, keyPart, type SharedEngine } from './redis.js';
+import { CAS_ATTEMPTS, SharedStateError, keyPart, type SharedEngine } from './redis.js';
 
 export interface SessionOwners {
   /** Claim `callId` for `node` for `ttlMs`; resolves with the owner after it (another node when already owned). */
@@ -60,8 +60,6 @@ export class LocalSessionOwners implements SessionOwners {
   }
 }
 
-const MAX_ATTEMPTS = 16;
-
 /**
  * On the shared engine: key `<prefix>:own:{<base64url(Call-ID)>}`, value the node, TTL the
  * lease (counted by the engine's clock, so node clocks do not matter). Each change is a
@@ -83,12 +81,12 @@ export class RedisSessionOwners implements SessionOwners {
 
   async claim(callId: string, node: string, ttlMs: number): Promise<string> {
     const key = this.key(callId);
-    for (let i = 0; i < MAX_ATTEMPTS; i++) {
+    for (let i = 0; i < CAS_ATTEMPTS; i++) {
       const cur = await this.engine.get(key);
       if (cur !== null) return cur;
       if (await this.engine.cas(key, null, node, ttlMs, this.channel, keyPart(callId))) return node;
     }
-    throw new SharedStateError(`session owners: ${MAX_ATTEMPTS} concurrent claims of one session, gave up`);
+    throw new SharedStateError(`session owners: ${CAS_ATTEMPTS} concurrent claims of one session, gave up`);
   }
 
   owner(callId: string): Promise<string | null> {

@@ -17,6 +17,17 @@ import { createClient, createCluster } from 'redis';
 /** Default bound of the first connection. */
 const CONNECT_TIMEOUT_MS = 5000;
 
+/**
+ * Compare-and-set attempts of one write before it gives up, for every store on the engine
+ * (devices, XCAP documents, session owners, session members). An attempt loses only when
+ * another writer changed the key in between, i.e. each lost attempt is another writer's
+ * success: N writers on one key at once need at most N attempts. 64 is the most bindings
+ * one user may hold (registrar.maxContacts' default), so a burst of REGISTERs from all of
+ * a user's devices always lands; 16 let 20 concurrent REGISTERs of one user fail under CI
+ * load. The stores share the bound so that contention behaves the same whatever the key.
+ */
+export const CAS_ATTEMPTS = 64;
+
 export class SharedStateError extends Error {
   override readonly name = 'SharedStateError';
 }

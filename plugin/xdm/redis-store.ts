@@ -16,7 +16,7 @@
 import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { checkedDocument, type DocumentStore, type StoredDocument } from './store.js';
-import { SharedStateError, fromKeyPart, keyPart, type SharedEngine } from '../shared-state/redis.js';
+import { CAS_ATTEMPTS, SharedStateError, fromKeyPart, keyPart, type SharedEngine } from '../shared-state/redis.js';
 
 const StoredDocumentSchema = Type.Object({
   body: Type.String(),
@@ -28,8 +28,6 @@ const StoredDocumentSchema = Type.Object({
 // the schema and the StoredDocument type must stay the same shape
 const sameShape: (d: StoredDocument) => typeof StoredDocumentSchema.static = (d) => d;
 void sameShape;
-
-const MAX_ATTEMPTS = 16;
 
 export interface RedisDocumentStoreOptions {
   readonly maxBytes: number;
@@ -157,7 +155,7 @@ export class RedisDocumentStore implements DocumentStore {
   /** Compare-and-set until it lands; resolves with whether there was a document before. */
   private async write(ck: string, next: StoredDocument | undefined): Promise<boolean> {
     const key = this.key(ck);
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const raw = await this.engine.get(key);
       if (raw === null && next === undefined) {
         this.set(ck, undefined);
@@ -168,7 +166,7 @@ export class RedisDocumentStore implements DocumentStore {
         return raw !== null;
       }
     }
-    throw new SharedStateError(`document store: ${MAX_ATTEMPTS} concurrent writers on one document, gave up`);
+    throw new SharedStateError(`document store: ${CAS_ATTEMPTS} concurrent writers on one document, gave up`);
   }
 
   private assertOpen(): void {

@@ -2,7 +2,7 @@
 // three-master Redis Cluster; a lease that runs out leaves the session without an owner.
 import t, { type Test } from 'tap';
 import { LocalSessionOwners, RedisSessionOwners, type SessionOwners } from '../../../plugin/shared-state/owners.js';
-import { connectRedis } from '../../../plugin/shared-state/redis.js';
+import { CAS_ATTEMPTS, connectRedis, type SharedEngine } from '../../../plugin/shared-state/redis.js';
 import { startRedisCluster } from '../../../lab/redis.js';
 import { until } from '../../../lab/proc.js';
 
@@ -50,4 +50,33 @@ t.test('redis cluster', async (t) => {
   await suite(t, owners, async (id) => {
     await until(async () => ((await owners.owner(id)) === null ? true : undefined), 5000, 'the lease to run out', 20);
   });
+});
+
+t.test(`a claim retries its compare-and-set up to ${CAS_ATTEMPTS} times (the bound every store shares)`, async (t) => {
+  // an engine on which the session stays free but every write loses `losses` times
+  const contended = (losses: number) => {
+    let attempts = 0;
+    const engine: SharedEngine = {
+      offsetMs: 0,
+      get: () => Promise.resolve(null),
+      cas: () => Promise.resolve(++attempts > losses),
+      scan: async function* () {},
+      subscribe: () => Promise.resolve(),
+      onResync: () => undefined,
+      close: () => Promise.resolve(),
+    };
+    return { engine, attempts: () => attempts };
+  };
+  const cases = [
+    { losses: 0, owner: 'node-1' },
+    { losses: CAS_ATTEMPTS - 1, owner: 'node-1' },
+    { losses: CAS_ATTEMPTS, owner: null },
+  ];
+  for (const c of cases) {
+    const { engine, attempts } = contended(c.losses);
+    const claim = new RedisSessionOwners(engine).claim('call-1', 'node-1', 1000);
+    if (c.owner !== null) t.equal(await claim, c.owner, `${c.losses} lost attempts: claimed`);
+    else await t.rejects(claim, { name: 'SharedStateError', message: new RegExp(`${CAS_ATTEMPTS} concurrent claims`) }, `${c.losses} lost: gives up`);
+    t.equal(attempts(), Math.min(c.losses + 1, CAS_ATTEMPTS));
+  }
 });
