@@ -14,7 +14,7 @@ import { WireError, WireErrorCode } from '../../wire/errors.js';
 import { firstViolation } from '../../wire/dispatcher.js';
 import { EVENT_METHOD, RelayEventSchema, ReplySchemas } from './control-schema.js';
 import type {
-  AnswerParams, AnswerReply, DropParams, GroupStateParams, KeyParams, OfferParams, OfferReply, Ok, PingReply, QueryReply, RelayEvent,
+  AnswerParams, AnswerReply, DeferParams, DeferredKeyParams, DeferredStateReply, DeliverParams, DeliverReply, DiscardReply, DropParams, GroupStateParams, KeyParams, OfferParams, OfferReply, Ok, PingReply, QueryReply, RelayEvent,
   SimpleReply,
 } from './types.js';
 
@@ -67,6 +67,25 @@ export class RelayControlClient {
 
   ping(): Promise<PingReply> {
     return this.call('ping', {});
+  }
+
+  /** Deferred delivery (docs/media-control.md): store the originator's messages under `deferred-id`. */
+  defer(p: DeferParams): Promise<SimpleReply> {
+    return this.call('defer', p);
+  }
+
+  /** A session with no originator that sends the stored items of `deferred-id` to the peer of its `answer`. */
+  deliver(p: DeliverParams): Promise<DeliverReply> {
+    return this.call('deliver', p);
+  }
+
+  /** Drop every stored item of `deferred-id` (CR 8.3.2.1.1: the user rejected the session). */
+  discard(p: DeferredKeyParams): Promise<DiscardReply> {
+    return this.call('discard', p);
+  }
+
+  deferredState(p: DeferredKeyParams): Promise<DeferredStateReply> {
+    return this.call('deferred-state', p);
   }
 
   /**

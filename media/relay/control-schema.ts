@@ -55,6 +55,35 @@ export const GroupStateParamsSchema = Type.Object({
 export const KeyParamsSchema = Type.Object({ 'call-id': CallId });
 const EmptyParamsSchema = Type.Object({});
 
+// ---- Deferred delivery (CR 8.3.2.1.1 step 3 i, 8.3.2.9; docs/media-control.md, "Deferred delivery")
+
+/** Names a deferred session's stored items: 128 random bits as lower-case hex, chosen by the B2BUA. */
+export const DeferredIdSchema = Type.String({ pattern: '^[0-9a-f]{32}$' });
+/** What a delivery session sends: the stored messages (to the device) or the pending notifications (to the sender). */
+export const DeliverWhatSchema = Type.Union([Type.Literal('messages'), Type.Literal('notifications')]);
+const EpochMs = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+
+/** Store every complete message of the session's originator under `deferred-id` from now on. */
+export const DeferParamsSchema = Type.Object({
+  'call-id': CallId,
+  'deferred-id': DeferredIdSchema,
+  /** The served user's public identity: From of the IMDNs the relay generates on expiry. */
+  'served-user': Type.String({ minLength: 1, maxLength: 1024 }),
+  /** The stored messages expire at this time (ms since the epoch). */
+  'expires-at': EpochMs,
+});
+
+/** A session with no originator whose backlog is the stored items of `deferred-id`. */
+export const DeliverParamsSchema = Type.Object({
+  /** The delivery dialog's own Call-ID (a new relay session). */
+  'call-id': CallId,
+  'deferred-id': DeferredIdSchema,
+  what: DeliverWhatSchema,
+  'served-user': Type.Optional(Type.String({ maxLength: 1024 })),
+});
+
+export const DeferredKeyParamsSchema = Type.Object({ 'deferred-id': DeferredIdSchema });
+
 /** Params of every verb, by verb name. */
 export const ParamsSchemas = {
   offer: OfferParamsSchema,
@@ -64,6 +93,10 @@ export const ParamsSchemas = {
   query: KeyParamsSchema,
   'group-state': GroupStateParamsSchema,
   ping: EmptyParamsSchema,
+  defer: DeferParamsSchema,
+  deliver: DeliverParamsSchema,
+  discard: DeferredKeyParamsSchema,
+  'deferred-state': DeferredKeyParamsSchema,
 } satisfies Record<string, TSchema>;
 
 /** Stable error codes of a verb's `result: "error"` reply. */
@@ -75,6 +108,8 @@ export const ControlErrorCodeSchema = Type.Union([
   Type.Literal('SESSION_EXISTS'),
   Type.Literal('LEG_EXISTS'),
   Type.Literal('POLICY_REJECTED'),
+  /** Deferred verbs: the relay has no deferred store, or the store failed (docs/media-control.md). */
+  Type.Literal('STORE_UNAVAILABLE'),
 ]);
 
 const Warnings = Type.Optional(Type.Array(Type.String()));
@@ -110,6 +145,42 @@ export const AnswerReplySchema = Type.Union([
 ]);
 
 export const SimpleReplySchema = Type.Union([OkSchema, FailureSchema]);
+
+/** `offer`'s reply minus the originator's fields: the offer for the peer of a delivery session. */
+export const DeliverReplySchema = Type.Union([
+  Type.Composite([
+    OkSchema,
+    Type.Object({
+      'device-sdp': Type.String(),
+      'device-relay-uri': Type.String(),
+      'device-sdp-tcp': Type.Optional(Type.String()),
+      'device-sdp-tls': Type.Optional(Type.String()),
+      'device-relay-uri-tcp': Type.Optional(Type.String()),
+      'device-relay-uri-tls': Type.Optional(Type.String()),
+    }),
+  ]),
+  FailureSchema,
+]);
+
+export const DiscardReplySchema = Type.Union([
+  Type.Composite([OkSchema, Type.Object({ discarded: Type.Integer({ minimum: 0 }) })]),
+  FailureSchema,
+]);
+
+export const DeferredStateReplySchema = Type.Union([
+  Type.Composite([
+    OkSchema,
+    Type.Object({
+      /** Stored messages not yet delivered. */
+      messages: Type.Integer({ minimum: 0 }),
+      /** Disposition notifications pending for the original sender. */
+      notifications: Type.Integer({ minimum: 0 }),
+      /** Arrival time (ms since the epoch) of the oldest undelivered item; absent when none. */
+      oldest: Type.Optional(Type.Integer({ minimum: 0 })),
+    }),
+  ]),
+  FailureSchema,
+]);
 
 export const LegInfoSchema = Type.Object({
   leg: Type.String(),
@@ -158,6 +229,10 @@ export const ReplySchemas = {
   query: QueryReplySchema,
   'group-state': SimpleReplySchema,
   ping: PingReplySchema,
+  defer: SimpleReplySchema,
+  deliver: DeliverReplySchema,
+  discard: DiscardReplySchema,
+  'deferred-state': DeferredStateReplySchema,
   subscribe: OkSchema,
 } satisfies Record<string, TSchema>;
 
@@ -169,6 +244,26 @@ export const RelayEventSchema = Type.Union([
     'call-id': Type.String(),
     leg: Type.String(),
     kind: Type.Union([Type.Literal('chat'), Type.Literal('isComposing')]),
+  }),
+  /** A delivery session's backlog (or a deferred session's, on its first device leg) got every 200. */
+  Type.Object({
+    event: Type.Literal('delivered'),
+    'call-id': Type.String(),
+    /** The leg the backlog went to (its `answer` tag). */
+    leg: Type.String(),
+    'deferred-id': Type.String(),
+    what: DeliverWhatSchema,
+    sent: Type.Integer({ minimum: 0 }),
+    remaining: Type.Integer({ minimum: 0 }),
+  }),
+  /** The expiry sweep removed stored messages of `deferred-id`. */
+  Type.Object({
+    event: Type.Literal('deferred-expired'),
+    /** The Call-ID of the call that deferred these messages (`defer`), which may have ended. */
+    'call-id': Type.String(),
+    'deferred-id': Type.String(),
+    expired: Type.Integer({ minimum: 0 }),
+    notifications: Type.Integer({ minimum: 0 }),
   }),
 ]);
 

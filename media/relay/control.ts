@@ -16,13 +16,18 @@ import { RpcError, JsonRpcCode } from '../../wire/errors.js';
 import { JsonRpcServer, type RpcConnection, type ServerContext } from '../../wire/server.js';
 import type { MsrpRelay } from './relay.js';
 import { EVENT_METHOD, ParamsSchemas } from './control-schema.js';
-import type { AnswerReply, OfferReply, Ok, PingReply, QueryReply, RelayEvent, SimpleReply } from './types.js';
+import type {
+  AnswerReply, DeferredStateReply, DeliverReply, DiscardReply, OfferReply, Ok, PingReply, QueryReply, RelayEvent, SimpleReply,
+} from './types.js';
 
 export type ControlVerb = keyof typeof ParamsSchemas;
 
-export type ControlReply = OfferReply | AnswerReply | SimpleReply | QueryReply | PingReply;
+export type ControlReply = OfferReply | AnswerReply | SimpleReply | QueryReply | PingReply | DeliverReply | DiscardReply | DeferredStateReply;
 
-/** The verbs as wire methods, each typed by its params schema; all are synchronous. */
+/**
+ * The verbs as wire methods, each typed by its params schema. All are synchronous but
+ * `deliver`, `discard` and `deferred-state`, which read or write the deferred store.
+ */
 function verbs(relay: MsrpRelay): Record<ControlVerb, RpcMethod> {
   return {
     offer: method(ParamsSchemas.offer, (p): OfferReply => relay.offer(p)),
@@ -32,6 +37,10 @@ function verbs(relay: MsrpRelay): Record<ControlVerb, RpcMethod> {
     query: method(ParamsSchemas.query, (p): QueryReply => relay.query(p)),
     'group-state': method(ParamsSchemas['group-state'], (p): SimpleReply => relay.groupState(p)),
     ping: method(ParamsSchemas.ping, (): PingReply => ({ result: 'ok', sessions: relay.sessionCount })),
+    defer: method(ParamsSchemas.defer, (p): SimpleReply => relay.defer(p)),
+    deliver: method(ParamsSchemas.deliver, (p): Promise<DeliverReply> => relay.deliver(p)),
+    discard: method(ParamsSchemas.discard, (p): Promise<DiscardReply> => relay.discard(p)),
+    'deferred-state': method(ParamsSchemas['deferred-state'], (p): Promise<DeferredStateReply> => relay.deferredState(p)),
   };
 }
 
@@ -47,10 +56,11 @@ export class RelayControl {
    * Run a verb. Throws RpcError -32601 for an unknown verb (`subscribe` included: in
    * process, use `relay.on('event')`), -32600 for params that are not an object, and
    * -32602 (with the first violation as `data`) for params that fail the schema.
+   * The deferred store's verbs (`deliver`, `discard`, `deferred-state`) answer a Promise.
    */
-  call(verb: string, params?: unknown): ControlReply {
-    // every verb in verbs() returns a ControlReply synchronously
-    return this.dispatcher.invoke(verb, params) as ControlReply;
+  call(verb: string, params?: unknown): ControlReply | Promise<ControlReply> {
+    // every verb in verbs() returns a ControlReply, synchronously or as a Promise
+    return this.dispatcher.invoke(verb, params) as ControlReply | Promise<ControlReply>;
   }
 }
 

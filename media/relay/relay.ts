@@ -28,7 +28,8 @@ import { fail, isNonEmpty, offerReply, readAnswer, readOffer, sessionFromOffer, 
 import type { RelayEndpoint } from './sdp.js';
 import { devicesChanged, legsOf, moveSession, type Session } from './session.js';
 import type {
-  AnswerParams, AnswerReply, DropParams, GroupStateParams, KeyParams, OfferParams, OfferReply, QueryReply, RelayEvent, SimpleReply,
+  AnswerParams, AnswerReply, DeferParams, DeferredKeyParams, DeferredStateReply, DeliverParams, DeliverReply, DiscardReply, DropParams,
+  GroupStateParams, KeyParams, OfferParams, OfferReply, QueryReply, RelayEvent, SimpleReply,
 } from './types.js';
 
 export type { RelayOptions } from './context.js';
@@ -214,6 +215,24 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
       ...(s.firstActive !== undefined ? { 'first-active': s.firstActive } : {}),
       legs: legsOf(s).map(legInfo),
     };
+  }
+
+  // ---- deferred delivery (docs/media-control.md, "Deferred delivery") ----------------
+
+  defer(_p: DeferParams): SimpleReply {
+    return fail('STORE_UNAVAILABLE', 'deferred delivery is not implemented yet');
+  }
+
+  deliver(_p: DeliverParams): Promise<DeliverReply> {
+    return Promise.resolve(fail('STORE_UNAVAILABLE', 'deferred delivery is not implemented yet'));
+  }
+
+  discard(_p: DeferredKeyParams): Promise<DiscardReply> {
+    return Promise.resolve(fail('STORE_UNAVAILABLE', 'deferred delivery is not implemented yet'));
+  }
+
+  deferredState(_p: DeferredKeyParams): Promise<DeferredStateReply> {
+    return Promise.resolve(fail('STORE_UNAVAILABLE', 'deferred delivery is not implemented yet'));
   }
 
   /** The relay's side of a leg, for its SDP. */

@@ -6,6 +6,13 @@ import type {
   AnswerParamsSchema,
   AnswerReplySchema,
   ControlErrorCodeSchema,
+  DeferParamsSchema,
+  DeferredKeyParamsSchema,
+  DeferredStateReplySchema,
+  DeliverParamsSchema,
+  DeliverReplySchema,
+  DeliverWhatSchema,
+  DiscardReplySchema,
   DropParamsSchema,
   FailureSchema,
   GroupStateParamsSchema,
@@ -42,3 +49,12 @@ export type QueryReply = Static<typeof QueryReplySchema>;
 export type PingReply = Static<typeof PingReplySchema>;
 
 export type RelayEvent = Static<typeof RelayEventSchema>;
+
+// Deferred delivery (docs/media-control.md, "Deferred delivery")
+export type DeferParams = Static<typeof DeferParamsSchema>;
+export type DeliverParams = Static<typeof DeliverParamsSchema>;
+export type DeliverWhat = Static<typeof DeliverWhatSchema>;
+export type DeferredKeyParams = Static<typeof DeferredKeyParamsSchema>;
+export type DeliverReply = Static<typeof DeliverReplySchema>;
+export type DiscardReply = Static<typeof DiscardReplySchema>;
+export type DeferredStateReply = Static<typeof DeferredStateReplySchema>;

@@ -231,7 +231,7 @@ t.test('JSON-RPC over netstring TCP, events, history', async t => {
   t.match(r['device-sdp'], r['device-relay-uri']);
   origin.remotePath = r['relay-uri'];
   await origin.bind();
-  await events.wait(e => e.leg === 'originator');
+  await events.wait(e => 'leg' in e && e.leg === 'originator');
 
   const dev = await MsrpPeer.connect({ host: '127.0.0.1', port, remotePath: r['device-relay-uri'] });
   t.match(await cli.answer({ 'call-id': 'c1', leg: 'tag-1', sdp: sdpFor(dev.localUri) }), { result: 'ok', leg: 'tag-1' });
