@@ -165,6 +165,29 @@ export function kamStat(ctl: string, name: string): number {
   return Number(/=\s*(\d+)/.exec(t)?.[1] ?? NaN);
 }
 
+/**
+ * Datagrams the kernel dropped at each 127.0.0.1 UDP socket bound to one of `ports`
+ * because its receive buffer was full (the "drops" column of /proc/net/udp, counted
+ * since the socket was opened). A port with no socket is left out.
+ */
+export function udpDrops(ports: readonly number[]): Map<number, number> {
+  const out = new Map<number, number>();
+  let text = '';
+  try {
+    text = readFileSync('/proc/net/udp', 'utf8');
+  } catch {
+    return out;
+  }
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    const m = /^0100007F:([0-9A-F]{4})$/.exec(f[1] ?? '');
+    if (!m?.[1]) continue;
+    const port = parseInt(m[1], 16);
+    if (ports.includes(port)) out.set(port, (out.get(port) ?? 0) + Number(f[f.length - 1] ?? 0));
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- the lab in proxy mode
 
 export interface ProxyLab {
@@ -191,6 +214,9 @@ export interface ProxyLabOptions {
   defines?: readonly string[];
 }
 
+/** RFC 3261 §17.2.2 Timer J over UDP: 64*T1. */
+const TIMER_J_MS = 64 * 500;
+
 /** A device: registered from `port` for 7200 s (lab.cfg max_expires), then sipp binds it. */
 async function device(dir: string, sipPort: number, kind: 'answer' | 'ring'): Promise<SippAgent> {
   const instance = newInstance();
@@ -204,8 +230,10 @@ async function device(dir: string, sipPort: number, kind: 'answer' | 'ring'): Pr
     name: `dev-${kind}`,
     port,
     trace: false,
-    scenario: kind === 'answer' ? 'uas-answer.xml' : 'uas-ring.xml',
-    vars: { CONTACT_PARAMS: inst, RINGING: '', SETUP: 'passive' },
+    // the answering device keeps each dialog for Timer J after its 200 to the BYE and
+    // answers retransmitted BYEs (docs/reliability.md "404 Not here on BYE")
+    scenario: kind === 'answer' ? 'uas-answer-linger.xml' : 'uas-ring.xml',
+    vars: { CONTACT_PARAMS: inst, RINGING: '', SETUP: 'passive', LINGER_MS: TIMER_J_MS },
   });
 }
 

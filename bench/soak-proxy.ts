@@ -33,7 +33,7 @@ import { loadavg } from 'node:os';
 import { runDir, ROOT } from '../lab/lab.js';
 import {
   startProxyLab, Population, Load, classifyErrors, kamShm, kamStat, serviceHeap, rss, openFds, groupFds,
-  metricsText, sleep,
+  metricsText, sleep, udpDrops,
 } from './soak-lib.js';
 import { histogram, histMinus, quantileMs, type Hist } from './decision-histogram.js';
 import { plotSeries, type Point } from './plot-lib.js';
@@ -147,6 +147,11 @@ for (let i = 1; i <= Math.ceil((DURATION_MIN * 60) / SAMPLE_S) && !stopping; i++
   );
 }
 
+// datagrams the kernel dropped (receive buffer full) at the lab's SIP sockets, read
+// before the sockets close (docs/reliability.md "404 Not here on BYE")
+const dropPorts = { kamailio: lab.sipPort, 'answer device': lab.devices[0]!.port, 'ring device': lab.devices[1]!.port, caller: load.agent.port };
+const dropped = udpDrops(Object.values(dropPorts));
+const drops = Object.entries(dropPorts).map(([k, p]) => `${k} ${dropped.get(p) ?? 'n/a'}`).join(', ');
 await load.stop();
 await pop.stop();
 // calls still counted by sipp's last row (written at exit)
@@ -235,6 +240,7 @@ const lines = [
   `  load average at start ${load0.toFixed(2)}, median over the run ${median(samples.map((s) => s.load1)).toFixed(2)} (machine cores: see nproc)`,
   `  calls completed ${totalOk}, failed ${totalFailed}${totalFailed ? '' : ' (target 0: met)'}`,
   ...[...errors.byCause].map(([c, n]) => `    ${n} × ${c}`),
+  `  UDP datagrams dropped by the kernel (receive buffer full): ${drops}`,
   `  REGISTERs ok ${pop.ok}, failed ${pop.failed}${[...pop.causes].map(([c, n]) => ` (${n} × ${c})`).join('')}`,
   `  slopes over ${steady.length} samples after ${WARMUP_MIN.toFixed(1)} min of warm-up${judged ? '' : ` (fewer than ${MIN_SLOPE_SAMPLES}: too short to judge, not counted against the targets)`}:`,
   ...memChecks.map((m) => `  ${m.k.padEnd(11)} slope ${m.perMin.toFixed(3)} /min = ${m.pctPerH.toFixed(1)} % of its mean per hour: ${!judged ? 'not judged' : m.flat ? 'flat' : 'GROWING'}`),
