@@ -20,6 +20,7 @@ import { LiveView } from './live/view.js';
 import { recordInvites } from './live/record.js';
 import { RpcServer } from './rpc/server.js';
 import { buildMethods } from './rpc/methods.js';
+import { sessionMethods } from './sessions/rpc.js';
 import type { DeviceStore } from './devices/store.js';
 import type { DocumentStore } from './xdm/store.js';
 import { openStores } from './shared-state/stores.js';
@@ -60,7 +61,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
   const db: RootDatabase = open({ path: config.dataDir, maxDbs: 4 });
   // devices and XCAP documents: lmdb in dataDir, or the shared engine (sharedState)
   const stores = await openStores(config, db, log.child({ component: 'shared-state' }));
-  const { devices, xcap } = stores;
+  const { devices, xcap, sessions } = stores;
   const xdmOpts = {
     document: config.xdm.document,
     blacklistList: config.policy.blacklistListName,
@@ -85,7 +86,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
   // B2BUA mode: started with the servers (it needs the relay and Kamailio), reached by
   // pf.invite through this handover (plugin/b2bua/tickets.ts)
   let b2bua: B2buaService | null = null;
-  const handover = b2buaWanted(config.policy)
+  const handover = b2buaWanted(config.policy, config.b2bua.legToken)
     ? {
         issue: (plan: Parameters<B2buaService['tickets']['issue']>[0]): string => {
           if (!b2bua) throw new RpcError(RpcCode.DependencyFailed, 'B2BUA not started');
@@ -102,9 +103,12 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
         kamailio: config.live.kamailio, devices, log: log.child({ component: 'live' }), now: liveNow,
       })
     : null;
-  const built = buildMethods({
-    config, devices, xdm, metrics, log: log.child({ component: 'rpc' }), now, ...(handover ? { b2bua: handover } : {}),
-  });
+  const built = {
+    ...buildMethods({
+      config, devices, xdm, metrics, log: log.child({ component: 'rpc' }), now, sessions, ...(handover ? { b2bua: handover } : {}),
+    }),
+    ...sessionMethods(sessions, log.child({ component: 'sessions' }), now),
+  };
   const methods = live ? recordInvites(built, (d) => live.store.decision(d), liveNow) : built;
   const rpc = new RpcServer({
     methods,

@@ -20,6 +20,16 @@ export interface B2buaPlan {
   /** CR step 7's edit, applied to every device INVITE. */
   readonly service: ServiceEdit;
   readonly stage: string;
+  /** CR step 8 a ii: no targets, the session is deferred at once (docs/deferred.md); absent: false. */
+  readonly defer?: boolean;
+  /**
+   * Deferred delivery on for the served user (CR 8.3.2.1.1: also when every leg fails with
+   * 480/408/487/500/503/504), and how long stored messages are kept (policy.deferredTtlS);
+   * absent or null: off.
+   */
+  readonly deferral?: { readonly ttlS: number } | null;
+  /** Record the session's history (the relay `offer`'s `record`, CR 8.5); absent: false. */
+  readonly record?: boolean;
 }
 
 export interface TicketOptions {

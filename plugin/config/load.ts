@@ -33,6 +33,8 @@ const ENV: EnvTable = [
   ['PF_HTTP_TLS_KEY', ['http', 'tls', 'key'], 'string'],
   ['PF_POLICY_MODE', ['policy', 'mode'], 'string'],
   ['PF_POLICY_DIAGNOSTIC_WARNING', ['policy', 'diagnosticWarning'], 'bool'],
+  ['PF_POLICY_DEFERRED_DELIVERY', ['policy', 'deferredDelivery'], 'bool'],
+  ['PF_POLICY_RECORD_HISTORY', ['policy', 'recordHistory'], 'bool'],
   ['PF_B2BUA_SIP_PORT', ['b2bua', 'sipPort'], 'int'],
   ['PF_B2BUA_PROXY_PORT', ['b2bua', 'proxyPort'], 'int'],
   ['PF_B2BUA_RELAY_PORT', ['b2bua', 'relayPort'], 'int'],
@@ -46,9 +48,19 @@ const ENV: EnvTable = [
   ['PF_REDIS_PREFIX', ['sharedState', 'redis', 'prefix'], 'string'],
 ];
 
-/** Whether the B2BUA runs: the global mode or some served user's is b2bua. */
-export function b2buaWanted(policy: Policy): boolean {
+/** Some served user's mode is b2bua (then b2bua.legToken is required). */
+function b2buaMode(policy: Policy): boolean {
   return policy.mode === 'b2bua' || Object.values(policy.modeByUser).includes('b2bua');
+}
+
+/**
+ * Whether the B2BUA runs: the global mode or some served user's is b2bua, or deferred
+ * delivery is on for someone and `legToken` is set (deferral needs the media path; without
+ * the B2BUA a deferred session gets 480: docs/policy.md "Deferred delivery").
+ */
+export function b2buaWanted(policy: Policy, legToken = ''): boolean {
+  const deferral = policy.deferredDelivery || Object.values(policy.deferredDeliveryByUser).includes(true);
+  return b2buaMode(policy) || (deferral && legToken.length >= 16);
 }
 
 /** Validate a raw object (after env overrides), applying defaults. */
@@ -74,7 +86,7 @@ function finish(cfg: Static<typeof ConfigSchema>): Config {
   }
   const policy = resolvePolicy(cfg.policy);
   // CR 8.3.2.1 step 8: B2BUA mode needs the secret that pf.cfg checks on its legs
-  if (b2buaWanted(policy) && cfg.b2bua.legToken.length < 16) {
+  if (b2buaMode(policy) && cfg.b2bua.legToken.length < 16) {
     throw new ConfigError('config: /b2bua/legToken must have at least 16 characters when some mode is b2bua (PF_B2BUA_TOKEN in pf.cfg)');
   }
   return { ...cfg, policy };

@@ -25,6 +25,7 @@ import type { ServiceMetrics } from '../metrics/metrics.js';
 import type { B2buaDecision } from '../rules/decision.js';
 import type { B2buaPlan } from '../b2bua/tickets.js';
 import { PF_TICKET_HEADER } from '../rules/b2bua-headers.js';
+import { reject, withDiagnosticWarning } from '../rules/stages/reject.js';
 
 const V = Type.Literal(1);
 const Src = Type.String({ maxLength: 256 });
@@ -56,6 +57,8 @@ export interface MethodDeps {
   readonly now: () => number;
   /** B2BUA mode (CR 8.3.2.1 step 8): where a `b2bua` decision is handed over; absent when not configured. */
   readonly b2bua?: B2buaHandover;
+  /** Session lines pf.cfg recorded with the service (PF_SHARED_SESSIONS, plugin/sessions/store.ts), when it sent none. */
+  readonly sessions?: { entry(cid: string, now: number): string | undefined };
 }
 
 /** What pf.invite needs of the B2BUA (plugin/b2bua/): a ticket for a decision, and its sessions. */
@@ -122,10 +125,12 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
       // Session-Replaces: the replaced session's lines (Kamailio keys them by the
       // Contribution-ID, so every line is of that session); without them it is unknown.
       // The B2BUA's own sessions (step 8) are asked when Kamailio knows none.
-      sessionDevices: (cid) =>
-        p.sessions !== undefined
-          ? sessionDevices(p.sessions, (ruri) => keyOf(ruri) === servedUser, registered)
-          : (deps.b2bua?.connectedDevices(cid) ?? null),
+      sessionDevices: (cid) => {
+        const lines = p.sessions ?? deps.sessions?.entry(cid, now);
+        return lines !== undefined
+          ? sessionDevices(lines, (ruri) => keyOf(ruri) === servedUser, registered)
+          : (deps.b2bua?.connectedDevices(cid) ?? null);
+      },
       policy: config.policy,
       pfHost: config.pfHost,
       now,
@@ -151,9 +156,18 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
    * ticket the caller put in is removed first.
    */
   function handOver(decision: B2buaDecision, msg: SipRequest, servedUser: string): unknown {
-    if (!deps.b2bua) throw new RpcError(RpcCode.DependencyFailed, 'B2BUA not configured');
+    if (!deps.b2bua) {
+      // deferral needs the B2BUA (docs/policy.md "Deferred delivery"): without it, step 8 a ii's 480
+      if (decision.defer) {
+        deps.log.warn({ servedUser }, 'deferred delivery needs the B2BUA, which is not running (b2bua.legToken): 480');
+        const none = reject('no-suitable-device', 480, null, null);
+        return config.policy.diagnosticWarning ? withDiagnosticWarning(none, config.pfHost) : none;
+      }
+      throw new RpcError(RpcCode.DependencyFailed, 'B2BUA not configured');
+    }
     const ticket = deps.b2bua.issue({
       callId: msg.get('Call-ID') ?? '', servedUser, targets: decision.targets, service: decision.service, stage: decision.stage,
+      defer: decision.defer, deferral: decision.deferral ? { ttlS: config.policy.deferredTtlS } : null, record: decision.record,
     });
     return { action: 'b2bua', stage: decision.stage, remove: [PF_TICKET_HEADER], hdrs: `${PF_TICKET_HEADER}: ${ticket}\r\n` };
   }

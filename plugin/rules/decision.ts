@@ -70,6 +70,16 @@ export interface B2buaDecision {
   readonly targets: readonly Device[];
   /** Step 7's edit, applied to each device INVITE. */
   readonly service: ServiceEdit;
+  /**
+   * CR step 8 a ii: no suitable device and deferred delivery on for the served user: no
+   * targets, the B2BUA answers the caller and the relay stores the messages (docs/deferred.md).
+   * Then `targets` is empty; in any mode (deferral needs the media path, docs/policy.md).
+   */
+  readonly defer: boolean;
+  /** Deferred delivery is on for the served user (CR 8.3.2.1.1: every leg failed with 480/408/487/500/503/504 -> defer). */
+  readonly deferral: boolean;
+  /** CR 8.3.2.1 200 OK procedure step 8, 8.3.2.1.4 step 2: record the session's history (<allow-offline-storage>, or policy.recordHistory). */
+  readonly record: boolean;
 }
 
 export type Decision = RejectDecision | ProxyDecision | IsfDecision | PassDecision | B2buaDecision;

@@ -6,7 +6,7 @@
 import type { Decision } from './decision.js';
 import type { Device } from '../devices/types.js';
 import type { Blacklist, Ruleset } from '../xdm/documents.js';
-import { modeFor, type Policy } from './policy.js';
+import { deferralFor, modeFor, type Policy } from './policy.js';
 import type { SipRequest } from '../sip/message.js';
 import { sdpOffer } from '../sip/sdp.js';
 import { inviteFacts } from './facts.js';
@@ -20,6 +20,7 @@ import { identifyService } from './stages/service-identification.js';
 import { proxyDecision, sessionReplacesTargets } from './stages/proxy.js';
 import { deviceAddress } from './stages/device-invites.js';
 import { withDiagnosticWarning } from './stages/reject.js';
+import { deferDecision, defersWhenNoDevice, recordSession } from './stages/deferred-delivery.js';
 
 export interface InviteDocs {
   /** The served user's chat blacklist; null when absent (or the document was rejected). */
@@ -86,20 +87,27 @@ function decideSteps(input: InviteInput): Decision {
   // B2BUA mode invites each device on its own: one it cannot address alone (no GRUU,
   // no usable instance) is no suitable target there (docs/policy.md "Step 8").
   const suitable = b2bua ? addressable(found, input.servedUser) : found;
-  const none = checkSuitableDevice(suitable, policy, pfHost); // step 6
-  if (none) return none;
+  // Step 8 a ii: with deferred delivery on, no suitable device defers the session (after
+  // step 7, in any mode), before step 6's 480 or ISF (docs/policy.md "Deferred delivery").
+  const defer = suitable.length === 0 && defersWhenNoDevice(policy, input.servedUser);
+  if (!defer) {
+    const none = checkSuitableDevice(suitable, policy, pfHost); // step 6
+    if (none) return none;
+  }
 
   const service = identifyService(facts, policy, pfHost); // step 7
   if ('action' in service) return service;
 
+  if (defer) return deferDecision(service, recordSession(facts, input.docs.ruleset, policy, now));
   if (b2bua) {
+    const more = { defer: false, deferral: deferralFor(policy, input.servedUser), record: recordSession(facts, input.docs.ruleset, policy, now) };
     // Step 8: Session-Replaces first (the connected devices), else the suitable devices.
     if (facts.sessionReplaces !== null) {
       const connected = sessionReplacesTargets(facts.sessionReplaces, input.sessionDevices, input.devices, now);
       const targets = connected && addressable(connected, input.servedUser);
-      if (targets?.length) return { action: 'b2bua', stage: 'session-replaces', targets, service };
+      if (targets?.length) return { action: 'b2bua', stage: 'session-replaces', targets, service, ...more };
     }
-    return { action: 'b2bua', stage: 'b2bua', targets: suitable, service };
+    return { action: 'b2bua', stage: 'b2bua', targets: suitable, service, ...more };
   }
 
   // Step 9: Session-Replaces first, else the suitable devices.

@@ -54,6 +54,23 @@ export const PolicySchema = Type.Object(
      * `Warning: 399 <pfHost> "<stage>"` naming the stage that decided.
      */
     diagnosticWarning: Type.Boolean(),
+    /**
+     * CR 8.3.2.1 step 8 a ii and 8.3.2.1.1 (8.3.6 delivery policies): deferred delivery.
+     * No suitable device, or every device leg failed with 480/408/487/500/503/504: the
+     * B2BUA answers the caller itself and the relay stores the messages for later
+     * (docs/deferred.md). Needs the media path: a proxy-mode user's deferred session goes
+     * through the B2BUA too (docs/policy.md "Deferred delivery").
+     */
+    deferredDelivery: Type.Boolean(),
+    /** Per served user (its key, as modeByUser), a `deferredDelivery` other than the global one. */
+    deferredDeliveryByUser: Type.Record(Type.String({ pattern: '^sip:[^@;:\\s]+@[^@;:\\s]+$' }), Type.Boolean(), { additionalProperties: false }),
+    /** How long deferred messages are kept for delivery, seconds (the relay's `expires-at`). */
+    deferredTtlS: Type.Integer({ minimum: 60, maximum: 366 * 86_400 }),
+    /**
+     * CR 8.5 / 8.3.2.1.4 step 2: record every B2BUA session in the history, whatever the
+     * served user's `<allow-offline-storage>` (which records that user's sessions alone).
+     */
+    recordHistory: Type.Boolean(),
   },
   { additionalProperties: false },
 );
@@ -77,9 +94,18 @@ export const defaultPolicy: Policy = {
   foreignService: 'reject',
   blacklistListName: 'oma_blockedcontacts',
   diagnosticWarning: false,
+  deferredDelivery: false,
+  deferredDeliveryByUser: {},
+  deferredTtlS: 7 * 86_400,
+  recordHistory: false,
 };
 
 /** The mode for one served user: its `modeByUser` entry, else `mode`. */
 export function modeFor(policy: Policy, servedUser: string): Mode {
   return Object.hasOwn(policy.modeByUser, servedUser) ? policy.modeByUser[servedUser]! : policy.mode;
+}
+
+/** Whether deferred delivery is on for one served user: its `deferredDeliveryByUser` entry, else `deferredDelivery`. */
+export function deferralFor(policy: Policy, servedUser: string): boolean {
+  return Object.hasOwn(policy.deferredDeliveryByUser, servedUser) ? policy.deferredDeliveryByUser[servedUser]! : policy.deferredDelivery;
 }

@@ -9,6 +9,8 @@ import { device, ICSI, ICSI_GROUP, input, invite, NOW, TAGS } from './fixtures/b
 
 const BOB = 'sip:bob@example.net';
 const SERVICE = { remove: ['P-Preferred-Service'], hdrs: `P-Asserted-Service: ${ICSI}\r\n` };
+/** A b2bua decision's deferral and recording fields with the default policy (test/unit/rules/deferred-delivery.test.ts varies them). */
+const PLAIN = { defer: false, deferral: false, record: false };
 
 t.test('modeFor: the per-user entry, else policy.mode', async (t) => {
   const cases: [Pick<Policy, 'mode' | 'modeByUser'>, string, string][] = [
@@ -44,7 +46,7 @@ t.test('CR step 8: the b2bua decision (suitable devices, best first, step 7 edit
   const tv = device('tv', TAGS.mmtel);
   const old = device('old', TAGS.cpm, { expiresAt: NOW - 1 });
   const d = decideInvite(input({ devices: [low, tv, high, old], policy: { mode: 'b2bua' } }));
-  t.same(d, { action: 'b2bua', stage: 'b2bua', targets: [high, low], service: SERVICE });
+  t.same(d, { action: 'b2bua', stage: 'b2bua', targets: [high, low], service: SERVICE, ...PLAIN });
 });
 
 t.test('mode and modeByUser pick the decision', async (t) => {
@@ -110,13 +112,13 @@ t.test('CR step 8: Session-Replaces', async (t) => {
   for (const c of cases) {
     const lookup = (cid: string): readonly string[] | null => (cid === 'contrib-1' ? c.lookup : null);
     const d = decideInvite(input({ msg: invite({ ...group, 'Session-Replaces': c.sr ?? 'contrib-1' }), devices, sessionDevices: lookup, policy: { mode: 'b2bua' } }));
-    t.same(d, { action: 'b2bua', stage: c.stage, targets: c.targets, service: groupService }, c.name);
+    t.same(d, { action: 'b2bua', stage: c.stage, targets: c.targets, service: groupService, ...PLAIN }, c.name);
   }
 });
 
 t.test('diagnosticWarning leaves a b2bua decision alone', async (t) => {
   const phone = device('phone', TAGS.cpm);
-  t.same(decideInvite(input({ devices: [phone], policy: { mode: 'b2bua', diagnosticWarning: true } })), { action: 'b2bua', stage: 'b2bua', targets: [phone], service: SERVICE });
+  t.same(decideInvite(input({ devices: [phone], policy: { mode: 'b2bua', diagnosticWarning: true } })), { action: 'b2bua', stage: 'b2bua', targets: [phone], service: SERVICE, ...PLAIN });
 });
 
 t.test('garbled headers and bodies never throw in B2BUA mode, and what comes out prints', async (t) => {
