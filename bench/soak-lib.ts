@@ -18,7 +18,8 @@ import { join } from 'node:path';
 import { Kamailio, LAB_OPERATOR_TOKEN, ROOT } from '../lab/lab.js';
 import { Binding, newInstance, vars } from '../lab/calls.js';
 import { Proc, findBinary, freePort } from '../lab/proc.js';
-import { register, CPM_DEVICE_PARAMS } from '../lab/sip.js';
+import { createSocket } from 'node:dgram';
+import { register, buildRegister, parseResponse, CPM_DEVICE_PARAMS, type RegisterOptions, type SipResponse } from '../lab/sip.js';
 import { SippAgent } from '../lab/sipp.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -302,7 +303,7 @@ export class Population {
     await sleep(Math.floor((i / this.users) * this.expires * 500));
     while (!this.stopped) {
       try {
-        const r = await register(this.sipPort(), { ...binding.next(contactPort, this.expires), timeoutMs: 4000 });
+        const r = await registerRetransmitting(this.sipPort(), binding.next(contactPort, this.expires), 4000);
         if (r.status === 200) this.ok++;
         else this.fail(`${r.status} ${r.reason}`);
       } catch {
@@ -321,6 +322,41 @@ export class Population {
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.all(this.loops);
+  }
+}
+
+/**
+ * A REGISTER over UDP as a UA sends it (RFC 3261 §17.1.2.2): the same datagram again
+ * after T1, doubling up to T2 (4 s), until a final response or `timeoutMs`. lab/sip.ts
+ * register() sends once; under load a full socket buffer drops a datagram now and then,
+ * and a REGISTER sent once is then lost (docs/reliability.md "404 Not here on BYE").
+ */
+export async function registerRetransmitting(sipPort: number, o: RegisterOptions, timeoutMs: number): Promise<SipResponse> {
+  const sock = createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind(0, '127.0.0.1', resolve);
+  });
+  const msg = Buffer.from(buildRegister(o, sock.address().port));
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<SipResponse>((resolve, reject) => {
+      const deadline = setTimeout(() => reject(new Error(`no final response within ${timeoutMs} ms`)), timeoutMs);
+      sock.on('message', (buf) => {
+        const r = parseResponse(buf.toString('utf8'));
+        if (r.status < 200) return;
+        clearTimeout(deadline);
+        resolve(r);
+      });
+      const send = (interval: number): void => {
+        sock.send(msg, sipPort, '127.0.0.1');
+        timer = setTimeout(() => send(Math.min(interval * 2, 4000)), interval);
+      };
+      send(500);
+    });
+  } finally {
+    clearTimeout(timer);
+    sock.close();
   }
 }
 
