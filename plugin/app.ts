@@ -21,6 +21,7 @@ import { recordInvites } from './live/record.js';
 import { RpcServer } from './rpc/server.js';
 import { buildMethods } from './rpc/methods.js';
 import { sessionMethods } from './sessions/rpc.js';
+import type { SessionStore } from './sessions/store.js';
 import type { DeviceStore } from './devices/store.js';
 import type { DocumentStore } from './xdm/store.js';
 import { openStores } from './shared-state/stores.js';
@@ -38,6 +39,8 @@ export interface App {
   readonly http: FastifyInstance;
   readonly devices: DeviceStore;
   readonly xcap: DocumentStore;
+  /** Session-Replaces state recorded with pf.dialog.start (plugin/sessions/store.ts). */
+  readonly sessions: SessionStore;
   readonly xdm: XdmSource;
   /** Bound ports (differ from the config when it says 0). */
   rpcPort: number;
@@ -179,6 +182,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     http,
     devices,
     xcap,
+    sessions,
     xdm,
     rpcPort: config.rpcPort,
     httpPort: config.httpPort,
