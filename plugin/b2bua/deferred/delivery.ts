@@ -97,11 +97,6 @@ export function newDelivery(what: What): Delivery {
   return { state: 'preparing', what, delivered: false, relayGone: false, outcome: null, status: null };
 }
 
-/** A delivery taken back after a restart in the state it was stored in (its dialog is up). */
-export function resumedDelivery(what: What, delivered: boolean): Delivery {
-  return { state: delivered ? 'lingering' : 'sending', what, delivered, relayGone: false, outcome: null, status: null };
-}
-
 function move(d: Delivery, to: DeliveryState, patch: Partial<Delivery>, effects: DeliveryEffect[]): DeliveryStep {
   const state = guardedTransition('delivery', DELIVERY_NEXT, d.state, to);
   return { delivery: { ...d, ...patch, state }, effects };

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { guardedTransition, IllegalTransition } from '../../../../lib/fsm.js';
 import {
-  DELIVERY_NEXT, newDelivery, resumedDelivery, stepDelivery, type Delivery, type DeliveryEffect, type DeliveryEvent, type DeliveryState,
+  DELIVERY_NEXT, newDelivery, stepDelivery, type Delivery, type DeliveryEffect, type DeliveryEvent, type DeliveryState,
 } from '../../../../plugin/b2bua/deferred/delivery.js';
 
 const E = {
@@ -79,16 +79,6 @@ for (const r of rows) {
     t.same(effects, r.effects);
   });
 }
-
-t.test('a delivery resumed after a restart', async (t) => {
-  const s = resumedDelivery('messages', false);
-  t.equal(s.state, 'sending');
-  const l = resumedDelivery('notifications', true);
-  t.equal(l.state, 'lingering');
-  const a = stepDelivery(l, E.linger);
-  t.same(a.effects.map(fx), ['bye']);
-  t.same(stepDelivery(a.delivery, E.byeDone).effects.map(fx), ['relay-delete', 'finish:delivered']);
-});
 
 t.test('the NEXT table: done is terminal, every state can end', async (t) => {
   t.same(DELIVERY_NEXT.done, []);
