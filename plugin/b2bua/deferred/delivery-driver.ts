@@ -95,6 +95,8 @@ export interface DeliveryDeps {
   readonly wallNow: () => number;
   /** The live deferred calls of the B2BUA take the device first (CR: the original call still up). */
   readonly offerLive?: (servedUser: string, device: Device) => void;
+  /** The deferred-ids of `servedUser`'s live deferred calls (B2bua.deferredCalls): a live entry no call has is stale. */
+  readonly liveDeferred?: (servedUser: string) => readonly string[];
 }
 
 export interface DeliveryCounts {
@@ -203,13 +205,26 @@ export class DeliveryDriver implements DialogClaimer {
 
   // ---- entry points ----
 
+  /**
+   * The B2BUA deferred a call (its caller still there): a group session's participant
+   * information is followed from now on (CR 8.3.2.1.1 step 3 i); its entry is `live`
+   * (a REGISTER joins that call, no delivery call) until the caller leaves.
+   */
+  deferred(record: DeferredRecord): Promise<void> {
+    return this.#keep(record, true);
+  }
+
   /** The B2BUA's deferred call ended with its caller gone: keep it until a device registers. */
   callerLeft(record: DeferredRecord): Promise<void> {
-    const entry = newEntry(record, this.deps.wallNow());
-    return this.#update(record.deferredId, () => entry).then(
+    return this.#keep(record, false);
+  }
+
+  #keep(record: DeferredRecord, live: boolean): Promise<void> {
+    let kept: PendingEntry | null = null;
+    return this.#update(record.deferredId, (e) => (kept = e ? { ...e, record, live } : newEntry(record, this.deps.wallNow(), live))).then(
       () => {
-        this.deps.log.info({ deferredId: record.deferredId, servedUser: record.servedUser }, 'deferred: pending delivery kept');
-        if (record.group && record.focus) this.#subscribe(entry);
+        if (!live) this.deps.log.info({ deferredId: record.deferredId, servedUser: record.servedUser }, 'deferred: pending delivery kept');
+        if (kept && record.group && record.focus && !this.#subs.has(record.deferredId)) this.#subscribe(kept);
       },
       (err: unknown) => this.deps.log.error({ err, deferredId: record.deferredId }, 'deferred: pending delivery not stored'),
     );
@@ -334,9 +349,9 @@ export class DeliveryDriver implements DialogClaimer {
     for (const e of entries) {
       if (this.#stopped) return;
       const id = e.record.deferredId;
-      if (this.#busy.has(id)) continue;
+      if (this.#busy.has(id) || e.live) continue;
       const fresh = await this.deps.store.get(id);
-      if (!fresh) continue;
+      if (!fresh || fresh.live) continue;
       let result: Outcome | null = null;
       if (fresh.messages) {
         const device = pickDevice(state.devices, fresh.record, this.deps.wallNow());
@@ -899,7 +914,14 @@ export class DeliveryDriver implements DialogClaimer {
     const now = this.deps.wallNow();
     try {
       for (const e of await this.deps.store.all(0)) {
-        if (e.record.expiresAt <= now && this.#subs.has(e.record.deferredId)) this.#unsubscribe(e.record.deferredId);
+        const id = e.record.deferredId;
+        if (e.record.expiresAt <= now && this.#subs.has(id)) this.#unsubscribe(id);
+        // a live entry whose call is gone without a handover (a device answered it, or 603): done
+        const calls = this.deps.liveDeferred?.(e.record.servedUser);
+        if (e.live && calls && !calls.includes(id)) {
+          this.#unsubscribe(id);
+          await this.#update(id, (x) => (x?.live ? null : x));
+        }
       }
       const gone = await this.deps.store.sweep(now - this.#s.expiryGraceMs);
       if (gone.length > 0) this.deps.log.info({ gone: gone.length }, 'deferred: expired pending deliveries removed');

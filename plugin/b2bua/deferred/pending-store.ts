@@ -68,6 +68,8 @@ export const PendingEntrySchema = Type.Object(
     record: DeferredRecordSchema,
     /** When the B2BUA handed it over (epoch ms): deliveries go in this order. */
     createdAt: Type.Number(),
+    /** The deferring call is still up (its caller there): a REGISTER joins that call, no delivery call. */
+    live: Type.Boolean(),
     /** Stored messages not yet delivered to a device. */
     messages: Type.Boolean(),
     /** Disposition notifications pending for the original sender (relay `deferred-state`). */
@@ -87,8 +89,8 @@ export type Attempt = Static<typeof AttemptSchema>;
 const check = TypeCompiler.Compile(PendingEntrySchema);
 
 /** A new entry for a record the B2BUA handed over. */
-export function newEntry(record: DeferredRecord, now: number): PendingEntry {
-  return { v: PENDING_VERSION, record, createdAt: now, messages: true, notifications: false, conference: null, subscription: null, attempt: null };
+export function newEntry(record: DeferredRecord, now: number, live = false): PendingEntry {
+  return { v: PENDING_VERSION, record, createdAt: now, live, messages: true, notifications: false, conference: null, subscription: null, attempt: null };
 }
 
 /** A stored entry back, or why it cannot be used. Pure. */

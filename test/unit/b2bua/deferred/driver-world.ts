@@ -69,7 +69,7 @@ class Primary implements TransactionUser {
   cancel(): void {}
 }
 
-export function world(relay: DeliveryRelay, store = new MemoryPendingDeliveries(), lingerMs = 2000) {
+export function world(relay: DeliveryRelay, store = new MemoryPendingDeliveries(), liveDeferred?: (user: string) => readonly string[]) {
   const clock = new FakeClock();
   const timers = reliableTimers(T1);
   const sent: SipMessage[] = [];
@@ -79,10 +79,11 @@ export function world(relay: DeliveryRelay, store = new MemoryPendingDeliveries(
   const driver = new DeliveryDriver({
     settings: {
       sentBy: '127.0.0.1:5070', contact: 'sip:pf-b2bua@127.0.0.1:5070;transport=tcp', outboundProxy: 'sip:127.0.0.1:5060;transport=tcp;lr',
-      legToken: TOKEN, sessionExpires: 1800, userAgent: 'CPM-serv/OMA2.2 cpm-pf', lingerMs,
+      legToken: TOKEN, sessionExpires: 1800, userAgent: 'CPM-serv/OMA2.2 cpm-pf', lingerMs: 2000,
     },
     relay, store, clock, log: pino({ level: 'silent' }), layer: () => layer!, wallNow: () => 1000 + clock.now(),
     offerLive: (_u, d) => void offered.push(d.contact),
+    ...(liveDeferred ? { liveDeferred } : {}),
   });
   const primary = new Primary();
   layer = new TransactionLayer({ clock, timers, send }, new TuRouter(primary, [driver]), (err) => {

@@ -360,3 +360,41 @@ t.test('pickDevice and originalOf are pure', async (t) => {
   t.equal(o.get('Conversation-ID'), 'conv-1');
   t.equal(o.get('P-Asserted-Identity'), '<sip:alice@example.net>');
 });
+
+t.test('a live deferred call: its entry waits (the call takes the device), delivered once the caller left; a stale one is swept', async (t) => {
+  const w = world(fakeRelay([]));
+  const rec = record({ group: true, focus: 'sip:conf3@focus.example.net' });
+  await w.driver.deferred(rec);
+  await flush();
+  t.equal(requests(w, 'SUBSCRIBE').length, 1, 'a group session is followed from the deferral on');
+  w.driver.registered(USER, [device(1)]);
+  await flush();
+  t.equal(requests(w, 'INVITE').length, 0, 'no delivery call while the caller is there');
+  w.layer.receive(reply(requests(w, 'SUBSCRIBE')[0]!, 200, { toTag: 'f', headers: ['Expires: 3600'] }));
+  await w.driver.callerLeft(rec);
+  await flush();
+  t.equal(requests(w, 'SUBSCRIBE').length, 1, 'the same subscription goes on');
+  t.equal((await w.store.get(rec.deferredId))?.subscription?.dialog?.remoteTag, 'f');
+  w.driver.registered(USER, [device(1, { params: { '+g.3gpp.icsi-ref': 'urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session.group' } })]);
+  await flush();
+  t.equal(requests(w, 'INVITE').length, 1);
+});
+
+t.test('a live entry whose call ended without a handover is removed by the sweep', async (t) => {
+  const verbs: Verb[] = [];
+  const store = new MemoryPendingDeliveries();
+  const live = new Set<string>();
+  const w = world(fakeRelay(verbs), store, () => [...live]);
+  const rec = record();
+  live.add(rec.deferredId);
+  await w.driver.deferred(rec);
+  await w.driver.start();
+  w.clock.advance(60_000);
+  await flush();
+  t.ok(await store.get(rec.deferredId), 'kept while its call is live');
+  live.clear();
+  w.clock.advance(60_000);
+  await flush();
+  t.equal(await store.get(rec.deferredId), null);
+  await w.driver.stop();
+});
