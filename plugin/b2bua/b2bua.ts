@@ -17,6 +17,12 @@
  * `restore` takes the stored calls back after a restart and re-arms their timers,
  * `checkRelay` ends those whose relay session is gone (docs/b2bua.md "Restart", "Faults").
  *
+ * A deferred call (CR 8.3.2.1 step 8 a ii, 8.3.2.1.1; docs/b2bua.md "Deferred sessions")
+ * is answered with no device while the relay stores the messages; its helpers (the
+ * record, the leg source, the index by served user) are in ./deferral.ts. A device that
+ * registers meanwhile joins it (`deviceRegistered`); when it ends with its messages still
+ * stored, `onDeferredEnded` hands its record to the delivery module (./deferred/).
+ *
  * docs/b2bua.md has the message flow and how Kamailio and the B2BUA recognise each other.
  */
 import type { Logger } from 'pino';
@@ -40,15 +46,21 @@ import { deviceInvite, SDP_TYPE, targetInvite } from '../rules/stages/device-inv
 import { callerAnswer } from '../rules/stages/b2bua-answer.js';
 import { PF_LEG_HEADER, PF_TICKET_HEADER } from '../rules/b2bua-headers.js';
 import { deviceKey } from '../devices/identity.js';
-import type { AnswerReply, OfferReply, QueryReply, RelayEvent, SimpleReply } from '../../media/relay/types.js';
+import type {
+  AnswerReply, DeferParams, DeferredKeyParams, DiscardReply, OfferReply, QueryReply, RelayEvent, SimpleReply,
+} from '../../media/relay/types.js';
 import { ORIGINATOR } from '../../media/relay/leg.js';
-import { STORE_VERSION, type CallStore, type Deadline, type StoredCall, type StoredSide } from './store.js';
+import { STORE_VERSION, type CallStore, type Deadline, type StoredCall, type StoredDeferral, type StoredSide } from './store.js';
+import type { Device } from '../devices/types.js';
+import { randomHex } from '../../lib/random.js';
+import type { DeferredEndedListener, DeferredRecord } from './deferred/record.js';
+import { DeferredIndex, deferredRecordOf, deviceTakes, parseInvite, printInvite, type LegSource } from './deferral.js';
 
 /** The relay verbs the B2BUA uses (RelayControlClient has them). */
 export interface RelayPort {
   offer(p: {
     'call-id': string; sdp: string; 'served-user'?: string; policy?: MultiDevicePolicy; 'direct-delivery'?: boolean;
-    'conversation-id'?: string; 'contribution-id'?: string;
+    'conversation-id'?: string; 'contribution-id'?: string; record?: boolean;
   }): Promise<OfferReply>;
   answer(p: { 'call-id': string; leg: string; sdp: string }): Promise<AnswerReply>;
   drop(p: { 'call-id': string; leg: string }): Promise<SimpleReply>;
@@ -57,6 +69,10 @@ export interface RelayPort {
   query(p: { 'call-id': string }): Promise<QueryReply>;
   /** CR 8.3.2.4: store a group session's Group State Object (the history store is the relay's). */
   groupState(p: { 'call-id': string; 'conversation-id': string; 'contribution-id': string; focus: string }): Promise<SimpleReply>;
+  /** CR 8.3.2.1.1 3 i: store the originator's messages under a deferred-id (docs/media-control.md "Deferred delivery"). */
+  defer(p: DeferParams): Promise<SimpleReply>;
+  /** CR 8.3.2.1.1 603: drop what is stored under a deferred-id. */
+  discard(p: DeferredKeyParams): Promise<DiscardReply>;
 }
 
 export interface B2buaSettings {
@@ -149,6 +165,16 @@ interface Setup {
   readonly callerTimer: SessionTimer | null;
 }
 
+/** A call whose served user has deferred delivery on (docs/b2bua.md "Deferred sessions"). */
+interface CallDeferral {
+  /** How long stored messages are kept (policy.deferredTtlS). */
+  readonly ttlS: number;
+  /** Once the relay took `defer`: the record handed over when the call ends deferred. */
+  record: DeferredRecord | null;
+  /** What a device leg's INVITE is built from once the setup is gone (set with the record). */
+  source: LegSource | null;
+}
+
 interface CallRecord {
   readonly callId: string;
   /** Until the call is confirmed and no leg rings; null after (and for a call reloaded after a restart). */
@@ -176,6 +202,8 @@ interface CallRecord {
   dirty: boolean;
   /** Its record is in the store. */
   stored: boolean;
+  /** Deferred delivery on for its served user; null: off. */
+  deferral: CallDeferral | null;
 }
 
 type DialogOwner = { readonly call: CallRecord; readonly leg: LegId | null };
@@ -222,6 +250,18 @@ export class B2bua implements TransactionUser {
   readonly #byDialog = new Map<string, DialogOwner>();
   readonly #counts = { started: 0, refused: 0, ended: 0, restored: 0, skipped: 0 };
   readonly #wallNow: () => number;
+  /** Live deferred calls by served user (the caller still there). */
+  readonly #deferred = new DeferredIndex();
+  /**
+   * A call was deferred: the relay stores its messages from now on (the delivery module
+   * subscribes to a group session's conference here, CR 8.3.2.1.1 3 i). Set by its user.
+   */
+  onDeferred: DeferredEndedListener | null = null;
+  /**
+   * A deferred call ended with its messages still stored (the caller's BYE, or the session's
+   * end for any reason but the user's 603): the record to keep as pending delivery.
+   */
+  onDeferredEnded: DeferredEndedListener | null = null;
 
   constructor(private readonly deps: B2buaDeps) {
     this.#wallNow = deps.wallNow ?? Date.now;
@@ -251,6 +291,41 @@ export class B2bua implements TransactionUser {
       for (const l of c.machine.legs) if (l.state === 'up' && l.target.device !== undefined) out.push(l.target.device);
     }
     return known ? out : null;
+  }
+
+  /**
+   * A device of `servedUser` registered (the delivery module calls this on REGISTER): each
+   * live deferred call of that user that the device can take (./deferral.ts deviceTakes)
+   * invites it. True when some call took it (then the delivery module does nothing more).
+   */
+  deviceRegistered(servedUser: string, device: Device): boolean {
+    let taken = false;
+    const now = this.#wallNow();
+    for (const id of this.#deferred.of(servedUser)) {
+      const call = this.#calls.get(id);
+      const src = call?.deferral?.source;
+      if (!call || !src || !this.#liveDeferred(call) || !deviceTakes(src.invite, servedUser, device, now)) continue;
+      const key = deviceKey(device);
+      src.devices.set(key, device);
+      this.#feed(call, { kind: 'device-available', target: { kind: 'device', ruri: device.pubGruu ?? servedUser, device: key } });
+      taken = true;
+    }
+    return taken;
+  }
+
+  /** The deferred calls of `servedUser` whose caller is still there (a device that registers joins them). */
+  deferredCalls(servedUser: string): DeferredRecord[] {
+    const out: DeferredRecord[] = [];
+    for (const id of this.#deferred.of(servedUser)) {
+      const call = this.#calls.get(id);
+      if (call?.deferral?.record && this.#liveDeferred(call)) out.push(call.deferral.record);
+    }
+    return out;
+  }
+
+  #liveDeferred(call: CallRecord): boolean {
+    const m = call.machine;
+    return m.deferred === 'on' && m.caller === 'up' && (m.state === 'answered' || m.state === 'confirmed');
   }
 
   // ---- TransactionUser ----
@@ -396,6 +471,7 @@ export class B2bua implements TransactionUser {
     const cid = req.get('Contribution-ID') ?? null;
     const machine = newCall({
       policy: settings.policy(plan.servedUser), isfUri: settings.isfUri, maxRedirects: settings.maxRedirects, group: inviteFacts(req).group,
+      ...(plan.deferral ? { deferral: true } : {}),
     });
     const conversationId = req.get('Conversation-ID') ?? null;
     const call: CallRecord = {
@@ -403,6 +479,7 @@ export class B2bua implements TransactionUser {
       conversationId, focus: parseNameAddr(req.getValues('Contact')[0] ?? '')?.uri ?? parseNameAddr(req.get('From') ?? '')?.uri ?? '',
       startedAt: this.#wallNow(), machine, callerDialog: null, callerSide: null, retransmit: null, legs: new Map(), maxAge: null,
       queue: Promise.resolve(), relayHeld: false, dialogs: new Set(), dirty: false, stored: false,
+      deferral: plan.deferral ? { ttlS: plan.deferral.ttlS, record: null, source: null } : null,
     };
     this.#calls.set(callId, call);
     this.#byTx.set(tx, call);
@@ -416,6 +493,7 @@ export class B2bua implements TransactionUser {
           'call-id': callId, sdp, 'served-user': plan.servedUser, policy: call.machine.settings.policy, 'direct-delivery': settings.directDelivery,
           ...(conversationId ? { 'conversation-id': conversationId } : {}),
           ...(cid ? { 'contribution-id': cid } : {}),
+          ...(plan.record === true ? { record: true } : {}),
         });
       } catch (err) {
         this.deps.log.error({ err, callId }, 'b2bua: relay offer failed');
@@ -463,6 +541,7 @@ export class B2bua implements TransactionUser {
       this.deps.log.debug({ callId: call.callId, ev, state: r.call.state, legs: r.call.legs.map((l) => `${l.id}:${l.state}`), effects: r.effects }, 'b2bua: step');
     }
     for (const e of r.effects) await this.#run(call, e);
+    this.#deferralStep(call);
     if (call.machine.state === 'ended') this.#forget(call);
     else {
       this.#compact(call);
@@ -550,6 +629,98 @@ export class B2bua implements TransactionUser {
       case 'store-group-state':
         await this.#storeGroupState(call);
         return;
+      case 'defer':
+        await this.#defer(call);
+        return;
+      case 'relay-discard': {
+        const id = call.deferral?.record?.deferredId;
+        if (id === undefined) return;
+        await relay.discard({ 'deferred-id': id }).then(
+          (r) => r.result === 'error' && log.warn({ callId: call.callId, reply: r }, 'b2bua: relay discard refused'),
+          (err: unknown) => log.warn({ err, callId: call.callId }, 'b2bua: relay discard failed'),
+        );
+        return;
+      }
+    }
+  }
+
+  /**
+   * CR 8.3.2.1.1 3 i: the relay stores the originator's messages under a new deferred-id
+   * until `expires-at`; then our 200 (the machine's answer), or 500 / 503 when it refused
+   * or could not be reached.
+   */
+  async #defer(call: CallRecord): Promise<void> {
+    const setup = call.setup;
+    const deferral = call.deferral;
+    if (!setup?.offer || !deferral) {
+      this.#feed(call, { kind: 'defer-failed', status: 500 });
+      return;
+    }
+    const deferredId = randomHex(16);
+    const expiresAt = this.#wallNow() + deferral.ttlS * 1000;
+    let status = 0;
+    try {
+      const r = await this.deps.relay.defer({ 'call-id': call.callId, 'deferred-id': deferredId, 'served-user': call.servedUser, 'expires-at': expiresAt });
+      if (r.result === 'error') {
+        this.deps.log.warn({ callId: call.callId, reply: r }, 'b2bua: relay refused defer');
+        status = 500;
+      }
+    } catch (err) {
+      this.deps.log.error({ err, callId: call.callId }, 'b2bua: relay defer failed');
+      status = 503;
+    }
+    if (status !== 0) {
+      this.#feed(call, { kind: 'defer-failed', status });
+      return;
+    }
+    deferral.record = deferredRecordOf({
+      deferredId, callId: call.callId, servedUser: call.servedUser, invite: setup.invite, group: call.machine.settings.group === true,
+      focus: call.focus, expiresAt,
+    });
+    deferral.source = {
+      invite: setup.invite, service: setup.plan.service, deviceSdp: setup.offer.deviceSdp,
+      devices: new Map(setup.plan.targets.map((d) => [deviceKey(d), d])),
+    };
+    this.deps.log.info({ callId: call.callId, servedUser: call.servedUser, deferredId }, 'b2bua: session deferred');
+    this.#feed(call, { kind: 'deferred' });
+  }
+
+  /**
+   * After each step: the index of live deferred calls follows the machine; a call that
+   * became a normal one (a device answered) forgets its deferral; a call that ended
+   * deferred hands its record over (the caller left, its messages are stored).
+   */
+  #deferralStep(call: CallRecord): void {
+    const deferral = call.deferral;
+    if (!deferral?.record) return;
+    const rec = deferral.record;
+    const wasLive = this.#deferred.of(call.servedUser).includes(call.callId);
+    if (this.#liveDeferred(call)) {
+      if (!wasLive) {
+        this.#deferred.add(call.servedUser, call.callId);
+        this.#tell(this.onDeferred, rec, 'onDeferred');
+      }
+      return;
+    }
+    if (wasLive) this.#deferred.delete(call.servedUser, call.callId);
+    if (call.machine.deferred === 'on') {
+      if (call.machine.state !== 'ended') return; // ending: handed over once it ended
+      this.deps.log.info({ callId: call.callId, deferredId: rec.deferredId }, 'b2bua: deferred session ended: pending delivery');
+      deferral.record = null;
+      this.#tell(this.onDeferredEnded, rec, 'onDeferredEnded');
+    } else {
+      // a device answered (a normal call now), or the user declined (603: discarded)
+      deferral.record = null;
+      deferral.source = null;
+    }
+  }
+
+  #tell(listener: DeferredEndedListener | null, rec: DeferredRecord, name: string): void {
+    if (!listener) return;
+    try {
+      listener(rec);
+    } catch (err) {
+      this.deps.log.error({ err, callId: rec.callId, listener: name }, 'b2bua: deferred listener failed');
     }
   }
 
@@ -612,25 +783,26 @@ export class B2bua implements TransactionUser {
    */
   #sendLegInvite(call: CallRecord, id: LegId, target: LegTarget, again?: { readonly offered: Offered; readonly prev: LegRecord }): void {
     const { settings } = this.deps;
-    const setup = call.setup;
-    if (!setup?.offer) {
-      // only a call in setup sends INVITEs (compact keeps the setup while a leg may still start)
+    const src = this.#legSource(call);
+    if (!src) {
+      // only a call in setup, or a deferred one, sends INVITEs (compact keeps the setup while a leg may still start)
       this.#feed(call, { kind: 'leg-failed', leg: id, status: 500, contact: null });
       return;
     }
     const offered: Offered = again?.offered ?? { sessionExpires: Math.max(settings.sessionExpires, settings.minSE), minSE: settings.minSE };
     const common = {
-      original: setup.invite, servedUser: setup.plan.servedUser, service: setup.plan.service, offerSdp: setup.offer.deviceSdp,
+      original: src.invite, servedUser: call.servedUser, service: src.service, offerSdp: src.deviceSdp,
       contact: settings.contact, sessionExpires: offered.sessionExpires, userAgent: settings.userAgent,
     };
-    const device = target.kind === 'device' ? setup.plan.targets.find((d) => deviceKey(d) === target.device) : undefined;
+    const key = target.kind === 'device' ? target.device : undefined;
+    const device = key === undefined ? undefined : (call.setup?.plan.targets.find((d) => deviceKey(d) === key) ?? call.deferral?.source?.devices.get(key));
     const built = device ? deviceInvite({ ...common, device }) : targetInvite({ ...common, ruri: target.ruri });
     for (const w of built.warnings) this.deps.log.info({ callId: call.callId, leg: id, warning: w }, 'b2bua: leg INVITE');
-    const from = parseNameAddr(setup.invite.get('From') ?? '');
-    const to = parseNameAddr(setup.invite.get('To') ?? '');
+    const from = parseNameAddr(src.invite.get('From') ?? '');
+    const to = parseNameAddr(src.invite.get('To') ?? '');
     const prev = again?.prev.uac?.invite;
     const fromValue = prev?.get('From') ?? `${from?.display ? `"${from.display.replace(/["\\]/g, '')}" ` : ''}<${from?.uri ?? 'sip:anonymous@anonymous.invalid'}>;tag=${newTag()}`;
-    const toValue = `<${to?.uri ?? setup.plan.servedUser}>`;
+    const toValue = `<${to?.uri ?? call.servedUser}>`;
     const h: Header[] = [
       ['Via', `SIP/2.0/TCP ${settings.sentBy};branch=${newBranch()};rport`],
       ['Max-Forwards', '70'],
@@ -713,12 +885,19 @@ export class B2bua implements TransactionUser {
           if (media !== 'ok') return;
           // RFC 4028 §7.2: the 2xx says the interval and who refreshes (none: no timer)
           const t = uacTimer(res);
-          leg.side = this.#newSide(call.setup?.offer?.deviceSdp ?? '', res.body, res, t?.interval ?? leg.offered.sessionExpires);
+          leg.side = this.#newSide(this.#legSource(call)?.deviceSdp ?? '', res.body, res, t?.interval ?? leg.offered.sessionExpires);
           await this.#apply(call, { kind: 'timer-set', side: id, timer: t === null ? null : { interval: t.interval, weRefresh: weRefresh(t, true) } });
         });
         return;
       }
     }
+  }
+
+  /** What a leg's INVITE is built from: the setup, or (once it is gone) a deferred call's source. */
+  #legSource(call: CallRecord): Pick<LegSource, 'invite' | 'service' | 'deviceSdp'> | null {
+    const setup = call.setup;
+    if (setup?.offer) return { invite: setup.invite, service: setup.plan.service, deviceSdp: setup.offer.deviceSdp };
+    return call.deferral?.source ?? null;
   }
 
   async #relayAnswer(call: CallRecord, id: LegId, res: SipResponse): Promise<'ok' | 'refused' | 'bad'> {
@@ -992,7 +1171,16 @@ export class B2bua implements TransactionUser {
       focus: call.focus, startedAt: call.startedAt, relayHeld: call.relayHeld, machine: { ...call.machine, legs: [...call.machine.legs] },
       caller: { dialog: call.callerDialog, side: this.#storedSide(call.callerSide) },
       legs: [...call.legs.values()].map((l) => ({ id: l.id, dialog: l.dialog, side: this.#storedSide(l.side) })),
+      ...this.#storedDeferral(call),
     };
+  }
+
+  /** A deferred call's record and leg source (docs/b2bua.md "Deferred sessions"), for a restart. */
+  #storedDeferral(call: CallRecord): { deferral?: StoredDeferral } {
+    const d = call.deferral;
+    if (!d?.record || !d.source) return {};
+    const src = d.source;
+    return { deferral: { record: d.record, invite: printInvite(src.invite), service: { remove: [...src.service.remove], hdrs: src.service.hdrs }, deviceSdp: src.deviceSdp } };
   }
 
   /**
@@ -1019,7 +1207,7 @@ export class B2bua implements TransactionUser {
         callId: r.callId, setup: null, servedUser: r.servedUser, contributionId: r.contributionId, conversationId: r.conversationId,
         focus: r.focus, startedAt: r.startedAt, machine: r.machine, callerDialog: r.caller.dialog, callerSide: side(r.caller.side),
         retransmit: null, legs: new Map(), maxAge: null, queue: Promise.resolve(), relayHeld: r.relayHeld, dialogs: new Set(), dirty: false,
-        stored: true,
+        stored: true, deferral: this.#restoredDeferral(r),
       };
       for (const l of r.legs) {
         const target = r.machine.legs.find((m) => m.id === l.id)?.target;
@@ -1029,6 +1217,7 @@ export class B2bua implements TransactionUser {
       }
       this.#calls.set(call.callId, call);
       this.#counts.restored++;
+      if (call.deferral?.record && this.#liveDeferred(call)) this.#deferred.add(call.servedUser, call.callId);
       if (call.callerDialog && call.machine.caller === 'up') this.#own(call, dialogId(call.callerDialog), null);
       for (const l of call.legs.values()) {
         const m = call.machine.legs.find((x) => x.id === l.id);
@@ -1047,6 +1236,19 @@ export class B2bua implements TransactionUser {
       }
     }
     if (calls.length > 0 || bad.length > 0) log.info({ restored: this.#counts.restored, skipped: bad.length }, 'b2bua: calls reloaded');
+  }
+
+  /**
+   * A stored deferred call's deferral; its INVITE not readable: the call stays up, but a
+   * device that registers cannot join it (it ends deferred and is delivered later).
+   */
+  #restoredDeferral(r: StoredCall): CallDeferral | null {
+    const d = r.deferral;
+    if (!d) return null; // past its setup, a call that is not deferred needs no deferral
+    const invite = parseInvite(d.invite);
+    if (!invite) this.deps.log.warn({ callId: r.callId }, 'b2bua: stored deferred INVITE unreadable: no device can join the call');
+    const source: LegSource | null = invite ? { invite, service: d.service, deviceSdp: d.deviceSdp, devices: new Map() } : null;
+    return { ttlS: 0, record: d.record, source }; // ttlS: only `defer` reads it, and that was done
   }
 
   /**

@@ -15,7 +15,8 @@ import type { Logger } from 'pino';
 import { RelayControlClient } from '../../media/relay/control-client.js';
 import { WireError, WireErrorCode } from '../../wire/errors.js';
 import type {
-  AnswerParams, AnswerReply, DropParams, GroupStateParams, KeyParams, OfferParams, OfferReply, QueryReply, RelayEvent, SimpleReply,
+  AnswerParams, AnswerReply, DeferParams, DeferredKeyParams, DeferredStateReply, DeliverParams, DeliverReply, DiscardReply, DropParams,
+  GroupStateParams, KeyParams, OfferParams, OfferReply, QueryReply, RelayEvent, SimpleReply,
 } from '../../media/relay/types.js';
 import type { RelayPort } from './b2bua.js';
 
@@ -53,6 +54,19 @@ export class RelayLink implements RelayPort {
   }
   groupState(p: GroupStateParams): Promise<SimpleReply> {
     return this.#with((c) => c.groupState(p));
+  }
+  // deferred delivery (docs/media-control.md "Deferred delivery", docs/deferred.md)
+  defer(p: DeferParams): Promise<SimpleReply> {
+    return this.#with((c) => c.defer(p));
+  }
+  deliver(p: DeliverParams): Promise<DeliverReply> {
+    return this.#with((c) => c.deliver(p));
+  }
+  discard(p: DeferredKeyParams): Promise<DiscardReply> {
+    return this.#with((c) => c.discard(p));
+  }
+  deferredState(p: DeferredKeyParams): Promise<DeferredStateReply> {
+    return this.#with((c) => c.deferredState(p));
   }
 
   /** The relay answered the last connection attempt, and that connection is not lost. */

@@ -18,9 +18,13 @@ import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { DialogSchema } from './sip/dialog.js';
 import type { Call } from './call/machine.js';
+import { DeferredRecordSchema } from './deferred/record.js';
 
-/** The record format; a record of another version is skipped (reported) on load. */
-export const STORE_VERSION = 1;
+/**
+ * The record format. Version 1 (before deferral) loads as version 2 with the call not
+ * deferred (`upgrade`); a record of another version is skipped (reported) on load.
+ */
+export const STORE_VERSION = 2;
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -54,7 +58,10 @@ export const MachineSchema = Type.Object(
     state: Type.Union([Type.Literal('offering'), Type.Literal('answered'), Type.Literal('confirmed'), Type.Literal('ending'), Type.Literal('ended')]),
     caller: Type.Union([Type.Literal('invited'), Type.Literal('rejected'), Type.Literal('up'), Type.Literal('bye-held'), Type.Literal('bye-sent'), Type.Literal('gone')]),
     settings: Type.Object(
-      { policy: PolicySchema, isfUri: Nullable(Type.String()), maxRedirects: Type.Integer({ minimum: 0 }), group: Type.Optional(Type.Boolean()) },
+      {
+        policy: PolicySchema, isfUri: Nullable(Type.String()), maxRedirects: Type.Integer({ minimum: 0 }), group: Type.Optional(Type.Boolean()),
+        deferral: Type.Optional(Type.Boolean()),
+      },
       { additionalProperties: false },
     ),
     legs: Type.Array(LegSchema),
@@ -65,6 +72,8 @@ export const MachineSchema = Type.Object(
     nextLeg: Type.Integer({ minimum: 1 }),
     callerTimer: Nullable(SideTimerSchema),
     groupStored: Type.Boolean(),
+    deferred: Type.Union([Type.Literal('off'), Type.Literal('asked'), Type.Literal('on')]),
+    byeReason: Type.Optional(Type.String()),
   },
   { additionalProperties: false },
 );
@@ -94,6 +103,24 @@ export const StoredLegSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * A deferred call (docs/b2bua.md "Deferred sessions"): its deferred record, and what a
+ * device leg's INVITE is built from once a device registers (./deferral.ts LegSource;
+ * the devices are not kept: the one that registers brings its own).
+ */
+export const StoredDeferralSchema = Type.Object(
+  {
+    record: DeferredRecordSchema,
+    /** The caller's INVITE as received (./deferral.ts printInvite). */
+    invite: Type.String({ minLength: 1 }),
+    /** CR step 7's edit (plugin/rules/stages/service-identification.ts ServiceEdit). */
+    service: Type.Object({ remove: Type.Array(Type.String()), hdrs: Type.String() }, { additionalProperties: false }),
+    deviceSdp: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type StoredDeferral = Static<typeof StoredDeferralSchema>;
+
 export const StoredCallSchema = Type.Object(
   {
     v: Type.Literal(STORE_VERSION),
@@ -110,6 +137,8 @@ export const StoredCallSchema = Type.Object(
     machine: MachineSchema,
     caller: Type.Object({ dialog: Nullable(DialogSchema), side: Nullable(StoredSideSchema) }, { additionalProperties: false }),
     legs: Type.Array(StoredLegSchema),
+    /** A deferred call only. */
+    deferral: Type.Optional(StoredDeferralSchema),
   },
   { additionalProperties: false },
 );
@@ -124,6 +153,13 @@ void storedIsCall;
 
 const check = TypeCompiler.Compile(StoredCallSchema);
 
+/** A version 1 record as version 2: the call is not deferred. Anything else as it is. */
+function upgrade(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null || !('v' in v) || v.v !== 1) return v;
+  const machine = 'machine' in v && typeof v.machine === 'object' && v.machine !== null ? { deferred: 'off', ...v.machine } : undefined;
+  return { ...v, v: STORE_VERSION, ...(machine ? { machine } : {}) };
+}
+
 /** A stored record back, or why it cannot be used. Pure. */
 export function parseStoredCall(text: string): { ok: true; call: StoredCall } | { ok: false; why: string } {
   let v: unknown;
@@ -132,6 +168,7 @@ export function parseStoredCall(text: string): { ok: true; call: StoredCall } | 
   } catch {
     return { ok: false, why: 'not JSON' };
   }
+  v = upgrade(v);
   if (typeof v === 'object' && v !== null && 'v' in v && v.v !== STORE_VERSION) return { ok: false, why: `version ${String(v.v)}` };
   if (!check.Check(v)) {
     const e = check.Errors(v).First();

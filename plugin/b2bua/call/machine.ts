@@ -40,6 +40,19 @@
  *   A device leg's expiry (CR 8.3.2.4): BYE that device (an ISF leg: every ISF leg), its
  *   media dropped once the BYE is answered; no device left up: BYE the caller too and,
  *   for a group session, store the Group State Object. The caller's expiry: BYE both sides.
+ *
+ *   Deferral (CR 8.3.2.1 step 8 a ii, 8.3.2.1.1 "deferred delivery"; settings.deferral on,
+ *   docs/b2bua.md "Deferred sessions"):
+ *
+ *   off --(start with no target; or every leg failed with 480/408/487/500/503/504,
+ *          before the ISF: effect defer)--> asked
+ *   asked --(deferred: our 200 with the relay's answer, no device; offering -> answered)--> on
+ *   asked --(defer-failed: that final to the caller)--> off
+ *   on --(device-available, caller still up: a new device leg)--> on
+ *   on --(that leg's 200 with media: a normal call from now on)--> off
+ *   on --(a leg's 603: effect relay-discard, BYE the caller with REASON_COMPLETED)--> off
+ *   A deferred call (on) stays up with no leg ("no leg left" does not end it) and its other
+ *   leg failures change nothing; the caller's BYE ends it (the stored messages stay).
  */
 import { guardedTransition, type NextTable } from '../../../lib/fsm.js';
 import { chooseBestResponse } from '../../sip/response.js';
@@ -69,6 +82,15 @@ export const CALL_NEXT: NextTable<CallStateName> = {
   ended: [],
 };
 
+/** Whether the call is deferred (the header's diagram). */
+export type DeferState = 'off' | 'asked' | 'on';
+
+export const DEFER_NEXT: NextTable<DeferState> = {
+  off: ['asked'],
+  asked: ['on', 'off'],
+  on: ['off'],
+};
+
 export const LEG_NEXT: NextTable<LegStateName> = {
   calling: ['early', 'cancelling', 'up', 'closed'],
   early: ['cancelling', 'up', 'closed'],
@@ -87,7 +109,10 @@ export const REASON_EXPIRED = 'SIP;cause=408;text="Session timer expired"';
 /** The Reason of our BYEs when the relay lost the session (it died or restarted; RFC 3326). */
 export const REASON_RELAY_GONE = 'SIP;cause=503;text="Media relay unavailable"';
 
-/** CR 8.3.2.1.1: after these from every leg, the INVITE goes to the ISF (with interworking on). */
+/** CR 8.3.2.1.1: a 603 from the device of a session already accepted (deferred): the BYE's Reason to the caller. */
+export const REASON_COMPLETED = 'SIP;cause=200;text="Call completed"';
+
+/** CR 8.3.2.1.1: after these from every leg, the INVITE goes to the ISF (with interworking on), or is deferred. */
 export const ISF_STATUSES: readonly number[] = [480, 408, 487, 500, 503, 504];
 
 /** Where a leg's INVITE goes: a device (step 8), the Contact of a 302, or the ISF. */
@@ -119,6 +144,8 @@ export interface CallSettings {
   readonly maxRedirects: number;
   /** A group session (from a Controlling Function): an expiry stores the Group State Object (CR 8.3.2.4). */
   readonly group?: boolean;
+  /** CR 8.3.2.1 step 8 a ii, 8.3.2.1.1: deferred delivery on for the served user; absent: off. */
+  readonly deferral?: boolean;
 }
 
 export interface Call {
@@ -137,11 +164,21 @@ export interface Call {
   readonly callerTimer: SideTimer | null;
   /** The Group State Object was asked for (CR 8.3.2.4, at most once). */
   readonly groupStored: boolean;
+  /** Deferral (the header's diagram). */
+  readonly deferred: DeferState;
+  /** The Reason of our BYE to the caller held for its ACK (`bye-held`), if it has one. */
+  readonly byeReason?: string;
 }
 
 export type CallEvent =
-  /** The relay has the session: send the INVITEs (CR step 8). */
+  /** The relay has the session: send the INVITEs (CR step 8); none and deferral on: defer. */
   | { readonly kind: 'start'; readonly targets: readonly LegTarget[] }
+  /** The relay took `defer`: it stores what the originator sends (docs/media-control.md). */
+  | { readonly kind: 'deferred' }
+  /** The relay refused `defer` (500) or could not be reached (503). */
+  | { readonly kind: 'defer-failed'; readonly status: number }
+  /** A suitable device of the served user registered while the call is deferred: invite it. */
+  | { readonly kind: 'device-available'; readonly target: LegTarget }
   | { readonly kind: 'leg-provisional'; readonly leg: LegId; readonly status: number }
   /** A fresh 2xx, ACKed by the driver; `media`: the relay took its answer, refused it (policy A), or it was bad. */
   | { readonly kind: 'leg-answered'; readonly leg: LegId; readonly media: 'ok' | 'refused' | 'bad' }
@@ -188,8 +225,12 @@ export type Effect =
   | { readonly kind: 'bye'; readonly leg: LegId; readonly reason?: string }
   /** A provisional response to the caller. */
   | { readonly kind: 'ring'; readonly status: number }
-  /** Our 200 to the caller, with the relay's answer (the 200 OK procedure). */
-  | { readonly kind: 'answer'; readonly leg: LegId }
+  /** Our 200 to the caller, with the relay's answer (the 200 OK procedure); `leg` null: deferred, no device. */
+  | { readonly kind: 'answer'; readonly leg: LegId | null }
+  /** Ask the relay to store the session's messages (`defer`); the answer comes back as deferred / defer-failed. */
+  | { readonly kind: 'defer' }
+  /** CR 8.3.2.1.1 603: drop the stored messages of the session (relay `discard`). */
+  | { readonly kind: 'relay-discard' }
   /** A final error to the caller. */
   | { readonly kind: 'reject'; readonly status: number }
   | { readonly kind: 'bye-caller'; readonly reason?: string }
@@ -215,7 +256,7 @@ export interface Step {
 export function newCall(settings: CallSettings): Call {
   return {
     state: 'offering', caller: 'invited', settings, legs: [], chosen: null, rung: false, redirects: 0, isfTried: false, nextLeg: 1,
-    callerTimer: null, groupStored: false,
+    callerTimer: null, groupStored: false, deferred: 'off',
   };
 }
 
@@ -235,6 +276,8 @@ class Draft {
   nextLeg: number;
   callerTimer: SideTimer | null;
   groupStored: boolean;
+  deferred: DeferState;
+  byeReason: string | undefined;
   readonly effects: Effect[] = [];
   constructor(readonly c: Call) {
     this.state = c.state;
@@ -247,12 +290,22 @@ class Draft {
     this.nextLeg = c.nextLeg;
     this.callerTimer = c.callerTimer;
     this.groupStored = c.groupStored;
+    this.deferred = c.deferred;
+    this.byeReason = c.byeReason;
   }
   get policy(): MultiDevicePolicy {
     return this.c.settings.policy;
   }
   move(to: CallStateName): void {
     if (this.state !== to) this.state = guardedTransition('B2BUA call', CALL_NEXT, this.state, to);
+  }
+  deferTo(to: DeferState): void {
+    if (this.deferred !== to) this.deferred = guardedTransition('B2BUA deferral', DEFER_NEXT, this.deferred, to);
+  }
+  /** Ask the relay to store the session (CR 8.3.2.1.1 3 i): our 200 follows its answer. */
+  defer(): void {
+    this.deferTo('asked');
+    this.effects.push({ kind: 'defer' });
   }
   leg(id: LegId): Leg | undefined {
     return this.legs.find((l) => l.id === id);
@@ -304,6 +357,7 @@ class Draft {
       // RFC 3261 §15.1.1: no BYE before the ACK of our 2xx (or its retransmission gave up)
       this.stopCallerTimer();
       this.caller = 'bye-held';
+      this.byeReason = reason;
     } else if (this.caller === 'up') {
       this.byeCaller(reason);
     }
@@ -335,12 +389,14 @@ class Draft {
   byeCaller(reason?: string): void {
     this.stopCallerTimer();
     this.caller = 'bye-sent';
+    this.byeReason = undefined;
     this.effects.push(reason === undefined ? { kind: 'bye-caller' } : { kind: 'bye-caller', reason });
   }
   result(): Step {
     const call: Call = {
       state: this.state, caller: this.caller, settings: this.c.settings, legs: this.legs, chosen: this.chosen, rung: this.rung,
       redirects: this.redirects, isfTried: this.isfTried, nextLeg: this.nextLeg, callerTimer: this.callerTimer, groupStored: this.groupStored,
+      deferred: this.deferred, ...(this.byeReason === undefined ? {} : { byeReason: this.byeReason }),
     };
     return { call, effects: this.effects };
   }
@@ -349,9 +405,14 @@ class Draft {
 /** What follows once legs have changed: failure handling, the session's end, the relay's release. */
 function settle(d: Draft): void {
   const alive = d.legs.some((l) => ALIVE.has(l.state));
-  if (d.state === 'offering' && !alive && d.legs.length > 0) {
+  if (d.state === 'offering' && !alive && d.legs.length > 0 && d.deferred === 'off') {
     const statuses = d.legs.map((l) => l.status ?? 408);
     const isf = d.c.settings.isfUri;
+    // CR 8.3.2.1.1 3 i: with deferred delivery on, the same statuses defer the session (before the ISF)
+    if (d.c.settings.deferral === true && statuses.every((s) => ISF_STATUSES.includes(s))) {
+      d.defer();
+      return;
+    }
     // CR 8.3.2.1.1: 480/408/487/500/503/504 from every client -> the ISF, with interworking on
     if (isf !== null && !d.isfTried && statuses.every((s) => ISF_STATUSES.includes(s))) {
       d.isfTried = true;
@@ -362,8 +423,8 @@ function settle(d: Draft): void {
     d.caller = 'rejected';
     d.effects.push({ kind: 'reject', status: chooseBestResponse(statuses) });
     d.move('ending');
-  } else if ((d.state === 'answered' || d.state === 'confirmed') && !alive) {
-    // the last device left: the originating side goes too
+  } else if ((d.state === 'answered' || d.state === 'confirmed') && !alive && d.deferred !== 'on') {
+    // the last device left: the originating side goes too (a deferred call stays, with no leg)
     d.endAll(480);
   }
   if (d.state === 'ending' && d.legs.every((l) => l.state === 'closed') && (d.caller === 'rejected' || d.caller === 'gone')) {
@@ -377,15 +438,25 @@ function onAnswered(d: Draft, l: Leg, media: 'ok' | 'refused' | 'bad'): void {
   if (!ALIVE.has(was) || was === 'up') return; // a 2xx on a leg already over: the driver ACKs and BYEs it
   d.setLeg(l.id, { state: 'up', media: media === 'ok', ...(media === 'bad' ? { status: 488 } : {}) });
   const up = d.leg(l.id)!;
+  const live = d.state === 'answered' || d.state === 'confirmed';
   const keep =
     media === 'ok' &&
     was !== 'cancelling' &&
-    (d.state === 'offering' ||
-      ((d.state === 'answered' || d.state === 'confirmed') && (d.policy === 'C' || (d.policy === 'B' && d.chosen === null))));
+    (d.state === 'offering' || (live && (d.deferred === 'on' || d.policy === 'C' || (d.policy === 'B' && d.chosen === null))));
   if (!keep) {
     // CR 8.3.2.1.1 A: a later 200 gets ACK and BYE; B: once one device is active, likewise
     // ("completed elsewhere" only for a device that lost to another, not for bad media)
     d.release(up, media === 'bad' || d.state === 'offering' || d.state === 'ending' ? undefined : REASON_ELSEWHERE);
+    return;
+  }
+  if (live && d.deferred === 'on') {
+    // a device joined the deferred session: the relay sends it the stored messages first,
+    // then the session is a normal one (A keeps this device alone, as for a first 200)
+    d.deferTo('off');
+    if (d.policy === 'A') {
+      d.chosen = l.id;
+      d.releaseAll(l.id, REASON_ELSEWHERE);
+    }
     return;
   }
   if (d.state === 'offering') {
@@ -432,10 +503,39 @@ export function step(call: Call, ev: CallEvent): Step {
   if (call.state === 'ended') return d.result();
   switch (ev.kind) {
     case 'start':
-      if (d.legs.length > 0) break;
+      if (d.legs.length > 0 || d.deferred !== 'off' || d.state !== 'offering') break;
       for (const t of ev.targets) d.invite(t);
-      if (ev.targets.length === 0) d.endAll(480);
+      // CR step 8 a ii: no suitable device: deferred delivery, else 480
+      if (ev.targets.length === 0) {
+        if (call.settings.deferral === true) d.defer();
+        else d.endAll(480);
+      }
       break;
+    case 'deferred':
+      if (d.deferred !== 'asked') break;
+      if (d.state !== 'offering' || d.caller !== 'invited') {
+        d.deferTo('off'); // the caller left meanwhile (CANCEL): nothing to answer
+        break;
+      }
+      // CR 8.3.2.1.1 3: our 200 to the originating side as in the 200 OK procedure, no device
+      d.deferTo('on');
+      d.caller = 'up';
+      d.effects.push({ kind: 'answer', leg: null });
+      d.move('answered');
+      break;
+    case 'defer-failed':
+      if (d.deferred !== 'asked') break;
+      d.deferTo('off');
+      d.endAll(ev.status);
+      break;
+    case 'device-available': {
+      if (d.deferred !== 'on' || d.caller !== 'up' || (d.state !== 'answered' && d.state !== 'confirmed')) break;
+      // one leg per device: a REGISTER refresh while its INVITE is out invites nobody twice
+      const dev = ev.target.device;
+      if (dev !== undefined && d.legs.some((l) => l.target.device === dev && ALIVE.has(l.state))) break;
+      d.invite(ev.target);
+      break;
+    }
     case 'leg-provisional': {
       const l = d.leg(ev.leg);
       if (!l || ev.status <= 100 || ev.status >= 200) break;
@@ -455,6 +555,15 @@ export function step(call: Call, ev: CallEvent): Step {
       const l = d.leg(ev.leg);
       if (!l || !ALIVE.has(l.state) || l.state === 'up') break;
       d.closeLeg(l.id, ev.status);
+      if (ev.status === 603 && d.deferred === 'on') {
+        // CR 8.3.2.1.1: the user declined a session the PF had accepted: the stored messages
+        // go, and the originating side gets BYE with Reason cause 200 "Call completed"
+        d.deferTo('off');
+        d.effects.push({ kind: 'relay-discard' });
+        d.releaseAll(null);
+        d.endAll(603, REASON_COMPLETED);
+        break;
+      }
       const contact = ev.contact;
       // CR 8.3.2.1.1 302: the invitation goes to the Contact, never to a URI tried before
       if (
@@ -508,12 +617,12 @@ export function step(call: Call, ev: CallEvent): Step {
       break;
     case 'caller-ack':
       if (d.state === 'answered') d.move('confirmed');
-      else if (d.caller === 'bye-held') d.byeCaller();
+      else if (d.caller === 'bye-held') d.byeCaller(d.byeReason);
       break;
     case 'caller-no-ack':
       if (d.state === 'answered') d.endAll(408);
       // the server transaction is over without an ACK: the held BYE goes (RFC 3261 §15.1.1)
-      if (d.caller === 'bye-held') d.byeCaller();
+      if (d.caller === 'bye-held') d.byeCaller(d.byeReason);
       break;
     case 'max-age':
       d.endAll(408);

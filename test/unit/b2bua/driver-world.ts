@@ -41,6 +41,8 @@ export function yesRelay(over: Partial<RelayPort> = {}): RelayPort {
     delete: async () => ok,
     query: async (p) => ({ ...ok, 'call-id': p['call-id'], policy: 'C' as const, 'direct-delivery': false, record: false, legs: [] }),
     groupState: async () => ok,
+    defer: async () => ok,
+    discard: async () => ({ ...ok, discarded: 0 }),
     ...over,
   };
 }

@@ -444,6 +444,6 @@ t.test('every effect names a leg the call has', async (t) => {
   for (const c of cases) {
     const { call, effects } = run(c.settings, c.events);
     const ids = new Set(call.legs.map((l) => l.id));
-    for (const e of effects.flat()) if ('leg' in e) t.ok(ids.has(e.leg), `${c.name}: ${e.kind} ${e.leg}`);
+    for (const e of effects.flat()) if ('leg' in e && e.leg !== null) t.ok(ids.has(e.leg), `${c.name}: ${e.kind} ${e.leg}`);
   }
 });
