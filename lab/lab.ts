@@ -2,6 +2,8 @@
  * Start the real parts on loopback: the decision service (plugin/main.ts), Kamailio
  * with kamailio-cfg/lab.cfg, and the MSRP relay (media/main.ts, when present).
  * Shared by `npm run lab` (scripts/lab.ts), the integration tests and the benchmark.
+ * MultiLab: several Kamailio nodes and service instances on one Redis Cluster
+ * (docs/deployment.md §12, `npm run lab -- --nodes 2`).
  */
 import { mkdirSync, writeFileSync, existsSync, mkdtempSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
@@ -9,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Proc, freePort, until, findBinary } from './proc.js';
 import { startDovecot, type Dovecot } from './dovecot.js';
+import { startRedisCluster, type RedisCluster } from './redis.js';
 import { sipUdpRequest, token } from './sip.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -44,6 +47,8 @@ export interface ServiceOptions {
   live?: { hepPort: number; kamailio: readonly string[] };
   /** The operator's bearer token (http.operatorToken); default LAB_OPERATOR_TOKEN. */
   operatorToken?: string;
+  /** The `sharedState` config section (docs/decisions/0003-shared-state-engine.md); lmdb when absent. */
+  sharedState?: Record<string, unknown>;
 }
 
 /** The lab service's operator token (http.operatorToken; `npm run lab` prints it). */
@@ -91,6 +96,7 @@ export class Service {
       ...(o.b2bua ? { b2bua: o.b2bua } : {}),
       ...(o.live ? { live: { enabled: true, hepPort: o.live.hepPort, kamailio: o.live.kamailio } } : {}),
       http: { operatorToken: o.operatorToken ?? LAB_OPERATOR_TOKEN },
+      ...(o.sharedState ? { sharedState: o.sharedState } : {}),
     };
     const cfgFile = join(o.dir, `${name}.json`);
     writeFileSync(cfgFile, JSON.stringify(config, null, 2));
@@ -113,6 +119,11 @@ export class Service {
 
   async stop(): Promise<void> {
     await this.proc.stop();
+  }
+
+  /** SIGKILL (a crash: no clean close of its connections). */
+  async kill(): Promise<void> {
+    await this.proc.kill();
   }
 
   async getJson(path: string): Promise<{ status: number; body: unknown }> {
@@ -431,5 +442,111 @@ export class Lab {
 
   async stop(): Promise<void> {
     await Promise.all([this.kamailio.stop(), this.service.stop(), this.relay?.stop()]);
+  }
+}
+
+// ---------------------------------------------------------------- several nodes
+
+export interface MultiLabOptions {
+  dir: string;
+  /** Kamailio nodes, each with its own service instance (default 2). */
+  nodes?: number;
+  /** SIP port of node i is sipPorts[i] (free ports when absent). */
+  sipPorts?: readonly number[];
+  httpPorts?: readonly number[];
+  rpcPorts?: readonly number[];
+  policy?: Record<string, unknown>;
+  failsafe?: 'reject' | 'relay';
+  rpcTimeoutMs?: number;
+  kamailioDebug?: number;
+  children?: number;
+  serviceLogLevel?: string;
+  /** Replicas per Redis master (default 1: a master's failure is survived). */
+  redisReplicas?: number;
+  /** Extra Kamailio defines. */
+  defines?: readonly string[];
+}
+
+/** One Kamailio node with its own service instance. */
+export interface LabNode {
+  readonly name: string;
+  service: Service;
+  readonly kamailio: Kamailio;
+}
+
+/**
+ * Several nodes on one machine (docs/deployment.md §12): N Kamailio nodes on their own
+ * ports, N service instances with separate data dirs, one Redis Cluster of three
+ * masters (with `redisReplicas` replicas each) for the shared state. Node i's
+ * janssonrpcc names every instance, its own first (priority 10, the others 20, 30...),
+ * so it fails over when its own goes; pf.cfg keeps Session-Replaces state with the
+ * service (PF_SHARED_SESSIONS). Proxy mode only (B2BUA calls are per node: §11).
+ */
+export class MultiLab {
+  private constructor(
+    readonly nodes: readonly LabNode[],
+    readonly redis: RedisCluster,
+  ) {}
+
+  static async start(o: MultiLabOptions): Promise<MultiLab> {
+    const n = o.nodes ?? 2;
+    if (!Number.isInteger(n) || n < 1 || n > 3) throw new Error(`nodes must be 1..3 (pf.cfg names at most 3 RPC servers), got ${n}`);
+    const redis = await startRedisCluster(join(o.dir, 'redis'), 3, o.redisReplicas ?? 1);
+    const services: Service[] = [];
+    const kamailios: Kamailio[] = [];
+    const stopAll = async (): Promise<void> => {
+      await Promise.all([...kamailios.map((k) => k.stop()), ...services.map((s) => s.stop())]);
+      await redis.stop();
+    };
+    try {
+      // each instance its own data dir (node<i>/service-data), all on the same cluster
+      for (let i = 0; i < n; i++) {
+        services.push(
+          await Service.start({
+            dir: join(o.dir, `node${i + 1}`),
+            name: 'service',
+            rpcPort: o.rpcPorts?.[i],
+            httpPort: o.httpPorts?.[i],
+            policy: o.policy,
+            logLevel: o.serviceLogLevel,
+            sharedState: { engine: 'redis', redis: { urls: redis.urls, cluster: true, prefix: 'lab', timeoutMs: 500 } },
+          }),
+        );
+      }
+      for (let i = 0; i < n; i++) {
+        const own = services[i]!;
+        const others = services.filter((_, j) => j !== i);
+        kamailios.push(
+          await Kamailio.start({
+            dir: join(o.dir, `node${i + 1}`),
+            sipPort: o.sipPorts?.[i],
+            rpc: [{ port: own.rpcPort, priority: 10 }, ...others.map((s, j) => ({ port: s.rpcPort, priority: 20 + 10 * j }))],
+            failsafe: o.failsafe,
+            rpcTimeoutMs: o.rpcTimeoutMs,
+            debug: o.kamailioDebug,
+            children: o.children,
+            defines: ['PF_SHARED_SESSIONS', ...(o.defines ?? [])],
+          }),
+        );
+      }
+    } catch (err) {
+      await stopAll();
+      throw err;
+    }
+    return new MultiLab(
+      services.map((service, i) => ({ name: `node${i + 1}`, service, kamailio: kamailios[i]! })),
+      redis,
+    );
+  }
+
+  node(i: number): LabNode {
+    const node = this.nodes[i];
+    if (!node) throw new Error(`no node ${i}`);
+    return node;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.flatMap((n) => [n.kamailio.stop(), n.service.stop()]));
+    await this.redis.stop();
   }
 }

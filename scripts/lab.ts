@@ -7,7 +7,8 @@
  * Ports (env): LAB_SIP_PORT 5060, PF_HTTP_PORT 8080, PF_RPC_PORT 9090, MSRP_PORT 2855,
  * LAB_HEP_PORT 9060 (the live view's HEP3 collector, UDP: docs/lab.md "Live view").
  * Mode: `npm run lab -- --mode b2bua` (or LAB_MODE=b2bua) puts the PF in the media path
- * (CR 8.3.2.1 step 8, docs/b2bua.md); proxy by default.
+ * (CR 8.3.2.1 step 8, docs/b2bua.md); proxy by default. Several nodes on one Redis
+ * Cluster: `npm run lab -- --nodes 2` (scripts/lab-nodes.ts).
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -35,7 +36,16 @@ const ports = {
   hep: env('LAB_HEP_PORT', 9060),
 };
 
-const { values: flags } = parseArgs({ options: { mode: { type: 'string' } }, strict: true });
+const { values: flags } = parseArgs({ options: { mode: { type: 'string' }, nodes: { type: 'string' } }, strict: true });
+// several nodes on one Redis Cluster (scripts/lab-nodes.ts, docs/deployment.md §12)
+if (flags.nodes !== undefined && flags.nodes !== '1') {
+  const nodes = Number(flags.nodes);
+  if (!Number.isInteger(nodes) || nodes < 2 || nodes > 3) {
+    console.error(`lab: --nodes must be 1, 2 or 3, got "${flags.nodes}"`);
+    process.exit(2);
+  }
+  await (await import('./lab-nodes.js')).runMultiLab(nodes, ports);
+}
 const mode = flags.mode ?? process.env.LAB_MODE ?? 'proxy';
 if (mode !== 'proxy' && mode !== 'b2bua') {
   console.error(`lab: --mode must be proxy or b2bua, got "${mode}"`);
