@@ -96,6 +96,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
           return b2bua.tickets.issue(plan);
         },
         connectedDevices: (cid: string) => b2bua?.b2bua.connectedDevices(cid) ?? null,
+        registered: (user: string, list: Parameters<B2buaService['registered']>[1]) => b2bua?.registered(user, list),
       }
     : undefined;
   // the lab's live view (docs/lab.md "Live view"): off unless live.enabled

@@ -19,12 +19,20 @@ import { RpcCode } from '../errors.js';
 import { TransactionLayer } from './sip/layer.js';
 import { SipTcpTransport } from './sip/transport.js';
 import { reliableTimers, SystemClock } from './sip/timers.js';
+import { TuRouter } from './sip/tu-router.js';
+import { DeliveryDriver } from './deferred/delivery-driver.js';
+import { openLmdbPendingDeliveries } from './deferred/pending-store.js';
+import type { Device } from '../devices/types.js';
 
 export interface B2buaService {
   readonly b2bua: B2bua;
   readonly tickets: TicketStore;
   /** The SIP listener's port (differs from the config when it says 0). */
   readonly sipPort: number;
+  /** Deferred delivery (docs/deferred.md "Delivery"): pending deliveries and their calls. */
+  readonly deliveries: DeliveryDriver;
+  /** pf.register stored a binding of `servedUser`: deferred sessions go to its devices. */
+  registered(servedUser: string, devices: readonly Device[]): void;
   counts(): B2buaCounts & { tickets: number; relayUp: boolean };
   stop(): Promise<void>;
 }
@@ -59,7 +67,11 @@ export async function startB2bua(config: Config, log: Logger, now: () => number)
   );
   const sentBy = `${config.host}:${transport.port}`;
   let b2bua: B2bua | null = null;
-  const relay = new RelayLink(c.relayHost, c.relayPort, (e) => b2bua?.relayEvent(e), blog);
+  let deliveries: DeliveryDriver | null = null;
+  const relay = new RelayLink(c.relayHost, c.relayPort, (e) => {
+    b2bua?.relayEvent(e);
+    deliveries?.relayEvent(e);
+  }, blog);
   relayUp = () => relay.up;
   const store = openLmdbCallStore(join(config.dataDir, 'b2bua'), (err) => blog.error({ err }, 'b2bua: call store write failed'));
   b2bua = new B2bua({
@@ -82,26 +94,48 @@ export async function startB2bua(config: Config, log: Logger, now: () => number)
     relay, tickets, clock, timers, log: blog, send: (text) => transport.send(text), store, wallNow: now,
   });
   const b = b2bua;
-  const l = new TransactionLayer({ clock, timers, send: (text) => transport.send(text) }, b, (err) => blog.error({ err }, 'b2bua: SIP layer error'));
+  const pending = openLmdbPendingDeliveries(join(config.dataDir, 'b2bua-pending'), (key, why) => blog.warn({ key, why }, 'deferred: stored entry skipped'));
+  const d = new DeliveryDriver({
+    settings: {
+      sentBy, contact: `sip:pf-b2bua@${sentBy};transport=tcp`, outboundProxy: `sip:${c.proxyHost}:${c.proxyPort};transport=tcp;lr`,
+      legToken: c.legToken, sessionExpires: Math.max(c.sessionExpires, c.minSE), userAgent: pfUserAgent(c.release, ['cpm-pf']) ?? `CPM-serv/${c.release}`,
+      lingerMs: c.deliveryLingerMs,
+    },
+    relay, store: pending, clock, log: blog, layer: (): TransactionLayer => l, wallNow: now,
+    offerLive: (user, device) => void b.deviceRegistered(user, device),
+    liveDeferred: (user) => b.deferredCalls(user).map((r) => r.deferredId),
+  });
+  deliveries = d;
+  b.onDeferred = (r) => void d.deferred(r);
+  b.onDeferredEnded = (r) => void d.callerLeft(r);
+  const l = new TransactionLayer({ clock, timers, send: (text) => transport.send(text) }, new TuRouter(b, [d]), (err) => blog.error({ err }, 'b2bua: SIP layer error'));
   b.layer = l;
   // the calls of before a restart answer again once the layer takes messages
   await b.restore();
   layer = l;
-  relay.onLost = () => void b.checkRelay();
+  relay.onLost = () => {
+    void b.checkRelay();
+    d.relayLost();
+  };
   await relay.warm();
   await b.checkRelay();
+  await d.start();
   blog.info({ sipPort: transport.port, proxy: `${c.proxyHost}:${c.proxyPort}`, relay: `${c.relayHost}:${c.relayPort}` }, 'b2bua ready');
   return {
     b2bua: b,
     tickets,
     sipPort: transport.port,
+    deliveries: d,
+    registered: (user, devices) => d.registered(user, devices),
     counts: () => ({ ...b.counts, tickets: tickets.size, relayUp: relay.up }),
     async stop() {
       blog.info({ layer: layer?.counts }, 'b2bua: SIP layer counts');
       await b.stop();
+      await d.stop();
       await relay.close();
       await transport.close();
       await store.close();
+      await pending.close();
     },
   };
 }

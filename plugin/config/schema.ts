@@ -83,6 +83,8 @@ const B2buaConfigSchema = Type.Object(
     release: Type.String({ pattern: '^OMA[0-9]+\\.[0-9]+$', default: 'OMA2.2' }),
     /** RFC 3261 T1 (ms): the 2xx retransmission and the transaction timeouts (64*T1). */
     t1Ms: Type.Integer({ minimum: 50, maximum: 10_000, default: 500 }),
+    /** Deferred delivery: how long a delivery call stays up after the last message, for the device's IMDNs (ms; docs/deferred.md). */
+    deliveryLingerMs: Type.Integer({ minimum: 0, maximum: 60_000, default: 2000 }),
   },
   { additionalProperties: false, default: {} },
 );

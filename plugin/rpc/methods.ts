@@ -66,6 +66,8 @@ export interface B2buaHandover {
   issue(plan: B2buaPlan): string;
   /** Step 8 Session-Replaces: device keys connected in the B2BUA's sessions of this Contribution-ID. */
   connectedDevices(contributionId: string): readonly string[] | null;
+  /** Deferred delivery (docs/deferred.md "Delivery"): a REGISTER stored bindings of this served user. */
+  registered?(servedUser: string, devices: ReturnType<DeviceStore['list']>): void;
 }
 
 /** Methods `core.fork` forks (RFC 3841 applies to any request; §7.2.2.1 matches `methods`). */
@@ -201,6 +203,7 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
         throw new RpcError(RpcCode.DependencyFailed, 'Device store unavailable');
       }
       metrics.registers.inc({ kind: registerKind(update, result) });
+      if (result.devices > 0) deps.b2bua?.registered?.(update.aor, devices.list(update.aor, now));
       return { aor: update.aor, devices: result.devices };
     }),
 
