@@ -19,6 +19,7 @@ import { Kamailio, LAB_OPERATOR_TOKEN, ROOT } from '../lab/lab.js';
 import { Binding, newInstance, vars } from '../lab/calls.js';
 import { Proc, findBinary, freePort } from '../lab/proc.js';
 import { createSocket } from 'node:dgram';
+import { sipMessage } from '../lab/sip-fixtures.js';
 import { register, buildRegister, parseResponse, CPM_DEVICE_PARAMS, type RegisterOptions, type SipResponse } from '../lab/sip.js';
 import { SippAgent } from '../lab/sipp.js';
 
@@ -474,4 +475,131 @@ export function classifyErrors(log: string): { byCause: Map<string, number>; byC
   const byCause = new Map<string, number>();
   for (const c of byCall.values()) byCause.set(c, (byCause.get(c) ?? 0) + 1);
   return { byCause, byCall };
+}
+
+// ---------------------------------------------------------------- bad input under load
+
+export type BadKind = 'malformed' | 'oversized header' | 'INVITE flood' | 'REGISTER 65 contacts';
+export const BAD_KINDS: readonly BadKind[] = ['malformed', 'oversized header', 'INVITE flood', 'REGISTER 65 contacts'];
+
+/** What one kind of bad input got back: final responses by status, and how many got none. */
+export interface BadTally {
+  sent: number;
+  /** "status reason" -> count */
+  finals: Map<string, number>;
+  /** sent minus answered (so far); a malformed request may rightly get no answer */
+  unanswered: number;
+}
+
+/**
+ * A second sender beside the load (docs/reliability.md "Bad input under load"): about
+ * `rate` messages/s from one UDP socket, the four kinds in turn:
+ *   - malformed: a request with a broken CSeq, one without Call-ID, one with a Via that
+ *     does not parse, one whose Content-Length runs past the datagram, plain garbage;
+ *   - oversized header: an INVITE with a `headerBytes` header (to a user with no device);
+ *   - INVITE flood: `floodBurst` INVITEs at once to one user (`floodUser`, registered with
+ *     a Contact nobody listens on: the fork times out at Kamailio);
+ *   - REGISTER with 65 Contacts (lab.cfg max_contacts is 64), for one user.
+ * Non-2xx finals to INVITEs are ACKed (RFC 3261 §17.1.1.3). It never calls "bench", so
+ * the legitimate load and its devices see none of it.
+ */
+export class BadInput {
+  readonly tally = new Map<BadKind, BadTally>(BAD_KINDS.map((k) => [k, { sent: 0, finals: new Map(), unanswered: 0 }]));
+  private readonly pending = new Map<string, { kind: BadKind; ack?: (to: string) => string }>();
+  private timer: NodeJS.Timeout | undefined;
+  private turn = 0;
+  private seq = 0;
+
+  private constructor(
+    private readonly sock: ReturnType<typeof createSocket>,
+    private readonly port: number,
+    private readonly o: { sipPort: number; rate: number; floodUser: string; floodBurst: number; headerBytes: number },
+  ) {}
+
+  static async start(o: { sipPort: number; rate?: number; floodUser: string; floodBurst?: number; headerBytes?: number }): Promise<BadInput> {
+    const sock = createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(0, '127.0.0.1', resolve);
+    });
+    const b = new BadInput(sock, sock.address().port, { rate: 4, floodBurst: 10, headerBytes: 30_000, ...o });
+    sock.on('message', (buf) => b.onResponse(buf.toString('latin1')));
+    b.timer = setInterval(() => b.next(), Math.max(10, Math.round(1000 / b.o.rate)));
+    return b;
+  }
+
+  private onResponse(text: string): void {
+    const head = /^SIP\/2\.0 (\d{3}) ([^\r\n]*)/.exec(text);
+    const status = Number(head?.[1] ?? NaN);
+    const cid = /^Call-ID:\s*(\S+)/im.exec(text)?.[1];
+    if (!Number.isFinite(status) || status < 200 || !cid) return;
+    const p = this.pending.get(cid);
+    if (!p) return;
+    this.pending.delete(cid);
+    const t = this.tally.get(p.kind)!;
+    const key = `${status} ${head?.[2] ?? ''}`;
+    t.finals.set(key, (t.finals.get(key) ?? 0) + 1);
+    const to = /^To:\s*(.*)$/im.exec(text)?.[1]?.trim();
+    if (p.ack && status >= 300 && to) this.send(p.ack(to));
+  }
+
+  private send(msg: string): void {
+    this.sock.send(Buffer.from(msg, 'latin1'), this.o.sipPort, '127.0.0.1');
+  }
+
+  /** A request of `kind` to track: its Call-ID and the lines common to all. */
+  private request(kind: BadKind, method: string, user: string, extra: readonly string[], body = '', invite = false): string {
+    const cid = `bad-${this.port}-${++this.seq}`;
+    const branch = `z9hG4bKbad${this.seq}`;
+    const ruri = `sip:${user}@example.net`;
+    const via = `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=${branch};rport`;
+    const from = `From: <sip:mallory@example.net>;tag=b${this.seq}`;
+    this.pending.set(cid, {
+      kind,
+      ...(invite ? { ack: (to: string) => sipMessage(`ACK ${ruri} SIP/2.0`, [via, 'Max-Forwards: 70', from, `To: ${to}`, `Call-ID: ${cid}`, 'CSeq: 1 ACK']) } : {}),
+    });
+    this.tally.get(kind)!.sent++;
+    return sipMessage(`${method} ${ruri} SIP/2.0`, [via, 'Max-Forwards: 70', from, `To: <${ruri}>`, `Call-ID: ${cid}`, `CSeq: 1 ${method}`, ...extra], body);
+  }
+
+  private next(): void {
+    const kind = BAD_KINDS[this.turn++ % BAD_KINDS.length]!;
+    if (kind === 'malformed') {
+      const variants = [
+        (m: string) => m.replace('CSeq: 1 INVITE', 'CSeq: one INVITE'),
+        (m: string) => m.replace(/^Call-ID: .*\r\n/m, ''),
+        (m: string) => m.replace(/^Via: .*$/m, 'Via: SIP/2.0/UDP ;;;branch'),
+        (m: string) => m.replace(/^Content-Length: \d+/m, 'Content-Length: 9999'),
+        () => `\x00\x01garbage ${'%'.repeat(200)}\r\n\r\n`,
+      ];
+      const v = variants[this.seq % variants.length]!;
+      this.send(v(this.request(kind, 'INVITE', 'nobody', ['Contact: <sip:mallory@127.0.0.1>', 'Content-Type: text/plain'], 'x', true)));
+    } else if (kind === 'oversized header') {
+      this.send(this.request(kind, 'INVITE', 'nobody', ['Contact: <sip:mallory@127.0.0.1>', `Subject: ${'x'.repeat(this.o.headerBytes)}`], '', true));
+    } else if (kind === 'INVITE flood') {
+      for (let i = 0; i < this.o.floodBurst; i++) {
+        this.send(this.request(kind, 'INVITE', this.o.floodUser, ['Contact: <sip:mallory@127.0.0.1>', 'Content-Type: text/plain'], 'x', true));
+      }
+    } else {
+      const contacts = Array.from({ length: 65 }, (_, i) => `Contact: <sip:regflood@127.0.0.1:${41000 + i}>;expires=60`);
+      this.send(this.request(kind, 'REGISTER', 'regflood', contacts).replace(/^REGISTER sip:regflood@example\.net/, 'REGISTER sip:example.net'));
+    }
+  }
+
+  /** Stop sending; answers still due come in for `graceMs` (the flood's INVITEs end at Kamailio's fr_timer). */
+  async stop(graceMs = 0): Promise<void> {
+    clearInterval(this.timer);
+    await sleep(graceMs);
+    for (const p of this.pending.values()) this.tally.get(p.kind)!.unanswered++;
+    this.pending.clear();
+    this.sock.close();
+  }
+
+  /** One line per kind: sent, final statuses, unanswered. */
+  summary(): string[] {
+    return [...this.tally].map(([k, t]) => {
+      const finals = [...t.finals].sort((a, b) => a[0].localeCompare(b[0])).map(([s, n]) => `${n} × ${s}`).join(', ');
+      return `${k}: sent ${t.sent}; answered ${finals || 'none'}; no final answer ${t.unanswered}`;
+    });
+  }
 }

@@ -22,6 +22,11 @@
  * a forced GC a single reading is anywhere on the sawtooth. Slopes leave out WARMUP_MIN
  * (min(5, DURATION/3)) minutes and need 5 samples after it (else "not judged").
  *
+ * Bad input (BAD_INPUT=0 turns it off): a second sender beside the load, BAD_RATE (4)
+ * messages/s of malformed requests, INVITEs with an oversized header, INVITE floods for
+ * one user and REGISTERs with 65 Contacts (soak-lib.ts BadInput); the summary counts what
+ * each kind got back.
+ *
  * Env: DURATION minutes (30), RATE calls/s (400: about half of what bench:proxy sustained
  * with the PF on the reference machines; set it to half of this machine's figure), USERS (200),
  * REG_EXPIRES s (60), SAMPLE_S (60), CHILDREN Kamailio children (4), MEM_PCT_PER_H (10),
@@ -33,7 +38,7 @@ import { loadavg } from 'node:os';
 import { runDir, ROOT } from '../lab/lab.js';
 import {
   startProxyLab, Population, Load, classifyErrors, kamShm, kamStat, serviceHeap, rss, openFds, groupFds,
-  metricsText, sleep, udpDrops,
+  metricsText, sleep, udpDrops, BadInput,
 } from './soak-lib.js';
 import { histogram, histMinus, quantileMs, type Hist } from './decision-histogram.js';
 import { plotSeries, type Point } from './plot-lib.js';
@@ -46,6 +51,9 @@ const SAMPLE_S = Number(process.env.SAMPLE_S ?? 60);
 const CHILDREN = Number(process.env.CHILDREN ?? 4);
 const MEM_PCT_PER_H = Number(process.env.MEM_PCT_PER_H ?? 10);
 const HEAP_EVERY_S = Number(process.env.HEAP_EVERY_S ?? 10);
+/** The bad-input sender beside the load (BAD_INPUT=0: off) and its rate in messages/s. */
+const BAD_INPUT = process.env.BAD_INPUT !== '0';
+const BAD_RATE = Number(process.env.BAD_RATE ?? 4);
 /** Samples before this are warm-up (JIT, first registrations, allocator pools) and left out of the slopes. */
 const WARMUP_MIN = Number(process.env.WARMUP_MIN ?? Math.min(5, DURATION_MIN / 3));
 /** Fewer steady samples than this: too short to judge a slope (reported, not failed). */
@@ -80,6 +88,8 @@ const svc = lab.services[0]!;
 const pop = new Population(() => lab.sipPort, USERS, REG_EXPIRES);
 pop.start();
 const load = await Load.start({ dir: join(dir, 'calls'), sipPort: lab.sipPort, rate: RATE, statEveryS: SAMPLE_S, name: 'soak' });
+// the INVITE flood goes to a population user whose Contact nobody listens on
+const bad = BAD_INPUT ? await BadInput.start({ sipPort: lab.sipPort, rate: BAD_RATE, floodUser: 'soak0000' }) : null;
 
 const samples: Sample[] = [];
 let prevHist: Hist = histogram(await metricsText(svc), 'pf.invite');
@@ -152,7 +162,8 @@ for (let i = 1; i <= Math.ceil((DURATION_MIN * 60) / SAMPLE_S) && !stopping; i++
 const dropPorts = { kamailio: lab.sipPort, 'answer device': lab.devices[0]!.port, 'ring device': lab.devices[1]!.port, caller: load.agent.port };
 const dropped = udpDrops(Object.values(dropPorts));
 const drops = Object.entries(dropPorts).map(([k, p]) => `${k} ${dropped.get(p) ?? 'n/a'}`).join(', ');
-await load.stop();
+// the flood's INVITEs end at Kamailio's fr_timer (30 s, lab.cfg): their 408s come in meanwhile
+await Promise.all([load.stop(), bad?.stop(32_000)]);
 await pop.stop();
 // calls still counted by sipp's last row (written at exit)
 const last = load.rows().at(-1);
@@ -240,6 +251,7 @@ const lines = [
   `  load average at start ${load0.toFixed(2)}, median over the run ${median(samples.map((s) => s.load1)).toFixed(2)} (machine cores: see nproc)`,
   `  calls completed ${totalOk}, failed ${totalFailed}${totalFailed ? '' : ' (target 0: met)'}`,
   ...[...errors.byCause].map(([c, n]) => `    ${n} × ${c}`),
+  ...(bad ? [`  bad input at ${BAD_RATE} messages/s beside the load:`, ...bad.summary().map((l) => `    ${l}`)] : ['  bad input: off (BAD_INPUT=0)']),
   `  UDP datagrams dropped by the kernel (receive buffer full): ${drops}`,
   `  REGISTERs ok ${pop.ok}, failed ${pop.failed}${[...pop.causes].map(([c, n]) => ` (${n} × ${c})`).join('')}`,
   `  slopes over ${steady.length} samples after ${WARMUP_MIN.toFixed(1)} min of warm-up${judged ? '' : ` (fewer than ${MIN_SLOPE_SAMPLES}: too short to judge, not counted against the targets)`}:`,
