@@ -300,7 +300,7 @@ export class Relay {
     const ctl = controlPort ?? (await freePort());
     const cfgFile = join(dir, 'relay.json');
     const config = {
-      host: '127.0.0.1', 'msrp-port': msrpPort, 'control-port': ctl, history: join(dir, 'history.mdb'),
+      host: '127.0.0.1', 'msrp-port': msrpPort, 'control-port': ctl, history: join(dir, 'history.mdb'), deferred: join(dir, 'deferred.mdb'),
       ...(traceHep === undefined ? {} : { 'trace-hep': `127.0.0.1:${traceHep}` }),
     };
     const mss = history === 'imap' ? await startDovecot({ dir: join(dir, 'dovecot') }) : undefined;
