@@ -703,6 +703,7 @@ export class B2bua implements TransactionUser {
       return;
     }
     if (wasLive) this.#deferred.delete(call.servedUser, call.callId);
+    if (call.machine.deferred === 'asked') return; // our 200 follows
     if (call.machine.deferred === 'on') {
       if (call.machine.state !== 'ended') return; // ending: handed over once it ended
       this.deps.log.info({ callId: call.callId, deferredId: rec.deferredId }, 'b2bua: deferred session ended: pending delivery');

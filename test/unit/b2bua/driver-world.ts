@@ -81,3 +81,40 @@ export const statusOf = (m: SipMessage | undefined): number | undefined => (m?.k
 /** Requests to the device legs (their own Call-IDs) and to the caller (Call-ID c1). */
 export const toDevice = (w: DriverWorld, method: string): SipRequest[] => requests(w, method).filter((r) => r.get('Call-ID') !== 'c1');
 export const toCaller = (w: DriverWorld, method: string): SipRequest[] => requests(w, method).filter((r) => r.get('Call-ID') === 'c1');
+
+// ---- the caller and a device, as Kamailio relays them (shared by the deferred-session tests)
+
+let viaN = 0;
+export const via = (): string => `Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKw${++viaN}`;
+
+/** The caller's INVITE for `ticket` (Call-ID c1 unless `callId`), with `extra` header lines. */
+export function callerInvite(ticket: string, extra: readonly string[] = [], callId = 'c1'): string {
+  return text(`INVITE ${US} SIP/2.0`, [
+    via(), `Record-Route: ${KAM_RR}`, 'From: "Alice" <sip:alice@example.net>;tag=a1', 'To: <sip:bob@example.net>', `Call-ID: ${callId}`, 'CSeq: 1 INVITE',
+    'Contact: <sip:alice@127.0.0.1:5555>', 'Max-Forwards: 69', `X-PF-Ticket: ${ticket}`, ...extra, 'Content-Type: application/sdp',
+  ], CALLER_SDP);
+}
+
+/** The caller's ACK of our 2xx `ok200` (or a request in its dialog: `method`, `seq`, extra lines). */
+export function fromCallerTo(ok200: SipMessage, method = 'ACK', seq = 1, extra: readonly string[] = []): string {
+  return text(`${method} ${US} SIP/2.0`, [
+    via(), 'From: "Alice" <sip:alice@example.net>;tag=a1', `To: ${ok200.get('To')}`, `Call-ID: ${ok200.get('Call-ID')}`, `CSeq: ${seq} ${method}`,
+    'Max-Forwards: 69', ...extra,
+  ]);
+}
+
+/** A device's final (or provisional) response to a leg INVITE; a 200 carries DEVICE_SDP. */
+export function deviceResponse(inv: SipRequest, status: number, extra: readonly string[] = []): string {
+  return text(`SIP/2.0 ${status} X`, [
+    ...inv.getAll('Via').map((v) => `Via: ${v}`), `From: ${inv.get('From')}`, `To: ${inv.get('To')};tag=d${status}`, `Call-ID: ${inv.get('Call-ID')}`,
+    `CSeq: ${inv.get('CSeq')}`, `Record-Route: ${KAM_RR}`, 'Contact: <sip:bob@127.0.0.1:5099>', ...extra,
+    ...(status === 200 ? ['Content-Type: application/sdp'] : []),
+  ], status === 200 ? DEVICE_SDP : '');
+}
+
+/** Our answer (`status`) to a request the B2BUA sent (a BYE, a refresh). */
+export function answerTo(req: SipRequest, status: number): string {
+  return text(`SIP/2.0 ${status} X`, [
+    ...req.getAll('Via').map((v) => `Via: ${v}`), `From: ${req.get('From')}`, `To: ${req.get('To')}`, `Call-ID: ${req.get('Call-ID')}`, `CSeq: ${req.get('CSeq')}`,
+  ]);
+}
