@@ -5,7 +5,7 @@
  * MultiLab: several Kamailio nodes and service instances on one Redis Cluster
  * (docs/deployment.md §12, `npm run lab -- --nodes 2`).
  */
-import { mkdirSync, writeFileSync, existsSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync, existsSync, mkdtempSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -491,6 +491,8 @@ export class MultiLab {
   static async start(o: MultiLabOptions): Promise<MultiLab> {
     const n = o.nodes ?? 2;
     if (!Number.isInteger(n) || n < 1 || n > 3) throw new Error(`nodes must be 1..3 (pf.cfg names at most 3 RPC servers), got ${n}`);
+    // run as root, Redis runs as nobody (lab/redis.ts): it must reach its folder under the run dir (mkdtemp's is 0700)
+    chmodSync(o.dir, 0o711);
     const redis = await startRedisCluster(join(o.dir, 'redis'), 3, o.redisReplicas ?? 1);
     const services: Service[] = [];
     const kamailios: Kamailio[] = [];
