@@ -50,11 +50,10 @@ import type {
   AnswerReply, DeferParams, DeferredKeyParams, DiscardReply, OfferReply, QueryReply, RelayEvent, SimpleReply,
 } from '../../media/relay/types.js';
 import { ORIGINATOR } from '../../media/relay/leg.js';
-import { STORE_VERSION, type CallStore, type Deadline, type StoredCall, type StoredDeferral, type StoredSide } from './store.js';
+import { STORE_VERSION, type CallStore, type Deadline, type StoredCall, type StoredSide } from './store.js';
 import type { Device } from '../devices/types.js';
-import { randomHex } from '../../lib/random.js';
 import type { DeferredEndedListener, DeferredRecord } from './deferred/record.js';
-import { DeferredIndex, deferredRecordOf, deviceTakes, parseInvite, printInvite, type LegSource } from './deferral.js';
+import { Deferrals, type CallDeferral, type LegSource } from './deferral.js';
 
 /** The relay verbs the B2BUA uses (RelayControlClient has them). */
 export interface RelayPort {
@@ -165,16 +164,6 @@ interface Setup {
   readonly callerTimer: SessionTimer | null;
 }
 
-/** A call whose served user has deferred delivery on (docs/b2bua.md "Deferred sessions"). */
-interface CallDeferral {
-  /** How long stored messages are kept (policy.deferredTtlS). */
-  readonly ttlS: number;
-  /** Once the relay took `defer`: the record handed over when the call ends deferred. */
-  record: DeferredRecord | null;
-  /** What a device leg's INVITE is built from once the setup is gone (set with the record). */
-  source: LegSource | null;
-}
-
 interface CallRecord {
   readonly callId: string;
   /** Until the call is confirmed and no leg rings; null after (and for a call reloaded after a restart). */
@@ -250,21 +239,17 @@ export class B2bua implements TransactionUser {
   readonly #byDialog = new Map<string, DialogOwner>();
   readonly #counts = { started: 0, refused: 0, ended: 0, restored: 0, skipped: 0 };
   readonly #wallNow: () => number;
-  /** Live deferred calls by served user (the caller still there). */
-  readonly #deferred = new DeferredIndex();
   /**
-   * A call was deferred: the relay stores its messages from now on (the delivery module
-   * subscribes to a group session's conference here, CR 8.3.2.1.1 3 i). Set by its user.
+   * Deferred calls (./deferral.ts): its `onDeferred` (a call was deferred) and
+   * `onDeferredEnded` (a call ended deferred: the record to keep as pending delivery) are
+   * set by the delivery module.
    */
-  onDeferred: DeferredEndedListener | null = null;
-  /**
-   * A deferred call ended with its messages still stored (the caller's BYE, or the session's
-   * end for any reason but the user's 603): the record to keep as pending delivery.
-   */
-  onDeferredEnded: DeferredEndedListener | null = null;
+  readonly deferrals: Deferrals;
+  readonly #lookup = (callId: string): CallRecord | undefined => this.#calls.get(callId);
 
   constructor(private readonly deps: B2buaDeps) {
     this.#wallNow = deps.wallNow ?? Date.now;
+    this.deferrals = new Deferrals({ relay: deps.relay, log: deps.log, wallNow: this.#wallNow });
   }
 
   get counts(): B2buaCounts {
@@ -293,39 +278,35 @@ export class B2bua implements TransactionUser {
     return known ? out : null;
   }
 
+  /** A call was deferred: the relay stores its messages from now on (CR 8.3.2.1.1 3 i; a group session's conference is followed from here). */
+  get onDeferred(): DeferredEndedListener | null {
+    return this.deferrals.onDeferred;
+  }
+  set onDeferred(l: DeferredEndedListener | null) {
+    this.deferrals.onDeferred = l;
+  }
+  /** A deferred call ended with its messages stored (the caller's BYE, or any end but the user's 603): the record to keep as pending delivery. */
+  get onDeferredEnded(): DeferredEndedListener | null {
+    return this.deferrals.onDeferredEnded;
+  }
+  set onDeferredEnded(l: DeferredEndedListener | null) {
+    this.deferrals.onDeferredEnded = l;
+  }
+
   /**
    * A device of `servedUser` registered (the delivery module calls this on REGISTER): each
    * live deferred call of that user that the device can take (./deferral.ts deviceTakes)
    * invites it. True when some call took it (then the delivery module does nothing more).
    */
   deviceRegistered(servedUser: string, device: Device): boolean {
-    let taken = false;
-    const now = this.#wallNow();
-    for (const id of this.#deferred.of(servedUser)) {
-      const call = this.#calls.get(id);
-      const src = call?.deferral?.source;
-      if (!call || !src || !this.#liveDeferred(call) || !deviceTakes(src.invite, servedUser, device, now)) continue;
-      const key = deviceKey(device);
-      src.devices.set(key, device);
-      this.#feed(call, { kind: 'device-available', target: { kind: 'device', ruri: device.pubGruu ?? servedUser, device: key } });
-      taken = true;
-    }
-    return taken;
+    const joins = this.deferrals.registered(servedUser, device, this.#lookup);
+    for (const j of joins) this.#feed(j.call, j.ev);
+    return joins.length > 0;
   }
 
   /** The deferred calls of `servedUser` whose caller is still there (a device that registers joins them). */
   deferredCalls(servedUser: string): DeferredRecord[] {
-    const out: DeferredRecord[] = [];
-    for (const id of this.#deferred.of(servedUser)) {
-      const call = this.#calls.get(id);
-      if (call?.deferral?.record && this.#liveDeferred(call)) out.push(call.deferral.record);
-    }
-    return out;
-  }
-
-  #liveDeferred(call: CallRecord): boolean {
-    const m = call.machine;
-    return m.deferred === 'on' && m.caller === 'up' && (m.state === 'answered' || m.state === 'confirmed');
+    return this.deferrals.records(servedUser, this.#lookup);
   }
 
   // ---- TransactionUser ----
@@ -541,7 +522,7 @@ export class B2bua implements TransactionUser {
       this.deps.log.debug({ callId: call.callId, ev, state: r.call.state, legs: r.call.legs.map((l) => `${l.id}:${l.state}`), effects: r.effects }, 'b2bua: step');
     }
     for (const e of r.effects) await this.#run(call, e);
-    this.#deferralStep(call);
+    this.deferrals.afterStep(call);
     if (call.machine.state === 'ended') this.#forget(call);
     else {
       this.#compact(call);
@@ -629,99 +610,15 @@ export class B2bua implements TransactionUser {
       case 'store-group-state':
         await this.#storeGroupState(call);
         return;
-      case 'defer':
-        await this.#defer(call);
-        return;
-      case 'relay-discard': {
-        const id = call.deferral?.record?.deferredId;
-        if (id === undefined) return;
-        await relay.discard({ 'deferred-id': id }).then(
-          (r) => r.result === 'error' && log.warn({ callId: call.callId, reply: r }, 'b2bua: relay discard refused'),
-          (err: unknown) => log.warn({ err, callId: call.callId }, 'b2bua: relay discard failed'),
-        );
+      case 'defer': {
+        const s = call.setup;
+        const setup = s?.offer ? { invite: s.invite, service: s.plan.service, deviceSdp: s.offer.deviceSdp, targets: s.plan.targets } : null;
+        this.#feed(call, await this.deferrals.defer(call, setup));
         return;
       }
-    }
-  }
-
-  /**
-   * CR 8.3.2.1.1 3 i: the relay stores the originator's messages under a new deferred-id
-   * until `expires-at`; then our 200 (the machine's answer), or 500 / 503 when it refused
-   * or could not be reached.
-   */
-  async #defer(call: CallRecord): Promise<void> {
-    const setup = call.setup;
-    const deferral = call.deferral;
-    if (!setup?.offer || !deferral) {
-      this.#feed(call, { kind: 'defer-failed', status: 500 });
-      return;
-    }
-    const deferredId = randomHex(16);
-    const expiresAt = this.#wallNow() + deferral.ttlS * 1000;
-    let status = 0;
-    try {
-      const r = await this.deps.relay.defer({ 'call-id': call.callId, 'deferred-id': deferredId, 'served-user': call.servedUser, 'expires-at': expiresAt });
-      if (r.result === 'error') {
-        this.deps.log.warn({ callId: call.callId, reply: r }, 'b2bua: relay refused defer');
-        status = 500;
-      }
-    } catch (err) {
-      this.deps.log.error({ err, callId: call.callId }, 'b2bua: relay defer failed');
-      status = 503;
-    }
-    if (status !== 0) {
-      this.#feed(call, { kind: 'defer-failed', status });
-      return;
-    }
-    deferral.record = deferredRecordOf({
-      deferredId, callId: call.callId, servedUser: call.servedUser, invite: setup.invite, group: call.machine.settings.group === true,
-      focus: call.focus, expiresAt,
-    });
-    deferral.source = {
-      invite: setup.invite, service: setup.plan.service, deviceSdp: setup.offer.deviceSdp,
-      devices: new Map(setup.plan.targets.map((d) => [deviceKey(d), d])),
-    };
-    this.deps.log.info({ callId: call.callId, servedUser: call.servedUser, deferredId }, 'b2bua: session deferred');
-    this.#feed(call, { kind: 'deferred' });
-  }
-
-  /**
-   * After each step: the index of live deferred calls follows the machine; a call that
-   * became a normal one (a device answered) forgets its deferral; a call that ended
-   * deferred hands its record over (the caller left, its messages are stored).
-   */
-  #deferralStep(call: CallRecord): void {
-    const deferral = call.deferral;
-    if (!deferral?.record) return;
-    const rec = deferral.record;
-    const wasLive = this.#deferred.of(call.servedUser).includes(call.callId);
-    if (this.#liveDeferred(call)) {
-      if (!wasLive) {
-        this.#deferred.add(call.servedUser, call.callId);
-        this.#tell(this.onDeferred, rec, 'onDeferred');
-      }
-      return;
-    }
-    if (wasLive) this.#deferred.delete(call.servedUser, call.callId);
-    if (call.machine.deferred === 'asked') return; // our 200 follows
-    if (call.machine.deferred === 'on') {
-      if (call.machine.state !== 'ended') return; // ending: handed over once it ended
-      this.deps.log.info({ callId: call.callId, deferredId: rec.deferredId }, 'b2bua: deferred session ended: pending delivery');
-      deferral.record = null;
-      this.#tell(this.onDeferredEnded, rec, 'onDeferredEnded');
-    } else {
-      // a device answered (a normal call now), or the user declined (603: discarded)
-      deferral.record = null;
-      deferral.source = null;
-    }
-  }
-
-  #tell(listener: DeferredEndedListener | null, rec: DeferredRecord, name: string): void {
-    if (!listener) return;
-    try {
-      listener(rec);
-    } catch (err) {
-      this.deps.log.error({ err, callId: rec.callId, listener: name }, 'b2bua: deferred listener failed');
+      case 'relay-discard':
+        await this.deferrals.discard(call);
+        return;
     }
   }
 
@@ -1172,16 +1069,8 @@ export class B2bua implements TransactionUser {
       focus: call.focus, startedAt: call.startedAt, relayHeld: call.relayHeld, machine: { ...call.machine, legs: [...call.machine.legs] },
       caller: { dialog: call.callerDialog, side: this.#storedSide(call.callerSide) },
       legs: [...call.legs.values()].map((l) => ({ id: l.id, dialog: l.dialog, side: this.#storedSide(l.side) })),
-      ...this.#storedDeferral(call),
+      ...this.deferrals.stored(call),
     };
-  }
-
-  /** A deferred call's record and leg source (docs/b2bua.md "Deferred sessions"), for a restart. */
-  #storedDeferral(call: CallRecord): { deferral?: StoredDeferral } {
-    const d = call.deferral;
-    if (!d?.record || !d.source) return {};
-    const src = d.source;
-    return { deferral: { record: d.record, invite: printInvite(src.invite), service: { remove: [...src.service.remove], hdrs: src.service.hdrs }, deviceSdp: src.deviceSdp } };
   }
 
   /**
@@ -1208,7 +1097,7 @@ export class B2bua implements TransactionUser {
         callId: r.callId, setup: null, servedUser: r.servedUser, contributionId: r.contributionId, conversationId: r.conversationId,
         focus: r.focus, startedAt: r.startedAt, machine: r.machine, callerDialog: r.caller.dialog, callerSide: side(r.caller.side),
         retransmit: null, legs: new Map(), maxAge: null, queue: Promise.resolve(), relayHeld: r.relayHeld, dialogs: new Set(), dirty: false,
-        stored: true, deferral: this.#restoredDeferral(r),
+        stored: true, deferral: this.deferrals.restored(r),
       };
       for (const l of r.legs) {
         const target = r.machine.legs.find((m) => m.id === l.id)?.target;
@@ -1218,7 +1107,7 @@ export class B2bua implements TransactionUser {
       }
       this.#calls.set(call.callId, call);
       this.#counts.restored++;
-      if (call.deferral?.record && this.#liveDeferred(call)) this.#deferred.add(call.servedUser, call.callId);
+      this.deferrals.reloaded(call);
       if (call.callerDialog && call.machine.caller === 'up') this.#own(call, dialogId(call.callerDialog), null);
       for (const l of call.legs.values()) {
         const m = call.machine.legs.find((x) => x.id === l.id);
@@ -1237,19 +1126,6 @@ export class B2bua implements TransactionUser {
       }
     }
     if (calls.length > 0 || bad.length > 0) log.info({ restored: this.#counts.restored, skipped: bad.length }, 'b2bua: calls reloaded');
-  }
-
-  /**
-   * A stored deferred call's deferral; its INVITE not readable: the call stays up, but a
-   * device that registers cannot join it (it ends deferred and is delivered later).
-   */
-  #restoredDeferral(r: StoredCall): CallDeferral | null {
-    const d = r.deferral;
-    if (!d) return null; // past its setup, a call that is not deferred needs no deferral
-    const invite = parseInvite(d.invite);
-    if (!invite) this.deps.log.warn({ callId: r.callId }, 'b2bua: stored deferred INVITE unreadable: no device can join the call');
-    const source: LegSource | null = invite ? { invite, service: d.service, deviceSdp: d.deviceSdp, devices: new Map() } : null;
-    return { ttlS: 0, record: d.record, source }; // ttlS: only `defer` reads it, and that was done
   }
 
   /**

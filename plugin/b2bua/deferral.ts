@@ -1,14 +1,17 @@
 /**
- * What the B2BUA driver (./b2bua.ts) keeps for a deferred call (CR 8.3.2.1 step 8 a ii,
- * 8.3.2.1.1 "deferred delivery"; docs/b2bua.md "Deferred sessions"), as pure helpers:
- * - the deferred record handed to the delivery module (./deferred/record.ts);
- * - the leg source: what a device INVITE needs once the call's setup is gone (the
- *   caller's INVITE, step 7's edit, the relay's device offer, the devices met so far),
- *   printable for the call store so a restart keeps it;
- * - whether a device that registers can take the session (CR step 6 "suitable", and
- *   addressable on its own as step 8 needs);
- * - the index of live deferred calls by served user.
+ * The B2BUA driver's deferred calls (CR 8.3.2.1 step 8 a ii, 8.3.2.1.1 "deferred
+ * delivery"; docs/b2bua.md "Deferred sessions"), kept out of ./b2bua.ts:
+ * - `Deferrals`: the relay's `defer` and `discard` for the machine's effects, the index of
+ *   live deferred calls by served user (a device that registers joins them), the hand-over
+ *   of a call that ended deferred (`onDeferredEnded`), and a deferral as the call store
+ *   keeps it;
+ * - pure helpers: the deferred record handed to the delivery module (./deferred/record.ts);
+ *   the leg source, what a device INVITE needs once the call's setup is gone (the caller's
+ *   INVITE, step 7's edit, the relay's device offer, the devices met so far), printable for
+ *   the call store; whether a device that registers can take the session (CR step 6
+ *   "suitable", and addressable on its own as step 8 needs).
  */
+import type { Logger } from 'pino';
 import type { Device } from '../devices/types.js';
 import { parseSipMessage, type SipRequest } from '../sip/message.js';
 import { sdpOffer } from '../sip/sdp.js';
@@ -16,7 +19,12 @@ import { inviteFacts } from '../rules/facts.js';
 import { suitableDevices } from '../rules/stages/no-suitable-device.js';
 import { deviceAddress } from '../rules/stages/device-invites.js';
 import type { ServiceEdit } from '../rules/stages/service-identification.js';
-import type { DeferredRecord } from './deferred/record.js';
+import type { DeferredEndedListener, DeferredRecord } from './deferred/record.js';
+import type { DeferParams, DeferredKeyParams, DiscardReply, SimpleReply } from '../../media/relay/types.js';
+import type { Call, CallEvent, LegTarget } from './call/machine.js';
+import type { StoredCall, StoredDeferral } from './store.js';
+import { deviceKey } from '../devices/identity.js';
+import { randomHex } from '../../lib/random.js';
 
 /** What a device leg's INVITE is built from (plugin/rules/stages/device-invites.ts). */
 export interface LegSource {
@@ -114,6 +122,10 @@ export class DeferredIndex {
     if (s.size === 0) this.#byUser.delete(servedUser);
   }
 
+  has(servedUser: string, callId: string): boolean {
+    return this.#byUser.get(servedUser)?.has(callId) === true;
+  }
+
   of(servedUser: string): readonly string[] {
     return [...(this.#byUser.get(servedUser) ?? [])];
   }
@@ -122,5 +134,200 @@ export class DeferredIndex {
     let n = 0;
     for (const s of this.#byUser.values()) n += s.size;
     return n;
+  }
+}
+
+/** A call whose served user has deferred delivery on. */
+export interface CallDeferral {
+  /** How long stored messages are kept (policy.deferredTtlS). */
+  readonly ttlS: number;
+  /** Once the relay took `defer`: the record handed over when the call ends deferred. */
+  record: DeferredRecord | null;
+  /** What a device leg's INVITE is built from once the setup is gone (set with the record). */
+  source: LegSource | null;
+}
+
+/** What `Deferrals` reads of one of the driver's calls. */
+export interface DeferrableCall {
+  readonly callId: string;
+  readonly servedUser: string;
+  /** The caller's Contact URI (a group session's focus). */
+  readonly focus: string;
+  readonly machine: Call;
+  deferral: CallDeferral | null;
+}
+
+/** A call's setup, as `defer` needs it (the caller's INVITE, step 7's edit, the relay's device offer, the plan's devices). */
+export interface DeferSetup {
+  readonly invite: SipRequest;
+  readonly service: ServiceEdit;
+  readonly deviceSdp: string;
+  readonly targets: readonly Device[];
+}
+
+export interface DeferralsDeps {
+  readonly relay: {
+    defer(p: DeferParams): Promise<SimpleReply>;
+    discard(p: DeferredKeyParams): Promise<DiscardReply>;
+  };
+  readonly log: Logger;
+  /** Epoch ms. */
+  readonly wallNow: () => number;
+}
+
+export class Deferrals {
+  readonly #index = new DeferredIndex();
+  /** A call was deferred: the relay stores its messages from now on (a group session's conference is followed from here). */
+  onDeferred: DeferredEndedListener | null = null;
+  /** A deferred call ended with its messages still stored (any end but the user's 603): the record to keep. */
+  onDeferredEnded: DeferredEndedListener | null = null;
+
+  constructor(private readonly deps: DeferralsDeps) {}
+
+  /** Deferred, and its caller still there (answered or confirmed): a device that registers joins it. */
+  static live(call: DeferrableCall): boolean {
+    const m = call.machine;
+    return call.deferral?.record != null && m.deferred === 'on' && m.caller === 'up' && (m.state === 'answered' || m.state === 'confirmed');
+  }
+
+  /**
+   * The machine's `defer` effect (CR 8.3.2.1.1 3 i): the relay stores the originator's
+   * messages under a new deferred-id until `expires-at`. The event for the machine:
+   * `deferred` (our 200 follows), or `defer-failed` with 500 (refused) or 503 (unreachable).
+   */
+  async defer(call: DeferrableCall, setup: DeferSetup | null): Promise<CallEvent> {
+    const { relay, log, wallNow } = this.deps;
+    const deferral = call.deferral;
+    if (!setup || !deferral) return { kind: 'defer-failed', status: 500 };
+    const deferredId = randomHex(16);
+    const expiresAt = wallNow() + deferral.ttlS * 1000;
+    try {
+      const r = await relay.defer({ 'call-id': call.callId, 'deferred-id': deferredId, 'served-user': call.servedUser, 'expires-at': expiresAt });
+      if (r.result === 'error') {
+        log.warn({ callId: call.callId, reply: r }, 'b2bua: relay refused defer');
+        return { kind: 'defer-failed', status: 500 };
+      }
+    } catch (err) {
+      log.error({ err, callId: call.callId }, 'b2bua: relay defer failed');
+      return { kind: 'defer-failed', status: 503 };
+    }
+    deferral.record = deferredRecordOf({
+      deferredId, callId: call.callId, servedUser: call.servedUser, invite: setup.invite, group: call.machine.settings.group === true,
+      focus: call.focus, expiresAt,
+    });
+    deferral.source = { invite: setup.invite, service: setup.service, deviceSdp: setup.deviceSdp, devices: new Map(setup.targets.map((d) => [deviceKey(d), d])) };
+    log.info({ callId: call.callId, servedUser: call.servedUser, deferredId }, 'b2bua: session deferred');
+    return { kind: 'deferred' };
+  }
+
+  /** The machine's `relay-discard` effect (CR 8.3.2.1.1 603): the stored messages go. */
+  async discard(call: DeferrableCall): Promise<void> {
+    const id = call.deferral?.record?.deferredId;
+    if (id === undefined) return;
+    const { relay, log } = this.deps;
+    await relay.discard({ 'deferred-id': id }).then(
+      (r) => r.result === 'error' && log.warn({ callId: call.callId, reply: r }, 'b2bua: relay discard refused'),
+      (err: unknown) => log.warn({ err, callId: call.callId }, 'b2bua: relay discard failed'),
+    );
+  }
+
+  /**
+   * After each step of a call: the index follows the machine; a call that became a normal
+   * one (a device answered) or was declined (603) forgets its deferral; a call that ended
+   * deferred hands its record over (the caller left, its messages are stored).
+   */
+  afterStep(call: DeferrableCall): void {
+    const deferral = call.deferral;
+    if (!deferral?.record) return;
+    const rec = deferral.record;
+    const wasLive = this.#index.has(call.servedUser, call.callId);
+    if (Deferrals.live(call)) {
+      if (!wasLive) {
+        this.#index.add(call.servedUser, call.callId);
+        this.#tell(this.onDeferred, rec, 'onDeferred');
+      }
+      return;
+    }
+    if (wasLive) this.#index.delete(call.servedUser, call.callId);
+    const m = call.machine;
+    if (m.deferred === 'asked') return; // our 200 follows
+    if (m.deferred === 'on') {
+      if (m.state !== 'ended') return; // ending: handed over once it ended
+      this.deps.log.info({ callId: call.callId, deferredId: rec.deferredId }, 'b2bua: deferred session ended: pending delivery');
+      deferral.record = null;
+      this.#tell(this.onDeferredEnded, rec, 'onDeferredEnded');
+    } else {
+      deferral.record = null;
+      deferral.source = null;
+    }
+  }
+
+  /**
+   * A device of `servedUser` registered: for each live deferred call (`calls` looks them up)
+   * that the device can take (deviceTakes), the event that invites it.
+   */
+  registered<C extends DeferrableCall>(servedUser: string, device: Device, calls: (callId: string) => C | undefined): { call: C; ev: CallEvent }[] {
+    const out: { call: C; ev: CallEvent }[] = [];
+    const now = this.deps.wallNow();
+    for (const id of this.#index.of(servedUser)) {
+      const call = calls(id);
+      const src = call?.deferral?.source;
+      if (!call || !src || !Deferrals.live(call) || !deviceTakes(src.invite, servedUser, device, now)) continue;
+      const key = deviceKey(device);
+      src.devices.set(key, device);
+      const target: LegTarget = { kind: 'device', ruri: device.pubGruu ?? servedUser, device: key };
+      out.push({ call, ev: { kind: 'device-available', target } });
+    }
+    return out;
+  }
+
+  /** The records of `servedUser`'s live deferred calls. */
+  records(servedUser: string, calls: (callId: string) => DeferrableCall | undefined): DeferredRecord[] {
+    const out: DeferredRecord[] = [];
+    for (const id of this.#index.of(servedUser)) {
+      const call = calls(id);
+      if (call?.deferral?.record && Deferrals.live(call)) out.push(call.deferral.record);
+    }
+    return out;
+  }
+
+  /** Live deferred calls now. */
+  get size(): number {
+    return this.#index.size;
+  }
+
+  /** A deferred call's record and leg source for the call store (docs/b2bua.md "Restart"). */
+  stored(call: DeferrableCall): { deferral?: StoredDeferral } {
+    const d = call.deferral;
+    if (!d?.record || !d.source) return {};
+    const src = d.source;
+    return { deferral: { record: d.record, invite: printInvite(src.invite), service: { remove: [...src.service.remove], hdrs: src.service.hdrs }, deviceSdp: src.deviceSdp } };
+  }
+
+  /**
+   * A stored call's deferral back. Its INVITE unreadable: the call stays up, but no device
+   * can join it (it ends deferred and is delivered later).
+   */
+  restored(r: StoredCall): CallDeferral | null {
+    const d = r.deferral;
+    if (!d) return null; // past its setup, a call that is not deferred needs no deferral
+    const invite = parseInvite(d.invite);
+    if (!invite) this.deps.log.warn({ callId: r.callId }, 'b2bua: stored deferred INVITE unreadable: no device can join the call');
+    const source: LegSource | null = invite ? { invite, service: d.service, deviceSdp: d.deviceSdp, devices: new Map() } : null;
+    return { ttlS: 0, record: d.record, source }; // ttlS: only `defer` reads it, and that was done
+  }
+
+  /** A reloaded call: indexed when it is live and deferred. */
+  reloaded(call: DeferrableCall): void {
+    if (Deferrals.live(call)) this.#index.add(call.servedUser, call.callId);
+  }
+
+  #tell(listener: DeferredEndedListener | null, rec: DeferredRecord, name: string): void {
+    if (!listener) return;
+    try {
+      listener(rec);
+    } catch (err) {
+      this.deps.log.error({ err, callId: rec.callId, listener: name }, 'b2bua: deferred listener failed');
+    }
   }
 }
