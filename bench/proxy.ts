@@ -18,10 +18,16 @@
  * fork asked in a second round trip, core.fork, as before pf.invite carried it),
  * SERVICE_NODE_OPTIONS (NODE_OPTIONS for the service process, e.g. --max-semi-space-size=16),
  * SERVICE_NODE_ARGS (node options on the service's command line, e.g. --trace-gc: its
- * service.log in the run directory then shows every pause).
+ * service.log in the run directory then shows every pause),
+ * SHARED (comma list of lmdb, redis; default lmdb): the service's shared state
+ * (docs/decisions/0003-shared-state-engine.md); each PF mode runs once per backend, side by
+ * side, `redis` on a private three-master Redis Cluster (lab/redis.ts) and labelled
+ * `<mode>+redis`. Do not run it while the machine is shared: the figures would say little.
  */
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Service, Kamailio, runDir } from '../lab/lab.js';
+import { startRedisCluster, type RedisCluster } from '../lab/redis.js';
 import { Device, newInstance, vars } from '../lab/calls.js';
 import { runSipp } from '../lab/sipp.js';
 import { median } from './stats.js';
@@ -35,6 +41,8 @@ const RATES = (process.env.RATES ?? '1000,1400,1700,2000,2400,2800,3200,3600,400
 const CHILDREN = Number(process.env.CHILDREN ?? 4);
 const REFINE = Number(process.env.REFINE ?? 2);
 const MODES = (process.env.MODES ?? 'bare,pf').split(',') as Mode[];
+const SHARED = (process.env.SHARED ?? 'lmdb').split(',') as Shared[];
+for (const b of SHARED) if (b !== 'lmdb' && b !== 'redis') throw new Error(`SHARED: lmdb or redis, not ${b}`);
 if (process.env.SERVICE_NODE_OPTIONS) process.env.NODE_OPTIONS = process.env.SERVICE_NODE_OPTIONS;
 const SERVICE_NODE_ARGS = (process.env.SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 /** Kamailio shared memory (-m): at 512 MB both modes ran out of it above ~3,000 calls/s. */
@@ -59,6 +67,19 @@ function sampleCpu(s: Setup): CpuSample {
 }
 
 type Mode = 'bare' | 'pf' | 'pf-2rt';
+type Shared = 'lmdb' | 'redis';
+
+/** One configuration measured: a mode on a shared-state backend (bare: lmdb only, it decides nothing). */
+interface Run {
+  readonly label: string;
+  readonly mode: Mode;
+  readonly shared: Shared;
+}
+const RUNS: readonly Run[] = MODES.flatMap((mode): Run[] =>
+  mode === 'bare'
+    ? [{ label: 'bare', mode, shared: 'lmdb' }]
+    : SHARED.map((shared) => ({ label: shared === 'lmdb' ? mode : `${mode}+${shared}`, mode, shared })),
+);
 
 interface Setup {
   service: Service;
@@ -68,8 +89,19 @@ interface Setup {
   stop(): Promise<void>;
 }
 
-async function setup(mode: Mode, dir: string): Promise<Setup> {
-  const service = await Service.start({ dir, logLevel: 'warn', nodeArgs: SERVICE_NODE_ARGS });
+async function setup(mode: Mode, dir: string, shared: Shared): Promise<Setup> {
+  let redis: RedisCluster | null = null;
+  if (shared === 'redis') {
+    // run as root, Redis runs as nobody (lab/redis.ts): it must reach its folder
+    mkdirSync(dir, { recursive: true });
+    chmodSync(root, 0o711);
+    chmodSync(dir, 0o711);
+    redis = await startRedisCluster(join(dir, 'redis'));
+  }
+  const service = await Service.start({
+    dir, logLevel: 'warn', nodeArgs: SERVICE_NODE_ARGS,
+    ...(redis ? { sharedState: { engine: 'redis', redis: { urls: redis.urls, cluster: true, prefix: 'bench', timeoutMs: 500 } } } : {}),
+  });
   const kamailio = await Kamailio.start({
     dir,
     rpc: [{ port: service.rpcPort }],
@@ -97,6 +129,7 @@ async function setup(mode: Mode, dir: string): Promise<Setup> {
       await Promise.all(devices.map((d) => d.stop()));
       await kamailio.stop();
       await service.stop();
+      await redis?.stop();
     },
   };
 }
@@ -170,24 +203,20 @@ const spread = (xs: number[], digits = 0): string =>
   `${median(xs).toFixed(digits)} (min ${Math.min(...xs).toFixed(digits)}, max ${Math.max(...xs).toFixed(digits)})`;
 
 const root = runDir('bench-proxy');
-const cpu: Record<Mode, { kamailio: number[]; service: number[]; devices: number[] }> = {
-  bare: { kamailio: [], service: [], devices: [] },
-  pf: { kamailio: [], service: [], devices: [] },
-  'pf-2rt': { kamailio: [], service: [], devices: [] },
-};
 interface Decisions { p50: number[]; p99: number[]; fork50: number[]; fork99: number[]; ok: boolean[] }
-const noDecisions = (): Decisions => ({ p50: [], p99: [], fork50: [], fork99: [], ok: [] });
-const rates: Record<Mode, number[]> = { bare: [], pf: [], 'pf-2rt': [] };
-const ratios: Record<Mode, number[]> = { bare: [], pf: [], 'pf-2rt': [] };
-const decisions: Record<Mode, Decisions> = { bare: noDecisions(), pf: noDecisions(), 'pf-2rt': noDecisions() };
+const byLabel = <T>(f: () => T): Record<string, T> => Object.fromEntries(RUNS.map((r) => [r.label, f()]));
+const cpu = byLabel(() => ({ kamailio: [] as number[], service: [] as number[], devices: [] as number[] }));
+const rates = byLabel(() => [] as number[]);
+const ratios = byLabel(() => [] as number[]);
+const decisions = byLabel((): Decisions => ({ p50: [], p99: [], fork50: [], fork99: [], ok: [] }));
 
 for (let rep = 1; rep <= REPS; rep++) {
   console.log(`repetition ${rep}/${REPS}`);
-  const rateOf: Record<Mode, number> = { bare: 0, pf: 0, 'pf-2rt': 0 };
-  // interleaved: every repetition runs each mode once, the order rotating
-  const order = MODES.map((_, i) => MODES[(i + rep - 1) % MODES.length]!);
-  for (const mode of order) {
-    const s = await setup(mode, join(root, `${mode}-${rep}`));
+  const rateOf = byLabel(() => 0);
+  // interleaved: every repetition runs each configuration once, the order rotating
+  const order = RUNS.map((_, i) => RUNS[(i + rep - 1) % RUNS.length]!);
+  for (const { label, mode, shared } of order) {
+    const s = await setup(mode, join(root, `${label}-${rep}`), shared);
     try {
       // CPU per call by component at a rate both sustain
       await quiesce(s);
@@ -195,13 +224,13 @@ for (let rep = 1; rep <= REPS; rep++) {
       const rc = await step(s, CPU_RATE, false);
       const c1 = sampleCpu(s);
       const n = CPU_RATE * STEP_S;
-      cpu[mode].kamailio.push((c1.kamailio - c0.kamailio) / n);
-      cpu[mode].service.push((c1.service - c0.service) / n);
-      cpu[mode].devices.push((c1.devices - c0.devices) / n);
+      cpu[label]!.kamailio.push((c1.kamailio - c0.kamailio) / n);
+      cpu[label]!.service.push((c1.service - c0.service) / n);
+      cpu[label]!.devices.push((c1.devices - c0.devices) / n);
       console.log(
-        `  ${mode} CPU per call at ${CPU_RATE}/s${rc.ok ? '' : ' (some calls failed)'}: Kamailio ${((c1.kamailio - c0.kamailio) / n).toFixed(3)} ms, service ${((c1.service - c0.service) / n).toFixed(3)} ms, devices ${((c1.devices - c0.devices) / n).toFixed(3)} ms`,
+        `  ${label} CPU per call at ${CPU_RATE}/s${rc.ok ? '' : ' (some calls failed)'}: Kamailio ${((c1.kamailio - c0.kamailio) / n).toFixed(3)} ms, service ${((c1.service - c0.service) / n).toFixed(3)} ms, devices ${((c1.devices - c0.devices) / n).toFixed(3)} ms`,
       );
-      rateOf[mode] = await maxRate(s, mode);
+      rateOf[label] = await maxRate(s, label);
       if (mode !== 'bare') {
         // decision round trip at 1,000 calls/s
         const before = await s.service.metrics();
@@ -209,45 +238,45 @@ for (let rep = 1; rep <= REPS; rep++) {
         const after = await s.service.metrics();
         const inv = histMinus(histogram(after, 'pf.invite'), histogram(before, 'pf.invite'));
         const fork = histMinus(histogram(after, 'core.fork'), histogram(before, 'core.fork'));
-        const d = decisions[mode];
+        const d = decisions[label]!;
         d.p50.push(quantileMs(inv, 0.5));
         d.p99.push(quantileMs(inv, 0.99));
         d.fork50.push(fork.count ? quantileMs(fork, 0.5) : 0);
         d.fork99.push(fork.count ? quantileMs(fork, 0.99) : 0);
         d.ok.push(r.ok);
         console.log(
-          `  ${mode} pf.invite at ${DECISION_RATE}/s (${inv.count} decisions, ${fork.count} core.fork, calls ${r.ok ? 'all ok' : 'some failed'}): p50 ${quantileMs(inv, 0.5).toFixed(3)} ms, p99 ${quantileMs(inv, 0.99).toFixed(3)} ms`,
+          `  ${label} pf.invite at ${DECISION_RATE}/s (${inv.count} decisions, ${fork.count} core.fork, calls ${r.ok ? 'all ok' : 'some failed'}): p50 ${quantileMs(inv, 0.5).toFixed(3)} ms, p99 ${quantileMs(inv, 0.99).toFixed(3)} ms`,
         );
       }
     } finally {
       await s.stop();
     }
   }
-  for (const mode of MODES) {
-    rates[mode].push(rateOf[mode]);
-    ratios[mode].push(rateOf.bare ? rateOf[mode] / rateOf.bare : NaN);
+  for (const { label } of RUNS) {
+    rates[label]!.push(rateOf[label]!);
+    ratios[label]!.push(rateOf.bare ? rateOf[label]! / rateOf.bare : NaN);
   }
 }
 
-const pfModes = MODES.filter((m) => m !== 'bare');
+const pfRuns = RUNS.filter((r) => r.mode !== 'bare').map((r) => r.label);
 
 console.log(`
-Proxy mode on real Kamailio, ${REPS} repetitions (modes interleaved: ${MODES.join(', ')}), ${STEP_S} s per rate step,
+Proxy mode on real Kamailio, ${REPS} repetitions (interleaved: ${RUNS.map((r) => r.label).join(', ')}; shared state ${SHARED.join(', ')}), ${STEP_S} s per rate step,
 rates ${RATES.join("/")} calls/s (+${REFINE} bisection probes), Kamailio -x ${MEM_MANAGER ?? "tlsf"} -m ${SHM_MB}, service NODE_OPTIONS ${process.env.NODE_OPTIONS ?? '-'}
 (median (min, max); highest step with zero failed calls)
 `);
-for (const mode of MODES) console.log(`  ${mode.padEnd(7)} highest rate  ${spread(rates[mode])} calls/s`);
-for (const mode of pfModes) {
-  const d = decisions[mode];
-  console.log(`  ${mode.padEnd(7)} ratio / bare  ${spread(ratios[mode], 2)}   (target >= 0.9)
+for (const { label: mode } of RUNS) console.log(`  ${mode.padEnd(7)} highest rate  ${spread(rates[mode]!)} calls/s`);
+for (const mode of pfRuns) {
+  const d = decisions[mode]!;
+  console.log(`  ${mode.padEnd(7)} ratio / bare  ${spread(ratios[mode]!, 2)}   (target >= 0.9)
   ${mode.padEnd(7)} pf.invite p50 at ${DECISION_RATE}/s  ${spread(d.p50, 3)} ms
   ${mode.padEnd(7)} pf.invite p99 at ${DECISION_RATE}/s  ${spread(d.p99, 3)} ms   (target <= 2 ms)
   ${mode.padEnd(7)} core.fork p50 / p99 at ${DECISION_RATE}/s  ${spread(d.fork50, 3)} / ${spread(d.fork99, 3)} ms (0: not called)
   ${mode.padEnd(7)} calls at ${DECISION_RATE}/s all completed  ${d.ok.map(String).join(', ')}`);
 }
 console.log(`  CPU ms per call at ${CPU_RATE}/s (all processes of each part):`);
-for (const mode of MODES) {
-  const c = cpu[mode];
+for (const { label: mode } of RUNS) {
+  const c = cpu[mode]!;
   console.log(`    ${mode.padEnd(7)} Kamailio ${spread(c.kamailio, 3)}, service ${spread(c.service, 3)}, devices ${spread(c.devices, 3)}`);
 }
 console.log('  (round trip = the service\'s pf_decision_duration_seconds histogram, interpolated within buckets)');
