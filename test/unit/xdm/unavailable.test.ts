@@ -44,6 +44,43 @@ t.test('engine down: XCAP PUT and DELETE answer 503 with Retry-After, the docume
   t.equal((await app.http.inject({ url: '/health' })).statusCode, 200, 'still serving');
 });
 
+t.test('an engine that refuses writes (out of memory, a read-only replica): 503, reads from the copy', async (t) => {
+  const redis = await startRedis(`${t.testdir()}/redis`);
+  const other = await startRedis(`${t.testdir()}/other`);
+  t.teardown(() => Promise.all([redis.stop(), other.stop()]));
+  const app = await createApp(
+    testConfig(tempDir(t), { sharedState: { engine: 'redis', redis: { urls: [redis.url], cluster: false, prefix: 'r', timeoutMs: 1000 } } }),
+    quietLog,
+  );
+  t.teardown(() => app.stop());
+  await app.start();
+  const put = (body: string) => app.http.inject({ method: 'PUT', url: URL, headers: { ...OPERATOR, 'content-type': RL }, payload: body });
+  const first = await put(list('sip:spam@example.net'));
+  t.equal(first.statusCode, 201);
+  const cases: Array<{ name: string; refuse: () => Promise<unknown>; accept: () => Promise<unknown> }> = [
+    {
+      name: 'maxmemory reached (OOM, noeviction)',
+      refuse: () => redis.cli('CONFIG', 'SET', 'maxmemory', '1'),
+      accept: () => redis.cli('CONFIG', 'SET', 'maxmemory', '0'),
+    },
+    {
+      name: 'a read-only replica (READONLY)',
+      refuse: () => redis.cli('REPLICAOF', other.host, String(other.port)),
+      accept: () => redis.cli('REPLICAOF', 'NO', 'ONE'),
+    },
+  ];
+  for (const c of cases) {
+    await c.refuse();
+    const res = await put(list('sip:other@example.net'));
+    t.equal(res.statusCode, 503, `${c.name}: 503`);
+    t.equal(res.headers['retry-after'], String(ENGINE_RETRY_AFTER_S), `${c.name}: Retry-After`);
+    const get = await app.http.inject({ method: 'GET', url: URL, headers: OPERATOR });
+    t.equal(get.headers.etag, first.headers.etag, `${c.name}: the document unchanged`);
+    await c.accept();
+  }
+  t.equal((await put(list('sip:x@example.net'))).statusCode, 200, 'writes land again once the engine takes them');
+});
+
 /** An engine whose compare-and-set loses `losses` times (other writers), then wins. */
 function contended(losses: number): SharedEngine & { readonly attempts: number } {
   let attempts = 0;
