@@ -5,7 +5,8 @@
 
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
-import { readConfig, type RelayConfig } from './config/load.js';
+import { DEFAULT_DEFERRED, readConfig, type RelayConfig } from './config/load.js';
+import { LmdbDeferredStore } from './deferred/lmdb.js';
 import { openHistory } from './history/open.js';
 import { ControlServer } from './relay/control.js';
 import { MsrpRelay } from './relay/relay.js';
@@ -36,10 +37,16 @@ async function main(): Promise<void> {
   // the lab's live view (docs/lab.md "Live view"): frames as HEP3 to its collector
   const traceAt = cfg.traceHep === undefined ? -1 : cfg.traceHep.lastIndexOf(':');
   const trace = cfg.traceHep === undefined ? undefined : new HepFrameTrace(cfg.traceHep.slice(0, traceAt), Number(cfg.traceHep.slice(traceAt + 1)));
+  // the deferred store (docs/deferred.md "In the relay"): on by default, "off" disables it
+  const deferredPath = cfg.deferred === undefined ? DEFAULT_DEFERRED : cfg.deferred;
+  const deferred = deferredPath === null
+    ? undefined
+    : new LmdbDeferredStore({ path: deferredPath, ...(cfg.deferredBounds ? { bounds: cfg.deferredBounds } : {}) });
   let relay: MsrpRelay;
   try {
     relay = new MsrpRelay({
       host: cfg.host, port: cfg.msrpPort, log, ...(store ? { store } : {}), ...(trace ? { trace } : {}),
+      ...(deferred ? { deferred: { store: deferred } } : {}),
       ...(tls && cfg.tls ? { tls, tlsPort: cfg.tls.port } : {}),
     });
   } catch (err) {
@@ -55,12 +62,13 @@ async function main(): Promise<void> {
   const controlPort = await control.listen();
   const msrpTlsPort = relay.tlsListenPort || undefined;
   const history = cfg.mss ? `imap://${cfg.mss.host}:${cfg.mss.port}` : cfg.history;
-  log.info({ host: cfg.host, msrpPort, msrpTlsPort, controlPort, history }, 'relay ready');
+  log.info({ host: cfg.host, msrpPort, msrpTlsPort, controlPort, history, deferred: deferredPath }, 'relay ready');
   const stop = (): void => {
     void (async () => {
       await control.close();
       await relay.close();
       await store?.close();
+      await deferred?.close();
       process.exit(0);
     })();
   };

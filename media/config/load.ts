@@ -8,6 +8,10 @@ import { parseArgs } from 'node:util';
 import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError, loadLayers, type EnvTable, type TextKind, type TextSetting } from '../../wire/config.js';
 import { LOOPBACK_PEERS, peerList } from '../../wire/server.js';
+import { DEFAULT_BOUNDS, type DeferredBounds } from '../deferred/store.js';
+
+/** The deferred store's file when the setting is left alone. */
+export const DEFAULT_DEFERRED = 'run/deferred.mdb';
 
 
 const Port = (opts: { default?: number } = {}) =>
@@ -48,6 +52,13 @@ const RelayConfigSchema = Type.Object(
     'history-queue': Type.String({ minLength: 1, default: 'run/history-queue.mdb' }),
     'history-queue-max-entries': Type.Integer({ minimum: 1, default: 100_000 }),
     'history-queue-max-bytes': Type.Integer({ minimum: 64 * 1024, default: 256 * 1024 * 1024 }),
+    /** LMDB file of the deferred store (CR 8.3.2.9, docs/deferred.md "In the relay"); "off": the deferred verbs answer STORE_UNAVAILABLE. */
+    deferred: Type.String({ minLength: 1, default: DEFAULT_DEFERRED }),
+    /** Bounds of the deferred store: items and payload bytes in all, bytes of one message, items of one deferred-id. */
+    'deferred-max-items': Type.Integer({ minimum: 1, default: DEFAULT_BOUNDS.maxItems }),
+    'deferred-max-bytes': Type.Integer({ minimum: 64 * 1024, default: DEFAULT_BOUNDS.maxBytes }),
+    'deferred-max-message-bytes': Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: DEFAULT_BOUNDS.maxItemBytes }),
+    'deferred-max-per-id': Type.Integer({ minimum: 1, default: DEFAULT_BOUNDS.maxItemsPerId }),
   },
   { additionalProperties: false },
 );
@@ -58,6 +69,7 @@ type Camel<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capita
 /** The schema's settings under camelCase names, optional where the schema says so. */
 type CamelSettings = { [K in keyof RelayConfigFile as K extends string ? Camel<K> : never]: RelayConfigFile[K] };
 type TlsSetting = 'msrpTlsCert' | 'msrpTlsKey' | 'msrpTlsPort';
+type DeferredSetting = 'deferred' | 'deferredMaxItems' | 'deferredMaxBytes' | 'deferredMaxMessageBytes' | 'deferredMaxPerId';
 type MssSetting = 'historyStore' | 'mssHost' | 'mssPort' | 'mssUser' | 'mssTls' | 'mssConnections' | 'historyQueue' | 'historyQueueMaxEntries' | 'historyQueueMaxBytes';
 
 /** The MSS client and its write queue (docs/history.md "Configuration"). */
@@ -75,7 +87,7 @@ export interface MssConfig {
  * The settings as the process uses them: the schema's, camelCase (a new schema field
  * appears here, and readConfig must then fill it), with three reshaped.
  */
-export type RelayConfig = Omit<CamelSettings, 'history' | TlsSetting | MssSetting | 'controlMaxFrameBytes' | 'controlAllowedPeers'> & {
+export type RelayConfig = Omit<CamelSettings, 'history' | TlsSetting | MssSetting | DeferredSetting | 'controlMaxFrameBytes' | 'controlAllowedPeers'> & {
   /** null: history off. */
   history: CamelSettings['history'] | null;
   /** msrps listener; absent when not configured. */
@@ -86,6 +98,10 @@ export type RelayConfig = Omit<CamelSettings, 'history' | TlsSetting | MssSettin
   controlMaxFrameBytes?: CamelSettings['controlMaxFrameBytes'];
   /** Present with history-store imap (and history not off): history goes to this MSS, through the queue. */
   mss?: MssConfig;
+  /** Present when not the default (DEFAULT_DEFERRED); null: no deferred store. */
+  deferred?: string | null;
+  /** Present when a bound is not the default (DEFAULT_BOUNDS). */
+  deferredBounds?: DeferredBounds;
 };
 
 /** Setting -> environment variable (today's names) and how to read flag and variable. */
@@ -109,6 +125,11 @@ const SETTINGS: ReadonlyArray<readonly [key: keyof RelayConfigFile, env: string,
   ['history-queue', 'RELAY_HISTORY_QUEUE', 'string'],
   ['history-queue-max-entries', 'RELAY_HISTORY_QUEUE_MAX_ENTRIES', 'int'],
   ['history-queue-max-bytes', 'RELAY_HISTORY_QUEUE_MAX_BYTES', 'int'],
+  ['deferred', 'RELAY_DEFERRED', 'string'],
+  ['deferred-max-items', 'RELAY_DEFERRED_MAX_ITEMS', 'int'],
+  ['deferred-max-bytes', 'RELAY_DEFERRED_MAX_BYTES', 'int'],
+  ['deferred-max-message-bytes', 'RELAY_DEFERRED_MAX_MESSAGE_BYTES', 'int'],
+  ['deferred-max-per-id', 'RELAY_DEFERRED_MAX_PER_ID', 'int'],
 ];
 
 const DEFAULT_MSS_PORT = { none: 143, starttls: 143, tls: 993 } as const;
@@ -173,6 +194,10 @@ export function readConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     throw new ConfigError('config: /msrp-tls-port needs msrp-tls-cert and msrp-tls-key');
   }
   const mss = mssConfig(c, env);
+  const bounds: DeferredBounds = {
+    maxItems: c['deferred-max-items'], maxBytes: c['deferred-max-bytes'], maxItemBytes: c['deferred-max-message-bytes'], maxItemsPerId: c['deferred-max-per-id'],
+  };
+  const defaultBounds = (Object.keys(bounds) as (keyof DeferredBounds)[]).every(k => bounds[k] === DEFAULT_BOUNDS[k]);
   return {
     host: c.host,
     msrpPort: c['msrp-port'],
@@ -185,5 +210,7 @@ export function readConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     ...(c['control-max-frame-bytes'] === DEFAULT_MAX_FRAME ? {} : { controlMaxFrameBytes: c['control-max-frame-bytes'] }),
     ...(c['trace-hep'] === undefined ? {} : { traceHep: c['trace-hep'] }),
     ...(mss ? { mss } : {}),
+    ...(c.deferred === DEFAULT_DEFERRED ? {} : { deferred: c.deferred === 'off' ? null : c.deferred }),
+    ...(defaultBounds ? {} : { deferredBounds: bounds }),
   };
 }

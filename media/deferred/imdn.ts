@@ -3,7 +3,7 @@
 // (RFC 5438 §7.2.1.1, docs/deferred.md "Expiry"). Pure functions.
 
 import { randomBytes } from 'node:crypto';
-import { IMDN_TYPE, classify, cpimAddress, headerValue, parseCpimHead, type CpimHeader, type PayloadKind } from '../cpim/head.js';
+import { CPIM_TYPE, IMDN_TYPE, classify, mediaType, cpimAddress, headerValue, parseCpimHead, type CpimHeader, type PayloadKind } from '../cpim/head.js';
 import type { DeferredRecord, NewItem, StoredItem } from './store.js';
 
 const IMDN_NS = 'urn:ietf:params:imdn';
@@ -32,8 +32,8 @@ function imdnPrefix(headers: readonly CpimHeader[]): string {
 
 /** Read a complete message's CPIM facts; a payload that is not CPIM gives its kind alone. */
 export function cpimFacts(payload: Buffer, contentType: string): CpimFacts {
-  const r = parseCpimHead(payload.subarray(0, 64 * 1024));
-  if (r.state !== 'complete') return { kind: classify(contentType, undefined), negativeDelivery: false };
+  const r = mediaType(contentType) === CPIM_TYPE ? parseCpimHead(payload.subarray(0, 64 * 1024)) : undefined;
+  if (r?.state !== 'complete') return { kind: classify(contentType, undefined), negativeDelivery: false };
   const h = r.head.headers;
   const prefix = imdnPrefix(h);
   const dn = headerValue(h, `${prefix}.Disposition-Notification`) ?? '';

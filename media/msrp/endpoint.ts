@@ -252,7 +252,7 @@ export class MsrpEndpoint extends EventEmitter<EndpointEvents> {
     const refused = sink.frameStart(conn, head);
     if (typeof refused === 'number') return { head, sink: undefined, status: refused, reply: undefined };
     const auto = this.opts.autoRespond ?? true;
-    if (head.method !== 'SEND' || !auto) return { head, sink, status: undefined, reply: undefined };
+    if (head.method !== 'SEND' || !auto || sink.respondsItself?.(conn, head) === true) return { head, sink, status: undefined, reply: undefined };
     // RFC 4975 §7.2: the 200, addressed from the paths already validated, unless
     // Failure-Report is no/partial (responseFor's rules).
     const mode = f.failureReport === undefined ? 'yes' : reportMode(head.headers, 'Failure-Report');

@@ -147,6 +147,11 @@ export interface SessionSink {
    * endpoint answers it (Failure-Report permitting) and drops the rest of that frame.
    */
   frameStart(conn: MsrpConnectionLike, head: FrameHead): number | undefined;
+  /**
+   * Asked right after frameStart accepted a SEND: true when the sink answers it itself
+   * (responseFor, later), so the endpoint sends no 200 at its end-line.
+   */
+  respondsItself?(conn: MsrpConnectionLike, head: FrameHead): boolean;
   body(conn: MsrpConnectionLike, piece: Buffer): void;
   frameEnd(conn: MsrpConnectionLike, head: FrameHead, flag: ContinuationFlag): void;
   /** The connection carrying this session closed (error set when abnormal). */

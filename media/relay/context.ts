@@ -7,6 +7,7 @@ import type { HistoryWriter } from '../history/mss.js';
 import type { DialOptions } from './dial.js';
 import type { RelayEvent } from './types.js';
 import type { FrameTrace } from './hep-trace.js';
+import type { DeferralOptions } from './deferral.js';
 
 export interface RelayLimits {
   /** Largest chunk taken whole; larger chunks get 413 (RFC 4975 §7.3.1). */
@@ -58,6 +59,8 @@ export interface RelayOptions {
   maxTracked?: number;
   /** Report frames to the lab's live view (hep-trace.ts). */
   trace?: FrameTrace;
+  /** Deferred delivery (docs/deferred.md "In the relay"): its store and sweep; absent: the deferred verbs answer STORE_UNAVAILABLE. */
+  deferred?: DeferralOptions;
 }
 
 export function limitsOf(o: RelayOptions): RelayLimits {

@@ -4,6 +4,8 @@
 // RFC 6714), the transport checked, the body
 // collected up to maxChunk, and the whole chunk handed to forwarding. A device's chunks
 // sent on a connection parked before its answer are held and relayed once it is answered.
+// A SEND that deferred delivery takes (deferral.ts owns()) is answered by deferral, not
+// by the endpoint: the 200 of a stored message waits until it is durable.
 
 import {
   getHeader, type ContinuationFlag, type FrameHead, type MsrpConnectionLike, type SessionSink,
@@ -12,6 +14,7 @@ import { parseByteRange, type ByteRange } from '../cpim/direction.js';
 import { heldBytes, pathUris, type Binder } from './binding.js';
 import type { RelayContext } from './context.js';
 import { corkUntilNextTick } from './flow.js';
+import type { Deferrals } from './deferral.js';
 import type { Forwarder } from './forwarding.js';
 import { Body } from './frames.js';
 import { peerMatches, type Leg } from './leg.js';
@@ -29,6 +32,8 @@ interface Receiving {
   /** Byte-Range as read at frame start (SEND only). */
   readonly range: ByteRange | undefined;
   readonly rangeText: string | undefined;
+  /** Deferral answers this SEND itself (deferral.ts take()). */
+  readonly own: boolean;
 }
 
 export type Side = 'orig' | 'device';
@@ -40,6 +45,7 @@ export class Ingress {
     private readonly ctx: RelayContext,
     private readonly binder: Binder,
     private readonly forwarder: Forwarder,
+    private readonly deferrals?: Deferrals,
   ) {}
 
   /** The endpoint's sink for one of the session's ids on one listener. */
@@ -54,6 +60,7 @@ export class Ingress {
             trace.received(head, status);
             return status;
           },
+      respondsItself: conn => this.receiving.get(conn.id)?.own === true,
       body: (conn, piece) => {
         const r = this.receiving.get(conn.id);
         if (!r) return;
@@ -93,6 +100,7 @@ export class Ingress {
       if (!this.binder.bind(s, leg, conn)) return undefined;
       leg.framesIn += 1;
       if (leg.bindTid !== undefined) this.binder.bindAnswered(s, leg, head.transactionId, head.status);
+      if (s.deferred !== undefined) this.deferrals?.response(s, leg, head.transactionId, head.status);
       return undefined;
     }
     let range: ByteRange | undefined;
@@ -107,7 +115,8 @@ export class Ingress {
     // The endpoint's hop-by-hop 200 and our forwards leave in one write per tick.
     corkUntilNextTick(conn);
     leg.framesIn += 1;
-    this.receiving.set(conn.id, { session: s, leg, head, parts: [], size: 0, range, rangeText });
+    const own = s.deferred !== undefined && head.kind === 'request' && head.method === 'SEND' && this.deferrals?.owns(s, leg) === true;
+    this.receiving.set(conn.id, { session: s, leg, head, parts: [], size: 0, range, rangeText, own });
     return undefined;
   }
 
@@ -124,7 +133,7 @@ export class Ingress {
     if (declared > this.ctx.limits.maxChunk) return 413;
     const early = this.binder.holdFor(s, conn, head, declared);
     if (!early) return 481;
-    this.receiving.set(conn.id, { session: s, leg: undefined, early, head, parts: [], size: 0, range, rangeText });
+    this.receiving.set(conn.id, { session: s, leg: undefined, early, head, parts: [], size: 0, range, rangeText, own: false });
     return undefined;
   }
 
@@ -150,6 +159,11 @@ export class Ingress {
       return;
     }
     r.leg.bytesIn += r.size;
+    if (r.own && this.deferrals && head.kind === 'request') {
+      const oversize = r.size > this.ctx.limits.maxChunk;
+      this.deferrals.take(r.session, r.leg, conn, head, new Body(r.parts, oversize ? 0 : r.size), flag, r.range, r.rangeText, oversize);
+      return;
+    }
     if (r.session.state === 'deleted' || head.kind !== 'request') return; // hop-by-hop responses end here
     if (r.size > this.ctx.limits.maxChunk) {
       r.leg.dropped += 1;
@@ -179,6 +193,11 @@ export class Ingress {
   ): void {
     try {
       if (head.kind !== 'request') return;
+      // already answered by the endpoint (held early, or deferred since its start): deferral takes it all the same
+      if (head.method === 'SEND' && s.deferred !== undefined && this.deferrals?.owns(s, leg) === true) {
+        this.deferrals.take(s, leg, conn, head, body, flag, range, rangeText, false, true);
+        return;
+      }
       if (head.method === 'SEND') this.forwarder.send(s, leg, conn, head, body, flag, range, rangeText);
       else if (head.method === 'REPORT') this.forwarder.report(leg, head);
     } catch (err) {

@@ -14,7 +14,10 @@ import { EventEmitter } from 'node:events';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { createSecureContext, type ConnectionOptions } from 'node:tls';
 import { MsrpEndpoint, msrpUriEquals } from '../msrp/index.js';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Binder } from './binding.js';
+import { DeferParamsSchema, DeferredKeyParamsSchema, DeliverParamsSchema } from './control-schema.js';
+import { Deferrals, newDeferral } from './deferral.js';
 import { limitsOf, type RelayContext, type RelayOptions } from './context.js';
 import { Dial, dialSettings, type Connector, type DialSettings, type DialTarget } from './dial.js';
 import { Backpressure } from './flow.js';
@@ -22,11 +25,12 @@ import { Forwarder } from './forwarding.js';
 import { HistoryRecorder } from './history-recorder.js';
 import { formatGroupState } from '../history/mss.js';
 import { Ingress } from './ingress.js';
-import { ORIGINATOR, legInfo, newLeg, peerUri } from './leg.js';
+import { ORIGINATOR, legInfo, moveLeg, newLeg, peerUri } from './leg.js';
 import { admitDevice } from './multi-device.js';
 import { fail, isNonEmpty, offerReply, readAnswer, readOffer, sessionFromOffer, sessionWarnings } from './negotiation.js';
 import type { RelayEndpoint } from './sdp.js';
-import { devicesChanged, legsOf, moveSession, type Session } from './session.js';
+import { devicesChanged, legsOf, moveSession, newSession, type Session } from './session.js';
+import { relaySdp } from './sdp.js';
 import type {
   AnswerParams, AnswerReply, DeferParams, DeferredKeyParams, DeferredStateReply, DeliverParams, DeliverReply, DiscardReply, DropParams,
   GroupStateParams, KeyParams, OfferParams, OfferReply, QueryReply, RelayEvent, SimpleReply,
@@ -37,6 +41,17 @@ export type { RelayOptions } from './context.js';
 function freshId(): string {
   return randomBytes(12).toString('base64url');
 }
+
+const deferCheck = TypeCompiler.Compile(DeferParamsSchema);
+const deliverCheck = TypeCompiler.Compile(DeliverParamsSchema);
+const deferredKeyCheck = TypeCompiler.Compile(DeferredKeyParamsSchema);
+
+/**
+ * The peer offer a delivery session's device SDP is made from (relaySdp keeps its
+ * accept-types): stored messages are message/cpim of any wrapped type.
+ */
+const DELIVERY_TEMPLATE = 'v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n' +
+  'm=message 9 TCP/MSRP *\r\na=accept-types:message/cpim\r\na=accept-wrapped-types:*\r\na=path:msrp://0.0.0.0:9/t;tcp\r\n';
 
 export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
   readonly endpoint: MsrpEndpoint;
@@ -53,9 +68,13 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
   private tlsPort = 0;
   private readonly tlsClient: ConnectionOptions;
   private readonly dialSettings: DialSettings;
+  /** Deferred delivery, when a deferred store is configured. */
+  private readonly deferrals: Deferrals | undefined;
+  private readonly log: RelayOptions['log'];
 
   constructor(options: RelayOptions = {}) {
     super();
+    this.log = options.log;
     this.host = options.host ?? '127.0.0.1';
     this.tlsClient = options.tlsClient ?? {};
     this.dialSettings = dialSettings(options.dial);
@@ -68,6 +87,9 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
         // A closed leg may settle REPORTs that waited for it (reports.ts).
         if (e.event === 'leg-closed') forwarder.legsClosed(this.sessions.get(e['call-id']));
         this.emit('event', e);
+        // After the event: leg-connected goes out before the backlog's own events (deferral.ts).
+        if (e.event === 'leg-connected') this.deferrals?.legConnected(this.sessions.get(e['call-id']), e.leg);
+        else if (e.event === 'leg-closed') this.deferrals?.legClosed(this.sessions.get(e['call-id']), e.leg);
       },
     };
     const connection = options.connection ? { connection: options.connection } : {};
@@ -82,13 +104,18 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     const flow = new Backpressure(ctx.limits.highWaterMark, conn => this.ingress.forget(conn));
     const forwarder = new Forwarder(ctx, flow, this.history);
     this.binder = new Binder(ctx, forwarder, flow);
-    this.ingress = new Ingress(ctx, this.binder, forwarder);
+    this.deferrals = options.deferred
+      ? new Deferrals(ctx, forwarder, this.history, { closeLeg: (s, leg, reason) => this.binder.closeLeg(s, leg, reason) }, options.deferred)
+      : undefined;
+    this.ingress = new Ingress(ctx, this.binder, forwarder, this.deferrals);
   }
 
   /** Listen on the TCP port and, with TLS configured, the TLS port; resolves to the TCP port. */
   async listen(): Promise<number> {
     this.port = await this.endpoint.listen();
     if (this.tlsEndpoint) this.tlsPort = await this.tlsEndpoint.listen();
+    // the expiry sweep: at start, then every 30 s (docs/deferred.md "Expiry")
+    this.deferrals?.startSweeps();
     return this.port;
   }
 
@@ -105,7 +132,13 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     for (const s of [...this.sessions.values()]) this.deleteSession(s, 'relay stopped');
     await this.endpoint.close();
     await this.tlsEndpoint?.close();
+    await this.deferrals?.close();
     await this.flushHistory();
+  }
+
+  /** Run the deferred store's expiry sweep now (as the timer does); `now` for tests. */
+  async sweepDeferred(now?: number): Promise<void> {
+    await this.deferrals?.sweep(now);
   }
 
   /** History writes in flight are done. */
@@ -217,22 +250,92 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     };
   }
 
-  // ---- deferred delivery (docs/media-control.md, "Deferred delivery") ----------------
+  // ---- deferred delivery (docs/media-control.md, "Deferred delivery"; deferral.ts) ----
 
-  defer(_p: DeferParams): SimpleReply {
-    return fail('STORE_UNAVAILABLE', 'deferred delivery is not implemented yet');
+  /** CR 8.3.2.1.1 step 3 i: the session stores its originator's messages under deferred-id. */
+  defer(p: DeferParams): SimpleReply {
+    if (!deferCheck.Check(p)) return fail('BAD_PARAMS', 'call-id, deferred-id (32 hex digits), served-user and expires-at are required');
+    if (!this.deferrals) return fail('STORE_UNAVAILABLE', 'the relay has no deferred store');
+    const s = this.sessions.get(p['call-id']);
+    if (!s) return fail('UNKNOWN_SESSION', 'no session for this call-id');
+    const id = p['deferred-id'];
+    if (s.deferred) {
+      return s.deferred.id === id && s.deferred.role === 'store' ? { result: 'ok' } : fail('SESSION_EXISTS', 'the session is already deferred or delivering');
+    }
+    const user = this.deferrals.original(id);
+    if (user !== undefined || this.deferrals.busy(id, 'messages')) return fail('SESSION_EXISTS', 'deferred-id is in use by another session');
+    this.deferrals.deferred(s, newDeferral('store', id, 'messages', p['served-user'], p['expires-at']), s.callId);
+    return { result: 'ok' };
   }
 
-  deliver(_p: DeliverParams): Promise<DeliverReply> {
-    return Promise.resolve(fail('STORE_UNAVAILABLE', 'deferred delivery is not implemented yet'));
+  /** A session with no originator that sends the stored items of deferred-id to the peer of its `answer`. */
+  async deliver(p: DeliverParams): Promise<DeliverReply> {
+    if (!deliverCheck.Check(p)) return fail('BAD_PARAMS', 'call-id, deferred-id (32 hex digits) and what (messages or notifications) are required');
+    const deferrals = this.deferrals;
+    if (!deferrals) return fail('STORE_UNAVAILABLE', 'the relay has no deferred store');
+    const callId = p['call-id'];
+    const id = p['deferred-id'];
+    if (this.sessions.has(callId)) return fail('SESSION_EXISTS', 'session exists for this call-id');
+    let counts: { messages: number; notifications: number };
+    try {
+      counts = await deferrals.store.counts(id);
+    } catch (err) {
+      this.log?.error({ err, deferredId: id }, 'deferred store failed');
+      return fail('STORE_UNAVAILABLE', 'the deferred store failed');
+    }
+    if ((p.what === 'messages' ? counts.messages : counts.notifications) === 0) return fail('UNKNOWN_SESSION', `no ${p.what} stored for this deferred-id`);
+    // checked again: the store answered asynchronously
+    if (this.sessions.has(callId)) return fail('SESSION_EXISTS', 'session exists for this call-id');
+    if (deferrals.busy(id, p.what)) return fail('SESSION_EXISTS', `a delivery of these ${p.what} is under way`);
+    const origId = freshId();
+    const devId = freshId();
+    const devUri = this.endpoint.uriFor(devId);
+    const devTlsUri = this.tlsEndpoint?.uriFor(devId);
+    // No originator: a leg that is closed from the start, on no session-id of ours.
+    const none = newLeg(ORIGINATOR, 'originator', [], [], this.endpoint.uriFor(origId), false);
+    moveLeg(none, 'closed');
+    const s = newSession({
+      callId, policy: 'A', directDelivery: false, record: false, origId, devId, origUri: none.ownUri, devUri, originator: none,
+      ...(p['served-user'] ? { servedUser: p['served-user'] } : {}),
+      ...(devTlsUri !== undefined ? { devTlsUri } : {}),
+    });
+    this.sessions.set(callId, s);
+    this.ingress.traceSession(s);
+    this.endpoint.addSession(devId, this.ingress.sinkFor(s, 'device', false));
+    this.tlsEndpoint?.addSession(devId, this.ingress.sinkFor(s, 'device', true));
+    deferrals.delivering(s, newDeferral('delivery', id, p.what, p['served-user'], 0));
+    const tcp = relaySdp(DELIVERY_TEMPLATE, this.own(devUri, false));
+    const tls = devTlsUri !== undefined ? relaySdp(DELIVERY_TEMPLATE, this.own(devTlsUri, true)) : undefined;
+    return {
+      result: 'ok', 'device-sdp': tcp, 'device-relay-uri': devUri,
+      ...(tls !== undefined && devTlsUri !== undefined
+        ? { 'device-sdp-tcp': tcp, 'device-sdp-tls': tls, 'device-relay-uri-tcp': devUri, 'device-relay-uri-tls': devTlsUri }
+        : {}),
+    };
   }
 
-  discard(_p: DeferredKeyParams): Promise<DiscardReply> {
-    return Promise.resolve(fail('STORE_UNAVAILABLE', 'deferred delivery is not implemented yet'));
+  /** CR 8.3.2.1.1: the user rejected the session after the PF accepted it; its stored items go. */
+  async discard(p: DeferredKeyParams): Promise<DiscardReply> {
+    if (!deferredKeyCheck.Check(p)) return fail('BAD_PARAMS', 'deferred-id (32 hex digits) is required');
+    if (!this.deferrals) return fail('STORE_UNAVAILABLE', 'the relay has no deferred store');
+    try {
+      return { result: 'ok', discarded: await this.deferrals.store.discard(p['deferred-id']) };
+    } catch (err) {
+      this.log?.error({ err, deferredId: p['deferred-id'] }, 'deferred store failed');
+      return fail('STORE_UNAVAILABLE', 'the deferred store failed');
+    }
   }
 
-  deferredState(_p: DeferredKeyParams): Promise<DeferredStateReply> {
-    return Promise.resolve(fail('STORE_UNAVAILABLE', 'deferred delivery is not implemented yet'));
+  async deferredState(p: DeferredKeyParams): Promise<DeferredStateReply> {
+    if (!deferredKeyCheck.Check(p)) return fail('BAD_PARAMS', 'deferred-id (32 hex digits) is required');
+    if (!this.deferrals) return fail('STORE_UNAVAILABLE', 'the relay has no deferred store');
+    try {
+      const c = await this.deferrals.store.counts(p['deferred-id']);
+      return { result: 'ok', messages: c.messages, notifications: c.notifications, ...(c.oldest === undefined ? {} : { oldest: c.oldest }) };
+    } catch (err) {
+      this.log?.error({ err, deferredId: p['deferred-id'] }, 'deferred store failed');
+      return fail('STORE_UNAVAILABLE', 'the deferred store failed');
+    }
   }
 
   /** The relay's side of a leg, for its SDP. */
@@ -259,6 +362,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
 
   private deleteSession(s: Session, reason: string): void {
     moveSession(s, 'deleted');
+    this.deferrals?.sessionDeleted(s);
     this.sessions.delete(s.callId);
     for (const ep of [this.endpoint, this.tlsEndpoint]) {
       ep?.removeSession(s.origId);

@@ -6,6 +6,9 @@
 //      │                                                                  ▲
 //      └──────────────────── delete, relay stopped ───────────────────────┘
 //
+// A delivery session (`deliver`, deferral.ts) has no originator: it stays offered until
+// deleted. A deferred session's own machine (storing, flushing, ...) is in deferral.ts.
+//
 // A deleted session answers every frame 481 (RFC 4975 §5.4). moveSession() is the only
 // place a session's state changes; it throws IllegalTransition (lib/fsm.ts) on an illegal move.
 
@@ -13,6 +16,7 @@ import type { ContinuationFlag, FrameHead, MsrpConnectionLike } from '../msrp/in
 import type { ByteRange } from '../cpim/direction.js';
 import type { HeadDecision, HeadTracker } from '../cpim/tracker.js';
 import type { Dial } from './dial.js';
+import type { Deferral } from './deferral.js';
 import type { Body, Chunk } from './frames.js';
 import type { Leg, Route } from './leg.js';
 import { guardedTransition, type NextTable } from '../../lib/fsm.js';
@@ -66,6 +70,8 @@ export interface Session {
   readonly early: Map<string, EarlyConnection>;
   /** The relay dialing the originator (it offered a=setup:passive; dial.ts), while under way or done. */
   dial?: Dial;
+  /** Deferred delivery (deferral.ts): set by `defer` (store) or made by `deliver` (delivery). */
+  deferred?: Deferral;
 }
 
 /** A chunk a parked connection sent before its device was answered, relayed once it is. */
@@ -87,7 +93,7 @@ export interface EarlyConnection {
   adoptedBy: Leg | undefined;
 }
 
-export type SessionInit = Omit<Session, 'state' | 'devices' | 'inbound' | 'origRoutes' | 'toOriginator' | 'fromCache' | 'early' | 'dial'>;
+export type SessionInit = Omit<Session, 'state' | 'devices' | 'inbound' | 'origRoutes' | 'toOriginator' | 'fromCache' | 'early' | 'dial' | 'deferred'>;
 
 export function newSession(init: SessionInit): Session {
   return {

@@ -1,0 +1,368 @@
+// Deferred delivery in the relay (docs/deferred.md "In the relay", docs/media-control.md
+// "Deferred delivery"): real MSRP over TCP on loopback, the relay's deferred store in
+// LMDB in the test's folder.
+import t, { type Test } from 'tap';
+import { buildCpim, MsrpPeer } from '../../../media/client/peer.js';
+import { getHeader } from '../../../media/msrp/index.js';
+import { LmdbDeferredStore } from '../../../media/deferred/lmdb.js';
+import type { DeferredBounds } from '../../../media/deferred/store.js';
+import { RelayControl } from '../../../media/relay/control.js';
+import { RelayControlClient } from '../../../media/relay/control-client.js';
+import { RpcError } from '../../../wire/errors.js';
+import { listenWithEvents, sdpFor, startRelayProcess, until, type RelayWithEvents } from './helpers.js';
+
+const ALICE = 'sip:alice@example.net';
+const BOB = 'sip:bob@example.net';
+let n = 0;
+const newDeferredId = (): string => (++n).toString(16).padStart(8, '0') + process.pid.toString(16).padStart(24, '0');
+
+interface Rig extends RelayWithEvents {
+  store: LmdbDeferredStore;
+  close(): Promise<void>;
+}
+
+async function rig(t: Test, bounds: Partial<DeferredBounds> = {}, path = `${t.testdir()}/deferred.mdb`): Promise<Rig> {
+  const store = new LmdbDeferredStore({ path, bounds });
+  const r = await listenWithEvents({ deferred: { store } });
+  return {
+    ...r, store,
+    async close() {
+      await r.relay.close();
+      await store.close();
+    },
+  };
+}
+
+/** An originator with a session on the relay, deferred under a new deferred-id. */
+async function deferredCall(r: Rig, callId: string, expiresAt = Date.now() + 3_600_000): Promise<{ origin: MsrpPeer; id: string; deviceUri: string }> {
+  const origin = await MsrpPeer.connect({ host: '127.0.0.1', port: r.port, remotePath: 'msrp://127.0.0.1:1/x;tcp' });
+  const o = r.relay.offer({ 'call-id': callId, sdp: sdpFor(origin.localUri), 'served-user': BOB });
+  if (o.result !== 'ok') throw new Error(o['error-reason']);
+  origin.remotePath = o['relay-uri'];
+  if ((await origin.bind()) !== 200) throw new Error('bind failed');
+  const id = newDeferredId();
+  const d = r.relay.defer({ 'call-id': callId, 'deferred-id': id, 'served-user': BOB, 'expires-at': expiresAt });
+  if (d.result !== 'ok') throw new Error(d['error-reason']);
+  return { origin, id, deviceUri: o['device-relay-uri'] };
+}
+
+/** A peer that takes a delivery session's offer, answered and bound. */
+async function peerFor(r: Rig, callId: string, remotePath: string, leg = 'peer'): Promise<MsrpPeer> {
+  const p = await MsrpPeer.connect({ host: '127.0.0.1', port: r.port, remotePath });
+  const a = r.relay.answer({ 'call-id': callId, leg, sdp: sdpFor(p.localUri) });
+  if (a.result !== 'ok') throw new Error(a['error-reason']);
+  if ((await p.bind()) !== 200) throw new Error('bind failed');
+  return p;
+}
+
+const imdnFor = (imdnId: string, from = BOB, to = ALICE): Buffer => buildCpim({
+  from, to, contentType: 'message/imdn+xml',
+  body: `<?xml version="1.0" encoding="UTF-8"?>\r\n<imdn xmlns="urn:ietf:params:xml:ns:imdn"><message-id>${imdnId}</message-id>` +
+    '<datetime>2026-12-06T00:00:00Z</datetime><delivery-notification><status><delivered/></status></delivery-notification></imdn>',
+});
+const isComposing = '<?xml version="1.0" encoding="UTF-8"?>\r\n<isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>';
+
+t.test('store, then deliver in order with the original CPIM bytes; IMDN back to the live original', async t => {
+  const r = await rig(t);
+  t.teardown(() => r.close());
+  const { origin, id } = await deferredCall(r, 'orig-1');
+  const msgs = [
+    buildCpim({ from: ALICE, to: BOB, body: 'first', imdnMessageId: 'im-1', dispositionNotification: ['positive-delivery', 'negative-delivery'] }),
+    buildCpim({ from: ALICE, to: BOB, body: Buffer.alloc(5000, 0x61), imdnMessageId: 'im-2', extraHeaders: [['Subject', 'é ✓']] }),
+    buildCpim({ from: ALICE, to: BOB, body: 'third', imdnMessageId: 'im-3' }),
+  ];
+  const sent = [];
+  sent.push(await origin.sendMessage(msgs[0]!, { successReport: true }));
+  sent.push(await origin.sendMessage(msgs[1]!, { chunkSize: 2000 }));
+  const typing = await origin.sendMessage(isComposing, { contentType: 'application/im-iscomposing+xml' });
+  sent.push(await origin.sendMessage(msgs[2]!));
+  t.ok(sent.every(s => s.statuses.every(x => x === 200)), 'every SEND 200 (once durable)');
+  t.same(sent[1]!.statuses, [200, 200, 200], 'each chunk 200');
+  t.same(typing.statuses, [200], 'isComposing 200');
+  t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 3, notifications: 0, oldest: (await r.store.counts(id)).oldest });
+
+  const reply = await r.relay.deliver({ 'call-id': 'dlv-1', 'deferred-id': id, what: 'messages' });
+  if (reply.result !== 'ok') throw new Error(reply['error-reason']);
+  t.match(reply['device-sdp'], /a=accept-types:message\/cpim/);
+  t.match(reply['device-sdp'], new RegExp(`a=path:${reply['device-relay-uri']}`));
+  const dev = await peerFor(r, 'dlv-1', reply['device-relay-uri']);
+  const ev = await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === 'dlv-1');
+  t.same(ev, { event: 'delivered', 'call-id': 'dlv-1', leg: 'peer', 'deferred-id': id, what: 'messages', sent: 3, remaining: 0 });
+  t.equal(dev.messages.length, 3, 'isComposing was not stored');
+  for (const [i, m] of dev.messages.entries()) {
+    t.ok(m.body.equals(msgs[i]!), `message ${i + 1} byte for byte, in order`);
+    t.equal(getHeader(m.head, 'Success-Report'), 'no');
+    t.equal(getHeader(m.head, 'Failure-Report'), 'yes');
+    t.not(m.messageId, sent[i]!.messageId, 'a new MSRP Message-ID');
+  }
+  t.equal(origin.reports.length, 0, 'no success REPORT for a stored message');
+  t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 0 });
+
+  // the served user's device reads the first message: its IMDN reaches the original sender at once
+  const imdn = imdnFor('im-1');
+  const back = await dev.sendMessage(imdn);
+  t.same(back.statuses, [200]);
+  const got = await origin.waitForMessage(m => m.body.equals(imdn));
+  t.equal(got.contentType, 'message/cpim');
+  t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 0 }, 'nothing stored');
+  // anything else from the device is answered and dropped
+  t.same((await dev.sendMessage(buildCpim({ from: BOB, to: ALICE, body: 'hi' }))).statuses, [200]);
+  t.same(await r.relay.deliver({ 'call-id': 'dlv-2', 'deferred-id': id, what: 'messages' }), { result: 'error', 'error-code': 'UNKNOWN_SESSION', 'error-reason': 'no messages stored for this deferred-id' }, 'nothing left to deliver');
+  await dev.close();
+  await origin.close();
+});
+
+t.test('IMDN stored when the original is gone, then a notifications delivery to the sender', async t => {
+  const r = await rig(t);
+  t.teardown(() => r.close());
+  const { origin, id } = await deferredCall(r, 'orig-2');
+  const msg = buildCpim({ from: ALICE, to: BOB, body: 'are you there?', imdnMessageId: 'im-21', dispositionNotification: ['positive-delivery'] });
+  t.same((await origin.sendMessage(msg)).statuses, [200]);
+  await origin.close();
+  t.same(r.relay.delete({ 'call-id': 'orig-2' }), { result: 'ok' }, "the caller's BYE");
+  t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 1, notifications: 0, oldest: (await r.store.counts(id)).oldest }, 'messages stay');
+
+  const reply = await r.relay.deliver({ 'call-id': 'dlv-21', 'deferred-id': id, what: 'messages', 'served-user': BOB });
+  if (reply.result !== 'ok') throw new Error(reply['error-reason']);
+  const dev = await peerFor(r, 'dlv-21', reply['device-relay-uri']);
+  await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === 'dlv-21');
+  const imdn = imdnFor('im-21');
+  t.same((await dev.sendMessage(imdn, { chunkSize: 100 })).statuses.every(s => s === 200), true, 'a chunked IMDN, each chunk 200');
+  t.match(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 1 }, 'stored for the sender');
+  await dev.close();
+  r.relay.delete({ 'call-id': 'dlv-21' });
+
+  const n = await r.relay.deliver({ 'call-id': 'ntf-21', 'deferred-id': id, what: 'notifications' });
+  if (n.result !== 'ok') throw new Error(n['error-reason']);
+  const sender = await peerFor(r, 'ntf-21', n['device-relay-uri'], 'alice');
+  t.same(await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === 'ntf-21'),
+    { event: 'delivered', 'call-id': 'ntf-21', leg: 'alice', 'deferred-id': id, what: 'notifications', sent: 1, remaining: 0 });
+  t.equal(sender.messages.length, 1);
+  t.ok(sender.messages[0]!.body.equals(imdn), 'the IMDN as the device sent it');
+  t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 0 });
+  await sender.close();
+});
+
+t.test('answer on a deferred session: the backlog first, then live; IMDNs to the originator', async t => {
+  const r = await rig(t);
+  t.teardown(() => r.close());
+  const { origin, id, deviceUri } = await deferredCall(r, 'orig-3');
+  const stored = [1, 2].map(i => buildCpim({ from: ALICE, to: BOB, body: `stored ${i}`, imdnMessageId: `im-3${i}` }));
+  for (const m of stored) t.same((await origin.sendMessage(m)).statuses, [200]);
+  const dev = await peerFor(r, 'orig-3', deviceUri, 'dev1');
+  const ev = await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === 'orig-3');
+  t.match(ev, { leg: 'dev1', 'deferred-id': id, what: 'messages', sent: 2 });
+  const live = buildCpim({ from: ALICE, to: BOB, body: 'live now', imdnMessageId: 'im-33' });
+  const liveSent = await origin.sendMessage(live, { successReport: true });
+  await dev.waitForMessage(m => m.body.equals(live));
+  t.same(dev.messages.map(m => m.body.toString('utf8').split('\r\n\r\n').pop()), ['stored 1', 'stored 2', 'live now'], 'in order');
+  t.equal(dev.messages[2]!.messageId, liveSent.messageId, 'live messages are relayed as before');
+  await origin.waitForReport(liveSent.messageId);
+  const imdn = imdnFor('im-31');
+  await dev.sendMessage(imdn);
+  await origin.waitForMessage(m => m.body.equals(imdn));
+  t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 0 });
+  await dev.close();
+  await origin.close();
+});
+
+t.test('discard: the stored messages go; idempotent', async t => {
+  const r = await rig(t);
+  t.teardown(() => r.close());
+  const { origin, id } = await deferredCall(r, 'orig-4');
+  for (const i of [1, 2]) await origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: `x${i}` }));
+  t.same(await r.relay.discard({ 'deferred-id': id }), { result: 'ok', discarded: 2 });
+  t.same(await r.relay.discard({ 'deferred-id': id }), { result: 'ok', discarded: 0 });
+  t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 0 });
+  t.match(await r.relay.deliver({ 'call-id': 'dlv-4', 'deferred-id': id, what: 'messages' }), { 'error-code': 'UNKNOWN_SESSION' });
+  await origin.close();
+});
+
+t.test('expiry: messages removed, failed IMDNs for those that asked negative-delivery', async t => {
+  const r = await rig(t);
+  t.teardown(() => r.close());
+  const expiresAt = Date.now() + 60_000;
+  const { origin, id } = await deferredCall(r, 'orig-5', expiresAt);
+  const asked = buildCpim({ from: ALICE, to: BOB, body: 'tell me', imdnMessageId: 'im-51', dateTime: '2026-12-06T00:00:00.000Z', dispositionNotification: ['negative-delivery'] });
+  await origin.sendMessage(asked);
+  await origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: 'do not tell', imdnMessageId: 'im-52' }));
+  await r.relay.sweepDeferred(expiresAt - 1);
+  t.match(await r.relay.deferredState({ 'deferred-id': id }), { messages: 2 }, 'not yet');
+  await r.relay.sweepDeferred(expiresAt);
+  t.same(await r.waitEvent(e => e.event === 'deferred-expired'),
+    { event: 'deferred-expired', 'call-id': 'orig-5', 'deferred-id': id, expired: 2, notifications: 1 });
+  t.match(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 1 });
+  await origin.close();
+  r.relay.delete({ 'call-id': 'orig-5' });
+  const n = await r.relay.deliver({ 'call-id': 'ntf-5', 'deferred-id': id, what: 'notifications' });
+  if (n.result !== 'ok') throw new Error(n['error-reason']);
+  const sender = await peerFor(r, 'ntf-5', n['device-relay-uri'], 'alice');
+  await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === 'ntf-5');
+  const body = sender.messages[0]!.body.toString('utf8');
+  t.match(body, /^From: <sip:bob@example\.net>\r\nTo: <sip:alice@example\.net>\r\n/, 'from the served user to the sender');
+  t.match(body, /Content-Type: message\/imdn\+xml\r\nContent-Disposition: notification\r\n/);
+  t.match(body, /<message-id>im-51<\/message-id>/, 'the expired message');
+  t.match(body, /<datetime>2026-12-06T00:00:00.000Z<\/datetime>/, 'its DateTime (RFC 5438 §7.2.1.1)');
+  t.match(body, /<delivery-notification><status><failed\/><\/status><\/delivery-notification>/);
+  await sender.close();
+});
+
+t.test('bounds: store full -> 500, too big -> 413; nothing silently lost', async t => {
+  const r = await rig(t, { maxItemsPerId: 2, maxItemBytes: 3000 });
+  t.teardown(() => r.close());
+  const { origin, id } = await deferredCall(r, 'orig-6');
+  t.same((await origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: Buffer.alloc(4000, 0x62) }), { chunkSize: 1500 })).statuses,
+    [200, 200, 413], 'too big: 413 on its last chunk');
+  for (const i of [1, 2]) t.same((await origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: `ok ${i}` }))).statuses, [200]);
+  t.same((await origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: 'one too many' }))).statuses, [500], 'full: 500');
+  t.match(await r.relay.deferredState({ 'deferred-id': id }), { messages: 2 }, 'what was answered 200 is stored');
+  await origin.close();
+});
+
+t.test('params: schema errors (-32602) in process, BAD_PARAMS from the methods, SESSION_EXISTS, no store', async t => {
+  const r = await rig(t);
+  t.teardown(() => r.close());
+  const c = new RelayControl(r.relay);
+  const id = newDeferredId();
+  const bad: Array<[string, unknown]> = [
+    ['defer', { 'call-id': 'x', 'deferred-id': 'nothex', 'served-user': BOB, 'expires-at': 1 }],
+    ['defer', { 'call-id': 'x', 'deferred-id': id.toUpperCase(), 'served-user': BOB, 'expires-at': 1 }],
+    ['defer', { 'call-id': 'x', 'deferred-id': id, 'served-user': BOB, 'expires-at': -1 }],
+    ['defer', { 'call-id': 'x', 'deferred-id': id, 'served-user': '', 'expires-at': 1 }],
+    ['defer', { 'call-id': 'x', 'deferred-id': id, 'expires-at': 1.5 }],
+    ['deliver', { 'call-id': 'x', 'deferred-id': id, what: 'everything' }],
+    ['deliver', { 'call-id': '', 'deferred-id': id, what: 'messages' }],
+    ['discard', { 'deferred-id': `${id}0` }],
+    ['deferred-state', {}],
+  ];
+  for (const [verb, p] of bad) t.throws(() => c.call(verb, p), { name: 'RpcError', code: -32602 }, `${verb} ${JSON.stringify(p)}`);
+  t.match(r.relay.defer({ 'call-id': 'x', 'deferred-id': 'zz', 'served-user': BOB, 'expires-at': 1 }), { 'error-code': 'BAD_PARAMS' });
+  t.match(await r.relay.deliver({ 'call-id': 'x', 'deferred-id': id, what: 'all' as 'messages' }), { 'error-code': 'BAD_PARAMS' });
+  t.match(await r.relay.discard({ 'deferred-id': 'x' }), { 'error-code': 'BAD_PARAMS' });
+  t.match(await r.relay.deferredState({ 'deferred-id': '' }), { 'error-code': 'BAD_PARAMS' });
+  t.match(c.call('defer', { 'call-id': 'nope', 'deferred-id': id, 'served-user': BOB, 'expires-at': 1 }), { 'error-code': 'UNKNOWN_SESSION' });
+  t.same(await c.call('deferred-state', { 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 0 }, 'unknown id: zeros');
+  t.same(await c.call('discard', { 'deferred-id': id }), { result: 'ok', discarded: 0 });
+
+  const { origin, id: used } = await deferredCall(r, 'orig-7');
+  t.same(r.relay.defer({ 'call-id': 'orig-7', 'deferred-id': used, 'served-user': BOB, 'expires-at': 1 }), { result: 'ok' }, 'again: idempotent');
+  t.match(r.relay.defer({ 'call-id': 'orig-7', 'deferred-id': id, 'served-user': BOB, 'expires-at': 1 }), { 'error-code': 'SESSION_EXISTS' }, 'another id');
+  const other = r.relay.offer({ 'call-id': 'orig-8', sdp: sdpFor('msrp://127.0.0.1:9/o8;tcp') });
+  t.equal(other.result, 'ok');
+  t.match(r.relay.defer({ 'call-id': 'orig-8', 'deferred-id': used, 'served-user': BOB, 'expires-at': 1 }), { 'error-code': 'SESSION_EXISTS' }, 'id of another call');
+  await origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: 'one' }));
+  t.match(await r.relay.deliver({ 'call-id': 'orig-8', 'deferred-id': used, what: 'messages' }), { 'error-code': 'SESSION_EXISTS' }, 'call-id in use');
+  t.match(await r.relay.deliver({ 'call-id': 'dlv-7', 'deferred-id': used, what: 'messages' }), { result: 'ok' });
+  t.match(await r.relay.deliver({ 'call-id': 'dlv-7b', 'deferred-id': used, what: 'messages' }), { 'error-code': 'SESSION_EXISTS' }, 'one delivery at a time');
+  const dlv = r.relay.query({ 'call-id': 'dlv-7' });
+  t.match(dlv, { result: 'ok', legs: [{ leg: 'originator', state: 'closed' }] }, 'a delivery session has no originator');
+  t.match(r.relay.answer({ 'call-id': 'dlv-7', leg: 'a', sdp: sdpFor('msrp://127.0.0.1:9/a;tcp') }), { result: 'ok' });
+  t.match(r.relay.answer({ 'call-id': 'dlv-7', leg: 'b', sdp: sdpFor('msrp://127.0.0.1:9/b;tcp') }), { 'error-code': 'POLICY_REJECTED' }, 'one peer');
+  await origin.close();
+
+  const bare = await listenWithEvents();
+  t.teardown(() => bare.relay.close());
+  t.match(bare.relay.defer({ 'call-id': 'x', 'deferred-id': id, 'served-user': BOB, 'expires-at': 1 }), { 'error-code': 'STORE_UNAVAILABLE' });
+  t.match(await bare.relay.deliver({ 'call-id': 'x', 'deferred-id': id, what: 'messages' }), { 'error-code': 'STORE_UNAVAILABLE' });
+  t.match(await bare.relay.discard({ 'deferred-id': id }), { 'error-code': 'STORE_UNAVAILABLE' });
+  t.match(await bare.relay.deferredState({ 'deferred-id': id }), { 'error-code': 'STORE_UNAVAILABLE' });
+});
+
+t.test('bad input to the deferred verbs: refused or answered, never thrown otherwise', async t => {
+  const r = await rig(t);
+  t.teardown(() => r.close());
+  const c = new RelayControl(r.relay);
+  // a small deterministic generator (no Math.random: the run can be repeated)
+  let seed = 0x2545f491;
+  const rnd = (k: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % k;
+  };
+  const values: unknown[] = [
+    '', 'x', '0'.repeat(32), 'f'.repeat(32), 'F'.repeat(32), '0'.repeat(33), 'messages', 'notifications', 'A', -1, 0, 1.5, 2 ** 60, Number.MAX_SAFE_INTEGER,
+    null, true, [], {}, ['messages'], { a: 1 }, 'é'.repeat(300), 'a'.repeat(5000),
+  ];
+  const keys = ['call-id', 'deferred-id', 'served-user', 'expires-at', 'what', 'extra'];
+  const verbs = ['defer', 'deliver', 'discard', 'deferred-state'];
+  let refused = 0;
+  let answered = 0;
+  for (let i = 0; i < 400; i++) {
+    const p: Record<string, unknown> = {};
+    for (const k of keys) if (rnd(2) === 0) p[k] = values[rnd(values.length)];
+    const verb = verbs[rnd(verbs.length)]!;
+    try {
+      const reply = await c.call(verb, p);
+      t.ok(reply.result === 'ok' || reply.result === 'error', `${verb}: a reply`);
+      answered += 1;
+    } catch (err) {
+      if (!(err instanceof RpcError) || (err.code !== -32602 && err.code !== -32600)) throw err;
+      refused += 1;
+    }
+  }
+  t.ok(refused > 0 && answered > 0, `refused ${refused}, answered ${answered}`);
+  t.equal(r.relay.sessionCount, 0, 'no session left over (no peer answered)');
+});
+
+t.test('relay restart mid-delivery: nothing lost, nothing done sent again', async t => {
+  const dir = t.testdir();
+  const start = (): ReturnType<typeof startRelayProcess<{ msrpPort: number; controlPort: number }>> => startRelayProcess(
+    ['--msrp-port', '0', '--control-port', '0', '--history', 'off', '--deferred', `${dir}/deferred.mdb`]);
+  let { child, ready } = await start();
+  t.teardown(() => child.kill('SIGKILL'));
+  let cli = await RelayControlClient.connect('127.0.0.1', ready.controlPort);
+  const origin = await MsrpPeer.connect({ host: '127.0.0.1', port: ready.msrpPort, remotePath: 'msrp://127.0.0.1:1/x;tcp' });
+  const o = await cli.offer({ 'call-id': 'orig-r', sdp: sdpFor(origin.localUri), 'served-user': BOB });
+  if (o.result !== 'ok') throw new Error(o['error-reason']);
+  origin.remotePath = o['relay-uri'];
+  await origin.bind();
+  const id = newDeferredId();
+  t.same(await cli.defer({ 'call-id': 'orig-r', 'deferred-id': id, 'served-user': BOB, 'expires-at': Date.now() + 3_600_000 }), { result: 'ok' });
+  const msgs = [1, 2, 3, 4].map(i => buildCpim({ from: ALICE, to: BOB, body: `m${i}`, imdnMessageId: `im-r${i}` }));
+  for (const m of msgs) t.same((await origin.sendMessage(m)).statuses, [200]);
+  await origin.close();
+
+  const d1 = await cli.deliver({ 'call-id': 'dlv-r1', 'deferred-id': id, what: 'messages' });
+  if (d1.result !== 'ok') throw new Error(d1['error-reason']);
+  const dev1 = await MsrpPeer.connect({ host: '127.0.0.1', port: ready.msrpPort, remotePath: d1['device-relay-uri'] });
+  // the device reads the first message, answers it, and reads nothing more: the second stays in flight
+  dev1.once('message', () => dev1.pauseReading());
+  t.match(await cli.answer({ 'call-id': 'dlv-r1', leg: 'dev', sdp: sdpFor(dev1.localUri) }), { result: 'ok' });
+  await dev1.bind();
+  await dev1.waitForMessage();
+  // the relay sends the second item once the first is marked done (frames out: the bind's response aside, SENDs)
+  const framesOut = async (): Promise<number> => {
+    const q = await cli.query({ 'call-id': 'dlv-r1' });
+    return q.result === 'ok' ? q.legs.find(l => l.leg === 'dev')?.['frames-out'] ?? 0 : 0;
+  };
+  let out = 0;
+  await until(() => {
+    void framesOut().then(v => { out = v; }, () => undefined);
+    return out >= 2;
+  }, 5000);
+  child.kill('SIGKILL');
+  await new Promise(resolve => child.once('exit', resolve));
+  await cli.close().catch(() => undefined);
+  await dev1.close();
+  t.same(dev1.messages.map(m => m.body.toString('utf8').split('\r\n\r\n').pop()), ['m1'], 'the first one reached the device');
+
+  ({ child, ready } = await start());
+  cli = await RelayControlClient.connect('127.0.0.1', ready.controlPort);
+  t.match(await cli.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 3, notifications: 0 }, 'the store survived; the first is done');
+  const d2 = await cli.deliver({ 'call-id': 'dlv-r2', 'deferred-id': id, what: 'messages' });
+  if (d2.result !== 'ok') throw new Error(d2['error-reason']);
+  const dev2 = await MsrpPeer.connect({ host: '127.0.0.1', port: ready.msrpPort, remotePath: d2['device-relay-uri'] });
+  const delivered = new Promise<void>(resolve => {
+    void cli.subscribe(e => {
+      if (e.event === 'delivered' && e['call-id'] === 'dlv-r2') resolve();
+    });
+  });
+  t.match(await cli.answer({ 'call-id': 'dlv-r2', leg: 'dev', sdp: sdpFor(dev2.localUri) }), { result: 'ok' });
+  await dev2.bind();
+  await delivered;
+  t.same(dev2.messages.map(m => m.body.toString('utf8').split('\r\n\r\n').pop()), ['m2', 'm3', 'm4'],
+    'the one in flight again (same bytes, same imdn.Message-ID), then the rest; the done one never again');
+  t.ok(dev2.messages[0]!.body.equals(msgs[1]!));
+  t.match(await cli.deferredState({ 'deferred-id': id }), { messages: 0 });
+  await dev2.close();
+  await cli.close();
+});
