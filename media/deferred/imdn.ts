@@ -94,8 +94,8 @@ export function failedDeliveryNotice(n: FailedNotice): NewItem | undefined {
     '<imdn xmlns="urn:ietf:params:xml:ns:imdn">\r\n' +
     `<message-id>${xmlText(m.imdnMessageId)}</message-id>\r\n` +
     `<datetime>${xmlText(facts.dateTime ?? new Date(m.storedAt).toISOString())}</datetime>\r\n` +
-    `<recipient-uri>${xmlText(from)}</recipient-uri>\r\n` +
-    `<original-recipient-uri>${xmlText(facts.recipient ?? from)}</original-recipient-uri>\r\n` +
+    `<recipient-uri>${xmlText(oneLine(from))}</recipient-uri>\r\n` +
+    `<original-recipient-uri>${xmlText(oneLine(facts.recipient ?? from))}</original-recipient-uri>\r\n` +
     '<delivery-notification><status><failed/></status></delivery-notification>\r\n' +
     '</imdn>\r\n';
   const body = Buffer.from(xml, 'utf8');
