@@ -18,7 +18,7 @@
 import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { CAS_ATTEMPTS, SharedStateError, fromKeyPart, keyPart, type SharedEngine } from '../shared-state/redis.js';
-import { DIALOG_TTL_MS, entryOf, lineField, withDialog, withoutDialog, type DialogRecord, type DialogStart, type SessionStore } from './store.js';
+import { DIALOGS_MAX, DIALOG_TTL_MS, entryOf, lineField, withDialog, withoutDialog, type DialogRecord, type DialogStart, type SessionStore } from './store.js';
 
 const StoredDialogs = Type.Array(
   Type.Object({ dialog: Type.String(), ruri: Type.String(), contact: Type.String(), until: Type.Number() }),
@@ -30,6 +30,8 @@ void sameShape;
 
 export interface RedisSessionStoreOptions {
   readonly prefix?: string;
+  /** Dialogs kept at most, over every session (default DIALOGS_MAX). */
+  readonly maxDialogs?: number;
   /** A stored value that does not pass the schema (skipped: no session). */
   readonly onBadRecord?: (key: string, why: string) => void;
 }
@@ -38,6 +40,9 @@ export class RedisSessionStore implements SessionStore {
   private open = true;
   /** Every session's dialogs, by Contribution-ID, `until` in our clock. */
   private readonly copy = new Map<string, readonly DialogRecord[]>();
+  /** Dialogs in the copy (every instance's, live or not yet dropped). */
+  private dialogs = 0;
+  private starts = 0;
   private readonly changeListeners = new Set<(cid: string) => void>();
   private readonly prefix: string;
 
@@ -98,6 +103,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   private set(cid: string, records: readonly DialogRecord[]): void {
+    this.dialogs += records.length - (this.copy.get(cid)?.length ?? 0);
     if (records.length === 0) this.copy.delete(cid);
     else this.copy.set(cid, records);
     for (const l of this.changeListeners) l(cid);
@@ -142,7 +148,21 @@ export class RedisSessionStore implements SessionStore {
     throw new SharedStateError(`session store: ${CAS_ATTEMPTS} concurrent writers on one session, gave up`);
   }
 
+  /**
+   * Drop from the copy the dialogs that ended without BYE: the engine expires their keys
+   * without a notice, so the copy would keep them (entry() already leaves them out).
+   */
+  private sweep(now: number): void {
+    for (const [cid, records] of this.copy) {
+      const live = records.filter((r) => r.until > now);
+      if (live.length !== records.length) this.set(cid, live);
+    }
+  }
+
   async start(d: DialogStart, now: number): Promise<boolean> {
+    const max = this.opts.maxDialogs ?? DIALOGS_MAX;
+    if (++this.starts % 1024 === 0 || this.dialogs >= max) this.sweep(now);
+    if (this.dialogs >= max) return false;
     const recorded = await this.update(d.cid, now, (records) => withDialog(records, d, now));
     if (!recorded) return false;
     // the dialog's way back to its session, for a BYE through any node

@@ -20,6 +20,12 @@
 export const DIALOG_TTL_MS = 12 * 3600_000;
 /** Bytes of session lines kept per Contribution-ID, as pf.cfg's PF_SESSION_MAX_BYTES. */
 export const SESSION_MAX_BYTES = 16_384;
+/**
+ * Dialogs kept at most, as pf.cfg's PF_DIALOGS_MAX: answered calls that never send BYE
+ * stay 12 h, and every instance holds every dialog in memory. Past it a dialog is not
+ * kept (no Session-Replaces for it).
+ */
+export const DIALOGS_MAX = 100_000;
 
 /** One confirmed dialog, as pf.cfg's PF_REPLY_APPLY sees it. */
 export interface DialogStart {
@@ -42,7 +48,7 @@ export interface DialogRecord {
 }
 
 export interface SessionStore {
-  /** A confirmed dialog of its session; resolves with whether it was recorded (false: known, or the session is full). */
+  /** A confirmed dialog of its session; resolves with whether it was recorded (false: known, the session is full, or DIALOGS_MAX reached). */
   start(d: DialogStart, now: number): Promise<boolean>;
   /** A BYE: the dialog of `callId` with either tag ends (the caller's BYE has the device's tag in To, the device's in From). Resolves with whether one did. */
   end(callId: string, tags: readonly string[], now: number): Promise<boolean>;
@@ -84,6 +90,7 @@ export function withoutDialog(records: readonly DialogRecord[], dialog: string, 
 
 /** One host: sessions in memory (they end with the service, as pf.cfg's htable ends with Kamailio). */
 export class LocalSessionStore implements SessionStore {
+  constructor(private readonly maxDialogs = DIALOGS_MAX) {}
   private readonly sessions = new Map<string, readonly DialogRecord[]>();
   /** dialog -> its Contribution-ID */
   private readonly dialogs = new Map<string, string>();
@@ -92,6 +99,10 @@ export class LocalSessionStore implements SessionStore {
   start(d: DialogStart, now: number): Promise<boolean> {
     // dialogs that ended without BYE leave the index now and then
     if (++this.starts % 1024 === 0) this.sweep(now);
+    if (this.dialogs.size >= this.maxDialogs) {
+      this.sweep(now);
+      if (this.dialogs.size >= this.maxDialogs) return Promise.resolve(false);
+    }
     const dialog = lineField(d.dialog);
     const next = withDialog(this.sessions.get(d.cid) ?? [], d, now);
     if (next === null) return Promise.resolve(false);

@@ -87,7 +87,20 @@ t.test('pure steps', async (t) => {
 t.test('in memory (one host)', async (t) => {
   const store = new LocalSessionStore();
   await suite(t, { a: store, b: store, seen: () => Promise.resolve() });
+  await maxDialogs(t, new LocalSessionStore(2));
 });
+
+/** A store that keeps 2 dialogs at most: the third is not kept; one ended, room again. */
+async function maxDialogs(t: Test, store: SessionStore): Promise<void> {
+  const d = (n: number) => ({ cid: `max-${n}`, dialog: `m${n};t`, ruri: BOB, contact: '<sip:bob@h>' });
+  t.equal(await store.start(d(1), 0), true);
+  t.equal(await store.start(d(2), 0), true);
+  t.equal(await store.start(d(3), 0), false, 'past the bound: not kept');
+  t.equal(store.entry('max-3', 0), undefined);
+  t.equal(await store.end('m1', ['t'], 0), true);
+  t.equal(await store.start(d(3), 0), true, 'room again after a BYE');
+  t.equal(await store.start(d(4), DIALOG_TTL_MS), true, 'room again once dialogs ended without BYE');
+}
 
 t.test('redis cluster: two instances', async (t) => {
   const cluster = await startRedisCluster(`${t.testdir()}/redis`);
@@ -115,6 +128,16 @@ t.test('redis cluster: two instances', async (t) => {
       });
     });
   await suite(t, { a, b, seen });
+
+  await t.test('a bound on the dialogs kept', async (t) => {
+    const engine = await connectRedis({ urls: cluster.urls, cluster: true, timeoutMs: 2000 });
+    const store = await RedisSessionStore.open(engine, { prefix: 'max', maxDialogs: 2 });
+    t.teardown(async () => {
+      await store.close();
+      await engine.close();
+    });
+    await maxDialogs(t, store);
+  });
 
   await t.test('a third instance started later loads every session', async (t) => {
     const c = await open();
