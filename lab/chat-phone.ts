@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import { createHash, randomUUID } from 'node:crypto';
 import { MsrpPeer, type ReceivedMessage } from '../media/client/peer.js';
 import { Binding, cpmHeaders } from './calls.js';
-import { buildRegister, token, CPM_DEVICE_PARAMS } from './sip.js';
+import { buildRegister, token, CPM_DEVICE_PARAMS, ICSI_GROUP, icsiTag } from './sip.js';
 import { SipUa, T1, hdr, hdrs, hostPort, param, uriOf, type Dest, type SipMsg } from './sip-ua.js';
 import { sipMessage } from './sip-fixtures.js';
 import {
@@ -560,6 +560,8 @@ export interface CallerOptions {
   timeoutMs?: number;
   /** Sees every response to the INVITE as it arrives (tests: answer once the 180s are in). */
   onResponse?: (r: SipMsg) => void;
+  /** A group session invitation as the Controlling Function sends it: the group ICSI, Contact `<focus>;isfocus`. */
+  group?: { readonly focus: string };
 }
 
 export interface CallerEvents {
@@ -612,7 +614,8 @@ export class ChatCaller extends EventEmitter<CallerEvents> {
     const local = `<${self}>;tag=${token(4)}`;
     const setup = o.setup ?? 'actpass';
     const sdp = chatSdp({ path: this.session.path, setup });
-    const cpm = Object.entries(cpmHeaders({ from: o.from })).map(([k, v]) => `${k}: ${k === 'P-Asserted-Identity' ? `<${self}>` : v}`);
+    const groupHeaders: Record<string, string> = o.group ? { 'P-Preferred-Service': ICSI_GROUP, 'Accept-Contact': `*;${icsiTag(ICSI_GROUP)}` } : {};
+    const cpm = Object.entries({ ...cpmHeaders({ from: o.from }), ...groupHeaders }).map(([k, v]) => `${k}: ${k === 'P-Asserted-Identity' ? `<${self}>` : v}`);
     const text = sipMessage(
       `INVITE ${target} SIP/2.0`,
       [
@@ -622,7 +625,7 @@ export class ChatCaller extends EventEmitter<CallerEvents> {
         `To: <${target}>`,
         `Call-ID: ${callId}`,
         'CSeq: 1 INVITE',
-        `Contact: <sip:${o.from.replace(/^sip:|@.*$/g, '')}@127.0.0.1:${this.ua.port}>`,
+        o.group ? `Contact: <${o.group.focus}>;isfocus` : `Contact: <sip:${o.from.replace(/^sip:|@.*$/g, '')}@127.0.0.1:${this.ua.port}>`,
         ...cpm,
         'Content-Type: application/sdp',
       ],
