@@ -366,3 +366,29 @@ t.test('relay restart mid-delivery: nothing lost, nothing done sent again', asyn
   await dev2.close();
   await cli.close();
 });
+
+t.test('a large item goes in 64 KiB chunks; a refused item stops the backlog and stays stored', async t => {
+  const r = await rig(t);
+  t.teardown(() => r.close());
+  const { origin, id, deviceUri } = await deferredCall(r, 'orig-9');
+  const big = buildCpim({ from: ALICE, to: BOB, body: Buffer.alloc(150_000, 0x63), imdnMessageId: 'im-91' });
+  const small = buildCpim({ from: ALICE, to: BOB, body: 'after', imdnMessageId: 'im-92' });
+  t.same((await origin.sendMessage(big, { chunkSize: 50_000 })).statuses, [200, 200, 200, 200]);
+  t.same((await origin.sendMessage(small)).statuses, [200]);
+  // a device that takes text only: 415 to the stored CPIM (RFC 4975 §7.3.1)
+  const picky = await MsrpPeer.connect({ host: '127.0.0.1', port: r.port, remotePath: deviceUri, acceptTypes: ['text/plain'] });
+  t.match(r.relay.answer({ 'call-id': 'orig-9', leg: 'picky', sdp: sdpFor(picky.localUri) }), { result: 'ok' });
+  await picky.bind();
+  const closed = await r.waitEvent(e => e.event === 'leg-closed' && e.leg === 'picky');
+  t.match(closed, { reason: /deferred backlog: the peer answered 415/ });
+  t.match(await r.relay.deferredState({ 'deferred-id': id }), { messages: 2 }, 'nothing done');
+  // the call is storing again: what the caller sends now waits too, and the next device gets it all
+  const later = buildCpim({ from: ALICE, to: BOB, body: 'later', imdnMessageId: 'im-93' });
+  t.same((await origin.sendMessage(later)).statuses, [200]);
+  const dev = await peerFor(r, 'orig-9', deviceUri, 'dev');
+  t.match(await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === 'orig-9'), { leg: 'dev', sent: 3 });
+  t.same(dev.messages.map(m => m.chunks), [3, 1, 1], '150 000 bytes in three chunks');
+  t.ok(dev.messages[0]!.body.equals(big) && dev.messages[1]!.body.equals(small) && dev.messages[2]!.body.equals(later), 'in order, byte for byte');
+  t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 0 });
+  await Promise.all([picky, dev, origin].map(p => p.close()));
+});
