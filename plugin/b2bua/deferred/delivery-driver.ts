@@ -276,8 +276,10 @@ export class DeliveryDriver implements DialogClaimer {
     const entries = await this.deps.store.all(now - this.#s.expiryGraceMs);
     for (const e of entries) {
       if (e.attempt) await this.#resume(e);
-      if (e.subscription && e.record.group) this.#takeBack(e.record.deferredId, e.subscription);
-      else if (e.messages && e.record.group && e.record.focus && !e.subscription) this.#subscribe(e);
+      if (!e.messages || !e.record.group || !e.record.focus) continue;
+      // a subscription with its dialog goes on; one without (no 2xx yet at the crash), or none, starts again
+      if (e.subscription?.dialog) this.#takeBack(e.record.deferredId, e.subscription);
+      else this.#subscribe(e);
     }
     this.#armSweep();
   }
@@ -427,7 +429,8 @@ export class DeliveryDriver implements DialogClaimer {
   /** The relay swept expired messages; their failure IMDNs wait for the sender. */
   async #expired(deferredId: string): Promise<void> {
     const entry = await this.deps.store.get(deferredId);
-    if (!entry) return;
+    // a live call's notifications wait for its end: the delivery after it asks deferred-state
+    if (!entry || entry.live) return;
     await this.#update(deferredId, (e) => (e ? { ...e, notifications: true } : null));
     await this.#locked(deferredId, () => this.#deliverNotifications(deferredId));
   }

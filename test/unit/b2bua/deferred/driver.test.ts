@@ -398,3 +398,35 @@ t.test('a live entry whose call ended without a handover is removed by the sweep
   t.equal(await store.get(rec.deferredId), null);
   await w.driver.stop();
 });
+
+t.test('a restart takes the subscriptions back: one with its dialog is refreshed at its time, one without starts again', async (t) => {
+  const store = new MemoryPendingDeliveries();
+  const w1 = world(fakeRelay([]), store);
+  const withDialog = record({ group: true, focus: 'sip:confA@focus.example.net' });
+  const without = record({ group: true, focus: 'sip:confB@focus.example.net' });
+  await w1.driver.callerLeft(withDialog);
+  await w1.driver.callerLeft(without);
+  await flush();
+  const [subA] = requests(w1, 'SUBSCRIBE');
+  w1.layer.receive(reply(subA!, 200, { toTag: 'fa', headers: ['Expires: 600'] }));
+  await flush();
+  t.ok((await store.get(withDialog.deferredId))?.subscription?.dialog, 'A: its dialog stored');
+  t.equal((await store.get(without.deferredId))?.subscription?.dialog, null, 'B: no 2xx yet');
+  // the process dies; a new one on the same store
+  const w2 = world(fakeRelay([]), store);
+  await w2.driver.start();
+  await flush();
+  const again = requests(w2, 'SUBSCRIBE');
+  t.equal(again.length, 1, 'B subscribes again at once');
+  t.equal(again[0]?.ruri, 'sip:confB@focus.example.net');
+  w2.layer.receive(fromPeer(subA!, 'fa', 'NOTIFY', 2, ['Event: conference', 'Subscription-State: active', 'Content-Type: application/conference-info+xml'],
+    '<conference-info xmlns="urn:ietf:params:xml:ns:conference-info" version="1"><users><user entity="sip:z@x"/></users></conference-info>'));
+  await flush();
+  t.equal((responsesTo(w2, 'NOTIFY')[0] as { status?: number }).status, 200, "A's NOTIFYs are ours again");
+  t.same((await store.get(withDialog.deferredId))?.conference?.participants, [{ uri: 'sip:z@x' }]);
+  w2.clock.advance(480_000);
+  await flush();
+  const refresh = requests(w2, 'SUBSCRIBE').find((r) => r.get('Call-ID') === subA!.get('Call-ID'));
+  t.match(refresh?.get('To'), /tag=fa/, 'A refreshed in its dialog');
+  await w2.driver.stop();
+});
