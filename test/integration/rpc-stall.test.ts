@@ -16,7 +16,7 @@
 import t from 'tap';
 import { createServer, type Socket } from 'node:net';
 import { Kamailio, runDir } from '../../lab/lab.js';
-import { freePort } from '../../lab/proc.js';
+import { freePort, until } from '../../lab/proc.js';
 import { sipUdpRequest, token } from '../../lab/sip.js';
 
 const dir = runDir('it-rpc-stall');
@@ -101,6 +101,9 @@ async function options(user: string): Promise<{ status: number; ms: number }> {
 t.test('a request chained behind an earlier one in its bucket is forgotten when that one is answered', async (t) => {
   // request N, held by the server: answered only when N+500 comes
   const first = options('held');
+  // its request reached the server before any other is sent (Kamailio's workers would
+  // otherwise number two requests in either order)
+  await until(async () => (firstId >= 0 ? true : undefined), 5000, 'the first request at the server');
   // N+1 .. N+499: answered at once, one at a time (a different bucket each)
   for (let i = 1; i < BUCKETS; i++) {
     const r = await options(`u${i}`);
