@@ -40,6 +40,8 @@ export type Side = 'orig' | 'device';
 
 export class Ingress {
   private readonly receiving = new Map<string, Receiving>();
+  /** The last frameStart took a SEND that deferral answers itself. */
+  private lastOwn = false;
 
   constructor(
     private readonly ctx: RelayContext,
@@ -60,7 +62,8 @@ export class Ingress {
             trace.received(head, status);
             return status;
           },
-      respondsItself: conn => this.receiving.get(conn.id)?.own === true,
+      // asked by the endpoint right after frameStart accepted a SEND (no lookup on the hot path)
+      respondsItself: () => this.lastOwn,
       body: (conn, piece) => {
         const r = this.receiving.get(conn.id);
         if (!r) return;
@@ -86,6 +89,7 @@ export class Ingress {
   }
 
   private frameStart(s: Session, side: Side, tls: boolean, conn: MsrpConnectionLike, head: FrameHead): number | undefined {
+    this.lastOwn = false;
     if (s.state === 'deleted') return 481;
     const leg = side === 'orig' ? s.originator : this.deviceByFromPath(s, head);
     if (!leg && side === 'device' && this.binder.park(s, conn, head, tls)) return undefined;
@@ -117,6 +121,7 @@ export class Ingress {
     leg.framesIn += 1;
     const own = s.deferred !== undefined && head.kind === 'request' && head.method === 'SEND' && this.deferrals?.owns(s, leg) === true;
     this.receiving.set(conn.id, { session: s, leg, head, parts: [], size: 0, range, rangeText, own });
+    this.lastOwn = own;
     return undefined;
   }
 
