@@ -1,8 +1,12 @@
-// One interface suite (pending-suite.ts), two backends: the map and LMDB (reopened
-// between steps, as after a restart); and a damaged LMDB entry reported and skipped.
+// One interface suite (pending-suite.ts), three backends: the map, LMDB (reopened between
+// steps, as after a restart) and Redis (a private redis-server, lab/redis.ts); a damaged
+// entry is reported and skipped.
 import t from 'tap';
 import { MemoryPendingDeliveries, newEntry, openLmdbPendingDeliveries, parseEntry } from '../../../../plugin/b2bua/deferred/pending-store.js';
 import { tempDir } from '../../service/fixtures/helpers.js';
+import { RedisPendingDeliveries } from '../../../../plugin/b2bua/deferred/pending-redis.js';
+import { connectRedis } from '../../../../plugin/shared-state/redis.js';
+import { startRedis } from '../../../../lab/redis.js';
 import { pendingSuite, record } from './pending-suite.js';
 
 t.test('memory', async (t) => {
@@ -28,4 +32,17 @@ t.test('a damaged entry is reported and skipped', async (t) => {
   t.same((await store.all(0)).map((e) => e.record.deferredId), [r.deferredId]);
   t.equal(bad.length, 2);
   t.notOk(parseEntry('[]').ok);
+});
+
+t.test('redis (one instance, the engine adapter)', async (t) => {
+  const redis = await startRedis(`${t.testdir()}/redis`);
+  t.teardown(() => redis.stop());
+  const engine = await connectRedis({ urls: [redis.url], cluster: false, timeoutMs: 2000 });
+  t.teardown(() => engine.close());
+  await pendingSuite(t, async () => ({ store: new RedisPendingDeliveries(engine, { prefix: 'pdtest' }), close: async () => {} }));
+  const bad: string[] = [];
+  const store = new RedisPendingDeliveries(engine, { prefix: 'pdbad', onBad: (k) => bad.push(k) });
+  await engine.cas('pdbad:pd:{x}', null, '{"v":1', 0, 'c', 'n');
+  t.same(await store.all(0), []);
+  t.equal(bad.length, 1, 'a damaged entry reported and skipped');
 });
