@@ -102,7 +102,16 @@ export interface B2buaSettings {
   readonly maxSessionAgeMs: number;
   /** Host in Warning headers. */
   readonly pfHost: string;
+  /**
+   * A device that registers joins a live deferred call this long after its REGISTER reached
+   * the service (ms; default JOIN_DELAY_MS): pf.register runs before Kamailio saves the
+   * binding (pf.cfg PF_REGISTER), and the leg INVITE to its GRUU needs the registrar's lookup.
+   */
+  readonly joinDelayMs?: number;
 }
+
+/** Default of B2buaSettings.joinDelayMs. */
+export const JOIN_DELAY_MS = 500;
 
 export interface B2buaDeps {
   readonly settings: B2buaSettings;
@@ -300,7 +309,11 @@ export class B2bua implements TransactionUser {
    */
   deviceRegistered(servedUser: string, device: Device): boolean {
     const joins = this.deferrals.registered(servedUser, device, this.#lookup);
-    for (const j of joins) this.#feed(j.call, j.ev);
+    if (joins.length > 0) {
+      this.deps.clock.setTimer(this.deps.settings.joinDelayMs ?? JOIN_DELAY_MS, () => {
+        for (const j of joins) this.#feed(j.call, j.ev);
+      });
+    }
     return joins.length > 0;
   }
 

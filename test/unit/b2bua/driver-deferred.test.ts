@@ -13,6 +13,7 @@ import type { Device } from '../../../plugin/devices/types.js';
 import type { DeferredRecord } from '../../../plugin/b2bua/deferred/record.js';
 import { isDeferredRecord } from '../../../plugin/b2bua/deferred/record.js';
 import { REASON_COMPLETED } from '../../../plugin/b2bua/call/machine.js';
+import { JOIN_DELAY_MS } from '../../../plugin/b2bua/b2bua.js';
 import { MemoryCallStore } from '../../../plugin/b2bua/store.js';
 import { WireError, WireErrorCode } from '../../../wire/errors.js';
 import {
@@ -68,6 +69,13 @@ async function invite(w: World, targets: readonly Device[] = [], deferral: { ttl
     callId: 'c1', servedUser: BOB, targets, service: { remove: [], hdrs: '' }, stage: 'b2bua', defer: targets.length === 0, deferral, record: true,
   });
   w.layer.receive(callerInvite(ticket, CPM));
+  await flush();
+}
+
+/** A device that registered joins after JOIN_DELAY_MS (Kamailio saves its binding meanwhile). */
+async function joined(w: World): Promise<void> {
+  await flush();
+  w.clock.advance(JOIN_DELAY_MS);
   await flush();
 }
 
@@ -167,6 +175,10 @@ t.test('a device registers: a leg to it; its 200: relay answer, a normal call', 
   t.equal(toDevice(w, 'INVITE').length, 0);
   t.equal(w.b.deviceRegistered(BOB, PHONE), true, 'bob\'s CPM phone: taken');
   await flush();
+  w.clock.advance(JOIN_DELAY_MS - 1);
+  await flush();
+  t.equal(toDevice(w, 'INVITE').length, 0, 'not before the join delay (Kamailio saves the binding meanwhile)');
+  await joined(w);
   const legs = toDevice(w, 'INVITE');
   t.equal(legs.length, 1, 'one leg INVITE');
   const leg = legs[0]!;
@@ -174,7 +186,7 @@ t.test('a device registers: a leg to it; its 200: relay answer, a normal call', 
   t.equal(leg.get('Conversation-ID'), 'conv-1', 'the INVITE\'s ids copied (CR step 8 c iv)');
   t.match(leg.body, /msrp:\/\/127.0.0.1:2855\/r2;tcp/, 'the relay\'s device offer');
   t.equal(w.b.deviceRegistered(BOB, PHONE), true, 'the same device again (a refresh) is still the call\'s');
-  await flush();
+  await joined(w);
   t.equal(toDevice(w, 'INVITE').length, 1, '... and invited once');
   w.layer.receive(deviceResponse(leg, 200));
   await flush();
@@ -190,7 +202,7 @@ t.test('a device registers: a leg to it; its 200: relay answer, a normal call', 
 t.test('a device that joins and fails with 480: the call stays deferred; another device may join', async (t) => {
   const w = await deferredUp();
   w.b.deviceRegistered(BOB, PHONE);
-  await flush();
+  await joined(w);
   w.layer.receive(deviceResponse(toDevice(w, 'INVITE')[0]!, 480));
   await flush();
   t.equal(w.b.deferredCalls(BOB).length, 1, 'still deferred');
@@ -202,7 +214,7 @@ t.test('CR 8.3.2.1.1 603 from the device that joined: discard, BYE the caller wi
   const w = await deferredUp();
   const rec = w.b.deferredCalls(BOB)[0]!;
   w.b.deviceRegistered(BOB, PHONE);
-  await flush();
+  await joined(w);
   w.layer.receive(deviceResponse(toDevice(w, 'INVITE')[0]!, 603));
   await flush();
   t.same(w.params.discard, [{ 'deferred-id': rec.deferredId }], 'relay discard of the deferred-id');
@@ -231,7 +243,7 @@ t.test('a deferred call survives a restart: its record and leg source are stored
   await flush();
   t.same(w2.b.deferredCalls(BOB), [rec], 'live and deferred after the restart');
   t.equal(w2.b.deviceRegistered(BOB, PHONE), true, 'a device joins');
-  await flush();
+  await joined(w2);
   const leg = toDevice(w2, 'INVITE')[0];
   t.equal(leg?.ruri, PHONE.pubGruu, 'a leg INVITE from the stored INVITE');
   t.equal(leg?.get('Contribution-ID'), 'contrib-1');
