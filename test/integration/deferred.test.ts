@@ -6,7 +6,8 @@
  * delivery call. Cases:
  * - the stored messages arrive in order with their CPIM headers (From, DateTime,
  *   imdn.Message-ID), each once; the phone's IMDNs reach the sender through a new session
- *   (the notification call to the sender's own phone);
+ *   (the notification call to the sender's own phone), for a sender in proxy mode and
+ *   for one in B2BUA mode (the notification call then goes relay to relay);
  * - a 603 to the delivery INVITE discards the stored messages (relay deferred-state 0);
  * - the service killed while the delivery INVITE rings, started again: the next REGISTER
  *   delivers every message, each imdn.Message-ID once;
@@ -103,6 +104,21 @@ t.test('stored while no device; delivered in order with the CPIM headers on REGI
   await eventually(() => alice.sessions.some((s) => sent.every((id) => s.events.some((e) => e.kind === 'imdn' && e.messageId === id))), 'the IMDNs at the sender', 20_000);
   await until(async () => ((await pendingOf('dora')).length === 0 ? true : undefined), 10_000, 'the entry is gone');
   t.equal(allChats(dora).length, 3, 'nothing delivered twice');
+});
+
+t.test('a sender in B2BUA mode: the notification call goes relay to relay', async (t) => {
+  const ben = await handset('ben', 1);
+  const c = await ChatCaller.place({ sipPort: lab.sipPort, from: 'ben', to: 'ivy', out: () => undefined });
+  callers.add(c);
+  t.equal(c.state, 'confirmed');
+  await c.session.send('hello ivy');
+  const sent = [...c.session.sent];
+  callers.delete(c);
+  await c.hangup();
+  await until(async () => (await pendingOf('ivy')).find((e) => !e.live), 10_000, 'pending');
+  const ivy = await handset('ivy', 1);
+  await eventually(() => allChats(ivy).length >= 1, 'delivered');
+  await eventually(() => ben.sessions.some((s) => s.events.some((e) => e.kind === 'imdn' && e.messageId === sent[0])), 'the IMDN at the sender', 20_000);
 });
 
 t.test('603 to the delivery INVITE: the stored messages are discarded', async (t) => {

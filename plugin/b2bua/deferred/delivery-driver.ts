@@ -141,6 +141,14 @@ const DEFAULTS = { lingerMs: 2000, ringMs: 60_000, stallMs: 300_000, subscribeEx
 /** RFC 6665 §4.1.2.2: a refresh the notifier does not know any more. */
 const SUB_GONE = new Set([404, 405, 408, 481, 489, 501]);
 
+/**
+ * The relay session of a delivery call: its Call-ID with a prefix. Not the Call-ID itself:
+ * a notification call to a sender in B2BUA mode comes back into this B2BUA as a new call
+ * with that Call-ID, whose own relay session is keyed by it.
+ */
+const RELAY_KEY_PREFIX = 'delivery;';
+export const relayKeyOf = (callId: string): string => `${RELAY_KEY_PREFIX}${callId}`;
+
 /** The URI inside a name-addr value (From, To of the record). */
 function uriOf(value: string): string | null {
   return parseNameAddr(value)?.uri ?? null;
@@ -254,7 +262,8 @@ export class DeliveryDriver implements DialogClaimer {
       if (e.notifications > 0) void this.#expired(e['deferred-id']);
       return;
     }
-    const call = this.#calls.get(e['call-id']);
+    const id = e['call-id'];
+    const call = this.#calls.get(id.startsWith(RELAY_KEY_PREFIX) ? id.slice(RELAY_KEY_PREFIX.length) : id);
     if (!call) return;
     if (e.event === 'delivered') this.#feed(call, { kind: 'delivered' });
     else if (e.event === 'leg-closed') this.#feed(call, { kind: 'media-closed' });
@@ -447,7 +456,7 @@ export class DeliveryDriver implements DialogClaimer {
         await this.#update(record.deferredId, (e) => (e ? { ...e, attempt: { callId, what, dialog: null, startedAt: this.deps.wallNow() } } : null));
         let reply: DeliverReply;
         try {
-          reply = await this.deps.relay.deliver({ 'call-id': callId, 'deferred-id': record.deferredId, what, 'served-user': record.servedUser });
+          reply = await this.deps.relay.deliver({ 'call-id': relayKeyOf(callId), 'deferred-id': record.deferredId, what, 'served-user': record.servedUser });
         } catch (err) {
           this.deps.log.warn({ err, deferredId: record.deferredId }, 'deferred: relay deliver failed');
           resolve('kept');
@@ -463,7 +472,7 @@ export class DeliveryDriver implements DialogClaimer {
           invite = what === 'messages' && target ? this.#deviceInvite(record, target.device, callId, reply['device-sdp']) : this.#senderInvite(record, callId, reply['device-sdp']);
         } catch (err) {
           this.deps.log.warn({ err, deferredId: record.deferredId }, 'deferred: delivery INVITE could not be built');
-          await this.deps.relay.delete({ 'call-id': callId }).catch(() => undefined);
+          await this.deps.relay.delete({ 'call-id': relayKeyOf(callId) }).catch(() => undefined);
           resolve('kept');
           return;
         }
@@ -632,7 +641,7 @@ export class DeliveryDriver implements DialogClaimer {
       case 'relay-answer': {
         let ok = false;
         try {
-          const r = await relay.answer({ 'call-id': call.callId, leg: call.leg ?? 'peer', sdp: call.answerSdp });
+          const r = await relay.answer({ 'call-id': relayKeyOf(call.callId), leg: call.leg ?? 'peer', sdp: call.answerSdp });
           ok = r.result === 'ok';
           if (!ok) log.warn({ callId: call.callId, reply: r }, 'deferred: relay refused the answer');
         } catch (err) {
@@ -653,7 +662,7 @@ export class DeliveryDriver implements DialogClaimer {
         this.#bye(call.dialog, () => this.#feed(call, { kind: 'bye-done' }));
         return;
       case 'relay-delete':
-        await relay.delete({ 'call-id': call.callId }).catch(() => undefined);
+        await relay.delete({ 'call-id': relayKeyOf(call.callId) }).catch(() => undefined);
         return;
       case 'discard':
         try {
@@ -696,7 +705,7 @@ export class DeliveryDriver implements DialogClaimer {
     const a = e.attempt;
     if (!a) return;
     if (a.dialog) this.#bye(a.dialog, () => {});
-    await this.deps.relay.delete({ 'call-id': a.callId }).catch(() => undefined);
+    await this.deps.relay.delete({ 'call-id': relayKeyOf(a.callId) }).catch(() => undefined);
     await this.#update(e.record.deferredId, (x) => (x ? { ...x, attempt: null } : null));
     this.deps.log.info({ deferredId: e.record.deferredId, callId: a.callId }, 'deferred: delivery of before the restart ended; kept for the next REGISTER');
   }

@@ -16,7 +16,7 @@ async function deliverAll(w: World, inv: SipRequest, tag: string): Promise<void>
   w.layer.receive(reply(inv, 200, { toTag: tag, body: DEV_SDP }));
   await flush();
   const callId = inv.get('Call-ID')!;
-  w.driver.relayEvent({ event: 'delivered', 'call-id': callId, leg: tag, 'deferred-id': 'x', what: 'messages', sent: 2, remaining: 0 });
+  w.driver.relayEvent({ event: 'delivered', 'call-id': `delivery;${callId}`, leg: tag, 'deferred-id': 'x', what: 'messages', sent: 2, remaining: 0 });
   await flush();
   w.clock.advance(2000);
   await flush();
@@ -39,7 +39,7 @@ t.test('register: the pending messages are delivered to the device, then the ent
   const d = verbsOf(verbs, 'deliver')[0]!;
   t.equal(d['deferred-id'], rec.deferredId);
   t.equal(d['what'], 'messages');
-  t.equal(d['call-id'], inv!.get('Call-ID'), 'the relay session is the delivery dialog');
+  t.equal(d['call-id'], `delivery;${inv!.get('Call-ID')}`, "the relay session is named after the delivery dialog's Call-ID");
   t.equal(inv!.ruri, `${USER};gr=urn:uuid:1`, 'to the device GRUU');
   t.equal(inv!.get('X-PF-Leg'), TOKEN, 'a device leg for pf.cfg');
   t.match(inv!.get('From'), /^"Alice" <sip:alice@example.net>;tag=\w+$/, 'From of the original INVITE');
@@ -54,9 +54,9 @@ t.test('register: the pending messages are delivered to the device, then the ent
 
   await deliverAll(w, inv!, 'dev1');
   t.equal(requests(w, 'ACK').length, 1, 'the 200 was ACKed');
-  t.same(verbsOf(verbs, 'answer')[0], { 'call-id': inv!.get('Call-ID'), leg: 'dev1', sdp: DEV_SDP });
+  t.same(verbsOf(verbs, 'answer')[0], { 'call-id': `delivery;${inv!.get('Call-ID')}`, leg: 'dev1', sdp: DEV_SDP });
   t.equal(requests(w, 'BYE').length, 1, 'BYE after the linger');
-  t.ok(verbsOf(verbs, 'delete').some((p) => p['call-id'] === inv!.get('Call-ID')), 'the relay session deleted');
+  t.ok(verbsOf(verbs, 'delete').some((p) => p['call-id'] === `delivery;${inv!.get('Call-ID')}`), 'the relay session deleted');
   t.equal(verbsOf(verbs, 'deferred-state').length, 1, 'pending notifications asked');
   t.equal(await w.store.get(rec.deferredId), null, 'the entry is gone');
   t.equal(w.driver.counts.delivered, 1);
@@ -186,7 +186,7 @@ t.test("the relay's leg-closed mid-delivery: BYE, kept", async (t) => {
   const inv = requests(w, 'INVITE')[0]!;
   w.layer.receive(reply(inv, 200, { toTag: 'd', body: DEV_SDP }));
   await flush();
-  w.driver.relayEvent({ event: 'leg-closed', 'call-id': inv.get('Call-ID')!, leg: 'd', reason: 'closed' });
+  w.driver.relayEvent({ event: 'leg-closed', 'call-id': `delivery;${inv.get('Call-ID')!}`, leg: 'd', reason: 'closed' });
   await flush();
   const [bye] = requests(w, 'BYE');
   t.ok(bye);
@@ -205,7 +205,7 @@ t.test('the device hangs up while we linger: 200, delivered', async (t) => {
   const inv = requests(w, 'INVITE')[0]!;
   w.layer.receive(reply(inv, 200, { toTag: 'd', body: DEV_SDP }));
   await flush();
-  w.driver.relayEvent({ event: 'delivered', 'call-id': inv.get('Call-ID')!, leg: 'd', 'deferred-id': rec.deferredId, what: 'messages', sent: 1, remaining: 0 });
+  w.driver.relayEvent({ event: 'delivered', 'call-id': `delivery;${inv.get('Call-ID')!}`, leg: 'd', 'deferred-id': rec.deferredId, what: 'messages', sent: 1, remaining: 0 });
   await flush();
   w.layer.receive(fromPeer(inv, 'd', 'BYE', 5));
   await flush();
@@ -273,7 +273,7 @@ t.test('a restart in the middle of a delivery: the old call ends (BYE, relay del
   await flush();
   const [bye] = requests(w2, 'BYE');
   t.equal(bye?.get('Call-ID'), inv.get('Call-ID'), 'BYE in the old dialog');
-  t.same(verbsOf(verbs, 'delete'), [{ 'call-id': inv.get('Call-ID') }]);
+  t.same(verbsOf(verbs, 'delete'), [{ 'call-id': `delivery;${inv.get('Call-ID')}` }]);
   t.equal((await store.get(rec.deferredId))?.attempt, null);
   w2.driver.registered(USER, [device(1)]);
   await flush();
