@@ -221,12 +221,19 @@ export class Deferrals {
 
   // ---- frames -----------------------------------------------------------------------------
 
-  /** Ingress asks at frame start: the relay answers this SEND itself (after storing it). */
-  owns(s: Session, leg: Leg): boolean {
+  /**
+   * Ingress asks at frame start: the relay answers this SEND itself (after storing it).
+   * With `head`: also the rest of a message whose first chunks were taken.
+   */
+  owns(s: Session, leg: Leg, head?: RequestHead): boolean {
     const d = s.deferred;
     if (!d) return false;
-    if (d.role === 'store') return leg.role === 'originator' && (d.state === 'storing' || d.state === 'flushing');
-    return leg.role === 'device' && d.state !== 'stopped';
+    if (d.role === 'delivery') return leg.role === 'device' && d.state !== 'stopped';
+    if (leg.role !== 'originator') return false;
+    if (d.state === 'storing' || d.state === 'flushing') return true;
+    if (d.assembling.size === 0 || head === undefined || d.state === 'stopped') return false;
+    const id = getHeader(head.headers, 'Message-ID');
+    return id !== undefined && d.assembling.has(id);
   }
 
   /** A response from a leg: one of a backlog item's chunks answered. */
@@ -259,7 +266,8 @@ export class Deferrals {
     if (s.state === 'deleted' || !d || d.state === 'stopped') return answer(481);
     const messageId = getHeader(head.headers, 'Message-ID');
     if (!messageId || (!head.hasBody && body.length === 0)) return answer(200); // a binding SEND (RFC 4975 §7.1)
-    if (!this.owns(s, leg)) {
+    let a = d.assembling.get(messageId);
+    if (!this.owns(s, leg) && a === undefined) {
       // The backlog emptied while this chunk arrived: the session is live again.
       answer(200);
       if (answered) return; // ingress relays it (it asked owns() first)
@@ -267,7 +275,6 @@ export class Deferrals {
       return;
     }
     const contentType = getHeader(head.headers, 'Content-Type') ?? '';
-    let a = d.assembling.get(messageId);
     if (!a) {
       if (d.assembling.size >= MAX_ASSEMBLING) d.assembling.delete(d.assembling.keys().next().value!);
       a = { contentType, parts: [], size: 0 };
@@ -287,6 +294,13 @@ export class Deferrals {
     if (flag === '+') return answer(200);
     d.assembling.delete(messageId);
     const payload = Buffer.concat(a.parts.sort((x, y) => x.start - y.start).map(p => p.buf));
+    if (d.role === 'store' && d.state === 'live') {
+      // begun while the backlog ran, ended after it: relayed whole, as live messages are
+      answer(200);
+      const whole = { start: 1, end: payload.length, total: payload.length };
+      this.forwarder.send(s, leg, conn, head, new Body([payload], payload.length), '$', whole, `1-${payload.length}/${payload.length}`);
+      return;
+    }
     if (d.role === 'store') this.storeMessage(s, d, leg, head, payload, a.contentType, answer);
     else this.fromPeer(s, d, leg, head, payload, a.contentType, answer);
   }

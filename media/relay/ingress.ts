@@ -119,7 +119,7 @@ export class Ingress {
     // The endpoint's hop-by-hop 200 and our forwards leave in one write per tick.
     corkUntilNextTick(conn);
     leg.framesIn += 1;
-    const own = s.deferred !== undefined && head.kind === 'request' && head.method === 'SEND' && this.deferrals?.owns(s, leg) === true;
+    const own = s.deferred !== undefined && head.kind === 'request' && head.method === 'SEND' && this.deferrals?.owns(s, leg, head) === true;
     this.receiving.set(conn.id, { session: s, leg, head, parts: [], size: 0, range, rangeText, own });
     this.lastOwn = own;
     return undefined;
@@ -199,7 +199,7 @@ export class Ingress {
     try {
       if (head.kind !== 'request') return;
       // already answered by the endpoint (held early, or deferred since its start): deferral takes it all the same
-      if (head.method === 'SEND' && s.deferred !== undefined && this.deferrals?.owns(s, leg) === true) {
+      if (head.method === 'SEND' && s.deferred !== undefined && this.deferrals?.owns(s, leg, head) === true) {
         this.deferrals.take(s, leg, conn, head, body, flag, range, rangeText, false, true);
         return;
       }

@@ -3,13 +3,16 @@
 // LMDB in the test's folder.
 import t, { type Test } from 'tap';
 import { buildCpim, MsrpPeer } from '../../../media/client/peer.js';
-import { getHeader } from '../../../media/msrp/index.js';
+import { EventEmitter } from 'node:events';
+import {
+  MsrpEndpoint, buildRequest, getHeader, newMessageId, responseFor, type MsrpConnection, type RequestHead,
+} from '../../../media/msrp/index.js';
 import { LmdbDeferredStore } from '../../../media/deferred/lmdb.js';
 import type { DeferredBounds } from '../../../media/deferred/store.js';
 import { RelayControl } from '../../../media/relay/control.js';
 import { RelayControlClient } from '../../../media/relay/control-client.js';
 import { RpcError } from '../../../wire/errors.js';
-import { listenWithEvents, sdpFor, startRelayProcess, until, type RelayWithEvents } from './helpers.js';
+import { listenWithEvents, sdpFor, startRelayProcess, type RelayWithEvents } from './helpers.js';
 
 const ALICE = 'sip:alice@example.net';
 const BOB = 'sip:bob@example.net';
@@ -53,6 +56,74 @@ async function peerFor(r: Rig, callId: string, remotePath: string, leg = 'peer')
   if (a.result !== 'ok') throw new Error(a['error-reason']);
   if ((await p.bind()) !== 200) throw new Error('bind failed');
   return p;
+}
+
+/**
+ * A device that answers the relay's SENDs only when told (an endpoint without automatic
+ * 200s): the test decides when an item is in flight and when it is done.
+ */
+class ManualDevice extends EventEmitter<{ send: [] }> {
+  readonly sends: { head: RequestHead; body: Buffer }[] = [];
+  localUri = '';
+  private conn!: MsrpConnection;
+  private readonly ep = new MsrpEndpoint({ autoRespond: false });
+
+  static async connect(port: number, remotePath: string): Promise<ManualDevice> {
+    const d = new ManualDevice();
+    const sid = `manual${++n}`;
+    let parts: Buffer[] = [];
+    d.ep.addSession(sid, {
+      frameStart: () => {
+        parts = [];
+        return undefined;
+      },
+      body: (_c, piece) => parts.push(Buffer.from(piece)),
+      frameEnd: (_c, head) => {
+        if (head.kind !== 'request' || head.method !== 'SEND') return;
+        d.sends.push({ head, body: Buffer.concat(parts) });
+        d.emit('send');
+      },
+    });
+    d.conn = await d.ep.connect({ host: '127.0.0.1', port });
+    d.ep.bind(sid, d.conn);
+    d.localUri = `msrp://127.0.0.1:${d.conn.socket.localPort ?? 0}/${sid};tcp`;
+    d.remotePath = remotePath;
+    return d;
+  }
+
+  remotePath = '';
+
+  /** The binding empty SEND (RFC 4975 §5.4); its 200 is not awaited. */
+  bind(): void {
+    this.conn.sendFrame(buildRequest({
+      method: 'SEND', toPath: this.remotePath, fromPath: this.localUri,
+      headers: [{ name: 'Message-ID', value: newMessageId() }, { name: 'Byte-Range', value: '1-0/0' }],
+    }));
+  }
+
+  answer(i: number, status = 200): void {
+    const r = responseFor(this.sends[i]!.head, status);
+    if (r) this.conn.sendFrame(r);
+  }
+
+  /** Resolves once `count` SENDs arrived. */
+  async received(count: number, ms = 5000): Promise<void> {
+    if (this.sends.length >= count) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.sends.length} SENDs, not ${count}`)), ms);
+      const check = (): void => {
+        if (this.sends.length < count) return;
+        clearTimeout(timer);
+        this.off('send', check);
+        resolve();
+      };
+      this.on('send', check);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.ep.close();
+  }
 }
 
 const imdnFor = (imdnId: string, from = BOB, to = ALICE): Buffer => buildCpim({
@@ -226,7 +297,7 @@ t.test('params: schema errors (-32602) in process, BAD_PARAMS from the methods, 
   const id = newDeferredId();
   const bad: Array<[string, unknown]> = [
     ['defer', { 'call-id': 'x', 'deferred-id': 'nothex', 'served-user': BOB, 'expires-at': 1 }],
-    ['defer', { 'call-id': 'x', 'deferred-id': id.toUpperCase(), 'served-user': BOB, 'expires-at': 1 }],
+    ['defer', { 'call-id': 'x', 'deferred-id': 'A'.repeat(32), 'served-user': BOB, 'expires-at': 1 }],
     ['defer', { 'call-id': 'x', 'deferred-id': id, 'served-user': BOB, 'expires-at': -1 }],
     ['defer', { 'call-id': 'x', 'deferred-id': id, 'served-user': '', 'expires-at': 1 }],
     ['defer', { 'call-id': 'x', 'deferred-id': id, 'expires-at': 1.5 }],
@@ -323,27 +394,18 @@ t.test('relay restart mid-delivery: nothing lost, nothing done sent again', asyn
 
   const d1 = await cli.deliver({ 'call-id': 'dlv-r1', 'deferred-id': id, what: 'messages' });
   if (d1.result !== 'ok') throw new Error(d1['error-reason']);
-  const dev1 = await MsrpPeer.connect({ host: '127.0.0.1', port: ready.msrpPort, remotePath: d1['device-relay-uri'] });
-  // the device reads the first message, answers it, and reads nothing more: the second stays in flight
-  dev1.once('message', () => dev1.pauseReading());
+  const dev1 = await ManualDevice.connect(ready.msrpPort, d1['device-relay-uri']);
   t.match(await cli.answer({ 'call-id': 'dlv-r1', leg: 'dev', sdp: sdpFor(dev1.localUri) }), { result: 'ok' });
-  await dev1.bind();
-  await dev1.waitForMessage();
-  // the relay sends the second item once the first is marked done (frames out: the bind's response aside, SENDs)
-  const framesOut = async (): Promise<number> => {
-    const q = await cli.query({ 'call-id': 'dlv-r1' });
-    return q.result === 'ok' ? q.legs.find(l => l.leg === 'dev')?.['frames-out'] ?? 0 : 0;
-  };
-  let out = 0;
-  await until(() => {
-    void framesOut().then(v => { out = v; }, () => undefined);
-    return out >= 2;
-  }, 5000);
+  dev1.bind();
+  await dev1.received(1);
+  // the device takes the first message; the relay marks it done, then sends the second, which the device never answers
+  dev1.answer(0);
+  await dev1.received(2);
   child.kill('SIGKILL');
   await new Promise(resolve => child.once('exit', resolve));
   await cli.close().catch(() => undefined);
   await dev1.close();
-  t.same(dev1.messages.map(m => m.body.toString('utf8').split('\r\n\r\n').pop()), ['m1'], 'the first one reached the device');
+  t.same(dev1.sends.map(m => m.body.toString('utf8').split('\r\n\r\n').pop()), ['m1', 'm2'], 'the first done, the second in flight');
 
   ({ child, ready } = await start());
   cli = await RelayControlClient.connect('127.0.0.1', ready.controlPort);
@@ -391,4 +453,37 @@ t.test('a large item goes in 64 KiB chunks; a refused item stops the backlog and
   t.ok(dev.messages[0]!.body.equals(big) && dev.messages[1]!.body.equals(small) && dev.messages[2]!.body.equals(later), 'in order, byte for byte');
   t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 0 });
   await Promise.all([picky, dev, origin].map(p => p.close()));
+});
+
+t.test('a chunked message begun while the backlog runs and ended after it: relayed whole', async t => {
+  const r = await rig(t);
+  t.teardown(() => r.close());
+  const { origin, id, deviceUri } = await deferredCall(r, 'orig-10');
+  const stored = buildCpim({ from: ALICE, to: BOB, body: 'stored', imdnMessageId: 'im-101' });
+  t.same((await origin.sendMessage(stored)).statuses, [200]);
+  const dev = await ManualDevice.connect(r.port, deviceUri);
+  t.match(r.relay.answer({ 'call-id': 'orig-10', leg: 'dev', sdp: sdpFor(dev.localUri) }), { result: 'ok' });
+  dev.bind();
+  await dev.received(1);
+  t.ok(dev.sends[0]!.body.equals(stored), 'the backlog item, in flight');
+  // the caller starts a chunked message while the item waits for its 200
+  const msg = buildCpim({ from: ALICE, to: BOB, body: 'x'.repeat(300), imdnMessageId: 'im-102' });
+  const mid = newMessageId();
+  const chunk = (start: number, end: number, flag: '+' | '$'): Promise<{ status: number }> => origin.request(buildRequest({
+    method: 'SEND', toPath: origin.remotePath!, fromPath: origin.localUri, contentType: 'message/cpim', flag,
+    headers: [{ name: 'Message-ID', value: mid }, { name: 'Byte-Range', value: `${start + 1}-${end}/${msg.length}` }],
+    body: msg.subarray(start, end),
+  }));
+  t.equal((await chunk(0, 100, '+')).status, 200);
+  dev.answer(0);
+  const ev = await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === 'orig-10');
+  t.match(ev, { sent: 1, remaining: 0 }, 'the backlog is empty: live from now on');
+  t.equal((await chunk(100, msg.length, '$')).status, 200);
+  await dev.received(2);
+  t.ok(dev.sends[1]!.body.equals(msg), 'relayed whole, byte for byte');
+  t.equal(getHeader(dev.sends[1]!.head, 'Byte-Range'), `1-${msg.length}/${msg.length}`);
+  t.equal(getHeader(dev.sends[1]!.head, 'Message-ID'), mid, 'as a live message: its own Message-ID');
+  t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 0 }, 'not left in the store');
+  await dev.close();
+  await origin.close();
 });
