@@ -8,7 +8,7 @@ import {
   MsrpEndpoint, buildRequest, getHeader, newMessageId, responseFor, type MsrpConnection, type RequestHead,
 } from '../../../media/msrp/index.js';
 import { LmdbDeferredStore } from '../../../media/deferred/lmdb.js';
-import type { DeferredBounds } from '../../../media/deferred/store.js';
+import type { AppendResult, DeferredBounds, DeferredStore } from '../../../media/deferred/store.js';
 import { RelayControl } from '../../../media/relay/control.js';
 import { RelayControlClient } from '../../../media/relay/control-client.js';
 import { RpcError } from '../../../wire/errors.js';
@@ -485,5 +485,39 @@ t.test('a chunked message begun while the backlog runs and ended after it: relay
   t.equal(getHeader(dev.sends[1]!.head, 'Message-ID'), mid, 'as a live message: its own Message-ID');
   t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 0 }, 'not left in the store');
   await dev.close();
+  await origin.close();
+});
+
+t.test('the 200 waits until the store has the message; a failing store gives 500', async t => {
+  const lmdb = new LmdbDeferredStore({ path: `${t.testdir()}/gated.mdb` });
+  let called!: () => void;
+  let release!: () => void;
+  let fail = false;
+  const appendCalled = new Promise<void>(resolve => { called = resolve; });
+  const released = new Promise<void>(resolve => { release = resolve; });
+  // every method as LMDB's, append held until the test releases it (or failing)
+  const gated: DeferredStore = Object.assign(Object.create(lmdb) as DeferredStore, {
+    async append(...args: Parameters<DeferredStore['append']>): Promise<AppendResult> {
+      if (fail) throw new Error('disk on fire');
+      called();
+      await released;
+      return lmdb.append(...args);
+    },
+  });
+  const base = await listenWithEvents({ deferred: { store: gated } });
+  const r: Rig = { ...base, store: lmdb, async close() { await base.relay.close(); await lmdb.close(); } };
+  t.teardown(() => r.close());
+  const { origin, id } = await deferredCall(r, 'orig-11');
+  const msg = buildCpim({ from: ALICE, to: BOB, body: 'hold on' });
+  const send = origin.sendMessage(msg);
+  await appendCalled;
+  t.equal(origin.responses.length, 1, 'only the bind was answered so far');
+  t.same(await r.store.counts(id), { messages: 0, notifications: 0 }, 'not stored yet');
+  release();
+  t.same((await send).statuses, [200], 'answered once stored');
+  t.match(await r.store.counts(id), { messages: 1 });
+  fail = true;
+  t.same((await origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: 'lost?' }))).statuses, [500], 'the store failed: 500, not 200');
+  t.match(await r.store.counts(id), { messages: 1 });
   await origin.close();
 });
