@@ -10,7 +10,9 @@
  *   for one in B2BUA mode (the notification call then goes relay to relay);
  * - a 603 to the delivery INVITE discards the stored messages (relay deferred-state 0);
  * - the service killed while the delivery INVITE rings, started again: the next REGISTER
- *   delivers every message, each imdn.Message-ID once;
+ *   delivers every message, each imdn.Message-ID once; killed while the delivery call
+ *   lingers after the last message: BYE in the stored dialog after the restart, nothing
+ *   delivered again, the IMDNs still reach the sender;
  * - a deferred group session subscribes to the conference package at the focus (a
  *   notifier in this test, through Kamailio), and the NOTIFY's participants end up in the
  *   Group State Object the relay stores.
@@ -39,7 +41,7 @@ const lab = await Lab.start({
   serviceLogLevel: process.env.PF_TEST_LOG_LEVEL ?? 'info',
   // deferral for everyone; alice (the sender) in proxy mode, so the notification call reaches her phone directly
   policy: { deferredDelivery: true, modeByUser: { [ALICE]: 'proxy' } },
-  b2bua: { multiDevice: 'C', deliveryLingerMs: 1000 },
+  b2bua: { multiDevice: 'C', deliveryLingerMs: 3000 },
 });
 const relay = await RelayControlClient.connect('127.0.0.1', lab.relay!.controlPort);
 const phones: Phone[] = [];
@@ -83,10 +85,13 @@ async function deferredChat(to: string, texts: readonly string[]): Promise<{ ent
   return { entry: entry!, sent, leftAt };
 }
 
+/** alice's phones, for the notification calls. */
+const senders: Handset[] = [];
 const allChats = (h: Handset) => h.sessions.flatMap((s) => chats(s.events));
 
 t.test('stored while no device; delivered in order with the CPIM headers on REGISTER; the IMDNs reach the sender in a new session', async (t) => {
   const alice = await handset('alice', 1);
+  senders.push(alice);
   const { entry, sent, leftAt } = await deferredChat('dora', ['one', 'two', 'three']);
   t.equal(sent.length, 3);
   t.equal(entry.record.from.includes(ALICE), true, 'the record keeps the original From');
@@ -159,6 +164,27 @@ t.test('the service killed while the delivery rings, started again: each message
   await until(async () => ((await pendingOf('fred')).length === 0 ? true : undefined), 10_000, 'the entry is gone');
   const ids = [...first.sessions, ...fred.sessions].flatMap((s) => chats(s.events)).map((c) => c.imdnId);
   t.same(ids, sent, 'each imdn.Message-ID once, in order');
+});
+
+t.test('the service killed while the delivery call lingers after the last message: nothing is delivered again, the IMDNs still reach the sender', async (t) => {
+  const { sent } = await deferredChat('hank', ['p', 'q', 'r']);
+  const first = await handset('hank', 1);
+  // the kill lands inside the linger (b2bua.deliveryLingerMs): before our BYE
+  await eventually(() => allChats(first).length >= 3, 'three messages', 10_000);
+  await lab.service.proc.kill();
+  t.equal(first.requests.filter((r) => r.method === 'BYE').length, 0, 'killed before the BYE');
+  t.ok((await pendingOf('hank'))[0]?.attempt?.dialog, 'the confirmed dialog is stored');
+  const from = lab.kamailio.outputLength;
+  lab.service = await Service.start(lab.service.opts);
+  await lab.kamailio.waitRpcConnected(lab.service.rpcPort, from).catch(() => undefined);
+  await eventually(() => first.requests.some((r) => r.method === 'BYE'), 'BYE in the stored dialog after the restart');
+  const again = await handset('hank', 2);
+  await until(async () => ((await pendingOf('hank')).length === 0 ? true : undefined), 10_000, 'the entry is gone');
+  const ids = [...first.sessions, ...again.sessions].flatMap((x) => chats(x.events)).map((c) => c.imdnId);
+  t.same(ids, sent, 'each imdn.Message-ID once');
+  // alice's phones (the first case's): the core forks the notification call to each
+  const imdns = (): string[] => senders.flatMap((h) => h.sessions).flatMap((x) => x.events).flatMap((e) => (e.kind === 'imdn' ? [e.messageId] : []));
+  await eventually(() => sent.every((id) => imdns().includes(id)), 'the IMDNs at the sender', 20_000);
 });
 
 t.test('a deferred group session: SUBSCRIBE to the focus, the NOTIFY participants in the Group State Object', async (t) => {
