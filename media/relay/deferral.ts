@@ -405,13 +405,16 @@ export class Deferrals {
       }
       const leg = d.target!;
       const outcome = await this.sendItem(d, leg, next);
+      if (outcome === true) {
+        // its 200 came: done, even if the session went meanwhile (never sent again)
+        await this.store.markDone(d.id, kind, next.seq);
+        d.sent += 1;
+      }
       if (d.state !== 'flushing') return;
       if (outcome !== true) {
         this.stopBacklog(s, d, leg, outcome);
         return;
       }
-      await this.store.markDone(d.id, kind, next.seq);
-      d.sent += 1;
     }
   }
 
