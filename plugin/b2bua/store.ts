@@ -8,9 +8,16 @@
  * Transactions are never stored (decision 0001): they last at most 64*T1.
  *
  * `CallStore` is what the driver needs; `LmdbCallStore` keeps the records in their own
- * LMDB environment under the service's dataDir, `MemoryCallStore` in a map (tests).
+ * LMDB environment under the service's dataDir (one host, the default), `MemoryCallStore`
+ * in a map (tests), `RedisCallStore` (./redis-store.ts) on the shared-state engine
+ * (sharedState.engine: redis; plugin/shared-state/stores.ts chooses).
  * A record that is not JSON or does not fit the schema is reported and skipped on load;
  * the others load.
+ *
+ * Ownership (docs/deployment.md §12): each store belongs to one node (`node`) and stamps
+ * it on every record it writes as the record's `owner`. `load` gives this node's records
+ * (a restart takes back its own calls); `owners` lists every node's, and `claim` moves one
+ * from a node whose lease ran out to this node, at most once (./takeover.ts).
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
@@ -139,6 +146,11 @@ export const StoredCallSchema = Type.Object(
     legs: Type.Array(StoredLegSchema),
     /** A deferred call only. */
     deferral: Type.Optional(StoredDeferralSchema),
+    /**
+     * The node that holds the call's dialogs and relay session (docs/deployment.md §12),
+     * stamped by the store on write; absent in records of before ownership (this node's).
+     */
+    owner: Type.Optional(Type.String({ minLength: 1 })),
   },
   { additionalProperties: false },
 );
@@ -183,16 +195,42 @@ export interface LoadedCalls {
   readonly bad: { readonly key: string; readonly why: string }[];
 }
 
-/** Where the B2BUA keeps its calls. Writes are queued in order; `flushed` waits for them. */
+/** A record's Call-ID and owner node, as the takeover sweeper lists them. */
+export interface OwnedRecord {
+  readonly callId: string;
+  /** null: a record of before ownership. */
+  readonly owner: string | null;
+}
+
+/**
+ * Where the B2BUA keeps its calls. Writes are queued in order; `flushed` waits for them.
+ * `put` stamps `node` as the record's owner.
+ */
 export interface CallStore {
+  /** This node's id (sharedState.nodeId): the owner of what it writes. */
+  readonly node: string;
   put(call: StoredCall): void;
   delete(callId: string): void;
+  /** This node's records (owned by `node`, or by no one). */
   load(): Promise<LoadedCalls>;
+  /** Every record's owner, every node's (damaged records left out). */
+  owners(): Promise<OwnedRecord[]>;
+  /**
+   * Make `callId`'s record this node's if `from` still owns it: the record as taken, or
+   * null when it is gone or no longer `from`'s (another node took it first).
+   */
+  claim(callId: string, from: string): Promise<StoredCall | null>;
   flushed(): Promise<void>;
   close(): Promise<void>;
 }
 
-function loadFrom(entries: Iterable<{ key: string; value: string }>): LoadedCalls {
+/** Whether a record is `node`'s: stamped with it, or with no owner (before ownership). */
+export function ownedBy(call: StoredCall, node: string): boolean {
+  return call.owner === undefined || call.owner === node;
+}
+
+/** Records as text back, checked; each must sit under its own Call-ID. */
+export function loadFrom(entries: Iterable<{ key: string; value: string }>): LoadedCalls {
   const calls: StoredCall[] = [];
   const bad: { key: string; why: string }[] = [];
   for (const { key, value } of entries) {
@@ -204,16 +242,39 @@ function loadFrom(entries: Iterable<{ key: string; value: string }>): LoadedCall
   return { calls, bad };
 }
 
+export function ownersOf(loaded: LoadedCalls): OwnedRecord[] {
+  return loaded.calls.map((c) => ({ callId: c.callId, owner: c.owner ?? null }));
+}
+
 /** In memory (tests): the records as text, so a test can damage one. */
 export class MemoryCallStore implements CallStore {
-  readonly records = new Map<string, string>();
+  /** Several stores may share one map (nodes on one engine, in tests). */
+  constructor(
+    readonly node = 'local',
+    readonly records = new Map<string, string>(),
+  ) {}
   put(call: StoredCall): void {
-    this.records.set(call.callId, JSON.stringify(call));
+    this.records.set(call.callId, JSON.stringify({ ...call, owner: this.node }));
   }
   delete(callId: string): void {
     this.records.delete(callId);
   }
   async load(): Promise<LoadedCalls> {
+    const all = this.#all();
+    return { calls: all.calls.filter((c) => ownedBy(c, this.node)), bad: all.bad };
+  }
+  async owners(): Promise<OwnedRecord[]> {
+    return ownersOf(this.#all());
+  }
+  async claim(callId: string, from: string): Promise<StoredCall | null> {
+    const text = this.records.get(callId);
+    const r = text === undefined ? null : parseStoredCall(text);
+    if (!r?.ok || r.call.owner !== from) return null;
+    const taken = { ...r.call, owner: this.node };
+    this.records.set(callId, JSON.stringify(taken));
+    return taken;
+  }
+  #all(): LoadedCalls {
     return loadFrom([...this.records].map(([key, value]) => ({ key, value })));
   }
   async flushed(): Promise<void> {}
@@ -233,15 +294,34 @@ export class LmdbCallStore implements CallStore {
     private readonly root: RootDatabase,
     private readonly db: Database<string, string>,
     private readonly onError: (err: unknown) => void,
+    readonly node = 'local',
   ) {}
 
   put(call: StoredCall): void {
-    this.#track(this.db.put(call.callId, JSON.stringify(call)));
+    this.#track(this.db.put(call.callId, JSON.stringify({ ...call, owner: this.node })));
   }
   delete(callId: string): void {
     this.#track(this.db.remove(callId));
   }
   async load(): Promise<LoadedCalls> {
+    const all = this.#all();
+    return { calls: all.calls.filter((c) => ownedBy(c, this.node)), bad: all.bad };
+  }
+  async owners(): Promise<OwnedRecord[]> {
+    return ownersOf(this.#all());
+  }
+  /** In one write transaction: read, check the owner, write (LMDB serialises writers). */
+  async claim(callId: string, from: string): Promise<StoredCall | null> {
+    return this.db.transaction(() => {
+      const text = this.db.get(callId);
+      const r = text === undefined ? null : parseStoredCall(text);
+      if (!r?.ok || r.call.owner !== from) return null;
+      const taken = { ...r.call, owner: this.node };
+      void this.db.put(callId, JSON.stringify(taken));
+      return taken;
+    });
+  }
+  #all(): LoadedCalls {
     const entries: { key: string; value: string }[] = [];
     for (const { key, value } of this.db.getRange()) {
       entries.push({ key: String(key), value: typeof value === 'string' ? value : String(value) });
@@ -264,9 +344,9 @@ export class LmdbCallStore implements CallStore {
 }
 
 /** Open (create) the store in `path`, a directory of its own. */
-export function openLmdbCallStore(path: string, onError: (err: unknown) => void): LmdbCallStore {
+export function openLmdbCallStore(path: string, onError: (err: unknown) => void, node = 'local'): LmdbCallStore {
   mkdirSync(path, { recursive: true });
   const root = open({ path, maxDbs: 1 });
   const db = root.openDB<string, string>({ name: 'calls', encoding: 'string' });
-  return new LmdbCallStore(root, db, onError);
+  return new LmdbCallStore(root, db, onError, node);
 }

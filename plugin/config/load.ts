@@ -46,6 +46,7 @@ const ENV: EnvTable = [
   ['PF_REDIS_URLS', ['sharedState', 'redis', 'urls'], 'list'],
   ['PF_REDIS_CLUSTER', ['sharedState', 'redis', 'cluster'], 'bool'],
   ['PF_REDIS_PREFIX', ['sharedState', 'redis', 'prefix'], 'string'],
+  ['PF_NODE_ID', ['sharedState', 'nodeId'], 'string'],
 ];
 
 /** Some served user's mode is b2bua (then b2bua.legToken is required). */

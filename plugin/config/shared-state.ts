@@ -21,6 +21,13 @@ export const SharedStateConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /**
+     * This instance's node id, the owner of its B2BUA sessions on the engine
+     * (docs/deployment.md §12); empty: `<hostname>:<rpcPort>`. Keep it across restarts.
+     */
+    nodeId: Type.String({ maxLength: 128, default: '' }),
+    /** The node's lease TTL on the engine: a dead node's B2BUA sessions end this long (plus half of it at most) after it died. */
+    leaseMs: Type.Integer({ minimum: 300, maximum: 600_000, default: 10_000 }),
   },
   { additionalProperties: false, default: {} },
 );

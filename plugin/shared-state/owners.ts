@@ -1,107 +1,66 @@
 /**
- * Which node owns which B2BUA / relay session (by Call-ID), so that in-dialog requests and
- * control reach the node holding the session's dialogs and MSRP connections
- * (docs/deployment.md §11). An owner holds a lease: it renews it while the session lives;
- * when the node dies, the lease runs out and the session has no owner (the survivors end
- * it: docs/deployment.md §11). Not wired into the B2BUA yet.
+ * Node leases: whether a node that owns B2BUA sessions is alive (docs/deployment.md §12).
+ * Each node holds a lease on the engine and renews it while it runs (./../b2bua/takeover.ts
+ * beats every third of the TTL); a session's record names its owner node
+ * (plugin/b2bua/store.ts `owner`), so the lease is per node, not per session: a dead node's
+ * lease runs out once, and a survivor then takes all of its records.
  *
- * Lease per session:
- *
- *     (none) --claim--> owned(node, until) --renew by node--> owned(node, later)
- *        ^                   |        |
- *        +----release by node+        +--lease runs out--> (none)
+ *     (none) --beat--> held(until now+ttl) --beat--> held(later)
+ *        ^                   |
+ *        +---- TTL runs out -+   (a clean stop keeps the lease: a restart within the
+ *                                 TTL takes its own sessions back, docs/b2bua.md "Restart")
  */
 import { CAS_ATTEMPTS, SharedStateError, keyPart, type SharedEngine } from './redis.js';
 
-export interface SessionOwners {
-  /** Claim `callId` for `node` for `ttlMs`; resolves with the owner after it (another node when already owned). */
-  claim(callId: string, node: string, ttlMs: number): Promise<string>;
-  owner(callId: string): Promise<string | null>;
-  /** Extend `node`'s lease; false when `node` is not (or no longer) the owner. */
-  renew(callId: string, node: string, ttlMs: number): Promise<boolean>;
-  /** End `node`'s lease; false when `node` was not the owner. */
-  release(callId: string, node: string): Promise<boolean>;
+export interface NodeLeases {
+  /** Take or extend `node`'s lease for `ttlMs`. */
+  beat(node: string, ttlMs: number): Promise<void>;
+  /** Whether `node` holds a lease now. */
+  alive(node: string): Promise<boolean>;
 }
 
 /** One host: leases in memory, against `clock`. */
-export class LocalSessionOwners implements SessionOwners {
-  private readonly leases = new Map<string, { readonly node: string; readonly until: number }>();
+export class LocalNodeLeases implements NodeLeases {
+  private readonly until = new Map<string, number>();
   constructor(private readonly clock: () => number = Date.now) {}
 
-  private current(callId: string): string | null {
-    const l = this.leases.get(callId);
-    if (!l) return null;
-    if (l.until > this.clock()) return l.node;
-    this.leases.delete(callId);
-    return null;
+  beat(node: string, ttlMs: number): Promise<void> {
+    this.until.set(node, this.clock() + ttlMs);
+    return Promise.resolve();
   }
 
-  claim(callId: string, node: string, ttlMs: number): Promise<string> {
-    const cur = this.current(callId);
-    if (cur !== null) return Promise.resolve(cur);
-    this.leases.set(callId, { node, until: this.clock() + ttlMs });
-    return Promise.resolve(node);
-  }
-
-  owner(callId: string): Promise<string | null> {
-    return Promise.resolve(this.current(callId));
-  }
-
-  renew(callId: string, node: string, ttlMs: number): Promise<boolean> {
-    if (this.current(callId) !== node) return Promise.resolve(false);
-    this.leases.set(callId, { node, until: this.clock() + ttlMs });
-    return Promise.resolve(true);
-  }
-
-  release(callId: string, node: string): Promise<boolean> {
-    if (this.current(callId) !== node) return Promise.resolve(false);
-    this.leases.delete(callId);
-    return Promise.resolve(true);
+  alive(node: string): Promise<boolean> {
+    const u = this.until.get(node);
+    if (u !== undefined && u <= this.clock()) this.until.delete(node);
+    return Promise.resolve(u !== undefined && u > this.clock());
   }
 }
 
 /**
- * On the shared engine: key `<prefix>:own:{<base64url(Call-ID)>}`, value the node, TTL the
- * lease (counted by the engine's clock, so node clocks do not matter). Each change is a
- * compare-and-set.
+ * On the shared engine: key `<prefix>:node:{<base64url(node)>}`, value the node, TTL the
+ * lease, counted by the engine's clock (node clocks do not matter). A beat is a
+ * compare-and-set like every write on the engine.
  */
-export class RedisSessionOwners implements SessionOwners {
+export class RedisNodeLeases implements NodeLeases {
   constructor(
     private readonly engine: SharedEngine,
     private readonly prefix = 'pf',
   ) {}
 
-  private key(callId: string): string {
-    return `${this.prefix}:own:{${keyPart(callId)}}`;
+  private key(node: string): string {
+    return `${this.prefix}:node:{${keyPart(node)}}`;
   }
 
-  private get channel(): string {
-    return `${this.prefix}:changed:own`;
-  }
-
-  async claim(callId: string, node: string, ttlMs: number): Promise<string> {
-    const key = this.key(callId);
+  async beat(node: string, ttlMs: number): Promise<void> {
+    const key = this.key(node);
     for (let i = 0; i < CAS_ATTEMPTS; i++) {
       const cur = await this.engine.get(key);
-      if (cur !== null) return cur;
-      if (await this.engine.cas(key, null, node, ttlMs, this.channel, keyPart(callId))) return node;
+      if (await this.engine.cas(key, cur, node, ttlMs, `${this.prefix}:changed:node`, keyPart(node))) return;
     }
-    throw new SharedStateError(`session owners: ${CAS_ATTEMPTS} concurrent claims of one session, gave up`);
+    throw new SharedStateError(`node lease ${node}: ${CAS_ATTEMPTS} concurrent beats, gave up`);
   }
 
-  owner(callId: string): Promise<string | null> {
-    return this.engine.get(this.key(callId));
-  }
-
-  async renew(callId: string, node: string, ttlMs: number): Promise<boolean> {
-    const key = this.key(callId);
-    if ((await this.engine.get(key)) !== node) return false;
-    return this.engine.cas(key, node, node, ttlMs, this.channel, keyPart(callId));
-  }
-
-  async release(callId: string, node: string): Promise<boolean> {
-    const key = this.key(callId);
-    if ((await this.engine.get(key)) !== node) return false;
-    return this.engine.cas(key, node, null, 0, this.channel, keyPart(callId));
+  async alive(node: string): Promise<boolean> {
+    return (await this.engine.get(this.key(node))) !== null;
   }
 }

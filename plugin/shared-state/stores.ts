@@ -1,7 +1,11 @@
 /**
  * The device registry, the XCAP documents and the Session-Replaces state, on the backend `sharedState.engine` names
- * (docs/decisions/0003-shared-state-engine.md): lmdb under `dataDir`, or Redis.
+ * (docs/decisions/0003-shared-state-engine.md): lmdb under `dataDir`, or Redis. The B2BUA's call
+ * records (`openCallStore`) and the node leases (`openLeases`) on the same backend
+ * (docs/deployment.md §12).
  */
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -12,13 +16,18 @@ import { XcapStore, type DocumentStore, type StoredDocument } from '../xdm/store
 import { RedisDocumentStore } from '../xdm/redis-store.js';
 import { LocalSessionStore, type SessionStore } from '../sessions/store.js';
 import { RedisSessionStore } from '../sessions/redis-store.js';
-import { connectRedis } from './redis.js';
+import { connectRedis, type SharedEngine } from './redis.js';
+import { openLmdbCallStore, type CallStore } from '../b2bua/store.js';
+import { RedisCallStore } from '../b2bua/redis-store.js';
+import { RedisNodeLeases, type NodeLeases } from './owners.js';
 
 export interface Stores {
   readonly devices: DeviceStore;
   readonly xcap: DocumentStore;
   /** Who is in which session, when pf.cfg records them with the service (PF_SHARED_SESSIONS). */
   readonly sessions: SessionStore;
+  /** The engine connection (sharedState.engine redis), for the B2BUA's call store; null: lmdb. */
+  readonly engine: SharedEngine | null;
   /** Close the stores, then the engine connection if any (the lmdb root stays the caller's). */
   close(): Promise<void>;
 }
@@ -32,6 +41,7 @@ export async function openStores(config: Config, db: RootDatabase, log: Logger):
       devices,
       xcap,
       sessions,
+      engine: null,
       close: async () => {
         await sessions.close();
         await devices.close();
@@ -64,6 +74,7 @@ export async function openStores(config: Config, db: RootDatabase, log: Logger):
     devices,
     xcap,
     sessions,
+    engine,
     close: async () => {
       await devices.close();
       await xcap.close();
@@ -71,4 +82,24 @@ export async function openStores(config: Config, db: RootDatabase, log: Logger):
       await engine.close();
     },
   };
+}
+
+/** This instance's node id (docs/deployment.md §12): sharedState.nodeId, else `<hostname>:<rpcPort>`. */
+export function nodeIdOf(config: Config): string {
+  return config.sharedState.nodeId !== '' ? config.sharedState.nodeId : `${hostname()}:${config.rpcPort}`;
+}
+
+/**
+ * The B2BUA's call records (plugin/b2bua/store.ts): in their own LMDB environment under
+ * `<dataDir>/b2bua` (lmdb), or on the engine with this node as their owner (redis).
+ */
+export function openCallStore(config: Config, engine: SharedEngine | null, onError: (err: unknown) => void): CallStore {
+  const node = nodeIdOf(config);
+  if (engine === null) return openLmdbCallStore(join(config.dataDir, 'b2bua'), onError, node);
+  return new RedisCallStore(engine, { node, prefix: config.sharedState.redis.prefix, maxAgeMs: config.b2bua.maxSessionAgeS * 1000, onError });
+}
+
+/** The node leases on the engine; null without one (one host: no node to take over from). */
+export function openLeases(config: Config, engine: SharedEngine | null): NodeLeases | null {
+  return engine === null ? null : new RedisNodeLeases(engine, config.sharedState.redis.prefix);
 }
