@@ -191,7 +191,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
     b2bua: null,
     async start() {
       if (handover) {
-        b2bua = await startB2bua(config, log, now);
+        b2bua = await startB2bua(config, log, now, stores.engine);
         app.b2bua = b2bua;
         app.b2buaSipPort = b2bua.sipPort;
         const b = b2bua;

@@ -1091,12 +1091,14 @@ export class B2bua implements TransactionUser {
    * reported and skipped; each call's dialogs answer in-dialog requests again, its side
    * timers are armed at their stored deadlines (a deadline already past fires at once:
    * an expiry ends that side, a refresh goes now), its maximum age counts from its start.
-   * Then `checkRelay` ends those whose relay session is gone.
+   * Then `checkRelay` ends those whose relay session is gone. `taken`: instead of this
+   * node's stored calls, those claimed from a dead node (./takeover.ts; the caller then
+   * ends each with `relayGone`).
    */
-  async restore(): Promise<void> {
+  async restore(taken?: readonly StoredCall[]): Promise<void> {
     const { store, log, settings } = this.deps;
     if (!store) return;
-    const { calls, bad } = await store.load();
+    const { calls, bad } = taken ? { calls: taken, bad: [] } : await store.load();
     for (const b of bad) {
       this.#counts.skipped++;
       log.warn({ key: b.key, why: b.why }, 'b2bua: stored call skipped (damaged record)');

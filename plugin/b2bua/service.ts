@@ -2,16 +2,20 @@
  * The B2BUA's edges, built from the config and started with the decision service
  * (plugin/app.ts; docs/architecture.md says why it shares the service's process): the
  * SIP transport to Kamailio, the transaction layer, the relay link, the tickets, the
- * call store (./store.ts, its own LMDB environment in `<dataDir>/b2bua`), and the B2BUA
- * itself. On start the stored calls are reloaded and those whose relay session is gone
- * end (docs/b2bua.md "Restart").
+ * call store (./store.ts: its own LMDB environment in `<dataDir>/b2bua`, or the shared
+ * engine, plugin/shared-state/stores.ts), and the B2BUA itself. On start the stored calls
+ * are reloaded and those whose relay session is gone end (docs/b2bua.md "Restart"). On
+ * the shared engine the node holds a lease, and ends the calls of nodes whose lease ran
+ * out (./takeover.ts, docs/deployment.md §12).
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { pfUserAgent } from '../rules/b2bua-headers.js';
 import { B2bua, type B2buaCounts } from './b2bua.js';
-import { openLmdbCallStore } from './store.js';
+import { openCallStore, openLeases, nodeIdOf } from '../shared-state/stores.js';
+import type { SharedEngine } from '../shared-state/redis.js';
+import { Takeover } from './takeover.js';
 import { RelayLink } from './relay-link.js';
 import { TicketStore, type B2buaPlan } from './tickets.js';
 import { RpcError } from '../../wire/errors.js';
@@ -37,7 +41,7 @@ export interface B2buaService {
   stop(): Promise<void>;
 }
 
-export async function startB2bua(config: Config, log: Logger, now: () => number): Promise<B2buaService> {
+export async function startB2bua(config: Config, log: Logger, now: () => number, engine: SharedEngine | null = null): Promise<B2buaService> {
   const c = config.b2bua;
   const blog = log.child({ component: 'b2bua' });
   const clock = new SystemClock();
@@ -73,7 +77,7 @@ export async function startB2bua(config: Config, log: Logger, now: () => number)
     deliveries?.relayEvent(e);
   }, blog);
   relayUp = () => relay.up;
-  const store = openLmdbCallStore(join(config.dataDir, 'b2bua'), (err) => blog.error({ err }, 'b2bua: call store write failed'));
+  const store = openCallStore(config, engine, (err) => blog.error({ err }, 'b2bua: call store write failed'));
   b2bua = new B2bua({
     settings: {
       sentBy,
@@ -110,6 +114,19 @@ export async function startB2bua(config: Config, log: Logger, now: () => number)
   b.onDeferredEnded = (r) => void d.callerLeft(r);
   const l = new TransactionLayer({ clock, timers, send: (text) => transport.send(text) }, new TuRouter(b, [d]), (err) => blog.error({ err }, 'b2bua: SIP layer error'));
   b.layer = l;
+  // on the engine: the node's lease first, so that no survivor takes what restore reloads
+  const leases = openLeases(config, engine);
+  const takeover = leases
+    ? new Takeover({
+      node: nodeIdOf(config), store, leases, leaseMs: config.sharedState.leaseMs, log: blog,
+      // as after a restart whose relay lost the sessions (docs/b2bua.md "Restart")
+      end: async (calls) => {
+        await b.restore(calls);
+        for (const c of calls) b.relayGone(c.callId);
+      },
+    })
+    : null;
+  await takeover?.beat();
   // the calls of before a restart answer again once the layer takes messages
   await b.restore();
   layer = l;
@@ -120,6 +137,7 @@ export async function startB2bua(config: Config, log: Logger, now: () => number)
   await relay.warm();
   await b.checkRelay();
   await d.start();
+  await takeover?.start();
   blog.info({ sipPort: transport.port, proxy: `${c.proxyHost}:${c.proxyPort}`, relay: `${c.relayHost}:${c.relayPort}` }, 'b2bua ready');
   return {
     b2bua: b,
@@ -130,6 +148,7 @@ export async function startB2bua(config: Config, log: Logger, now: () => number)
     counts: () => ({ ...b.counts, tickets: tickets.size, relayUp: relay.up }),
     async stop() {
       blog.info({ layer: layer?.counts }, 'b2bua: SIP layer counts');
+      takeover?.stop();
       await b.stop();
       await d.stop();
       await relay.close();
