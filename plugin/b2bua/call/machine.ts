@@ -7,9 +7,10 @@
  *   Call (the originating side):
  *
  *   offering --(a leg answered with media: our 200)--> answered --(caller's ACK)--> confirmed
- *      |                                                  |                           |
+ *      |      --(deferred: our 200, no leg; below)-->     |                           |
  *      | (CANCEL, early BYE, caller's media closed;       | (BYE either way, no ACK,  |
- *      |  every leg failed: a final)                      |  no leg left, max age,    |
+ *      |  every leg failed: a final; defer-failed)        |  no leg left unless       |
+ *      |                                                  |  deferred, max age,       |
  *      v                                                  v  caller's media closed)   v
  *   ending <----------------------------------------------+---------------------------+
  *      |  (any state but ended -> ending also when the relay lost the session: BYE with a Reason)
