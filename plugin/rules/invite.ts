@@ -55,7 +55,9 @@ export interface InviteInput {
  *
  * The mode is the served user's (modeFor): proxy gives a `proxy` decision (step 9);
  * B2BUA gives a `b2bua` decision naming the devices the B2BUA invites itself (step 8,
- * ./stages/device-invites.ts builds those INVITEs).
+ * ./stages/device-invites.ts builds those INVITEs). No suitable device with deferred
+ * delivery on gives a `b2bua` decision with no targets and `defer`, in either mode
+ * (step 8 a ii, ./stages/deferred-delivery.ts).
  */
 export function decideInvite(input: InviteInput): Decision {
   const decision = decideSteps(input);

@@ -1,6 +1,7 @@
 /**
  * CR 8.3.2.1 step 6, a suitable CPM Client is registered; none -> policy: 480, or the
- * ISF (CR 6.5). "Suitable" (our reading: docs/policy.md "Step 6"):
+ * ISF (CR 6.5); with deferred delivery on, step 8 a ii defers instead (./deferred-delivery.ts,
+ * decided in ../invite.ts). "Suitable" (our reading: docs/policy.md "Step 6"):
  * - registered and not expired;
  * - advertises the session's ICSI in `+g.3gpp.icsi-ref` (percent-decoded, possibly a
  *   list) or `+g.oma.sip-im`;
