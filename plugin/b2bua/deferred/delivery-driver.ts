@@ -229,13 +229,10 @@ export class DeliveryDriver implements DialogClaimer {
 
   #keep(record: DeferredRecord, live: boolean): Promise<void> {
     let kept: PendingEntry | null = null;
-    return this.#update(record.deferredId, (e) => (kept = e ? { ...e, record, live } : newEntry(record, this.deps.wallNow(), live))).then(
-      () => {
-        if (!live) this.deps.log.info({ deferredId: record.deferredId, servedUser: record.servedUser }, 'deferred: pending delivery kept');
-        if (kept && record.group && record.focus && !this.#subs.has(record.deferredId)) this.#subscribe(kept);
-      },
-      (err: unknown) => this.deps.log.error({ err, deferredId: record.deferredId }, 'deferred: pending delivery not stored'),
-    );
+    return this.#update(record.deferredId, (e) => (kept = e ? { ...e, record, live } : newEntry(record, this.deps.wallNow(), live))).then(() => {
+      if (!live) this.deps.log.info({ deferredId: record.deferredId, servedUser: record.servedUser }, 'deferred: pending delivery kept');
+      if (kept && record.group && record.focus && !this.#subs.has(record.deferredId)) this.#subscribe(kept);
+    });
   }
 
   /** pf.register stored a binding of `user`: live calls first, then the pending entries. */
@@ -259,7 +256,7 @@ export class DeliveryDriver implements DialogClaimer {
   /** The relay's events: those of delivery calls and `deferred-expired`. */
   relayEvent(e: RelayEvent): void {
     if (e.event === 'deferred-expired') {
-      if (e.notifications > 0) void this.#expired(e['deferred-id']);
+      if (e.notifications > 0) this.#expired(e['deferred-id']).catch((err: unknown) => this.deps.log.error({ err }, 'deferred: expiry notifications failed'));
       return;
     }
     const id = e['call-id'];
@@ -894,7 +891,7 @@ export class DeliveryDriver implements DialogClaimer {
 
   // ---- the store ----
 
-  /** One entry's read-modify-write, after the earlier ones of that entry; `f` null removes it. */
+  /** One entry's read-modify-write, after the earlier ones of that entry; `f` returning null removes it. */
   #update(deferredId: string, f: (e: PendingEntry | null) => PendingEntry | null): Promise<void> {
     const { store } = this.deps;
     const prev = this.#writes.get(deferredId) ?? Promise.resolve();
@@ -908,10 +905,12 @@ export class DeliveryDriver implements DialogClaimer {
         else await store.put(out);
       });
     this.#writes.set(deferredId, next);
-    void next.finally(() => {
-      if (this.#writes.get(deferredId) === next) this.#writes.delete(deferredId);
-    }).catch(() => undefined);
-    return next;
+    // never rejects: a write the store refused (a full disk) is logged, the delivery goes on
+    return next
+      .catch((err: unknown) => this.deps.log.error({ err, deferredId }, 'deferred: pending delivery not written'))
+      .finally(() => {
+        if (this.#writes.get(deferredId) === next) this.#writes.delete(deferredId);
+      });
   }
 
   #armSweep(): void {

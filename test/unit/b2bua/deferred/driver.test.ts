@@ -430,3 +430,22 @@ t.test('a restart takes the subscriptions back: one with its dialog is refreshed
   t.match(refresh?.get('To'), /tag=fa/, 'A refreshed in its dialog');
   await w2.driver.stop();
 });
+
+t.test('a store that refuses writes (a full disk): logged, the delivery still runs, nothing unhandled', async (t) => {
+  class Full extends MemoryPendingDeliveries {
+    full = false;
+    override async put(e: Parameters<MemoryPendingDeliveries['put']>[0]): Promise<void> {
+      if (this.full) throw new Error('MDB_MAP_FULL');
+      return super.put(e);
+    }
+  }
+  const store = new Full();
+  const w = world(fakeRelay([]), store);
+  const rec = record();
+  await w.driver.callerLeft(rec);
+  store.full = true;
+  w.driver.registered(USER, [device(1)]);
+  await flush();
+  await deliverAll(w, requests(w, 'INVITE')[0]!, 'd');
+  t.equal(await store.get(rec.deferredId), null, 'delivered and removed (a remove is not a put)');
+});
