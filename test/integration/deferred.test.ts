@@ -15,7 +15,7 @@
  *   delivered again, the IMDNs still reach the sender;
  * - a deferred group session subscribes to the conference package at the focus (a
  *   notifier in this test, through Kamailio), and the NOTIFY's participants end up in the
- *   Group State Object the relay stores.
+ *   Group State Object the relay stores; a SUBSCRIBE with a false X-PF-Leg gets 403.
  * The pending deliveries are read from the service's LMDB environment (read-only, as a
  * second process may).
  */
@@ -242,4 +242,19 @@ t.test('a deferred group session: SUBSCRIBE to the focus, the NOTIFY participant
   const gso = objs.filter((o) => o.contentType === GROUP_STATE_TYPE).map((o) => o.data.toString('utf8'));
   t.equal(gso.length, 1, 'one Group State Object');
   for (const u of ['sip:alice@example.net', 'sip:gus@example.net', 'sip:hal@example.net']) t.match(gso[0], u, `participant ${u}`);
+});
+
+t.test('a SUBSCRIBE carrying a false X-PF-Leg is refused by Kamailio (pf.cfg PF_SUBSCRIBE)', async (t) => {
+  const ua = await SipUa.open();
+  t.teardown(() => ua.close());
+  const sub = (leg: string | null): string =>
+    sipMessage('SUBSCRIBE sip:conf-9@127.0.0.1:9 SIP/2.0', [
+      `Via: ${ua.via()}`, 'Max-Forwards: 70', `From: <sip:mallory@example.net>;tag=${Date.now()}`, 'To: <sip:conf-9@127.0.0.1:9>',
+      `Call-ID: sub-${Date.now()}-${leg ?? 'none'}@x`, 'CSeq: 1 SUBSCRIBE', `Contact: <sip:mallory@127.0.0.1:${ua.port}>`, 'Event: conference', 'Expires: 60',
+      ...(leg === null ? [] : [`X-PF-Leg: ${leg}`]),
+    ]);
+  const forged = await ua.request(sub('guess;direct'), { host: '127.0.0.1', port: lab.sipPort });
+  t.equal(forged.status, 403, 'a guessed secret: 403');
+  const plain = await ua.request(sub(null), { host: '127.0.0.1', port: lab.sipPort });
+  t.equal(plain.status, 405, 'without X-PF-Leg: the lab core serves no SUBSCRIBE, as before');
 });
