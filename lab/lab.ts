@@ -465,13 +465,22 @@ export interface MultiLabOptions {
   redisReplicas?: number;
   /** Extra Kamailio defines. */
   defines?: readonly string[];
+  /** `b2bua`: each node also runs its own MSRP relay, and the PF takes sessions as a B2BUA. */
+  mode?: 'proxy' | 'b2bua';
+  /** More of the `b2bua` config section of every instance (B2BUA mode). */
+  b2bua?: Record<string, unknown>;
+  /** sharedState.leaseMs of every instance (docs/deployment.md §12); the service's default when absent. */
+  leaseMs?: number;
 }
 
-/** One Kamailio node with its own service instance. */
+/** One Kamailio node with its own service instance (and, in B2BUA mode, its own relay). */
 export interface LabNode {
   readonly name: string;
   service: Service;
   readonly kamailio: Kamailio;
+  readonly relay: Relay | null;
+  /** The B2BUA's SIP port in B2BUA mode, else 0. */
+  readonly b2buaSipPort: number;
 }
 
 /**
@@ -480,7 +489,9 @@ export interface LabNode {
  * masters (with `redisReplicas` replicas each) for the shared state. Node i's
  * janssonrpcc names every instance, its own first (priority 10, the others 20, 30...),
  * so it fails over when its own goes; pf.cfg keeps Session-Replaces state with the
- * service (PF_SHARED_SESSIONS). Proxy mode only (B2BUA calls are per node: §11).
+ * service (PF_SHARED_SESSIONS). `mode: 'b2bua'`: each node also runs its own relay and
+ * its instance's B2BUA; a node's B2BUA sessions are its own, and a survivor ends those of
+ * a node whose lease ran out (§12, plugin/b2bua/takeover.ts).
  */
 export class MultiLab {
   private constructor(
@@ -494,40 +505,58 @@ export class MultiLab {
     // run as root, Redis runs as nobody (lab/redis.ts): it must reach its folder under the run dir (mkdtemp's is 0700)
     chmodSync(o.dir, 0o711);
     const redis = await startRedisCluster(join(o.dir, 'redis'), 3, o.redisReplicas ?? 1);
+    const b2bua = o.mode === 'b2bua';
     const services: Service[] = [];
     const kamailios: Kamailio[] = [];
+    const relays: Relay[] = [];
+    const sipPorts: number[] = [];
+    const b2buaPorts: number[] = [];
     const stopAll = async (): Promise<void> => {
-      await Promise.all([...kamailios.map((k) => k.stop()), ...services.map((s) => s.stop())]);
+      await Promise.all([...kamailios.map((k) => k.stop()), ...services.map((s) => s.stop()), ...relays.map((r) => r.stop())]);
       await redis.stop();
     };
     try {
-      // each instance its own data dir (node<i>/service-data), all on the same cluster
+      // each instance its own data dir (node<i>/service-data), all on the same cluster;
+      // B2BUA mode: each its own relay, and the ports it and its Kamailio name to each other first
       for (let i = 0; i < n; i++) {
+        const dir = join(o.dir, `node${i + 1}`);
+        mkdirSync(dir, { recursive: true });
+        sipPorts.push(o.sipPorts?.[i] ?? (await freePort()));
+        b2buaPorts.push(b2bua ? await freePort() : 0);
+        const relay = b2bua ? await Relay.start(dir) : null;
+        if (relay) relays.push(relay);
         services.push(
           await Service.start({
-            dir: join(o.dir, `node${i + 1}`),
+            dir,
             name: 'service',
             rpcPort: o.rpcPorts?.[i],
             httpPort: o.httpPorts?.[i],
-            policy: o.policy,
+            policy: b2bua ? { ...o.policy, mode: 'b2bua' } : o.policy,
             logLevel: o.serviceLogLevel,
-            sharedState: { engine: 'redis', redis: { urls: redis.urls, cluster: true, prefix: 'lab', timeoutMs: 500 } },
+            sharedState: {
+              engine: 'redis', redis: { urls: redis.urls, cluster: true, prefix: 'lab', timeoutMs: 500 }, nodeId: `node${i + 1}`,
+              ...(o.leaseMs === undefined ? {} : { leaseMs: o.leaseMs }),
+            },
+            ...(relay
+              ? { b2bua: { sipPort: b2buaPorts[i], proxyPort: sipPorts[i], relayPort: relay.controlPort, legToken: LAB_LEG_TOKEN, ...o.b2bua } }
+              : {}),
           }),
         );
       }
       for (let i = 0; i < n; i++) {
         const own = services[i]!;
         const others = services.filter((_, j) => j !== i);
+        const b2buaDefines = b2bua ? [`PF_B2BUA_URI="sip:127.0.0.1:${b2buaPorts[i]!};transport=tcp"`, `PF_B2BUA_TOKEN="${LAB_LEG_TOKEN}"`] : [];
         kamailios.push(
           await Kamailio.start({
             dir: join(o.dir, `node${i + 1}`),
-            sipPort: o.sipPorts?.[i],
+            sipPort: sipPorts[i],
             rpc: [{ port: own.rpcPort, priority: 10 }, ...others.map((s, j) => ({ port: s.rpcPort, priority: 20 + 10 * j }))],
             failsafe: o.failsafe,
             rpcTimeoutMs: o.rpcTimeoutMs,
             debug: o.kamailioDebug,
             children: o.children,
-            defines: ['PF_SHARED_SESSIONS', ...(o.defines ?? [])],
+            defines: ['PF_SHARED_SESSIONS', ...(o.defines ?? []), ...b2buaDefines],
           }),
         );
       }
@@ -536,7 +565,7 @@ export class MultiLab {
       throw err;
     }
     return new MultiLab(
-      services.map((service, i) => ({ name: `node${i + 1}`, service, kamailio: kamailios[i]! })),
+      services.map((service, i) => ({ name: `node${i + 1}`, service, kamailio: kamailios[i]!, relay: b2bua ? relays[i]! : null, b2buaSipPort: b2buaPorts[i]! })),
       redis,
     );
   }
@@ -548,7 +577,7 @@ export class MultiLab {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.nodes.flatMap((n) => [n.kamailio.stop(), n.service.stop()]));
+    await Promise.all(this.nodes.flatMap((n) => [n.kamailio.stop(), n.service.stop(), n.relay?.stop()]));
     await this.redis.stop();
   }
 }
