@@ -3,8 +3,9 @@
  * instructions by valgrind's callgrind, bare and PF side by side (not a test).
  *
  * The same set-up as `npm run bench:proxy` (kamailio-cfg/lab.cfg bare or with the PF in
- * proxy mode, the service, a user with 2 devices: one answers, one rings and gets
- * CANCEL; sipp runs whole calls), with every Kamailio process under callgrind. Each mode
+ * proxy mode, the service, a user with 2 devices: one answers and lingers for Timer J
+ * after the BYE (lab/sipp/uas-answer-linger.xml), one rings and gets CANCEL; sipp runs
+ * whole calls), with every Kamailio process under callgrind. Each mode
  * is started twice: once for CALLS calls at RATE calls/s, once left idle for as long;
  * the difference of the two totals (every Kamailio process), divided by CALLS, is
  * Kamailio's instructions per call: start-up, REGISTERs and timers cancel out.
@@ -88,7 +89,7 @@ async function run(mode: Mode, calls: number, dir: string): Promise<string> {
     wrapper: ['valgrind', '--tool=callgrind', `--callgrind-out-file=${cg}/cg.%p`, '--dump-instr=no'],
   });
   const devices = [
-    await Device.start({ dir, sipPort: kamailio.sipPort, user: 'bench', instance: newInstance(), behaviour: { kind: 'answer' }, ringing: false, trace: false }),
+    await Device.start({ dir, sipPort: kamailio.sipPort, user: 'bench', instance: newInstance(), behaviour: { kind: 'linger' }, ringing: false, trace: false }),
     await Device.start({ dir, sipPort: kamailio.sipPort, user: 'bench', instance: newInstance(), behaviour: { kind: 'ring' }, ringing: false, trace: false }),
   ];
   try {

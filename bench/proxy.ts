@@ -4,7 +4,9 @@
  * Side by side, in one run: Kamailio with kamailio-cfg/lab.cfg built "bare" (LAB_BARE:
  * no PF call, the core still forks via core.fork) and the PF in proxy mode, both
  * forking to a user with 2 devices (two sipp UAS registered as the devices: one
- * answers, one rings and gets CANCEL). sipp drives whole calls (INVITE/200/ACK/BYE)
+ * answers and lingers for Timer J after the BYE, lab/sipp/uas-answer-linger.xml, so a
+ * retransmitted BYE is answered (docs/reliability.md "404 Not here on BYE"); one rings
+ * and gets CANCEL). sipp drives whole calls (INVITE/200/ACK/BYE)
  * at stepped rates; the highest rate with zero failed calls is what each sustains.
  * The decision round trip (pf.invite handling time as the service's histogram sees
  * it) is read from /metrics during a run at 1,000 calls/s. Each figure is the median
@@ -23,16 +25,27 @@
  * (docs/decisions/0003-shared-state-engine.md); each PF mode runs once per backend, side by
  * side, `redis` on a private three-master Redis Cluster (lab/redis.ts) and labelled
  * `<mode>+redis`. Do not run it while the machine is shared: the figures would say little.
+ * LINGER_MS (32000, Timer J): how long the answering device keeps a dialog after the BYE.
+ * CPU_QUOTA (cores, e.g. 1 or 0.5; unset: no limit) and CPU_PIN (CPU list, default the
+ * first ceil(CPU_QUOTA) CPUs; `none`: quota alone): Kamailio and the service held to less
+ * CPU, bare and PF alike (bench/cpu-limit.ts; docs/benchmarks.md "On a slow machine").
+ * ACCOUNT (1; 0: off): per-process CPU accounting at each rate step, one table per step and
+ * a line naming the limiting process at the ceiling (bench/cpu-account.ts;
+ * docs/benchmarks.md "Where the time goes").
  */
 import { chmodSync, mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Service, Kamailio, runDir } from '../lab/lab.js';
 import { startRedisCluster, type RedisCluster } from '../lab/redis.js';
-import { Device, newInstance, vars } from '../lab/calls.js';
+import { Device, newInstance, vars, TIMER_J_MS } from '../lab/calls.js';
 import { runSipp } from '../lab/sipp.js';
 import { median } from './stats.js';
 import { groupCpuMs } from './proc-stat.js';
 import { histMinus, histogram, quantileMs } from './decision-histogram.js';
+import { formatStep, limitingLine, stepAccount, type CpuBudget, type StepAccount } from './cpu-account.js';
+import { kamailioTracked, startSampler } from './cpu-sampler.js';
+import { complement, groupPids, makeQuotaGroup, parseCpuQuota, pin, type QuotaGroup } from './cpu-limit.js';
 
 const REPS = Number(process.env.REPS ?? 3);
 const STEP_S = Number(process.env.STEP_S ?? 5);
@@ -51,6 +64,17 @@ const MEM_MANAGER = process.env.MEM_MANAGER as 'qm' | 'fm' | 'tlsf' | undefined;
 const DECISION_RATE = 1000;
 /** Rate of the CPU accounting step (both modes). */
 const CPU_RATE = Number(process.env.CPU_RATE ?? 800);
+const LINGER_MS = Number(process.env.LINGER_MS ?? TIMER_J_MS);
+const ACCOUNT = process.env.ACCOUNT !== '0';
+const NCPU = availableParallelism();
+const QUOTA = parseCpuQuota(process.env.CPU_QUOTA, process.env.CPU_PIN, NCPU);
+/** How the quota is applied, for the summary; set by the first setup. */
+let quotaHow = 'none';
+if (QUOTA?.cpus) {
+  // this process, and so every sipp it starts, on the CPUs Kamailio and the service do not get
+  pin(process.pid, complement(QUOTA.cpus, NCPU));
+}
+const BUDGET: CpuBudget = { machineCores: NCPU, serverCores: QUOTA?.cores ?? null };
 
 interface CpuSample {
   kamailio: number;
@@ -86,7 +110,29 @@ interface Setup {
   kamailio: Kamailio;
   devices: Device[];
   dir: string;
+  /** Kamailio's ctl socket (LAB_CTL), for kamcmd core.psx. */
+  ctl: string;
   stop(): Promise<void>;
+}
+
+/** Kamailio's processes and the service held to CPU_QUOTA: pinned, and in one quota cgroup when one can be made. */
+function restrict(kamailio: Kamailio, service: Service, name: string): QuotaGroup | null {
+  if (!QUOTA) return null;
+  const pids = [...groupPids(kamailio.proc.pid ?? -1), ...(service.proc.pid === undefined ? [] : [service.proc.pid])];
+  const how: string[] = [];
+  if (QUOTA.cpus) {
+    for (const pid of pids) pin(pid, QUOTA.cpus);
+    how.push(`taskset -c ${QUOTA.cpus.join(',')} (sipp on ${complement(QUOTA.cpus, NCPU).join(',')})`);
+  }
+  const { group, why } = makeQuotaGroup(name, QUOTA.cores);
+  if (group) {
+    for (const pid of pids) group.add(pid);
+    how.push(`cgroup ${group.kind} quota ${QUOTA.cores} core(s) (${group.dir})`);
+  } else {
+    how.push(`no cgroup quota (${why})${QUOTA.cpus ? `: pinning alone, ${QUOTA.cpus.length} whole CPU(s)` : ': NOT RESTRICTED'}`);
+  }
+  quotaHow = how.join(' + ');
+  return group;
 }
 
 async function setup(mode: Mode, dir: string, shared: Shared): Promise<Setup> {
@@ -102,6 +148,7 @@ async function setup(mode: Mode, dir: string, shared: Shared): Promise<Setup> {
     dir, logLevel: 'warn', nodeArgs: SERVICE_NODE_ARGS,
     ...(redis ? { sharedState: { engine: 'redis', redis: { urls: redis.urls, cluster: true, prefix: 'bench', timeoutMs: 500 } } } : {}),
   });
+  const ctl = `unix:${join(dir, 'kamailio.ctl')}`;
   const kamailio = await Kamailio.start({
     dir,
     rpc: [{ port: service.rpcPort }],
@@ -112,12 +159,14 @@ async function setup(mode: Mode, dir: string, shared: Shared): Promise<Setup> {
     memMb: SHM_MB,
     defines: [
       'PF_XLOG_LEVEL="L_DBG"',
+      `LAB_CTL="${ctl}"`,
       ...(mode !== 'bare' ? (process.env.PF_DEFINES ?? '').split(',').filter(Boolean) : []),
       ...(mode === 'pf-2rt' ? ['LAB_FORK_RPC'] : []),
     ],
   });
+  const group = restrict(kamailio, service, `pf-bench-${process.pid}-${dir.split('/').at(-1) ?? 'x'}`);
   const devices = [
-    await Device.start({ dir, sipPort: kamailio.sipPort, user: 'bench', instance: newInstance(), behaviour: { kind: 'answer' }, ringing: false, trace: false }),
+    await Device.start({ dir, sipPort: kamailio.sipPort, user: 'bench', instance: newInstance(), behaviour: { kind: 'linger', lingerMs: LINGER_MS }, ringing: false, trace: false }),
     await Device.start({ dir, sipPort: kamailio.sipPort, user: 'bench', instance: newInstance(), behaviour: { kind: 'ring' }, ringing: false, trace: false }),
   ];
   return {
@@ -125,11 +174,13 @@ async function setup(mode: Mode, dir: string, shared: Shared): Promise<Setup> {
     kamailio,
     devices,
     dir,
+    ctl,
     stop: async () => {
       await Promise.all(devices.map((d) => d.stop()));
       await kamailio.stop();
       await service.stop();
       await redis?.stop();
+      group?.close();
     },
   };
 }
@@ -148,11 +199,27 @@ async function quiesce(s: Setup): Promise<void> {
   }
 }
 
-/** One step: `rate` calls/s for STEP_S seconds; true when no call failed. */
-async function step(s: Setup, rate: number, settle = true): Promise<{ ok: boolean; detail: string }> {
+interface StepResult {
+  ok: boolean;
+  detail: string;
+  /** Per-process CPU over the step (null with ACCOUNT=0). */
+  account: StepAccount | null;
+}
+
+/** One step: `rate` calls/s for STEP_S seconds; ok when no call failed. */
+async function step(s: Setup, rate: number, settle = true): Promise<StepResult> {
   if (settle) await quiesce(s);
   const seconds = STEP_S;
   const calls = Math.max(1, Math.round(rate * seconds));
+  const statFile = join(s.dir, `stat-${rate}-${++stepNo}.csv`);
+  const sampler = ACCOUNT
+    ? startSampler({
+        kamailio: kamailioTracked(s.ctl, s.kamailio.proc.pid ?? -1),
+        servicePid: s.service.proc.pid ?? -1,
+        devicePids: s.devices.flatMap((d) => (d.agent.proc.pid === undefined ? [] : [d.agent.proc.pid])),
+        callerMarker: statFile,
+      })
+    : null;
   const r = await runSipp({
     scenario: 'uac-call.xml',
     dir: join(s.dir, 'calls'),
@@ -161,13 +228,21 @@ async function step(s: Setup, rate: number, settle = true): Promise<{ ok: boolea
     vars: vars({ dir: s.dir, sipPort: s.kamailio.sipPort, to: 'bench', contributionId: 'bench-[pid]-[call_number]' }, 200, 0),
     calls,
     // message tracing off under load: only the error log
-    extraArgs: ['-r', String(rate), '-rp', '1000', '-recv_timeout', '10000', '-trace_stat', '-stf', join(s.dir, `stat-${rate}.csv`)],
+    extraArgs: ['-r', String(rate), '-rp', '1000', '-recv_timeout', '10000', '-trace_stat', '-stf', statFile],
     timeoutMs: (seconds + 40) * 1000,
     name: `load-${rate}`,
     trace: false,
   });
   const failed = /Failed call[^\n]*/.exec(r.output)?.[0] ?? '';
-  return { ok: r.code === 0, detail: `exit ${String(r.code)} ${failed}`.trim() };
+  const sampled = sampler?.stop();
+  return { ok: r.code === 0, detail: `exit ${String(r.code)} ${failed}`.trim(), account: sampled ? stepAccount(sampled.tracked, sampled.samples, calls) : null };
+}
+let stepNo = 0;
+
+/** A step's outcome line, then its accounting table. */
+function report(label: string, rate: number, r: StepResult, note = ''): void {
+  console.log(`  ${label} ${rate} calls/s${note}: ${r.ok ? 'ok' : `FAILED (${r.detail})`}`);
+  if (r.account) for (const l of formatStep(label, rate, r.ok, r.account)) console.log(l);
 }
 
 /**
@@ -175,12 +250,21 @@ async function step(s: Setup, rate: number, settle = true): Promise<{ ok: boolea
  * REFINE bisection probes between the last good step and the failed one (rounded to
  * 50 calls/s), so a ratio is not quantised by the step list.
  */
-async function maxRate(s: Setup, label: string): Promise<number> {
+async function maxRate(s: Setup, label: string): Promise<{ best: number; limit: string }> {
   let best = 0;
   let failedAt = 0;
+  // the step that shows the ceiling: the lowest failed one, or the highest run
+  let ceiling: { rate: number; account: StepAccount } | null = null;
+  let highest: { rate: number; account: StepAccount } | null = null;
+  const note = (rate: number, r: StepResult): void => {
+    if (!r.account) return;
+    if (!r.ok && (!ceiling || rate < ceiling.rate)) ceiling = { rate, account: r.account };
+    if (!highest || rate > highest.rate) highest = { rate, account: r.account };
+  };
   for (const rate of RATES) {
     const r = await step(s, rate);
-    console.log(`  ${label} ${rate} calls/s: ${r.ok ? 'ok' : `FAILED (${r.detail})`}`);
+    report(label, rate, r);
+    note(rate, r);
     if (!r.ok) {
       failedAt = rate;
       break;
@@ -191,11 +275,14 @@ async function maxRate(s: Setup, label: string): Promise<number> {
     const mid = Math.round((best + failedAt) / 100) * 50;
     if (mid <= best || mid >= failedAt) break;
     const r = await step(s, mid);
-    console.log(`  ${label} ${mid} calls/s (refine): ${r.ok ? 'ok' : `FAILED (${r.detail})`}`);
+    report(label, mid, r, ' (refine)');
+    note(mid, r);
     if (r.ok) best = mid;
     else failedAt = mid;
   }
-  return best;
+  const limit = ACCOUNT ? limitingLine(label, best, ceiling ?? highest, BUDGET) : '';
+  if (limit) console.log(limit);
+  return { best, limit };
 }
 
 
@@ -209,6 +296,7 @@ const cpu = byLabel(() => ({ kamailio: [] as number[], service: [] as number[], 
 const rates = byLabel(() => [] as number[]);
 const ratios = byLabel(() => [] as number[]);
 const decisions = byLabel((): Decisions => ({ p50: [], p99: [], fork50: [], fork99: [], ok: [] }));
+const limits = byLabel(() => [] as string[]);
 
 for (let rep = 1; rep <= REPS; rep++) {
   console.log(`repetition ${rep}/${REPS}`);
@@ -223,6 +311,7 @@ for (let rep = 1; rep <= REPS; rep++) {
       const c0 = sampleCpu(s);
       const rc = await step(s, CPU_RATE, false);
       const c1 = sampleCpu(s);
+      if (rc.account) for (const l of formatStep(label, CPU_RATE, rc.ok, rc.account)) console.log(l);
       const n = CPU_RATE * STEP_S;
       cpu[label]!.kamailio.push((c1.kamailio - c0.kamailio) / n);
       cpu[label]!.service.push((c1.service - c0.service) / n);
@@ -230,7 +319,9 @@ for (let rep = 1; rep <= REPS; rep++) {
       console.log(
         `  ${label} CPU per call at ${CPU_RATE}/s${rc.ok ? '' : ' (some calls failed)'}: Kamailio ${((c1.kamailio - c0.kamailio) / n).toFixed(3)} ms, service ${((c1.service - c0.service) / n).toFixed(3)} ms, devices ${((c1.devices - c0.devices) / n).toFixed(3)} ms`,
       );
-      rateOf[label] = await maxRate(s, label);
+      const m = await maxRate(s, label);
+      rateOf[label] = m.best;
+      if (m.limit) limits[label]!.push(`rep ${rep}: ${m.limit.trim()}`);
       if (mode !== 'bare') {
         // decision round trip at 1,000 calls/s
         const before = await s.service.metrics();
@@ -263,6 +354,7 @@ const pfRuns = RUNS.filter((r) => r.mode !== 'bare').map((r) => r.label);
 console.log(`
 Proxy mode on real Kamailio, ${REPS} repetitions (interleaved: ${RUNS.map((r) => r.label).join(', ')}; shared state ${SHARED.join(', ')}), ${STEP_S} s per rate step,
 rates ${RATES.join("/")} calls/s (+${REFINE} bisection probes), Kamailio -x ${MEM_MANAGER ?? "tlsf"} -m ${SHM_MB}, service NODE_OPTIONS ${process.env.NODE_OPTIONS ?? '-'}
+answering device lingers ${LINGER_MS} ms after the BYE; ${NCPU} CPUs; CPU_QUOTA ${QUOTA ? `${QUOTA.cores} core(s): ${quotaHow}` : 'none'}
 (median (min, max); highest step with zero failed calls)
 `);
 for (const { label: mode } of RUNS) console.log(`  ${mode.padEnd(7)} highest rate  ${spread(rates[mode]!)} calls/s`);
@@ -280,3 +372,7 @@ for (const { label: mode } of RUNS) {
   console.log(`    ${mode.padEnd(7)} Kamailio ${spread(c.kamailio, 3)}, service ${spread(c.service, 3)}, devices ${spread(c.devices, 3)}`);
 }
 console.log('  (round trip = the service\'s pf_decision_duration_seconds histogram, interpolated within buckets)');
+if (ACCOUNT) {
+  console.log('  What limits each configuration at its ceiling (busiest process of the lowest failed step):');
+  for (const { label } of RUNS) for (const l of limits[label]!) console.log(`    ${l}`);
+}

@@ -185,6 +185,12 @@ export async function call(o: InviteOptions, holdMs = 0, calleeHangsUp = false):
 
 export type DeviceBehaviour =
   | { kind: 'answer' }
+  /**
+   * answers as `answer`, then keeps each dialog `lingerMs` after its 200 to the BYE
+   * (default Timer J, 64*T1 = 32 s, RFC 3261 §17.2.2) and answers retransmitted BYEs:
+   * the load runs' device (docs/reliability.md "404 Not here on BYE")
+   */
+  | { kind: 'linger'; lingerMs?: number }
   /** answers, then hangs up itself after `holdMs` (its BYE along the Record-Route set) */
   | { kind: 'answer-bye'; holdMs: number }
   | { kind: 'ring' }
@@ -235,8 +241,12 @@ export interface DeviceOptions {
   setup?: 'active' | 'passive';
 }
 
+/** RFC 3261 §17.2.2 Timer J over UDP: 64*T1 (T1 = 500 ms). */
+export const TIMER_J_MS = 64 * 500;
+
 const UAS_SCENARIO: Record<Exclude<DeviceBehaviour['kind'], 'reply'>, string> = {
   answer: 'uas-answer.xml',
+  linger: 'uas-answer-linger.xml',
   'answer-bye': 'uas-answer-bye.xml',
   ring: 'uas-ring.xml',
   pager: 'uas-pager.xml',
@@ -327,6 +337,7 @@ export class Device {
               RINGING: o.ringing === false ? '' : ringing(inst),
               SETUP: o.setup ?? 'passive',
               ...(b.kind === 'answer-bye' ? { HOLD_MS: b.holdMs } : {}),
+              ...(b.kind === 'linger' ? { LINGER_MS: b.lingerMs ?? TIMER_J_MS } : {}),
               ...(b.kind === 'answer-body' ? { BODY_TYPE: b.type === '' ? '' : `Content-Type: ${b.type}\n`, BODY: b.body } : {}),
             },
           });
