@@ -129,7 +129,8 @@ interface ActiveCall {
 
 interface LiveSubscription {
   readonly deferredId: string;
-  readonly request: Built<SipRequest>;
+  /** Our initial SUBSCRIBE (a NOTIFY before its 2xx makes the dialog from it); null when taken back after a restart. */
+  readonly request: Built<SipRequest> | null;
   sub: Subscription;
   timer: TimerHandle | null;
   ending: boolean;
@@ -408,15 +409,20 @@ export class DeliveryDriver implements DialogClaimer {
     return outcome;
   }
 
-  /** The relay's `deferred-state`: notifications pending for the sender. Unknown (relay down): none now. */
+  /**
+   * The relay's `deferred-state`: notifications pending for the sender. Unknown (the relay
+   * unreachable or refusing): taken as pending, so the entry stays and a later notification
+   * call finds out (one with nothing to send ends at once, `empty`).
+   */
   async #pendingNotifications(deferredId: string): Promise<boolean> {
     try {
       const s = await this.deps.relay.deferredState({ 'deferred-id': deferredId });
-      return s.result === 'ok' && s.notifications > 0;
+      if (s.result === 'ok') return s.notifications > 0;
+      this.deps.log.warn({ deferredId, reply: s }, 'deferred: relay refused deferred-state');
     } catch (err) {
       this.deps.log.warn({ err, deferredId }, 'deferred: deferred-state failed');
-      return false;
     }
+    return true;
   }
 
   async #deliverNotifications(deferredId: string): Promise<void> {
@@ -776,7 +782,7 @@ export class DeliveryDriver implements DialogClaimer {
   /** A subscription of the old process (restart): NOTIFYs are ours again, a refresh at its time. */
   #takeBack(deferredId: string, sub: Subscription): void {
     if (!sub.dialog) return;
-    const live: LiveSubscription = { deferredId, request: printRequest('SUBSCRIBE', sub.dialog.remoteTarget, []), sub, timer: null, ending: false };
+    const live: LiveSubscription = { deferredId, request: null, sub, timer: null, ending: false };
     this.#subs.set(deferredId, live);
     this.#subKeys.set(`${sub.callId};${sub.localTag}`, deferredId);
     const left = Math.max(0, (sub.expiresAt - this.deps.wallNow()) / 1000);
@@ -831,6 +837,10 @@ export class DeliveryDriver implements DialogClaimer {
   /** RFC 6665 §4.1.3: every NOTIFY of ours gets 200 (a bad body too: it is logged); terminated ends it. */
   #notify(live: LiveSubscription, req: SipRequest, tx: ServerTransaction): void {
     if (live.sub.dialog === null) {
+      if (live.request === null) {
+        tx.respond(responseTo(req, 481));
+        return;
+      }
       try {
         live.sub = { ...live.sub, dialog: dialogFromNotify(live.request.msg, req) };
       } catch {

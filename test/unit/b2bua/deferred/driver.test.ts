@@ -449,3 +449,23 @@ t.test('a store that refuses writes (a full disk): logged, the delivery still ru
   await deliverAll(w, requests(w, 'INVITE')[0]!, 'd');
   t.equal(await store.get(rec.deferredId), null, 'delivered and removed (a remove is not a put)');
 });
+
+t.test('deferred-state unknown after a delivery (relay unreachable): the entry stays for its notifications', async (t) => {
+  const w = world(fakeRelay([], { deferredState: async () => Promise.reject(new Error('down')) }));
+  const rec = record();
+  await w.driver.callerLeft(rec);
+  w.driver.registered(USER, [device(1)]);
+  await flush();
+  const inv = requests(w, 'INVITE')[0]!;
+  w.layer.receive(reply(inv, 200, { toTag: 'd', body: DEV_SDP }));
+  await flush();
+  w.driver.relayEvent({ event: 'delivered', 'call-id': `delivery;${inv.get('Call-ID')!}`, leg: 'd', 'deferred-id': rec.deferredId, what: 'messages', sent: 1, remaining: 0 });
+  await flush();
+  w.clock.advance(2000);
+  await flush();
+  w.layer.receive(reply(requests(w, 'BYE')[0]!, 200));
+  await flush();
+  const left = await w.store.get(rec.deferredId);
+  t.match(left, { messages: false, notifications: true }, 'messages done, notifications kept');
+  t.equal(requests(w, 'INVITE').length, 2, 'and a notification call tried at once');
+});
