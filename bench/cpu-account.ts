@@ -173,7 +173,7 @@ const pct = (x: number): string => `${Math.round(x * 100)}%`;
 /** The per-step table bench:proxy prints (one line per role, then the busiest process). */
 export function formatStep(label: string, rate: number, ok: boolean, a: StepAccount): string[] {
   const lines = [
-    `    ${label} ${rate} calls/s ${ok ? 'ok' : 'FAILED'}: ${a.seconds.toFixed(1)} s, ${a.totalCores.toFixed(2)} cores in all; Kamailio ${a.kamailioMsPerCall.toFixed(3)} ms/call, service ${a.serviceMsPerCall.toFixed(3)} ms/call`,
+    `    ${label} ${rate} calls/s ${ok ? 'ok' : 'FAILED'}: ${a.calls} calls in ${a.seconds.toFixed(1)} s (${Math.round(a.seconds > 0 ? a.calls / a.seconds : 0)}/s), ${a.totalCores.toFixed(2)} cores in all; Kamailio ${a.kamailioMsPerCall.toFixed(3)} ms/call, service ${a.serviceMsPerCall.toFixed(3)} ms/call`,
     `      ${'role'.padEnd(16)}${'procs'.padStart(6)}${'ms/call'.padStart(10)}${'cores'.padStart(8)}`,
   ];
   for (const r of a.roles) {

@@ -127,7 +127,7 @@ function restrict(kamailio: Kamailio, service: Service, name: string): QuotaGrou
   const { group, why } = makeQuotaGroup(name, QUOTA.cores);
   if (group) {
     for (const pid of pids) group.add(pid);
-    how.push(`cgroup ${group.kind} quota ${QUOTA.cores} core(s) (${group.dir})`);
+    how.push(`cgroup ${group.kind} quota ${QUOTA.cores} core(s) (${group.dir.replace(/[^/]*$/, '')}pf-bench-${process.pid}-*)`);
   } else {
     how.push(`no cgroup quota (${why})${QUOTA.cpus ? `: pinning alone, ${QUOTA.cpus.length} whole CPU(s)` : ': NOT RESTRICTED'}`);
   }

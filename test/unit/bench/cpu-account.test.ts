@@ -101,7 +101,7 @@ t.test('the limiting line', async (t) => {
 t.test('the step table has a line per role and the busiest process', async (t) => {
   const samples = [sample(0, { 'k:1': 0, 'k:3': 0 }), sample(1000, { 'k:1': 10, 'k:3': 90 })];
   const lines = formatStep('pf', 1000, true, stepAccount(tracked.slice(0, 3), samples, 1000));
-  t.match(lines[0], /pf 1000 calls\/s ok: 1\.0 s/);
+  t.match(lines[0], /pf 1000 calls\/s ok: 1000 calls in 1\.0 s \(1000\/s\)/);
   t.match(lines.find((l) => l.includes('rpc-io')), /rpc-io\s+1\s+0\.900\s+0\.90/);
   t.match(lines.at(-1), /busiest process: jsonrpc io handler \(pid 3\) \[rpc-io\] 90% of a core over the step, peak 90%/);
 });
