@@ -26,8 +26,12 @@ export const SharedStateConfigSchema = Type.Object(
      * (docs/deployment.md §12); empty: `<hostname>:<rpcPort>`. Keep it across restarts.
      */
     nodeId: Type.String({ maxLength: 128, default: '' }),
-    /** The node's lease TTL on the engine: a dead node's B2BUA sessions end this long (plus half of it at most) after it died. */
-    leaseMs: Type.Integer({ minimum: 300, maximum: 600_000, default: 10_000 }),
+    /**
+     * The node's lease TTL on the engine (docs/deployment.md §12): a dead node's B2BUA
+     * sessions end between 2/3 and 3/2 of it after it died. At least twice the engine's
+     * failover time (about 6 s for a Redis master, §11), or a failover may end live sessions.
+     */
+    leaseMs: Type.Integer({ minimum: 300, maximum: 600_000, default: 15_000 }),
   },
   { additionalProperties: false, default: {} },
 );

@@ -1,6 +1,6 @@
 /**
  * Node leases: whether a node that owns B2BUA sessions is alive (docs/deployment.md §12).
- * Each node holds a lease on the engine and renews it while it runs (./../b2bua/takeover.ts
+ * Each node holds a lease on the engine and renews it while it runs (plugin/b2bua/takeover.ts
  * beats every third of the TTL); a session's record names its owner node
  * (plugin/b2bua/store.ts `owner`), so the lease is per node, not per session: a dead node's
  * lease runs out once, and a survivor then takes all of its records.

@@ -19,7 +19,7 @@ const CONNECT_TIMEOUT_MS = 5000;
 
 /**
  * Compare-and-set attempts of one write before it gives up, for every store on the engine
- * (devices, XCAP documents, session owners, session members). An attempt loses only when
+ * (devices, XCAP documents, node leases, B2BUA call records, session members). An attempt loses only when
  * another writer changed the key in between, i.e. each lost attempt is another writer's
  * success: N writers on one key at once need at most N attempts. 64 is the most bindings
  * one user may hold (registrar.maxContacts' default), so a burst of REGISTERs from all of
