@@ -91,12 +91,13 @@ export function nodeIdOf(config: Config): string {
 
 /**
  * The B2BUA's call records (plugin/b2bua/store.ts): in their own LMDB environment under
- * `<dataDir>/b2bua` (lmdb), or on the engine with this node as their owner (redis).
+ * `<dataDir>/b2bua` (lmdb), or on the engine with this node as their owner (redis). The
+ * LMDB store is one instance's by construction: its owner is `local` unless a nodeId is
+ * configured, so a host name that changes (a container made anew) keeps its calls.
  */
 export function openCallStore(config: Config, engine: SharedEngine | null, onError: (err: unknown) => void): CallStore {
-  const node = nodeIdOf(config);
-  if (engine === null) return openLmdbCallStore(join(config.dataDir, 'b2bua'), onError, node);
-  return new RedisCallStore(engine, { node, prefix: config.sharedState.redis.prefix, maxAgeMs: config.b2bua.maxSessionAgeS * 1000, onError });
+  if (engine === null) return openLmdbCallStore(join(config.dataDir, 'b2bua'), onError, config.sharedState.nodeId || 'local');
+  return new RedisCallStore(engine, { node: nodeIdOf(config), prefix: config.sharedState.redis.prefix, maxAgeMs: config.b2bua.maxSessionAgeS * 1000, onError });
 }
 
 /** The node leases on the engine; null without one (one host: no node to take over from). */
