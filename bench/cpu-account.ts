@@ -38,6 +38,25 @@ export interface Tracked {
 export interface Sample {
   readonly atMs: number;
   readonly ticks: ReadonlyMap<string, number>;
+  /** The whole machine's busy and total ticks over all CPUs (/proc/stat), when read. */
+  readonly machine?: MachineTicks;
+}
+
+export interface MachineTicks {
+  busy: number;
+  total: number;
+}
+
+/**
+ * The aggregate `cpu` line of /proc/stat: user nice system idle iowait irq softirq steal
+ * (guest time is already in user); busy is all but idle and iowait.
+ */
+export function machineTicks(procStat: string): MachineTicks {
+  const m = /^cpu\s+([\d ]+)/m.exec(procStat);
+  if (!m) throw new Error('/proc/stat: no cpu line');
+  const f = (m[1] ?? '').trim().split(/\s+/).slice(0, 8).map(Number);
+  const total = f.reduce((a, x) => a + x, 0);
+  return { busy: total - (f[3] ?? 0) - (f[4] ?? 0), total };
 }
 
 /** `kamcmd core.psx` output: one `{ IDX: n PID: p DSC: text }` block per process. */
@@ -98,6 +117,8 @@ export interface StepAccount {
   totalCores: number;
   /** Kamailio and the service together, in cores (what CPU_QUOTA holds). */
   serverCores: number;
+  /** Share of all the machine's CPUs busy over the step, anyone's work (null: not read). */
+  machineBusy: number | null;
   /** The process with the highest peak share; null without two samples. */
   busiest: Busiest | null;
 }
@@ -164,6 +185,9 @@ export function stepAccount(tracked: readonly Tracked[], samples: readonly Sampl
     serviceMsPerCall: perCall(sumOf((r) => r === 'service-main' || r === 'service-threads')),
     totalCores: cores(sumOf(() => true)),
     serverCores: cores(sumOf((r) => r !== 'devices' && r !== 'caller')),
+    machineBusy: first?.machine && last?.machine && last.machine.total > first.machine.total
+      ? (last.machine.busy - first.machine.busy) / (last.machine.total - first.machine.total)
+      : null,
     busiest,
   };
 }
@@ -173,7 +197,7 @@ const pct = (x: number): string => `${Math.round(x * 100)}%`;
 /** The per-step table bench:proxy prints (one line per role, then the busiest process). */
 export function formatStep(label: string, rate: number, ok: boolean, a: StepAccount): string[] {
   const lines = [
-    `    ${label} ${rate} calls/s ${ok ? 'ok' : 'FAILED'}: ${a.calls} calls in ${a.seconds.toFixed(1)} s (${Math.round(a.seconds > 0 ? a.calls / a.seconds : 0)}/s), ${a.totalCores.toFixed(2)} cores in all; Kamailio ${a.kamailioMsPerCall.toFixed(3)} ms/call, service ${a.serviceMsPerCall.toFixed(3)} ms/call`,
+    `    ${label} ${rate} calls/s ${ok ? 'ok' : 'FAILED'}: ${a.calls} calls in ${a.seconds.toFixed(1)} s (${Math.round(a.seconds > 0 ? a.calls / a.seconds : 0)}/s), ${a.totalCores.toFixed(2)} cores in all${a.machineBusy === null ? '' : ` (machine ${pct(a.machineBusy)} busy)`}; Kamailio ${a.kamailioMsPerCall.toFixed(3)} ms/call, service ${a.serviceMsPerCall.toFixed(3)} ms/call`,
     `      ${'role'.padEnd(16)}${'procs'.padStart(6)}${'ms/call'.padStart(10)}${'cores'.padStart(8)}`,
   ];
   for (const r of a.roles) {
@@ -196,8 +220,9 @@ export interface CpuBudget {
 /**
  * The line naming what limits a configuration at its ceiling: the busiest process of the
  * step that failed (or the highest step run), a serializer when its peak is at or above
- * SERIALIZER_SHARE; and whether the CPU budget was used up (all tracked processes at 90%
- * of the machine's cores, or Kamailio and the service at 90% of their quota).
+ * SERIALIZER_SHARE; and whether the CPU budget was used up (the machine's CPUs 90% busy,
+ * by anyone, or our processes at 90% of them, or Kamailio and the service at 90% of their
+ * quota).
  */
 export function limitingLine(label: string, best: number, at: { rate: number; account: StepAccount } | null, budget: CpuBudget): string {
   if (!at) return `  ${label}: no step accounted`;
@@ -206,11 +231,17 @@ export function limitingLine(label: string, best: number, at: { rate: number; ac
   const head = at.rate > best ? `  ${label} ceiling ${best} calls/s; at ${at.rate} calls/s` : `  ${label} no step failed (ceiling at least ${best} calls/s); at ${at.rate} calls/s`;
   if (!b) return `${head}: too short to sample`;
   const full: string[] = [];
-  if (a.totalCores >= 0.9 * budget.machineCores) full.push(`all processes ${a.totalCores.toFixed(2)} of ${budget.machineCores} cores`);
+  if (a.machineBusy !== null && a.machineBusy >= 0.9) {
+    const others = Math.max(0, a.machineBusy * budget.machineCores - a.totalCores);
+    full.push(`the machine ${pct(a.machineBusy)} busy: ours ${a.totalCores.toFixed(2)}, others' ${others.toFixed(2)} of ${budget.machineCores} cores`);
+  } else if (a.totalCores >= 0.9 * budget.machineCores) {
+    full.push(`all processes ${a.totalCores.toFixed(2)} of ${budget.machineCores} cores`);
+  }
   if (budget.serverCores !== null && a.serverCores >= 0.9 * budget.serverCores) {
     full.push(`Kamailio and the service ${a.serverCores.toFixed(2)} of their ${budget.serverCores}-core quota`);
   }
-  const cpu = full.length > 0 ? `the CPU is used up (${full.join('; ')})` : `CPU left over (all processes ${a.totalCores.toFixed(2)} of ${budget.machineCores} cores)`;
+  const left = a.machineBusy === null ? `ours ${a.totalCores.toFixed(2)} of ${budget.machineCores} cores` : `the machine ${pct(a.machineBusy)} busy, ours ${a.totalCores.toFixed(2)} of ${budget.machineCores} cores`;
+  const cpu = full.length > 0 ? `the CPU is used up (${full.join('; ')})` : `CPU left over (${left})`;
   if (b.peak >= SERIALIZER_SHARE) {
     return `${head} the limiting process is ${b.name} [${b.role}]: peak ${pct(b.peak)} of a core (mean ${pct(b.mean)}), a serializer; ${cpu}`;
   }

@@ -2,13 +2,14 @@
  * Reads the CPU of the processes bench:proxy accounts per rate step (bench/cpu-account.ts
  * does the arithmetic): Kamailio's processes by role (`kamcmd core.psx` over the lab's
  * ctl socket, LAB_CTL in kamailio-cfg/lab.cfg), the service's threads (its main thread
- * apart), the sipp devices, and the sipp caller of the step (found by its command line).
+ * apart), the sipp devices, the sipp caller of the step (found by its command line), and
+ * how busy the whole machine was (/proc/stat: other people's jobs included).
  * Linux /proc only.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { findBinary } from '../lab/proc.js';
-import { kamailioRole, parsePsx, statTicks, type Sample, type Tracked } from './cpu-account.js';
+import { kamailioRole, machineTicks, parsePsx, statTicks, type MachineTicks, type Sample, type Tracked } from './cpu-account.js';
 import { groupPids } from './cpu-limit.js';
 
 function ticksOf(path: string): number | undefined {
@@ -88,7 +89,13 @@ export function startSampler(t: SamplerTargets, everyMs = 1000): { stop(): { tra
       const v = ticksOf(path);
       if (v !== undefined) ticks.set(key, v);
     }
-    samples.push({ atMs: performance.now(), ticks });
+    let machine: MachineTicks | undefined;
+    try {
+      machine = machineTicks(readFileSync('/proc/stat', 'utf8'));
+    } catch {
+      machine = undefined;
+    }
+    samples.push({ atMs: performance.now(), ticks, ...(machine ? { machine } : {}) });
   };
   take();
   const timer = setInterval(take, everyMs);

@@ -1,6 +1,6 @@
 /** bench:proxy's per-process CPU accounting (bench/cpu-account.ts): case tables. */
 import t from 'tap';
-import { formatStep, kamailioRole, limitingLine, parsePsx, statTicks, stepAccount, type Role, type Sample, type Tracked } from '../../../bench/cpu-account.js';
+import { formatStep, kamailioRole, limitingLine, machineTicks, parsePsx, statTicks, stepAccount, type Role, type Sample, type StepAccount, type Tracked } from '../../../bench/cpu-account.js';
 
 t.test('core.psx descriptions map to roles', async (t) => {
   const cases: [string, Role][] = [
@@ -37,6 +37,16 @@ t.test('utime+stime from a stat line, comm with spaces and parentheses', async (
   t.throws(() => statTicks('garbage'));
 });
 
+t.test('the machine\'s busy and total ticks from /proc/stat', async (t) => {
+  const cases: [string, { busy: number; total: number }][] = [
+    // user nice system idle iowait irq softirq steal guest guest_nice: guest is inside user
+    ['cpu  100 0 50 800 50 0 0 0 30 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n', { busy: 150, total: 1000 }],
+    ['cpu 10 1 2 3 4 5 6 7\n', { busy: 31, total: 38 }],
+  ];
+  for (const [text, want] of cases) t.same(machineTicks(text), want, text.slice(0, 20));
+  t.throws(() => machineTicks('intr 1 2 3'));
+});
+
 const tracked: Tracked[] = [
   { key: 'k:1', role: 'udp', name: 'udp receiver child=0 (pid 1)' },
   { key: 'k:2', role: 'udp', name: 'udp receiver child=1 (pid 2)' },
@@ -67,7 +77,16 @@ t.test('a step: ms per call and cores by role, the busiest process by its peak w
   t.equal(a.busiest?.peak, 0.99);
   t.equal(a.busiest?.mean, 0.97);
   t.notOk(a.roles.some((r) => r.role === 'async'), 'roles without processes are left out');
+  t.equal(a.machineBusy, null, 'no /proc/stat readings');
 });
+
+t.test('the machine\'s busy share over the step', async (t) => {
+  const samples: Sample[] = [
+    { atMs: 0, ticks: new Map(), machine: { busy: 1000, total: 5000 } },
+    { atMs: 1000, ticks: new Map(), machine: { busy: 1150, total: 5200 } },
+  ];
+  t.equal(stepAccount([], samples, 10).machineBusy, 0.75);
+}); 
 
 t.test('a process gone during the step counts up to its last reading', async (t) => {
   const samples = [sample(0, { 'c:7': 0 }), sample(1000, { 'c:7': 50 }), sample(2000, {})];
@@ -83,8 +102,8 @@ t.test('one sample: no busiest, no division by zero', async (t) => {
 });
 
 t.test('the limiting line', async (t) => {
-  const busy = (peak: number, total: number, server: number) => ({
-    seconds: 5, calls: 5000, roles: [], kamailioMsPerCall: 1, serviceMsPerCall: 1, totalCores: total, serverCores: server,
+  const busy = (peak: number, total: number, server: number, machine: number | null = null): StepAccount => ({
+    seconds: 5, calls: 5000, roles: [], kamailioMsPerCall: 1, serviceMsPerCall: 1, totalCores: total, serverCores: server, machineBusy: machine,
     busiest: { key: 'k:3', name: 'jsonrpc io handler (pid 3)', role: 'rpc-io' as Role, mean: peak - 0.05, peak },
   });
   const cases: [string, Parameters<typeof limitingLine>, RegExp][] = [
@@ -93,6 +112,8 @@ t.test('the limiting line', async (t) => {
     ['the quota used up', ['pf', 500, { rate: 600, account: busy(0.5, 1.2, 0.98) }, { machineCores: 2, serverCores: 1 }], /Kamailio and the service 0\.98 of their 1-core quota/],
     ['neither', ['pf', 500, { rate: 600, account: busy(0.5, 0.8, 0.5) }, { machineCores: 2, serverCores: null }], /the limit is not CPU/],
     ['no step failed', ['pf', 600, { rate: 600, account: busy(0.5, 0.8, 0.5) }, { machineCores: 2, serverCores: null }], /^ {2}pf no step failed \(ceiling at least 600 calls\/s\); at 600 calls\/s/],
+    ['the machine busy with others\' jobs', ['bare', 1000, { rate: 2000, account: busy(0.3, 0.8, 0.5, 0.97) }, { machineCores: 2, serverCores: null }], /the CPU is used up \(the machine 97% busy: ours 0\.80, others' 1\.14 of 2 cores\)/],
+    ['the machine with CPU to spare', ['bare', 1000, { rate: 2000, account: busy(0.3, 0.8, 0.5, 0.5) }, { machineCores: 2, serverCores: null }], /CPU left over \(the machine 50% busy, ours 0\.80 of 2 cores\): the limit is not CPU/],
     ['nothing accounted', ['pf', 0, null, { machineCores: 2, serverCores: null }], /no step accounted/],
   ];
   for (const [name, args, re] of cases) t.match(limitingLine(...args), re, name);
