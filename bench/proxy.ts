@@ -45,6 +45,7 @@ import { groupCpuMs } from './proc-stat.js';
 import { histMinus, histogram, quantileMs } from './decision-histogram.js';
 import { formatStep, limitingLine, stepAccount, type CpuBudget, type StepAccount } from './cpu-account.js';
 import { kamailioTracked, startSampler } from './cpu-sampler.js';
+import { classifyErrors, udpDrops } from './soak-lib.js';
 import { complement, groupPids, makeQuotaGroup, parseCpuQuota, pin, type QuotaGroup } from './cpu-limit.js';
 
 const REPS = Number(process.env.REPS ?? 3);
@@ -202,6 +203,8 @@ async function quiesce(s: Setup): Promise<void> {
 interface StepResult {
   ok: boolean;
   detail: string;
+  /** Failed calls by cause (sipp's error log, bench/soak-lib.ts classifyErrors); UDP datagrams dropped during the step. */
+  why: string;
   /** Per-process CPU over the step (null with ACCOUNT=0). */
   account: StepAccount | null;
 }
@@ -212,6 +215,8 @@ async function step(s: Setup, rate: number, settle = true): Promise<StepResult> 
   const seconds = STEP_S;
   const calls = Math.max(1, Math.round(rate * seconds));
   const statFile = join(s.dir, `stat-${rate}-${++stepNo}.csv`);
+  const ports = { kamailio: s.kamailio.sipPort, devices: s.devices.map((d) => d.port) };
+  const drops0 = udpDrops([ports.kamailio, ...ports.devices]);
   const sampler = ACCOUNT
     ? startSampler({
         kamailio: kamailioTracked(s.ctl, s.kamailio.proc.pid ?? -1),
@@ -235,13 +240,17 @@ async function step(s: Setup, rate: number, settle = true): Promise<StepResult> 
   });
   const failed = /Failed call[^\n]*/.exec(r.output)?.[0] ?? '';
   const sampled = sampler?.stop();
-  return { ok: r.code === 0, detail: `exit ${String(r.code)} ${failed}`.trim(), account: sampled ? stepAccount(sampled.tracked, sampled.samples, calls) : null };
+  const drops1 = udpDrops([ports.kamailio, ...ports.devices]);
+  const dropped = (p: number): number => (drops1.get(p) ?? 0) - (drops0.get(p) ?? 0);
+  const causes = r.code === 0 ? '' : [...classifyErrors(r.errors).byCause].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([c, n]) => `${n} × ${c}`).join('; ');
+  const why = `UDP drops Kamailio ${dropped(ports.kamailio)}, devices ${ports.devices.reduce((a, p) => a + dropped(p), 0)}${causes ? `; failed calls: ${causes}` : ''}`;
+  return { ok: r.code === 0, detail: `exit ${String(r.code)} ${failed}`.trim(), why, account: sampled ? stepAccount(sampled.tracked, sampled.samples, calls) : null };
 }
 let stepNo = 0;
 
 /** A step's outcome line, then its accounting table. */
 function report(label: string, rate: number, r: StepResult, note = ''): void {
-  console.log(`  ${label} ${rate} calls/s${note}: ${r.ok ? 'ok' : `FAILED (${r.detail})`}`);
+  console.log(`  ${label} ${rate} calls/s${note}: ${r.ok ? 'ok' : `FAILED (${r.detail})`}; ${r.why}`);
   if (r.account) for (const l of formatStep(label, rate, r.ok, r.account)) console.log(l);
 }
 

@@ -86,7 +86,7 @@ t.test('the machine\'s busy share over the step', async (t) => {
     { atMs: 1000, ticks: new Map(), machine: { busy: 1150, total: 5200 } },
   ];
   t.equal(stepAccount([], samples, 10).machineBusy, 0.75);
-}); 
+});
 
 t.test('a process gone during the step counts up to its last reading', async (t) => {
   const samples = [sample(0, { 'c:7': 0 }), sample(1000, { 'c:7': 50 }), sample(2000, {})];
