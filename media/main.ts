@@ -7,6 +7,9 @@ import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { DEFAULT_DEFERRED, readConfig, type RelayConfig } from './config/load.js';
 import { LmdbDeferredStore } from './deferred/lmdb.js';
+import { RedisDeferredStore } from './deferred/redis.js';
+import type { DeferredStore } from './deferred/store.js';
+import { connectEngine, type RedisEngine } from '../lib/redis-engine.js';
 import { openHistory } from './history/open.js';
 import { ControlServer } from './relay/control.js';
 import { MsrpRelay } from './relay/relay.js';
@@ -38,10 +41,27 @@ async function main(): Promise<void> {
   const traceAt = cfg.traceHep === undefined ? -1 : cfg.traceHep.lastIndexOf(':');
   const trace = cfg.traceHep === undefined ? undefined : new HepFrameTrace(cfg.traceHep.slice(0, traceAt), Number(cfg.traceHep.slice(traceAt + 1)));
   // the deferred store (docs/deferred.md "In the relay"): on by default, "off" disables it
+  // (docs/deferred.md "On Redis": on the shared-state engine with deferred-store redis; an
+  // engine not reachable at start is fatal, as a data dir that cannot be opened is)
   const deferredPath = cfg.deferred === undefined ? DEFAULT_DEFERRED : cfg.deferred;
-  const deferred = deferredPath === null
-    ? undefined
-    : new LmdbDeferredStore({ path: deferredPath, ...(cfg.deferredBounds ? { bounds: cfg.deferredBounds } : {}) });
+  const bounds = cfg.deferredBounds ? { bounds: cfg.deferredBounds } : {};
+  let engine: RedisEngine | undefined;
+  let deferred: DeferredStore | undefined;
+  if (cfg.deferredRedis) {
+    const r = cfg.deferredRedis;
+    try {
+      engine = await connectEngine({
+        urls: r.urls, cluster: r.cluster, timeoutMs: r.timeoutMs, onError: (err) => log.warn({ err }, 'deferred store engine connection'),
+      });
+    } catch (err) {
+      log.fatal({ err }, 'deferred store engine unreachable');
+      process.exit(1);
+    }
+    deferred = new RedisDeferredStore({ engine, prefix: r.prefix, replicas: r.replicas, waitMs: r.waitMs, ...bounds });
+  } else if (deferredPath !== null) {
+    deferred = new LmdbDeferredStore({ path: deferredPath, ...bounds });
+  }
+  const deferredAt = cfg.deferredRedis ? `redis:${cfg.deferredRedis.prefix}` : deferredPath;
   let relay: MsrpRelay;
   try {
     relay = new MsrpRelay({
@@ -62,13 +82,14 @@ async function main(): Promise<void> {
   const controlPort = await control.listen();
   const msrpTlsPort = relay.tlsListenPort || undefined;
   const history = cfg.mss ? `imap://${cfg.mss.host}:${cfg.mss.port}` : cfg.history;
-  log.info({ host: cfg.host, msrpPort, msrpTlsPort, controlPort, history, deferred: deferredPath }, 'relay ready');
+  log.info({ host: cfg.host, msrpPort, msrpTlsPort, controlPort, history, deferred: deferredAt }, 'relay ready');
   const stop = (): void => {
     void (async () => {
       await control.close();
       await relay.close();
       await store?.close();
       await deferred?.close();
+      await engine?.close();
       process.exit(0);
     })();
   };

@@ -59,6 +59,19 @@ const RelayConfigSchema = Type.Object(
     'deferred-max-bytes': Type.Integer({ minimum: 64 * 1024, default: DEFAULT_BOUNDS.maxBytes }),
     'deferred-max-message-bytes': Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: DEFAULT_BOUNDS.maxItemBytes }),
     'deferred-max-per-id': Type.Integer({ minimum: 1, default: DEFAULT_BOUNDS.maxItemsPerId }),
+    /** Where the deferred store is (docs/deferred.md "On Redis"): the LMDB file `deferred`, or the shared-state engine. */
+    'deferred-store': Type.Union([Type.Literal('lmdb'), Type.Literal('redis')], { default: 'lmdb', errorMessage: 'must be lmdb or redis' }),
+    /** deferred-store redis: `redis://host:port` of the Redis, or the root nodes of a cluster. */
+    'deferred-redis-urls': Type.Array(Type.String({ pattern: '^rediss?://\\S+$', errorMessage: 'must be a redis:// or rediss:// URL' }), { maxItems: 64, default: [] }),
+    'deferred-redis-cluster': Type.Boolean({ default: false }),
+    /** Key prefix on the engine (the service's sharedState.redis.prefix, say); no braces (hash tags). */
+    'deferred-redis-prefix': Type.String({ minLength: 1, maxLength: 64, pattern: '^[^{}\\s]+$', default: 'pf', errorMessage: 'must be 1-64 characters, no braces or spaces' }),
+    /** Bound of each engine command, ms: a SEND waits at most about this (then MSRP 500). */
+    'deferred-redis-timeout-ms': Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
+    /** Replicas that must acknowledge each write (WAIT); 0: the master's reply is enough. */
+    'deferred-redis-replicas': Type.Integer({ minimum: 0, maximum: 8, default: 0 }),
+    /** Bound of that WAIT, ms. */
+    'deferred-redis-wait-ms': Type.Integer({ minimum: 1, maximum: 60_000, default: 500 }),
   },
   { additionalProperties: false },
 );
@@ -69,7 +82,19 @@ type Camel<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capita
 /** The schema's settings under camelCase names, optional where the schema says so. */
 type CamelSettings = { [K in keyof RelayConfigFile as K extends string ? Camel<K> : never]: RelayConfigFile[K] };
 type TlsSetting = 'msrpTlsCert' | 'msrpTlsKey' | 'msrpTlsPort';
-type DeferredSetting = 'deferred' | 'deferredMaxItems' | 'deferredMaxBytes' | 'deferredMaxMessageBytes' | 'deferredMaxPerId';
+type DeferredSetting = 'deferred' | 'deferredMaxItems' | 'deferredMaxBytes' | 'deferredMaxMessageBytes' | 'deferredMaxPerId'
+  | 'deferredStore' | 'deferredRedisUrls' | 'deferredRedisCluster' | 'deferredRedisPrefix' | 'deferredRedisTimeoutMs'
+  | 'deferredRedisReplicas' | 'deferredRedisWaitMs';
+
+/** deferred-store redis (docs/deferred.md "On Redis"). */
+export interface DeferredRedisConfig {
+  urls: string[];
+  cluster: boolean;
+  prefix: string;
+  timeoutMs: number;
+  replicas: number;
+  waitMs: number;
+}
 type MssSetting = 'historyStore' | 'mssHost' | 'mssPort' | 'mssUser' | 'mssTls' | 'mssConnections' | 'historyQueue' | 'historyQueueMaxEntries' | 'historyQueueMaxBytes';
 
 /** The MSS client and its write queue (docs/history.md "Configuration"). */
@@ -102,6 +127,8 @@ export type RelayConfig = Omit<CamelSettings, 'history' | TlsSetting | MssSettin
   deferred?: string | null;
   /** Present when a bound is not the default (DEFAULT_BOUNDS). */
   deferredBounds?: DeferredBounds;
+  /** Present with deferred-store redis (and deferred not off): the store is on that engine, `deferred` unused. */
+  deferredRedis?: DeferredRedisConfig;
 };
 
 /** Setting -> environment variable (today's names) and how to read flag and variable. */
@@ -130,6 +157,13 @@ const SETTINGS: ReadonlyArray<readonly [key: keyof RelayConfigFile, env: string,
   ['deferred-max-bytes', 'RELAY_DEFERRED_MAX_BYTES', 'int'],
   ['deferred-max-message-bytes', 'RELAY_DEFERRED_MAX_MESSAGE_BYTES', 'int'],
   ['deferred-max-per-id', 'RELAY_DEFERRED_MAX_PER_ID', 'int'],
+  ['deferred-store', 'RELAY_DEFERRED_STORE', 'string'],
+  ['deferred-redis-urls', 'RELAY_DEFERRED_REDIS_URLS', 'list'],
+  ['deferred-redis-cluster', 'RELAY_DEFERRED_REDIS_CLUSTER', 'bool'],
+  ['deferred-redis-prefix', 'RELAY_DEFERRED_REDIS_PREFIX', 'string'],
+  ['deferred-redis-timeout-ms', 'RELAY_DEFERRED_REDIS_TIMEOUT_MS', 'int'],
+  ['deferred-redis-replicas', 'RELAY_DEFERRED_REDIS_REPLICAS', 'int'],
+  ['deferred-redis-wait-ms', 'RELAY_DEFERRED_REDIS_WAIT_MS', 'int'],
 ];
 
 const DEFAULT_MSS_PORT = { none: 143, starttls: 143, tls: 993 } as const;
@@ -146,6 +180,16 @@ function mssConfig(c: RelayConfigFile, env: NodeJS.ProcessEnv): MssConfig | unde
     host, user, password, tls: c['mss-tls'], connections: c['mss-connections'],
     port: c['mss-port'] ?? DEFAULT_MSS_PORT[c['mss-tls']],
     queue: { path: c['history-queue'], maxEntries: c['history-queue-max-entries'], maxBytes: c['history-queue-max-bytes'] },
+  };
+}
+
+/** deferred-store redis (and deferred not off): the engine settings, with at least one URL. */
+function deferredRedis(c: RelayConfigFile): DeferredRedisConfig | undefined {
+  if (c['deferred-store'] !== 'redis' || c.deferred === 'off') return undefined;
+  if (c['deferred-redis-urls'].length === 0) throw new ConfigError('config: /deferred-store redis needs deferred-redis-urls');
+  return {
+    urls: c['deferred-redis-urls'], cluster: c['deferred-redis-cluster'], prefix: c['deferred-redis-prefix'],
+    timeoutMs: c['deferred-redis-timeout-ms'], replicas: c['deferred-redis-replicas'], waitMs: c['deferred-redis-wait-ms'],
   };
 }
 
@@ -197,6 +241,7 @@ export function readConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
   const bounds: DeferredBounds = {
     maxItems: c['deferred-max-items'], maxBytes: c['deferred-max-bytes'], maxItemBytes: c['deferred-max-message-bytes'], maxItemsPerId: c['deferred-max-per-id'],
   };
+  const onRedis = deferredRedis(c);
   const defaultBounds = (Object.keys(bounds) as (keyof DeferredBounds)[]).every(k => bounds[k] === DEFAULT_BOUNDS[k]);
   return {
     host: c.host,
@@ -212,5 +257,6 @@ export function readConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     ...(mss ? { mss } : {}),
     ...(c.deferred === DEFAULT_DEFERRED ? {} : { deferred: c.deferred === 'off' ? null : c.deferred }),
     ...(defaultBounds ? {} : { deferredBounds: bounds }),
+    ...(onRedis ? { deferredRedis: onRedis } : {}),
   };
 }
