@@ -1,8 +1,8 @@
 /**
  * The device registry, the XCAP documents and the Session-Replaces state, on the backend `sharedState.engine` names
  * (docs/decisions/0003-shared-state-engine.md): lmdb under `dataDir`, or Redis. The B2BUA's call
- * records (`openCallStore`) and the node leases (`openLeases`) on the same backend
- * (docs/deployment.md §12).
+ * records (`openCallStore`), its pending deliveries (`openPendingStore`) and the node leases
+ * (`openLeases`) on the same backend (docs/deployment.md §12).
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,8 @@ import { connectRedis, type SharedEngine } from './redis.js';
 import { openLmdbCallStore, type CallStore } from '../b2bua/store.js';
 import { RedisCallStore } from '../b2bua/redis-store.js';
 import { RedisNodeLeases, type NodeLeases } from './owners.js';
+import { openLmdbPendingDeliveries, type BadEntry, type PendingDeliveries } from '../b2bua/deferred/pending-store.js';
+import { RedisPendingDeliveries } from '../b2bua/deferred/pending-redis.js';
 
 export interface Stores {
   readonly devices: DeviceStore;
@@ -103,4 +105,14 @@ export function openCallStore(config: Config, engine: SharedEngine | null, onErr
 /** The node leases on the engine; null without one (one host: no node to take over from). */
 export function openLeases(config: Config, engine: SharedEngine | null): NodeLeases | null {
   return engine === null ? null : new RedisNodeLeases(engine, config.sharedState.redis.prefix);
+}
+
+/**
+ * The B2BUA's pending deliveries (docs/deferred.md "Delivery"): their own LMDB environment
+ * under `<dataDir>/b2bua-pending` (lmdb), or on the engine, shared by the nodes, each entry
+ * delivered by the one node holding its claim (redis; plugin/b2bua/deferred/claim.ts).
+ */
+export function openPendingStore(config: Config, engine: SharedEngine | null, onBad: BadEntry): PendingDeliveries {
+  if (engine === null) return openLmdbPendingDeliveries(join(config.dataDir, 'b2bua-pending'), onBad);
+  return new RedisPendingDeliveries(engine, { prefix: config.sharedState.redis.prefix, onBad });
 }

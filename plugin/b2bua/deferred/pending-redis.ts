@@ -9,6 +9,9 @@
  *   (its `now` may lag the record's expiry by the grace the relay's notifications need).
  * - User index `<prefix>:pdu:{<base64url(served user)>}`, value the user's deferred-ids as
  *   a JSON array, removed when empty.
+ * - Claim `<prefix>:pdc:{<base64url(deferred-id)>}` (the entry's hash tag, so its slot),
+ *   value the node id delivering the entry (./claim.ts), written only by compare-and-set;
+ *   removed after the entry is.
  * - Every write is a compare-and-set (CAS_ATTEMPTS). The entry is written before the index
  *   entry is added and removed after it is taken out: a crash in between leaves an index
  *   naming an entry that is gone (skipped on read) or an entry no index names (`all`, and so
@@ -34,6 +37,9 @@ export class RedisPendingDeliveries implements PendingDeliveries {
 
   #key(id: string): string {
     return `${this.#prefix}:pd:{${keyPart(id)}}`;
+  }
+  #claimKey(id: string): string {
+    return `${this.#prefix}:pdc:{${keyPart(id)}}`;
   }
   #userKey(user: string): string {
     return `${this.#prefix}:pdu:{${keyPart(user)}}`;
@@ -73,6 +79,15 @@ export class RedisPendingDeliveries implements PendingDeliveries {
     }, 'pending delivery index');
   }
 
+  async claimant(deferredId: string): Promise<string | null> {
+    return this.engine.get(this.#claimKey(deferredId));
+  }
+
+  async casClaim(deferredId: string, expected: string | null, next: string | null): Promise<boolean> {
+    const key = this.#claimKey(deferredId);
+    return this.engine.cas(key, expected, next, 0, this.#channel, key);
+  }
+
   async get(deferredId: string): Promise<PendingEntry | null> {
     return this.#read(this.#key(deferredId), await this.engine.get(this.#key(deferredId)));
   }
@@ -91,6 +106,7 @@ export class RedisPendingDeliveries implements PendingDeliveries {
       }, 'pending delivery index');
     }
     await this.#change(key, () => null, 'pending delivery remove');
+    await this.#change(this.#claimKey(deferredId), () => null, 'pending delivery claim remove');
   }
 
   async forUser(servedUser: string, now: number): Promise<PendingEntry[]> {

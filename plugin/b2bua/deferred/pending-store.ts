@@ -9,8 +9,10 @@
  *
  * `PendingDeliveries` is what the driver needs; `LmdbPendingDeliveries` keeps entries in
  * their own LMDB environment beside the call store (`<dataDir>/b2bua-pending`), every
- * write durable before it resolves; `MemoryPendingDeliveries` in a map (tests). A Redis
- * backend can implement the same interface (test/unit/b2bua/deferred/pending-suite.ts).
+ * write durable before it resolves; `MemoryPendingDeliveries` in a map (tests);
+ * `RedisPendingDeliveries` (./pending-redis.ts) on the shared engine, one interface suite
+ * for all (test/unit/b2bua/deferred/pending-suite.ts). Each entry has a claim beside it,
+ * the node delivering it (./claim.ts); removing an entry removes its claim.
  * Entries are checked against `PendingEntrySchema` on read; a damaged one is reported
  * and skipped.
  */
@@ -21,6 +23,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { DurableLmdbStore } from '../../lmdb/durable.js';
 import { DialogSchema } from '../sip/dialog.js';
 import { DeferredRecordSchema, type DeferredRecord } from './record.js';
+import type { ClaimStore } from './claim.js';
 
 export const PENDING_VERSION = 1;
 
@@ -114,7 +117,7 @@ export function byCreation(a: PendingEntry, b: PendingEntry): number {
 }
 
 /** Where pending deliveries are kept. Every write resolves once durable. */
-export interface PendingDeliveries {
+export interface PendingDeliveries extends ClaimStore {
   /** Insert or replace (keyed by the record's deferredId). */
   put(entry: PendingEntry): Promise<void>;
   get(deferredId: string): Promise<PendingEntry | null>;
@@ -124,7 +127,7 @@ export interface PendingDeliveries {
   forUser(servedUser: string, now: number): Promise<PendingEntry[]>;
   /** Every entry not expired at `now` (a restart resumes subscriptions and calls in flight). */
   all(now: number): Promise<PendingEntry[]>;
-  /** Remove the entries expired at `now`; their deferredIds. */
+  /** Remove the entries expired at `now` (and their claims); their deferredIds. */
   sweep(now: number): Promise<string[]>;
   close(): Promise<void>;
 }
@@ -134,7 +137,17 @@ export type BadEntry = (key: string, why: string) => void;
 /** In memory (tests); entries kept as text, so a test can damage one. */
 export class MemoryPendingDeliveries implements PendingDeliveries {
   readonly records = new Map<string, string>();
+  readonly claims = new Map<string, string>();
   constructor(private readonly onBad: BadEntry = () => {}) {}
+  async claimant(deferredId: string): Promise<string | null> {
+    return this.claims.get(deferredId) ?? null;
+  }
+  async casClaim(deferredId: string, expected: string | null, next: string | null): Promise<boolean> {
+    if ((this.claims.get(deferredId) ?? null) !== expected) return false;
+    if (next === null) this.claims.delete(deferredId);
+    else this.claims.set(deferredId, next);
+    return true;
+  }
   async put(entry: PendingEntry): Promise<void> {
     this.records.set(entry.record.deferredId, JSON.stringify(entry));
   }
@@ -143,6 +156,7 @@ export class MemoryPendingDeliveries implements PendingDeliveries {
   }
   async remove(deferredId: string): Promise<void> {
     this.records.delete(deferredId);
+    this.claims.delete(deferredId);
   }
   async forUser(servedUser: string, now: number): Promise<PendingEntry[]> {
     return (await this.all(now)).filter((e) => e.record.servedUser === servedUser);
@@ -161,6 +175,7 @@ export class MemoryPendingDeliveries implements PendingDeliveries {
       const e = this.#read(k, v);
       if (e && e.record.expiresAt <= now) {
         this.records.delete(k);
+        this.claims.delete(k);
         gone.push(k);
       }
     }
@@ -182,18 +197,34 @@ export class MemoryPendingDeliveries implements PendingDeliveries {
 type IndexKey = [string, number, string];
 
 /**
- * In LMDB: `pending` (deferredId -> entry JSON) and `by-user` ([servedUser, createdAt,
- * deferredId] -> '') in one environment, both written in one transaction, each write
- * flushed to disk before it resolves.
+ * In LMDB: `pending` (deferredId -> entry JSON), `by-user` ([servedUser, createdAt,
+ * deferredId] -> '') and `claims` (deferredId -> node) in one environment, written in one
+ * transaction, each write flushed to disk before it resolves.
  */
 export class LmdbPendingDeliveries extends DurableLmdbStore<string, string> implements PendingDeliveries {
   constructor(
     private readonly root: RootDatabase,
     db: Database<string, string>,
     private readonly index: Database<string, IndexKey>,
+    /** Null: a read-only look at the entries (a test's snapshot), no claims. */
+    private readonly claims: Database<string, string> | null = null,
     private readonly onBad: BadEntry = () => {},
   ) {
     super(db);
+  }
+
+  async claimant(deferredId: string): Promise<string | null> {
+    return this.claims?.get(deferredId) ?? null;
+  }
+
+  async casClaim(deferredId: string, expected: string | null, next: string | null): Promise<boolean> {
+    const claims = this.claims;
+    if (claims === null) throw new Error('pending deliveries opened without claims');
+    return this.writeDurably(() => {
+      if ((claims.get(deferredId) ?? null) !== expected) return false;
+      this.inTransaction(next === null ? claims.remove(deferredId) : claims.put(deferredId, next));
+      return true;
+    });
   }
 
   async put(entry: PendingEntry): Promise<void> {
@@ -215,6 +246,7 @@ export class LmdbPendingDeliveries extends DurableLmdbStore<string, string> impl
       const old = this.#read(deferredId, this.db.get(deferredId));
       if (old) this.inTransaction(this.index.remove(this.#indexKey(old)));
       this.inTransaction(this.db.remove(deferredId));
+      if (this.claims) this.inTransaction(this.claims.remove(deferredId));
     });
   }
 
@@ -245,6 +277,7 @@ export class LmdbPendingDeliveries extends DurableLmdbStore<string, string> impl
         if (!e || e.record.expiresAt > now) continue;
         this.inTransaction(this.index.remove(this.#indexKey(e)));
         this.inTransaction(this.db.remove(String(key)));
+        if (this.claims) this.inTransaction(this.claims.remove(String(key)));
         gone.push(String(key));
       }
       return gone;
@@ -275,8 +308,9 @@ export class LmdbPendingDeliveries extends DurableLmdbStore<string, string> impl
 /** Open (create) the store in `path`, a directory of its own. */
 export function openLmdbPendingDeliveries(path: string, onBad?: BadEntry): LmdbPendingDeliveries {
   mkdirSync(path, { recursive: true });
-  const root = open({ path, maxDbs: 2 });
+  const root = open({ path, maxDbs: 3 });
   const db = root.openDB<string, string>({ name: 'pending', encoding: 'string' });
   const index = root.openDB<string, IndexKey>({ name: 'by-user', encoding: 'string' });
-  return new LmdbPendingDeliveries(root, db, index, onBad);
+  const claims = root.openDB<string, string>({ name: 'claims', encoding: 'string' });
+  return new LmdbPendingDeliveries(root, db, index, claims, onBad);
 }
