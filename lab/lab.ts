@@ -295,14 +295,23 @@ export class Relay {
    * `traceHep`: send its frames as HEP3 to that UDP port on 127.0.0.1 (the live view).
    * `history: 'imap'`: history goes to a private Dovecot started here (lab/dovecot.ts, docs/history.md).
    */
-  static async start(dir: string, port?: number, controlPort?: number, traceHep?: number, history: 'lmdb' | 'imap' = 'lmdb'): Promise<Relay> {
+  static async start(
+    dir: string, port?: number, controlPort?: number, traceHep?: number, history: 'lmdb' | 'imap' = 'lmdb',
+    /** The deferred store on this Redis Cluster (docs/deferred.md "On Redis") instead of the LMDB file. */
+    deferredRedis?: { urls: readonly string[]; prefix: string },
+  ): Promise<Relay> {
     const msrpPort = port ?? (await freePort());
     const ctl = controlPort ?? (await freePort());
     const cfgFile = join(dir, 'relay.json');
     const config = {
       host: '127.0.0.1', 'msrp-port': msrpPort, 'control-port': ctl, history: join(dir, 'history.mdb'), deferred: join(dir, 'deferred.mdb'),
       ...(traceHep === undefined ? {} : { 'trace-hep': `127.0.0.1:${traceHep}` }),
+      ...(deferredRedis
+        ? { 'deferred-store': 'redis', 'deferred-redis-urls': deferredRedis.urls, 'deferred-redis-cluster': true, 'deferred-redis-prefix': deferredRedis.prefix }
+        : {}),
     };
+    // run as root, Dovecot runs as nobody (lab/dovecot.ts): it must reach its folder under the run dir (mkdtemp's is 0700)
+    if (history === 'imap') chmodSync(dir, 0o711);
     const mss = history === 'imap' ? await startDovecot({ dir: join(dir, 'dovecot') }) : undefined;
     const mssConfig = mss
       ? { 'history-store': 'imap', 'mss-host': mss.host, 'mss-port': mss.port, 'mss-user': mss.user, 'mss-tls': 'none', 'history-queue': join(dir, 'history-queue.mdb') }
@@ -523,7 +532,7 @@ export class MultiLab {
         mkdirSync(dir, { recursive: true });
         sipPorts.push(o.sipPorts?.[i] ?? (await freePort()));
         b2buaPorts.push(b2bua ? await freePort() : 0);
-        const relay = b2bua ? await Relay.start(dir) : null;
+        const relay = b2bua ? await Relay.start(dir, undefined, undefined, undefined, 'lmdb', { urls: redis.urls, prefix: 'lab' }) : null;
         if (relay) relays.push(relay);
         services.push(
           await Service.start({
