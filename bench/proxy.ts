@@ -41,7 +41,7 @@ import { startRedisCluster, type RedisCluster } from '../lab/redis.js';
 import { Device, newInstance, vars, TIMER_J_MS } from '../lab/calls.js';
 import { runSipp } from '../lab/sipp.js';
 import { median } from './stats.js';
-import { groupCpuMs } from './proc-stat.js';
+import { groupCpuMs, rssBytes } from './proc-stat.js';
 import { histMinus, histogram, quantileMs } from './decision-histogram.js';
 import { formatStep, limitingLine, stepAccount, type CpuBudget, type StepAccount } from './cpu-account.js';
 import { kamailioTracked, startSampler } from './cpu-sampler.js';
@@ -243,7 +243,14 @@ async function step(s: Setup, rate: number, settle = true): Promise<StepResult> 
   const drops1 = udpDrops([ports.kamailio, ...ports.devices]);
   const dropped = (p: number): number => (drops1.get(p) ?? 0) - (drops0.get(p) ?? 0);
   const causes = r.code === 0 ? '' : [...classifyErrors(r.errors).byCause].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([c, n]) => `${n} × ${c}`).join('; ');
-  const why = `UDP drops Kamailio ${dropped(ports.kamailio)}, devices ${ports.devices.reduce((a, p) => a + dropped(p), 0)}${causes ? `; failed calls: ${causes}` : ''}`;
+  // the lingering device holds every dialog for LINGER_MS: its memory grows with rate × LINGER_MS
+  let deviceMiB = NaN;
+  try {
+    deviceMiB = rssBytes(s.devices[0]?.agent.proc.pid) / 2 ** 20;
+  } catch {
+    // the device is gone: its sipp log says why
+  }
+  const why = `UDP drops Kamailio ${dropped(ports.kamailio)}, devices ${ports.devices.reduce((a, p) => a + dropped(p), 0)}; answering device RSS ${deviceMiB.toFixed(0)} MiB${causes ? `; failed calls: ${causes}` : ''}`;
   return { ok: r.code === 0, detail: `exit ${String(r.code)} ${failed}`.trim(), why, account: sampled ? stepAccount(sampled.tracked, sampled.samples, calls) : null };
 }
 let stepNo = 0;
