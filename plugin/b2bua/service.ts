@@ -8,12 +8,11 @@
  * the shared engine the node holds a lease, and ends the calls of nodes whose lease ran
  * out (./takeover.ts, docs/deployment.md §12).
  */
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { pfUserAgent } from '../rules/b2bua-headers.js';
 import { B2bua, type B2buaCounts } from './b2bua.js';
-import { openCallStore, openLeases, nodeIdOf } from '../shared-state/stores.js';
+import { openCallStore, openLeases, openPendingStore, nodeIdOf } from '../shared-state/stores.js';
 import type { SharedEngine } from '../shared-state/redis.js';
 import { Takeover } from './takeover.js';
 import { RelayLink } from './relay-link.js';
@@ -25,7 +24,6 @@ import { SipTcpTransport } from './sip/transport.js';
 import { reliableTimers, SystemClock } from './sip/timers.js';
 import { TuRouter } from './sip/tu-router.js';
 import { DeliveryDriver } from './deferred/delivery-driver.js';
-import { openLmdbPendingDeliveries } from './deferred/pending-store.js';
 import type { Device } from '../devices/types.js';
 
 export interface B2buaService {
@@ -98,7 +96,7 @@ export async function startB2bua(config: Config, log: Logger, now: () => number,
     relay, tickets, clock, timers, log: blog, send: (text) => transport.send(text), store, wallNow: now,
   });
   const b = b2bua;
-  const pending = openLmdbPendingDeliveries(join(config.dataDir, 'b2bua-pending'), (key, why) => blog.warn({ key, why }, 'deferred: stored entry skipped'));
+  const pending = openPendingStore(config, engine, (key, why) => blog.warn({ key, why }, 'deferred: stored entry skipped'));
   const d = new DeliveryDriver({
     settings: {
       sentBy, contact: `sip:pf-b2bua@${sentBy};transport=tcp`, outboundProxy: `sip:${c.proxyHost}:${c.proxyPort};transport=tcp;lr`,
@@ -108,6 +106,8 @@ export async function startB2bua(config: Config, log: Logger, now: () => number,
     relay, store: pending, clock, log: blog, layer: (): TransactionLayer => l, wallNow: now,
     offerLive: (user, device) => void b.deviceRegistered(user, device),
     liveDeferred: (user) => b.deferredCalls(user).map((r) => r.deferredId),
+    // several nodes on the engine: one node delivers an entry at a time (./deferred/claim.ts)
+    node: nodeIdOf(config), leases: openLeases(config, engine) ?? undefined,
   });
   deliveries = d;
   b.onDeferred = (r) => void d.deferred(r);

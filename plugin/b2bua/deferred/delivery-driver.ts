@@ -21,6 +21,8 @@
  *   X-PF-Leg: the sender's own terminating PF treats it); likewise on `deferred-expired`.
  * - One delivery per entry at a time (a lock by deferred-id), one user's entries one
  *   after the other (REGISTER refreshes during a delivery only ask for another pass).
+ *   Several nodes on one store: a node takes the entry's claim first (./claim.ts); an
+ *   entry another live node holds ends this node's pass (docs/deferred.md "Several nodes").
  * - Restart: each entry keeps the delivery call in flight and the subscription dialog;
  *   `start` ends or resumes them (docs/deferred.md "Delivery", restart).
  */
@@ -51,6 +53,7 @@ import { newDelivery, stepDelivery, type Delivery, type DeliveryEffect, type Del
 import { newEntry, type PendingDeliveries, type PendingEntry, type Subscription } from './pending-store.js';
 import type { DeferredRecord } from './record.js';
 import { applyConferenceInfo, CONFERENCE_INFO_TYPE, parseConferenceInfo } from './conference-info.js';
+import { releaseClaim, takeClaim, type AliveCheck } from './claim.js';
 
 /** The relay verbs delivery uses (RelayLink has them). */
 export interface DeliveryRelay {
@@ -97,6 +100,14 @@ export interface DeliveryDeps {
   readonly offerLive?: (servedUser: string, device: Device) => void;
   /** The deferred-ids of `servedUser`'s live deferred calls (B2bua.deferredCalls): a live entry no call has is stale. */
   readonly liveDeferred?: (servedUser: string) => readonly string[];
+  /** This node: the name in an entry's claim and of its lease (./claim.ts). Default 'local' (one host). */
+  readonly node?: string;
+  /**
+   * The node leases, given when several nodes share the store: entries are claimed, and a
+   * claim whose node's lease ran out is taken over. Absent (one host): no claims, the local
+   * lock is enough.
+   */
+  readonly leases?: AliveCheck;
 }
 
 export interface DeliveryCounts {
@@ -230,7 +241,12 @@ export class DeliveryDriver implements DialogClaimer {
 
   #keep(record: DeferredRecord, live: boolean): Promise<void> {
     let kept: PendingEntry | null = null;
-    return this.#update(record.deferredId, (e) => (kept = e ? { ...e, record, live } : newEntry(record, this.deps.wallNow(), live))).then(() => {
+    return this.#update(record.deferredId, (e) => (kept = e ? { ...e, record, live } : newEntry(record, this.deps.wallNow(), live))).then(async () => {
+      // a live entry is its call's node's (another node's sweep leaves it); handed over, anyone's
+      if (this.deps.leases) {
+        await (live ? takeClaim(this.deps.store, this.deps.leases, record.deferredId, this.#node) : releaseClaim(this.deps.store, record.deferredId, this.#node))
+            .catch((err: unknown) => this.deps.log.warn({ err, deferredId: record.deferredId }, 'deferred: claim not written'));
+      }
       if (!live) this.deps.log.info({ deferredId: record.deferredId, servedUser: record.servedUser }, 'deferred: pending delivery kept');
       if (kept && record.group && record.focus && !this.#subs.has(record.deferredId)) this.#subscribe(kept);
     });
@@ -282,7 +298,8 @@ export class DeliveryDriver implements DialogClaimer {
     const now = this.deps.wallNow();
     const entries = await this.deps.store.all(now - this.#s.expiryGraceMs);
     for (const e of entries) {
-      if (e.attempt) await this.#resume(e);
+      // a call in flight of another live node is that node's (several nodes on one store)
+      if (e.attempt) await this.#claimed(e.record.deferredId, () => this.#resume(e));
       if (!e.messages || !e.record.group || !e.record.focus) continue;
       // a subscription with its dialog goes on; one without (no 2xx yet at the crash), or none, starts again
       if (e.subscription?.dialog) this.#takeBack(e.record.deferredId, e.subscription);
@@ -361,16 +378,49 @@ export class DeliveryDriver implements DialogClaimer {
       if (this.#busy.has(id) || e.live) continue;
       const fresh = await this.deps.store.get(id);
       if (!fresh || fresh.live) continue;
-      let result: Outcome | null = null;
+      let result: Outcome | 'held' | null = null;
       if (fresh.messages) {
         const device = pickDevice(state.devices, fresh.record, this.deps.wallNow());
         if (!device) return;
-        result = await this.#locked(id, () => this.#deliverMessages(fresh, device));
-        if (result === 'kept') return;
+        result = await this.#claimed(id, () => this.#deliverMessages(fresh, device));
+        if (result === 'kept' || result === 'held') return;
       } else if (fresh.notifications) {
-        await this.#locked(id, () => this.#deliverNotifications(id));
+        // another node delivering one of the user's entries goes on with the others itself
+        if ((await this.#claimed(id, () => this.#deliverNotifications(id))) === 'held') return;
       }
     }
+  }
+
+  get #node(): string {
+    return this.deps.node ?? 'local';
+  }
+
+  /**
+   * `f` under the local lock and the entry's claim (./claim.ts): null when busy here,
+   * 'held' when another live node holds it. A claim taken over from a node whose lease ran
+   * out ends that node's call in flight first (as after a restart); the delivery then
+   * starts again from what the relay has not marked done.
+   */
+  async #claimed<T>(id: string, f: () => Promise<T>): Promise<T | 'held' | null> {
+    const leases = this.deps.leases;
+    if (!leases) return this.#locked(id, f);
+    return this.#locked(id, async () => {
+      const took = await takeClaim(this.deps.store, leases, id, this.#node);
+      if (!took.ok) {
+        this.deps.log.debug({ deferredId: id, holder: took.holder }, 'deferred: entry held by another node');
+        return 'held' as const;
+      }
+      try {
+        if (took.why === 'takeover') {
+          this.deps.log.info({ deferredId: id, from: took.from }, 'deferred: entry taken over from a node whose lease ran out');
+          const e = await this.deps.store.get(id);
+          if (e?.attempt) await this.#resume(e);
+        }
+        return await f();
+      } finally {
+        await releaseClaim(this.deps.store, id, this.#node).catch((err: unknown) => this.deps.log.warn({ err, deferredId: id }, 'deferred: claim not released'));
+      }
+    });
   }
 
   async #locked<T>(id: string, f: () => Promise<T>): Promise<T | null> {
@@ -444,7 +494,7 @@ export class DeliveryDriver implements DialogClaimer {
     // a live call's notifications wait for its end: the delivery after it asks deferred-state
     if (!entry || entry.live) return;
     await this.#update(deferredId, (e) => (e ? { ...e, notifications: true } : null));
-    await this.#locked(deferredId, () => this.#deliverNotifications(deferredId));
+    await this.#claimed(deferredId, () => this.#deliverNotifications(deferredId));
   }
 
   // ---- one delivery call ----
@@ -940,8 +990,11 @@ export class DeliveryDriver implements DialogClaimer {
         // a live entry whose call is gone without a handover (a device answered it, or 603): done
         const calls = this.deps.liveDeferred?.(e.record.servedUser);
         if (e.live && calls && !calls.includes(id)) {
+          // another live node's call (several nodes on one store) is not stale
+          if (this.deps.leases && !(await takeClaim(this.deps.store, this.deps.leases, id, this.#node)).ok) continue;
           this.#unsubscribe(id);
           await this.#update(id, (x) => (x?.live ? null : x));
+          if (this.deps.leases) await releaseClaim(this.deps.store, id, this.#node);
         }
       }
       const gone = await this.deps.store.sweep(now - this.#s.expiryGraceMs);
