@@ -102,16 +102,7 @@ export interface B2buaSettings {
   readonly maxSessionAgeMs: number;
   /** Host in Warning headers. */
   readonly pfHost: string;
-  /**
-   * A device that registers joins a live deferred call this long after its REGISTER reached
-   * the service (ms; default JOIN_DELAY_MS): pf.register runs before Kamailio saves the
-   * binding (pf.cfg PF_REGISTER), and the leg INVITE to its GRUU needs the registrar's lookup.
-   */
-  readonly joinDelayMs?: number;
 }
-
-/** Default of B2buaSettings.joinDelayMs. */
-export const JOIN_DELAY_MS = 500;
 
 export interface B2buaDeps {
   readonly settings: B2buaSettings;
@@ -303,17 +294,14 @@ export class B2bua implements TransactionUser {
   }
 
   /**
-   * A device of `servedUser` registered (the delivery module calls this on REGISTER): each
-   * live deferred call of that user that the device can take (./deferral.ts deviceTakes)
-   * invites it. True when some call took it (then the delivery module does nothing more).
+   * A device of `servedUser` registered (the delivery module calls this on `pf.registered`,
+   * once Kamailio has saved the binding, docs/deferred.md "Trigger and order"): each live
+   * deferred call of that user that the device can take (./deferral.ts deviceTakes)
+   * invites it at once. True when some call took it (then the delivery module does nothing more).
    */
   deviceRegistered(servedUser: string, device: Device): boolean {
     const joins = this.deferrals.registered(servedUser, device, this.#lookup);
-    if (joins.length > 0) {
-      this.deps.clock.setTimer(this.deps.settings.joinDelayMs ?? JOIN_DELAY_MS, () => {
-        for (const j of joins) this.#feed(j.call, j.ev);
-      });
-    }
+    for (const j of joins) this.#feed(j.call, j.ev);
     return joins.length > 0;
   }
 

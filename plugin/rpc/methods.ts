@@ -11,7 +11,8 @@ import { RpcCode } from '../errors.js';
 import { RpcError } from '../../wire/errors.js';
 import { parseSipMessage, SipParseError, MAX_SIP_MESSAGE_BYTES, type SipRequest } from '../sip/message.js';
 import { applyHeaderEdits } from '../sip/edits.js';
-import { parseRegister, RegisterError } from '../sip/register.js';
+import { parseRegister, RegisterError, type RegisterUpdate } from '../sip/register.js';
+import { triggersDelivery } from './registered.js';
 import { decideInvite } from '../rules/invite.js';
 import { selectForkTargets } from '../callerprefs/fork.js';
 import { proxyDecisionText } from './decision-text.js';
@@ -66,7 +67,7 @@ export interface B2buaHandover {
   issue(plan: B2buaPlan): string;
   /** Step 8 Session-Replaces: device keys connected in the B2BUA's sessions of this Contribution-ID. */
   connectedDevices(contributionId: string): readonly string[] | null;
-  /** Deferred delivery (docs/deferred.md "Delivery"): a REGISTER stored bindings of this served user. */
+  /** Deferred delivery (docs/deferred.md "Trigger and order"): Kamailio saved a REGISTER's bindings of this served user (pf.registered). */
   registered?(servedUser: string, devices: ReturnType<DeviceStore['list']>): void;
 }
 
@@ -174,26 +175,30 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
     return { action: 'b2bua', stage: decision.stage, remove: [PF_TICKET_HEADER], hdrs: `${PF_TICKET_HEADER}: ${ticket}\r\n` };
   }
 
+  /** The REGISTER in `p` as a change of the user's devices (plugin/sip/register.ts). */
+  function registerUpdate(p: Static<typeof SipParams>, now: number): RegisterUpdate {
+    const msg = parseRequest(p.msg, 'REGISTER');
+    try {
+      return parseRegister(msg, p.src, now, {
+        defaultExpires: config.registrar.defaultExpires,
+        maxExpires: config.registrar.maxExpires,
+        minExpires: config.registrar.minExpires,
+        identity: config.identity,
+        domain: config.domain,
+      });
+    } catch (err) {
+      if (err instanceof RegisterError) throw new RpcError(RpcCode.InvalidParams, 'Invalid params', err.code);
+      throw err;
+    }
+  }
+
   return {
     'pf.ping': method(PingParams, () => ({ pong: true })),
 
     /** Store the REGISTER's devices durably before Kamailio saves the binding. */
     'pf.register': method(SipParams, async (p) => {
-      const msg = parseRequest(p.msg, 'REGISTER');
       const now = deps.now();
-      let update;
-      try {
-        update = parseRegister(msg, p.src, now, {
-          defaultExpires: config.registrar.defaultExpires,
-          maxExpires: config.registrar.maxExpires,
-          minExpires: config.registrar.minExpires,
-          identity: config.identity,
-          domain: config.domain,
-        });
-      } catch (err) {
-        if (err instanceof RegisterError) throw new RpcError(RpcCode.InvalidParams, 'Invalid params', err.code);
-        throw err;
-      }
+      const update = registerUpdate(p, now);
       let result;
       try {
         result = await devices.apply(update, now);
@@ -203,8 +208,21 @@ export function buildMethods(deps: MethodDeps): Record<string, RpcMethod> {
         throw new RpcError(RpcCode.DependencyFailed, 'Device store unavailable');
       }
       metrics.registers.inc({ kind: registerKind(update, result) });
-      if (result.devices > 0) deps.b2bua?.registered?.(update.aor, devices.list(update.aor, now));
       return { aor: update.aor, devices: result.devices };
+    }),
+
+    /**
+     * Notification: Kamailio saved the REGISTER's bindings (pf.cfg PF_REGISTERED, after
+     * save() succeeded). Deferred delivery starts here, not in pf.register, which runs
+     * before the registrar has the binding a leg INVITE to the GRUU needs.
+     */
+    'pf.registered': method(SipParams, (p) => {
+      const now = deps.now();
+      const update = registerUpdate(p, now);
+      const deliver = deps.b2bua?.registered;
+      const triggered = deliver !== undefined && triggersDelivery(update);
+      if (triggered) deliver.call(deps.b2bua, update.aor, devices.list(update.aor, now));
+      return { aor: update.aor, triggered };
     }),
 
     /** CR 8.3.2.1: decide an incoming session invitation. */
