@@ -1,12 +1,12 @@
-// One interface suite (pending-suite.ts), three backends: the map, LMDB (reopened between
-// steps, as after a restart) and Redis (a private redis-server, lab/redis.ts); a damaged
-// entry is reported and skipped.
+// One interface suite (pending-suite.ts, the claim cases with it), the backends: the map,
+// LMDB (reopened between steps, as after a restart), Redis (a private redis-server) and a
+// 3-master Redis Cluster (lab/redis.ts); a damaged entry is reported and skipped.
 import t from 'tap';
 import { MemoryPendingDeliveries, newEntry, openLmdbPendingDeliveries, parseEntry } from '../../../../plugin/b2bua/deferred/pending-store.js';
 import { tempDir } from '../../service/fixtures/helpers.js';
 import { RedisPendingDeliveries } from '../../../../plugin/b2bua/deferred/pending-redis.js';
 import { connectRedis } from '../../../../plugin/shared-state/redis.js';
-import { startRedis } from '../../../../lab/redis.js';
+import { startRedis, startRedisCluster } from '../../../../lab/redis.js';
 import { pendingSuite, record } from './pending-suite.js';
 
 t.test('memory', async (t) => {
@@ -45,4 +45,12 @@ t.test('redis (one instance, the engine adapter)', async (t) => {
   await engine.cas('pdbad:pd:{x}', null, '{"v":1', 0, 'c', 'n');
   t.same(await store.all(0), []);
   t.equal(bad.length, 1, 'a damaged entry reported and skipped');
+});
+
+t.test('redis cluster (3 masters: entries, indexes and claims over the slots)', async (t) => {
+  const cluster = await startRedisCluster(`${t.testdir()}/redis`);
+  t.teardown(() => cluster.stop());
+  const engine = await connectRedis({ urls: cluster.urls, cluster: true, timeoutMs: 2000 });
+  t.teardown(() => engine.close());
+  await pendingSuite(t, async () => ({ store: new RedisPendingDeliveries(engine, { prefix: 'pdcl' }), close: async () => {} }));
 });

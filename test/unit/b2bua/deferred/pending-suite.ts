@@ -1,7 +1,10 @@
 // The PendingDeliveries interface tests (plugin/b2bua/deferred/pending-store.ts), run
-// against every backend (pending-store.test.ts): the map, and LMDB across a reopen.
+// against every backend (pending-store.test.ts): the map, LMDB across a reopen, Redis (one
+// server, a 3-master cluster); the claim cases (plugin/b2bua/deferred/claim.ts) through
+// takeClaim/releaseClaim with a fake lease table.
 import type { Test } from 'tap';
 import { newEntry, type PendingDeliveries } from '../../../../plugin/b2bua/deferred/pending-store.js';
+import { releaseClaim, takeClaim, type AliveCheck } from '../../../../plugin/b2bua/deferred/claim.js';
 import type { DeferredRecord } from '../../../../plugin/b2bua/deferred/record.js';
 
 export interface Opened {
@@ -87,5 +90,69 @@ export async function pendingSuite(t: Test, open: OpenStore): Promise<void> {
     const rs = Array.from({ length: 20 }, () => record(U));
     await Promise.all(rs.map((r, i) => store.put(newEntry(r, 100 + i))));
     t.same((await store.forUser(U, 0)).map((x) => x.record.deferredId), rs.map((r) => r.deferredId));
+  });
+
+  await t.test('claim: compare-and-set, one holder at a time, durable across a reopen', async (t) => {
+    let { store, close } = await open();
+    const id = record('sip:claim1@example.net').deferredId;
+    t.equal(await store.claimant(id), null, 'no claim at first');
+    t.notOk(await store.casClaim(id, 'node-b', 'node-a'), 'a stale expectation loses');
+    t.ok(await store.casClaim(id, null, 'node-a'));
+    t.equal(await store.claimant(id), 'node-a');
+    t.notOk(await store.casClaim(id, null, 'node-b'), 'taken: another node cannot set it from none');
+    await close();
+    ({ store, close } = await open());
+    t.teardown(close);
+    t.equal(await store.claimant(id), 'node-a', 'the claim survives a reopen');
+    t.ok(await store.casClaim(id, 'node-a', null));
+    t.equal(await store.claimant(id), null, 'released');
+  });
+
+  await t.test('claim: take, refused while the holder lives, taken over once its lease ran out, released', async (t) => {
+    const { store, close } = await open();
+    t.teardown(close);
+    const id = record('sip:claim2@example.net').deferredId;
+    const alive = new Map<string, boolean>([['node-a', true], ['node-b', true]]);
+    const leases: AliveCheck = { alive: async (n) => alive.get(n) ?? false };
+    t.same(await takeClaim(store, leases, id, 'node-a'), { ok: true, why: 'free', from: null });
+    t.same(await takeClaim(store, leases, id, 'node-a'), { ok: true, why: 'own', from: 'node-a' }, 'its own claim again');
+    t.same(await takeClaim(store, leases, id, 'node-b'), { ok: false, holder: 'node-a' });
+    await releaseClaim(store, id, 'node-b');
+    t.equal(await store.claimant(id), 'node-a', 'another node cannot release it');
+    alive.set('node-a', false);
+    t.same(await takeClaim(store, leases, id, 'node-b'), { ok: true, why: 'takeover', from: 'node-a' });
+    t.equal(await store.claimant(id), 'node-b');
+    await releaseClaim(store, id, 'node-b');
+    t.equal(await store.claimant(id), null);
+  });
+
+  await t.test('claim: many nodes at once, exactly one takes it', async (t) => {
+    const { store, close } = await open();
+    t.teardown(close);
+    const leases: AliveCheck = { alive: async () => true };
+    for (let round = 0; round < 5; round++) {
+      const id = record('sip:claim3@example.net').deferredId;
+      const nodes = Array.from({ length: 8 }, (_, i) => `node-${i}`);
+      const results = await Promise.all(nodes.map((n) => takeClaim(store, leases, id, n)));
+      const winners = nodes.filter((_, i) => results[i]?.ok === true);
+      t.equal(winners.length, 1, `round ${round}: one winner`);
+      t.equal(await store.claimant(id), winners[0]);
+    }
+  });
+
+  await t.test('claim: removing the entry removes its claim; the sweep too', async (t) => {
+    const U = 'sip:claim4@example.net';
+    const { store, close } = await open();
+    t.teardown(close);
+    const kept = record(U);
+    const old = record(U, { expiresAt: 100 });
+    await store.put(newEntry(kept, 1));
+    await store.put(newEntry(old, 2));
+    t.ok(await store.casClaim(kept.deferredId, null, 'node-a'));
+    t.ok(await store.casClaim(old.deferredId, null, 'node-a'));
+    await store.remove(kept.deferredId);
+    t.equal(await store.claimant(kept.deferredId), null);
+    t.ok((await store.sweep(150)).includes(old.deferredId));
+    t.equal(await store.claimant(old.deferredId), null);
   });
 }
