@@ -338,7 +338,10 @@ t.test('a deferred session whose caller left: the stored messages are recorded o
   t.equal(await recorded(c), true, 'recorded');
   for (const text of ['later one', 'later two']) await c.session.send(text);
   const sent = [...c.session.sent];
+  const logFrom = lab.service.proc.output.length;
   await hangup(c);
+  // the B2BUA keeps the pending delivery once the caller has left; a phone that registers before that gets nothing yet
+  await lab.service.proc.waitFor(/"servedUser":"sip:gina@example\.net"[^\n]*"msg":"deferred: pending delivery kept"/, 10_000, logFrom);
   const gina = await handset('gina', 1);
   await eventually(() => chats(gina.sessions.flatMap((s) => s.events)).length >= 2, 'the stored messages at the phone (a delivery call)', 20_000);
   t.same(chats(gina.sessions.flatMap((s) => s.events)).map((m) => m.imdnId), sent, 'delivered, each once');
