@@ -10,7 +10,7 @@ import { TransactionLayer, type ServerTransaction, type TransactionUser } from '
 import { FakeClock, reliableTimers } from '../../../../plugin/b2bua/sip/timers.js';
 import { TuRouter } from '../../../../plugin/b2bua/sip/tu-router.js';
 import { responseTo } from '../../../../plugin/b2bua/sip/build.js';
-import { DeliveryDriver, type DeliveryRelay } from '../../../../plugin/b2bua/deferred/delivery-driver.js';
+import { DeliveryDriver, type DeliveryDeps, type DeliveryRelay } from '../../../../plugin/b2bua/deferred/delivery-driver.js';
 import { MemoryPendingDeliveries } from '../../../../plugin/b2bua/deferred/pending-store.js';
 import type { DeferredRecord } from '../../../../plugin/b2bua/deferred/record.js';
 import type { Device } from '../../../../plugin/devices/types.js';
@@ -69,7 +69,11 @@ class Primary implements TransactionUser {
   cancel(): void {}
 }
 
-export function world(relay: DeliveryRelay, store = new MemoryPendingDeliveries(), liveDeferred?: (user: string) => readonly string[]) {
+/** `nodes`: this driver's node id and the leases, for several drivers on one store (claims). */
+export function world(
+  relay: DeliveryRelay, store = new MemoryPendingDeliveries(), liveDeferred?: (user: string) => readonly string[],
+  nodes: Pick<DeliveryDeps, 'node' | 'leases'> = {},
+) {
   const clock = new FakeClock();
   const timers = reliableTimers(T1);
   const sent: SipMessage[] = [];
@@ -84,6 +88,7 @@ export function world(relay: DeliveryRelay, store = new MemoryPendingDeliveries(
     relay, store, clock, log: pino({ level: 'silent' }), layer: () => layer!, wallNow: () => 1000 + clock.now(),
     offerLive: (_u, d) => void offered.push(d.contact),
     ...(liveDeferred ? { liveDeferred } : {}),
+    ...nodes,
   });
   const primary = new Primary();
   layer = new TransactionLayer({ clock, timers, send }, new TuRouter(primary, [driver]), (err) => {
