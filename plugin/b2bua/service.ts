@@ -33,7 +33,7 @@ export interface B2buaService {
   readonly sipPort: number;
   /** Deferred delivery (docs/deferred.md "Delivery"): pending deliveries and their calls. */
   readonly deliveries: DeliveryDriver;
-  /** pf.register stored a binding of `servedUser`: deferred sessions go to its devices. */
+  /** pf.registered: Kamailio saved a binding of `servedUser`; deferred sessions go to its devices. */
   registered(servedUser: string, devices: readonly Device[]): void;
   counts(): B2buaCounts & { tickets: number; relayUp: boolean };
   stop(): Promise<void>;

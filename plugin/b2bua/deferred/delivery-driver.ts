@@ -8,10 +8,10 @@
  *   (RFC 4575) to the focus through Kamailio (`X-PF-Leg: <secret>;direct`), each NOTIFY
  *   answered 200 and its conference-info (./conference-info.ts) kept in the entry,
  *   refreshed before it expires.
- * - `registered(user, devices)` (pf.register): first the live deferred calls are offered
- *   the devices (`offerLive`, the B2BUA's own call machine), then the user's pending
- *   entries are delivered one at a time in creation order to a suitable device, each by a
- *   delivery call (./delivery.ts): relay `deliver`, INVITE with the relay's device SDP,
+ * - `registered(user, devices)` (pf.registered, once Kamailio saved the binding): first
+ *   the live deferred calls are offered the devices (`offerLive`, the B2BUA's own call
+ *   machine), then the user's pending entries are delivered one at a time in creation
+ *   order to a suitable device, each by a delivery call (./delivery.ts): relay `deliver`, INVITE with the relay's device SDP,
  *   relay `answer` on the 200, the relay's `delivered`, a short linger for the device's
  *   IMDNs, BYE. A 603 discards (relay `discard`, the entry removed); another failure
  *   keeps the entry for the next REGISTER.
@@ -252,7 +252,7 @@ export class DeliveryDriver implements DialogClaimer {
     });
   }
 
-  /** pf.register stored a binding of `user`: live calls first, then the pending entries. */
+  /** pf.registered (Kamailio saved a binding of `user`): live calls first, then the pending entries. */
   registered(user: string, devices: readonly Device[]): void {
     if (this.#stopped) return;
     const now = this.deps.wallNow();
