@@ -11,9 +11,9 @@
  * - `registered(user, devices)` (pf.registered, once Kamailio saved the binding): first
  *   the live deferred calls are offered the devices (`offerLive`, the B2BUA's own call
  *   machine), then the user's pending entries are delivered one at a time in creation
- *   order to a suitable device, each by a delivery call (./delivery.ts): relay `deliver`, INVITE with the relay's device SDP,
- *   relay `answer` on the 200, the relay's `delivered`, a short linger for the device's
- *   IMDNs, BYE. A 603 discards (relay `discard`, the entry removed); another failure
+ *   order to a suitable device, each by a delivery call (./delivery.ts): relay
+ *   `deliver`, INVITE with the relay's device SDP, relay `answer` on the 200, the relay's
+ *   `delivered`, a short linger for the device's IMDNs, BYE. A 603 discards (relay `discard`, the entry removed); another failure
  *   keeps the entry for the next REGISTER.
  * - After the messages, the relay's `deferred-state`: pending notifications for the
  *   original sender go in a notification call (`deliver` what=notifications), an INVITE
