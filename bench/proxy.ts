@@ -125,6 +125,11 @@ function restrict(kamailio: Kamailio, service: Service, name: string): QuotaGrou
     for (const pid of pids) pin(pid, QUOTA.cpus);
     how.push(`taskset -c ${QUOTA.cpus.join(',')} (sipp on ${complement(QUOTA.cpus, NCPU).join(',')})`);
   }
+  // a quota as large as the pinned CPUs adds nothing but CFS throttling: no cgroup then
+  if (QUOTA.cpus && QUOTA.cores >= QUOTA.cpus.length) {
+    quotaHow = `${how.join('')}; no cgroup: the pinned CPUs are the quota`;
+    return null;
+  }
   const { group, why } = makeQuotaGroup(name, QUOTA.cores);
   if (group) {
     for (const pid of pids) group.add(pid);
