@@ -18,6 +18,7 @@
  * the nodes), CHILDREN (Kamailio children per node; 4), LINGER_MS (Timer J).
  * Do not run it beyond a smoke run (RATES=20,40 STEP_S=2) while the machine is shared.
  */
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { MultiLab, runDir } from '../lab/lab.js';
 import { Device, newInstance, vars, TIMER_J_MS } from '../lab/calls.js';
@@ -43,6 +44,9 @@ interface Setup {
 }
 
 async function setup(nodes: number, dir: string): Promise<Setup> {
+  // run as root, Redis runs as nobody (lab/redis.ts): it must reach its folder
+  mkdirSync(dir, { recursive: true });
+  chmodSync(root, 0o711);
   const lab = await MultiLab.start({ dir, nodes, redisReplicas: 0, children: CHILDREN, serviceLogLevel: 'warn', rpcTimeoutMs: 2000 });
   const sipPort = lab.node(0).kamailio.sipPort;
   const devices: Device[] = [];
