@@ -16,6 +16,13 @@ const CONNECT_TIMEOUT_MS = 5000;
 
 export class EngineError extends Error {
   override readonly name = 'EngineError';
+  /** No answer within the bound: the command may still have been applied. */
+  readonly timedOut: boolean;
+
+  constructor(message: string, opts: { cause?: unknown; timedOut?: boolean } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.timedOut = opts.timedOut ?? false;
+  }
 }
 
 /** base64url (RFC 4648 §5) of the UTF-8 bytes: any id is safe in a key and in a hash tag. */
@@ -50,7 +57,7 @@ function asError(err: unknown): Error {
 export async function bounded<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new EngineError(`redis: ${what} timed out after ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new EngineError(`redis: ${what} timed out after ${ms} ms`, { timedOut: true })), ms);
   });
   try {
     return await Promise.race([p, timeout]);

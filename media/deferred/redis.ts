@@ -25,7 +25,8 @@
 //
 // Durability: a script is acknowledged by the master once applied; with `replicas` > 0
 // each write is followed by WAIT on that master and fails (the SEND gets 500) unless that
-// many replicas acknowledged it. Persistence on the master is the engine's configuration
+// many replicas acknowledged it (WAIT holds that master's connection meanwhile: commands
+// behind it wait up to `waitMs` when a replica lags). Persistence on the master is the engine's configuration
 // (appendonly yes, appendfsync everysec or always: docs/deployment.md §12).
 
 import { Type, type Static } from '@sinclair/typebox';
@@ -328,9 +329,10 @@ export class RedisDeferredStore implements DeferredStore {
         String(item.expiresAt + this.grace), String(bytes), String(this.now()),
       ]));
     } catch (err) {
-      // refused (OOM, READONLY) or no answer: the reservation goes back when the engine
-      // takes it; a timed-out append may still land (a duplicate later, never a loss)
-      await this.adjust(-1, -bytes).catch(() => undefined);
+      // refused (OOM, READONLY, connection gone): the reservation goes back. No answer in
+      // time: the append may still land (a duplicate later, never a loss), so it stays
+      // counted (an over-count refuses earlier; an under-count could pass the bounds).
+      if (!(err instanceof EngineError && err.timedOut)) await this.adjust(-1, -bytes).catch(() => undefined);
       throw err;
     }
     if (seq < 0) {

@@ -34,6 +34,33 @@ t.test('cluster of 3 masters: the interface suite', async t => {
     return s[0];
   }));
   t.ok(new Set(slots).size > 1, 'ids in several slots');
+
+  await t.test('through the relay: stored before the 200, delivered in order, marked done', async t => {
+    const s = store(engine, { prefix: 'relay' });
+    const r = await listenWithEvents({ deferred: { store: s } });
+    t.teardown(() => r.relay.close());
+    const origin = await MsrpPeer.connect({ host: '127.0.0.1', port: r.port, remotePath: 'msrp://127.0.0.1:1/x;tcp' });
+    t.teardown(() => origin.close());
+    const o = r.relay.offer({ 'call-id': 'cl-1', sdp: sdpFor(origin.localUri), 'served-user': 'sip:bob@example.net' });
+    if (o.result !== 'ok') throw new Error(o['error-reason']);
+    origin.remotePath = o['relay-uri'];
+    t.equal(await origin.bind(), 200);
+    const id = idOf(0xc1);
+    t.same(r.relay.defer({ 'call-id': 'cl-1', 'deferred-id': id, 'served-user': 'sip:bob@example.net', 'expires-at': Date.now() + 60_000 }), { result: 'ok' });
+    const msgs = [1, 2, 3].map(i => buildCpim({ from: 'sip:alice@example.net', to: 'sip:bob@example.net', body: `c${i}`, imdnMessageId: `c${i}` }));
+    for (const m of msgs) t.same((await origin.sendMessage(m)).statuses, [200]);
+    t.equal((await s.pending(id, 'messages')).length, 3, 'on the engine');
+    const d = await r.relay.deliver({ 'call-id': 'cl-dlv', 'deferred-id': id, what: 'messages' });
+    if (d.result !== 'ok') throw new Error(d['error-reason']);
+    const dev = await MsrpPeer.connect({ host: '127.0.0.1', port: r.port, remotePath: d['device-relay-uri'] });
+    t.teardown(() => dev.close());
+    const a = r.relay.answer({ 'call-id': 'cl-dlv', leg: 'peer', sdp: sdpFor(dev.localUri) });
+    if (a.result !== 'ok') throw new Error(a['error-reason']);
+    t.equal(await dev.bind(), 200);
+    t.match(await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === 'cl-dlv'), { sent: 3, remaining: 0 });
+    t.ok(dev.messages.every((m, i) => m.body.equals(msgs[i]!)), 'byte for byte, in order');
+    t.same(await s.pending(id, 'messages'), [], 'marked done on the engine');
+  });
 });
 
 t.test('one Redis', async t => {
@@ -69,6 +96,32 @@ t.test('one Redis', async t => {
       const at = Number(await redis.cli('pexpiretime', k));
       t.equal(at, now + 30_000 + 60_000, `${k.split(':').pop()} expires at the latest item's expiry plus grace`);
     }
+  });
+
+  await t.test('two relays sweeping at once: each expired message gives one notice', async t => {
+    const a = store(await engineFor(t, urls, false), { prefix: 'two' });
+    const b = store(await engineFor(t, urls, false), { prefix: 'two' });
+    const now = Date.now();
+    const ids = [idOf(0x51), idOf(0x52), idOf(0x53)];
+    for (const id of ids) {
+      await a.putRecord(id, { callId: `call-${id}`, servedUser: 'sip:bob@example.net', expiresAt: now - 1 });
+      for (let i = 0; i < 5; i++) await a.append(id, 'messages', item(`e${i}`, { expiresAt: now - 10 + i, negativeDelivery: true }));
+    }
+    const notices: string[] = [];
+    const notice = (m: { imdnMessageId?: string }) => {
+      notices.push(m.imdnMessageId ?? '');
+      return item(`failed ${m.imdnMessageId}`, { expiresAt: now + 60_000 });
+    };
+    const [ra, rb] = await Promise.all([a.expire(now, notice), b.expire(now, notice)]);
+    const expired = [...ra, ...rb].reduce((n, x) => n + x.expired, 0);
+    t.equal(expired, 15, 'every message expired once between the two sweeps');
+    for (const id of ids) {
+      t.equal((await a.pending(id, 'notifications')).length, 5, 'five notices stored, not ten');
+      t.same(await a.pending(id, 'messages'), []);
+    }
+    t.same(await a.totals(), { items: 15, bytes: (await Promise.all(ids.map(id => a.pending(id, 'notifications'))))
+      .flat().reduce((n, x) => n + x.payload.length, 0) }, 'totals: the notices only');
+    for (const id of ids) await a.discard(id);
   });
 
   await t.test('an engine that refuses writes (OOM): the SEND gets 500, nothing stored behind it', async t => {
@@ -117,7 +170,7 @@ t.test('one Redis', async t => {
     await redis.cli('client', 'pause', '1000', 'WRITE');
     t.teardown(() => redis.cli('client', 'unpause'));
     const started = performance.now();
-    await t.rejects(s.append('slow-1', 'messages', item('slow')), { name: 'EngineError', message: /timed out after 200 ms/ });
+    await t.rejects(s.append('slow-1', 'messages', item('slow')), { name: 'EngineError', message: /timed out after 200 ms/, timedOut: true });
     t.ok(performance.now() - started < 900, 'within the bound, not the pause');
     await redis.cli('client', 'unpause');
   });
