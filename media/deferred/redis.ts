@@ -19,7 +19,8 @@
 // (a crash in between over-counts: the store refuses earlier, it never drops); the due
 // index is lowered (ZADD LT) before and after an append and re-checked after a sweep sets
 // it, so no item is left out of the sweep by a race. Every id key also carries an engine
-// TTL, the latest expiry it holds plus `ttlGraceMs`: a safety net for keys no sweep
+// TTL, the latest expiry it holds plus `ttlGraceMs` (PEXPIREAT in the relay's clock: a
+// skew to the engine's is nothing against a day of grace): a safety net for keys no sweep
 // reaches (every relay gone), never the normal path, since only the sweep generates the
 // failed-delivery notifications (CR 8.3.2.9).
 //
