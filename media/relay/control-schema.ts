@@ -80,6 +80,14 @@ export const DeliverParamsSchema = Type.Object({
   'deferred-id': DeferredIdSchema,
   what: DeliverWhatSchema,
   'served-user': Type.Optional(Type.String({ maxLength: 1024 })),
+  /**
+   * CR 8.5: the deferred session was recorded. A messages delivery then records each
+   * disposition notification from its peer in the session's history folder, named by
+   * the original session's ids (as in `offer`); the stored messages are not recorded again.
+   */
+  record: Type.Optional(Type.Boolean()),
+  'conversation-id': Type.Optional(Type.String({ maxLength: 256 })),
+  'contribution-id': Type.Optional(Type.String({ maxLength: 256 })),
 });
 
 export const DeferredKeyParamsSchema = Type.Object({ 'deferred-id': DeferredIdSchema });

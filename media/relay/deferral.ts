@@ -9,7 +9,9 @@
 //  - delivery: a session made by `deliver`, with no originator. Its backlog (the stored
 //    messages, or the notifications pending for the sender) goes to its one peer once
 //    connected. IMDNs from that peer go to the original session's originator when it is
-//    connected, else they are stored for the sender.
+//    connected, else they are stored for the sender. A messages delivery with `record`
+//    records each of them in the original session's history folder (CR 8.5); the backlog
+//    is not recorded again (it was when stored).
 //
 // The backlog goes one item at a time: each item's SEND (chunked when large) carries its
 // original payload bytes, a new Message-ID, Success-Report: no and Failure-Report: yes;
@@ -37,7 +39,7 @@ import { guardedTransition, type NextTable } from '../../lib/fsm.js';
 import type { ByteRange } from '../cpim/direction.js';
 import type { RelayContext } from './context.js';
 import type { Forwarder } from './forwarding.js';
-import { Body, frameParts, type Chunk } from './frames.js';
+import { Body, frameParts } from './frames.js';
 import type { HistoryRecorder } from './history-recorder.js';
 import type { Leg } from './leg.js';
 import type { Session } from './session.js';
@@ -314,15 +316,8 @@ export class Deferrals {
       leg.dropped += 1;
       return answer(200);
     }
-    // CR 8.5 recording goes on (docs/media-control.md "defer").
-    const h = this.history.wants(s, facts.kind, 'originator');
-    if (h) {
-      const chunk: Chunk = {
-        head, body: new Body([payload], payload.length), hasRange: true, flag: '$',
-        range: { start: 1, end: payload.length, total: payload.length },
-      };
-      this.history.record(s, h, chunk);
-    }
+    // CR 8.5 recording goes on (docs/media-control.md "defer"); a delivery does not record these again.
+    this.history.whole(s, facts.kind, 'originator', payload);
     d.appending += 1;
     d.appendEpoch += 1;
     if (d.state === 'flushing') d.arrived += 1;
@@ -356,13 +351,20 @@ export class Deferrals {
     s: Session, d: Deferral, leg: Leg, head: RequestHead, payload: Buffer, contentType: string, answer: (status: number) => void,
   ): void {
     const facts = cpimFacts(payload, contentType);
+    // A notifications delivery's peer is the sender: whatever it sends is no part of the
+    // served user's history (the sender's own PF records the sender's), so nothing is recorded.
     if (d.what !== 'messages' || facts.kind !== 'imdn') {
       leg.dropped += 1;
       return answer(200);
     }
+    // CR 8.5: the served user's device's notification, recorded once as a live session
+    // records it (from a device: `sent`), when it is taken (relayed, or stored for the
+    // sender with a 200): a refused one comes again and is recorded then.
+    const recordIt = (): void => void this.history.whole(s, facts.kind, 'device', payload);
     const orig = this.originals.get(d.id);
     const to = orig?.originator;
     if (orig && to && orig.state !== 'deleted' && to.state === 'connected') {
+      recordIt();
       answer(200);
       to.framesOut += 1;
       to.bytesOut += payload.length;
@@ -377,7 +379,10 @@ export class Deferrals {
     const done = d.chain.then(() => this.store.append(d.id, 'notifications', item));
     d.chain = done.catch(() => undefined);
     done.then(
-      r => answer(r.ok ? 200 : r.reason === 'too-big' ? 413 : 500),
+      r => {
+        if (r.ok) recordIt();
+        answer(r.ok ? 200 : r.reason === 'too-big' ? 413 : 500);
+      },
       (err: unknown) => {
         this.log?.error({ err, callId: s.callId, deferredId: d.id }, 'deferred store failed');
         answer(500);

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { PayloadKind } from '../cpim/head.js';
 import { GROUP_STATE_TYPE, type Direction, type HistoryWriter } from '../history/mss.js';
-import type { Chunk } from './frames.js';
+import { Body, type Chunk } from './frames.js';
 import type { Session } from './session.js';
 
 export interface HistoryBuffer {
@@ -47,7 +47,7 @@ export class HistoryRecorder {
   }
 
   /** Add one chunk; the last chunk of a message stores it. */
-  record(s: Session, h: HistoryBuffer, c: Chunk): void {
+  record(s: Session, h: HistoryBuffer, c: Pick<Chunk, 'body' | 'flag'>): void {
     if (!h.overflow) {
       h.size += c.body.length;
       if (h.size > this.maxMessage) {
@@ -70,6 +70,18 @@ export class HistoryRecorder {
     h.parts = [];
     this.track(this.store.append({ conversationId: s.conversationId, contributionId: s.contributionId }, 'message/cpim', data,
       h.direction ? { direction: h.direction } : {}), s);
+  }
+
+  /**
+   * One whole message the relay took itself (deferral.ts: a stored message from the
+   * originator, a notification from a delivery session's peer), recorded as `record`
+   * would record it relayed. False when not recorded (not wanted, or no store).
+   */
+  whole(s: Session, kind: PayloadKind, from: 'originator' | 'device', payload: Buffer): boolean {
+    const h = this.wants(s, kind, from);
+    if (!h) return false;
+    this.record(s, h, { body: new Body([payload], payload.length), flag: '$' });
+    return true;
   }
 
   /** CR 8.3.2.4: a group session's Group State Object, in its folder. False without a store. */

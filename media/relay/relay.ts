@@ -294,20 +294,32 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     // No originator: a leg that is closed from the start, on no session-id of ours.
     const none = newLeg(ORIGINATOR, 'originator', [], [], this.endpoint.uriFor(origId), false);
     moveLeg(none, 'closed');
+    // CR 8.5: a messages delivery of a recorded session records the peer's notifications in
+    // the original session's folder (deferral.ts fromPeer). A notifications delivery goes to
+    // the sender: nothing of it is the served user's history (the sender's PF records it).
+    const record = p.record === true && p.what === 'messages';
+    const conversationId = record && isNonEmpty(p['conversation-id']) ? p['conversation-id'] : undefined;
+    const contributionId = record && isNonEmpty(p['contribution-id']) ? p['contribution-id'] : undefined;
     const s = newSession({
-      callId, policy: 'A', directDelivery: false, record: false, origId, devId, origUri: none.ownUri, devUri, originator: none,
+      callId, policy: 'A', directDelivery: false, record, origId, devId, origUri: none.ownUri, devUri, originator: none,
       ...(p['served-user'] ? { servedUser: p['served-user'] } : {}),
       ...(devTlsUri !== undefined ? { devTlsUri } : {}),
+      ...(conversationId !== undefined ? { conversationId } : {}),
+      ...(contributionId !== undefined ? { contributionId } : {}),
     });
     this.sessions.set(callId, s);
     this.ingress.traceSession(s);
     this.endpoint.addSession(devId, this.ingress.sinkFor(s, 'device', false));
     this.tlsEndpoint?.addSession(devId, this.ingress.sinkFor(s, 'device', true));
     deferrals.delivering(s, newDeferral('delivery', id, p.what, p['served-user'], 0));
+    // the folder exists since the original session's `offer`; ensured again (idempotent, CR 8.5 step 8a)
+    this.history.openFolder(s);
     const tcp = relaySdp(DELIVERY_TEMPLATE, this.own(devUri, false));
     const tls = devTlsUri !== undefined ? relaySdp(DELIVERY_TEMPLATE, this.own(devTlsUri, true)) : undefined;
+    const warnings = record && (conversationId === undefined || contributionId === undefined)
+      ? ['record without conversation-id/contribution-id: history off'] : [];
     return {
-      result: 'ok', 'device-sdp': tcp, 'device-relay-uri': devUri,
+      result: 'ok', 'device-sdp': tcp, 'device-relay-uri': devUri, ...(warnings.length ? { warnings } : {}),
       ...(tls !== undefined && devTlsUri !== undefined
         ? { 'device-sdp-tcp': tcp, 'device-sdp-tls': tls, 'device-relay-uri-tcp': devUri, 'device-relay-uri-tls': devTlsUri }
         : {}),

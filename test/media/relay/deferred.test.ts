@@ -8,6 +8,8 @@ import {
   MsrpEndpoint, buildRequest, getHeader, newMessageId, responseFor, type MsrpConnection, type RequestHead,
 } from '../../../media/msrp/index.js';
 import { LmdbDeferredStore } from '../../../media/deferred/lmdb.js';
+import { LmdbMessageStore } from '../../../media/history/store.js';
+import type { AppendOptions, Direction, FolderRef } from '../../../media/history/mss.js';
 import type { AppendResult, DeferredBounds, DeferredStore } from '../../../media/deferred/store.js';
 import { RelayControl } from '../../../media/relay/control.js';
 import { RelayControlClient } from '../../../media/relay/control-client.js';
@@ -212,6 +214,86 @@ t.test('IMDN stored when the original is gone, then a notifications delivery to 
   t.ok(sender.messages[0]!.body.equals(imdn), 'the IMDN as the device sent it');
   t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 0 });
   await sender.close();
+});
+
+t.test('history (CR 8.5): a recorded messages delivery records each notification from its peer once; nothing else', async t => {
+  // the embedded history store, each append's direction noted (LMDB keeps none)
+  const history = new LmdbMessageStore(`${t.testdir()}/history.mdb`);
+  const directions: (Direction | undefined)[] = [];
+  const writer = {
+    ensureSessionFolder: history.ensureSessionFolder.bind(history),
+    append: (ref: FolderRef, type: string, data: Buffer, opts?: AppendOptions) => {
+      directions.push(opts?.direction);
+      return history.append(ref, type, data, opts);
+    },
+    close: () => Promise.resolve(),
+  };
+  const store = new LmdbDeferredStore({ path: `${t.testdir()}/deferred.mdb` });
+  const events = await listenWithEvents({ deferred: { store }, store: writer });
+  const r: Rig = {
+    ...events, store,
+    async close() {
+      await events.relay.close();
+      await store.close();
+      await history.close();
+    },
+  };
+  t.teardown(() => r.close());
+  const cases = [
+    { name: 'record on', record: true, callId: 'orig-h1', imdnId: 'im-h1', conv: 'conv-h1', contrib: 'contrib-h1' },
+    { name: 'record off', record: false, callId: 'orig-h2', imdnId: 'im-h2', conv: 'conv-h2', contrib: 'contrib-h2' },
+  ];
+  for (const c of cases) {
+    const ref = { conversationId: c.conv, contributionId: c.contrib };
+    // the original session is recorded either way: its stored message is recorded when it arrives
+    const origin = await MsrpPeer.connect({ host: '127.0.0.1', port: r.port, remotePath: 'msrp://127.0.0.1:1/x;tcp' });
+    const o = r.relay.offer({ 'call-id': c.callId, sdp: sdpFor(origin.localUri), 'served-user': BOB, record: true, 'conversation-id': c.conv, 'contribution-id': c.contrib });
+    if (o.result !== 'ok') throw new Error(o['error-reason']);
+    origin.remotePath = o['relay-uri'];
+    t.equal(await origin.bind(), 200);
+    const id = newDeferredId();
+    t.same(r.relay.defer({ 'call-id': c.callId, 'deferred-id': id, 'served-user': BOB, 'expires-at': Date.now() + 3_600_000 }), { result: 'ok' });
+    const msg = buildCpim({ from: ALICE, to: BOB, body: `for later (${c.name})`, imdnMessageId: c.imdnId, dispositionNotification: ['positive-delivery'] });
+    t.same((await origin.sendMessage(msg)).statuses, [200]);
+    await origin.close();
+    r.relay.delete({ 'call-id': c.callId });
+
+    const dlv = `dlv-${c.callId}`;
+    const reply = await r.relay.deliver({
+      'call-id': dlv, 'deferred-id': id, what: 'messages', 'served-user': BOB,
+      ...(c.record ? { record: true, 'conversation-id': c.conv, 'contribution-id': c.contrib } : {}),
+    });
+    if (reply.result !== 'ok') throw new Error(reply['error-reason']);
+    t.equal(reply.warnings, undefined, `${c.name}: no warning`);
+    t.match(await r.relay.query({ 'call-id': dlv }), { result: 'ok', record: c.record }, `${c.name}: query tells`);
+    const dev = await peerFor(r, dlv, reply['device-relay-uri']);
+    await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === dlv);
+    t.ok(dev.messages[0]!.body.equals(msg), `${c.name}: the stored message delivered`);
+    const imdn = imdnFor(c.imdnId);
+    t.ok((await dev.sendMessage(imdn, { chunkSize: 100 })).statuses.every(x => x === 200), `${c.name}: the device's notification taken (stored for the sender)`);
+    t.same((await dev.sendMessage(buildCpim({ from: BOB, to: ALICE, body: 'not a notification' }))).statuses, [200], `${c.name}: a chat from the peer is dropped`);
+    await dev.close();
+    r.relay.delete({ 'call-id': dlv });
+
+    // the sender's notifications delivery: record asked for, nothing recorded (the sender's history is not ours)
+    const n = await r.relay.deliver({ 'call-id': `ntf-${c.callId}`, 'deferred-id': id, what: 'notifications', record: true, 'conversation-id': c.conv, 'contribution-id': c.contrib });
+    if (n.result !== 'ok') throw new Error(n['error-reason']);
+    t.match(await r.relay.query({ 'call-id': `ntf-${c.callId}` }), { record: false }, `${c.name}: a notifications delivery does not record`);
+    const sender = await peerFor(r, `ntf-${c.callId}`, n['device-relay-uri'], 'alice');
+    await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === `ntf-${c.callId}`);
+    t.ok(sender.messages[0]!.body.equals(imdn), `${c.name}: the notification at the sender`);
+    t.same((await sender.sendMessage(imdnFor('im-back', ALICE, BOB))).statuses, [200], `${c.name}: the sender's own notification dropped`);
+    await sender.close();
+    r.relay.delete({ 'call-id': `ntf-${c.callId}` });
+
+    await r.relay.flushHistory();
+    const objs = await history.list(ref);
+    const cpim = objs.filter(x => x.contentType === 'message/cpim');
+    t.equal(objs.filter(x => x.contentType !== 'message/cpim').length, 1, `${c.name}: one session info object`);
+    t.same(cpim.map(x => x.data), c.record ? [msg, imdn] : [msg],
+      c.record ? 'record on: the stored message once (when it arrived), the notification once, as sent' : 'record off: the delivery recorded nothing');
+  }
+  t.same(directions, ['received', 'sent', 'received'], 'directions as a live session records them: from the originator received, from the device sent');
 });
 
 t.test('answer on a deferred session: the backlog first, then live; IMDNs to the originator', async t => {
