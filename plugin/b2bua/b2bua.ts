@@ -613,7 +613,7 @@ export class B2bua implements TransactionUser {
         return;
       case 'defer': {
         const s = call.setup;
-        const setup = s?.offer ? { invite: s.invite, service: s.plan.service, deviceSdp: s.offer.deviceSdp, targets: s.plan.targets } : null;
+        const setup = s?.offer ? { invite: s.invite, service: s.plan.service, deviceSdp: s.offer.deviceSdp, targets: s.plan.targets, record: s.plan.record === true } : null;
         this.#feed(call, await this.deferrals.defer(call, setup));
         return;
       }

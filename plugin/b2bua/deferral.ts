@@ -53,6 +53,8 @@ export interface DeferredCallFacts {
   /** The caller's Contact URI (the Controlling Function's, for a group session). */
   readonly focus: string;
   readonly expiresAt: number;
+  /** CR 8.5: the call's relay session records history (the plan's `record`). */
+  readonly record: boolean;
 }
 
 /** The record of a deferred call, from its INVITE (CR 8.3.2.1 step 8 c iv: the ids a delivery INVITE copies). */
@@ -74,6 +76,7 @@ export function deferredRecordOf(f: DeferredCallFacts): DeferredRecord {
     group: f.group,
     focus: f.group && f.focus !== '' ? f.focus : null,
     expiresAt: f.expiresAt,
+    record: f.record,
   };
 }
 
@@ -163,6 +166,8 @@ export interface DeferSetup {
   readonly service: ServiceEdit;
   readonly deviceSdp: string;
   readonly targets: readonly Device[];
+  /** CR 8.5: the plan's `record` (the relay session records history). */
+  readonly record: boolean;
 }
 
 export interface DeferralsDeps {
@@ -213,7 +218,7 @@ export class Deferrals {
     }
     deferral.record = deferredRecordOf({
       deferredId, callId: call.callId, servedUser: call.servedUser, invite: setup.invite, group: call.machine.settings.group === true,
-      focus: call.focus, expiresAt,
+      focus: call.focus, expiresAt, record: setup.record,
     });
     deferral.source = { invite: setup.invite, service: setup.service, deviceSdp: setup.deviceSdp, devices: new Map(setup.targets.map((d) => [deviceKey(d), d])) };
     log.info({ callId: call.callId, servedUser: call.servedUser, deferredId }, 'b2bua: session deferred');

@@ -51,7 +51,7 @@ import type {
 } from '../../../media/relay/types.js';
 import { newDelivery, stepDelivery, type Delivery, type DeliveryEffect, type DeliveryEvent, type Outcome, type What } from './delivery.js';
 import { newEntry, type PendingDeliveries, type PendingEntry, type Subscription } from './pending-store.js';
-import type { DeferredRecord } from './record.js';
+import { deliverParamsOf, type DeferredRecord } from './record.js';
 import { applyConferenceInfo, CONFERENCE_INFO_TYPE, parseConferenceInfo } from './conference-info.js';
 import { releaseClaim, takeClaim, type AliveCheck } from './claim.js';
 
@@ -509,7 +509,7 @@ export class DeliveryDriver implements DialogClaimer {
         await this.#update(record.deferredId, (e) => (e ? { ...e, attempt: { callId, what, dialog: null, startedAt: this.deps.wallNow() } } : null));
         let reply: DeliverReply;
         try {
-          reply = await this.deps.relay.deliver({ 'call-id': relayKeyOf(callId), 'deferred-id': record.deferredId, what, 'served-user': record.servedUser });
+          reply = await this.deps.relay.deliver(deliverParamsOf(record, what, relayKeyOf(callId)));
         } catch (err) {
           this.deps.log.warn({ err, deferredId: record.deferredId }, 'deferred: relay deliver failed');
           resolve('kept');

@@ -13,6 +13,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import type { DeliverParams, DeliverWhat } from '../../../media/relay/types.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -43,6 +44,12 @@ export const DeferredRecordSchema = Type.Object(
     focus: Nullable(Type.String({ minLength: 1 })),
     /** When the stored messages expire (epoch ms), as given to the relay's `defer` (policy.deferredTtlS). */
     expiresAt: Type.Number(),
+    /**
+     * CR 8.5: the deferred call was recorded (its plan's `record`, relay `offer`): its
+     * delivery records the device's notifications in the same folder (relay `deliver`).
+     * Absent in entries stored before it existed: not recorded.
+     */
+    record: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -58,3 +65,20 @@ export function isDeferredRecord(v: unknown): v is DeferredRecord {
 
 /** Called when a deferred call ends with its caller gone (its BYE, or the session's end): the record to keep. */
 export type DeferredEndedListener = (record: DeferredRecord) => void;
+
+/**
+ * Relay `deliver` params of one delivery call of `r` (docs/media-control.md "deliver").
+ * A messages delivery of a recorded session records too (CR 8.5: the device's disposition
+ * notifications, in the original session's folder, named by its ids). A notifications
+ * delivery goes to the sender and records nothing: the sender's history is the sender's
+ * PF's business.
+ */
+export function deliverParamsOf(r: DeferredRecord, what: DeliverWhat, relayCallId: string): DeliverParams {
+  const record = what === 'messages' && r.record === true;
+  return {
+    'call-id': relayCallId, 'deferred-id': r.deferredId, what, 'served-user': r.servedUser,
+    ...(record ? { record: true } : {}),
+    ...(record && r.conversationId !== null ? { 'conversation-id': r.conversationId } : {}),
+    ...(record && r.contributionId !== null ? { 'contribution-id': r.contributionId } : {}),
+  };
+}

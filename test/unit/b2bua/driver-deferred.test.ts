@@ -105,8 +105,8 @@ t.test('no device, deferral on: relay defer, then our 200 with the relay\'s answ
   t.same(live[0], {
     deferredId: d['deferred-id'], servedUser: BOB, callId: 'c1', from: '"Alice" <sip:alice@example.net>',
     pAssertedIdentity: ['<sip:alice@example.net>', '<tel:+15550001>'], to: '<sip:bob@example.net>', conversationId: 'conv-1', contributionId: 'contrib-1',
-    inReplyToContributionId: null, group: false, focus: null, expiresAt: EPOCH + 60_000,
-  }, 'the record');
+    inReplyToContributionId: null, group: false, focus: null, expiresAt: EPOCH + 60_000, record: true,
+  }, 'the record (recorded, as the plan said: its delivery records too)');
   t.same(w.started, live, 'onDeferred told once');
   t.same(w.b.deferredCalls('sip:carol@example.net'), [], 'nobody else\'s');
   w.layer.receive(fromCallerTo(res!));

@@ -39,6 +39,7 @@ t.test('register: the pending messages are delivered to the device, then the ent
   const d = verbsOf(verbs, 'deliver')[0]!;
   t.equal(d['deferred-id'], rec.deferredId);
   t.equal(d['what'], 'messages');
+  t.equal(d['record'], undefined, 'a record without `record` (stored before it existed): the delivery records nothing');
   t.equal(d['call-id'], `delivery;${inv!.get('Call-ID')}`, "the relay session is named after the delivery dialog's Call-ID");
   t.equal(inv!.ruri, `${USER};gr=urn:uuid:1`, 'to the device GRUU');
   t.equal(inv!.get('X-PF-Leg'), TOKEN, 'a device leg for pf.cfg');
@@ -218,14 +219,17 @@ t.test('the device hangs up while we linger: 200, delivered', async (t) => {
 t.test('pending notifications after the messages: a notification call to the sender', async (t) => {
   const verbs: Verb[] = [];
   const w = world(fakeRelay(verbs, {}, { messages: 0, notifications: 2 }));
-  const rec = record();
+  const rec = record({ record: true });
   await w.driver.callerLeft(rec);
   w.driver.registered(USER, [device(1)]);
   await flush();
+  t.match(verbsOf(verbs, 'deliver')[0], { what: 'messages', record: true, 'conversation-id': 'conv-1', 'contribution-id': rec.contributionId },
+    'a recorded session: its messages delivery records (CR 8.5), in the same folder');
   await deliverAll(w, requests(w, 'INVITE')[0]!, 'd');
   const n = requests(w, 'INVITE')[1];
   t.ok(n, 'a second INVITE');
   t.equal(verbsOf(verbs, 'deliver')[1]!['what'], 'notifications');
+  t.equal(verbsOf(verbs, 'deliver')[1]!['record'], undefined, "the sender's notifications: nothing recorded for the served user");
   t.equal(n!.ruri, 'sip:alice@example.net', 'to the original sender');
   t.equal(n!.get('X-PF-Leg'), undefined, "a new originating request: the sender's terminating PF treats it");
   t.match(n!.get('From'), new RegExp(`^<${USER}>;tag=`));
