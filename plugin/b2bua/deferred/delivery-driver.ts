@@ -299,7 +299,11 @@ export class DeliveryDriver implements DialogClaimer {
     const entries = await this.deps.store.all(now - this.#s.expiryGraceMs);
     for (const e of entries) {
       // a call in flight of another live node is that node's (several nodes on one store)
-      if (e.attempt) await this.#claimed(e.record.deferredId, () => this.#resume(e));
+      // (a takeover has ended it already: read again)
+      if (e.attempt) await this.#claimed(e.record.deferredId, async () => {
+        const x = await this.deps.store.get(e.record.deferredId);
+        if (x?.attempt) await this.#resume(x);
+      });
       if (!e.messages || !e.record.group || !e.record.focus) continue;
       // a subscription with its dialog goes on; one without (no 2xx yet at the crash), or none, starts again
       if (e.subscription?.dialog) this.#takeBack(e.record.deferredId, e.subscription);
