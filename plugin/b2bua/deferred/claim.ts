@@ -11,9 +11,9 @@
  *                               |
  *                               +-- self's lease runs out; take(other) --> held(other)
  *
- * One host (LMDB, memory) names one node, so a claim there is always its own: behaviour
- * unchanged, the driver's per-entry lock does the rest. `decideClaim` is pure (table
- * tests); `takeClaim` and `releaseClaim` are its edge on a store.
+ * One host (LMDB) takes no claims: the driver's per-entry lock is enough, behaviour
+ * unchanged (./delivery-driver.ts, no leases given). `decideClaim` is pure (table tests);
+ * `takeClaim` and `releaseClaim` are its edge on a store.
  */
 import type { NodeLeases } from '../../shared-state/owners.js';
 
@@ -42,10 +42,8 @@ export interface ClaimStore {
   casClaim(deferredId: string, expected: string | null, next: string | null): Promise<boolean>;
 }
 
-/** Who holds a node's lease; one host: every node is alive (its own is the only one). */
+/** Whether a node holds its lease (plugin/shared-state/owners.ts). */
 export type AliveCheck = Pick<NodeLeases, 'alive'>;
-
-export const ONE_HOST: AliveCheck = { alive: () => Promise.resolve(true) };
 
 /** Attempts of one take before it gives up (each lost attempt is another node's success). */
 const TAKE_ATTEMPTS = 8;
