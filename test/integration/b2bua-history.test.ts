@@ -13,8 +13,8 @@
  *   the device meanwhile, and once Dovecot is back each object is stored exactly once;
  * - a deferred session (CR 8.3.2.1 step 8 a ii) with recording on: the stored messages
  *   are recorded when they arrive and not again when the device that registers gets them;
- *   the same when the caller left first and a delivery session brings them (that
- *   session's notifications are not recorded: a todo, docs/history.md "Proved end to end").
+ *   the same when the caller left first and a delivery session brings them, whose
+ *   device's notifications are recorded in the same folder (relay `deliver` with record).
  * Each check waits for the session's last object (a queue lane writes in order), or for a
  * marker queued into the same folder with the relay's `group-state`.
  */
@@ -332,7 +332,7 @@ t.test('a deferred session with recording on: the stored messages are recorded o
   t.ok(r.ok, `no call or relay session left (${r.last})`);
 });
 
-t.test('a deferred session whose caller left: the stored messages are recorded once, not again by the delivery session', async (t) => {
+t.test('a deferred session whose caller left: the stored messages are recorded once, not again by the delivery session; its notifications are', async (t) => {
   const alice = await handset('alice', 1); // the sender's phone, for the notification call
   const c = await call('gina');
   t.equal(await recorded(c), true, 'recorded');
@@ -356,9 +356,9 @@ t.test('a deferred session whose caller left: the stored messages are recorded o
   const cpim = cpimObjects(os);
   t.equal(os.filter((o) => typeOf(o) === 'application/x-cpm-session').length, 1, 'one session info object');
   t.same(cpim.filter((o) => !isNotification(o)).map(imdnIdOf), sent, 'each stored message recorded once (when it arrived), not again when delivered');
-  t.same(cpim.filter(isNotification).map(notifiedOf), sent, 'the device\'s notifications on the delivery session recorded', {
-    todo: 'a delivery session (relay deliver) records nothing: its notifications are relayed or kept for the sender only',
-  });
+  t.same(cpim.filter(isNotification).map(notifiedOf), sent, 'the device\'s notifications on the delivery session recorded, each once');
+  t.same(cpim.map(isNotification), [false, false, true, true], 'the messages as they arrived, then the notifications');
+  cpim.forEach((o, i) => checkHead(t, o, ids, isNotification(o) ? 'sent' : 'received', `object ${i + 1}`));
   const r = await waitSettled(() => b2buaCounts(lab.service, relay), 20_000);
   t.ok(r.ok, `no call or relay session left (${r.last})`);
 });
