@@ -240,60 +240,78 @@ t.test('history (CR 8.5): a recorded messages delivery records each notification
   };
   t.teardown(() => r.close());
   const cases = [
-    { name: 'record on', record: true, callId: 'orig-h1', imdnId: 'im-h1', conv: 'conv-h1', contrib: 'contrib-h1' },
-    { name: 'record off', record: false, callId: 'orig-h2', imdnId: 'im-h2', conv: 'conv-h2', contrib: 'contrib-h2' },
+    { name: 'record on, caller left', record: true, callerStays: false, n: 1, directions: ['received', 'sent'] },
+    { name: 'record on, caller stays', record: true, callerStays: true, n: 2, directions: ['received', 'sent'] },
+    { name: 'record off', record: false, callerStays: false, n: 3, directions: ['received'] },
   ];
   for (const c of cases) {
-    const ref = { conversationId: c.conv, contributionId: c.contrib };
+    const callId = `orig-h${c.n}`;
+    const ref = { conversationId: `conv-h${c.n}`, contributionId: `contrib-h${c.n}` };
+    const ids = { 'conversation-id': ref.conversationId, 'contribution-id': ref.contributionId };
+    directions.length = 0;
     // the original session is recorded either way: its stored message is recorded when it arrives
     const origin = await MsrpPeer.connect({ host: '127.0.0.1', port: r.port, remotePath: 'msrp://127.0.0.1:1/x;tcp' });
-    const o = r.relay.offer({ 'call-id': c.callId, sdp: sdpFor(origin.localUri), 'served-user': BOB, record: true, 'conversation-id': c.conv, 'contribution-id': c.contrib });
+    const o = r.relay.offer({ 'call-id': callId, sdp: sdpFor(origin.localUri), 'served-user': BOB, record: true, ...ids });
     if (o.result !== 'ok') throw new Error(o['error-reason']);
     origin.remotePath = o['relay-uri'];
     t.equal(await origin.bind(), 200);
     const id = newDeferredId();
-    t.same(r.relay.defer({ 'call-id': c.callId, 'deferred-id': id, 'served-user': BOB, 'expires-at': Date.now() + 3_600_000 }), { result: 'ok' });
-    const msg = buildCpim({ from: ALICE, to: BOB, body: `for later (${c.name})`, imdnMessageId: c.imdnId, dispositionNotification: ['positive-delivery'] });
+    t.same(r.relay.defer({ 'call-id': callId, 'deferred-id': id, 'served-user': BOB, 'expires-at': Date.now() + 3_600_000 }), { result: 'ok' });
+    const msg = buildCpim({ from: ALICE, to: BOB, body: `for later (${c.name})`, imdnMessageId: `im-h${c.n}`, dispositionNotification: ['positive-delivery'] });
     t.same((await origin.sendMessage(msg)).statuses, [200]);
-    await origin.close();
-    r.relay.delete({ 'call-id': c.callId });
+    if (!c.callerStays) {
+      await origin.close();
+      r.relay.delete({ 'call-id': callId });
+    }
 
-    const dlv = `dlv-${c.callId}`;
-    const reply = await r.relay.deliver({
-      'call-id': dlv, 'deferred-id': id, what: 'messages', 'served-user': BOB,
-      ...(c.record ? { record: true, 'conversation-id': c.conv, 'contribution-id': c.contrib } : {}),
-    });
+    const dlv = `dlv-${callId}`;
+    const reply = await r.relay.deliver({ 'call-id': dlv, 'deferred-id': id, what: 'messages', 'served-user': BOB, ...(c.record ? { record: true, ...ids } : {}) });
     if (reply.result !== 'ok') throw new Error(reply['error-reason']);
     t.equal(reply.warnings, undefined, `${c.name}: no warning`);
     t.match(await r.relay.query({ 'call-id': dlv }), { result: 'ok', record: c.record }, `${c.name}: query tells`);
     const dev = await peerFor(r, dlv, reply['device-relay-uri']);
     await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === dlv);
     t.ok(dev.messages[0]!.body.equals(msg), `${c.name}: the stored message delivered`);
-    const imdn = imdnFor(c.imdnId);
-    t.ok((await dev.sendMessage(imdn, { chunkSize: 100 })).statuses.every(x => x === 200), `${c.name}: the device's notification taken (stored for the sender)`);
+    const imdn = imdnFor(`im-h${c.n}`);
+    t.ok((await dev.sendMessage(imdn, { chunkSize: 100 })).statuses.every(x => x === 200), `${c.name}: the device's notification taken`);
     t.same((await dev.sendMessage(buildCpim({ from: BOB, to: ALICE, body: 'not a notification' }))).statuses, [200], `${c.name}: a chat from the peer is dropped`);
     await dev.close();
     r.relay.delete({ 'call-id': dlv });
 
-    // the sender's notifications delivery: record asked for, nothing recorded (the sender's history is not ours)
-    const n = await r.relay.deliver({ 'call-id': `ntf-${c.callId}`, 'deferred-id': id, what: 'notifications', record: true, 'conversation-id': c.conv, 'contribution-id': c.contrib });
-    if (n.result !== 'ok') throw new Error(n['error-reason']);
-    t.match(await r.relay.query({ 'call-id': `ntf-${c.callId}` }), { record: false }, `${c.name}: a notifications delivery does not record`);
-    const sender = await peerFor(r, `ntf-${c.callId}`, n['device-relay-uri'], 'alice');
-    await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === `ntf-${c.callId}`);
-    t.ok(sender.messages[0]!.body.equals(imdn), `${c.name}: the notification at the sender`);
-    t.same((await sender.sendMessage(imdnFor('im-back', ALICE, BOB))).statuses, [200], `${c.name}: the sender's own notification dropped`);
-    await sender.close();
-    r.relay.delete({ 'call-id': `ntf-${c.callId}` });
+    if (c.callerStays) {
+      await origin.waitForMessage(m => m.body.equals(imdn));
+      t.pass(`${c.name}: the notification relayed to the originator`);
+      await origin.close();
+      r.relay.delete({ 'call-id': callId });
+    } else {
+      // the sender's notifications delivery: record asked for, nothing recorded (the sender's history is not ours)
+      const ntf = `ntf-${callId}`;
+      const n = await r.relay.deliver({ 'call-id': ntf, 'deferred-id': id, what: 'notifications', record: true, ...ids });
+      if (n.result !== 'ok') throw new Error(n['error-reason']);
+      t.match(await r.relay.query({ 'call-id': ntf }), { record: false }, `${c.name}: a notifications delivery does not record`);
+      const sender = await peerFor(r, ntf, n['device-relay-uri'], 'alice');
+      await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === ntf);
+      t.ok(sender.messages[0]!.body.equals(imdn), `${c.name}: the notification at the sender`);
+      t.same((await sender.sendMessage(imdnFor('im-back', ALICE, BOB))).statuses, [200], `${c.name}: the sender's own notification dropped`);
+      await sender.close();
+      r.relay.delete({ 'call-id': ntf });
+    }
 
     await r.relay.flushHistory();
     const objs = await history.list(ref);
-    const cpim = objs.filter(x => x.contentType === 'message/cpim');
     t.equal(objs.filter(x => x.contentType !== 'message/cpim').length, 1, `${c.name}: one session info object`);
-    t.same(cpim.map(x => x.data), c.record ? [msg, imdn] : [msg],
-      c.record ? 'record on: the stored message once (when it arrived), the notification once, as sent' : 'record off: the delivery recorded nothing');
+    t.same(objs.filter(x => x.contentType === 'message/cpim').map(x => x.data), c.record ? [msg, imdn] : [msg],
+      `${c.name}: the stored message once (when it arrived)${c.record ? ', the notification once' : ', nothing by the delivery'}`);
+    t.same(directions, c.directions, `${c.name}: directions as a live session records them (from the originator received, from the device sent)`);
   }
-  t.same(directions, ['received', 'sent', 'received'], 'directions as a live session records them: from the originator received, from the device sent');
+
+  // record without the ids: history off, as for offer
+  const { origin, id } = await deferredCall(r, 'orig-h4');
+  t.same((await origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: 'x', imdnMessageId: 'im-h4' }))).statuses, [200]);
+  const w = await r.relay.deliver({ 'call-id': 'dlv-h4', 'deferred-id': id, what: 'messages', record: true });
+  t.match(w, { result: 'ok', warnings: ['record without conversation-id/contribution-id: history off'] }, 'record without ids: a warning');
+  r.relay.delete({ 'call-id': 'dlv-h4' });
+  await origin.close();
 });
 
 t.test('answer on a deferred session: the backlog first, then live; IMDNs to the originator', async t => {
@@ -385,6 +403,9 @@ t.test('params: schema errors (-32602) in process, BAD_PARAMS from the methods, 
     ['defer', { 'call-id': 'x', 'deferred-id': id, 'expires-at': 1.5 }],
     ['deliver', { 'call-id': 'x', 'deferred-id': id, what: 'everything' }],
     ['deliver', { 'call-id': '', 'deferred-id': id, what: 'messages' }],
+    ['deliver', { 'call-id': 'x', 'deferred-id': id, what: 'messages', record: 'yes' }],
+    ['deliver', { 'call-id': 'x', 'deferred-id': id, what: 'messages', record: true, 'conversation-id': 'c'.repeat(257) }],
+    ['deliver', { 'call-id': 'x', 'deferred-id': id, what: 'messages', record: true, 'contribution-id': 7 }],
     ['discard', { 'deferred-id': `${id}0` }],
     ['deferred-state', {}],
   ];
