@@ -358,6 +358,11 @@ export class Phone extends EventEmitter<PhoneEvents> {
     return `<sip:${this.o.user}@127.0.0.1:${this.ua.port}>;+sip.instance="<${this.o.instance}>"${this.o.params ?? CPM_DEVICE_PARAMS}`;
   }
 
+  /** REGISTER again from this phone (a refresh of its binding: same Call-ID, next CSeq); the final answer. */
+  refresh(expires?: number): Promise<SipMsg> {
+    return this.register(expires);
+  }
+
   private register(expires?: number): Promise<SipMsg> {
     const opts = this.binding.next(this.ua.port, expires);
     return this.ua.request(buildRegister(opts, this.ua.port), this.kamailio);

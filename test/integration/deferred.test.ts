@@ -258,3 +258,23 @@ t.test('a SUBSCRIBE carrying a false X-PF-Leg is refused by Kamailio (pf.cfg PF_
   const plain = await ua.request(sub(null), { host: '127.0.0.1', port: lab.sipPort });
   t.equal(plain.status, 405, 'without X-PF-Leg: the lab core serves no SUBSCRIBE, as before');
 });
+
+t.test('a REGISTER storm from one user while messages are pending: each message delivered once', async (t) => {
+  const { sent } = await deferredChat('iris', ['s1', 's2', 's3', 's4']);
+  // the first phone registers (that alone starts the delivery), then refreshes 30 times at once,
+  // while three more phones of the same user register beside it
+  const first = await handset('iris', 1);
+  const refreshes = await Promise.all(Array.from({ length: 30 }, () => first.phone.refresh()));
+  const others = await Promise.all([2, 3, 4].map((n) => handset('iris', n)));
+  t.ok(refreshes.every((r) => r.status === 200), 'every refresh answered 200');
+  const every = [first, ...others];
+  const delivered = (): string[] => every.flatMap((h) => h.sessions).flatMap((s) => chats(s.events)).map((c) => c.imdnId ?? '');
+  await eventually(() => delivered().length >= sent.length, 'four messages at the phones', 20_000);
+  await until(async () => ((await pendingOf('iris')).length === 0 ? true : undefined), 10_000, 'the entry is gone');
+  // more REGISTERs after the delivery find nothing to deliver
+  await Promise.all(every.map((h) => h.phone.refresh()));
+  // an absence cannot be waited for: give a wrong second delivery call 1.5 s to show itself
+  await new Promise((r) => setTimeout(r, 1500));
+  t.same(delivered(), sent, 'each imdn.Message-ID once, in order');
+  t.equal(every.flatMap((h) => h.requests).filter((r) => r.method === 'INVITE').length, 1, 'one delivery call');
+});
