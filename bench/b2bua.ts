@@ -61,6 +61,7 @@ import { Device, newInstance, vars } from '../lab/calls.js';
 import { runSipp } from '../lab/sipp.js';
 import { freePort } from '../lab/proc.js';
 import { RelayControlClient } from '../media/relay/control-client.js';
+import { geometricRates, highestPassing } from './ramp.js';
 import { median } from './stats.js';
 import { groupCpuMs, rssBytes } from './proc-stat.js';
 import { inspectMemory, type MemoryUsage } from './inspector.js';
@@ -378,34 +379,15 @@ type StepLog = { rate: number; ok: boolean; p99: number }[];
 const highestWithin = (steps: StepLog, ms: number): number =>
   Math.max(0, ...steps.filter((x) => x.ok && x.p99 <= ms).map((x) => x.rate));
 
+/** The highest rate with zero failed calls (bench/ramp.ts): x1.4 steps from START, then REFINE probes. */
 async function maxRate(s: Setup, steps: StepLog): Promise<{ rate: number; setup: number[] }> {
-  let best = 0;
-  let bestSetup: number[] = [];
-  let failedAt = 0;
-  for (let rate = START[s.mode]; ; rate = Math.round((rate * 1.4) / 10) * 10) {
+  const { best, bestResult } = await highestPassing(geometricRates(START[s.mode], 1.4, 20_000), REFINE, 10, async (rate, refining) => {
     const r = await step(s, rate);
     steps.push({ rate, ok: r.ok, p99: pct(r.setup, 0.99) });
-    console.log(`  ${s.mode} ${rate} calls/s: ${r.ok ? 'ok' : `FAILED (${r.detail})`}; ${setupNote(r.setup)}`);
-    if (!r.ok) {
-      failedAt = rate;
-      break;
-    }
-    best = rate;
-    bestSetup = r.setup;
-    if (rate > 20_000) break;
-  }
-  for (let i = 0; i < REFINE && failedAt > 0; i++) {
-    const mid = Math.round((best + failedAt) / 20) * 10;
-    if (mid <= best || mid >= failedAt) break;
-    const r = await step(s, mid);
-    steps.push({ rate: mid, ok: r.ok, p99: pct(r.setup, 0.99) });
-    console.log(`  ${s.mode} ${mid} calls/s (refine): ${r.ok ? 'ok' : `FAILED (${r.detail})`}; ${setupNote(r.setup)}`);
-    if (r.ok) {
-      best = mid;
-      bestSetup = r.setup;
-    } else failedAt = mid;
-  }
-  return { rate: best, setup: bestSetup };
+    console.log(`  ${s.mode} ${rate} calls/s${refining ? ' (refine)' : ''}: ${r.ok ? 'ok' : `FAILED (${r.detail})`}; ${setupNote(r.setup)}`);
+    return r;
+  });
+  return { rate: best, setup: bestResult?.setup ?? [] };
 }
 
 // ---------------------------------------------------------------- the run

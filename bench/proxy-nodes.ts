@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { MultiLab, runDir } from '../lab/lab.js';
 import { Device, newInstance, vars, TIMER_J_MS } from '../lab/calls.js';
 import { runSipp } from '../lab/sipp.js';
+import { highestPassing } from './ramp.js';
 import { median } from './stats.js';
 import { histMinus, histogram, quantileMs, type Hist } from './decision-histogram.js';
 
@@ -96,27 +97,13 @@ async function step(s: Setup, rate: number): Promise<{ ok: boolean; detail: stri
   return { ok: failed.length === 0, detail: failed.join('; ') };
 }
 
-/** The highest total rate with zero failed calls: up RATES, then REFINE bisection probes (50 calls/s). */
+/** The highest total rate with zero failed calls (bench/ramp.ts). */
 async function maxRate(s: Setup, label: string): Promise<number> {
-  let best = 0;
-  let failedAt = 0;
-  for (const rate of RATES) {
+  const { best } = await highestPassing(RATES, REFINE, 50, async (rate, refining) => {
     const r = await step(s, rate);
-    console.log(`  ${label} ${rate} calls/s: ${r.ok ? 'ok' : `FAILED (${r.detail})`}`);
-    if (!r.ok) {
-      failedAt = rate;
-      break;
-    }
-    best = rate;
-  }
-  for (let i = 0; i < REFINE && failedAt > 0; i++) {
-    const mid = Math.round((best + failedAt) / 100) * 50;
-    if (mid <= best || mid >= failedAt) break;
-    const r = await step(s, mid);
-    console.log(`  ${label} ${mid} calls/s (refine): ${r.ok ? 'ok' : `FAILED (${r.detail})`}`);
-    if (r.ok) best = mid;
-    else failedAt = mid;
-  }
+    console.log(`  ${label} ${rate} calls/s${refining ? ' (refine)' : ''}: ${r.ok ? 'ok' : `FAILED (${r.detail})`}`);
+    return r;
+  });
   return best;
 }
 

@@ -40,6 +40,7 @@ import { Service, Kamailio, runDir } from '../lab/lab.js';
 import { startRedisCluster, type RedisCluster } from '../lab/redis.js';
 import { Device, newInstance, vars, TIMER_J_MS } from '../lab/calls.js';
 import { runSipp } from '../lab/sipp.js';
+import { highestPassing } from './ramp.js';
 import { median } from './stats.js';
 import { groupCpuMs, rssBytes } from './proc-stat.js';
 import { histMinus, histogram, quantileMs } from './decision-histogram.js';
@@ -266,41 +267,20 @@ function report(label: string, rate: number, r: StepResult, note = ''): void {
   if (r.account) for (const l of formatStep(label, rate, r.ok, r.account)) console.log(l);
 }
 
-/**
- * The highest rate with zero failed calls: up the RATES steps until one fails, then
- * REFINE bisection probes between the last good step and the failed one (rounded to
- * 50 calls/s), so a ratio is not quantised by the step list.
- */
+/** The highest rate with zero failed calls (bench/ramp.ts), and the line naming what limits it. */
 async function maxRate(s: Setup, label: string): Promise<{ best: number; limit: string }> {
-  let best = 0;
-  let failedAt = 0;
   // the step that shows the ceiling: the lowest failed one, or the highest run
   let ceiling: { rate: number; account: StepAccount } | null = null;
   let highest: { rate: number; account: StepAccount } | null = null;
-  const note = (rate: number, r: StepResult): void => {
-    if (!r.account) return;
-    if (!r.ok && (!ceiling || rate < ceiling.rate)) ceiling = { rate, account: r.account };
-    if (!highest || rate > highest.rate) highest = { rate, account: r.account };
-  };
-  for (const rate of RATES) {
+  const { best } = await highestPassing(RATES, REFINE, 50, async (rate, refining) => {
     const r = await step(s, rate);
-    report(label, rate, r);
-    note(rate, r);
-    if (!r.ok) {
-      failedAt = rate;
-      break;
+    report(label, rate, r, refining ? ' (refine)' : '');
+    if (r.account) {
+      if (!r.ok && (!ceiling || rate < ceiling.rate)) ceiling = { rate, account: r.account };
+      if (!highest || rate > highest.rate) highest = { rate, account: r.account };
     }
-    best = rate;
-  }
-  for (let i = 0; i < REFINE && failedAt > 0; i++) {
-    const mid = Math.round((best + failedAt) / 100) * 50;
-    if (mid <= best || mid >= failedAt) break;
-    const r = await step(s, mid);
-    report(label, mid, r, ' (refine)');
-    note(mid, r);
-    if (r.ok) best = mid;
-    else failedAt = mid;
-  }
+    return r;
+  });
   const limit = ACCOUNT ? limitingLine(label, best, ceiling ?? highest, BUDGET) : '';
   if (limit) console.log(limit);
   return { best, limit };
