@@ -11,7 +11,8 @@
 // (the relay does not wait for it: that is the point of the queue), and the rate at which
 // the queue fills the MSS with one session and with LANES sessions side by side.
 //
-// Env: RUNS (5), N (2000), WINDOW (32), SIZE (100), LANES (4: MSS connections of the imap relay).
+// Env: RUNS (5), N (2000), WINDOW (32), SIZE (100), LANES (4: MSS connections of the imap relay),
+// RELAY_NODE_ARGS (node flags for the relays, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": NODE_OPTIONS refuses --cpu-prof).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
@@ -55,7 +56,8 @@ async function startRelay(mode: Mode, dir: string, mss: Dovecot): Promise<Relay>
     imap: ['--history-store', 'imap', '--mss-host', mss.host, '--mss-port', String(mss.port), '--mss-user', mss.user,
       '--mss-tls', 'none', '--mss-connections', String(LANES), '--history-queue', join(dir, 'queue.mdb')],
   }[mode];
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'media/main.ts'),
+  const nodeArgs = process.env.RELAY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, 'media/main.ts'),
     '--msrp-port', String(msrpPort), '--control-port', String(controlPort), ...history], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_ENV: 'production', MSS_PASSWORD: mss.password },
   });
