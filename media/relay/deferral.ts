@@ -392,13 +392,26 @@ export class Deferrals {
 
   // ---- the backlog --------------------------------------------------------------------
 
-  /** Send the backlog to d.target, one item at a time (see the header). */
+  /**
+   * Send the backlog to d.target, one item at a time (see the header). Never rejects: a
+   * store failure (pending or markDone: an engine time-out, a disk error) ends the backlog
+   * as a refused item does, back to storing with the leg closed, rather than retrying: the
+   * failure may last, and a retry loop would hold the session in `flushing`, where the
+   * caller's messages are stored and never sent to the connected device. What was not
+   * marked done stays stored and goes to the next device again (at least once).
+   */
   private async flush(s: Session, d: Deferral): Promise<void> {
     const kind: ItemKind = d.what;
     for (;;) {
       if (d.state !== 'flushing') return;
+      const leg = d.target!;
       const epoch = d.appendEpoch;
-      const [next] = await this.store.pending(d.id, kind, 1);
+      let next: StoredItem | undefined;
+      try {
+        [next] = await this.store.pending(d.id, kind, 1);
+      } catch (err) {
+        return this.storeFailed(s, d, leg, err);
+      }
       if (d.state !== 'flushing') return;
       if (!next) {
         if (d.appending > 0 || epoch !== d.appendEpoch) {
@@ -408,11 +421,14 @@ export class Deferrals {
         this.finish(s, d);
         return;
       }
-      const leg = d.target!;
       const outcome = await this.sendItem(d, leg, next);
       if (outcome === true) {
         // its 200 came: done, even if the session went meanwhile (never sent again)
-        await this.store.markDone(d.id, kind, next.seq);
+        try {
+          await this.store.markDone(d.id, kind, next.seq);
+        } catch (err) {
+          return this.storeFailed(s, d, leg, err);
+        }
         d.sent += 1;
       }
       if (d.state !== 'flushing') return;
@@ -421,6 +437,12 @@ export class Deferrals {
         return;
       }
     }
+  }
+
+  /** The store failed during the backlog: logged, and the backlog stops (when still running). */
+  private storeFailed(s: Session, d: Deferral, leg: Leg, err: unknown): void {
+    this.log?.error({ err, callId: s.callId, deferredId: d.id }, 'deferred store failed during the backlog');
+    if (d.state === 'flushing' && d.target === leg) this.stopBacklog(s, d, leg, `store failed: ${err instanceof Error ? err.message : String(err)}`);
   }
 
   /** One item as one SEND, or chunks of SEND_CHUNK; true once every chunk got its 200. */

@@ -624,3 +624,73 @@ t.test('the 200 waits until the store has the message; a failing store gives 500
   t.match(await r.store.counts(id), { messages: 1 });
   await origin.close();
 });
+
+/** LMDB with pending / markDone made to reject while `fail` says so (an engine time-out, say). */
+async function failingRig(t: Test): Promise<Rig & { fail: { pending: boolean; markDone: boolean } }> {
+  const lmdb = new LmdbDeferredStore({ path: `${t.testdir()}/failing.mdb` });
+  const fail = { pending: false, markDone: false };
+  const store: DeferredStore = Object.assign(Object.create(lmdb) as DeferredStore, {
+    async pending(...args: Parameters<DeferredStore['pending']>) {
+      if (fail.pending) throw new Error('engine time-out');
+      return lmdb.pending(...args);
+    },
+    async markDone(...args: Parameters<DeferredStore['markDone']>) {
+      if (fail.markDone) throw new Error('engine time-out');
+      return lmdb.markDone(...args);
+    },
+  });
+  const base = await listenWithEvents({ deferred: { store } });
+  const r = { ...base, store: lmdb, fail, async close() { await base.relay.close(); await lmdb.close(); } };
+  t.teardown(() => r.close());
+  return r;
+}
+
+t.test('a store failure during the backlog closes the leg and stores again; nothing stays stuck', async t => {
+  const r = await failingRig(t);
+  const { origin, id, deviceUri } = await deferredCall(r, 'orig-12');
+  const first = buildCpim({ from: ALICE, to: BOB, body: 'first', imdnMessageId: 'im-121' });
+  t.same((await origin.sendMessage(first)).statuses, [200]);
+
+  r.fail.pending = true;
+  const a = await peerFor(r, 'orig-12', deviceUri, 'a');
+  t.match(await r.waitEvent(e => e.event === 'leg-closed' && e.leg === 'a'), { reason: /^deferred backlog: store failed: engine time-out/ }, 'pending failed');
+  r.fail.pending = false;
+
+  r.fail.markDone = true;
+  const b = await peerFor(r, 'orig-12', deviceUri, 'b');
+  t.match(await r.waitEvent(e => e.event === 'leg-closed' && e.leg === 'b'), { reason: /^deferred backlog: store failed: engine time-out/ }, 'markDone failed');
+  t.ok(b.messages[0]?.body.equals(first), 'b had the item; not marked done, so it stays stored');
+  r.fail.markDone = false;
+
+  // storing again: the caller's next message waits too, and the next device gets it all
+  const second = buildCpim({ from: ALICE, to: BOB, body: 'second', imdnMessageId: 'im-122' });
+  t.same((await origin.sendMessage(second)).statuses, [200]);
+  const c = await peerFor(r, 'orig-12', deviceUri, 'c');
+  t.match(await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === 'orig-12'), { leg: 'c', sent: 2 });
+  t.ok(c.messages[0]!.body.equals(first) && c.messages[1]!.body.equals(second), 'in order, the first again (at least once)');
+  const live = buildCpim({ from: ALICE, to: BOB, body: 'live', imdnMessageId: 'im-123' });
+  await origin.sendMessage(live);
+  await c.waitForMessage(m => m.body.equals(live));
+  t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 0 });
+  await Promise.all([a, b, c, origin].map(p => p.close()));
+});
+
+t.test('a store failure during a delivery closes its peer (the B2BUA sees leg-closed)', async t => {
+  const r = await failingRig(t);
+  const { origin, id } = await deferredCall(r, 'orig-13');
+  t.same((await origin.sendMessage(buildCpim({ from: ALICE, to: BOB, body: 'm', imdnMessageId: 'im-131' }))).statuses, [200]);
+  await origin.close();
+  r.relay.delete({ 'call-id': 'orig-13' });
+  r.fail.pending = true;
+  const reply = await r.relay.deliver({ 'call-id': 'dlv-13', 'deferred-id': id, what: 'messages' });
+  if (reply.result !== 'ok') throw new Error(reply['error-reason']);
+  const dev = await peerFor(r, 'dlv-13', reply['device-relay-uri']);
+  t.match(await r.waitEvent(e => e.event === 'leg-closed' && e['call-id'] === 'dlv-13'), { leg: 'peer', reason: /^deferred backlog: store failed/ });
+  r.fail.pending = false;
+  r.relay.delete({ 'call-id': 'dlv-13' });
+  const again = await r.relay.deliver({ 'call-id': 'dlv-13b', 'deferred-id': id, what: 'messages' });
+  t.match(again, { result: 'ok' }, 'the deferred-id is free for the next delivery');
+  t.match(await r.relay.deferredState({ 'deferred-id': id }), { messages: 1 }, 'still stored');
+  r.relay.delete({ 'call-id': 'dlv-13b' });
+  await dev.close();
+});
