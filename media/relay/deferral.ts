@@ -16,14 +16,17 @@
 // The backlog goes one item at a time: each item's SEND (chunked when large) carries its
 // original payload bytes, a new Message-ID, Success-Report: no and Failure-Report: yes;
 // the item is marked done in the store when every chunk got its 200, and only then does
-// the next one go. A non-200, 30 s without an answer, or the leg closing stops the
-// backlog; what is not done stays stored.
+// the next one go. A non-200, 30 s without an answer, the leg closing, or the store
+// failing (flush()) stops the backlog; what is not done stays stored. A store session
+// with another device leg still connected (policy B/C) starts the backlog again on that
+// leg (its `delivered` names it); legs that connect while one is flushed get nothing of
+// it, and live messages only once the backlog is empty.
 //
 // Deferral state (moveDeferral() is the only place it changes):
 //
 //   store:     storing ──device leg connects──▶ flushing ──backlog empty──▶ live
 //                 ▲                                 │
-//                 └────── that leg closes, fails ───┘
+//                 └────── that leg closes, fails ───┘ (then to another connected leg)
 //   delivery:  waiting ──peer connects──▶ flushing ──backlog empty──▶ done
 //                                           │
 //                                           └── the peer closes, fails ──▶ stopped
@@ -503,6 +506,10 @@ export class Deferrals {
     if (d.role === 'store') {
       moveDeferral(d, 'storing');
       if (leg.state !== 'closed') this.host.closeLeg(s, leg, `deferred backlog: ${reason}`);
+      // Another device leg still connected (policy B/C) takes the backlog over; each
+      // failure closes its leg, so this ends when the legs run out.
+      const other = [...s.devices.values()].find(l => l !== leg && l.state === 'connected');
+      if (other && d.state === 'storing') this.legConnected(s, other.tag);
       return;
     }
     moveDeferral(d, 'stopped');

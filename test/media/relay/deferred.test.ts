@@ -694,3 +694,30 @@ t.test('a store failure during a delivery closes its peer (the B2BUA sees leg-cl
   r.relay.delete({ 'call-id': 'dlv-13b' });
   await dev.close();
 });
+
+t.test('a backlog refused on one device leg goes to another still connected (policy B/C)', async t => {
+  const r = await rig(t);
+  t.teardown(() => r.close());
+  const { origin, id, deviceUri } = await deferredCall(r, 'orig-14');
+  const stored = [1, 2].map(i => buildCpim({ from: ALICE, to: BOB, body: `stored ${i}`, imdnMessageId: `im-14${i}` }));
+  for (const m of stored) t.same((await origin.sendMessage(m)).statuses, [200]);
+  const a = await ManualDevice.connect(r.port, deviceUri);
+  t.match(r.relay.answer({ 'call-id': 'orig-14', leg: 'a', sdp: sdpFor(a.localUri) }), { result: 'ok' });
+  a.bind();
+  await a.received(1);
+  const b = await peerFor(r, 'orig-14', deviceUri, 'b');
+  await r.waitEvent(e => e.event === 'leg-connected' && e.leg === 'b');
+  // a message while a's item is in flight: stored, part of the backlog
+  const during = buildCpim({ from: ALICE, to: BOB, body: 'during', imdnMessageId: 'im-143' });
+  t.same((await origin.sendMessage(during)).statuses, [200]);
+  t.equal(b.messages.length, 0, 'b gets nothing while a has the backlog');
+  a.answer(0, 415);
+  t.match(await r.waitEvent(e => e.event === 'leg-closed' && e.leg === 'a'), { reason: /deferred backlog: the peer answered 415/ });
+  t.match(await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === 'orig-14'), { leg: 'b', 'deferred-id': id, sent: 3 }, 'the backlog restarted on b');
+  t.same(b.messages.map(m => m.body.toString('utf8').split('\r\n\r\n').pop()), ['stored 1', 'stored 2', 'during']);
+  const live = buildCpim({ from: ALICE, to: BOB, body: 'live', imdnMessageId: 'im-144' });
+  await origin.sendMessage(live);
+  await b.waitForMessage(m => m.body.equals(live));
+  t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 0 });
+  await Promise.all([a, b, origin].map(p => p.close()));
+});
