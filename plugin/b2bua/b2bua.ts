@@ -403,6 +403,7 @@ export class B2bua implements TransactionUser {
     if (!call) return;
     if (e.event === 'first-active') this.#feed(call, { kind: 'first-active', leg: e.leg });
     else if (e.event === 'leg-closed') this.#feed(call, { kind: 'media-closed', leg: e.leg === ORIGINATOR ? null : e.leg });
+    else if (e.event === 'delivered' && e.leg !== ORIGINATOR) this.#feed(call, { kind: 'delivered', leg: e.leg });
   }
 
   /** Every call ends now (shutdown): BYE and CANCEL go out, the relay sessions are deleted. */
@@ -580,6 +581,7 @@ export class B2bua implements TransactionUser {
         return;
       }
       case 'relay-drop':
+        if (!call.relayHeld) return; // the session was deleted already (a 603's relay-delete)
         await relay.drop({ 'call-id': call.callId, leg: e.leg }).catch((err: unknown) => log.warn({ err, callId: call.callId }, 'b2bua: relay drop failed'));
         return;
       case 'relay-delete':
@@ -1052,8 +1054,9 @@ export class B2bua implements TransactionUser {
         store.put(this.#record(call));
         call.stored = true;
       } else if (call.stored) {
-        store.delete(call.callId);
+        // a deferred call's pending entry is written first: a crash in between leaves one of them
         call.stored = false;
+        void Deferrals.handedOver(call).then(() => store.delete(call.callId));
       }
     });
   }
@@ -1168,7 +1171,8 @@ export class B2bua implements TransactionUser {
     if (!this.#calls.delete(call.callId)) return;
     this.#counts.ended++;
     if (call.setup) this.#byTx.delete(call.setup.tx);
-    if (call.stored) this.deps.store?.delete(call.callId);
+    const store = this.deps.store;
+    if (call.stored && store) void Deferrals.handedOver(call).then(() => store.delete(call.callId));
     call.stored = false;
     if (call.maxAge !== null) this.deps.clock.clearTimer(call.maxAge);
     call.retransmit?.stop();

@@ -148,6 +148,8 @@ export interface CallDeferral {
   record: DeferredRecord | null;
   /** What a device leg's INVITE is built from once the setup is gone (set with the record). */
   source: LegSource | null;
+  /** The hand-over's pending entry write, once the caller side went (awaited before the call record goes). */
+  handover?: Promise<void>;
 }
 
 /** What `Deferrals` reads of one of the driver's calls. */
@@ -189,10 +191,20 @@ export class Deferrals {
 
   constructor(private readonly deps: DeferralsDeps) {}
 
-  /** Deferred, and its caller still there (answered or confirmed): a device that registers joins it. */
+  /** Deferred (or flushing its backlog to a device), and its caller still there (answered or confirmed): a device that registers joins it. */
   static live(call: DeferrableCall): boolean {
     const m = call.machine;
-    return call.deferral?.record != null && m.deferred === 'on' && m.caller === 'up' && (m.state === 'answered' || m.state === 'confirmed');
+    return call.deferral?.record != null && Deferrals.storing(call.machine) && m.caller === 'up' && (m.state === 'answered' || m.state === 'confirmed');
+  }
+
+  /** The relay holds messages of the call not yet sent to a device (deferred, or its backlog being flushed). */
+  static storing(m: Call): boolean {
+    return m.deferred === 'on' || m.deferred === 'flushing';
+  }
+
+  /** Settles once the call's hand-over (if any) is written: the call's record may go then, not before. */
+  static handedOver(call: DeferrableCall): Promise<void> {
+    return call.deferral?.handover ?? Promise.resolve();
   }
 
   /**
@@ -249,18 +261,20 @@ export class Deferrals {
     if (Deferrals.live(call)) {
       if (!wasLive) {
         this.#index.add(call.servedUser, call.callId);
-        this.#tell(this.onDeferred, rec, 'onDeferred');
+        void this.#tell(this.onDeferred, rec, 'onDeferred');
       }
       return;
     }
     if (wasLive) this.#index.delete(call.servedUser, call.callId);
     const m = call.machine;
     if (m.deferred === 'asked') return; // our 200 follows
-    if (m.deferred === 'on') {
-      if (m.state !== 'ended') return; // ending: handed over once it ended
-      this.deps.log.info({ callId: call.callId, deferredId: rec.deferredId }, 'b2bua: deferred session ended: pending delivery');
+    if (Deferrals.storing(m)) {
+      // the caller side is going (ending can last 32 s; a crash then must not lose the
+      // messages): handed over now, while the relay may still be flushing or storing
+      if (m.state !== 'ending' && m.state !== 'ended') return;
+      this.deps.log.info({ callId: call.callId, deferredId: rec.deferredId }, 'b2bua: deferred session ending: pending delivery');
       deferral.record = null;
-      this.#tell(this.onDeferredEnded, rec, 'onDeferredEnded');
+      deferral.handover = this.#tell(this.onDeferredEnded, rec, 'onDeferredEnded');
     } else {
       deferral.record = null;
       deferral.source = null;
@@ -279,9 +293,13 @@ export class Deferrals {
       const src = call?.deferral?.source;
       if (!call || !src || !Deferrals.live(call) || !deviceTakes(src.invite, servedUser, device, now)) continue;
       const key = deviceKey(device);
+      // a new REGISTER Call-ID: the device registered anew (RFC 3261 §10.2.4: one Call-ID per
+      // boot cycle), so a device that failed in this call may be tried again; a refresh may not
+      const met = src.devices.get(key);
+      const fresh = met !== undefined && met.callId !== device.callId;
       src.devices.set(key, device);
       const target: LegTarget = { kind: 'device', ruri: device.pubGruu ?? servedUser, device: key };
-      out.push({ call, ev: { kind: 'device-available', target } });
+      out.push({ call, ev: { kind: 'device-available', target, fresh } });
     }
     return out;
   }
@@ -327,12 +345,14 @@ export class Deferrals {
     if (Deferrals.live(call)) this.#index.add(call.servedUser, call.callId);
   }
 
-  #tell(listener: DeferredEndedListener | null, rec: DeferredRecord, name: string): void {
-    if (!listener) return;
+  #tell(listener: DeferredEndedListener | null, rec: DeferredRecord, name: string): Promise<void> {
+    if (!listener) return Promise.resolve();
+    const failed = (err: unknown): void => this.deps.log.error({ err, callId: rec.callId, listener: name }, 'b2bua: deferred listener failed');
     try {
-      listener(rec);
+      return Promise.resolve(listener(rec)).catch(failed);
     } catch (err) {
-      this.deps.log.error({ err, callId: rec.callId, listener: name }, 'b2bua: deferred listener failed');
+      failed(err);
+      return Promise.resolve();
     }
   }
 }

@@ -111,7 +111,7 @@ export async function startB2bua(config: Config, log: Logger, now: () => number,
   });
   deliveries = d;
   b.onDeferred = (r) => void d.deferred(r);
-  b.onDeferredEnded = (r) => void d.callerLeft(r);
+  b.onDeferredEnded = (r) => d.callerLeft(r); // awaited before the call's record is deleted (docs/deferred.md "Restart")
   const l = new TransactionLayer({ clock, timers, send: (text) => transport.send(text) }, new TuRouter(b, [d]), (err) => blog.error({ err }, 'b2bua: SIP layer error'));
   b.layer = l;
   // on the engine: the node's lease first, so that no survivor takes what restore reloads

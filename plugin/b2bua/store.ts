@@ -79,8 +79,10 @@ export const MachineSchema = Type.Object(
     nextLeg: Type.Integer({ minimum: 1 }),
     callerTimer: Nullable(SideTimerSchema),
     groupStored: Type.Boolean(),
-    deferred: Type.Union([Type.Literal('off'), Type.Literal('asked'), Type.Literal('on')]),
+    deferred: Type.Union([Type.Literal('off'), Type.Literal('asked'), Type.Literal('on'), Type.Literal('flushing')]),
     byeReason: Type.Optional(Type.String()),
+    flushLeg: Type.Optional(Type.String()),
+    relayGone: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );

@@ -49,11 +49,17 @@
  *          before the ISF: effect defer)--> asked
  *   asked --(deferred: our 200 with the relay's answer, no device; offering -> answered)--> on
  *   asked --(defer-failed: that final to the caller)--> off
- *   on --(device-available, caller still up: a new device leg)--> on
- *   on --(that leg's 200 with media: a normal call from now on)--> off
- *   on --(a leg's 603: effect relay-discard, BYE the caller with REASON_COMPLETED)--> off
- *   A deferred call (on) stays up with no leg ("no leg left" does not end it) and its other
- *   leg failures change nothing; the caller's BYE ends it (the stored messages stay).
+ *   on --(device-available, caller still up: a new device leg, not a device that failed here)--> on
+ *   on --(that leg's 200 with media: the relay flushes the backlog to it)--> flushing
+ *   flushing --(the relay's `delivered` for that leg: a normal call from now on)--> off
+ *   flushing --(that leg closed, its BYE or its media failed: the relay stores again)--> on
+ *   on --(a leg's 603: effects relay-delete, then relay-discard; BYE the caller with REASON_COMPLETED)--> off
+ *   A deferred call (on, flushing) stays up with no leg ("no leg left" does not end it) and its
+ *   other leg failures change nothing; the caller's BYE ends it (the stored messages stay, the
+ *   rest of a backlog being flushed too: docs/deferred.md "In the B2BUA"). While flushing only
+ *   the flushed leg counts: other devices up (C) do not make the call a normal one.
+ *   A device whose leg failed in this call (a non-2xx) is not invited again by device-available
+ *   unless `fresh` (it registered anew, not a refresh of the binding that failed).
  */
 import { guardedTransition, type NextTable } from '../../../lib/fsm.js';
 import { chooseBestResponse } from '../../sip/response.js';
@@ -84,12 +90,13 @@ export const CALL_NEXT: NextTable<CallStateName> = {
 };
 
 /** Whether the call is deferred (the header's diagram). */
-export type DeferState = 'off' | 'asked' | 'on';
+export type DeferState = 'off' | 'asked' | 'on' | 'flushing';
 
 export const DEFER_NEXT: NextTable<DeferState> = {
   off: ['asked'],
   asked: ['on', 'off'],
-  on: ['off'],
+  on: ['flushing', 'off'],
+  flushing: ['off', 'on'],
 };
 
 export const LEG_NEXT: NextTable<LegStateName> = {
@@ -169,6 +176,10 @@ export interface Call {
   readonly deferred: DeferState;
   /** The Reason of our BYE to the caller held for its ACK (`bye-held`), if it has one. */
   readonly byeReason?: string;
+  /** Deferral `flushing`: the leg the relay sends the stored backlog to. */
+  readonly flushLeg?: LegId;
+  /** The relay session was deleted before the end (a 603: its storing stopped before the discard). */
+  readonly relayGone?: boolean;
 }
 
 export type CallEvent =
@@ -178,8 +189,13 @@ export type CallEvent =
   | { readonly kind: 'deferred' }
   /** The relay refused `defer` (500) or could not be reached (503). */
   | { readonly kind: 'defer-failed'; readonly status: number }
-  /** A suitable device of the served user registered while the call is deferred: invite it. */
-  | { readonly kind: 'device-available'; readonly target: LegTarget }
+  /**
+   * A suitable device of the served user registered while the call is deferred: invite it;
+   * `fresh`: a new binding (not a refresh), which may retry a device that failed in this call.
+   */
+  | { readonly kind: 'device-available'; readonly target: LegTarget; readonly fresh?: boolean }
+  /** The relay sent a deferred session's stored backlog to a leg (docs/media-control.md "Events"). */
+  | { readonly kind: 'delivered'; readonly leg: LegId }
   | { readonly kind: 'leg-provisional'; readonly leg: LegId; readonly status: number }
   /** A fresh 2xx, ACKed by the driver; `media`: the relay took its answer, refused it (policy A), or it was bad. */
   | { readonly kind: 'leg-answered'; readonly leg: LegId; readonly media: 'ok' | 'refused' | 'bad' }
@@ -279,6 +295,8 @@ class Draft {
   groupStored: boolean;
   deferred: DeferState;
   byeReason: string | undefined;
+  flushLeg: LegId | undefined;
+  relayGone: boolean;
   readonly effects: Effect[] = [];
   constructor(readonly c: Call) {
     this.state = c.state;
@@ -293,6 +311,8 @@ class Draft {
     this.groupStored = c.groupStored;
     this.deferred = c.deferred;
     this.byeReason = c.byeReason;
+    this.flushLeg = c.flushLeg;
+    this.relayGone = c.relayGone === true;
   }
   get policy(): MultiDevicePolicy {
     return this.c.settings.policy;
@@ -302,6 +322,7 @@ class Draft {
   }
   deferTo(to: DeferState): void {
     if (this.deferred !== to) this.deferred = guardedTransition('B2BUA deferral', DEFER_NEXT, this.deferred, to);
+    if (to !== 'flushing') this.flushLeg = undefined;
   }
   /** Ask the relay to store the session (CR 8.3.2.1.1 3 i): our 200 follows its answer. */
   defer(): void {
@@ -398,6 +419,7 @@ class Draft {
       state: this.state, caller: this.caller, settings: this.c.settings, legs: this.legs, chosen: this.chosen, rung: this.rung,
       redirects: this.redirects, isfTried: this.isfTried, nextLeg: this.nextLeg, callerTimer: this.callerTimer, groupStored: this.groupStored,
       deferred: this.deferred, ...(this.byeReason === undefined ? {} : { byeReason: this.byeReason }),
+      ...(this.flushLeg === undefined ? {} : { flushLeg: this.flushLeg }), ...(this.relayGone ? { relayGone: true } : {}),
     };
     return { call, effects: this.effects };
   }
@@ -405,6 +427,11 @@ class Draft {
 
 /** What follows once legs have changed: failure handling, the session's end, the relay's release. */
 function settle(d: Draft): void {
+  if (d.deferred === 'flushing' && d.leg(d.flushLeg ?? '')?.state !== 'up') {
+    // the flushed leg left before the relay's `delivered` (its BYE, its media failed): the
+    // relay stores the rest again, the call is deferred as before
+    d.deferTo('on');
+  }
   const alive = d.legs.some((l) => ALIVE.has(l.state));
   if (d.state === 'offering' && !alive && d.legs.length > 0 && d.deferred === 'off') {
     const statuses = d.legs.map((l) => l.status ?? 408);
@@ -424,12 +451,12 @@ function settle(d: Draft): void {
     d.caller = 'rejected';
     d.effects.push({ kind: 'reject', status: chooseBestResponse(statuses) });
     d.move('ending');
-  } else if ((d.state === 'answered' || d.state === 'confirmed') && !alive && d.deferred !== 'on') {
+  } else if ((d.state === 'answered' || d.state === 'confirmed') && !alive && d.deferred === 'off') {
     // the last device left: the originating side goes too (a deferred call stays, with no leg)
     d.endAll(480);
   }
   if (d.state === 'ending' && d.legs.every((l) => l.state === 'closed') && (d.caller === 'rejected' || d.caller === 'gone')) {
-    d.effects.push({ kind: 'relay-delete' });
+    if (!d.relayGone) d.effects.push({ kind: 'relay-delete' });
     d.move('ended');
   }
 }
@@ -443,17 +470,20 @@ function onAnswered(d: Draft, l: Leg, media: 'ok' | 'refused' | 'bad'): void {
   const keep =
     media === 'ok' &&
     was !== 'cancelling' &&
-    (d.state === 'offering' || (live && (d.deferred === 'on' || d.policy === 'C' || (d.policy === 'B' && d.chosen === null))));
+    (d.state === 'offering' || (live && (d.deferred === 'on' || d.deferred === 'flushing' || d.policy === 'C' || (d.policy === 'B' && d.chosen === null))));
   if (!keep) {
     // CR 8.3.2.1.1 A: a later 200 gets ACK and BYE; B: once one device is active, likewise
     // ("completed elsewhere" only for a device that lost to another, not for bad media)
     d.release(up, media === 'bad' || d.state === 'offering' || d.state === 'ending' ? undefined : REASON_ELSEWHERE);
     return;
   }
+  if (live && d.deferred === 'flushing') return; // another device (C, B): the flushed leg decides
   if (live && d.deferred === 'on') {
-    // a device joined the deferred session: the relay sends it the stored messages first,
-    // then the session is a normal one (A keeps this device alone, as for a first 200)
-    d.deferTo('off');
+    // a device joined the deferred session: the relay sends it the stored messages first;
+    // the session is a normal one once they are all sent (`delivered`; A keeps this device
+    // alone, as for a first 200)
+    d.deferTo('flushing');
+    d.flushLeg = l.id;
     if (d.policy === 'A') {
       d.chosen = l.id;
       d.releaseAll(l.id, REASON_ELSEWHERE);
@@ -534,6 +564,8 @@ export function step(call: Call, ev: CallEvent): Step {
       // one leg per device: a REGISTER refresh while its INVITE is out invites nobody twice
       const dev = ev.target.device;
       if (dev !== undefined && d.legs.some((l) => l.target.device === dev && ALIVE.has(l.state))) break;
+      // a device that failed in this call (486, 480, ...) is not invited at each REGISTER of the user
+      if (dev !== undefined && ev.fresh !== true && d.legs.some((l) => l.target.device === dev && l.status !== null)) break;
       d.invite(ev.target);
       break;
     }
@@ -559,8 +591,12 @@ export function step(call: Call, ev: CallEvent): Step {
       if (ev.status === 603 && d.deferred === 'on') {
         // CR 8.3.2.1.1: the user declined a session the PF had accepted: the stored messages
         // go, and the originating side gets BYE with Reason cause 200 "Call completed"
+        // the relay stops storing first (the session goes), then drops what it stored: nothing
+        // the caller sends in between is accepted into a discarded store
         d.deferTo('off');
-        d.effects.push({ kind: 'relay-discard' });
+        d.relayGone = true;
+        for (const x of d.legs) if (x.media) d.setLeg(x.id, { media: false });
+        d.effects.push({ kind: 'relay-delete' }, { kind: 'relay-discard' });
         d.releaseAll(null);
         d.endAll(603, REASON_COMPLETED);
         break;
@@ -585,6 +621,15 @@ export function step(call: Call, ev: CallEvent): Step {
       const l = d.leg(ev.leg);
       // CR 8.3.2.1.1 B: the media leg goes once the BYE is answered
       if (l && l.state === 'releasing') d.closeLeg(l.id, null);
+      break;
+    }
+    case 'delivered': {
+      const l = d.leg(ev.leg);
+      // the backlog reached this leg: from now on a normal call (only the flushed leg counts,
+      // or any up leg the relay flushed to after the first one failed)
+      if ((d.deferred !== 'flushing' && d.deferred !== 'on') || l?.state !== 'up' || !l.media) break;
+      if (d.state !== 'answered' && d.state !== 'confirmed') break;
+      d.deferTo('off');
       break;
     }
     case 'first-active': {

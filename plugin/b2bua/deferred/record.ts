@@ -64,7 +64,7 @@ export function isDeferredRecord(v: unknown): v is DeferredRecord {
 }
 
 /** Called when a deferred call ends with its caller gone (its BYE, or the session's end): the record to keep. */
-export type DeferredEndedListener = (record: DeferredRecord) => void;
+export type DeferredEndedListener = (record: DeferredRecord) => void | Promise<void>;
 
 /**
  * Relay `deliver` params of one delivery call of `r` (docs/media-control.md "deliver").

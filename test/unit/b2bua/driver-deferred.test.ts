@@ -78,6 +78,22 @@ async function joined(_w: World): Promise<void> {
 
 const ok200 = (w: World): SipMessage | undefined => responses(w, /^1 INVITE$/).find((r) => statusOf(r) === 200);
 
+/** The relay's `delivered`: the stored backlog of `rec` reached leg `leg` (docs/media-control.md "Events"). */
+function delivered(w: World, rec: DeferredRecord, leg = 'L1'): void {
+  w.b.relayEvent({ event: 'delivered', 'call-id': 'c1', leg, 'deferred-id': rec.deferredId, what: 'messages', sent: 2, remaining: 0 });
+}
+
+/** A deferred call whose device joined and answered 200: the relay is flushing the backlog to it. */
+async function flushing(): Promise<{ w: World; rec: DeferredRecord }> {
+  const w = await deferredUp();
+  const rec = w.b.deferredCalls(BOB)[0]!;
+  w.b.deviceRegistered(BOB, PHONE);
+  await flush();
+  w.layer.receive(deviceResponse(toDevice(w, 'INVITE')[0]!, 200));
+  await flush();
+  return { w, rec };
+}
+
 /** A call deferred with no device and confirmed (the caller's ACK). */
 async function deferredUp(w: World = world()): Promise<World> {
   await invite(w);
@@ -185,7 +201,11 @@ t.test('a device registers: a leg to it; its 200: relay answer, a normal call', 
   await flush();
   t.match(w.params.answer?.[0], { 'call-id': 'c1', leg: 'L1' }, 'relay answer: the relay flushes the backlog to it');
   t.equal(responses(w, /^1 INVITE$/).filter((r) => statusOf(r) === 200).length, 1, 'no second 200 to the caller');
-  t.same(w.b.deferredCalls(BOB), [], 'no longer deferred');
+  const rec = w.b.deferredCalls(BOB)[0]!;
+  t.ok(rec, 'still deferred while the relay flushes the backlog');
+  delivered(w, rec);
+  await flush();
+  t.same(w.b.deferredCalls(BOB), [], 'no longer deferred once the relay delivered it');
   w.layer.receive(fromCallerTo(ok200(w)!, 'BYE', 2));
   await flush();
   t.equal(toDevice(w, 'BYE').length, 1, 'the caller\'s BYE: BYE to the device');
@@ -200,7 +220,59 @@ t.test('a device that joins and fails with 480: the call stays deferred; another
   await flush();
   t.equal(w.b.deferredCalls(BOB).length, 1, 'still deferred');
   t.equal(toCaller(w, 'BYE').length, 0, 'the caller stays');
-  t.equal(w.b.deviceRegistered(BOB, PHONE), true, 'the device again: a new leg');
+  t.equal(w.b.deviceRegistered(BOB, PHONE), true, 'the device again (a refresh) is the call\'s');
+  await flush();
+  t.equal(toDevice(w, 'INVITE').length, 1, '... but a device that failed is not invited again at a refresh');
+  t.equal(w.b.deviceRegistered(BOB, { ...PHONE, callId: 'reg2-reboot' }), true, 'the device registered anew (a new Call-ID)');
+  await flush();
+  t.equal(toDevice(w, 'INVITE').length, 2, '... a new leg');
+});
+
+t.test('the caller\'s BYE while the relay flushes the backlog to the device: the record is handed over', async (t) => {
+  const { w, rec } = await flushing();
+  w.layer.receive(fromCallerTo(ok200(w)!, 'BYE', 2));
+  await flush();
+  t.equal(toDevice(w, 'BYE').length, 1, 'the device gets BYE');
+  t.same(w.ended, [rec], 'handed over: the rest of the backlog is delivered later');
+  t.notOk(w.calls.includes('discard'), 'nothing discarded');
+});
+
+t.test('the device\'s media fails while the relay flushes: deferred again, the caller stays', async (t) => {
+  const { w, rec } = await flushing();
+  w.b.relayEvent({ event: 'leg-closed', 'call-id': 'c1', leg: 'L1', reason: 'deferred backlog: no response in 30 s' });
+  await flush();
+  t.equal(toDevice(w, 'BYE').length, 1, 'the device gets BYE');
+  t.equal(toCaller(w, 'BYE').length, 0, 'no BYE to the caller');
+  t.same(w.b.deferredCalls(BOB), [rec], 'live and deferred again');
+  t.same(w.ended, [], 'nothing handed over yet');
+  w.layer.receive(fromCallerTo(ok200(w)!, 'BYE', 2));
+  await flush();
+  t.same(w.ended, [rec], 'the caller\'s BYE later hands it over');
+});
+
+t.test('a deferred call that starts ending (max age) hands over at once; the call record goes after the pending write', async (t) => {
+  const store = new MemoryCallStore();
+  const w = await deferredUp(world({}, store));
+  const rec = w.b.deferredCalls(BOB)[0]!;
+  let written: () => void = () => {};
+  const order: string[] = [];
+  w.b.onDeferredEnded = (r) => {
+    order.push(`handover ${r.deferredId === rec.deferredId}`);
+    return new Promise<void>((res) => (written = () => (order.push('written'), res())));
+  };
+  const del = store.delete.bind(store);
+  store.delete = (id: string): void => {
+    order.push('record deleted');
+    del(id);
+  };
+  t.ok(store.records.has('c1'), 'the confirmed call is stored');
+  void w.b.stop(); // max-age: BYE to the caller, ending
+  await flush();
+  t.same(order, ['handover true'], 'handed over at ending, the record still there');
+  t.ok(store.records.has('c1'), 'the call record stays until the pending entry is written');
+  written();
+  await flush();
+  t.same(order, ['handover true', 'written', 'record deleted'], 'then the record goes');
 });
 
 t.test('CR 8.3.2.1.1 603 from the device that joined: discard, BYE the caller with Reason "Call completed"', async (t) => {
@@ -211,6 +283,8 @@ t.test('CR 8.3.2.1.1 603 from the device that joined: discard, BYE the caller wi
   w.layer.receive(deviceResponse(toDevice(w, 'INVITE')[0]!, 603));
   await flush();
   t.same(w.params.discard, [{ 'deferred-id': rec.deferredId }], 'relay discard of the deferred-id');
+  t.ok(w.calls.includes('delete') && w.calls.indexOf('delete') < w.calls.indexOf('discard'), 'the session stops storing (delete) before the discard');
+  t.equal(w.calls.filter((c) => c === 'delete').length, 1, 'deleted once');
   const bye = toCaller(w, 'BYE');
   t.equal(bye.length, 1, 'BYE to the caller');
   t.equal(bye[0]?.get('Reason'), 'SIP;cause=200;text="Call completed"', 'with the exact Reason');

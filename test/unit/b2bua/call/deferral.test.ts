@@ -32,7 +32,9 @@ const ok = (leg: string): CallEvent => ({ kind: 'leg-answered', leg, media: 'ok'
 const fail = (leg: string, status: number): CallEvent => ({ kind: 'leg-failed', leg, status, contact: null });
 const deferred: CallEvent = { kind: 'deferred' };
 const ack: CallEvent = { kind: 'caller-ack' };
-const avail = (n: number): CallEvent => ({ kind: 'device-available', target: dev(n) });
+const avail = (n: number, fresh?: boolean): CallEvent => ({ kind: 'device-available', target: dev(n), ...(fresh === undefined ? {} : { fresh }) });
+const delivered = (leg: string): CallEvent => ({ kind: 'delivered', leg });
+const legBye = (leg: string): CallEvent => ({ kind: 'leg-bye', leg });
 /** A call deferred at once (no device) and confirmed. */
 const DEFERRED_UP: readonly CallEvent[] = [start(), deferred, ack];
 
@@ -132,21 +134,102 @@ const cases: readonly Case[] = [
   },
   { name: 'the same device again while its INVITE is out: nothing', events: [...DEFERRED_UP, avail(1), avail(1)], last: [], state: 'confirmed', deferred: 'on' },
   {
-    name: 'the same device again after its leg failed: a new leg',
-    events: [...DEFERRED_UP, avail(1), fail('L1', 480), avail(1)],
+    name: 'the same device again after its leg failed (a refresh of its binding): nothing',
+    events: [...DEFERRED_UP, avail(1), fail('L1', 486), avail(1)],
+    last: [],
+    state: 'confirmed',
+    deferred: 'on',
+  },
+  {
+    name: 'a device that failed, registered anew: a new leg',
+    events: [...DEFERRED_UP, avail(1), fail('L1', 480), avail(1, true)],
     last: [{ kind: 'invite', leg: 'L2', target: dev(1) }],
+    state: 'confirmed',
+    deferred: 'on',
+  },
+  {
+    name: 'another device while one failed: invited',
+    events: [...DEFERRED_UP, avail(1), fail('L1', 486), avail(2)],
+    last: [{ kind: 'invite', leg: 'L2', target: dev(2) }],
     state: 'confirmed',
     deferred: 'on',
   },
   { name: 'device-available on a call not deferred: nothing', settings: settings({ deferral: false }), events: [start([dev(1)]), ok('L1'), ack, avail(2)], last: [], state: 'confirmed', deferred: 'off' },
   { name: 'device-available while the relay is asked: nothing', events: [start(), avail(1)], last: [], state: 'offering', deferred: 'asked' },
   {
-    name: 'its 200: a normal call (the relay flushes the backlog on answer)',
+    name: 'its 200: the relay flushes the backlog to it, still deferred',
     events: [...DEFERRED_UP, avail(1), ok('L1')],
     last: [],
     state: 'confirmed',
-    deferred: 'off',
+    deferred: 'flushing',
     legs: { L1: 'up' },
+  },
+  {
+    name: 'the relay delivered the backlog to that leg: a normal call',
+    events: [...DEFERRED_UP, avail(1), ok('L1'), delivered('L1')],
+    last: [],
+    state: 'confirmed',
+    deferred: 'off',
+  },
+  {
+    name: 'flushing: the caller\'s BYE ends it still deferred (the rest is handed over)',
+    events: [...DEFERRED_UP, avail(1), ok('L1'), { kind: 'caller-bye' }],
+    last: [{ kind: 'bye', leg: 'L1' }],
+    state: 'ending',
+    deferred: 'on',
+    caller: 'gone',
+  },
+  {
+    name: 'flushing: the caller\'s BYE, then the leg\'s BYE answered: ended deferred',
+    events: [...DEFERRED_UP, avail(1), ok('L1'), { kind: 'caller-bye' }, { kind: 'leg-bye-done', leg: 'L1' }],
+    last: [{ kind: 'relay-drop', leg: 'L1' }, { kind: 'relay-delete' }],
+    state: 'ended',
+    deferred: 'on',
+  },
+  {
+    name: 'flushing: the leg\'s media failed: BYE it, deferred again, the caller stays',
+    events: [...DEFERRED_UP, avail(1), ok('L1'), { kind: 'media-closed', leg: 'L1' }],
+    last: [{ kind: 'bye', leg: 'L1' }],
+    state: 'confirmed',
+    deferred: 'on',
+    caller: 'up',
+  },
+  {
+    name: 'flushing: the device\'s BYE: deferred again, no BYE to the caller',
+    events: [...DEFERRED_UP, avail(1), ok('L1'), legBye('L1')],
+    last: [{ kind: 'relay-drop', leg: 'L1' }],
+    state: 'confirmed',
+    deferred: 'on',
+    caller: 'up',
+  },
+  {
+    name: 'flushing: a delivered for another leg does not count',
+    events: [...DEFERRED_UP, avail(1), avail(2), ok('L1'), delivered('L2')],
+    last: [],
+    state: 'confirmed',
+    deferred: 'flushing',
+  },
+  {
+    name: 'C: a second device up while flushing; the flushed one leaves: deferred again',
+    events: [...DEFERRED_UP, avail(1), avail(2), ok('L1'), ok('L2'), legBye('L1')],
+    last: [{ kind: 'relay-drop', leg: 'L1' }],
+    state: 'confirmed',
+    deferred: 'on',
+    legs: { L1: 'closed', L2: 'up' },
+  },
+  {
+    name: 'C: then the relay flushes to the other device: a normal call',
+    events: [...DEFERRED_UP, avail(1), avail(2), ok('L1'), ok('L2'), legBye('L1'), delivered('L2')],
+    last: [],
+    state: 'confirmed',
+    deferred: 'off',
+  },
+  {
+    name: 'a delivered after the call began to end changes nothing (its leg released: deferred, handed over)',
+    events: [...DEFERRED_UP, avail(1), ok('L1'), { kind: 'max-age' }, delivered('L1')],
+    last: [],
+    state: 'ending',
+    deferred: 'on',
   },
   {
     name: 'A: the first device to answer keeps it, the other ringing one is cancelled',
@@ -154,11 +237,11 @@ const cases: readonly Case[] = [
     events: [...DEFERRED_UP, avail(1), avail(2), ok('L2')],
     last: [{ kind: 'cancel', leg: 'L1', reason: REASON_ELSEWHERE }],
     state: 'confirmed',
-    deferred: 'off',
+    deferred: 'flushing',
   },
   {
     name: 'a normal call now: its last device leaving ends it',
-    events: [...DEFERRED_UP, avail(1), ok('L1'), { kind: 'leg-bye', leg: 'L1' }],
+    events: [...DEFERRED_UP, avail(1), ok('L1'), delivered('L1'), { kind: 'leg-bye', leg: 'L1' }],
     last: [{ kind: 'relay-drop', leg: 'L1' }, { kind: 'bye-caller' }],
     state: 'ending',
     deferred: 'off',
@@ -181,7 +264,7 @@ const cases: readonly Case[] = [
   {
     name: 'CR 8.3.2.1.1 603: discard the stored messages, BYE the caller with "Call completed"',
     events: [...DEFERRED_UP, avail(1), fail('L1', 603)],
-    last: [{ kind: 'relay-discard' }, { kind: 'bye-caller', reason: REASON_COMPLETED }],
+    last: [{ kind: 'relay-delete' }, { kind: 'relay-discard' }, { kind: 'bye-caller', reason: REASON_COMPLETED }],
     state: 'ending',
     deferred: 'off',
     caller: 'bye-sent',
@@ -189,7 +272,7 @@ const cases: readonly Case[] = [
   {
     name: '603 while another device rings: that one is cancelled too',
     events: [...DEFERRED_UP, avail(1), avail(2), fail('L1', 603)],
-    last: [{ kind: 'relay-discard' }, { kind: 'cancel', leg: 'L2' }, { kind: 'bye-caller', reason: REASON_COMPLETED }],
+    last: [{ kind: 'relay-delete' }, { kind: 'relay-discard' }, { kind: 'cancel', leg: 'L2' }, { kind: 'bye-caller', reason: REASON_COMPLETED }],
     state: 'ending',
     deferred: 'off',
   },
@@ -201,9 +284,9 @@ const cases: readonly Case[] = [
     deferred: 'off',
   },
   {
-    name: '603 then the BYE answered: ended',
+    name: '603 then the BYE answered: ended (the relay session went with the 603)',
     events: [...DEFERRED_UP, avail(1), fail('L1', 603), { kind: 'caller-bye-done' }],
-    last: [{ kind: 'relay-delete' }],
+    last: [],
     state: 'ended',
     deferred: 'off',
   },
@@ -278,6 +361,7 @@ t.test('a deferred call that ended released the relay exactly once, and discarde
 t.test('the deferral moves are guarded', async (t) => {
   const moves: [Call['deferred'], Call['deferred'], boolean][] = [
     ['off', 'asked', true], ['off', 'on', false], ['asked', 'on', true], ['asked', 'off', true], ['on', 'off', true], ['on', 'asked', false],
+    ['on', 'flushing', true], ['flushing', 'off', true], ['flushing', 'on', true], ['flushing', 'asked', false], ['off', 'flushing', false],
   ];
   for (const [from, to, legal] of moves) t.equal(DEFER_NEXT[from].includes(to), legal, `${from} -> ${to}`);
   t.ok(new IllegalTransition('B2BUA deferral', 'on', 'asked') instanceof Error);
