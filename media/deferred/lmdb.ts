@@ -146,14 +146,14 @@ export class LmdbDeferredStore implements DeferredStore {
     return { messages: this.countOf(id, 'm'), notifications: this.countOf(id, 'n'), ...(oldest === undefined ? {} : { oldest }) };
   }
 
-  async expire(now: number, notice: ExpiryNotice): Promise<ExpiredBatch[]> {
+  async expire(now: number, notice: ExpiryNotice, busy: ReadonlySet<string> = new Set()): Promise<ExpiredBatch[]> {
     const expired = new Map<string, number>();
     await this.write(() => {
       const due: { id: string; c: Code; seq: number }[] = [];
       for (const { key } of this.db.getRange({ start: ['x', 0], end: ['x', now + 1] })) {
         const [, , id, c, seq] = key;
-        if (typeof id === 'string' && (c === 'm' || c === 'n') && typeof seq === 'number') due.push({ id, c, seq });
-        else this.db.removeSync(key);
+        if (typeof id !== 'string' || (c !== 'm' && c !== 'n') || typeof seq !== 'number') this.db.removeSync(key);
+        else if (!busy.has(id)) due.push({ id, c, seq }); // a busy id's index entries stay for the next sweep
       }
       for (const { id, c, seq } of due) {
         const row = this.db.get(['i', id, c, seq]);
@@ -167,7 +167,7 @@ export class LmdbDeferredStore implements DeferredStore {
       // Records whose expiry passed and that hold nothing any more.
       for (const { key, value } of this.db.getRange({ start: ['r', ''], end: ['r', '\uffff'] })) {
         const id = key[1];
-        if (typeof id !== 'string' || !isRecord.Check(value) || value.expiresAt > now) continue;
+        if (typeof id !== 'string' || !isRecord.Check(value) || value.expiresAt > now || busy.has(id)) continue;
         if (this.countOf(id, 'm') + this.countOf(id, 'n') === 0) {
           this.db.removeSync(['r', id]);
           this.db.removeSync(['s', id]);

@@ -383,7 +383,7 @@ export class RedisDeferredStore implements DeferredStore {
     return { messages: num(v[0]), notifications: num(v[1]), ...(firsts.length === 0 ? {} : { oldest: Math.min(...firsts) }) };
   }
 
-  async expire(now: number, notice: ExpiryNotice): Promise<ExpiredBatch[]> {
+  async expire(now: number, notice: ExpiryNotice, busy: ReadonlySet<string> = new Set()): Promise<ExpiredBatch[]> {
     const out: ExpiredBatch[] = [];
     const seen = new Set<string>();
     for (;;) {
@@ -392,6 +392,7 @@ export class RedisDeferredStore implements DeferredStore {
       if (ids.length === 0) break;
       for (const id of ids) {
         seen.add(id);
+        if (busy.has(id)) continue; // its due score stays: the next sweep looks again
         const b = await this.expireId(id, now, notice);
         if (b) out.push(b);
       }

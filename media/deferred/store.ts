@@ -106,9 +106,11 @@ export interface DeferredStore {
   /**
    * Remove the items whose expiresAt is at or before `now` and the records left empty
    * and expired. Each expired message's notice (if any) is stored for its sender in the
-   * same write. One batch per deferred-id that lost messages.
+   * same write. One batch per deferred-id that lost messages. The ids in `busy` (their
+   * backlog is being delivered: an item may be in flight, its markDone to come) are left
+   * for a later sweep.
    */
-  expire(now: number, notice: ExpiryNotice): Promise<ExpiredBatch[]>;
+  expire(now: number, notice: ExpiryNotice, busy?: ReadonlySet<string>): Promise<ExpiredBatch[]>;
   /** Items and payload bytes in the store. */
   totals(): Promise<{ items: number; bytes: number }>;
   close(): Promise<void>;

@@ -532,7 +532,11 @@ export class Deferrals {
    * per deferred-id. One sweep at a time.
    */
   sweep(now = Date.now()): Promise<void> {
-    this.sweeping ??= this.store.expire(now, expiryNotice(now, this.notificationTtlMs)).then(
+    // A deferred-id whose backlog is being sent is skipped: removing its item in flight
+    // would make markDone find nothing, and the sender get both the device's IMDN and
+    // a failed notice. Its expired items go at the first sweep after the delivery.
+    const busy = new Set([...this.senders.keys()].map(k => k.slice(0, k.lastIndexOf('/'))));
+    this.sweeping ??= this.store.expire(now, expiryNotice(now, this.notificationTtlMs), busy).then(
       batches => {
         for (const b of batches) {
           this.ctx.emit({ event: 'deferred-expired', 'call-id': b.callId, 'deferred-id': b.id, expired: b.expired, notifications: b.notifications });

@@ -127,6 +127,33 @@ export async function deferredSuite(t: Test, open: () => DeferredStore): Promise
     await s.close();
   });
 
+  await t.test('expiry skips the ids being delivered (their item in flight stays for markDone)', async t => {
+    const s = open();
+    const busy = idOf(7);
+    const idle = idOf(8);
+    const now = Date.now();
+    const seqs: number[] = [];
+    for (const id of [busy, idle]) {
+      await s.putRecord(id, { callId: `c-${id}`, servedUser: 'sip:bob@example.net', expiresAt: now - 1 });
+      const r = await s.append(id, 'messages', item(`old ${id}`, { expiresAt: now - 10, negativeDelivery: true }));
+      if (r.ok) seqs.push(r.seq);
+    }
+    const notice = (m: StoredItem): NewItem => item(`failed ${m.imdnMessageId}`, { expiresAt: now + 60_000 });
+    t.same((await s.expire(now, notice, new Set([busy]))).map(b => b.id), [idle], 'only the idle id swept');
+    t.same(texts(await s.pending(busy, 'messages')), [`old ${busy}`], 'the busy id keeps its expired item');
+    t.same(await s.pending(busy, 'notifications'), [], 'and no failed notice for it');
+    t.equal(await s.markDone(busy, 'messages', seqs[0]!), true, 'the delivery marks it done');
+    t.same(await s.expire(now, notice), [], 'nothing left to expire once delivered');
+    // not delivered after all: the next sweep without it busy takes it
+    const r = await s.append(busy, 'messages', item('again', { expiresAt: now - 5 }));
+    t.ok(r.ok);
+    t.same(await s.expire(now, notice, new Set([busy])), [], 'still busy: skipped');
+    t.match(await s.expire(now, notice), [{ id: busy, expired: 1 }], 'busy no more: swept');
+    await s.discard(busy);
+    await s.discard(idle);
+    await s.close();
+  });
+
   await t.test('concurrent appends keep the order they were called in', async t => {
     const s = open();
     const id = idOf(6);

@@ -721,3 +721,23 @@ t.test('a backlog refused on one device leg goes to another still connected (pol
   t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 0 });
   await Promise.all([a, b, origin].map(p => p.close()));
 });
+
+t.test('expiry sweep during a delivery: the item in flight is left to it (done, no failed notice)', async t => {
+  const r = await rig(t);
+  t.teardown(() => r.close());
+  const expiresAt = Date.now() + 60_000;
+  const { origin, id, deviceUri } = await deferredCall(r, 'orig-16', expiresAt);
+  const msg = buildCpim({ from: ALICE, to: BOB, body: 'just in time', imdnMessageId: 'im-161', dispositionNotification: ['negative-delivery'] });
+  t.same((await origin.sendMessage(msg)).statuses, [200]);
+  const dev = await ManualDevice.connect(r.port, deviceUri);
+  t.match(r.relay.answer({ 'call-id': 'orig-16', leg: 'dev', sdp: sdpFor(dev.localUri) }), { result: 'ok' });
+  dev.bind();
+  await dev.received(1);
+  await r.relay.sweepDeferred(expiresAt); // past its expiry, while in flight
+  t.notOk(r.events.some(e => e.event === 'deferred-expired'), 'not swept while its delivery runs');
+  dev.answer(0);
+  t.match(await r.waitEvent(e => e.event === 'delivered' && e['call-id'] === 'orig-16'), { sent: 1 });
+  t.same(await r.relay.deferredState({ 'deferred-id': id }), { result: 'ok', messages: 0, notifications: 0 }, 'done, and no failed notice for the sender');
+  await dev.close();
+  await origin.close();
+});
