@@ -241,7 +241,12 @@ export class DeliveryDriver implements DialogClaimer {
 
   #keep(record: DeferredRecord, live: boolean): Promise<void> {
     let kept: PendingEntry | null = null;
-    return this.#update(record.deferredId, (e) => (kept = e ? { ...e, record, live } : newEntry(record, this.deps.wallNow(), live))).then(async () => {
+    // messages of the live call expired meanwhile (#expired): their notification call goes once the caller left
+    let notify = false;
+    return this.#update(record.deferredId, (e) => {
+      notify = !live && e?.live === true && e.notifications;
+      return (kept = e ? { ...e, record, live } : newEntry(record, this.deps.wallNow(), live));
+    }).then(async () => {
       // a live entry is its call's node's (another node's sweep leaves it); handed over, anyone's
       if (this.deps.leases) {
         await (live ? takeClaim(this.deps.store, this.deps.leases, record.deferredId, this.#node) : releaseClaim(this.deps.store, record.deferredId, this.#node))
@@ -249,6 +254,10 @@ export class DeliveryDriver implements DialogClaimer {
       }
       if (!live) this.deps.log.info({ deferredId: record.deferredId, servedUser: record.servedUser }, 'deferred: pending delivery kept');
       if (kept && record.group && record.focus && !this.#subs.has(record.deferredId)) this.#subscribe(kept);
+      if (notify) {
+        void this.#claimed(record.deferredId, () => this.#deliverNotifications(record.deferredId))
+          .catch((err: unknown) => this.deps.log.error({ err, deferredId: record.deferredId }, 'deferred: expiry notifications failed'));
+      }
     });
   }
 
@@ -495,9 +504,10 @@ export class DeliveryDriver implements DialogClaimer {
   /** The relay swept expired messages; their failure IMDNs wait for the sender. */
   async #expired(deferredId: string): Promise<void> {
     const entry = await this.deps.store.get(deferredId);
-    // a live call's notifications wait for its end: the delivery after it asks deferred-state
-    if (!entry || entry.live) return;
+    if (!entry) return;
     await this.#update(deferredId, (e) => (e ? { ...e, notifications: true } : null));
+    // a live call's notifications wait for its end: the caller leaving sends them (#keep)
+    if (entry.live) return;
     await this.#claimed(deferredId, () => this.#deliverNotifications(deferredId));
   }
 

@@ -259,6 +259,21 @@ t.test("the relay's deferred-expired with notifications: a notification call", a
   t.equal(requests(w, 'INVITE').length, 1, 'an unknown deferred-id: nothing');
 });
 
+t.test("deferred-expired while the call is live: its notification call goes once the caller leaves", async (t) => {
+  const verbs: Verb[] = [];
+  const w = world(fakeRelay(verbs));
+  const rec = record();
+  await w.driver.deferred(rec);
+  w.driver.relayEvent({ event: 'deferred-expired', 'call-id': rec.callId, 'deferred-id': rec.deferredId, expired: 2, notifications: 1 });
+  await flush();
+  t.equal(requests(w, 'INVITE').length, 0, 'no notification call while the caller is there');
+  t.equal((await w.store.get(rec.deferredId))?.notifications, true, 'the notifications are remembered');
+  await w.driver.callerLeft(rec);
+  await flush();
+  t.equal(verbsOf(verbs, 'deliver')[0]?.['what'], 'notifications', 'the caller left: a notification call');
+  t.equal(requests(w, 'INVITE')[0]?.ruri, 'sip:alice@example.net');
+});
+
 t.test('a restart in the middle of a delivery: the old call ends (BYE, relay delete), the entry stays', async (t) => {
   const verbs: Verb[] = [];
   const store = new MemoryPendingDeliveries();
