@@ -66,6 +66,20 @@ interface Assembly {
   size: number;
 }
 
+/**
+ * RFC 4975 §7.3 Byte-Range: the chunks of a message (each its 1-based start and length)
+ * cover 1..total, in order once sorted, with no gap and no overlap. `total` '*' or
+ * unknown: whatever they cover from byte 1.
+ */
+export function contiguous(parts: readonly { readonly start: number; readonly length: number }[], total: number | '*' | undefined): boolean {
+  let next = 1;
+  for (const p of [...parts].sort((x, y) => x.start - y.start)) {
+    if (p.start !== next) return false;
+    next += p.length;
+  }
+  return typeof total === 'number' ? next - 1 === total : true;
+}
+
 /** The item in flight: its chunks' transaction-ids still unanswered. */
 interface InFlight {
   readonly seq: number;
@@ -115,6 +129,7 @@ export function newDeferral(
 const SEND_CHUNK = 64 * 1024;
 /** RFC 4975 §7.3.1: a transaction without a response in 30 s has failed. */
 const RESPONSE_TIMEOUT_MS = 30_000;
+/** Messages reassembled at once per session; past it the oldest is dropped (its last chunk then gets 400). */
 const MAX_ASSEMBLING = 32;
 
 export interface DeferralOptions {
@@ -295,9 +310,18 @@ export class Deferrals {
       leg.dropped += 1;
       return answer(413); // RFC 4975 §7.3.1: stop sending this message
     }
-    a.parts.push({ start: range?.start ?? 1, buf: Buffer.from(body.buffer) });
+    // RFC 4975 §7.1.1: every chunk after the first carries a Byte-Range (0: not contiguous)
+    a.parts.push({ start: range?.start ?? (a.parts.length === 0 ? 1 : 0), buf: Buffer.from(body.buffer) });
     if (flag === '+') return answer(200);
     d.assembling.delete(messageId);
+    if (!contiguous(a.parts.map(p => ({ start: p.start, length: p.buf.length })), range?.total)) {
+      // A gap or overlap, or the rest of a message whose first chunks were evicted (more
+      // than MAX_ASSEMBLING at once): never stored in part. No RFC 4975 §7.3.1 code names
+      // a failed reassembly; 400 tells the sender this message was not taken.
+      this.log?.warn({ callId: s.callId, deferredId: d.id, messageId }, 'deferred message chunks not contiguous: refused');
+      leg.dropped += 1;
+      return answer(400);
+    }
     const payload = Buffer.concat(a.parts.sort((x, y) => x.start - y.start).map(p => p.buf));
     if (d.role === 'store' && d.state === 'live') {
       // begun while the backlog ran, ended after it: relayed whole, as live messages are

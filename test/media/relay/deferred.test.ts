@@ -741,3 +741,32 @@ t.test('expiry sweep during a delivery: the item in flight is left to it (done, 
   await dev.close();
   await origin.close();
 });
+
+t.test('chunks: a message whose first chunks were evicted, or with a gap, gets 400 on its last chunk and is not stored', async t => {
+  const r = await rig(t);
+  t.teardown(() => r.close());
+  const { origin, id } = await deferredCall(r, 'orig-15');
+  const msg = buildCpim({ from: ALICE, to: BOB, body: 'y'.repeat(300), imdnMessageId: 'im-151' });
+  const chunk = (mid: string, start: number, end: number, flag: '+' | '$'): Promise<{ status: number }> => origin.request(buildRequest({
+    method: 'SEND', toPath: origin.remotePath!, fromPath: origin.localUri, contentType: 'message/cpim', flag,
+    headers: [{ name: 'Message-ID', value: mid }, { name: 'Byte-Range', value: `${start + 1}-${end}/${msg.length}` }],
+    body: msg.subarray(start, end),
+  }));
+  // the first chunk of `evicted`, then 32 other messages begun: the relay forgets `evicted`
+  const evicted = newMessageId();
+  t.equal((await chunk(evicted, 0, 100, '+')).status, 200);
+  for (let i = 0; i < 32; i++) t.equal((await chunk(newMessageId(), 0, 100, '+')).status, 200);
+  t.equal((await chunk(evicted, 100, 200, '+')).status, 200, 'a middle chunk: taken, as chunks are');
+  t.equal((await chunk(evicted, 200, msg.length, '$')).status, 400, 'the last chunk: the message was not taken');
+  // a gap: bytes 101-200 never sent
+  const gap = newMessageId();
+  t.equal((await chunk(gap, 0, 100, '+')).status, 200);
+  t.equal((await chunk(gap, 200, msg.length, '$')).status, 400);
+  t.same(await r.store.counts(id), { messages: 0, notifications: 0 }, 'nothing stored in part');
+  // whole, contiguous: stored
+  const whole = newMessageId();
+  t.equal((await chunk(whole, 0, 100, '+')).status, 200);
+  t.equal((await chunk(whole, 100, msg.length, '$')).status, 200);
+  t.ok((await r.store.pending(id, 'messages'))[0]?.payload.equals(msg), 'the whole message, byte for byte');
+  await origin.close();
+});
