@@ -239,6 +239,9 @@ export class DeliveryDriver implements DialogClaimer {
     return this.#keep(record, false);
   }
 
+  /** Notification calls retried by the sweep: the next try (epoch ms) and how many went. */
+  readonly #retry = new Map<string, { at: number; n: number }>();
+
   #keep(record: DeferredRecord, live: boolean): Promise<void> {
     let kept: PendingEntry | null = null;
     // messages of the live call expired meanwhile (#expired): their notification call goes once the caller left
@@ -994,6 +997,30 @@ export class DeliveryDriver implements DialogClaimer {
     });
   }
 
+  /**
+   * Entries past expiresAt that still have notifications for the sender (CR 8.3.2.9: the
+   * failure notices of expired messages): the relay's deferred-state decides; none left,
+   * the entry goes; else, the caller gone and no call in progress, the notification call
+   * is retried on a backoff (1 min doubling, at most 1 h), since the sender is not our
+   * user and no REGISTER of theirs comes here.
+   */
+  async #sweepNotifications(now: number): Promise<void> {
+    for (const e of await this.deps.store.all(0)) {
+      const id = e.record.deferredId;
+      if (!e.notifications || e.live || e.attempt || e.record.expiresAt > now) continue;
+      const r = this.#retry.get(id) ?? { at: 0, n: 0 };
+      if (r.at > now) continue;
+      if (!(await this.#pendingNotifications(id))) {
+        this.#retry.delete(id);
+        await this.#update(id, (x) => (x && !x.live && !x.attempt ? null : x));
+        continue;
+      }
+      this.#retry.set(id, { at: now + Math.min(3_600_000, 60_000 * 2 ** r.n), n: r.n + 1 });
+      void this.#claimed(id, () => this.#deliverNotifications(id))
+        .catch((err: unknown) => this.deps.log.error({ err, deferredId: id }, 'deferred: notification retry failed'));
+    }
+  }
+
   /** Entries past expiresAt (and the grace for the relay's expiry IMDNs) go, with their subscriptions. */
   async #sweep(): Promise<void> {
     const now = this.deps.wallNow();
@@ -1011,6 +1038,7 @@ export class DeliveryDriver implements DialogClaimer {
           if (this.deps.leases) await releaseClaim(this.deps.store, id, this.#node);
         }
       }
+      await this.#sweepNotifications(now);
       const gone = await this.deps.store.sweep(now - this.#s.expiryGraceMs);
       if (gone.length > 0) this.deps.log.info({ gone: gone.length }, 'deferred: expired pending deliveries removed');
     } catch (err) {

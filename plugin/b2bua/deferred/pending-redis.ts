@@ -18,7 +18,7 @@
  *   the sweep and a restart, still find it).
  */
 import { CAS_ATTEMPTS, SharedStateError, keyPart, type SharedEngine } from '../../shared-state/redis.js';
-import { byCreation, parseEntry, type BadEntry, type PendingDeliveries, type PendingEntry } from './pending-store.js';
+import { byCreation, keptUntil, parseEntry, type BadEntry, type PendingDeliveries, type PendingEntry } from './pending-store.js';
 
 export interface RedisPendingOptions {
   readonly prefix?: string;
@@ -133,7 +133,7 @@ export class RedisPendingDeliveries implements PendingDeliveries {
   async sweep(now: number): Promise<string[]> {
     const gone: string[] = [];
     for (const e of await this.all(Number.NEGATIVE_INFINITY)) {
-      if (e.record.expiresAt > now) continue;
+      if (keptUntil(e) > now) continue;
       await this.remove(e.record.deferredId);
       gone.push(e.record.deferredId);
     }

@@ -92,6 +92,18 @@ export type Attempt = Static<typeof AttemptSchema>;
 const check = TypeCompiler.Compile(PendingEntrySchema);
 
 /** A new entry for a record the B2BUA handed over. */
+/** How long the relay keeps a deferred-id's notifications for the sender past its expiry (media/relay/deferral.ts). */
+export const NOTIFICATION_TTL_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * Until when a store keeps an entry (its sweep): `expiresAt`, or with notifications for the
+ * sender pending, as long as the relay keeps those (the driver's sweep removes it earlier
+ * once the relay's deferred-state says none are left). Pure.
+ */
+export function keptUntil(e: PendingEntry): number {
+  return e.notifications ? e.record.expiresAt + NOTIFICATION_TTL_MS : e.record.expiresAt;
+}
+
 export function newEntry(record: DeferredRecord, now: number, live = false): PendingEntry {
   return { v: PENDING_VERSION, record, createdAt: now, live, messages: true, notifications: false, conference: null, subscription: null, attempt: null };
 }
@@ -173,7 +185,7 @@ export class MemoryPendingDeliveries implements PendingDeliveries {
     const gone: string[] = [];
     for (const [k, v] of [...this.records]) {
       const e = this.#read(k, v);
-      if (e && e.record.expiresAt <= now) {
+      if (e && keptUntil(e) <= now) {
         this.records.delete(k);
         this.claims.delete(k);
         gone.push(k);
@@ -274,7 +286,7 @@ export class LmdbPendingDeliveries extends DurableLmdbStore<string, string> impl
       const gone: string[] = [];
       for (const { key, value } of this.db.getRange()) {
         const e = this.#read(String(key), value);
-        if (!e || e.record.expiresAt > now) continue;
+        if (!e || keptUntil(e) > now) continue;
         this.inTransaction(this.index.remove(this.#indexKey(e)));
         this.inTransaction(this.db.remove(String(key)));
         if (this.claims) this.inTransaction(this.claims.remove(String(key)));

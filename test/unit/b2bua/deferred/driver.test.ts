@@ -418,6 +418,34 @@ t.test('a live entry whose call ended without a handover is removed by the sweep
   await w.driver.stop();
 });
 
+t.test('notifications of an expired entry: kept past the grace while the relay has them, retried on a timer, removed once none are left', async (t) => {
+  const verbs: Verb[] = [];
+  const state = { messages: 0, notifications: 1 };
+  const store = new MemoryPendingDeliveries();
+  const w = world(fakeRelay(verbs, {}, state), store);
+  const rec = record({ expiresAt: 1000 });
+  await w.driver.callerLeft(rec);
+  w.driver.relayEvent({ event: 'deferred-expired', 'call-id': rec.callId, 'deferred-id': rec.deferredId, expired: 2, notifications: 1 });
+  await flush();
+  w.layer.receive(reply(requests(w, 'INVITE')[0]!, 480, { toTag: 'a' }));
+  await flush();
+  t.equal((await store.get(rec.deferredId))?.notifications, true, 'the failed notification call is kept');
+  await w.driver.start();
+  w.clock.advance(10 * 60_000);
+  await flush();
+  t.ok(await store.get(rec.deferredId), 'past expiresAt + grace: kept, the relay still has notifications');
+  const retries = requests(w, 'INVITE').slice(1);
+  t.ok(retries.length >= 1, 'the notification call retried on the timer');
+  t.equal(retries[0]?.ruri, 'sip:alice@example.net', 'to the sender');
+  for (const r of retries) w.layer.receive(reply(r, 480, { toTag: 'b' }));
+  await flush();
+  state.notifications = 0;
+  w.clock.advance(2 * 3_600_000);
+  await flush();
+  t.equal(await store.get(rec.deferredId), null, 'the relay has none left: removed');
+  await w.driver.stop();
+});
+
 t.test('a restart takes the subscriptions back: one with its dialog is refreshed at its time, one without starts again', async (t) => {
   const store = new MemoryPendingDeliveries();
   const w1 = world(fakeRelay([]), store);

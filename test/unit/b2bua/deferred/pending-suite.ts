@@ -3,7 +3,7 @@
 // server, a 3-master cluster); the claim cases (plugin/b2bua/deferred/claim.ts) through
 // takeClaim/releaseClaim with a fake lease table.
 import type { Test } from 'tap';
-import { newEntry, type PendingDeliveries } from '../../../../plugin/b2bua/deferred/pending-store.js';
+import { NOTIFICATION_TTL_MS, newEntry, type PendingDeliveries } from '../../../../plugin/b2bua/deferred/pending-store.js';
 import { releaseClaim, takeClaim, type AliveCheck } from '../../../../plugin/b2bua/deferred/claim.js';
 import type { DeferredRecord } from '../../../../plugin/b2bua/deferred/record.js';
 
@@ -81,6 +81,17 @@ export async function pendingSuite(t: Test, open: OpenStore): Promise<void> {
     t.notOk(gone.includes(later.deferredId));
     t.equal(await store.get(soon.deferredId), null);
     t.ok(await store.get(later.deferredId));
+  });
+
+  await t.test('expiry: an entry with notifications for the sender is swept only once the relay would have dropped them', async (t) => {
+    const U = 'sip:bob5@example.net';
+    const { store, close } = await open();
+    t.teardown(close);
+    const r = record(U, { expiresAt: 100 });
+    await store.put({ ...newEntry(r, 1), notifications: true });
+    t.notOk((await store.sweep(150)).includes(r.deferredId), 'past expiresAt: kept');
+    t.ok(await store.get(r.deferredId));
+    t.ok((await store.sweep(100 + NOTIFICATION_TTL_MS)).includes(r.deferredId), 'past the notifications\' 7 days: swept');
   });
 
   await t.test('concurrent writes of different entries all land', async (t) => {
