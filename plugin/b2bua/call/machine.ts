@@ -261,7 +261,8 @@ export type Effect =
   | { readonly kind: 'refresh'; readonly side: Side }
   /**
    * CR 8.3.2.4: create and store the Group State Object (application/group-state-object+xml)
-   * through the history storage. TODO: that interface is not there yet; the driver logs it.
+   * through the history storage: the driver asks the relay (`group-state`), whose store it
+   * is; a relay without a store, or out of reach, is logged (docs/b2bua.md "Session timers").
    */
   | { readonly kind: 'store-group-state' };
 
