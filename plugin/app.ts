@@ -31,6 +31,7 @@ import { b2buaWanted } from './config/load.js';
 import { startB2bua, type B2buaService } from './b2bua/service.js';
 import { RpcError } from '../wire/errors.js';
 import { RpcCode } from './errors.js';
+import { settlesWithin } from '../lib/lmdb-commit-guard.js';
 
 export interface App {
   readonly config: Config;
@@ -214,7 +215,7 @@ export async function createApp(config: Config, log: Logger, opts: AppOptions = 
       await rpc.close();
       await http.close();
       await stores.close();
-      await db.close();
+      await settlesWithin(db.close());
     },
   };
   return app;

@@ -9,6 +9,7 @@ import { loadConfig, ConfigError } from './config/load.js';
 import { createApp } from './app.js';
 import type { Config } from './config/schema.js';
 import { REDACT_PATHS } from './http/server.js';
+import { guardLmdbCommitFailures } from '../lib/lmdb-commit-guard.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, strict: true });
@@ -23,6 +24,11 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = pino({ level: config.logLevel, base: { svc: 'pf' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+  // a refused LMDB commit is each store's error to report, never the process's end
+  guardLmdbCommitFailures((err, isCause) => {
+    if (isCause) log.error({ err }, 'lmdb: a commit was refused');
+    else log.warn({ err: err.message }, 'lmdb: a write of a refused commit that nothing waited for');
+  });
   const app = await createApp(config, log);
   await app.start();
   // The ready line is printed whatever the log level: the lab and tests wait for it.

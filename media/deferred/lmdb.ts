@@ -19,6 +19,7 @@ import {
   type AppendResult, type DeferredBounds, type DeferredCounts, type DeferredRecord, type DeferredStore, type ExpiredBatch,
   type ExpiryNotice, type ItemKind, type NewItem, type StoredItem,
 } from './store.js';
+import { settlesWithin } from '../../lib/lmdb-commit-guard.js';
 
 type Key = (string | number)[];
 type Code = 'm' | 'n';
@@ -187,7 +188,7 @@ export class LmdbDeferredStore implements DeferredStore {
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    await settlesWithin(this.db.close());
   }
 
   // ---- inside a write transaction ---------------------------------------------------
@@ -195,7 +196,7 @@ export class LmdbDeferredStore implements DeferredStore {
   /** One transaction, resolved once flushed to disk. */
   private async write(body: () => void): Promise<void> {
     await this.db.transaction(body);
-    await this.db.flushed;
+    await settlesWithin(this.db.flushed);
   }
 
   private totalsNow(): Totals {

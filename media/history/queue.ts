@@ -33,6 +33,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { guardedTransition, type NextTable } from '../../lib/fsm.js';
 import { MssError, type AppendOptions, type FolderRef, type HistoryWriter, type MessageStore, type SessionInfo } from './mss.js';
+import { settlesWithin } from '../../lib/lmdb-commit-guard.js';
 
 const RefSchema = Type.Object({ conversationId: Type.String(), contributionId: Type.String() });
 const EntrySchema = Type.Union([
@@ -256,7 +257,7 @@ export class WriteQueue implements HistoryWriter {
       clearTimeout(t);
     }
     await Promise.all([...this.puts]);
-    await this.db.close();
+    await settlesWithin(this.db.close());
     await Promise.all(this.lanes.map(l => l.target.close().catch(() => undefined)));
   }
 
@@ -292,12 +293,24 @@ export class WriteQueue implements HistoryWriter {
     this.bytes += size;
     const lane = this.laneFor(e.ref);
     // Asynchronous put: LMDB commits in the background, in call order; nothing here waits on disk.
-    const put = this.db.put(['q', seq], e).then(() => {
-      this.puts.delete(put);
-      lane.fifo.push(seq);
-      this.kick(lane);
-      return true;
-    });
+    const put = this.db.put(['q', seq], e).then(
+      () => {
+        this.puts.delete(put);
+        lane.fifo.push(seq);
+        this.kick(lane);
+        return true;
+      },
+      (err: unknown) => {
+        // the disk refused the commit (full, I/O error): not queued, counted as dropped
+        this.puts.delete(put);
+        this.queued--;
+        this.bytes -= size;
+        this.dropped++;
+        this.o.log?.error({ err, dropped: this.dropped }, 'history queue: the disk refused an entry; dropped');
+        if (this.queued === 0 && this.puts.size === 0) for (const w of this.drainWaiters.splice(0)) w();
+        return false;
+      },
+    );
     this.puts.add(put);
     return put;
   }

@@ -11,6 +11,7 @@ import {
   formatSessionInfo, SESSION_INFO_TYPE,
   type AppendOptions, type FolderRef, type MessageStore, type SessionInfo, type StoredObject,
 } from './mss.js';
+import { settlesWithin } from '../../lib/lmdb-commit-guard.js';
 
 // The interface and its types live in mss.ts; re-exported for the existing importers.
 export { SESSION_INFO_TYPE, type FolderRef, type MessageStore, type SessionInfo, type StoredObject };
@@ -97,6 +98,6 @@ export class LmdbMessageStore implements MessageStore {
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    await settlesWithin(this.db.close());
   }
 }

@@ -26,6 +26,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { DialogSchema } from './sip/dialog.js';
 import type { Call } from './call/machine.js';
 import { DeferredRecordSchema } from './deferred/record.js';
+import { settlesWithin } from '../../lib/lmdb-commit-guard.js';
 
 /**
  * The record format. Version 1 (before deferral) loads as version 2 with the call not
@@ -288,9 +289,20 @@ export class MemoryCallStore implements CallStore {
  * environment, string values (a damaged record is still readable text to report). A
  * write is not awaited by the call (the next change overwrites it); a crash loses at most
  * the writes LMDB had not committed yet.
+ *
+ * A refused commit (a full disk, an I/O error, lmdb-js's free-list check) is reported
+ * through `onError`, and the call's latest record (or its deletion) is written again
+ * after a back-off (0.5 s doubling to 30 s), until it lands or a newer write of the same
+ * call supersedes it; `close` tries the ones still waiting once more.
  */
 export class LmdbCallStore implements CallStore {
   #pending: Promise<void> = Promise.resolve();
+  /** Each call's latest write: its number, so an older one failing does not undo it. */
+  readonly #latest = new Map<string, number>();
+  #writes = 0;
+  /** Writes waiting to be tried again, by Call-ID. */
+  readonly #retries = new Map<string, { timer: NodeJS.Timeout; run: () => void }>();
+  #open = true;
 
   constructor(
     private readonly root: RootDatabase,
@@ -300,10 +312,14 @@ export class LmdbCallStore implements CallStore {
   ) {}
 
   put(call: StoredCall): void {
-    this.#track(this.db.put(call.callId, JSON.stringify({ ...call, owner: this.node })));
+    this.#write(call.callId, JSON.stringify({ ...call, owner: this.node }), 0);
   }
   delete(callId: string): void {
-    this.#track(this.db.remove(callId));
+    this.#write(callId, null, 0);
+  }
+  /** Writes waiting for a retry after a refused commit (tests, metrics). */
+  get retrying(): number {
+    return this.#retries.size;
   }
   async load(): Promise<LoadedCalls> {
     const all = this.#all();
@@ -319,7 +335,8 @@ export class LmdbCallStore implements CallStore {
       const r = text === undefined ? null : parseStoredCall(text);
       if (!r?.ok || r.call.owner !== from) return null;
       const taken = { ...r.call, owner: this.node };
-      void this.db.put(callId, JSON.stringify(taken));
+      // settles with the transaction, whose own promise reports a refused commit to the caller
+      this.db.put(callId, JSON.stringify(taken)).catch(() => undefined);
       return taken;
     });
   }
@@ -332,16 +349,47 @@ export class LmdbCallStore implements CallStore {
   }
   async flushed(): Promise<void> {
     await this.#pending;
-    await this.db.flushed;
+    await settlesWithin(this.db.flushed);
   }
   async close(): Promise<void> {
-    await this.flushed();
-    await this.root.close();
+    this.#open = false;
+    for (const [callId, retry] of this.#retries) {
+      clearTimeout(retry.timer);
+      this.#retries.delete(callId);
+      retry.run();
+    }
+    await this.flushed().catch(this.onError);
+    await settlesWithin(this.root.close());
   }
-  /** `flushed` waits for every write so far; nothing of a settled write is kept. */
-  #track(p: Promise<unknown>): void {
-    const done = p.then(() => undefined, this.onError);
-    this.#pending = Promise.all([this.#pending, done]).then(() => undefined);
+  /** Write `text` under `callId` (null: remove it); on a refused commit, again later. */
+  #write(callId: string, text: string | null, attempt: number): void {
+    const n = ++this.#writes;
+    this.#latest.set(callId, n);
+    const waiting = this.#retries.get(callId);
+    if (waiting) {
+      clearTimeout(waiting.timer);
+      this.#retries.delete(callId);
+    }
+    const written = text === null ? this.db.remove(callId) : this.db.put(callId, text);
+    const settled = written.then(
+      () => {
+        if (this.#latest.get(callId) === n) this.#latest.delete(callId);
+      },
+      (err: unknown) => {
+        this.onError(err);
+        if (this.#latest.get(callId) !== n) return; // a newer write of this call supersedes it
+        const run = (): void => this.#write(callId, text, attempt + 1);
+        if (!this.#open) return;
+        const timer = setTimeout(() => {
+          this.#retries.delete(callId);
+          run();
+        }, Math.min(30_000, 500 * 2 ** attempt));
+        timer.unref();
+        this.#retries.set(callId, { timer, run });
+      },
+    );
+    // `flushed` waits for every write so far; nothing of a settled write is kept
+    this.#pending = Promise.all([this.#pending, settled]).then(() => undefined);
   }
 }
 

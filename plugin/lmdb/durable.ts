@@ -3,6 +3,7 @@
  * closing lets pending writes reach the disk.
  */
 import type { Database, Key } from 'lmdb';
+import { settlesWithin } from '../../lib/lmdb-commit-guard.js';
 
 export abstract class DurableLmdbStore<V, K extends Key> {
   private open = true;
@@ -16,7 +17,8 @@ export abstract class DurableLmdbStore<V, K extends Key> {
   /** Run `action` as one write transaction; resolves with its result once flushed. */
   protected async writeDurably<T>(action: () => T): Promise<T> {
     const result = await this.db.transaction(action);
-    await this.db.flushed;
+    // committed; the flush after it is waited for, within bounds (settlesWithin)
+    await settlesWithin(this.db.flushed);
     return result;
   }
 
@@ -34,6 +36,6 @@ export abstract class DurableLmdbStore<V, K extends Key> {
   async close(): Promise<void> {
     if (!this.open) return;
     this.open = false;
-    await this.db.flushed;
+    await settlesWithin(this.db.flushed);
   }
 }

@@ -24,6 +24,7 @@ import { DurableLmdbStore } from '../../lmdb/durable.js';
 import { DialogSchema } from '../sip/dialog.js';
 import { DeferredRecordSchema, type DeferredRecord } from './record.js';
 import type { ClaimStore } from './claim.js';
+import { settlesWithin } from '../../../lib/lmdb-commit-guard.js';
 
 export const PENDING_VERSION = 1;
 
@@ -299,7 +300,7 @@ export class LmdbPendingDeliveries extends DurableLmdbStore<string, string> impl
   override async close(): Promise<void> {
     if (!this.isOpen) return;
     await super.close();
-    await this.root.close();
+    await settlesWithin(this.root.close());
   }
 
   #indexKey(e: PendingEntry): IndexKey {

@@ -99,3 +99,32 @@ t.test('redis cluster', async (t) => {
     await t.rejects(s.claim('g1', 'x'), { name: 'SharedStateError' });
   });
 });
+
+t.test('lmdb: a refused commit is reported and the call\'s latest record written again; a newer write is never undone', async (t) => {
+  const root = open({ path: tempDir(t), maxDbs: 1 });
+  const db = root.openDB<string, string>({ name: 'calls', encoding: 'string' });
+  t.teardown(() => root.close());
+  const errors: unknown[] = [];
+  const store = new LmdbCallStore(root, db, (e) => errors.push(e), 'node-a');
+  // the next two commits are refused, as lmdb-js refuses them (the write's promise rejects)
+  const realPut = db.put.bind(db);
+  const realRemove = db.remove.bind(db);
+  let refuse = 2;
+  const refused = (): Promise<boolean> => Promise.reject(new Error('Commit failed (see commitError for details)'));
+  db.put = ((k: string, v: string) => (refuse-- > 0 ? refused() : realPut(k, v))) as typeof db.put;
+  db.remove = ((k: string) => (refuse-- > 0 ? refused() : realRemove(k))) as typeof db.remove;
+
+  store.put(storedCall('kept'));
+  store.put(storedCall('gone'));
+  await store.flushed();
+  t.equal(errors.length, 2, 'both refusals reported');
+  t.equal(store.retrying, 2, 'both wait for a retry');
+  store.delete('gone'); // newer than its refused put: the put must not come back
+  await store.flushed();
+  t.equal(store.retrying, 1, 'the deletion replaced the waiting put');
+  const deadline = Date.now() + 3000;
+  while (store.retrying > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await store.flushed();
+  t.same((await store.load()).calls.map((c) => c.callId), ['kept'], 'the refused record landed on the retry; the deleted call stayed deleted');
+  t.equal(errors.length, 2, 'no further error');
+});

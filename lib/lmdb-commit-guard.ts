@@ -1,0 +1,59 @@
+/**
+ * A refused LMDB commit must not end the process (docs/reliability.md "A refused commit").
+ *
+ * When lmdb-js (3.5.x) cannot commit a write transaction (a full disk, an I/O error, or
+ * its own free-list check, "reserved freelist had a data entry with zero-size"), it
+ * rejects the promises of the writes it handed out, which our stores handle: they log,
+ * answer with an error, or write again. But it also rejects promises that no caller
+ * holds: the failed commit's `commitError` (the real cause) and the promise of its
+ * event-turn batch. Node ends a process on an unhandled rejection, so one refused commit
+ * would kill the service or the relay, with every call in it.
+ *
+ * `guardLmdbCommitFailures` takes those two kinds, and only those (a rejection raised in
+ * lmdb-js's write.js), and reports them. Any other unhandled rejection is thrown again,
+ * so it still ends the process as Node's default does: a defect of ours stays loud.
+ */
+
+/** Whether `reason` is one of lmdb-js's own commit rejections. */
+export function isLmdbCommitFailure(reason: unknown): reason is Error {
+  if (!(reason instanceof Error)) return false;
+  // the first frame is where it was made: lmdb-js's writer (resolveWrites, or the commit callback)
+  const frames = (reason.stack ?? '').split('\n').filter((l) => l.trimStart().startsWith('at '));
+  return frames.length > 0 && /[/\\]lmdb[/\\]write\.js:/.test(frames[0] ?? '');
+}
+
+/**
+ * Install once per process (the entry points do). `report` gets the failure: the
+ * commit's real cause (`isCause`), or lmdb-js's "Commit failed" error of a write that nothing
+ * waited for (a promise of its own, or one of ours derived from a write without a handler).
+ * Returns a function that removes the guard (tests).
+ */
+export function guardLmdbCommitFailures(report: (err: Error, isCause: boolean) => void): () => void {
+  const onUnhandled = (reason: unknown): void => {
+    if (!isLmdbCommitFailure(reason)) throw reason;
+    report(reason, !('commitError' in reason));
+  };
+  process.on('unhandledRejection', onUnhandled);
+  return () => void process.off('unhandledRejection', onUnhandled);
+}
+
+/**
+ * How long to wait for lmdb-js to settle a flush or a close. After a refused commit it
+ * never settles them (the failed commit's flush is never resolved, and `close` waits for
+ * it), so a store that waited without bound would never close. Whatever was committed
+ * before is in the data file either way: waiting longer would save nothing.
+ */
+export const LMDB_SETTLE_MS = 2000;
+
+/** Wait for `p` (a flush, a close) at most `ms`: true when it settled, false when it did not. */
+export async function settlesWithin(p: PromiseLike<unknown>, ms = LMDB_SETTLE_MS): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([Promise.resolve(p).then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
