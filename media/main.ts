@@ -11,7 +11,6 @@ import { RedisDeferredStore } from './deferred/redis.js';
 import type { DeferredStore } from './deferred/store.js';
 import { connectEngine, type RedisEngine } from '../lib/redis-engine.js';
 import { openHistory } from './history/open.js';
-import { HistoryThread } from './history/thread.js';
 import { ControlServer } from './relay/control.js';
 import { MsrpRelay } from './relay/relay.js';
 import { HepFrameTrace } from './relay/hep-trace.js';
@@ -44,10 +43,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   // LMDB by default; with history-store imap, the MSS behind the write queue (docs/history.md).
-  // (docs/history.md "Off the relay's thread": in a worker thread unless history-thread is false)
-  const store = cfg.history === null ? undefined
-    : cfg.historyThread === false ? openHistory(cfg, log)
-      : new HistoryThread({ history: cfg.history, ...(cfg.mss ? { mss: cfg.mss } : {}), logLevel: log.level }, log);
+  const store = openHistory(cfg, log);
   // the lab's live view (docs/lab.md "Live view"): frames as HEP3 to its collector
   const traceAt = cfg.traceHep === undefined ? -1 : cfg.traceHep.lastIndexOf(':');
   const trace = cfg.traceHep === undefined ? undefined : new HepFrameTrace(cfg.traceHep.slice(0, traceAt), Number(cfg.traceHep.slice(traceAt + 1)));

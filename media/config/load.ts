@@ -48,8 +48,6 @@ const RelayConfigSchema = Type.Object(
       { default: 'starttls', errorMessage: 'must be none, starttls or tls' }),
     /** Connections to the MSS, one per queue lane (sessions are spread over them). */
     'mss-connections': Type.Integer({ minimum: 1, maximum: 32, default: 4 }),
-    /** Write history from a worker thread of its own, not the relaying thread (docs/history.md "Off the relay's thread"). */
-    'history-thread': Type.Boolean({ default: true }),
     /** LMDB file of the write queue in front of the MSS. */
     'history-queue': Type.String({ minLength: 1, default: 'run/history-queue.mdb' }),
     'history-queue-max-entries': Type.Integer({ minimum: 1, default: 100_000 }),
@@ -114,11 +112,9 @@ export interface MssConfig {
  * The settings as the process uses them: the schema's, camelCase (a new schema field
  * appears here, and readConfig must then fill it), with three reshaped.
  */
-export type RelayConfig = Omit<CamelSettings, 'history' | 'historyThread' | TlsSetting | MssSetting | DeferredSetting | 'controlMaxFrameBytes' | 'controlAllowedPeers'> & {
+export type RelayConfig = Omit<CamelSettings, 'history' | TlsSetting | MssSetting | DeferredSetting | 'controlMaxFrameBytes' | 'controlAllowedPeers'> & {
   /** null: history off. */
   history: CamelSettings['history'] | null;
-  /** Present (false) when history is written on the relaying thread; the default is a thread of its own. */
-  historyThread?: false;
   /** msrps listener; absent when not configured. */
   tls?: { port: Exclude<CamelSettings['msrpTlsPort'], undefined>; cert: string; key: string };
   /** Present when not the default (loopback). */
@@ -153,7 +149,6 @@ const SETTINGS: ReadonlyArray<readonly [key: keyof RelayConfigFile, env: string,
   ['mss-user', 'MSS_USER', 'string'],
   ['mss-tls', 'MSS_TLS', 'string'],
   ['mss-connections', 'MSS_CONNECTIONS', 'int'],
-  ['history-thread', 'RELAY_HISTORY_THREAD', 'bool'],
   ['history-queue', 'RELAY_HISTORY_QUEUE', 'string'],
   ['history-queue-max-entries', 'RELAY_HISTORY_QUEUE_MAX_ENTRIES', 'int'],
   ['history-queue-max-bytes', 'RELAY_HISTORY_QUEUE_MAX_BYTES', 'int'],
@@ -253,7 +248,6 @@ export function readConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     msrpPort: c['msrp-port'],
     controlPort: c['control-port'],
     history: c.history === 'off' ? null : c.history,
-    ...(c['history-thread'] ? {} : { historyThread: false as const }),
     ...(cert !== undefined && key !== undefined
       ? { tls: { cert, key, port: c['msrp-tls-port'] ?? DEFAULT_TLS_PORT } }
       : {}),
