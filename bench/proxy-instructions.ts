@@ -114,7 +114,9 @@ async function run(mode: Mode, calls: number, dir: string): Promise<string> {
     await new Promise((res) => setTimeout(res, 3000));
   } finally {
     await Promise.all(devices.map((d) => d.stop()));
-    await kamailio.stop();
+    // every process under callgrind writes its profile on exit, which takes longer than the
+    // usual 5 s: a SIGKILL before that loses the main process's summary
+    await kamailio.stop(120_000);
     await service.stop();
   }
   return cg;

@@ -253,8 +253,9 @@ export class Kamailio {
     }
   }
 
-  async stop(): Promise<void> {
-    await this.proc.stop(5000);
+  /** SIGTERM, then SIGKILL after `graceMs` (under valgrind each process needs longer to write its profile). */
+  async stop(graceMs = 5000): Promise<void> {
+    await this.proc.stop(graceMs);
   }
 }
 
