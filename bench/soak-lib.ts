@@ -86,10 +86,14 @@ export async function metricsText(s: Svc, timeoutMs = 2000): Promise<string> {
   return r.text();
 }
 
-/** The service's JavaScript heap in use (Node diagnostic report on SIGUSR2), bytes; NaN if none came. */
-export async function serviceHeap(s: Svc): Promise<number> {
+/**
+ * The service's JavaScript heap (Node diagnostic report on SIGUSR2), bytes: in use, and
+ * committed (what the heap holds from the OS, young generation included); NaN if none came.
+ */
+export async function serviceHeap(s: Svc): Promise<{ used: number; committed: number }> {
+  const none = { used: NaN, committed: NaN };
   const pid = s.proc.pid;
-  if (pid === undefined || !s.proc.running) return NaN;
+  if (pid === undefined || !s.proc.running) return none;
   const before = new Set(readdirSync(s.reportDir));
   process.kill(pid, 'SIGUSR2');
   for (let i = 0; i < 50; i++) {
@@ -97,14 +101,14 @@ export async function serviceHeap(s: Svc): Promise<number> {
     const fresh = readdirSync(s.reportDir).filter((f) => !before.has(f) && f.endsWith('.json'));
     for (const f of fresh) {
       try {
-        const rep = JSON.parse(readFileSync(join(s.reportDir, f), 'utf8')) as { javascriptHeap?: { usedMemory?: number } };
-        return rep.javascriptHeap?.usedMemory ?? NaN;
+        const rep = JSON.parse(readFileSync(join(s.reportDir, f), 'utf8')) as { javascriptHeap?: { usedMemory?: number; totalMemory?: number } };
+        return { used: rep.javascriptHeap?.usedMemory ?? NaN, committed: rep.javascriptHeap?.totalMemory ?? NaN };
       } catch {
         // still being written
       }
     }
   }
-  return NaN;
+  return none;
 }
 
 export function rss(pid: number | undefined): number {
