@@ -267,7 +267,7 @@ const lines = [
   `  UDP datagrams dropped by the kernel (receive buffer full): ${drops}`,
   `  REGISTERs ok ${pop.ok}, failed ${pop.failed}${[...pop.causes].map(([c, n]) => ` (${n} × ${c})`).join('')}`,
   `  slopes over ${steady.length} samples after ${WARMUP_MIN.toFixed(1)} min of warm-up${judged ? '' : ` (fewer than ${MIN_SLOPE_SAMPLES}: too short to judge, not counted against the targets)`}:`,
-  ...memChecks.map((m) => `  ${m.k.padEnd(11)} slope ${m.perMin.toFixed(3)} /min = ${m.pctPerH.toFixed(1)} % of its mean per hour: ${!judged ? 'not judged' : m.flat ? 'flat' : 'GROWING'}`),
+  ...memChecks.map((m) => `  ${m.k.padEnd(12)} slope ${m.perMin.toFixed(3)} /min = ${m.pctPerH.toFixed(1)} % of its mean per hour: ${!judged ? 'not judged' : m.flat ? 'flat' : 'GROWING'}`),
   `  pf.invite p99 median first half ${p99a.toFixed(3)} ms, second half ${p99b.toFixed(3)} ms: ${p99Step ? 'STEP' : 'no step'}`,
   ...(bye404 ? [`  a 404 to the BYE: call ${bye404[0]}, its sipp and Kamailio lines in bye-404-*.log`] : []),
   `  targets ${ok ? 'met' : 'MISSED'}; CSV ${join(dir, 'soak.csv')}, plot ${join(dir, 'soak.png')}`,
