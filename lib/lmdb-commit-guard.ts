@@ -14,12 +14,18 @@
  * so it still ends the process as Node's default does: a defect of ours stays loud.
  */
 
-/** Whether `reason` is one of lmdb-js's own commit rejections. */
+/**
+ * Whether `reason` is one of lmdb-js's own commit rejections: raised in its writer
+ * (write.js), and either its "Commit failed" error (it carries `commitError`) or the
+ * commit's cause (an LMDB or system error, with a numeric `code`). Anything else raised
+ * there (a write after close, say) is not: that would be a defect of ours.
+ */
 export function isLmdbCommitFailure(reason: unknown): reason is Error {
   if (!(reason instanceof Error)) return false;
   // the first frame is where it was made: lmdb-js's writer (resolveWrites, or the commit callback)
   const frames = (reason.stack ?? '').split('\n').filter((l) => l.trimStart().startsWith('at '));
-  return frames.length > 0 && /[/\\]lmdb[/\\]write\.js:/.test(frames[0] ?? '');
+  if (frames.length === 0 || !/[/\\]lmdb[/\\]write\.js:/.test(frames[0] ?? '')) return false;
+  return 'commitError' in reason || ('code' in reason && typeof reason.code === 'number');
 }
 
 /**
