@@ -224,12 +224,15 @@ const steady = samples.filter((s) => s.minute > WARMUP_MIN);
 const judged = steady.length >= MIN_SLOPE_SAMPLES;
 // the service's RSS is judged as its two parts: the JS heap in use, and what is not JS heap
 const memChecks = (['kamShmMiB', 'svcHeapMiB', 'svcNativeMiB', 'svcFds', 'kamFds'] as const).map((k) => {
-  const xs = steady.map((s) => s.minute);
-  const ys = steady.map((s) => s[k]);
+  // a missing reading (a diagnostic report that did not come) is left out, not read as 0
+  const read = steady.filter((s) => Number.isFinite(s[k]));
+  const xs = read.map((s) => s.minute);
+  const ys = read.map((s) => s[k]);
   const perMin = slope(xs, ys);
   const mean = ys.reduce((a, b) => a + b, 0) / Math.max(1, ys.length);
   const pctPerH = mean ? (perMin * 60 * 100) / mean : 0;
-  return { k, perMin, pctPerH, flat: !judged || pctPerH < MEM_PCT_PER_H || !Number.isFinite(pctPerH) };
+  // too few readings of this series is a miss, not a pass
+  return { k, perMin, pctPerH, flat: !judged || (read.length >= MIN_SLOPE_SAMPLES && pctPerH < MEM_PCT_PER_H) };
 });
 const half = Math.floor(steady.length / 2);
 const p99a = median(steady.slice(0, half).map((s) => s.p99Ms));

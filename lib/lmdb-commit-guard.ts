@@ -46,12 +46,13 @@ export function guardLmdbCommitFailures(report: (err: Error, isCause: boolean) =
 /**
  * How long to wait for lmdb-js to settle a flush or a close. After a refused commit it
  * never settles them (the failed commit's flush is never resolved, and `close` waits for
- * it), so a store that waited without bound would never close. Whatever was committed
- * before is in the data file either way: waiting longer would save nothing.
+ * it). Committed data is in the data file's pages either way: a process that ends without
+ * the wait loses nothing; only a machine that loses power before the OS writes the pages
+ * back would.
  */
 export const LMDB_SETTLE_MS = 2000;
 
-/** Wait for `p` (a flush, a close) at most `ms`: true when it settled, false when it did not. */
+/** Wait for `p` (a close, a flush at shutdown) at most `ms`: true when it settled, false when it did not. */
 export async function settlesWithin(p: PromiseLike<unknown>, ms = LMDB_SETTLE_MS): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<false>((resolve) => {
@@ -62,4 +63,17 @@ export async function settlesWithin(p: PromiseLike<unknown>, ms = LMDB_SETTLE_MS
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** How long a write that is to be answered waits for its flush (fsync) before it fails. */
+export const LMDB_FLUSH_MS = 10_000;
+
+/**
+ * Wait for the flush (fsync) after a committed write that a 200 will acknowledge. It fails
+ * rather than returning early: when the flush does not come within `ms` (a refused commit
+ * beside it, after which lmdb-js never settles it, or a disk that slow), the caller answers
+ * with an error, never with a success for data that may not be on the disk.
+ */
+export async function flushedWithin(p: PromiseLike<unknown>, ms = LMDB_FLUSH_MS): Promise<void> {
+  if (!(await settlesWithin(p, ms))) throw new Error(`lmdb: the write was committed but not flushed to disk within ${ms} ms`);
 }

@@ -19,7 +19,7 @@ import {
   type AppendResult, type DeferredBounds, type DeferredCounts, type DeferredRecord, type DeferredStore, type ExpiredBatch,
   type ExpiryNotice, type ItemKind, type NewItem, type StoredItem,
 } from './store.js';
-import { settlesWithin } from '../../lib/lmdb-commit-guard.js';
+import { flushedWithin, settlesWithin } from '../../lib/lmdb-commit-guard.js';
 
 type Key = (string | number)[];
 type Code = 'm' | 'n';
@@ -196,7 +196,8 @@ export class LmdbDeferredStore implements DeferredStore {
   /** One transaction, resolved once flushed to disk. */
   private async write(body: () => void): Promise<void> {
     await this.db.transaction(body);
-    await settlesWithin(this.db.flushed);
+    // the sender's 200 waits for the flush, and the write fails (500) rather than come before it
+    await flushedWithin(this.db.flushed);
   }
 
   private totalsNow(): Totals {

@@ -3,7 +3,7 @@
  * closing lets pending writes reach the disk.
  */
 import type { Database, Key } from 'lmdb';
-import { settlesWithin } from '../../lib/lmdb-commit-guard.js';
+import { flushedWithin, settlesWithin } from '../../lib/lmdb-commit-guard.js';
 
 export abstract class DurableLmdbStore<V, K extends Key> {
   private open = true;
@@ -17,8 +17,8 @@ export abstract class DurableLmdbStore<V, K extends Key> {
   /** Run `action` as one write transaction; resolves with its result once flushed. */
   protected async writeDurably<T>(action: () => T): Promise<T> {
     const result = await this.db.transaction(action);
-    // committed; the flush after it is waited for, within bounds (settlesWithin)
-    await settlesWithin(this.db.flushed);
+    // committed; the answer waits for the flush, and fails rather than come before it
+    await flushedWithin(this.db.flushed);
     return result;
   }
 

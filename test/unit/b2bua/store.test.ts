@@ -128,3 +128,22 @@ t.test('lmdb: a refused commit is reported and the call\'s latest record written
   t.same((await store.load()).calls.map((c) => c.callId), ['kept'], 'the refused record landed on the retry; the deleted call stayed deleted');
   t.equal(errors.length, 2, 'no further error');
 });
+
+t.test('lmdb: a refused write followed by a newer one of the same call: no retry, the newer record stays', async (t) => {
+  const root = open({ path: tempDir(t), maxDbs: 1 });
+  const db = root.openDB<string, string>({ name: 'calls', encoding: 'string' });
+  t.teardown(() => root.close());
+  const errors: unknown[] = [];
+  const store = new LmdbCallStore(root, db, (e) => errors.push(e), 'node-a');
+  const realPut = db.put.bind(db);
+  let refuse = 1;
+  db.put = ((k: string, v: string) => (refuse-- > 0 ? Promise.reject(new Error('Commit failed (see commitError for details)')) : realPut(k, v))) as typeof db.put;
+  store.put(storedCall('c', { startedAt: 1 })); // refused
+  store.put(storedCall('c', { startedAt: 2 })); // made before the refusal is known: the newer one
+  await store.flushed();
+  t.equal(errors.length, 1, 'the refusal reported');
+  t.equal(store.retrying, 0, 'the older write is not tried again');
+  await new Promise((r) => setTimeout(r, 700)); // past the first back-off
+  await store.flushed();
+  t.same((await store.load()).calls.map((c) => c.startedAt), [2], 'the newer record, not the refused older one');
+});
