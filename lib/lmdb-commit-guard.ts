@@ -28,16 +28,23 @@ export function isLmdbCommitFailure(reason: unknown): reason is Error {
   return 'commitError' in reason || ('code' in reason && typeof reason.code === 'number');
 }
 
+/** Where the guard reports (a pino logger fits). */
+export interface GuardLog {
+  error(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
 /**
- * Install once per process (the entry points do). `report` gets the failure: the
- * commit's real cause (`isCause`), or lmdb-js's "Commit failed" error of a write that nothing
- * waited for (a promise of its own, or one of ours derived from a write without a handler).
+ * Install once per process (the entry points do). The commit's real cause is logged at
+ * error; lmdb-js's "Commit failed" error of a write that nothing waited for (a promise of
+ * its own, or one of ours derived from a write without a handler) at warn.
  * Returns a function that removes the guard (tests).
  */
-export function guardLmdbCommitFailures(report: (err: Error, isCause: boolean) => void): () => void {
+export function guardLmdbCommitFailures(log: GuardLog): () => void {
   const onUnhandled = (reason: unknown): void => {
     if (!isLmdbCommitFailure(reason)) throw reason;
-    report(reason, !('commitError' in reason));
+    if ('commitError' in reason) log.warn({ err: reason.message }, 'lmdb: a write of a refused commit that nothing waited for');
+    else log.error({ err: reason }, 'lmdb: a commit was refused');
   };
   process.on('unhandledRejection', onUnhandled);
   return () => void process.off('unhandledRejection', onUnhandled);

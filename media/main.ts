@@ -21,12 +21,9 @@ export { readConfig, type RelayConfig };
 async function main(): Promise<void> {
   // never a password in a log line (docs/deployment.md "What is never logged")
   const log = pino({ name: 'msrp-relay', redact: { paths: ['password', '*.password', '*.*.password'], censor: '[redacted]' } });
-  // a refused LMDB commit is each store's error to report (a 500 to the sender, a queue
-  // write retried), never the process's end
-  guardLmdbCommitFailures((err, isCause) => {
-    if (isCause) log.error({ err }, 'lmdb: a commit was refused');
-    else log.warn({ err: err.message }, 'lmdb: a write of a refused commit that nothing waited for');
-  });
+  // a refused LMDB commit is each store's error to report (a 500 to the sender, a history
+  // entry counted as dropped), never the process's end
+  guardLmdbCommitFailures(log);
   let cfg: RelayConfig;
   try {
     cfg = readConfig(process.argv.slice(2), process.env);

@@ -25,10 +25,7 @@ async function main(): Promise<void> {
   }
   const log = pino({ level: config.logLevel, base: { svc: 'pf' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
   // a refused LMDB commit is each store's error to report, never the process's end
-  guardLmdbCommitFailures((err, isCause) => {
-    if (isCause) log.error({ err }, 'lmdb: a commit was refused');
-    else log.warn({ err: err.message }, 'lmdb: a write of a refused commit that nothing waited for');
-  });
+  guardLmdbCommitFailures(log);
   const app = await createApp(config, log);
   await app.start();
   // The ready line is printed whatever the log level: the lab and tests wait for it.

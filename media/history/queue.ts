@@ -227,7 +227,7 @@ export class WriteQueue implements HistoryWriter {
 
   /** Resolves once nothing is queued (everything written or set aside). */
   drained(): Promise<void> {
-    if (this.queued === 0 && this.puts.size === 0) return Promise.resolve();
+    if (this.isDrained()) return Promise.resolve();
     return new Promise(resolve => this.drainWaiters.push(resolve));
   }
 
@@ -307,12 +307,20 @@ export class WriteQueue implements HistoryWriter {
         this.bytes -= size;
         this.dropped++;
         this.o.log?.error({ err, dropped: this.dropped }, 'history queue: the disk refused an entry; dropped');
-        if (this.queued === 0 && this.puts.size === 0) for (const w of this.drainWaiters.splice(0)) w();
+        this.wakeIfDrained();
         return false;
       },
     );
     this.puts.add(put);
     return put;
+  }
+
+  private isDrained(): boolean {
+    return this.queued === 0 && this.puts.size === 0;
+  }
+
+  private wakeIfDrained(): void {
+    if (this.isDrained()) for (const w of this.drainWaiters.splice(0)) w();
   }
 
   /** A new entry is on disk. Writing: the lane takes it after the current one; waiting: the backoff timer steps. */
@@ -324,7 +332,7 @@ export class WriteQueue implements HistoryWriter {
     const seq = lane.fifo[0];
     if (seq === undefined) {
       if (lane.state !== 'idle') this.moveLane(lane, 'idle');
-      if (this.queued === 0 && this.puts.size === 0) for (const w of this.drainWaiters.splice(0)) w();
+      this.wakeIfDrained();
       return;
     }
     this.moveLane(lane, 'writing');

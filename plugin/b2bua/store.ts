@@ -353,23 +353,23 @@ export class LmdbCallStore implements CallStore {
   }
   async close(): Promise<void> {
     this.#open = false;
-    for (const [callId, retry] of this.#retries) {
-      clearTimeout(retry.timer);
-      this.#retries.delete(callId);
-      retry.run();
-    }
+    for (const callId of [...this.#retries.keys()]) this.#cancelRetry(callId)?.run();
     await this.flushed().catch(this.onError);
     await settlesWithin(this.root.close());
+  }
+  /** Take `callId`'s waiting retry off its timer; returns it, if there was one. */
+  #cancelRetry(callId: string): { run: () => void } | undefined {
+    const waiting = this.#retries.get(callId);
+    if (!waiting) return undefined;
+    clearTimeout(waiting.timer);
+    this.#retries.delete(callId);
+    return waiting;
   }
   /** Write `text` under `callId` (null: remove it); on a refused commit, again later. */
   #write(callId: string, text: string | null, attempt: number): void {
     const n = ++this.#writes;
     this.#latest.set(callId, n);
-    const waiting = this.#retries.get(callId);
-    if (waiting) {
-      clearTimeout(waiting.timer);
-      this.#retries.delete(callId);
-    }
+    this.#cancelRetry(callId); // this write replaces it
     const written = text === null ? this.db.remove(callId) : this.db.put(callId, text);
     const settled = written.then(
       () => {
@@ -377,9 +377,8 @@ export class LmdbCallStore implements CallStore {
       },
       (err: unknown) => {
         this.onError(err);
-        if (this.#latest.get(callId) !== n) return; // a newer write of this call supersedes it
+        if (this.#latest.get(callId) !== n || !this.#open) return; // a newer write of this call supersedes it
         const run = (): void => this.#write(callId, text, attempt + 1);
-        if (!this.#open) return;
         const timer = setTimeout(() => {
           this.#retries.delete(callId);
           run();

@@ -3,7 +3,7 @@
 // so that cluster mode (slots, redirections, SCAN of every master) is what is tested.
 // Then what only the Redis store does: owner-checked writes after a takeover, the records'
 // TTL, an engine that is gone (docs/deployment.md §12).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { open } from 'lmdb';
 import { LmdbCallStore, MemoryCallStore } from '../../../plugin/b2bua/store.js';
 import { RECORD_GRACE_MS, RedisCallStore } from '../../../plugin/b2bua/redis-store.js';
@@ -100,19 +100,27 @@ t.test('redis cluster', async (t) => {
   });
 });
 
-t.test('lmdb: a refused commit is reported and the call\'s latest record written again; a newer write is never undone', async (t) => {
+/**
+ * An LMDB call store whose next `refuse` writes are refused, as lmdb-js refuses them (the
+ * write's promise rejects); the errors it reports.
+ */
+function refusingStore(t: Test, refuse: number): { store: LmdbCallStore; errors: unknown[] } {
   const root = open({ path: tempDir(t), maxDbs: 1 });
   const db = root.openDB<string, string>({ name: 'calls', encoding: 'string' });
   t.teardown(() => root.close());
   const errors: unknown[] = [];
   const store = new LmdbCallStore(root, db, (e) => errors.push(e), 'node-a');
-  // the next two commits are refused, as lmdb-js refuses them (the write's promise rejects)
   const realPut = db.put.bind(db);
   const realRemove = db.remove.bind(db);
-  let refuse = 2;
   const refused = (): Promise<boolean> => Promise.reject(new Error('Commit failed (see commitError for details)'));
   db.put = ((k: string, v: string) => (refuse-- > 0 ? refused() : realPut(k, v))) as typeof db.put;
   db.remove = ((k: string) => (refuse-- > 0 ? refused() : realRemove(k))) as typeof db.remove;
+  return { store, errors };
+}
+
+t.test('lmdb: a refused commit is reported and the call\'s latest record written again; a newer write is never undone', async (t) => {
+  // the next two commits are refused
+  const { store, errors } = refusingStore(t, 2);
 
   store.put(storedCall('kept'));
   store.put(storedCall('gone'));
@@ -130,14 +138,7 @@ t.test('lmdb: a refused commit is reported and the call\'s latest record written
 });
 
 t.test('lmdb: a refused write followed by a newer one of the same call: no retry, the newer record stays', async (t) => {
-  const root = open({ path: tempDir(t), maxDbs: 1 });
-  const db = root.openDB<string, string>({ name: 'calls', encoding: 'string' });
-  t.teardown(() => root.close());
-  const errors: unknown[] = [];
-  const store = new LmdbCallStore(root, db, (e) => errors.push(e), 'node-a');
-  const realPut = db.put.bind(db);
-  let refuse = 1;
-  db.put = ((k: string, v: string) => (refuse-- > 0 ? Promise.reject(new Error('Commit failed (see commitError for details)')) : realPut(k, v))) as typeof db.put;
+  const { store, errors } = refusingStore(t, 1);
   store.put(storedCall('c', { startedAt: 1 })); // refused
   store.put(storedCall('c', { startedAt: 2 })); // made before the refusal is known: the newer one
   await store.flushed();

@@ -12,9 +12,9 @@ import { storedCall } from '../b2bua/store-suite.js';
 process.on('SIGXFSZ', () => undefined);
 const [dir = '', mode = ''] = process.argv.slice(2);
 const guarded = { causes: [] as string[], wrappers: 0 };
-guardLmdbCommitFailures((err, isCause) => {
-  if (isCause) guarded.causes.push(err.message);
-  else guarded.wrappers++;
+guardLmdbCommitFailures({
+  error: (obj) => void guarded.causes.push('err' in obj && obj.err instanceof Error ? obj.err.message : String(obj)),
+  warn: () => void guarded.wrappers++,
 });
 const big = 'v=0\r\n' + 'a=x\r\n'.repeat(1500); // ~7.5 KB: a few records fill the limit
 
