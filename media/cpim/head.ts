@@ -25,6 +25,8 @@ export type HeadResult =
 export type PayloadKind = 'chat' | 'isComposing' | 'imdn' | 'empty';
 
 export const CPIM_TYPE = 'message/cpim';
+/** The relay looks for a CPIM head in a message's first bytes only (tracker.ts). */
+export const CPIM_HEAD_LIMIT = 16 * 1024;
 export const ISCOMPOSING_TYPE = 'application/im-iscomposing+xml';
 export const IMDN_TYPE = 'message/imdn+xml';
 
@@ -111,4 +113,25 @@ export function normaliseUri(uri: string): string {
   if (at < 0) return u.toLowerCase();
   // RFC 3261 §19.1.4: the host is case-insensitive; the user part is not.
   return u.slice(0, at).replace(/^[a-z]+:/i, s => s.toLowerCase()) + u.slice(at).toLowerCase();
+}
+
+/**
+ * CR 8.5: is a whole message one that history records, a chat message or a disposition
+ * notification (`classify` says 'chat' or 'imdn'), not isComposing and not empty? The same
+ * answer as `classify` with the parsed head, but the head is parsed only when its bytes
+ * name "composing" in some case: a chat message or an IMDN never needs the parse.
+ */
+export function isRecordedKind(msrpType: string | undefined, data: Buffer): boolean {
+  const outer = mediaType(msrpType);
+  if (outer !== CPIM_TYPE) {
+    const kind = classify(msrpType, undefined);
+    return kind === 'chat' || kind === 'imdn';
+  }
+  // As the relay reads a head (tracker.ts): within its first CPIM_HEAD_LIMIT bytes, or not at all.
+  const prefix = data.length > CPIM_HEAD_LIMIT ? data.subarray(0, CPIM_HEAD_LIMIT) : data;
+  const end1 = findBlankLine(prefix, 0);
+  const end2 = end1 < 0 ? -1 : findBlankLine(prefix, end1 + 2);
+  if (!/composing/i.test(prefix.toString('latin1', 0, end2 < 0 ? prefix.length : end2))) return true;
+  const r = parseCpimHead(prefix);
+  return classify(msrpType, r.state === 'complete' ? r.head : undefined) !== 'isComposing';
 }

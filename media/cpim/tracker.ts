@@ -4,7 +4,7 @@
 // injection before the first chunk leaves, because every chunk's Byte-Range total
 // shifts (RFC 4975 §7.1.1). Memory is bounded by `limit`.
 
-import { CPIM_TYPE, classify, mediaType, parseCpimHead, type CpimHead, type PayloadKind } from './head.js';
+import { CPIM_HEAD_LIMIT, CPIM_TYPE, classify, mediaType, parseCpimHead, type CpimHead, type PayloadKind } from './head.js';
 
 export interface HeadDecision {
   readonly kind: PayloadKind;
@@ -14,7 +14,7 @@ export interface HeadDecision {
   readonly prefix: Buffer;
 }
 
-export const DEFAULT_HEAD_LIMIT = 16 * 1024;
+export const DEFAULT_HEAD_LIMIT = CPIM_HEAD_LIMIT;
 
 export class HeadTracker<T> {
   private readonly parts: Buffer[] = [];

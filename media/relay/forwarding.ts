@@ -67,7 +67,7 @@ export class Forwarder {
       }
       const routed = this.routesFor(s, src, decision);
       m.routes = routed.routes;
-      m.history = this.history.wants(s, decision.kind, src.role);
+      m.history = this.history.wants(s, src.role, getHeader(head.headers, 'Content-Type'));
       recipients = routed.recipients;
     }
     // What the REPORT merge needs to know: chunks lost, and the last chunk written (reports.ts).
@@ -128,9 +128,7 @@ export class Forwarder {
       if (final) s.inbound.delete(key);
       return m;
     }
-    const needHead = needsCpimHead({
-      source: src.role, directDelivery: s.directDelivery, recording: this.history.recording(s), policy: s.policy, firstActive: s.firstActive,
-    });
+    const needHead = needsCpimHead({ source: src.role, directDelivery: s.directDelivery, policy: s.policy, firstActive: s.firstActive });
     m = needHead ? { tracker: new HeadTracker<Chunk>(getHeader(head.headers, 'Content-Type')) } : {};
     if (!final) {
       // Bound the messages left open (interleaved or never finished) per session.

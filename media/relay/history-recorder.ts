@@ -3,12 +3,14 @@
 // history folder (docs/media-relay.md, "History").
 
 import type { Logger } from 'pino';
-import type { PayloadKind } from '../cpim/head.js';
+import { isRecordedKind, type PayloadKind } from '../cpim/head.js';
 import { GROUP_STATE_TYPE, type Direction, type HistoryWriter } from '../history/mss.js';
-import { Body, type Chunk } from './frames.js';
+import type { Chunk } from './frames.js';
 import type { Session } from './session.js';
 
 export interface HistoryBuffer {
+  /** The message's MSRP Content-Type: with the whole message it tells what to record. */
+  readonly msrpType: string | undefined;
   parts: Buffer[];
   size: number;
   overflow: boolean;
@@ -31,10 +33,14 @@ export class HistoryRecorder {
     return s.record && this.store !== undefined;
   }
 
-  /** CR 8.5: user chat messages and disposition notifications are recorded. */
-  wants(s: Session, kind: PayloadKind, from?: 'originator' | 'device'): HistoryBuffer | undefined {
-    if (!this.recording(s) || (kind !== 'chat' && kind !== 'imdn')) return undefined;
-    return { parts: [], size: 0, overflow: false, ...(from ? { direction: from === 'originator' ? 'received' : 'sent' } : {}) };
+  /**
+   * A buffer for one message of a recorded session. Whether it is recorded (CR 8.5: user
+   * chat messages and disposition notifications, not isComposing) is decided on the whole
+   * message, at its last chunk, so the relay need not read the head before relaying.
+   */
+  wants(s: Session, from: 'originator' | 'device', msrpType: string | undefined): HistoryBuffer | undefined {
+    if (!this.recording(s)) return undefined;
+    return { msrpType, parts: [], size: 0, overflow: false, direction: from === 'originator' ? 'received' : 'sent' };
   }
 
   /** CR 8.5: ensure the Session History Folder exists, with its session info object. */
@@ -61,15 +67,14 @@ export class HistoryRecorder {
       if (c.flag === '#') h.parts = [];
       return;
     }
-    if (h.overflow || !s.conversationId || !s.contributionId || !this.store) {
-      if (h.overflow) this.log?.warn({ callId: s.callId }, 'message too large for history');
+    if (h.overflow) {
+      this.log?.warn({ callId: s.callId }, 'message too large for history');
       return;
     }
     // Stored as message/cpim (CR 8.5), in byte order.
-    const data = Buffer.concat(h.parts);
+    const data = Buffer.concat(h.parts); // a copy: the parts may be views of the socket's read buffers
     h.parts = [];
-    this.track(this.store.append({ conversationId: s.conversationId, contributionId: s.contributionId }, 'message/cpim', data,
-      h.direction ? { direction: h.direction } : {}), s);
+    if (isRecordedKind(h.msrpType, data)) this.keep(s, data, h.direction);
   }
 
   /**
@@ -78,9 +83,12 @@ export class HistoryRecorder {
    * would record it relayed. False when not recorded (not wanted, or no store).
    */
   whole(s: Session, kind: PayloadKind, from: 'originator' | 'device', payload: Buffer): boolean {
-    const h = this.wants(s, kind, from);
-    if (!h) return false;
-    this.record(s, h, { body: new Body([payload], payload.length), flag: '$' });
+    if (!this.recording(s) || (kind !== 'chat' && kind !== 'imdn')) return false;
+    if (payload.length > this.maxMessage) {
+      this.log?.warn({ callId: s.callId }, 'message too large for history');
+    } else {
+      this.keep(s, payload, from === 'originator' ? 'received' : 'sent');
+    }
     return true;
   }
 
@@ -97,6 +105,13 @@ export class HistoryRecorder {
 
   async flush(): Promise<void> {
     while (this.writes.size > 0) await Promise.all([...this.writes]);
+  }
+
+  /** Store one message/cpim object (CR 8.5) in the session's folder. */
+  private keep(s: Session, data: Buffer, direction: Direction | undefined): void {
+    if (!s.conversationId || !s.contributionId || !this.store) return;
+    this.track(this.store.append({ conversationId: s.conversationId, contributionId: s.contributionId }, 'message/cpim', data,
+      direction ? { direction } : {}), s);
   }
 
   private track(p: Promise<unknown>, s: Session): void {

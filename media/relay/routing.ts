@@ -46,15 +46,16 @@ export function routeMessage(f: MessageFacts): Routing {
 }
 
 /**
- * The CPIM head is read only when something depends on it: direct delivery, history,
- * or a device's message while policy A or B waits for its first active device.
+ * The CPIM head is read before relaying only when routing depends on it: direct delivery,
+ * or a device's message while policy A or B waits for its first active device. History
+ * does not: the recorder holds a message whole anyway and classifies it at its last chunk
+ * (history-recorder.ts).
  */
 export function needsCpimHead(f: {
   readonly source: Source;
   readonly directDelivery: boolean;
-  readonly recording: boolean;
   readonly policy: MultiDevicePolicy;
   readonly firstActive: string | undefined;
 }): boolean {
-  return f.directDelivery || f.recording || (f.source === 'device' && awaitingFirstActive(f.policy, f.firstActive));
+  return f.directDelivery || (f.source === 'device' && awaitingFirstActive(f.policy, f.firstActive));
 }

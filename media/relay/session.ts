@@ -15,6 +15,7 @@
 import type { ContinuationFlag, FrameHead, MsrpConnectionLike } from '../msrp/index.js';
 import type { ByteRange } from '../cpim/direction.js';
 import type { HeadDecision, HeadTracker } from '../cpim/tracker.js';
+import type { HistoryBuffer } from './history-recorder.js';
 import type { Dial } from './dial.js';
 import type { Deferral } from './deferral.js';
 import type { Body, Chunk } from './frames.js';
@@ -35,7 +36,7 @@ export interface InMessage {
   readonly tracker?: HeadTracker<Chunk>;
   decision?: HeadDecision;
   routes?: Route[];
-  history?: { parts: Buffer[]; size: number; overflow: boolean };
+  history?: HistoryBuffer;
 }
 
 export interface Session {

@@ -1,6 +1,7 @@
 // CPIM classification, Message-Direction injection and Byte-Range mapping.
 import t from 'tap';
-import { classify, cpimAddress, parseCpimHead, type CpimHead } from '../../../media/cpim/head.js';
+import { classify, cpimAddress, isRecordedKind, parseCpimHead, type CpimHead } from '../../../media/cpim/head.js';
+import { rng } from '../../../bench/rng.js';
 import {
   formatByteRange, injectIntoChunk, parseByteRange, planInjection, shiftRange, unshiftRange,
 } from '../../../media/cpim/direction.js';
@@ -38,6 +39,52 @@ t.test('classification table', async t => {
     const r = parseCpimHead(c.body);
     t.equal(classify(c.type, r.state === 'complete' ? r.head : undefined), c.expect, c.name);
   }
+});
+
+// History records chat messages and notifications (CR 8.5): isRecordedKind must give the
+// same answer as classify on the parsed head, which it skips unless "composing" appears.
+const recordedByClassify = (type: string | undefined, body: Buffer): boolean => {
+  const r = parseCpimHead(body.subarray(0, 16 * 1024));
+  const kind = classify(type, r.state === 'complete' ? r.head : undefined);
+  return kind === 'chat' || kind === 'imdn';
+};
+
+t.test('what history records: the same answer as classify', async t => {
+  const cases: { name: string; type: string | undefined; body: Buffer; expect: boolean }[] = [
+    { name: 'chat', type: 'message/cpim', body: cpim('text/plain', 'hi'), expect: true },
+    { name: 'IMDN', type: 'message/cpim', body: cpim('message/imdn+xml', '<imdn/>'), expect: true },
+    { name: 'isComposing', type: 'message/cpim', body: cpim('application/im-iscomposing+xml', '<x/>'), expect: false },
+    { name: 'isComposing, mixed case', type: 'Message/CPIM', body: cpim('Application/IM-IsComposing+XML', '<x/>'), expect: false },
+    { name: 'chat whose text says composing', type: 'message/cpim', body: cpim('text/plain', 'composing a reply'), expect: true },
+    { name: 'chat with a CPIM header that says composing', type: 'message/cpim', body: cpim('text/plain', 'x', 'Subject: composing\r\n'), expect: true },
+    { name: 'invalid head naming isComposing: classify says chat', type: 'message/cpim', body: Buffer.from('no colon\r\n\r\nContent-Type: application/im-iscomposing+xml\r\n\r\n<x/>'), expect: true },
+    { name: 'bare isComposing', type: 'application/im-iscomposing+xml', body: Buffer.from('<x/>'), expect: false },
+    { name: 'bare text', type: 'text/plain', body: Buffer.from('x'), expect: true },
+    { name: 'no Content-Type', type: undefined, body: Buffer.from('x'), expect: false },
+    { name: 'head past the 16 KiB the relay reads', type: 'message/cpim', body: cpim('application/im-iscomposing+xml', '<x/>', `X-Pad: ${'p'.repeat(17 * 1024)}\r\n`), expect: true },
+  ];
+  for (const c of cases) {
+    t.equal(isRecordedKind(c.type, c.body), c.expect, c.name);
+    t.equal(isRecordedKind(c.type, c.body), recordedByClassify(c.type, c.body), `${c.name}: as classify`);
+  }
+  // Random heads built from pieces that matter: the same answer every time.
+  const next = rng(20261206);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!;
+  const inner = ['text/plain', 'application/im-iscomposing+xml', 'APPLICATION/IM-ISCOMPOSING+XML', 'message/imdn+xml', '', 'composing/x'];
+  const lines = ['From: <sip:a@x>', 'Subject: composing', 'bad line', ' folded', 'NS: imdn <urn:ietf:params:imdn>', ''];
+  for (let i = 0; i < 2000; i++) {
+    const head = Array.from({ length: Math.floor(next() * 4) }, () => pick(lines)).join('\r\n');
+    const mime = [`Content-Type: ${pick(inner)}`, ...(next() < 0.3 ? [pick(lines)] : [])];
+    if (next() < 0.3) mime.reverse();
+    const text = `${head}\r\n\r\n${mime.join('\r\n')}\r\n\r\n${next() < 0.2 ? 'composing' : 'x'}`;
+    const body = Buffer.from(next() < 0.1 ? text.slice(0, Math.floor(next() * text.length)) : text);
+    const type = pick(['message/cpim', 'Message/CPIM; x=1', 'text/plain', undefined]);
+    if (isRecordedKind(type, body) !== recordedByClassify(type, body)) {
+      t.fail(`differs from classify: ${JSON.stringify(type)} ${JSON.stringify(body.toString())}`);
+      return;
+    }
+  }
+  t.pass('2000 random heads: the same answer as classify');
 });
 
 t.test('head parsing', async t => {
