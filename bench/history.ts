@@ -35,11 +35,11 @@ const WINDOW = Number(process.env.WINDOW ?? 32);
 const SIZE = Number(process.env.SIZE ?? 100);
 /** MSS connections (queue lanes) of the imap relay. */
 const LANES = Number(process.env.LANES ?? 4);
-const CONVERSATION = 'bench-conv';
+export const CONVERSATION = 'bench-conv';
 
-type Mode = 'off' | 'lmdb' | 'imap';
+export type Mode = 'off' | 'lmdb' | 'imap';
 
-interface Relay {
+export interface Relay {
   mode: Mode;
   child: ChildProcess;
   ctl: RelayControlClient;
@@ -47,7 +47,8 @@ interface Relay {
   calls: number;
 }
 
-async function startRelay(mode: Mode, dir: string, mss: Dovecot): Promise<Relay> {
+/** A relay child with history `mode`; `wrapper` runs it under another program (valgrind). */
+export async function startRelay(mode: Mode, dir: string, mss: Dovecot, wrapper: string[] = []): Promise<Relay> {
   const msrpPort = await freePort();
   const controlPort = await freePort();
   const history = {
@@ -57,17 +58,20 @@ async function startRelay(mode: Mode, dir: string, mss: Dovecot): Promise<Relay>
       '--mss-tls', 'none', '--mss-connections', String(LANES), '--history-queue', join(dir, 'queue.mdb')],
   }[mode];
   const nodeArgs = process.env.RELAY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, 'media/main.ts'),
-    '--msrp-port', String(msrpPort), '--control-port', String(controlPort), ...history], {
+  const argv = [process.execPath, ...nodeArgs, '--import', 'tsx', join(ROOT, 'media/main.ts'),
+    '--msrp-port', String(msrpPort), '--control-port', String(controlPort), ...history];
+  const [cmd, ...args] = [...wrapper, ...argv] as [string, ...string[]];
+  const child = spawn(cmd, args, {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_ENV: 'production', MSS_PASSWORD: mss.password },
   });
   child.stdout!.resume();
-  await waitListening(controlPort, child);
-  await waitListening(msrpPort, child);
+  const startMs = wrapper.length > 0 ? 600_000 : undefined; // valgrind starts Node slowly
+  await waitListening(controlPort, child, startMs);
+  await waitListening(msrpPort, child, startMs);
   return { mode, child, ctl: await RelayControlClient.connect('127.0.0.1', controlPort), msrpPort, calls: 0 };
 }
 
-async function stopRelay(r: Relay): Promise<void> {
+export async function stopRelay(r: Relay): Promise<void> {
   await r.ctl.close();
   r.child.kill('SIGTERM');
   await new Promise(res => r.child.once('exit', res));
@@ -82,7 +86,7 @@ interface Run {
 }
 
 /** Messages in the session's folder on the MSS (STATUS, RFC 3501 §6.3.10). */
-async function mssCount(c: ImapFlow, contributionId: string): Promise<number> {
+export async function mssCount(c: ImapFlow, contributionId: string): Promise<number> {
   try {
     const st = await c.status([encodeComponent(CONVERSATION), encodeComponent(contributionId)], { messages: true });
     return st ? (st.messages ?? 0) : 0;
@@ -92,7 +96,7 @@ async function mssCount(c: ImapFlow, contributionId: string): Promise<number> {
 }
 
 /** One session: originator and device connected, recorded. */
-async function session(r: Relay): Promise<{ callId: string; a: LoadPeer; b: LoadPeer; toPath: string }> {
+export async function session(r: Relay): Promise<{ callId: string; a: LoadPeer; b: LoadPeer; toPath: string }> {
   const callId = `${r.mode}-${++r.calls}`;
   const a = await LoadPeer.connect(r.msrpPort, uriFor('a'));
   const o = await r.ctl.offer({

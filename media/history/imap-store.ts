@@ -13,7 +13,7 @@ import { ImapFlow, type ImapFlowError } from 'imapflow';
 import { componentProblem, decodeComponent, encodeComponent } from './mailbox-name.js';
 import {
   formatSessionInfo, MssError, SESSION_INFO_TYPE,
-  type AppendOptions, type FolderRef, type MessageStore, type SessionInfo, type StoredObject,
+  type AppendItem, type AppendOptions, type FolderRef, type MessageStore, type SessionInfo, type StoredObject,
 } from './mss.js';
 import { buildObject, parseObject } from './object.js';
 
@@ -109,6 +109,13 @@ export class ImapMessageStore implements MessageStore {
       }
       return this.appendRaw(c, path, raw);
     });
+  }
+
+  /** One APPEND after the other, in order (a failure stops there: the objects before it are stored). */
+  async appendMany(items: readonly AppendItem[]): Promise<number[]> {
+    const uids: number[] = [];
+    for (const it of items) uids.push(await this.append(it.ref, it.contentType, it.data, it.opts));
+    return uids;
   }
 
   async list(ref: FolderRef): Promise<StoredObject[]> {

@@ -56,12 +56,26 @@ export interface StoredObject {
   readonly problem?: 'too-large' | 'malformed';
 }
 
+/** One object to append (appendMany). */
+export interface AppendItem {
+  readonly ref: FolderRef;
+  readonly contentType: string;
+  readonly data: Buffer;
+  readonly opts?: AppendOptions;
+}
+
 /** What the relay writes through (media/relay/history-recorder.ts); results are not read. */
 export interface HistoryWriter {
   /** CR 8.5: ensure the session folder exists; on creation store the session info object. */
   ensureSessionFolder(ref: FolderRef, info: SessionInfo): Promise<unknown>;
   /** One message/cpim (or group state) object. */
   append(ref: FolderRef, contentType: string, data: Buffer, opts?: AppendOptions): Promise<unknown>;
+  /**
+   * Several objects, stored in this order, as one write where the store has one (the LMDB
+   * store: one transaction; the write queue: one commit of its file). The relay hands over
+   * each event-loop turn's messages this way (docs/history.md "Where the cost of history goes").
+   */
+  appendMany(items: readonly AppendItem[]): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -73,6 +87,8 @@ export interface MessageStore extends HistoryWriter {
   ensureSessionFolder(ref: FolderRef, info: SessionInfo): Promise<{ created: boolean; infoUid: number }>;
   /** Returns the object's UID. */
   append(ref: FolderRef, contentType: string, data: Buffer, opts?: AppendOptions): Promise<number>;
+  /** Returns the objects' UIDs, in order. */
+  appendMany(items: readonly AppendItem[]): Promise<number[]>;
   /** The folder's objects in UID order; [] when there is no such folder. */
   list(ref: FolderRef): Promise<StoredObject[]>;
   /** Session folders (Contribution-IDs) of a conversation, sorted. */

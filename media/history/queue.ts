@@ -32,7 +32,7 @@ import type { Logger } from 'pino';
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { guardedTransition, type NextTable } from '../../lib/fsm.js';
-import { MssError, type AppendOptions, type FolderRef, type HistoryWriter, type MessageStore, type SessionInfo } from './mss.js';
+import { MssError, type AppendItem, type AppendOptions, type FolderRef, type HistoryWriter, type MessageStore, type SessionInfo } from './mss.js';
 import { settlesWithin } from '../../lib/lmdb-commit-guard.js';
 
 const RefSchema = Type.Object({ conversationId: Type.String(), contributionId: Type.String() });
@@ -123,6 +123,19 @@ export function laneOf(ref: FolderRef, lanes: number): number {
   return h % lanes;
 }
 
+/** The queue entry of one object: its idempotency key (a fresh one unless given) and when the relay saw it. */
+function appendEntry({ ref, contentType, data, opts = {} }: AppendItem): Entry {
+  return {
+    op: 'append',
+    ref: { conversationId: ref.conversationId, contributionId: ref.contributionId },
+    contentType,
+    data,
+    key: opts.key ?? `${randomUUID()}@cpm-pf`,
+    ...(opts.direction ? { direction: opts.direction } : {}),
+    at: (opts.date ?? new Date()).getTime(),
+  };
+}
+
 function isTargetList(t: Target | readonly Target[]): t is readonly Target[] {
   return Array.isArray(t);
 }
@@ -193,26 +206,25 @@ export class WriteQueue implements HistoryWriter {
   }
 
   /** CR 8.5: queue the folder check and session info object. Resolves true once on disk, false when dropped. */
-  ensureSessionFolder(ref: FolderRef, info: SessionInfo): Promise<boolean> {
-    return this.enqueue({
+  async ensureSessionFolder(ref: FolderRef, info: SessionInfo): Promise<boolean> {
+    const [queued] = await this.enqueue([{
       op: 'folder',
       ref: { conversationId: ref.conversationId, contributionId: ref.contributionId },
       // Only the fields that are set: an undefined one would not survive the disk round trip as undefined.
       info: Object.fromEntries(Object.entries(info).filter(([, v]) => typeof v === 'string')),
-    });
+    }]);
+    return queued!;
   }
 
   /** Queue one object. Resolves true once on disk, false when dropped (queue full). */
-  append(ref: FolderRef, contentType: string, data: Buffer, opts: AppendOptions = {}): Promise<boolean> {
-    return this.enqueue({
-      op: 'append',
-      ref: { conversationId: ref.conversationId, contributionId: ref.contributionId },
-      contentType,
-      data,
-      key: opts.key ?? `${randomUUID()}@cpm-pf`,
-      ...(opts.direction ? { direction: opts.direction } : {}),
-      at: (opts.date ?? new Date()).getTime(),
-    });
+  async append(ref: FolderRef, contentType: string, data: Buffer, opts: AppendOptions = {}): Promise<boolean> {
+    const [queued] = await this.enqueue([appendEntry({ ref, contentType, data, opts })]);
+    return queued!;
+  }
+
+  /** Queue several objects in one commit. Resolves, for each, true once on disk, false when dropped. */
+  appendMany(items: readonly AppendItem[]): Promise<boolean[]> {
+    return this.enqueue(items.map(appendEntry));
   }
 
   stats(): QueueStats {
@@ -277,38 +289,52 @@ export class WriteQueue implements HistoryWriter {
     return undefined;
   }
 
-  private enqueue(e: Entry): Promise<boolean> {
-    if (this.closed) return Promise.resolve(false);
-    const size = sizeOf(e);
-    if (this.queued + 1 > this.maxEntries || this.bytes + size > this.maxBytes) {
-      this.dropped++;
-      // One line per power of two, not one per message.
-      if ((this.dropped & (this.dropped - 1)) === 0) {
-        this.o.log?.warn({ dropped: this.dropped, queued: this.queued, bytes: this.bytes }, 'history queue full: entry dropped');
+  private enqueue(entries: readonly Entry[]): Promise<boolean[]> {
+    if (this.closed) return Promise.resolve(entries.map(() => false));
+    const taken: { seq: number; size: number; entry: Entry }[] = [];
+    const queued = entries.map(entry => {
+      const size = sizeOf(entry);
+      if (this.queued + 1 > this.maxEntries || this.bytes + size > this.maxBytes) {
+        this.dropped++;
+        // One line per power of two, not one per message.
+        if ((this.dropped & (this.dropped - 1)) === 0) {
+          this.o.log?.warn({ dropped: this.dropped, queued: this.queued, bytes: this.bytes }, 'history queue full: entry dropped');
+        }
+        return false;
       }
-      return Promise.resolve(false);
-    }
-    const seq = ++this.lastSeq;
-    this.queued++;
-    this.bytes += size;
-    const lane = this.laneFor(e.ref);
-    // Asynchronous put: LMDB commits in the background, in call order; nothing here waits on disk.
-    const put = this.db.put(['q', seq], e).then(
+      taken.push({ seq: ++this.lastSeq, size, entry });
+      this.queued++;
+      this.bytes += size;
+      return true;
+    });
+    if (taken.length === 0) return Promise.resolve(queued);
+    // One transaction for them all, committed by LMDB in the background in call order:
+    // nothing here waits on disk.
+    const put = this.db.transaction(() => {
+      for (const x of taken) this.db.putSync(['q', x.seq], x.entry);
+    }).then(
       () => {
         this.puts.delete(put);
-        lane.fifo.push(seq);
-        this.kick(lane);
-        return true;
+        const lanes = new Set<Lane>();
+        for (const x of taken) {
+          const lane = this.laneFor(x.entry.ref);
+          lane.fifo.push(x.seq);
+          lanes.add(lane);
+        }
+        for (const lane of lanes) this.kick(lane);
+        return queued;
       },
       (err: unknown) => {
         // the disk refused the commit (full, I/O error): not queued, counted as dropped
         this.puts.delete(put);
-        this.queued--;
-        this.bytes -= size;
-        this.dropped++;
-        this.o.log?.error({ err, dropped: this.dropped }, 'history queue: the disk refused an entry; dropped');
+        for (const x of taken) {
+          this.queued--;
+          this.bytes -= x.size;
+        }
+        this.dropped += taken.length;
+        this.o.log?.error({ err, entries: taken.length, dropped: this.dropped }, 'history queue: the disk refused entries; dropped');
         this.wakeIfDrained();
-        return false;
+        return entries.map(() => false);
       },
     );
     this.puts.add(put);

@@ -9,7 +9,7 @@
 import { open, type RootDatabase } from 'lmdb';
 import {
   formatSessionInfo, SESSION_INFO_TYPE,
-  type AppendOptions, type FolderRef, type MessageStore, type SessionInfo, type StoredObject,
+  type AppendItem, type AppendOptions, type FolderRef, type MessageStore, type SessionInfo, type StoredObject,
 } from './mss.js';
 import { settlesWithin } from '../../lib/lmdb-commit-guard.js';
 
@@ -49,28 +49,46 @@ export class LmdbMessageStore implements MessageStore {
   }
 
   async append(ref: FolderRef, contentType: string, data: Buffer, opts: AppendOptions = {}): Promise<number> {
-    const key = ['folder', ref.conversationId, ref.contributionId];
-    // An object's key, when it has one: ['key', conv, contrib, key] -> UID (the idempotency check).
-    const keyed = opts.key === undefined ? undefined : ['key', ref.conversationId, ref.contributionId, opts.key];
-    let uid = 0;
+    const [uid] = await this.appendMany([{ ref, contentType, data, opts }]);
+    return uid!;
+  }
+
+  /** One transaction: each folder's last UID is read and written once, whatever the number of objects. */
+  async appendMany(items: readonly AppendItem[]): Promise<number[]> {
+    const uids: number[] = [];
+    const now = new Date().toISOString();
     await this.db.transaction(() => {
-      const had = keyed && opts.retry ? this.db.get(keyed) : undefined;
-      if (typeof had === 'number') {
-        uid = had;
-        return;
+      uids.length = 0;
+      const last = new Map<string, { key: (string | number)[]; uid: number }>();
+      for (const { ref, contentType, data, opts = {} } of items) {
+        // An object's key, when it has one: ['key', conv, contrib, key] -> UID (the idempotency check).
+        const keyed = opts.key === undefined ? undefined : ['key', ref.conversationId, ref.contributionId, opts.key];
+        const had = keyed && opts.retry ? this.db.get(keyed) : undefined;
+        if (typeof had === 'number') {
+          uids.push(had);
+          continue;
+        }
+        const id = `${ref.conversationId}\0${ref.contributionId}`;
+        let folder = last.get(id);
+        if (!folder) {
+          const key = ['folder', ref.conversationId, ref.contributionId];
+          const stored = this.db.get(key);
+          folder = { key, uid: typeof stored === 'number' ? stored : 0 };
+          last.set(id, folder);
+        }
+        const uid = ++folder.uid;
+        this.db.putSync(['obj', ref.conversationId, ref.contributionId, uid], {
+          contentType,
+          data,
+          storedAt: now,
+          ...(opts.key === undefined ? {} : { key: opts.key }),
+        });
+        if (keyed) this.db.putSync(keyed, uid);
+        uids.push(uid);
       }
-      const last = this.db.get(key);
-      uid = (typeof last === 'number' ? last : 0) + 1;
-      this.db.putSync(key, uid);
-      this.db.putSync(['obj', ref.conversationId, ref.contributionId, uid], {
-        contentType,
-        data,
-        storedAt: new Date().toISOString(),
-        ...(opts.key === undefined ? {} : { key: opts.key }),
-      });
-      if (keyed) this.db.putSync(keyed, uid);
+      for (const f of last.values()) this.db.putSync(f.key, f.uid);
     });
-    return uid;
+    return uids;
   }
 
   async list(ref: FolderRef): Promise<StoredObject[]> {

@@ -4,7 +4,7 @@
 
 import type { Logger } from 'pino';
 import { isRecordedKind, type PayloadKind } from '../cpim/head.js';
-import { GROUP_STATE_TYPE, type Direction, type HistoryWriter } from '../history/mss.js';
+import { CPIM_OBJECT_TYPE, GROUP_STATE_TYPE, type AppendItem, type Direction, type HistoryWriter } from '../history/mss.js';
 import type { Chunk } from './frames.js';
 import type { Session } from './session.js';
 
@@ -21,6 +21,13 @@ export interface HistoryBuffer {
 export class HistoryRecorder {
   /** Writes in flight; `flush()` waits for them. */
   private readonly writes = new Set<Promise<unknown>>();
+  /**
+   * This event-loop turn's objects, in order, and the calls they belong to: handed to the
+   * store in one appendMany when the turn ends (one LMDB transaction, one queue commit,
+   * instead of one per message; docs/history.md "Where the cost of history goes").
+   */
+  private batch: AppendItem[] = [];
+  private batchCalls = new Set<string>();
 
   constructor(
     private readonly store: HistoryWriter | undefined,
@@ -46,10 +53,12 @@ export class HistoryRecorder {
   /** CR 8.5: ensure the Session History Folder exists, with its session info object. */
   openFolder(s: Session): void {
     if (!s.record || !s.conversationId || !s.contributionId || !this.store) return;
+    const callId = s.callId;
+    this.writeBatch(); // the store gets every write in call order
     this.track(this.store.ensureSessionFolder(
       { conversationId: s.conversationId, contributionId: s.contributionId },
-      { callId: s.callId, ...(s.servedUser ? { to: s.servedUser } : {}), startedAt: new Date().toISOString() },
-    ), s);
+      { callId, ...(s.servedUser ? { to: s.servedUser } : {}), startedAt: new Date().toISOString() },
+    ).catch((err: unknown) => this.log?.error({ err, callId }, 'history write failed')));
   }
 
   /** Add one chunk; the last chunk of a message stores it. */
@@ -95,27 +104,41 @@ export class HistoryRecorder {
   /** CR 8.3.2.4: a group session's Group State Object, in its folder. False without a store. */
   groupState(ref: { conversationId: string; contributionId: string }, xml: string, callId: string): boolean {
     if (!this.store) return false;
-    const w = this.store
-      .append(ref, GROUP_STATE_TYPE, Buffer.from(xml, 'utf8'))
-      .catch((err: unknown) => this.log?.error({ err, callId }, 'group state write failed'));
-    this.writes.add(w);
-    void w.finally(() => this.writes.delete(w));
+    // In the turn's batch, so it lands after the messages recorded before it.
+    this.add({ ref, contentType: GROUP_STATE_TYPE, data: Buffer.from(xml, 'utf8') }, callId);
     return true;
   }
 
+  /** Resolves once every write handed over so far, this turn's batch included, is done. */
   async flush(): Promise<void> {
+    this.writeBatch();
     while (this.writes.size > 0) await Promise.all([...this.writes]);
   }
 
   /** Store one message/cpim object (CR 8.5) in the session's folder. */
   private keep(s: Session, data: Buffer, direction: Direction | undefined): void {
-    if (!s.conversationId || !s.contributionId || !this.store) return;
-    this.track(this.store.append({ conversationId: s.conversationId, contributionId: s.contributionId }, 'message/cpim', data,
-      direction ? { direction } : {}), s);
+    if (!s.conversationId || !s.contributionId) return;
+    const ref = { conversationId: s.conversationId, contributionId: s.contributionId };
+    this.add({ ref, contentType: CPIM_OBJECT_TYPE, data, ...(direction ? { opts: { direction } } : {}) }, s.callId);
   }
 
-  private track(p: Promise<unknown>, s: Session): void {
-    const w = p.catch((err: unknown) => this.log?.error({ err, callId: s.callId }, 'history write failed'));
+  private add(item: AppendItem, callId: string): void {
+    if (!this.store) return;
+    if (this.batch.length === 0) setImmediate(this.writeBatch);
+    this.batch.push(item);
+    this.batchCalls.add(callId);
+  }
+
+  private readonly writeBatch = (): void => {
+    if (this.batch.length === 0 || !this.store) return;
+    const calls = [...this.batchCalls];
+    const w = this.store.appendMany(this.batch).catch((err: unknown) => this.log?.error({ err, calls }, 'history write failed'));
+    this.batch = [];
+    this.batchCalls = new Set();
+    this.track(w);
+  };
+
+  private track(w: Promise<unknown>): void {
     this.writes.add(w);
     void w.finally(() => this.writes.delete(w));
   }

@@ -193,6 +193,26 @@ t.test('bounded: past maxEntries new entries are dropped, queued ones kept', asy
   await q2.close();
 });
 
+t.test('appendMany: one commit, bounded entry by entry, written in order', async t => {
+  const path = `${t.testdir()}/q.mdb`;
+  const nobody = await freePort();
+  const q1 = new WriteQueue({ path, target: imap({ port: nobody }, 300), maxEntries: 4, backoffMs: { first: 20, max: 100 } });
+  const ref = { conversationId: 'many', contributionId: 'c1' };
+  t.same(await q1.ensureSessionFolder(ref, {}), true);
+  const items = [0, 1, 2, 3, 4].map(i => ({ ref, contentType: 'message/cpim', data: cpim(`n${i}`, `n${i}`) }));
+  t.same(await q1.appendMany(items), [true, true, true, false, false], 'past maxEntries the rest of the batch is dropped');
+  t.match(q1.stats(), { queued: 4, dropped: 2 });
+  t.same(await q1.appendMany([]), [], 'an empty batch');
+  await statsUntil(q1, s => s.failures >= 1, 'MSS unreachable');
+  await q1.close();
+  const q2 = new WriteQueue({ path, target: imap(mss) });
+  await q2.drained();
+  const reader = imap(mss);
+  t.same(await bodies(reader, ref), [0, 1, 2].map(i => cpim(`n${i}`, `n${i}`).toString()), 'reopened: the three queued, in order');
+  await reader.close();
+  await q2.close();
+});
+
 t.test('an entry the MSS refuses for good is set aside; the rest go on', async t => {
   const q = new WriteQueue({ path: `${t.testdir()}/q.mdb`, target: imap(mss), maxAttempts: 2, backoffMs: { first: 5, max: 20 } });
   const bad = { conversationId: 'x'.repeat(500), contributionId: 'c' };

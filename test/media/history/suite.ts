@@ -44,6 +44,36 @@ export async function interfaceSuite(t: Test, open: () => MessageStore): Promise
     await s.close();
   });
 
+  await t.test('appendMany: objects of two folders interleaved, each folder in order, UIDs in call order', async t => {
+    const s = open();
+    const a = { conversationId: 'conv-many', contributionId: 'a' };
+    const b = { conversationId: 'conv-many', contributionId: 'b' };
+    await s.ensureSessionFolder(a, {});
+    await s.ensureSessionFolder(b, {});
+    t.equal(await s.append(a, 'message/cpim', cpim('a1', 'a1')), 2);
+    const uids = await s.appendMany([
+      { ref: a, contentType: 'message/cpim', data: cpim('a2', 'a2'), opts: { direction: 'received' } },
+      { ref: b, contentType: 'message/cpim', data: cpim('b1', 'b1') },
+      { ref: a, contentType: 'message/cpim', data: cpim('a3', 'a3'), opts: { direction: 'sent' } },
+      { ref: b, contentType: GROUP_STATE_TYPE, data: Buffer.from('<groupstate/>') },
+    ]);
+    t.same(uids, [3, 2, 4, 3], 'each folder counts on from its own last UID');
+    t.same(await s.appendMany([]), [], 'nothing to append');
+    t.equal(await s.append(a, 'message/cpim', cpim('a4', 'a4')), 5, 'single appends continue after a batch');
+    const inA = await s.list(a);
+    t.same(inA.slice(1).map(o => o.data.toString()), ['a1', 'a2', 'a3', 'a4'].map(x => cpim(x, x).toString()));
+    t.same((await s.list(b)).map(o => o.contentType), [SESSION_INFO_TYPE, 'message/cpim', GROUP_STATE_TYPE]);
+    // a retried batch with keys stores each object once
+    const keyed = [
+      { ref: b, contentType: 'message/cpim', data: cpim('k1', 'k1'), opts: { key: 'many-1@test' } },
+      { ref: b, contentType: 'message/cpim', data: cpim('k2', 'k2'), opts: { key: 'many-2@test' } },
+    ];
+    const first = await s.appendMany(keyed);
+    t.same(await s.appendMany(keyed.map(k => ({ ...k, opts: { ...k.opts, retry: true } }))), first, 'the same UIDs back');
+    t.equal((await s.list(b)).length, 5, 'stored once');
+    await s.close();
+  });
+
   await t.test('idempotency key: a retry stores once', async t => {
     const s = open();
     const r = { conversationId: 'conv-2', contributionId: 'c' };

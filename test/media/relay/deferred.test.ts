@@ -9,7 +9,7 @@ import {
 } from '../../../media/msrp/index.js';
 import { LmdbDeferredStore } from '../../../media/deferred/lmdb.js';
 import { LmdbMessageStore } from '../../../media/history/store.js';
-import type { AppendOptions, Direction, FolderRef } from '../../../media/history/mss.js';
+import type { AppendItem, AppendOptions, Direction, FolderRef } from '../../../media/history/mss.js';
 import type { AppendResult, DeferredBounds, DeferredStore } from '../../../media/deferred/store.js';
 import { RelayControl } from '../../../media/relay/control.js';
 import { RelayControlClient } from '../../../media/relay/control-client.js';
@@ -225,6 +225,10 @@ t.test('history (CR 8.5): a recorded messages delivery records each notification
     append: (ref: FolderRef, type: string, data: Buffer, opts?: AppendOptions) => {
       directions.push(opts?.direction);
       return history.append(ref, type, data, opts);
+    },
+    appendMany: (items: readonly AppendItem[]) => {
+      for (const it of items) directions.push(it.opts?.direction);
+      return history.appendMany(items);
     },
     close: () => Promise.resolve(),
   };
