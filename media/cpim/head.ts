@@ -118,20 +118,21 @@ export function normaliseUri(uri: string): string {
 /**
  * CR 8.5: is a whole message one that history records, a chat message or a disposition
  * notification (`classify` says 'chat' or 'imdn'), not isComposing and not empty? The same
- * answer as `classify` with the parsed head, but the head is parsed only when its bytes
- * name "composing" in some case: a chat message or an IMDN never needs the parse.
+ * answer as `classify` with the parsed head, but the head is parsed only when its inner
+ * header block names "composing" in some case: a chat message or an IMDN never needs it.
  */
 export function isRecordedKind(msrpType: string | undefined, data: Buffer): boolean {
-  const outer = mediaType(msrpType);
+  const outer = msrpType === CPIM_TYPE ? CPIM_TYPE : mediaType(msrpType);
   if (outer !== CPIM_TYPE) {
     const kind = classify(msrpType, undefined);
     return kind === 'chat' || kind === 'imdn';
   }
   // As the relay reads a head (tracker.ts): within its first CPIM_HEAD_LIMIT bytes, or not at all.
   const prefix = data.length > CPIM_HEAD_LIMIT ? data.subarray(0, CPIM_HEAD_LIMIT) : data;
+  // Without both header blocks there is no head, and classify says chat.
   const end1 = findBlankLine(prefix, 0);
   const end2 = end1 < 0 ? -1 : findBlankLine(prefix, end1 + 2);
-  if (!/composing/i.test(prefix.toString('latin1', 0, end2 < 0 ? prefix.length : end2))) return true;
+  if (end2 < 0 || !/composing/i.test(prefix.toString('latin1', end1, end2))) return true;
   const r = parseCpimHead(prefix);
   return classify(msrpType, r.state === 'complete' ? r.head : undefined) !== 'isComposing';
 }
