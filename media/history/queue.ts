@@ -10,7 +10,12 @@
 // entries one at a time in arrival order, so each session's objects keep their order
 // while different sessions are written side by side.
 //
-// Bounded: at most `maxEntries` entries and `maxBytes` bytes wait. Past either bound a new
+// A run entry (appendMany: one per session folder per event-loop turn of the relay) holds
+// several objects in one record (run.ts), each with its own key; the lane writes them one
+// APPEND at a time, and the entry leaves the disk when the last is written. Counters and
+// bounds count objects, not records.
+//
+// Bounded: at most `maxEntries` objects and `maxBytes` bytes wait. Past either bound a new
 // entry is dropped (counted, logged); what is queued stays, in order. An entry the MSS
 // refuses for good (MssError.permanent) `maxAttempts` times is set aside under
 // ['aside', seq] in the same file, with the error, and its lane goes on.
@@ -34,6 +39,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { guardedTransition, type NextTable } from '../../lib/fsm.js';
 import { MssError, type AppendItem, type AppendOptions, type FolderRef, type HistoryWriter, type MessageStore, type SessionInfo } from './mss.js';
 import { settlesWithin } from '../../lib/lmdb-commit-guard.js';
+import { decodeRun, encodeRun, type RunObject } from './run.js';
 
 const RefSchema = Type.Object({ conversationId: Type.String(), contributionId: Type.String() });
 const EntrySchema = Type.Union([
@@ -55,8 +61,16 @@ const EntrySchema = Type.Union([
     /** ms since the epoch: when the relay saw the message. */
     at: Type.Number(),
   }),
+  Type.Object({
+    op: Type.Literal('run'),
+    ref: RefSchema,
+    /** Objects in `run` (run.ts), each with its key and time. */
+    count: Type.Integer({ minimum: 1 }),
+    run: Type.Uint8Array(),
+  }),
 ]);
 type Entry = Static<typeof EntrySchema>;
+type AppendEntry = Extract<Entry, { op: 'append' }>;
 /** Compiled once: every entry is checked as the lane reads it from disk (an interpreted Value.Check cost a few µs each). */
 const EntryCheck = TypeCompiler.Compile(EntrySchema);
 
@@ -110,7 +124,12 @@ const OVERHEAD = 256;
 const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 
 function sizeOf(e: Entry): number {
-  return OVERHEAD + (e.op === 'append' ? e.data.length : 0);
+  return OVERHEAD + (e.op === 'append' ? e.data.length : e.op === 'run' ? e.run.length : 0);
+}
+
+/** Objects an entry counts for: a run's objects, else 1. */
+function weightOf(e: Entry): number {
+  return e.op === 'run' ? e.count : 1;
 }
 
 /** FNV-1a over the folder: which lane a session's entries go to. */
@@ -124,7 +143,7 @@ export function laneOf(ref: FolderRef, lanes: number): number {
 }
 
 /** The queue entry of one object: its idempotency key (a fresh one unless given) and when the relay saw it. */
-function appendEntry({ ref, contentType, data, opts = {} }: AppendItem): Entry {
+function appendEntry({ ref, contentType, data, opts = {} }: AppendItem): AppendEntry {
   return {
     op: 'append',
     ref: { conversationId: ref.conversationId, contributionId: ref.contributionId },
@@ -165,6 +184,8 @@ export class WriteQueue implements HistoryWriter {
   private setAside = 0;
   /** Attempts per entry seq in this process (a retry checks the key first). */
   private readonly attempts = new Map<number, { total: number; permanent: number }>();
+  /** Objects of a run entry written (or set aside) in this process; after a reopen each is checked by key. */
+  private readonly progress = new Map<number, number>();
   private readonly drainWaiters: (() => void)[] = [];
   private readonly puts = new Set<Promise<unknown>>();
   private readonly maxEntries: number;
@@ -189,7 +210,7 @@ export class WriteQueue implements HistoryWriter {
         this.background(this.db.remove(['q', seq]), seq);
         continue;
       }
-      this.queued++;
+      this.queued += weightOf(e);
       this.bytes += sizeOf(e);
       this.laneFor(e.ref).fifo.push(seq);
     }
@@ -222,9 +243,29 @@ export class WriteQueue implements HistoryWriter {
     return queued!;
   }
 
-  /** Queue several objects in one commit. Resolves, for each, true once on disk, false when dropped. */
-  appendMany(items: readonly AppendItem[]): Promise<boolean[]> {
-    return this.enqueue(items.map(appendEntry));
+  /**
+   * Queue several objects in one commit, one run entry per session folder. Resolves, for
+   * each, true once on disk, false when dropped (past the bounds, object by object).
+   */
+  async appendMany(items: readonly AppendItem[]): Promise<boolean[]> {
+    if (this.closed) return items.map(() => false);
+    const queued = items.map(it => this.admit(OVERHEAD + it.data.length));
+    const folders = new Map<string, { ref: FolderRef; objects: RunObject[]; admitted: number }>();
+    items.forEach((it, i) => {
+      if (!queued[i]) return;
+      const id = `${it.ref.conversationId}\0${it.ref.contributionId}`;
+      let f = folders.get(id);
+      if (!f) folders.set(id, f = { ref: { conversationId: it.ref.conversationId, contributionId: it.ref.contributionId }, objects: [], admitted: 0 });
+      const e = appendEntry(it);
+      f.objects.push({ contentType: e.contentType, data: it.data, key: e.key, at: e.at, ...(e.direction ? { direction: e.direction } : {}) });
+      f.admitted += OVERHEAD + it.data.length;
+    });
+    const runs = [...folders.values()].map(f => {
+      const run: Entry = { op: 'run', ref: f.ref, count: f.objects.length, run: encodeRun(f.objects) };
+      this.bytes += sizeOf(run) - f.admitted; // the record's own size, which finish() takes off again
+      return run;
+    });
+    return (await this.commit(runs)) ? queued : items.map(() => false);
   }
 
   stats(): QueueStats {
@@ -289,27 +330,36 @@ export class WriteQueue implements HistoryWriter {
     return undefined;
   }
 
-  private enqueue(entries: readonly Entry[]): Promise<boolean[]> {
-    if (this.closed) return Promise.resolve(entries.map(() => false));
-    const taken: { seq: number; size: number; entry: Entry }[] = [];
-    const queued = entries.map(entry => {
-      const size = sizeOf(entry);
-      if (this.queued + 1 > this.maxEntries || this.bytes + size > this.maxBytes) {
-        this.dropped++;
-        // One line per power of two, not one per message.
-        if ((this.dropped & (this.dropped - 1)) === 0) {
-          this.o.log?.warn({ dropped: this.dropped, queued: this.queued, bytes: this.bytes }, 'history queue full: entry dropped');
-        }
-        return false;
+  /** Queue single entries (a folder, one object): each admitted or dropped, then one commit. */
+  private async enqueue(entries: readonly Entry[]): Promise<boolean[]> {
+    if (this.closed) return entries.map(() => false);
+    const queued = entries.map(e => this.admit(sizeOf(e)));
+    return (await this.commit(entries.filter((_, i) => queued[i]))) ? queued : entries.map(() => false);
+  }
+
+  /** Count one object of `size` bytes in, or drop it when the bounds are reached. */
+  private admit(size: number): boolean {
+    if (this.queued + 1 > this.maxEntries || this.bytes + size > this.maxBytes) {
+      this.dropped++;
+      // One line per power of two, not one per message.
+      if ((this.dropped & (this.dropped - 1)) === 0) {
+        this.o.log?.warn({ dropped: this.dropped, queued: this.queued, bytes: this.bytes }, 'history queue full: entry dropped');
       }
-      taken.push({ seq: ++this.lastSeq, size, entry });
-      this.queued++;
-      this.bytes += size;
-      return true;
-    });
-    if (taken.length === 0) return Promise.resolve(queued);
-    // One transaction for them all, committed by LMDB in the background in call order:
-    // nothing here waits on disk.
+      return false;
+    }
+    this.queued++;
+    this.bytes += size;
+    return true;
+  }
+
+  /**
+   * Put admitted entries on disk in one transaction, committed by LMDB in the background in
+   * call order (nothing here waits on disk), then hand them to their lanes. False when the
+   * disk refused the commit: the entries are then dropped and uncounted.
+   */
+  private commit(entries: readonly Entry[]): Promise<boolean> {
+    if (entries.length === 0) return Promise.resolve(true);
+    const taken = entries.map(entry => ({ seq: ++this.lastSeq, entry }));
     const put = this.db.transaction(() => {
       for (const x of taken) this.db.putSync(['q', x.seq], x.entry);
     }).then(
@@ -322,19 +372,21 @@ export class WriteQueue implements HistoryWriter {
           lanes.add(lane);
         }
         for (const lane of lanes) this.kick(lane);
-        return queued;
+        return true;
       },
       (err: unknown) => {
         // the disk refused the commit (full, I/O error): not queued, counted as dropped
         this.puts.delete(put);
+        let objects = 0;
         for (const x of taken) {
-          this.queued--;
-          this.bytes -= x.size;
+          objects += weightOf(x.entry);
+          this.bytes -= sizeOf(x.entry);
         }
-        this.dropped += taken.length;
-        this.o.log?.error({ err, entries: taken.length, dropped: this.dropped }, 'history queue: the disk refused entries; dropped');
+        this.queued -= objects;
+        this.dropped += objects;
+        this.o.log?.error({ err, entries: objects, dropped: this.dropped }, 'history queue: the disk refused entries; dropped');
         this.wakeIfDrained();
-        return entries.map(() => false);
+        return false;
       },
     );
     this.puts.add(put);
@@ -375,9 +427,9 @@ export class WriteQueue implements HistoryWriter {
         // Closed meanwhile: the database is gone; the entry is written again, checked by key, on reopen.
         if (this.closed) return;
         lane.failures = 0;
-        this.written++;
+        if (entry.op !== 'run') this.written++; // a run counts each object as it is written
         lane.fifo.shift();
-        this.finish(seq, sizeOf(entry));
+        this.finish(seq, entry);
         this.step(lane);
       },
       (err: unknown) => this.failed(lane, seq, entry, err),
@@ -387,23 +439,58 @@ export class WriteQueue implements HistoryWriter {
     });
   }
 
-  private write(lane: Lane, seq: number, e: Entry): Promise<unknown> {
+  /** One attempt at entry `seq` (a run: at its next object). Retried when an earlier attempt may have stored it. */
+  private attempt(seq: number): { retry: boolean } {
     const a = this.attempts.get(seq) ?? { total: 0, permanent: 0 };
     const retry = a.total > 0 || seq <= this.reopenedUpTo;
     a.total++;
     this.attempts.set(seq, a);
+    return { retry };
+  }
+
+  private async write(lane: Lane, seq: number, e: Entry): Promise<unknown> {
+    if (e.op === 'run') return this.writeRun(lane, seq, e);
+    const { retry } = this.attempt(seq);
     if (e.op === 'folder') return lane.target.ensureSessionFolder(e.ref, e.info);
     return lane.target.append(e.ref, e.contentType, Buffer.from(e.data), {
       key: e.key, retry, date: new Date(e.at), ...(e.direction ? { direction: e.direction } : {}),
     });
   }
 
-  /** Entry `seq` is done with (written or set aside): off the disk and the counters (`size`: undefined for an unreadable entry, never counted). */
-  private finish(seq: number, size: number | undefined): void {
+  /** A run's objects, one APPEND each, from the first not yet written in this process. */
+  private async writeRun(lane: Lane, seq: number, e: Extract<Entry, { op: 'run' }>): Promise<void> {
+    const { objects } = this.runObjects(seq, e);
+    for (let i = this.progress.get(seq) ?? 0; i < objects.length; i++) {
+      const o = objects[i]!;
+      const { retry } = this.attempt(seq);
+      await lane.target.append(e.ref, o.contentType, o.data, {
+        retry, date: new Date(o.at), ...(o.key === undefined ? {} : { key: o.key }), ...(o.direction ? { direction: o.direction } : {}),
+      });
+      if (this.closed) return;
+      this.progress.set(seq, i + 1);
+      this.attempts.delete(seq);
+      this.written++;
+    }
+  }
+
+  /** A run entry's objects; the ones a damaged record no longer holds are logged once and counted as dropped. */
+  private runObjects(seq: number, e: Extract<Entry, { op: 'run' }>): { objects: RunObject[] } {
+    const { objects } = decodeRun(e.run);
+    if (objects.length < e.count && !this.progress.has(seq)) {
+      this.dropped += e.count - objects.length;
+      this.o.log?.error({ seq, ref: e.ref, lost: e.count - objects.length }, 'history queue: a damaged run entry; its unreadable objects are lost');
+      this.progress.set(seq, 0);
+    }
+    return { objects };
+  }
+
+  /** Entry `seq` is done with (written or set aside): off the disk and the counters (`entry`: undefined when unreadable, never counted). */
+  private finish(seq: number, entry: Entry | undefined): void {
     this.attempts.delete(seq);
-    if (size !== undefined) {
-      this.queued = Math.max(0, this.queued - 1);
-      this.bytes = Math.max(0, this.bytes - size);
+    this.progress.delete(seq);
+    if (entry !== undefined) {
+      this.queued = Math.max(0, this.queued - weightOf(entry));
+      this.bytes = Math.max(0, this.bytes - sizeOf(entry));
     }
     this.background(this.db.remove(['q', seq]), seq);
   }
@@ -427,11 +514,24 @@ export class WriteQueue implements HistoryWriter {
     if (permanent && a.permanent >= this.maxAttempts) {
       const error = err instanceof Error ? err.message : String(err);
       this.o.log?.error({ seq, op: e.op, ref: e.ref, error }, 'history entry refused by the MSS: set aside');
-      this.background(this.db.put(['aside', seq], { error, entry: e }), seq);
       this.setAside++;
       lane.failures = 0;
-      lane.fifo.shift();
-      this.finish(seq, sizeOf(e));
+      if (e.op === 'run') {
+        // Only the refused object is set aside, as a single entry; the run goes on after it.
+        const i = this.progress.get(seq) ?? 0;
+        const o = this.runObjects(seq, e).objects[i]!;
+        const single: AppendEntry = {
+          op: 'append', ref: e.ref, contentType: o.contentType, data: o.data, key: o.key ?? '', at: o.at,
+          ...(o.direction ? { direction: o.direction } : {}),
+        };
+        this.background(this.db.put(['aside', ++this.lastSeq], { error, entry: single }), seq);
+        this.progress.set(seq, i + 1);
+        this.attempts.delete(seq);
+      } else {
+        this.background(this.db.put(['aside', seq], { error, entry: e }), seq);
+        lane.fifo.shift();
+        this.finish(seq, e);
+      }
       this.step(lane);
       return;
     }

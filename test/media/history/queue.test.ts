@@ -111,9 +111,9 @@ t.test('lane of a session folder: stable, in range', async t => {
     'the separator keeps conversation and contribution apart');
 });
 
-t.test('a PF killed mid-stream: reopened queue loses nothing, duplicates nothing', async t => {
+for (const batch of [1, 20]) t.test(`a PF killed mid-stream (${batch === 1 ? 'single entries' : `runs of ${batch}`}): reopened queue loses nothing, duplicates nothing`, async t => {
   const path = `${t.testdir()}/q.mdb`;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/media/history/queue-child.ts', path, String(mss.port), '200'],
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/media/history/queue-child.ts', path, String(mss.port), '200', String(batch), `crash-${batch}`],
     { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise(r => child.once('exit', r));
   await new Promise<void>((resolve, reject) => {
@@ -124,7 +124,7 @@ t.test('a PF killed mid-stream: reopened queue loses nothing, duplicates nothing
     });
     child.once('exit', code => reject(new Error(`child exited ${String(code)} before queueing`)));
   });
-  const ref = { conversationId: 'crash', contributionId: 'c1' };
+  const ref = { conversationId: `crash-${batch}`, contributionId: 'c1' };
   const reader = imap(mss);
   // Kill it while it writes: some of the 200 are on the MSS, the rest only in the queue.
   const deadline = Date.now() + 30_000;
@@ -211,6 +211,48 @@ t.test('appendMany: one commit, bounded entry by entry, written in order', async
   t.same(await bodies(reader, ref), [0, 1, 2].map(i => cpim(`n${i}`, `n${i}`).toString()), 'reopened: the three queued, in order');
   await reader.close();
   await q2.close();
+});
+
+t.test('runs: written in order through an MSS outage; an object refused for good is set aside alone', async t => {
+  const ref = { conversationId: 'runs', contributionId: 'c1' };
+  const other = { conversationId: 'runs', contributionId: 'c2' };
+  const real = imap(mss);
+  let down = false;
+  let calls = 0;
+  // An MSS that goes away for a while in the middle of the first run, and refuses 'bad' for good.
+  const flaky: Pick<MessageStore, 'ensureSessionFolder' | 'append' | 'close'> = {
+    ensureSessionFolder: (r, i) => real.ensureSessionFolder(r, i),
+    append: async (r, ct, d, o) => {
+      if (++calls === 3) down = true;
+      if (down) throw new MssError('MSS down', false);
+      if (d.toString().includes('bad')) throw new MssError('refused', true);
+      return real.append(r, ct, d, o);
+    },
+    close: () => real.close(),
+  };
+  const q = new WriteQueue({ path: `${t.testdir()}/q.mdb`, target: flaky, maxAttempts: 2, backoffMs: { first: 10, max: 40 } });
+  await q.ensureSessionFolder(ref, {});
+  await q.ensureSessionFolder(other, {});
+  const first = ['r0', 'r1', 'r2', 'bad', 'r3'];
+  t.same(await q.appendMany([
+    ...first.map(x => ({ ref, contentType: 'message/cpim', data: cpim(x, x) })),
+    { ref: other, contentType: 'message/cpim', data: cpim('o0', 'o0') },
+  ]), [true, true, true, true, true, true]);
+  t.match(q.stats(), { queued: 8 }, 'objects counted, not records (2 folders + 6 objects)');
+  await statsUntil(q, s => s.failures >= 2, 'the outage seen');
+  down = false;
+  await q.appendMany([{ ref, contentType: 'message/cpim', data: cpim('r4', 'r4') }]);
+  await q.drained();
+  t.match(q.stats(), { queued: 0, bytes: 0, setAside: 1, written: 8 });
+  const aside = q.asideEntries();
+  t.equal(aside.length, 1, 'one object set aside');
+  t.match(aside[0], { error: /refused/, entry: { op: 'append', ref } });
+  t.ok(Buffer.from((aside[0]!.entry as { data: Uint8Array }).data).equals(cpim('bad', 'bad')), 'the refused object itself');
+  const reader = imap(mss);
+  t.same(await bodies(reader, ref), ['r0', 'r1', 'r2', 'r3', 'r4'].map(x => cpim(x, x).toString()), 'each once, in order');
+  t.same(await bodies(reader, other), [cpim('o0', 'o0').toString()]);
+  await reader.close();
+  await q.close();
 });
 
 t.test('an entry the MSS refuses for good is set aside; the rest go on', async t => {
