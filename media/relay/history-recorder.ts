@@ -69,7 +69,7 @@ export class HistoryRecorder {
         h.overflow = true;
         h.parts = [];
       } else {
-        h.parts.push(c.body.buffer);
+        for (const p of c.body.parts) h.parts.push(p); // joined once, at the last chunk
       }
     }
     if (c.flag !== '$') {
