@@ -142,6 +142,11 @@ export function laneOf(ref: FolderRef, lanes: number): number {
   return h % lanes;
 }
 
+/** A fresh idempotency key, unique per object (docs/history.md "Nothing twice"). */
+function newKey(): string {
+  return `${randomUUID()}@cpm-pf`;
+}
+
 /** The queue entry of one object: its idempotency key (a fresh one unless given) and when the relay saw it. */
 function appendEntry({ ref, contentType, data, opts = {} }: AppendItem): AppendEntry {
   return {
@@ -149,7 +154,7 @@ function appendEntry({ ref, contentType, data, opts = {} }: AppendItem): AppendE
     ref: { conversationId: ref.conversationId, contributionId: ref.contributionId },
     contentType,
     data,
-    key: opts.key ?? `${randomUUID()}@cpm-pf`,
+    key: opts.key ?? newKey(),
     ...(opts.direction ? { direction: opts.direction } : {}),
     at: (opts.date ?? new Date()).getTime(),
   };
@@ -249,16 +254,23 @@ export class WriteQueue implements HistoryWriter {
    */
   async appendMany(items: readonly AppendItem[]): Promise<boolean[]> {
     if (this.closed) return items.map(() => false);
-    const queued = items.map(it => this.admit(OVERHEAD + it.data.length));
-    const folders = new Map<string, { ref: FolderRef; objects: RunObject[]; admitted: number }>();
-    items.forEach((it, i) => {
-      if (!queued[i]) return;
-      const id = `${it.ref.conversationId}\0${it.ref.contributionId}`;
-      let f = folders.get(id);
-      if (!f) folders.set(id, f = { ref: { conversationId: it.ref.conversationId, contributionId: it.ref.contributionId }, objects: [], admitted: 0 });
-      const e = appendEntry(it);
-      f.objects.push({ contentType: e.contentType, data: it.data, key: e.key, at: e.at, ...(e.direction ? { direction: e.direction } : {}) });
-      f.admitted += OVERHEAD + it.data.length;
+    type Run = { ref: FolderRef; objects: RunObject[]; admitted: number };
+    const folders = new Map<string, Run>();
+    let last: Run | undefined; // most calls hold one folder: its run, without a map lookup
+    const now = Date.now();
+    const queued = items.map(({ ref, contentType, data, opts }) => {
+      const size = OVERHEAD + data.length;
+      if (!this.admit(size)) return false;
+      let run = last && last.ref.conversationId === ref.conversationId && last.ref.contributionId === ref.contributionId ? last : undefined;
+      if (!run) {
+        const id = `${ref.conversationId}\0${ref.contributionId}`;
+        run = folders.get(id);
+        if (!run) folders.set(id, run = { ref: { conversationId: ref.conversationId, contributionId: ref.contributionId }, objects: [], admitted: 0 });
+      }
+      last = run;
+      run.objects.push({ contentType, data, key: opts?.key ?? newKey(), at: opts?.date?.getTime() ?? now, direction: opts?.direction });
+      run.admitted += size;
+      return true;
     });
     const runs = [...folders.values()].map(f => {
       const run: Entry = { op: 'run', ref: f.ref, count: f.objects.length, run: encodeRun(f.objects) };

@@ -18,16 +18,46 @@ import {
 import { settlesWithin } from '../../lib/lmdb-commit-guard.js';
 import { decodeRun, encodeRun, type RunObject } from './run.js';
 
+const EMPTY = Buffer.alloc(0);
+
 // The interface and its types live in mss.ts; re-exported for the existing importers.
 export { SESSION_INFO_TYPE, type FolderRef, type MessageStore, type SessionInfo, type StoredObject };
 
-/** One folder's state in an appendMany transaction. */
-interface Folder {
-  readonly ref: FolderRef;
-  uid: number;
-  /** Objects without a key, UIDs runFirst, runFirst + 1, ...: written as one run record. */
-  run: RunObject[];
-  runFirst: number;
+/**
+ * What one appendMany writes, in order: runs of objects without a key (one record per
+ * folder until an object with a key comes between), and objects with a key. `items`
+ * and `item` are the positions in the call, for the UIDs it returns.
+ */
+type Segment =
+  | { kind: 'run'; ref: FolderRef; items: number[]; objects: RunObject[]; record: Buffer }
+  | { kind: 'keyed'; ref: FolderRef; item: number; key: string; retry: boolean; row: Row };
+
+function segmentsOf(items: readonly AppendItem[], now: number): Segment[] {
+  type Run = Extract<Segment, { kind: 'run' }>;
+  const segments: Segment[] = [];
+  const open = new Map<string, Run>();
+  const idOf = (r: FolderRef): string => `${r.conversationId}\0${r.contributionId}`;
+  let last: Run | undefined; // most calls hold one folder: its run, without a map lookup
+  items.forEach(({ ref, contentType, data, opts }, i) => {
+    const same = last !== undefined && last.ref.conversationId === ref.conversationId && last.ref.contributionId === ref.contributionId;
+    if (opts?.key !== undefined) {
+      open.delete(idOf(ref)); // objects after this one start a new run
+      if (same) last = undefined;
+      segments.push({ kind: 'keyed', ref, item: i, key: opts.key, retry: opts.retry === true, row: { contentType, data, storedAt: new Date(now).toISOString(), key: opts.key } });
+      return;
+    }
+    let run = same ? last : open.get(idOf(ref));
+    if (!run) {
+      run = { kind: 'run', ref, items: [], objects: [], record: EMPTY };
+      open.set(idOf(ref), run);
+      segments.push(run);
+    }
+    last = run;
+    run.items.push(i);
+    run.objects.push({ contentType, data, at: now, direction: opts?.direction });
+  });
+  for (const seg of segments) if (seg.kind === 'run') seg.record = encodeRun(seg.objects);
+  return segments;
 }
 
 interface Row {
@@ -70,41 +100,40 @@ export class LmdbMessageStore implements MessageStore {
   /**
    * One transaction. Objects without a key go into one run record per folder (run.ts), so
    * a turn of the relay's messages costs a few puts, not a few per message; each folder's
-   * last UID is read and written once.
+   * last UID is read and written once. The records are built before the transaction, so
+   * the items are not kept alive until LMDB's writer gets to it.
    */
   async appendMany(items: readonly AppendItem[]): Promise<number[]> {
-    const uids: number[] = [];
-    const now = Date.now();
+    const segments = segmentsOf(items, Date.now());
+    const uids = new Array<number>(items.length);
     await this.db.transaction(() => {
-      uids.length = 0;
-      const folders = new Map<string, Folder>();
-      for (const { ref, contentType, data, opts = {} } of items) {
-        const f = this.folder(folders, ref);
-        if (opts.key === undefined) {
-          if (f.run.length === 0) f.runFirst = f.uid + 1;
-          f.run.push({ contentType, data, at: now, ...(opts.direction ? { direction: opts.direction } : {}) });
-          uids.push(++f.uid);
+      const folders = new Map<string, { ref: FolderRef; uid: number }>();
+      for (const seg of segments) {
+        const { conversationId: conv, contributionId: contrib } = seg.ref;
+        const id = `${conv}\0${contrib}`;
+        let f = folders.get(id);
+        if (!f) {
+          const last = this.db.get(['folder', conv, contrib]);
+          folders.set(id, f = { ref: seg.ref, uid: typeof last === 'number' ? last : 0 });
+        }
+        if (seg.kind === 'run') {
+          this.db.putSync(['run', conv, contrib, f.uid + 1], seg.record);
+          for (const i of seg.items) uids[i] = ++f.uid;
           continue;
         }
         // An object with a key: a record of its own, and the key's UID (the idempotency check).
-        const keyed = ['key', ref.conversationId, ref.contributionId, opts.key];
-        const had = opts.retry ? this.db.get(keyed) : undefined;
+        const keyed = ['key', conv, contrib, seg.key];
+        const had = seg.retry ? this.db.get(keyed) : undefined;
         if (typeof had === 'number') {
-          uids.push(had);
+          uids[seg.item] = had;
           continue;
         }
-        this.writeRun(f); // the run so far keeps the UIDs before this object's
         const uid = ++f.uid;
-        this.db.putSync(['obj', ref.conversationId, ref.contributionId, uid], {
-          contentType, data, storedAt: new Date(now).toISOString(), key: opts.key,
-        });
+        this.db.putSync(['obj', conv, contrib, uid], seg.row);
         this.db.putSync(keyed, uid);
-        uids.push(uid);
+        uids[seg.item] = uid;
       }
-      for (const f of folders.values()) {
-        this.writeRun(f);
-        this.db.putSync(['folder', f.ref.conversationId, f.ref.contributionId], f.uid);
-      }
+      for (const f of folders.values()) this.db.putSync(['folder', f.ref.conversationId, f.ref.contributionId], f.uid);
     });
     return uids;
   }
@@ -136,23 +165,6 @@ export class LmdbMessageStore implements MessageStore {
       }
     }
     return out.sort((a, b) => a.uid - b.uid);
-  }
-
-  private folder(folders: Map<string, Folder>, ref: FolderRef): Folder {
-    const id = `${ref.conversationId}\0${ref.contributionId}`;
-    let f = folders.get(id);
-    if (!f) {
-      const last = this.db.get(['folder', ref.conversationId, ref.contributionId]);
-      f = { ref, uid: typeof last === 'number' ? last : 0, run: [], runFirst: 0 };
-      folders.set(id, f);
-    }
-    return f;
-  }
-
-  private writeRun(f: Folder): void {
-    if (f.run.length === 0) return;
-    this.db.putSync(['run', f.ref.conversationId, f.ref.contributionId, f.runFirst], encodeRun(f.run));
-    f.run = [];
   }
 
   async sessions(conversationId: string): Promise<string[]> {

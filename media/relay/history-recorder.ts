@@ -4,9 +4,12 @@
 
 import type { Logger } from 'pino';
 import { isRecordedKind, type PayloadKind } from '../cpim/head.js';
-import { CPIM_OBJECT_TYPE, GROUP_STATE_TYPE, type AppendItem, type Direction, type HistoryWriter } from '../history/mss.js';
+import { CPIM_OBJECT_TYPE, GROUP_STATE_TYPE, type AppendItem, type AppendOptions, type Direction, type HistoryWriter } from '../history/mss.js';
 import type { Chunk } from './frames.js';
 import type { Session } from './session.js';
+
+/** Shared, never changed: one options object per direction instead of one per message. */
+const BY_DIRECTION: Readonly<Record<Direction, AppendOptions>> = { received: { direction: 'received' }, sent: { direction: 'sent' } };
 
 export interface HistoryBuffer {
   /** The message's MSRP Content-Type: with the whole message it tells what to record. */
@@ -119,7 +122,7 @@ export class HistoryRecorder {
   private keep(s: Session, data: Buffer, direction: Direction | undefined): void {
     if (!s.conversationId || !s.contributionId) return;
     const ref = { conversationId: s.conversationId, contributionId: s.contributionId };
-    this.add({ ref, contentType: CPIM_OBJECT_TYPE, data, ...(direction ? { opts: { direction } } : {}) }, s.callId);
+    this.add({ ref, contentType: CPIM_OBJECT_TYPE, data, opts: direction === undefined ? undefined : BY_DIRECTION[direction] }, s.callId);
   }
 
   private add(item: AppendItem, callId: string): void {
