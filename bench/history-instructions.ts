@@ -22,7 +22,6 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ImapFlow } from 'imapflow';
 import { startDovecot } from '../lab/dovecot.js';
 import { blast } from './msrp-load.js';
@@ -36,11 +35,11 @@ const WINDOW = Number(process.env.WINDOW ?? 32);
 const SIZE = Number(process.env.SIZE ?? 100);
 const MODES = (process.env.MODES ?? 'off,lmdb,imap').split(',') as Mode[];
 const WARMUP = Number(process.env.WARMUP ?? 4);
-// V8 without its compiler and GC threads, so tier-up and collection happen on the relay's
-// thread at the same points in every run; and a full collection before each window
-// (gc-on-signal.mjs), so one window does not pay for the last one's garbage
-// (bench/history.ts reads RELAY_NODE_ARGS).
-process.env.RELAY_NODE_ARGS ??= `--single-threaded --expose-gc --import ${fileURLToPath(new URL('gc-on-signal.mjs', import.meta.url))}`;
+// V8 without its compiler and GC threads: tier-up and collection then happen on the
+// relay's thread, at the same points in every run (bench/history.ts reads RELAY_NODE_ARGS).
+// A full collection forced before each window was tried: V8 then drops compiled code, and
+// every window paid for compiling it again (2.5 times the instructions, all modes).
+process.env.RELAY_NODE_ARGS ??= '--single-threaded';
 
 function callgrind(pid: number, ...args: string[]): void {
   execFileSync('callgrind_control', [...args, String(pid)], { stdio: 'ignore' });
@@ -69,10 +68,6 @@ async function measure(r: Relay, dir: string, imap: ImapFlow): Promise<Counted> 
   const pid = r.child.pid!;
   const s = await session(r);
   const body = cpimBody(SIZE, 'sip:carol@example.net');
-  // A full collection first; the control answer comes once the relay's thread is past it.
-  r.child.kill('SIGUSR2');
-  await new Promise(res => setTimeout(res, 2000));
-  await r.ctl.ping();
   callgrind(pid, '--zero');
   callgrind(pid, '--instr=on');
   const sending = blast(s.a, { count: N, body, contentType: 'message/cpim', toPath: s.toPath, fromPath: s.a.localUri, window: WINDOW });
