@@ -71,6 +71,7 @@ async function main(): Promise<void> {
     relay = new MsrpRelay({
       host: cfg.host, port: cfg.msrpPort, log, ...(store ? { store } : {}), ...(trace ? { trace } : {}),
       ...(deferred ? { deferred: { store: deferred } } : {}),
+      ...(cfg.historyBatchMs === undefined ? {} : { historyBatchMs: cfg.historyBatchMs }),
       ...(tls && cfg.tls ? { tls, tlsPort: cfg.tls.port } : {}),
     });
   } catch (err) {

@@ -9,6 +9,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError, loadLayers, type EnvTable, type TextKind, type TextSetting } from '../../wire/config.js';
 import { LOOPBACK_PEERS, peerList } from '../../wire/server.js';
 import { DEFAULT_BOUNDS, type DeferredBounds } from '../deferred/store.js';
+import { DEFAULT_HISTORY_BATCH_MS } from '../relay/context.js';
 
 /** The deferred store's file when the setting is left alone. */
 export const DEFAULT_DEFERRED = 'run/deferred.mdb';
@@ -52,6 +53,8 @@ const RelayConfigSchema = Type.Object(
     'history-queue': Type.String({ minLength: 1, default: 'run/history-queue.mdb' }),
     'history-queue-max-entries': Type.Integer({ minimum: 1, default: 100_000 }),
     'history-queue-max-bytes': Type.Integer({ minimum: 64 * 1024, default: 256 * 1024 * 1024 }),
+    /** How long the relay gathers history before one write to the store (docs/history.md "Where the cost of history goes"); 0: each event-loop turn. */
+    'history-batch-ms': Type.Integer({ minimum: 0, maximum: 1000, default: DEFAULT_HISTORY_BATCH_MS }),
     /** LMDB file of the deferred store (CR 8.3.2.9, docs/deferred.md "In the relay"); "off": the deferred verbs answer STORE_UNAVAILABLE. */
     deferred: Type.String({ minLength: 1, default: DEFAULT_DEFERRED }),
     /** Bounds of the deferred store: items and payload bytes in all, bytes of one message, items of one deferred-id. */
@@ -112,7 +115,7 @@ export interface MssConfig {
  * The settings as the process uses them: the schema's, camelCase (a new schema field
  * appears here, and readConfig must then fill it), with three reshaped.
  */
-export type RelayConfig = Omit<CamelSettings, 'history' | TlsSetting | MssSetting | DeferredSetting | 'controlMaxFrameBytes' | 'controlAllowedPeers'> & {
+export type RelayConfig = Omit<CamelSettings, 'history' | TlsSetting | MssSetting | DeferredSetting | 'controlMaxFrameBytes' | 'controlAllowedPeers' | 'historyBatchMs'> & {
   /** null: history off. */
   history: CamelSettings['history'] | null;
   /** msrps listener; absent when not configured. */
@@ -121,6 +124,8 @@ export type RelayConfig = Omit<CamelSettings, 'history' | TlsSetting | MssSettin
   controlAllowedPeers?: CamelSettings['controlAllowedPeers'];
   /** Present when not the default (1 MiB). */
   controlMaxFrameBytes?: CamelSettings['controlMaxFrameBytes'];
+  /** Present when not the default (DEFAULT_HISTORY_BATCH_MS). */
+  historyBatchMs?: CamelSettings['historyBatchMs'];
   /** Present with history-store imap (and history not off): history goes to this MSS, through the queue. */
   mss?: MssConfig;
   /** Present when not the default (DEFAULT_DEFERRED); null: no deferred store. */
@@ -152,6 +157,7 @@ const SETTINGS: ReadonlyArray<readonly [key: keyof RelayConfigFile, env: string,
   ['history-queue', 'RELAY_HISTORY_QUEUE', 'string'],
   ['history-queue-max-entries', 'RELAY_HISTORY_QUEUE_MAX_ENTRIES', 'int'],
   ['history-queue-max-bytes', 'RELAY_HISTORY_QUEUE_MAX_BYTES', 'int'],
+  ['history-batch-ms', 'RELAY_HISTORY_BATCH_MS', 'int'],
   ['deferred', 'RELAY_DEFERRED', 'string'],
   ['deferred-max-items', 'RELAY_DEFERRED_MAX_ITEMS', 'int'],
   ['deferred-max-bytes', 'RELAY_DEFERRED_MAX_BYTES', 'int'],
@@ -254,6 +260,7 @@ export function readConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rel
     ...(controlPeers(c['control-allowed-peers']) === null ? {} : { controlAllowedPeers: c['control-allowed-peers'] }),
     ...(c['control-max-frame-bytes'] === DEFAULT_MAX_FRAME ? {} : { controlMaxFrameBytes: c['control-max-frame-bytes'] }),
     ...(c['trace-hep'] === undefined ? {} : { traceHep: c['trace-hep'] }),
+    ...(c['history-batch-ms'] === DEFAULT_HISTORY_BATCH_MS ? {} : { historyBatchMs: c['history-batch-ms'] }),
     ...(mss ? { mss } : {}),
     ...(c.deferred === DEFAULT_DEFERRED ? {} : { deferred: c.deferred === 'off' ? null : c.deferred }),
     ...(defaultBounds ? {} : { deferredBounds: bounds }),

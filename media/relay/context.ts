@@ -16,6 +16,8 @@ export interface RelayLimits {
   readonly maxPending: number;
   /** Largest message reassembled for history. */
   readonly maxHistoryMessage: number;
+  /** How long history is gathered before one write to the store. */
+  readonly historyBatchMs: number;
   /** REPORT mappings kept per session. */
   readonly maxTracked: number;
   /** A destination above this many queued bytes pauses its sources (flow.ts). */
@@ -55,6 +57,12 @@ export interface RelayOptions {
   maxPending?: number;
   /** Largest message reassembled for history. Default 4 MiB. */
   maxHistoryMessage?: number;
+  /**
+   * How long the recorder gathers messages before it hands them to the store in one write
+   * (docs/history.md "Where the cost of history goes"). Default 20 ms; 0: at the end of
+   * each event-loop turn.
+   */
+  historyBatchMs?: number;
   /** REPORT mappings kept per session, the oldest forgotten first (the newest maxTracked / 2 at least). Default 4096. */
   maxTracked?: number;
   /** Report frames to the lab's live view (hep-trace.ts). */
@@ -63,11 +71,15 @@ export interface RelayOptions {
   deferred?: DeferralOptions;
 }
 
+/** The recorder's default gathering time (RelayOptions.historyBatchMs). */
+export const DEFAULT_HISTORY_BATCH_MS = 20;
+
 export function limitsOf(o: RelayOptions): RelayLimits {
   return {
     maxChunk: o.maxChunk ?? 4 * 1024 * 1024,
     maxPending: o.maxPending ?? 1024 * 1024,
     maxHistoryMessage: o.maxHistoryMessage ?? 4 * 1024 * 1024,
+    historyBatchMs: o.historyBatchMs ?? DEFAULT_HISTORY_BATCH_MS,
     maxTracked: o.maxTracked ?? 4096,
     highWaterMark: o.connection?.highWaterMark ?? 256 * 1024,
   };

@@ -8,6 +8,9 @@ import { CPIM_OBJECT_TYPE, GROUP_STATE_TYPE, type AppendItem, type AppendOptions
 import type { Chunk } from './frames.js';
 import type { Session } from './session.js';
 
+/** Gathered bytes past which the recorder writes at once, whatever the time. */
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+
 /** Shared, never changed: one options object per direction instead of one per message. */
 const BY_DIRECTION: Readonly<Record<Direction, AppendOptions>> = { received: { direction: 'received' }, sent: { direction: 'sent' } };
 
@@ -25,17 +28,24 @@ export class HistoryRecorder {
   /** Writes in flight; `flush()` waits for them. */
   private readonly writes = new Set<Promise<unknown>>();
   /**
-   * This event-loop turn's objects, in order, and the calls they belong to: handed to the
-   * store in one appendMany when the turn ends (one LMDB transaction, one queue commit,
-   * instead of one per message; docs/history.md "Where the cost of history goes").
+   * The objects gathered, in order, and the calls they belong to: handed to the store in
+   * one appendMany after `batchMs` (one LMDB transaction and commit, one queue commit,
+   * instead of one per message; docs/history.md "Where the cost of history goes"), or at
+   * once past MAX_BATCH_BYTES.
    */
   private batch: AppendItem[] = [];
   private batchCalls = new Set<string>();
+
+  private batchBytes = 0;
+  /** Cancels the pending write of the batch (its timer or immediate). */
+  private cancel: (() => void) | undefined;
 
   constructor(
     private readonly store: HistoryWriter | undefined,
     private readonly log: Logger | undefined,
     private readonly maxMessage: number,
+    /** How long objects are gathered before one write (0: to the end of the event-loop turn). */
+    private readonly batchMs = 0,
   ) {}
 
   /** The session records and a store is configured. */
@@ -127,17 +137,30 @@ export class HistoryRecorder {
 
   private add(item: AppendItem, callId: string): void {
     if (!this.store) return;
-    if (this.batch.length === 0) setImmediate(this.writeBatch);
+    if (this.batch.length === 0) {
+      if (this.batchMs > 0) {
+        const t = setTimeout(this.writeBatch, this.batchMs);
+        this.cancel = () => clearTimeout(t);
+      } else {
+        const i = setImmediate(this.writeBatch);
+        this.cancel = () => clearImmediate(i);
+      }
+    }
     this.batch.push(item);
     this.batchCalls.add(callId);
+    this.batchBytes += item.data.length;
+    if (this.batchBytes >= MAX_BATCH_BYTES) this.writeBatch();
   }
 
   private readonly writeBatch = (): void => {
+    this.cancel?.();
+    this.cancel = undefined;
     if (this.batch.length === 0 || !this.store) return;
     const calls = [...this.batchCalls];
     const w = this.store.appendMany(this.batch).catch((err: unknown) => this.log?.error({ err, calls }, 'history write failed'));
     this.batch = [];
     this.batchCalls = new Set();
+    this.batchBytes = 0;
     this.track(w);
   };
 

@@ -100,7 +100,7 @@ export class MsrpRelay extends EventEmitter<{ event: [RelayEvent] }> {
     // Fails here, not at listen(), on a bad certificate or a key that does not match it.
     if (options.tls) createSecureContext(options.tls);
     this.fingerprint = options.tls ? `sha-256 ${new X509Certificate(options.tls.cert).fingerprint256}` : undefined;
-    this.history = new HistoryRecorder(options.store, options.log, ctx.limits.maxHistoryMessage);
+    this.history = new HistoryRecorder(options.store, options.log, ctx.limits.maxHistoryMessage, ctx.limits.historyBatchMs);
     const flow = new Backpressure(ctx.limits.highWaterMark, conn => this.ingress.forget(conn));
     const forwarder = new Forwarder(ctx, flow, this.history);
     this.binder = new Binder(ctx, forwarder, flow);

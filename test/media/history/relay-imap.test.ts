@@ -77,3 +77,11 @@ t.test('config: history-store', async t => {
   t.match(readConfig(base, { MSS_PASSWORD: 's', MSS_PORT: '1143', RELAY_HISTORY_QUEUE_MAX_ENTRIES: '10' }).mss,
     { port: 1143, queue: { maxEntries: 10 } }, 'environment');
 });
+
+t.test('config: history-batch-ms', async t => {
+  t.notOk('historyBatchMs' in readConfig([], {}), 'the default (20 ms) is not repeated');
+  t.equal(readConfig(['--history-batch-ms', '0'], {}).historyBatchMs, 0, '0: each event-loop turn');
+  t.equal(readConfig([], { RELAY_HISTORY_BATCH_MS: '50' }).historyBatchMs, 50, 'environment');
+  t.throws(() => readConfig(['--history-batch-ms', '-1'], {}), /history-batch-ms/);
+  t.throws(() => readConfig(['--history-batch-ms', '5000'], {}), /history-batch-ms/, 'at most 1 s');
+});
