@@ -39,7 +39,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { guardedTransition, type NextTable } from '../../lib/fsm.js';
 import { MssError, type AppendItem, type AppendOptions, type FolderRef, type HistoryWriter, type MessageStore, type SessionInfo } from './mss.js';
 import { settlesWithin } from '../../lib/lmdb-commit-guard.js';
-import { decodeRun, encodeRun, type RunObject } from './run.js';
+import { decodeRun, encodeRun, fitsRun, type RunObject } from './run.js';
 
 const RefSchema = Type.Object({ conversationId: Type.String(), contributionId: Type.String() });
 const EntrySchema = Type.Union([
@@ -92,7 +92,7 @@ export interface WriteQueueOptions {
    * The queue closes them on close().
    */
   target: Target | readonly Target[];
-  /** Entries waiting at most. Default 100 000. */
+  /** Objects waiting at most (a run entry counts its objects). Default 100 000. */
   maxEntries?: number;
   /** Bytes of objects waiting at most. Default 256 MiB. */
   maxBytes?: number;
@@ -109,7 +109,7 @@ export interface QueueStats {
   /** `writing` when a lane writes, else `waiting` when one backs off, else `idle` (or `closed`). */
   readonly state: WorkerState;
   readonly lanes: readonly WorkerState[];
-  /** Entries waiting (on disk). */
+  /** Objects waiting (on disk; a run's objects until its last is written). */
   readonly queued: number;
   readonly bytes: number;
   /** Since open: entries written, dropped (queue full), set aside (refused for good). */
@@ -260,6 +260,11 @@ export class WriteQueue implements HistoryWriter {
     const now = Date.now();
     const queued = items.map(({ ref, contentType, data, opts }) => {
       const size = OVERHEAD + data.length;
+      if (!fitsRun(contentType, opts?.key)) {
+        this.dropped++;
+        this.o.log?.error({ ref }, 'history queue: a Content-Type or key over 65535 bytes; dropped');
+        return false;
+      }
       if (!this.admit(size)) return false;
       let run = last && last.ref.conversationId === ref.conversationId && last.ref.contributionId === ref.contributionId ? last : undefined;
       if (!run) {
@@ -482,6 +487,7 @@ export class WriteQueue implements HistoryWriter {
       this.progress.set(seq, i + 1);
       this.attempts.delete(seq);
       this.written++;
+      lane.failures = 0; // the next outage backs off from the first wait again
     }
   }
 
@@ -536,7 +542,9 @@ export class WriteQueue implements HistoryWriter {
           op: 'append', ref: e.ref, contentType: o.contentType, data: o.data, key: o.key ?? '', at: o.at,
           ...(o.direction ? { direction: o.direction } : {}),
         };
-        this.background(this.db.put(['aside', ++this.lastSeq], { error, entry: single }), seq);
+        // Keyed by the run and the object's place in it: set aside again after a reopen, it
+        // replaces its own record instead of adding a second one.
+        this.background(this.db.put(['aside', seq, i], { error, entry: single }), seq);
         this.progress.set(seq, i + 1);
         this.attempts.delete(seq);
       } else {

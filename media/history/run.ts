@@ -29,6 +29,13 @@ const VERSION = 1;
 const DIRECTIONS: readonly (Direction | undefined)[] = [undefined, 'received', 'sent'];
 /** The fixed bytes of one object: three lengths, direction and time. */
 const FIXED = 2 + 2 + 1 + 8 + 4;
+/** The largest time a Date holds, in ms (ECMA-262 §21.4.1.1). */
+const MAX_TIME = 8.64e15;
+
+/** The Content-Type and key fit a run record (each at most 65535 bytes of UTF-8). */
+export function fitsRun(contentType: string, key: string | undefined): boolean {
+  return Buffer.byteLength(contentType) <= 0xffff && (key === undefined || Buffer.byteLength(key) <= 0xffff);
+}
 
 export function encodeRun(objects: readonly RunObject[]): Buffer {
   let size = 5;
@@ -89,7 +96,8 @@ export function decodeRun(input: Uint8Array): { count: number; objects: RunObjec
     const when = buf.readDoubleBE(at + 1);
     const len = buf.readUInt32BE(at + 9);
     at += 13;
-    if (dir >= DIRECTIONS.length || !fits(len)) break;
+    // A time no Date can hold (NaN, past ±8.64e15 ms) is damage too.
+    if (dir >= DIRECTIONS.length || !(Math.abs(when) <= MAX_TIME) || !fits(len)) break;
     const direction = DIRECTIONS[dir];
     objects.push({
       contentType, data: Buffer.from(buf.subarray(at, at + len)), at: when,

@@ -151,6 +151,11 @@ export class LmdbMessageStore implements MessageStore {
         ...(value.key === undefined ? {} : { key: value.key }),
       });
     }
+    // A damaged run: the UIDs it no longer holds are reported, not skipped. Its count is
+    // not trusted beyond the folder's last UID, nor over UIDs another record holds.
+    const stored = this.db.get(['folder', ref.conversationId, ref.contributionId]);
+    const lastUid = typeof stored === 'number' ? stored : 0;
+    const lost: number[] = [];
     for (const { key, value } of this.db.getRange(range('run'))) {
       if (!(value instanceof Uint8Array)) continue;
       const first = Number(key[3]);
@@ -159,10 +164,12 @@ export class LmdbMessageStore implements MessageStore {
         uid: first + i, contentType: o.contentType, data: o.data, storedAt: new Date(o.at).toISOString(),
         ...(o.key === undefined ? {} : { key: o.key }),
       }));
-      // A damaged record: the objects it no longer holds are reported, not skipped.
-      for (let i = objects.length; i < Math.max(count, 1); i++) {
-        out.push({ uid: first + i, contentType: '', data: Buffer.alloc(0), storedAt: new Date(0).toISOString(), problem: 'malformed' });
-      }
+      const end = Math.min(first + Math.max(count, 1) - 1, lastUid);
+      for (let uid = first + objects.length; uid <= end; uid++) lost.push(uid);
+    }
+    const held = new Set(out.map(o => o.uid));
+    for (const uid of lost) {
+      if (!held.has(uid)) out.push({ uid, contentType: '', data: Buffer.alloc(0), storedAt: new Date(0).toISOString(), problem: 'malformed' });
     }
     return out.sort((a, b) => a.uid - b.uid);
   }

@@ -124,8 +124,10 @@ export class HistoryRecorder {
 
   /** Resolves once every write handed over so far, this turn's batch included, is done. */
   async flush(): Promise<void> {
-    this.writeBatch();
-    while (this.writes.size > 0) await Promise.all([...this.writes]);
+    do {
+      this.writeBatch();
+      await Promise.all([...this.writes]);
+    } while (this.writes.size > 0 || this.batch.length > 0);
   }
 
   /** Store one message/cpim object (CR 8.5) in the session's folder. */

@@ -255,6 +255,59 @@ t.test('runs: written in order through an MSS outage; an object refused for good
   await q.close();
 });
 
+t.test('a run object set aside, then the queue reopened before the run ends: one aside record, each object stored once', async t => {
+  const path = `${t.testdir()}/q.mdb`;
+  let down = false;
+  let once = true;
+  const keys = new Set<string>();
+  const stored: string[] = [];
+  const target: Pick<MessageStore, 'ensureSessionFolder' | 'append' | 'close'> = {
+    ensureSessionFolder: async () => ({ created: true, infoUid: 1 }),
+    append: async (_r, _ct, d, o) => {
+      const x = d.toString();
+      if (o?.retry && o.key !== undefined && keys.has(o.key)) return 0; // the idempotency check
+      if (x === 'bad') throw new MssError('refused', true);
+      if (down) throw new MssError('MSS down', false);
+      stored.push(x);
+      if (o?.key !== undefined) keys.add(o.key);
+      if (x === 'a' && once) {
+        down = true; // the MSS goes away after 'a'
+        once = false;
+      }
+      return stored.length;
+    },
+    close: async () => undefined,
+  };
+  const ref = { conversationId: 'aside-twice', contributionId: 'c' };
+  const q1 = new WriteQueue({ path, target, maxAttempts: 2, backoffMs: { first: 5, max: 10 }, closeWaitMs: 100 });
+  await q1.appendMany(['a', 'bad', 'b'].map(x => ({ ref, contentType: 'message/cpim', data: Buffer.from(x) })));
+  await statsUntil(q1, st => st.setAside === 1 && st.failures >= 1, 'bad set aside, the MSS down for b');
+  await q1.close();
+  down = false;
+  const q2 = new WriteQueue({ path, target, maxAttempts: 2, backoffMs: { first: 5, max: 10 } });
+  await q2.drained();
+  t.same(stored, ['a', 'b'], 'each stored once');
+  t.match(q2.stats(), { queued: 0, bytes: 0, setAside: 1 });
+  await q2.close(); // every write of the file committed
+  const q3 = new WriteQueue({ path, target });
+  t.same(q3.asideEntries().map(a => Buffer.from((a.entry as { data: Uint8Array }).data).toString()), ['bad'], 'one aside record for bad');
+  await q3.close();
+});
+
+t.test('appendMany: a Content-Type or key a run cannot hold is dropped alone, counters stay right', async t => {
+  const q = new WriteQueue({ path: `${t.testdir()}/q.mdb`, target: imap(mss) });
+  const ref = { conversationId: 'oversize', contributionId: 'c' };
+  await q.ensureSessionFolder(ref, {});
+  t.same(await q.appendMany([
+    { ref, contentType: 'message/cpim', data: cpim('ok', 'ok') },
+    { ref, contentType: 'x'.repeat(70_000), data: Buffer.from('y') },
+    { ref, contentType: 'message/cpim', data: Buffer.from('z'), opts: { key: 'k'.repeat(70_000) } },
+  ]), [true, false, false]);
+  await q.drained();
+  t.match(q.stats(), { queued: 0, bytes: 0, dropped: 2, written: 2 });
+  await q.close();
+});
+
 t.test('an entry the MSS refuses for good is set aside; the rest go on', async t => {
   const q = new WriteQueue({ path: `${t.testdir()}/q.mdb`, target: imap(mss), maxAttempts: 2, backoffMs: { first: 5, max: 20 } });
   const bad = { conversationId: 'x'.repeat(500), contributionId: 'c' };

@@ -39,6 +39,15 @@ t.test('truncated: every prefix decodes to a prefix of the objects, never throws
   t.pass(`${buf.length} prefixes`);
 });
 
+t.test('a time no Date can hold ends the readable part', async t => {
+  for (const at of [NaN, Infinity, -Infinity, 8.64e15 + 1]) {
+    const buf = encodeRun([objects[0]!, { ...objects[1]!, at }, objects[2]!]);
+    const r = decodeRun(buf);
+    t.equal(r.count, 3);
+    t.equal(r.objects.length, 1, `time ${at}: the objects before it only`);
+  }
+});
+
 t.test('fuzz: random and mutated bytes never throw', async t => {
   const next = rng(61206);
   const base = encodeRun(objects);
@@ -73,5 +82,25 @@ t.test('the store reports the objects a damaged run no longer holds', async t =>
   t.same(list.map(o => [o.uid, o.problem ?? 'ok']), [[1, 'ok'], [2, 'ok'], [3, 'malformed'], [4, 'malformed']]);
   t.ok(list[1]!.data.equals(objects[0]!.data), 'the whole object before the damage is read');
   t.equal(await s2.append(ref, 'message/cpim', cpim('after')), 5, 'UIDs go on');
+  await s2.close();
+});
+
+t.test('the store does not trust a damaged run count beyond the folder', async t => {
+  const dir = t.testdir();
+  const ref = { conversationId: 'conv-c', contributionId: 'c' };
+  const s1 = new LmdbMessageStore(`${dir}/h.mdb`);
+  await s1.ensureSessionFolder(ref, {});
+  await s1.appendMany(objects.slice(0, 2).map(o => ({ ref, contentType: o.contentType, data: o.data })));
+  await s1.append(ref, 'message/cpim', cpim('later'));
+  await s1.close();
+  // the run at UID 2 claims 0xffffffff objects
+  const db = open<Uint8Array, (string | number)[]>({ path: `${dir}/h.mdb`, compression: false });
+  const run = Buffer.from(db.get(['run', 'conv-c', 'c', 2])!);
+  run.writeUInt32BE(0xffffffff, 1);
+  await db.put(['run', 'conv-c', 'c', 2], run);
+  await db.close();
+  const s2 = new LmdbMessageStore(`${dir}/h.mdb`);
+  const list = await s2.list(ref);
+  t.same(list.map(o => [o.uid, o.problem ?? 'ok']), [[1, 'ok'], [2, 'ok'], [3, 'ok'], [4, 'ok']], 'no invented UIDs, none beyond the folder');
   await s2.close();
 });
