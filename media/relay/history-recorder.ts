@@ -117,12 +117,12 @@ export class HistoryRecorder {
   /** CR 8.3.2.4: a group session's Group State Object, in its folder. False without a store. */
   groupState(ref: { conversationId: string; contributionId: string }, xml: string, callId: string): boolean {
     if (!this.store) return false;
-    // In the turn's batch, so it lands after the messages recorded before it.
+    // In the batch, so it lands after the messages recorded before it.
     this.add({ ref, contentType: GROUP_STATE_TYPE, data: Buffer.from(xml, 'utf8') }, callId);
     return true;
   }
 
-  /** Resolves once every write handed over so far, this turn's batch included, is done. */
+  /** Resolves once every write handed over so far, what is gathered included, is done. */
   async flush(): Promise<void> {
     do {
       this.writeBatch();
